@@ -1,0 +1,48 @@
+# attachd: a thin wrapper around Meson for the two commands the README opens
+# with. `make run` and `make check` install whatever Debian packages are
+# missing first (apt-get, only when missing), so they work on a fresh machine.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+LISTEN     ?= 127.0.0.1:8774
+DB         ?= data/attachd.db
+PYTHON     ?= /usr/bin/python3
+
+# What building needs, and what the test suites need on top.
+BUILD_DEBS := gcc meson ninja-build pkg-config libmicrohttpd-dev libjansson-dev \
+              libsqlite3-dev libsodium-dev libcmocka-dev
+TEST_DEBS  := python3-pytest python3-requests python3-openstacksdk \
+              python3-novaclient python3-openstackclient python3-tempest curl
+
+.PHONY: all build asan deps test-deps run check unit api compat clean
+
+all: build
+
+deps:
+	@scripts/ensure-debs $(BUILD_DEBS)
+
+test-deps: deps
+	@scripts/ensure-debs $(TEST_DEBS)
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+run: build
+	@mkdir -p $(dir $(DB))
+	./$(BUILD)/attachd serve --listen $(LISTEN) --db $(DB) --demo
+
+# Every suite, on the normal build and again under ASan+UBSan.
+check: test-deps build asan
+	@PYTHON=$(PYTHON) scripts/run-tests $(BUILD) $(ASAN_BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,64 @@
+/* api.h: the API layer's entry point. The HTTP adapter turns each request
+ * into a struct request, calls api_handle(), and sends the struct response.
+ * Everything between (routing, authentication, microversions, JSON, the two
+ * dialects) lives below this header.
+ */
+#ifndef ATTACHD_API_H
+#define ATTACHD_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "auth/auth.h"
+#include "store/store.h"
+#include "util/arena.h"
+
+#define API_MAX_HEADERS 12
+
+enum method {
+    METHOD_GET = 1, METHOD_HEAD = 2, METHOD_POST = 4, METHOD_PUT = 8,
+    METHOD_DELETE = 16, METHOD_PATCH = 32, METHOD_OTHER = 64,
+};
+
+struct request {
+    struct arena *arena;
+    enum method method;
+    const char *path;               /* without the query string */
+    const char *body;
+    size_t body_len;
+    /* Access to the HTTP layer's headers and query arguments. */
+    const char *(*header)(void *http, const char *name);
+    const char *(*query)(void *http, const char *name);
+    /* Call fn for each query argument; stop and return false when it does. */
+    bool (*each_query)(void *http, bool (*fn)(void *cls, const char *key, const char *value),
+                       void *cls);
+    void *http;
+    const char *request_id;         /* "req-<uuid4>" */
+    const char *user;               /* set once authenticated, for the access log */
+};
+
+struct response_header {
+    const char *name, *value;
+};
+
+struct response {
+    int status;
+    const char *content_type;       /* NULL: no body */
+    const char *body;
+    size_t body_len;
+    struct response_header headers[API_MAX_HEADERS];
+    int n_headers;
+};
+
+struct api;
+
+struct api *api_new(struct store *store, struct auth *auth);
+void api_free(struct api *a);
+void api_handle(struct api *a, struct request *req, struct response *res);
+
+/* Helpers the HTTP layer uses too. */
+void api_add_header(struct response *res, const char *name, const char *value);
+/* A whole error response for failures found before the API ran (413). */
+void api_http_error(struct request *req, struct response *res, int status);
+
+#endif

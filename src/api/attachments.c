@@ -1,0 +1,197 @@
+/* attachments.c: /servers/{id}/os-volume_attachments (spec section 3).
+ *
+ * Nova dialect: fields by microversion (3.0): tag from 2.70,
+ * delete_on_termination from 2.79, attachment_id and bdm_uuid instead of id
+ * from 2.89; detach 202. Hostway dialect: the 2.1 fields, show returns the
+ * volume ({"volume": ...}), detach 204 (D2).
+ */
+#include <string.h>
+
+#include "api/call.h"
+#include "util/id.h"
+
+static json_t *render_attachment(struct call *c, const struct attachment *a, bool on_create)
+{
+    json_t *o = json_object();
+    if (c->version < 89 || on_create)
+        json_object_set_new(o, "id", json_string(a->volume_id));
+    json_object_set_new(o, "serverId", json_string(a->server_id));
+    json_object_set_new(o, "volumeId", json_string(a->volume_id));
+    json_object_set_new(o, "device", json_string(a->device));
+    if (c->version >= 70)
+        json_object_set_new(o, "tag", json_str_or_null(a->tag));
+    if (c->version >= 79)
+        json_object_set_new(o, "delete_on_termination", json_boolean(a->delete_on_termination));
+    if (c->version >= 89 && !on_create) {
+        json_object_set_new(o, "attachment_id", json_string(a->id));
+        json_object_set_new(o, "bdm_uuid", json_string(a->bdm_uuid));
+    }
+    return o;
+}
+
+void attachments_list(struct call *c)
+{
+    static const char *const allowed[] = {"limit", "offset", NULL};
+    struct paging p;
+    struct core_error err;
+    struct attachment *at;
+    int n;
+    if (c->version >= 75 && !query_only(c, allowed))
+        return;
+    if (!query_paging(c, &p, false))
+        return;
+    if (!core_attachment_list(&c->core, c->param[0], p.offset, p.limit < 0 ? 1000 : p.limit,
+                              &at, &n, &err)) {
+        reply_core_error(c, &err);
+        return;
+    }
+    json_t *items = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(items, render_attachment(c, &at[i], false));
+    reply_json(c, 200, json_pack("{s:o}", "volumeAttachments", items));
+}
+
+/* Hostway's show: the attached volume, snake_case (spec 3.3, D2). */
+static json_t *render_hostway_volume(struct call *c, const struct attachment *a, bool *ok)
+{
+    struct volume v;
+    struct core_error err;
+    *ok = core_volume_get(&c->core, a->volume_id, &v, &err);
+    if (!*ok)
+        return NULL;
+    json_t *metadata = json_loads(v.metadata, 0, NULL);
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:s, s:[{s:s, s:s, s:s, s:s}], s:o,"
+                     " s:s, s:s, s:s}",
+                     "id", v.id, "display_name", v.name ? v.name : "",
+                     "display_description", v.description ? v.description : "",
+                     "size", (json_int_t)v.size, "volume_type", v.volume_type ? v.volume_type : "",
+                     "metadata", metadata ? metadata : json_object(),
+                     "availability_zone", v.availability_zone,
+                     "attachments", "id", a->volume_id, "server_id", a->server_id, "volume_id",
+                     a->volume_id, "device", a->device,
+                     "links", json_pack("[{s:s, s:s}]", "href",
+                                        arena_printf(c->arena, "%s%s/volumes/%s/", c->base,
+                                                     c->prefix, v.id), "rel", "self"),
+                     "snapshot_id", v.snapshot_id ? v.snapshot_id : "",
+                     "created_at", render_time(c->arena, v.created_at, TIME_SPACE),
+                     "status", v.status);
+}
+
+void attachments_show(struct call *c)
+{
+    struct attachment a;
+    struct core_error err;
+    if (!core_attachment_get(&c->core, c->param[0], c->param[1], &a, &err)) {
+        reply_core_error(c, &err);
+        return;
+    }
+    if (c->dialect == DIALECT_HOSTWAY) {
+        bool ok;
+        json_t *v = render_hostway_volume(c, &a, &ok);
+        if (!ok) {
+            reply_error(c, 404, "Volume %s could not be found.", a.volume_id);
+            return;
+        }
+        reply_json(c, 200, json_pack("{s:o}", "volume", v));
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:o}", "volumeAttachment", render_attachment(c, &a, false)));
+}
+
+static bool id_ok(const char *s)
+{
+    return id_valid(s, strlen(s));
+}
+
+static bool tag_ok(const char *s)
+{
+    return !strpbrk(s, ",/");
+}
+
+#define DEVICE_PATTERN "(^/dev/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$"
+
+static const struct field attach_fields[] = {
+    {.name = "volumeId", .types = FT_STRING, .check = id_ok, .pattern = "^[A-Za-z0-9._~:-]{1,255}$",
+     .max_len = 255, .required = true},
+    {.name = "device", .types = FT_STRING | FT_NULL, .check = core_device_valid,
+     .pattern = DEVICE_PATTERN},
+    {.name = "tag", .types = FT_STRING, .min_len = 1, .max_len = 60, .check = tag_ok,
+     .pattern = "^[^,/]*$", .since = 49},
+    {.name = "delete_on_termination", .types = FT_BOOLISH, .since = 79},
+    {0},
+};
+
+void attachments_create(struct call *c)
+{
+    json_t *o = body_object(c, "volumeAttachment", attach_fields);
+    if (!o)
+        return;
+    struct attach_spec spec = {
+        .volume_id = json_string_value(json_object_get(o, "volumeId")),
+        .device = json_string_value(json_object_get(o, "device")),
+        .tag = json_string_value(json_object_get(o, "tag")),
+    };
+    json_t *dot = json_object_get(o, "delete_on_termination");
+    if (dot)
+        json_boolish(dot, &spec.delete_on_termination);
+    struct attachment a;
+    struct core_error err;
+    if (!core_attach(&c->core, c->param[0], &spec, &a, &err)) {
+        reply_core_error(c, &err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:o}", "volumeAttachment", render_attachment(c, &a, true)));
+}
+
+static const struct field update_fields[] = {
+    {.name = "volumeId", .types = FT_STRING, .check = id_ok, .pattern = "^[A-Za-z0-9._~:-]{1,255}$",
+     .max_len = 255, .required = true},
+    {.name = "device", .types = FT_STRING | FT_NULL, .since = 85},
+    {.name = "tag", .types = FT_STRING | FT_NULL, .since = 85},
+    {.name = "delete_on_termination", .types = FT_BOOLEAN, .since = 85},
+    {.name = "serverId", .types = FT_STRING, .since = 85},
+    {.name = "id", .types = FT_STRING, .since = 85},
+    {0},
+};
+
+void attachments_update(struct call *c)
+{
+    /* The Hostway dialect has no microversions; it updates as 2.85 does. */
+    if (c->dialect == DIALECT_HOSTWAY)
+        c->version = c->core.version = 85;
+    json_t *o = body_object(c, "volumeAttachment", update_fields);
+    if (c->dialect == DIALECT_HOSTWAY)
+        c->version = c->core.version = 1;
+    if (!o)
+        return;
+    struct attach_update u = {.volume_id = json_string_value(json_object_get(o, "volumeId"))};
+    json_t *v;
+    if ((v = json_object_get(o, "delete_on_termination")))
+        u.set_delete_on_termination = true, u.delete_on_termination = json_is_true(v);
+    if ((v = json_object_get(o, "device")))
+        u.has_device = true, u.device = json_string_value(v);
+    if ((v = json_object_get(o, "tag")))
+        u.has_tag = true, u.tag = json_string_value(v);
+    if ((v = json_object_get(o, "serverId")))
+        u.has_server_id = true, u.server_id = json_string_value(v);
+    if ((v = json_object_get(o, "id")))
+        u.has_id = true, u.id = json_string_value(v);
+    struct core_error err;
+    if (c->dialect == DIALECT_HOSTWAY)
+        c->core.version = 85;
+    bool ok = core_attachment_update(&c->core, c->param[0], c->param[1], &u, &err);
+    c->core.version = c->version;
+    if (ok)
+        reply_empty(c, 202);
+    else
+        reply_core_error(c, &err);
+}
+
+void attachments_delete(struct call *c)
+{
+    struct core_error err;
+    if (core_detach(&c->core, c->param[0], c->param[1], &err))
+        reply_empty(c, c->dialect == DIALECT_HOSTWAY ? 204 : 202);
+    else
+        reply_core_error(c, &err);
+}

@@ -1,0 +1,120 @@
+/* call.h: the state of one API call, shared by the router, the dialects and
+ * the resource handlers. Internal to src/api. */
+#ifndef ATTACHD_CALL_H
+#define ATTACHD_CALL_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "core/core.h"
+
+enum dialect { DIALECT_HOSTWAY, DIALECT_NOVA };
+
+#define MAX_VERSION 89          /* the newest 2.x served */
+
+struct call {
+    struct api *api;
+    struct request *req;
+    struct response *res;
+    struct arena *arena;
+    enum dialect dialect;
+    int version;                /* 2.<version>; 1 in the Hostway dialect */
+    bool versioned;             /* send the microversion headers */
+    struct core_ctx core;
+    const char *base;           /* scheme://host */
+    const char *prefix;         /* the path prefix used: "", "/v2.1", "/accounts/x/flexcloud" */
+    const char *account_in_path;/* the account the path named, or NULL */
+    const char *param[3];       /* ids from the path, in order */
+    json_t *body;               /* the parsed request body, if any */
+};
+
+typedef void (*handler_fn)(struct call *c);
+
+/* ---- responses (dialect.c) ------------------------------------------------ */
+void reply_json(struct call *c, int status, json_t *body);   /* steals body */
+void reply_empty(struct call *c, int status);
+/* An error with Nova's text; the dialect picks name, shape and Hostway title. */
+void reply_error(struct call *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void reply_core_error(struct call *c, const struct core_error *err);
+void reply_unauthorized(struct call *c);
+void reply_throttled(struct call *c, int retry_after);
+
+/* ---- microversions (microversion.c) --------------------------------------- */
+enum mv_result { MV_OK, MV_MALFORMED, MV_UNSUPPORTED };
+/* Parse the request's version headers: *version is the 2.x minor. On error
+ * *bad points at the offending text (in arena). */
+enum mv_result mv_negotiate(struct request *req, struct arena *ar, int *version,
+                            const char **bad);
+enum mv_result mv_parse(const char *text, int *major, int *minor);
+
+/* ---- request bodies and queries (json.c) --------------------------------- */
+
+enum field_type {
+    FT_STRING = 1, FT_NULL = 2, FT_INTEGER = 4, FT_BOOLEAN = 8, FT_OBJECT = 16,
+    FT_ARRAY = 32, FT_NUMBER = 64,
+    FT_BOOLISH = 128,           /* Nova's boolean: a bool or "true"/"1"/"yes"/... */
+    FT_INTISH = 256,            /* an integer or a string of digits */
+};
+
+struct field {
+    const char *name;
+    unsigned types;
+    int min_len, max_len;       /* strings; 0 = no bound */
+    const char *pattern;        /* shown in messages; checked by `check` */
+    bool (*check)(const char *s);
+    bool required;
+    int since, until;           /* microversions where the field exists; 0 = always */
+};
+
+/* Parse the body as JSON: false (and 400 sent) if it is not. */
+bool body_parse(struct call *c);
+/* The object under `key` of the body, validated against fields
+ * (Nova's jsonschema order and messages); NULL after a 400. */
+json_t *body_object(struct call *c, const char *key, const struct field *fields);
+/* Validate obj against fields; false after a 400. `at` names obj. */
+bool validate_object(struct call *c, json_t *obj, const char *at, const struct field *fields);
+bool json_boolish(json_t *v, bool *out);
+/* Python's repr() of a JSON value, as Nova's messages show it. */
+char *py_repr(struct arena *ar, json_t *v);
+
+/* Paging: `limit` and `offset`/`marker` from the query; false after a 400. */
+struct paging {
+    int limit;                  /* -1: none given */
+    int64_t offset;
+    const char *marker;
+};
+bool query_paging(struct call *c, struct paging *p, bool with_marker);
+/* From 2.75 unknown query parameters are 400 on some lists. */
+bool query_only(struct call *c, const char *const *allowed);
+
+/* ---- renderers shared by handlers ---------------------------------------- */
+json_t *render_links(struct call *c, const char *collection, const char *id);
+json_t *json_str_or_null(const char *s);
+char *render_time(struct arena *ar, const char *stored, int style);
+enum { TIME_ISO_Z, TIME_ISO_MICRO, TIME_SPACE };
+
+/* ---- resources ------------------------------------------------------------ */
+void versions_root(struct call *c);
+void versions_v21(struct call *c);
+
+void servers_list(struct call *c);
+void servers_detail(struct call *c);
+void servers_create(struct call *c);
+void servers_show(struct call *c);
+void servers_delete(struct call *c);
+void servers_action(struct call *c);
+
+void volumes_list(struct call *c);
+void volumes_detail(struct call *c);
+void volumes_create(struct call *c);
+void volumes_show(struct call *c);
+void volumes_delete(struct call *c);
+
+void attachments_list(struct call *c);
+void attachments_create(struct call *c);
+void attachments_show(struct call *c);
+void attachments_update(struct call *c);
+void attachments_delete(struct call *c);
+
+#endif

@@ -1,0 +1,162 @@
+/* dialect.c: how a response looks in each dialect (D2, D3, spec 1.6).
+ *
+ * Handlers state what happened (a status and Nova's text); this file alone
+ * decides the fault name and body shape:
+ *   Nova:    {"<name>": {"code": N, "message": "<Nova text>"}}
+ *   Hostway: {"<name>": {"message": "<title>", "code": N, "details": "<reason>",
+ *             "errorid": "<uuid4>"}}, a 404 exactly as the seed shows it.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/call.h"
+#include "util/id.h"
+
+/* The seed's 401 text: its five lines, each ending in a newline (D6). */
+static const char unauthorized_body[] =
+    "401 Unauthorized\n"
+    "This server could not verify that you are authorized to\n"
+    "access the document you requested.  Either you supplied the\n"
+    "wrong credentials (e.g., bad password), or your browser\n"
+    "does not understand how to supply the credentials required.\n";
+
+void api_add_header(struct response *res, const char *name, const char *value)
+{
+    if (res->n_headers < API_MAX_HEADERS)
+        res->headers[res->n_headers++] = (struct response_header){name, value};
+}
+
+void reply_json(struct call *c, int status, json_t *body)
+{
+    struct response *res = c->res;
+    res->status = status;
+    res->content_type = "application/json";
+    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
+    char *buf = arena_alloc(c->arena, n + 1);
+    res->body_len = json_dumpb(body, buf, n, JSON_COMPACT);
+    res->body = buf;
+    json_decref(body);
+}
+
+void reply_empty(struct call *c, int status)
+{
+    c->res->status = status;
+    c->res->content_type = NULL;
+    c->res->body = NULL;
+    c->res->body_len = 0;
+}
+
+static const char *nova_name(int status)
+{
+    switch (status) {
+    case 400: return "badRequest";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "itemNotFound";
+    case 405: return "badMethod";
+    case 409: return "conflictingRequest";
+    case 413: case 429: return "overLimit";
+    case 415: return "badMediaType";
+    case 501: return "notImplemented";
+    case 503: return "serviceUnavailable";
+    default: return "computeFault";
+    }
+}
+
+static const char *hostway_title(int status)
+{
+    switch (status) {
+    case 400: return "Bad request";
+    case 403: return "Forbidden";
+    case 404: return "Resource not found";
+    case 405: return "Method not allowed";
+    case 406: return "Not acceptable";
+    case 409: return "Conflict";
+    case 413: return "Request entity too large";
+    case 415: return "Unsupported media type";
+    case 429: return "Too many requests";
+    case 503: return "Service unavailable";
+    default: return "Internal server error";
+    }
+}
+
+/* The one place an error body is built. title: the Hostway message (NULL
+ * for the status's default); retry_after > 0 adds Nova's retryAfter. */
+static void fault(struct call *c, int status, const char *title, const char *message,
+                  int retry_after)
+{
+    json_t *inner;
+    const char *name;
+    if (c->dialect == DIALECT_HOSTWAY) {
+        char errorid[UUID_STR_LEN + 1];
+        id_uuid4(errorid);
+        name = status == 409 ? "conflict" : nova_name(status);
+        inner = json_pack("{s:s, s:i, s:s, s:s}",
+                          "message", title ? title : hostway_title(status),
+                          "code", status,
+                          "details", status == 404 ? "" : message,
+                          "errorid", errorid);
+    } else {
+        name = nova_name(status);
+        inner = json_pack("{s:i, s:s}", "code", status, "message", message);
+        if (retry_after > 0)
+            json_object_set_new(inner, "retryAfter", json_sprintf("%d", retry_after));
+    }
+    if (!inner)     /* a message that is not UTF-8 cannot come from us */
+        inner = json_pack("{s:i, s:s}", "code", status, "message", "");
+    reply_json(c, status, json_pack("{s:o}", name, inner));
+}
+
+void reply_error(struct call *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *message = arena_vprintf(c->arena, fmt, ap);
+    va_end(ap);
+    fault(c, status, NULL, message, 0);
+}
+
+void reply_core_error(struct call *c, const struct core_error *err)
+{
+    bool hostway = c->dialect == DIALECT_HOSTWAY;
+    int status = 500;
+    const char *title = NULL;
+    switch (err->code) {
+    case CORE_OK: status = 500; break;
+    case CORE_BAD_REQUEST: status = 400; break;
+    case CORE_FORBIDDEN: status = 403; break;
+    case CORE_NOT_FOUND: status = 404; break;
+    case CORE_CONFLICT: status = 409; break;
+    case CORE_UNAVAILABLE: status = 503; break;
+    case CORE_ALREADY_ATTACHED:     /* D2: Hostway 409; Nova (as Cinder) 400 */
+        status = hostway ? 409 : 400;
+        title = "VolumeAlreadyAttached";
+        break;
+    case CORE_VOLUME_BUSY:
+        status = hostway ? 409 : 400;
+        title = "VolumeInUse";
+        break;
+    }
+    fault(c, status, title, err->message, 0);
+}
+
+void reply_unauthorized(struct call *c)
+{
+    struct response *res = c->res;
+    res->status = 401;
+    res->content_type = "text/plain; charset=UTF-8";
+    res->body = unauthorized_body;
+    res->body_len = sizeof unauthorized_body - 1;
+    api_add_header(res, "WWW-Authenticate", "Basic realm=\"attachd\"");
+}
+
+void reply_throttled(struct call *c, int retry_after)
+{
+    char *s = arena_printf(c->arena, "%d", retry_after);
+    fault(c, 429, NULL,
+          arena_printf(c->arena, "Too many failed authentication attempts for this user; "
+                                 "retry after %d seconds.", retry_after),
+          retry_after);
+    api_add_header(c->res, "Retry-After", s);
+}

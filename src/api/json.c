@@ -1,0 +1,418 @@
+/* json.c: request bodies, query strings and small renderers.
+ *
+ * Request bodies are validated the way Nova's jsonschema does it, in the same
+ * order (each present property, then required, then additional properties)
+ * and with the same messages, so that clients that show Nova's errors show
+ * ours unchanged.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/call.h"
+
+/* ---- Python repr, for Nova's "Value: ..." ----------------------------------- */
+
+static void repr(struct arena *ar, json_t *v, char **buf, size_t *len, size_t *cap);
+
+static void put(struct arena *ar, char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t ncap = (*cap ? *cap : 64);
+        while (ncap < *len + n + 1)
+            ncap *= 2;
+        char *nb = arena_alloc(ar, ncap);
+        if (*buf)
+            memcpy(nb, *buf, *len);
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+#define PUTS(s) put(ar, buf, len, cap, (s), strlen(s))
+
+static void repr_str(struct arena *ar, const char *s, char **buf, size_t *len, size_t *cap)
+{
+    char q = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+    put(ar, buf, len, cap, &q, 1);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        char tmp[8];
+        if (ch == '\\' || ch == (unsigned char)q) {
+            tmp[0] = '\\', tmp[1] = (char)ch;
+            put(ar, buf, len, cap, tmp, 2);
+        } else if (ch == '\n') {
+            PUTS("\\n");
+        } else if (ch == '\r') {
+            PUTS("\\r");
+        } else if (ch == '\t') {
+            PUTS("\\t");
+        } else if (ch < 0x20 || ch == 0x7f) {
+            snprintf(tmp, sizeof tmp, "\\x%02x", ch);
+            PUTS(tmp);
+        } else {
+            put(ar, buf, len, cap, (const char *)&ch, 1);
+        }
+    }
+    put(ar, buf, len, cap, &q, 1);
+}
+
+static void repr(struct arena *ar, json_t *v, char **buf, size_t *len, size_t *cap)
+{
+    char tmp[64];
+    switch (json_typeof(v)) {
+    case JSON_NULL: PUTS("None"); break;
+    case JSON_TRUE: PUTS("True"); break;
+    case JSON_FALSE: PUTS("False"); break;
+    case JSON_INTEGER:
+        snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        PUTS(tmp);
+        break;
+    case JSON_REAL:
+        snprintf(tmp, sizeof tmp, "%.17g", json_real_value(v));
+        if (!strpbrk(tmp, ".eEn"))
+            strcat(tmp, ".0");
+        PUTS(tmp);
+        break;
+    case JSON_STRING: repr_str(ar, json_string_value(v), buf, len, cap); break;
+    case JSON_ARRAY: {
+        PUTS("[");
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i)
+                PUTS(", ");
+            repr(ar, json_array_get(v, i), buf, len, cap);
+        }
+        PUTS("]");
+        break;
+    }
+    case JSON_OBJECT: {
+        PUTS("{");
+        const char *k;
+        json_t *val;
+        bool first = true;
+        json_object_foreach(v, k, val) {
+            if (!first)
+                PUTS(", ");
+            first = false;
+            repr_str(ar, k, buf, len, cap);
+            PUTS(": ");
+            repr(ar, val, buf, len, cap);
+        }
+        PUTS("}");
+        break;
+    }
+    }
+}
+
+char *py_repr(struct arena *ar, json_t *v)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    repr(ar, v, &buf, &len, &cap);
+    if (len > 512)          /* keep error messages readable and bounded */
+        strcpy(buf + 500, "...");
+    return buf;
+}
+
+#undef PUTS
+
+/* ---- bodies --------------------------------------------------------------- */
+
+bool body_parse(struct call *c)
+{
+    if (c->req->body_len == 0) {
+        c->body = json_null();
+        return true;
+    }
+    json_error_t e;
+    c->body = json_loadb(c->req->body, c->req->body_len, 0, &e);
+    if (!c->body) {
+        reply_error(c, 400, "Malformed request body");
+        return false;
+    }
+    return true;
+}
+
+bool json_boolish(json_t *v, bool *out)
+{
+    static const char *const yes[] = {"1", "t", "true", "on", "y", "yes"};
+    static const char *const no[] = {"0", "f", "false", "off", "n", "no"};
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return true;
+    }
+    if (!json_is_string(v))
+        return false;
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (!strcasecmp(json_string_value(v), yes[i]))
+            return *out = true, true;
+        if (!strcasecmp(json_string_value(v), no[i]))
+            return *out = false, true;
+    }
+    return false;
+}
+
+static const char *type_names(struct arena *ar, unsigned types)
+{
+    static const struct { unsigned bit; const char *name; } names[] = {
+        {FT_STRING, "'string'"}, {FT_INTEGER, "'integer'"}, {FT_NUMBER, "'number'"},
+        {FT_BOOLEAN, "'boolean'"}, {FT_OBJECT, "'object'"}, {FT_ARRAY, "'array'"},
+        {FT_NULL, "'null'"},
+    };
+    char *s = "";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (types & names[i].bit)
+            s = arena_printf(ar, "%s%s%s", s, *s ? ", " : "", names[i].name);
+    return s;
+}
+
+static bool type_ok(json_t *v, unsigned types)
+{
+    bool b;
+    return ((types & FT_STRING) && json_is_string(v)) ||
+           ((types & FT_NULL) && json_is_null(v)) ||
+           ((types & FT_INTEGER) && json_is_integer(v)) ||
+           ((types & FT_NUMBER) && json_is_number(v)) ||
+           ((types & FT_BOOLEAN) && json_is_boolean(v)) ||
+           ((types & FT_OBJECT) && json_is_object(v)) ||
+           ((types & FT_ARRAY) && json_is_array(v)) ||
+           ((types & FT_BOOLISH) && json_boolish(v, &b));
+}
+
+static bool field_exists(const struct call *c, const struct field *f)
+{
+    return (!f->since || c->version >= f->since) && (!f->until || c->version <= f->until);
+}
+
+static void invalid(struct call *c, const char *field, json_t *v, const char *msg)
+{
+    reply_error(c, 400, "Invalid input for field/attribute %s. Value: %s. %s", field,
+                py_repr(c->arena, v), msg);
+}
+
+static bool check_field(struct call *c, const struct field *f, json_t *v)
+{
+    struct arena *ar = c->arena;
+    if (f->types & FT_BOOLISH) {
+        bool b;
+        if (!json_boolish(v, &b)) {
+            invalid(c, f->name, v,
+                    arena_printf(ar, "%s is not of type 'boolean', 'string'", py_repr(ar, v)));
+            return false;
+        }
+        return true;
+    }
+    if (f->types & FT_INTISH) {
+        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+        bool digits = s && *s && strspn(s, "0123456789") == strlen(s) && strlen(s) < 18;
+        if (!json_is_integer(v) && !digits) {
+            invalid(c, f->name, v,
+                    arena_printf(ar, "%s is not of type 'integer', 'string'", py_repr(ar, v)));
+            return false;
+        }
+        return true;
+    }
+    if (!type_ok(v, f->types)) {
+        invalid(c, f->name, v,
+                arena_printf(ar, "%s is not of type %s", py_repr(ar, v), type_names(ar, f->types)));
+        return false;
+    }
+    if (json_is_string(v)) {
+        /* jsonschema counts characters, not bytes */
+        const unsigned char *s = (const unsigned char *)json_string_value(v);
+        int chars = 0;
+        for (; *s; s++)
+            chars += (*s & 0xc0) != 0x80;
+        if (f->min_len && chars < f->min_len) {
+            invalid(c, f->name, v, arena_printf(ar, "%s is too short", py_repr(ar, v)));
+            return false;
+        }
+        if (f->max_len && chars > f->max_len) {
+            invalid(c, f->name, v, arena_printf(ar, "%s is too long", py_repr(ar, v)));
+            return false;
+        }
+        if (f->check && !f->check(json_string_value(v))) {
+            invalid(c, f->name, v,
+                    f->pattern ? arena_printf(ar, "%s does not match '%s'", py_repr(ar, v),
+                                              f->pattern)
+                               : arena_printf(ar, "%s is not valid", py_repr(ar, v)));
+            return false;
+        }
+    }
+    return true;
+}
+
+bool validate_object(struct call *c, json_t *obj, const char *at, const struct field *fields)
+{
+    struct arena *ar = c->arena;
+    if (!json_is_object(obj)) {
+        if (at)
+            invalid(c, at, obj, arena_printf(ar, "%s is not of type 'object'", py_repr(ar, obj)));
+        else
+            reply_error(c, 400, "%s is not of type 'object'", py_repr(ar, obj));
+        return false;
+    }
+    for (const struct field *f = fields; f->name; f++) {
+        json_t *v = json_object_get(obj, f->name);
+        if (v && field_exists(c, f) && !check_field(c, f, v))
+            return false;
+    }
+    for (const struct field *f = fields; f->name; f++) {
+        if (f->required && field_exists(c, f) && !json_object_get(obj, f->name)) {
+            const char *msg = arena_printf(ar, "'%s' is a required property", f->name);
+            if (at)
+                invalid(c, at, obj, msg);
+            else
+                reply_error(c, 400, "%s", msg);
+            return false;
+        }
+    }
+    const char *k;
+    json_t *v;
+    char *extra = NULL;
+    int n_extra = 0;
+    json_object_foreach(obj, k, v) {
+        const struct field *f = fields;
+        while (f->name && (strcmp(f->name, k) != 0 || !field_exists(c, f)))
+            f++;
+        if (!f->name) {
+            json_t *ks = json_string(k);
+            char *r = py_repr(ar, ks);
+            json_decref(ks);
+            extra = extra ? arena_printf(ar, "%s, %s", extra, r) : r;
+            n_extra++;
+        }
+    }
+    if (n_extra) {
+        const char *msg = arena_printf(ar, "Additional properties are not allowed (%s %s unexpected)",
+                                       extra, n_extra == 1 ? "was" : "were");
+        if (at)
+            invalid(c, at, obj, msg);
+        else
+            reply_error(c, 400, "%s", msg);
+        return false;
+    }
+    return true;
+}
+
+json_t *body_object(struct call *c, const char *key, const struct field *fields)
+{
+    const struct field top[] = {{.name = key, .types = FT_OBJECT, .required = true}, {0}};
+    if (!body_parse(c) || !validate_object(c, c->body, NULL, top))
+        return NULL;
+    json_t *obj = json_object_get(c->body, key);
+    return validate_object(c, obj, key, fields) ? obj : NULL;
+}
+
+/* ---- queries -------------------------------------------------------------- */
+
+static bool parse_nonneg(const char *s, int64_t *out)
+{
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 15)
+        return false;
+    *out = strtoll(s, NULL, 10);
+    return true;
+}
+
+bool query_paging(struct call *c, struct paging *p, bool with_marker)
+{
+    const char *limit = c->req->query(c->req->http, "limit");
+    const char *offset = c->req->query(c->req->http, "offset");
+    p->limit = -1;
+    p->offset = 0;
+    p->marker = with_marker ? c->req->query(c->req->http, "marker") : NULL;
+    int64_t v;
+    if (limit) {
+        if (!parse_nonneg(limit, &v)) {
+            reply_error(c, 400, *limit == '-' && parse_nonneg(limit + 1, &v)
+                                    ? "limit param must be positive"
+                                    : "limit param must be an integer");
+            return false;
+        }
+        p->limit = v > 1000 ? 1000 : (int)v;
+    }
+    if (offset && !with_marker) {
+        if (!parse_nonneg(offset, &v)) {
+            reply_error(c, 400, *offset == '-' && parse_nonneg(offset + 1, &v)
+                                    ? "offset param must be positive"
+                                    : "offset param must be an integer");
+            return false;
+        }
+        p->offset = v;
+    }
+    return true;
+}
+
+struct only_ctx {
+    const char *const *allowed;
+    const char *bad;
+};
+
+static bool allowed_key(void *cls, const char *key, const char *value)
+{
+    (void)value;
+    struct only_ctx *o = cls;
+    for (const char *const *a = o->allowed; *a; a++)
+        if (!strcmp(*a, key))
+            return true;
+    o->bad = key;
+    return false;
+}
+
+bool query_only(struct call *c, const char *const *allowed)
+{
+    struct only_ctx o = {allowed, NULL};
+    c->req->each_query(c->req->http, allowed_key, &o);
+    if (o.bad) {
+        json_t *ks = json_string(o.bad);
+        const char *r = ks ? py_repr(c->arena, ks) : "''";
+        json_decref(ks);
+        reply_error(c, 400, "Additional properties are not allowed (%s was unexpected)", r);
+        return false;
+    }
+    return true;
+}
+
+/* ---- renderers ------------------------------------------------------------ */
+
+json_t *json_str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+char *render_time(struct arena *ar, const char *t, int style)
+{
+    if (!t)
+        return NULL;
+    switch (style) {
+    case TIME_ISO_Z: return arena_printf(ar, "%.19sZ", t);
+    case TIME_SPACE: {
+        char *s = arena_printf(ar, "%.19s", t);
+        if (strlen(s) > 10)
+            s[10] = ' ';
+        return s;
+    }
+    default: return arena_strdup(ar, t);
+    }
+}
+
+json_t *render_links(struct call *c, const char *collection, const char *id)
+{
+    if (c->dialect == DIALECT_HOSTWAY)
+        return json_pack("[{s:s, s:s}]", "href",
+                         arena_printf(c->arena, "%s%s/%s/%s/", c->base, c->prefix, collection, id),
+                         "rel", "self");
+    const char *bookmark_prefix = c->account_in_path
+                                      ? arena_printf(c->arena, "/%s", c->account_in_path) : "";
+    return json_pack("[{s:s, s:s}, {s:s, s:s}]",
+                     "rel", "self", "href",
+                     arena_printf(c->arena, "%s%s/%s/%s", c->base, c->prefix, collection, id),
+                     "rel", "bookmark", "href",
+                     arena_printf(c->arena, "%s%s/%s/%s", c->base, bookmark_prefix, collection, id));
+}

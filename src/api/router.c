@@ -1,0 +1,287 @@
+/* router.c: from a path to a handler (D1, D6).
+ *
+ * The steps, in this order for every request:
+ *   1. the prefix picks the dialect: "/v2.1[/{project_id}]" is Nova,
+ *      "/accounts/{accountId}/flexcloud" and everything else Hostway;
+ *   2. version discovery answers without credentials;
+ *   3. Basic credentials are checked (401 before any lookup, D6);
+ *   4. an account named in the path must be the caller's (or the caller an
+ *      admin), else 404 as if it did not exist;
+ *   5. Nova's microversion headers are negotiated;
+ *   6. the rest of the path is matched against the route table: no match is
+ *      404, a match without the method is 405.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/call.h"
+#include "auth/auth.h"
+#include "util/id.h"
+#include "util/log.h"
+
+struct api {
+    struct store *store;
+    struct auth *auth;
+};
+
+#define MAX_SEGMENTS 16
+
+enum { HOSTWAY = 1, NOVA = 2, BOTH = 3 };
+
+struct route {
+    unsigned dialects;
+    const char *pattern;        /* segments; "*" matches an id */
+    handler_fn get, post, put, del;
+};
+
+static const struct route routes[] = {
+    {BOTH, "servers", servers_list, servers_create, NULL, NULL},
+    {BOTH, "servers/detail", servers_detail, NULL, NULL, NULL},
+    {BOTH, "servers/*", servers_show, NULL, NULL, servers_delete},
+    {BOTH, "servers/*/action", NULL, servers_action, NULL, NULL},
+    {BOTH, "servers/*/os-volume_attachments", attachments_list, attachments_create, NULL, NULL},
+    {BOTH, "servers/*/os-volume_attachments/*", attachments_show, NULL, attachments_update,
+     attachments_delete},
+    {NOVA, "os-volumes", volumes_list, volumes_create, NULL, NULL},
+    {NOVA, "os-volumes/detail", volumes_detail, NULL, NULL, NULL},
+    {NOVA, "os-volumes/*", volumes_show, NULL, NULL, volumes_delete},
+    {HOSTWAY, "volumes", volumes_list, volumes_create, NULL, NULL},
+    {HOSTWAY, "volumes/detail", volumes_detail, NULL, NULL, NULL},
+    {HOSTWAY, "volumes/*", volumes_show, NULL, NULL, volumes_delete},
+};
+
+/* The first segment after /v2.1 that is a collection, not a project id. */
+static bool nova_collection(const char *seg)
+{
+    return !strcmp(seg, "servers") || !strcmp(seg, "os-volumes") ||
+           !strncmp(seg, "os-", 3) || !strcmp(seg, "flavors") || !strcmp(seg, "limits") ||
+           !strcmp(seg, "extensions") || !strcmp(seg, "images");
+}
+
+struct api *api_new(struct store *store, struct auth *auth)
+{
+    struct api *a = calloc(1, sizeof *a);
+    if (a) {
+        a->store = store;
+        a->auth = auth;
+    }
+    return a;
+}
+
+void api_free(struct api *a)
+{
+    free(a);
+}
+
+/* Split path into segments (in the arena). A single trailing slash is
+ * ignored; an empty segment anywhere else makes the path unroutable. */
+static int split(struct arena *ar, const char *path, char **seg)
+{
+    int n = 0;
+    const char *p = path;
+    if (*p != '/')
+        return -1;
+    while (*p == '/' && p[1] != '\0') {
+        p++;
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0 || n == MAX_SEGMENTS)
+            return -1;
+        seg[n++] = arena_strndup(ar, p, len);
+        p += len;
+    }
+    return n;
+}
+
+static bool match(const char *pattern, char **seg, int n, const char **params)
+{
+    int i = 0, np = 0;
+    const char *p = pattern;
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (i == n)
+            return false;
+        if (len == 1 && *p == '*') {
+            if (np < 3)
+                params[np++] = seg[i];
+        } else if (strlen(seg[i]) != len || strncmp(seg[i], p, len) != 0) {
+            return false;
+        }
+        i++;
+        p += len + (end ? 1 : 0);
+    }
+    return i == n;
+}
+
+static const char *request_base(struct call *c)
+{
+    const char *host = c->req->header(c->req->http, "Host");
+    if (!host || !*host || strlen(host) > 255 || !auth_utf8_valid(host, strlen(host)) ||
+        strpbrk(host, " /\\\"<>"))
+        host = "localhost";
+    return arena_printf(c->arena, "http://%s", host);
+}
+
+static void dispatch(struct call *c, char **seg, int n)
+{
+    unsigned dialect = c->dialect == DIALECT_NOVA ? NOVA : HOSTWAY;
+    const struct route *found = NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const char *params[3] = {0};
+        if ((routes[i].dialects & dialect) && match(routes[i].pattern, seg, n, params)) {
+            found = &routes[i];
+            memcpy(c->param, params, sizeof params);
+            break;
+        }
+    }
+    if (!found) {
+        reply_error(c, 404, "The resource could not be found.");
+        return;
+    }
+    handler_fn h = NULL;
+    switch (c->req->method) {
+    case METHOD_GET: case METHOD_HEAD: h = found->get; break;
+    case METHOD_POST: h = found->post; break;
+    case METHOD_PUT: h = found->put; break;
+    case METHOD_DELETE: h = found->del; break;
+    default: break;
+    }
+    if (!h) {
+        char *allow = "";
+        if (found->get) allow = arena_printf(c->arena, "%s%sGET, HEAD", allow, *allow ? ", " : "");
+        if (found->post) allow = arena_printf(c->arena, "%s%sPOST", allow, *allow ? ", " : "");
+        if (found->put) allow = arena_printf(c->arena, "%s%sPUT", allow, *allow ? ", " : "");
+        if (found->del) allow = arena_printf(c->arena, "%s%sDELETE", allow, *allow ? ", " : "");
+        reply_error(c, 405, "The method specified is not allowed for this resource.");
+        api_add_header(c->res, "Allow", allow);
+        return;
+    }
+    h(c);
+}
+
+static void add_common_headers(struct call *c)
+{
+    api_add_header(c->res, "x-openstack-request-id", c->req->request_id);
+    api_add_header(c->res, "x-compute-request-id", c->req->request_id);
+    if (c->versioned) {
+        api_add_header(c->res, "OpenStack-API-Version",
+                       arena_printf(c->arena, "compute 2.%d", c->version));
+        api_add_header(c->res, "X-OpenStack-Nova-API-Version",
+                       arena_printf(c->arena, "2.%d", c->version));
+        api_add_header(c->res, "Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
+    }
+}
+
+/* Steps 3-5; false once a response has been made. */
+static bool admit(struct call *c)
+{
+    struct api *a = c->api;
+    struct principal p;
+    int retry_after = 0;
+    const char *header = c->req->header(c->req->http, "Authorization");
+    switch (auth_check(a->auth, header, c->arena, &p, &retry_after)) {
+    case AUTH_OK: break;
+    case AUTH_DENIED: reply_unauthorized(c); return false;
+    case AUTH_THROTTLED: reply_throttled(c, retry_after); return false;
+    case AUTH_UNAVAILABLE:
+        reply_error(c, 503, "The service is unavailable at this time.");
+        return false;
+    }
+    c->req->user = p.user;
+    c->core = (struct core_ctx){
+        .store = a->store, .arena = c->arena, .home = p.account, .account = p.account,
+        .user_id = p.user, .admin = p.admin, .scope = p.admin ? NULL : p.account,
+        .version = 1,
+    };
+    if (c->account_in_path) {
+        struct account acct;
+        struct store_conn *r = store_reader(a->store);
+        bool own = !strcmp(c->account_in_path, p.account);
+        if (!own && (!p.admin || !r ||
+                     store_account_get(r, c->arena, c->account_in_path, &acct) != STORE_OK ||
+                     strcmp(acct.id, c->account_in_path) != 0)) {
+            reply_error(c, 404, "The resource could not be found.");
+            return false;
+        }
+        c->core.scope = c->core.account = c->account_in_path;
+    }
+    if (c->dialect == DIALECT_NOVA) {
+        const char *bad = NULL;
+        switch (mv_negotiate(c->req, c->arena, &c->version, &bad)) {
+        case MV_OK: break;
+        case MV_MALFORMED:
+            reply_error(c, 400, "API Version String %s is of invalid format. Must be of format "
+                                "MajorNum.MinorNum.", bad);
+            return false;
+        case MV_UNSUPPORTED:
+            reply_error(c, 406, "Version %s is not supported by the API. Minimum is 2.1 and "
+                                "maximum is 2.%d.", bad, MAX_VERSION);
+            return false;
+        }
+        c->versioned = true;
+        c->core.version = c->version;
+    }
+    return true;
+}
+
+void api_handle(struct api *a, struct request *req, struct response *res)
+{
+    struct call call = {.api = a, .req = req, .res = res, .arena = req->arena,
+                        .dialect = DIALECT_HOSTWAY, .version = 1, .prefix = ""};
+    struct call *c = &call;
+    char *seg[MAX_SEGMENTS];
+    int n = split(c->arena, req->path, seg);
+    c->base = request_base(c);
+    char **rest = seg;
+
+    if (n > 0 && !strcmp(seg[0], "v2.1")) {
+        c->dialect = DIALECT_NOVA;
+        c->prefix = "/v2.1";
+        rest = seg + 1;
+        n -= 1;
+        if (n > 0 && !nova_collection(rest[0])) {
+            c->account_in_path = rest[0];
+            c->prefix = arena_printf(c->arena, "/v2.1/%s", rest[0]);
+            rest++;
+            n--;
+        }
+    } else if (n > 0 && !strcmp(seg[0], "accounts")) {
+        if (n < 3 || strcmp(seg[2], "flexcloud") != 0) {
+            n = -1;
+        } else {
+            c->account_in_path = seg[1];
+            c->prefix = arena_printf(c->arena, "/accounts/%s/flexcloud", seg[1]);
+            rest = seg + 3;
+            n -= 3;
+        }
+    }
+
+    bool discovery = (req->method == METHOD_GET || req->method == METHOD_HEAD) &&
+                     !c->account_in_path && n == 0;
+    if (discovery && c->dialect == DIALECT_NOVA)
+        versions_v21(c);
+    else if (discovery)
+        versions_root(c);
+    else if (admit(c)) {
+        if (n < 0)
+            reply_error(c, 404, "The resource could not be found.");
+        else
+            dispatch(c, rest, n);
+    }
+    add_common_headers(c);
+    if (c->body)
+        json_decref(c->body);
+}
+
+void api_http_error(struct request *req, struct response *res, int status)
+{
+    struct call call = {.req = req, .res = res, .arena = req->arena, .prefix = "",
+                        .dialect = !strncmp(req->path, "/v2.1", 5) ? DIALECT_NOVA
+                                                                   : DIALECT_HOSTWAY};
+    if (status == 413)
+        reply_error(&call, 413, "Request is too large.");
+    else
+        reply_error(&call, status, "The request could not be handled.");
+    add_common_headers(&call);
+}

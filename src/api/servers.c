@@ -1,0 +1,346 @@
+/* servers.c: /servers in both dialects (spec section 5, D9). One body shape,
+ * Nova's, with fields chosen by microversion. */
+#include <sodium.h>
+#include <string.h>
+
+#include "api/call.h"
+#include "util/id.h"
+
+/* ---- rendering ------------------------------------------------------------ */
+
+static json_t *render_flavor(struct call *c, const struct server *s)
+{
+    if (c->version >= 47)
+        return json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:{}}", "vcpus", 1, "ram", 512,
+                         "disk", 1, "ephemeral", 0, "swap", 0, "original_name", s->flavor_ref,
+                         "extra_specs");
+    return json_pack("{s:s, s:[{s:s, s:s}]}", "id", s->flavor_ref, "links", "rel", "bookmark",
+                     "href", arena_printf(c->arena, "%s/flavors/%s", c->base, s->flavor_ref));
+}
+
+static json_t *render_image(struct call *c, const struct server *s)
+{
+    if (!*s->image_ref)
+        return json_string("");     /* booted from a volume */
+    return json_pack("{s:s, s:[{s:s, s:s}]}", "id", s->image_ref, "links", "rel", "bookmark",
+                     "href", arena_printf(c->arena, "%s/images/%s", c->base, s->image_ref));
+}
+
+static json_t *render_summary(struct call *c, const struct server *s)
+{
+    return json_pack("{s:s, s:s, s:o}", "id", s->id, "name", s->name, "links",
+                     render_links(c, "servers", s->id));
+}
+
+static json_t *render_server(struct call *c, const struct server *s)
+{
+    struct core_error err;
+    struct attachment *at = NULL;
+    int n = 0;
+    if (!core_server_attachments(&c->core, s->id, &at, &n, &err))
+        return NULL;
+    json_t *volumes = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *v = json_pack("{s:s}", "id", at[i].volume_id);
+        if (c->version >= 3)
+            json_object_set_new(v, "delete_on_termination",
+                                json_boolean(at[i].delete_on_termination));
+        json_array_append_new(volumes, v);
+    }
+    json_t *metadata = json_loads(s->metadata, 0, NULL);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:s, s:s, s:{}, s:s, s:s, s:o,"
+        " s:s, s:i, s:s, s:s, s:o, s:o, s:n, s:o, s:o, s:i, s:[{s:s}], s:o}",
+        "id", s->id, "name", s->name, "status", core_server_status(s->vm_state),
+        "tenant_id", s->account_id, "user_id", s->user_id,
+        "metadata", metadata ? metadata : json_object(),
+        "hostId", "", "image", render_image(c, s), "flavor", render_flavor(c, s),
+        "created", render_time(c->arena, s->created_at, TIME_ISO_Z),
+        "updated", render_time(c->arena, s->updated_at, TIME_ISO_Z),
+        "addresses", "accessIPv4", "", "accessIPv6", "",
+        "links", render_links(c, "servers", s->id),
+        "OS-DCF:diskConfig", "MANUAL", "progress", 0,
+        "OS-EXT-AZ:availability_zone", s->availability_zone, "config_drive", "",
+        "key_name", json_str_or_null(s->key_name),
+        "OS-SRV-USG:launched_at",
+        json_str_or_null(render_time(c->arena, s->launched_at, TIME_ISO_MICRO)),
+        "OS-SRV-USG:terminated_at",
+        "OS-EXT-STS:task_state", json_str_or_null(s->task_state),
+        "OS-EXT-STS:vm_state", json_string(s->vm_state),
+        "OS-EXT-STS:power_state", s->power_state,
+        "security_groups", "name", "default",
+        "os-extended-volumes:volumes_attached", volumes);
+    if (c->version >= 9)
+        json_object_set_new(o, "locked", json_boolean(s->locked));
+    if (c->version >= 19)
+        json_object_set_new(o, "description", json_null());
+    if (c->version >= 26)
+        json_object_set_new(o, "tags", json_array());
+    if (c->version >= 63)
+        json_object_set_new(o, "trusted_image_certificates", json_null());
+    if (c->version >= 71)
+        json_object_set_new(o, "server_groups", json_array());
+    if (c->version >= 73)
+        json_object_set_new(o, "locked_reason", json_null());
+    return o;
+}
+
+/* ---- list ----------------------------------------------------------------- */
+
+static void list(struct call *c, bool detail)
+{
+    struct paging p;
+    struct core_error err;
+    struct server *s;
+    int n;
+    if (!query_paging(c, &p, true))
+        return;
+    int limit = p.limit < 0 ? 1000 : p.limit;
+    struct store_conn *r = store_reader(c->core.store);
+    if (r)
+        store_read_begin(r);
+    bool ok = core_server_list(&c->core, p.marker, limit, &s, &n, &err);
+    json_t *items = json_array();
+    for (int i = 0; ok && i < n; i++) {
+        json_t *item = detail ? render_server(c, &s[i]) : render_summary(c, &s[i]);
+        ok = item != NULL;
+        json_array_append_new(items, item);
+    }
+    if (r)
+        store_read_end(r);
+    if (!ok) {
+        json_decref(items);
+        if (err.code == CORE_OK)
+            core_fail(&err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+        reply_core_error(c, &err);
+        return;
+    }
+    json_t *body = json_pack("{s:o}", "servers", items);
+    if (n > 0 && n == limit)
+        json_object_set_new(body, "servers_links",
+                            json_pack("[{s:s, s:s}]", "rel", "next", "href",
+                                      arena_printf(c->arena, "%s%s/servers%s?limit=%d&marker=%s",
+                                                   c->base, c->prefix, detail ? "/detail" : "",
+                                                   limit, s[n - 1].id)));
+    reply_json(c, 200, body);
+}
+
+void servers_list(struct call *c)
+{
+    list(c, false);
+}
+
+void servers_detail(struct call *c)
+{
+    list(c, true);
+}
+
+/* ---- show, delete ------------------------------------------------------------ */
+
+void servers_show(struct call *c)
+{
+    struct server s;
+    struct core_error err = {0};
+    struct store_conn *r = store_reader(c->core.store);
+    if (r)
+        store_read_begin(r);
+    json_t *o = NULL;
+    if (core_server_get(&c->core, c->param[0], &s, &err))
+        o = render_server(c, &s);
+    if (r)
+        store_read_end(r);
+    if (!o) {
+        reply_core_error(c, &err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:o}", "server", o));
+}
+
+void servers_delete(struct call *c)
+{
+    struct core_error err;
+    if (core_server_delete(&c->core, c->param[0], &err))
+        reply_empty(c, 204);
+    else
+        reply_core_error(c, &err);
+}
+
+/* ---- create --------------------------------------------------------------- */
+
+/* Nova's 'name' format: printable, no leading or trailing white space. */
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || s[0] == ' ' || s[n - 1] == ' ' || s[0] == '\t' || s[n - 1] == '\t')
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+static const struct field create_fields[] = {
+    {.name = "name", .types = FT_STRING, .min_len = 1, .max_len = 255, .check = name_ok,
+     .required = true},
+    {.name = "imageRef", .types = FT_STRING, .max_len = 255},
+    {.name = "flavorRef", .types = FT_STRING | FT_INTEGER, .min_len = 1, .max_len = 255,
+     .required = true},
+    {.name = "adminPass", .types = FT_STRING},
+    {.name = "metadata", .types = FT_OBJECT},
+    {.name = "networks", .types = FT_ARRAY | FT_STRING, .required = true, .since = 37},
+    {.name = "networks", .types = FT_ARRAY, .until = 36},
+    {.name = "security_groups", .types = FT_ARRAY},
+    {.name = "availability_zone", .types = FT_STRING, .min_len = 1, .max_len = 255},
+    {.name = "key_name", .types = FT_STRING, .min_len = 1, .max_len = 255},
+    {.name = "user_data", .types = FT_STRING},
+    {.name = "config_drive", .types = FT_BOOLISH},
+    {.name = "min_count", .types = FT_INTISH},
+    {.name = "max_count", .types = FT_INTISH},
+    {.name = "return_reservation_id", .types = FT_BOOLISH},
+    {.name = "block_device_mapping_v2", .types = FT_ARRAY},
+    {.name = "OS-DCF:diskConfig", .types = FT_STRING},
+    {.name = "accessIPv4", .types = FT_STRING},
+    {.name = "accessIPv6", .types = FT_STRING},
+    {.name = "description", .types = FT_STRING | FT_NULL, .max_len = 255, .since = 19},
+    {.name = "tags", .types = FT_ARRAY, .since = 52},
+    {0},
+};
+
+/* The root volume of a boot-from-volume request: boot_index 0, source volume. */
+static bool root_volume(struct call *c, json_t *bdms, struct server_spec *spec)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(bdms, i, b) {
+        if (!json_is_object(b)) {
+            reply_error(c, 400, "Invalid input for field/attribute block_device_mapping_v2. "
+                                "Value: %s. %s is not of type 'object'",
+                        py_repr(c->arena, bdms), py_repr(c->arena, b));
+            return false;
+        }
+        json_t *idx = json_object_get(b, "boot_index");
+        const char *src = json_string_value(json_object_get(b, "source_type"));
+        bool root = (json_is_integer(idx) && json_integer_value(idx) == 0) ||
+                    (json_is_string(idx) && !strcmp(json_string_value(idx), "0"));
+        if (!root || !src || strcmp(src, "volume") != 0)
+            continue;
+        const char *uuid = json_string_value(json_object_get(b, "uuid"));
+        if (!uuid || !id_valid(uuid, strlen(uuid))) {
+            reply_error(c, 400, "Block Device Mapping is Invalid: the root volume needs a "
+                                "valid uuid.");
+            return false;
+        }
+        spec->root_volume_id = uuid;
+        bool dot = false;
+        json_t *d = json_object_get(b, "delete_on_termination");
+        if (d && !json_boolish(d, &dot)) {
+            reply_error(c, 400, "Block Device Mapping is Invalid: delete_on_termination "
+                                "must be a boolean.");
+            return false;
+        }
+        spec->root_delete_on_termination = dot;
+    }
+    return true;
+}
+
+void servers_create(struct call *c)
+{
+    json_t *o = body_object(c, "server", create_fields);
+    if (!o)
+        return;
+    struct server_spec spec = {
+        .name = json_string_value(json_object_get(o, "name")),
+        .image_ref = json_string_value(json_object_get(o, "imageRef")),
+        .availability_zone = json_string_value(json_object_get(o, "availability_zone")),
+        .key_name = json_string_value(json_object_get(o, "key_name")),
+    };
+    json_t *flavor = json_object_get(o, "flavorRef");
+    spec.flavor_ref = json_is_integer(flavor)
+                          ? arena_printf(c->arena, "%" JSON_INTEGER_FORMAT,
+                                         json_integer_value(flavor))
+                          : json_string_value(flavor);
+    json_t *md = json_object_get(o, "metadata");
+    if (md) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(md, k, v) {
+            if (!json_is_string(v) || strlen(k) > 255 || strlen(json_string_value(v)) > 255) {
+                reply_error(c, 400, "Invalid input for field/attribute metadata. Value: %s. "
+                                    "metadata values must be strings of at most 255 characters",
+                            py_repr(c->arena, md));
+                return;
+            }
+        }
+        spec.metadata = json_dumps(md, JSON_COMPACT);
+        char *copy = arena_strdup(c->arena, spec.metadata);
+        free((char *)spec.metadata);
+        spec.metadata = copy;
+    }
+    json_t *bdms = json_object_get(o, "block_device_mapping_v2");
+    if (bdms && !root_volume(c, bdms, &spec))
+        return;
+    if ((!spec.image_ref || !*spec.image_ref) && !spec.root_volume_id) {
+        reply_error(c, 400, "Missing imageRef attribute");
+        return;
+    }
+    if (spec.root_volume_id)
+        spec.image_ref = "";
+
+    struct server s;
+    struct core_error err;
+    if (!core_server_create(&c->core, &spec, &s, &err)) {
+        reply_core_error(c, &err);
+        return;
+    }
+    char pass[13];
+    static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    for (int i = 0; i < 12; i++)
+        pass[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
+    pass[12] = '\0';
+    const char *admin_pass = json_string_value(json_object_get(o, "adminPass"));
+    json_t *links = render_links(c, "servers", s.id);
+    const char *location = json_string_value(json_object_get(json_array_get(links, 0), "href"));
+    api_add_header(c->res, "Location", arena_strdup(c->arena, location));
+    reply_json(c, 202, json_pack("{s:{s:s, s:o, s:s, s:s, s:[{s:s}]}}", "server", "id", s.id,
+                                 "links", links, "adminPass", admin_pass ? admin_pass : pass,
+                                 "OS-DCF:diskConfig", "MANUAL", "security_groups", "name",
+                                 "default"));
+}
+
+/* ---- actions -------------------------------------------------------------- */
+
+void servers_action(struct call *c)
+{
+    static const struct { const char *name; enum server_action action; } actions[] = {
+        {"os-stop", ACTION_STOP}, {"os-start", ACTION_START}, {"lock", ACTION_LOCK},
+        {"unlock", ACTION_UNLOCK}, {"pause", ACTION_PAUSE}, {"unpause", ACTION_UNPAUSE},
+        {"suspend", ACTION_SUSPEND}, {"resume", ACTION_RESUME},
+    };
+    if (!body_parse(c))
+        return;
+    if (!json_is_object(c->body) || json_object_size(c->body) != 1) {
+        reply_error(c, 400, "Malformed request body");
+        return;
+    }
+    const char *key = json_object_iter_key(json_object_iter(c->body));
+    json_t *arg = json_object_iter_value(json_object_iter(c->body));
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
+        if (strcmp(actions[i].name, key) != 0)
+            continue;
+        if (!json_is_null(arg) && !json_is_object(arg)) {
+            reply_error(c, 400, "Invalid input for field/attribute %s. Value: %s. %s is not "
+                                "of type 'null', 'object'", key, py_repr(c->arena, arg),
+                        py_repr(c->arena, arg));
+            return;
+        }
+        struct core_error err;
+        if (core_server_action(&c->core, c->param[0], actions[i].action, &err))
+            reply_empty(c, 202);
+        else
+            reply_core_error(c, &err);
+        return;
+    }
+    json_t *ks = json_string(key);
+    reply_error(c, 400, "There is no such action: %s", ks ? json_string_value(ks) : "");
+    json_decref(ks);
+}

@@ -1,0 +1,32 @@
+/* versions.c: version discovery without credentials (spec section 2).
+ * hrefs come from the request's Host, as Nova builds them. */
+#include "api/call.h"
+
+static json_t *v21(struct call *c, bool full)
+{
+    json_t *links = json_pack("[{s:s, s:s}]", "rel", "self", "href",
+                              arena_printf(c->arena, "%s/v2.1/", c->base));
+    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", "v2.1", "status", "CURRENT",
+                          "version", arena_printf(c->arena, "2.%d", MAX_VERSION),
+                          "min_version", "2.1", "updated", "2013-07-23T11:33:21Z",
+                          "links", links);
+    if (full) {
+        json_array_append_new(links, json_pack("{s:s, s:s, s:s}", "rel", "describedby",
+                                               "type", "text/html",
+                                               "href", "http://docs.openstack.org/"));
+        json_object_set_new(v, "media-types",
+                            json_pack("[{s:s, s:s}]", "base", "application/json", "type",
+                                      "application/vnd.openstack.compute+json;version=2.1"));
+    }
+    return v;
+}
+
+void versions_root(struct call *c)
+{
+    reply_json(c, 200, json_pack("{s:[o]}", "versions", v21(c, false)));
+}
+
+void versions_v21(struct call *c)
+{
+    reply_json(c, 200, json_pack("{s:o}", "version", v21(c, true)));
+}

@@ -1,0 +1,197 @@
+/* volumes.c: Nova's os-volumes proxy (camelCase, 2.1-2.35) and Hostway's
+ * /volumes (snake_case with links), over the same core (spec section 4). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/call.h"
+#include "util/id.h"
+
+/* os-volumes is gone from 2.36 on: 404 as if the path did not exist. */
+static bool available(struct call *c)
+{
+    if (c->dialect == DIALECT_NOVA && c->version > 35) {
+        reply_error(c, 404, "The resource could not be found.");
+        return false;
+    }
+    return true;
+}
+
+static json_t *render_volume(struct call *c, const struct volume *v, bool *ok)
+{
+    struct attachment at;
+    bool attached;
+    struct core_error err;
+    *ok = core_volume_attachment(&c->core, v->id, &at, &attached, &err);
+    json_t *metadata = json_loads(v->metadata, 0, NULL);
+    if (!metadata)
+        metadata = json_object();
+    if (c->dialect == DIALECT_HOSTWAY) {
+        json_t *atts = json_array();
+        if (attached)
+            json_array_append_new(atts, json_pack("{s:s, s:s, s:s, s:s}", "id", at.volume_id,
+                                                  "server_id", at.server_id, "volume_id",
+                                                  at.volume_id, "device", at.device));
+        return json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:o, s:o, s:s, s:o, s:o, s:s, s:s}",
+                         "id", v->id, "status", v->status,
+                         "display_name", json_string(v->name ? v->name : ""),
+                         "display_description", json_string(v->description ? v->description : ""),
+                         "size", (json_int_t)v->size,
+                         "volume_type", v->volume_type ? v->volume_type : "",
+                         "metadata", metadata, "attachments", atts,
+                         "availability_zone", v->availability_zone,
+                         "links", render_links(c, "volumes", v->id),
+                         "snapshot_id", json_string(v->snapshot_id ? v->snapshot_id : ""),
+                         "created_at", render_time(c->arena, v->created_at, TIME_SPACE),
+                         "attach_status", attached ? "attached" : "detached");
+    }
+    json_t *att = attached ? json_pack("{s:s, s:s, s:s, s:s}", "id", at.volume_id, "volumeId",
+                                       at.volume_id, "serverId", at.server_id, "device",
+                                       at.device)
+                           : json_object();
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:[o]}",
+                     "id", v->id, "status", v->status, "size", (json_int_t)v->size,
+                     "availabilityZone", v->availability_zone,
+                     "createdAt", render_time(c->arena, v->created_at, TIME_ISO_MICRO),
+                     "displayName", json_str_or_null(v->name),
+                     "displayDescription", json_str_or_null(v->description),
+                     "volumeType", json_str_or_null(v->volume_type),
+                     "snapshotId", json_str_or_null(v->snapshot_id),
+                     "metadata", metadata, "attachments", att);
+}
+
+static void list(struct call *c)
+{
+    struct paging p;
+    struct core_error err = {0};
+    struct volume *v;
+    int n;
+    if (!available(c) || !query_paging(c, &p, false))
+        return;
+    struct store_conn *r = store_reader(c->core.store);
+    if (r)
+        store_read_begin(r);
+    bool ok = core_volume_list(&c->core, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err);
+    json_t *items = json_array();
+    for (int i = 0; ok && i < n; i++)
+        json_array_append_new(items, render_volume(c, &v[i], &ok));
+    if (r)
+        store_read_end(r);
+    if (!ok) {
+        json_decref(items);
+        if (err.code == CORE_OK)
+            core_fail(&err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+        reply_core_error(c, &err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:o}", "volumes", items));
+}
+
+void volumes_list(struct call *c)
+{
+    list(c);
+}
+
+void volumes_detail(struct call *c)
+{
+    list(c);
+}
+
+void volumes_show(struct call *c)
+{
+    struct volume v;
+    struct core_error err = {0};
+    bool ok;
+    if (!available(c))
+        return;
+    struct store_conn *r = store_reader(c->core.store);
+    if (r)
+        store_read_begin(r);
+    json_t *o = core_volume_get(&c->core, c->param[0], &v, &err) ? render_volume(c, &v, &ok)
+                                                                   : NULL;
+    if (r)
+        store_read_end(r);
+    if (!o) {
+        reply_core_error(c, &err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:o}", "volume", o));
+}
+
+void volumes_delete(struct call *c)
+{
+    struct core_error err;
+    if (!available(c))
+        return;
+    if (core_volume_delete(&c->core, c->param[0], &err))
+        reply_empty(c, c->dialect == DIALECT_HOSTWAY ? 204 : 202);
+    else
+        reply_core_error(c, &err);
+}
+
+static bool size_ok(json_t *v, int64_t *size)
+{
+    if (json_is_integer(v))
+        *size = json_integer_value(v);
+    else if (json_is_string(v) && strlen(json_string_value(v)) < 10 &&
+             strspn(json_string_value(v), "0123456789") == strlen(json_string_value(v)))
+        *size = strtoll(json_string_value(v), NULL, 10);
+    else
+        return false;
+    return *size >= 1 && *size <= 1024 * 1024;
+}
+
+static const struct field nova_fields[] = {
+    {.name = "volume_type", .types = FT_STRING | FT_NULL},
+    {.name = "metadata", .types = FT_OBJECT | FT_NULL},
+    {.name = "snapshot_id", .types = FT_STRING | FT_NULL},
+    {.name = "size", .types = FT_INTISH, .required = true},
+    {.name = "availability_zone", .types = FT_STRING | FT_NULL},
+    {.name = "display_name", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "display_description", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {0},
+};
+
+void volumes_create(struct call *c)
+{
+    if (!available(c))
+        return;
+    json_t *o = body_object(c, "volume", nova_fields);
+    if (!o)
+        return;
+    struct volume_spec spec = {
+        .name = json_string_value(json_object_get(o, "display_name")),
+        .description = json_string_value(json_object_get(o, "display_description")),
+        .volume_type = json_string_value(json_object_get(o, "volume_type")),
+        .availability_zone = json_string_value(json_object_get(o, "availability_zone")),
+    };
+    json_t *size = json_object_get(o, "size");
+    if (!size_ok(size, &spec.size)) {
+        reply_error(c, 400, "Invalid input for field/attribute size. Value: %s. %s is less than "
+                            "the minimum of 1", py_repr(c->arena, size), py_repr(c->arena, size));
+        return;
+    }
+    const char *snap = json_string_value(json_object_get(o, "snapshot_id"));
+    if (snap) {
+        reply_error(c, 404, "Snapshot %s could not be found.", snap);
+        return;
+    }
+    if (spec.volume_type && *spec.volume_type == '\0')
+        spec.volume_type = NULL;
+    json_t *md = json_object_get(o, "metadata");
+    if (json_is_object(md)) {
+        char *text = json_dumps(md, JSON_COMPACT);
+        spec.metadata = text ? arena_strdup(c->arena, text) : NULL;
+        free(text);
+    }
+    struct volume v;
+    struct core_error err;
+    bool ok;
+    if (!core_volume_create(&c->core, &spec, &v, &err)) {
+        reply_core_error(c, &err);
+        return;
+    }
+    api_add_header(c->res, "Location",
+                   arena_printf(c->arena, "%s%s%s/%s", c->base, c->prefix,
+                                c->dialect == DIALECT_NOVA ? "/os-volumes" : "/volumes", v.id));
+    reply_json(c, 200, json_pack("{s:o}", "volume", render_volume(c, &v, &ok)));
+}

@@ -1,0 +1,553 @@
+/* commands.c: the subcommands. Each opens the store, does its work in one
+ * transaction (so a refused command writes nothing), and reports. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "auth/auth.h"
+#include "cli/cli.h"
+#include "core/core.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "util/id.h"
+#include "util/log.h"
+
+#define DEFAULT_DB "data/attachd.db"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static const char *db_path(const struct cli *c)
+{
+    const char *p = cli_get(c, "db");
+    return p && *p ? p : DEFAULT_DB;
+}
+
+/* Create the database's folder, as `make run` and a first start expect. */
+static void make_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(dir, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(dir, 0755);
+}
+
+static struct store *open_store(const struct cli *c, bool create_dir)
+{
+    char err[512];
+    const char *path = db_path(c);
+    const char *sync = cli_get(c, "synchronous");
+    if (create_dir)
+        make_parent(path);
+    struct store_options o = {.path = path,
+                              .synchronous_full = !sync || strcmp(sync, "normal") != 0};
+    struct store *s = store_open(&o, err, sizeof err);
+    if (!s)
+        fprintf(stderr, "attachd: %s\n", err);
+    return s;
+}
+
+static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = s ? strtoul(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < min || v > max || *s == '-')
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+/* One line from stdin without its newline; false if none or empty. */
+static bool read_password(char *buf, size_t size)
+{
+    if (!fgets(buf, (int)size, stdin))
+        return false;
+    size_t n = strlen(buf);
+    if (n == size - 1 && buf[n - 1] != '\n')
+        return false;   /* too long */
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    return n > 0 && auth_utf8_valid(buf, n);
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 255 || !auth_utf8_valid(s, n))
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* Run fn in one transaction; a nonzero return from fn is an exit status. */
+static int write_or_fail(struct store *s, store_write_fn fn, void *arg)
+{
+    int rc = store_write(s, fn, arg);
+    if (rc < 0) {
+        fprintf(stderr, "attachd: the database write failed (%s)\n",
+                -rc == STORE_BUSY ? "database is locked" : "see the log above");
+        return 1;
+    }
+    return rc;
+}
+
+/* ---- serve -------------------------------------------------------------------- */
+
+struct demo {
+    char account[33];
+    char password[25];
+    bool created;
+};
+
+static int do_demo(struct store_conn *w, void *arg)
+{
+    struct demo *d = arg;
+    struct arena ar;
+    struct user u;
+    arena_init(&ar);
+    enum store_rc rc = store_user_get(w, &ar, "demo", &u);
+    arena_release(&ar);
+    if (rc == STORE_OK)
+        return 0;       /* made on an earlier start */
+    char now[32], hash[crypto_pwhash_STRBYTES];
+    unsigned char raw[12];
+    store_now(now);
+    id_hex32(d->account);
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(d->password, sizeof d->password, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    if (auth_hash_password(d->password, hash, sizeof hash) != 0)
+        return 1;
+    struct account a = {.id = d->account, .name = "demo", .created_at = now};
+    if (store_account_add(w, &a) != STORE_OK)
+        return 1;
+    struct user nu = {.name = "demo", .account_id = d->account, .role = ROLE_MEMBER,
+                      .pwhash = hash, .created_at = now};
+    if (store_user_add(w, &nu) != STORE_OK)
+        return 1;
+    d->created = true;
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    struct cli_option opts[] = {
+        {"listen", true, NULL}, {"db", true, NULL}, {"threads", true, NULL},
+        {"timeout", true, NULL}, {"max-connections", true, NULL},
+        {"max-per-ip", true, NULL}, {"synchronous", true, NULL}, {"demo", false, NULL},
+        {NULL, false, NULL},
+    };
+    struct cli c = {.command = "serve", .section = "serve", .options = opts};
+    if (!cli_parse(&c, argc, argv, 0, 0))
+        return 2;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    struct http_options h = {
+        .listen = cli_get(&c, "listen") ? cli_get(&c, "listen") : "127.0.0.1:8774",
+        .threads = cores > 0 ? (unsigned)cores : 1, .timeout = 30, .max_connections = 1024,
+        .max_per_ip = 64, .max_body = HTTP_MAX_BODY,
+    };
+    const char *sync = cli_get(&c, "synchronous");
+    int status = 2;
+    if ((cli_get(&c, "threads") && !parse_uint(cli_get(&c, "threads"), 1, 256, &h.threads)) ||
+        (cli_get(&c, "timeout") && !parse_uint(cli_get(&c, "timeout"), 1, 3600, &h.timeout)) ||
+        (cli_get(&c, "max-connections") &&
+         !parse_uint(cli_get(&c, "max-connections"), 1, 65536, &h.max_connections)) ||
+        (cli_get(&c, "max-per-ip") &&
+         !parse_uint(cli_get(&c, "max-per-ip"), 1, 65536, &h.max_per_ip))) {
+        cli_error("serve: --threads, --timeout, --max-connections and --max-per-ip take "
+                  "positive whole numbers");
+        goto out;
+    }
+    if (sync && strcmp(sync, "full") != 0 && strcmp(sync, "normal") != 0) {
+        cli_error("serve: --synchronous is full or normal");
+        goto out;
+    }
+    status = 1;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "attachd: libsodium failed to initialise\n");
+        goto out;
+    }
+    /* Block the stop signals in every thread; the main thread waits for them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct store *store = open_store(&c, true);
+    if (!store)
+        goto out;
+    if (cli_flag(&c, "demo")) {
+        struct demo d = {0};
+        if (write_or_fail(store, do_demo, &d) != 0) {
+            store_close(store);
+            goto out;
+        }
+        if (d.created)
+            printf("attachd: created demo account %s with user \"demo\", password \"%s\"\n"
+                   "  try: curl -u demo:%s http://%s/servers\n",
+                   d.account, d.password, d.password, h.listen);
+        fflush(stdout);
+    }
+    struct auth *auth = auth_new(store);
+    struct api *api = auth ? api_new(store, auth) : NULL;
+    char err[512];
+    struct http_server *http = api ? http_start(&h, api, err, sizeof err) : NULL;
+    if (!http) {
+        fprintf(stderr, "attachd: %s\n", api ? err : "out of memory");
+        api_free(api);
+        auth_free(auth);
+        store_close(store);
+        goto out;
+    }
+    log_info("attachd %s listening on %s (database %s, %u threads)", ATTACHD_VERSION, h.listen,
+             db_path(&c), h.threads);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("attachd: %s received, finishing requests in flight", strsignal(sig));
+    http_stop(http, h.timeout);
+    api_free(api);
+    auth_free(auth);
+    store_close(store);
+    log_info("attachd: stopped");
+    status = 0;
+out:
+    cli_done(&c);
+    return status;
+}
+
+/* ---- db ----------------------------------------------------------------------- */
+
+int cmd_db_migrate(int argc, char **argv)
+{
+    struct cli_option opts[] = {{"db", true, NULL}, {NULL, false, NULL}};
+    struct cli c = {.command = "db migrate", .section = "db", .options = opts};
+    if (!cli_parse(&c, argc, argv, 0, 0))
+        return 2;
+    char err[512];
+    int from, to;
+    make_parent(db_path(&c));
+    int rc = store_migrate(db_path(&c), &from, &to, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "attachd: %s\n", err);
+    else if (from == to)
+        printf("%s: schema version %d, up to date\n", db_path(&c), to);
+    else
+        printf("%s: schema version %d -> %d\n", db_path(&c), from, to);
+    cli_done(&c);
+    return rc < 0 ? 1 : 0;
+}
+
+/* ---- accounts and users ------------------------------------------------------- */
+
+struct account_job {
+    struct account account;
+};
+
+static int do_account_add(struct store_conn *w, void *arg)
+{
+    struct account_job *j = arg;
+    enum store_rc rc = store_account_add(w, &j->account);
+    if (rc == STORE_EXISTS)
+        return cli_error("account add: an account with id %s or name \"%s\" exists already",
+                         j->account.id, j->account.name);
+    return rc == STORE_OK ? 0 : 1;
+}
+
+int cmd_account_add(int argc, char **argv)
+{
+    struct cli_option opts[] = {{"id", true, NULL}, {"db", true, NULL}, {NULL, false, NULL}};
+    struct cli c = {.command = "account add", .section = "account", .options = opts};
+    if (!cli_parse(&c, argc, argv, 1, 1))
+        return 2;
+    char id[33], now[32];
+    const char *given = cli_get(&c, "id"), *name = c.positional[0];
+    int status = 2;
+    if (given && !id_valid(given, strlen(given))) {
+        cli_error("account add: --id must be 1-255 characters of A-Z a-z 0-9 . _ ~ : -");
+        goto out;
+    }
+    if (!name_ok(name)) {
+        cli_error("account add: NAME must be 1-255 printable characters");
+        goto out;
+    }
+    if (!given)
+        id_hex32(id);
+    store_now(now);
+    struct account_job j = {{.id = given ? given : id, .name = name, .created_at = now}};
+    struct store *s = open_store(&c, false);
+    status = 1;
+    if (s) {
+        status = write_or_fail(s, do_account_add, &j);
+        store_close(s);
+    }
+    if (status == 0)
+        printf("%s\n", j.account.id);
+out:
+    cli_done(&c);
+    return status;
+}
+
+/* Resolve an account id or name on the writer, for the add commands. */
+static int resolve_account(struct store_conn *w, struct arena *ar, const char *key,
+                           const char **id)
+{
+    struct account a;
+    enum store_rc rc = store_account_get(w, ar, key, &a);
+    if (rc == STORE_NOTFOUND)
+        return cli_error("unknown account \"%s\"", key);
+    if (rc != STORE_OK)
+        return 1;
+    *id = a.id;
+    return 0;
+}
+
+struct user_job {
+    const char *account, *name, *password;
+    enum role role;
+    char hash[crypto_pwhash_STRBYTES];
+};
+
+static int do_user_add(struct store_conn *w, void *arg)
+{
+    struct user_job *j = arg;
+    struct arena ar;
+    arena_init(&ar);
+    char now[32];
+    store_now(now);
+    struct user u = {.name = j->name, .role = j->role, .pwhash = j->hash, .created_at = now};
+    int rc = resolve_account(w, &ar, j->account, &u.account_id);
+    if (rc == 0) {
+        enum store_rc src = store_user_add(w, &u);
+        if (src == STORE_EXISTS)
+            rc = cli_error("user add: user \"%s\" exists already", j->name);
+        else if (src != STORE_OK)
+            rc = 1;
+    }
+    arena_release(&ar);
+    return rc;
+}
+
+int cmd_user_add(int argc, char **argv)
+{
+    struct cli_option opts[] = {{"account", true, NULL}, {"role", true, NULL},
+                                {"db", true, NULL}, {NULL, false, NULL}};
+    struct cli c = {.command = "user add", .section = "user", .options = opts};
+    if (!cli_parse(&c, argc, argv, 1, 1))
+        return 2;
+    struct user_job j = {.account = cli_get(&c, "account"), .name = c.positional[0]};
+    const char *role = cli_get(&c, "role");
+    char password[1024];
+    int status = 2;
+    if (!j.account || !role) {
+        cli_error("user add: --account and --role are required");
+        goto out;
+    }
+    if (strcmp(role, "member") != 0 && strcmp(role, "admin") != 0) {
+        cli_error("user add: --role is member or admin");
+        goto out;
+    }
+    j.role = strcmp(role, "admin") ? ROLE_MEMBER : ROLE_ADMIN;
+    if (!name_ok(j.name) || strchr(j.name, ':')) {
+        cli_error("user add: USERNAME must be 1-255 printable characters without ':'");
+        goto out;
+    }
+    if (!read_password(password, sizeof password)) {
+        cli_error("user add: expected the password (one line, valid UTF-8) on standard input");
+        goto out;
+    }
+    status = 1;
+    if (sodium_init() < 0 || auth_hash_password(password, j.hash, sizeof j.hash) != 0)
+        goto out;
+    sodium_memzero(password, sizeof password);
+    struct store *s = open_store(&c, false);
+    if (s) {
+        status = write_or_fail(s, do_user_add, &j);
+        store_close(s);
+    }
+out:
+    cli_done(&c);
+    return status;
+}
+
+/* Every change to a user bumps the auth epoch in the same transaction, so
+ * that running daemons drop cached credentials at once. */
+static int do_user_passwd(struct store_conn *w, void *arg)
+{
+    struct user_job *j = arg;
+    enum store_rc rc = store_user_set_pwhash(w, j->name, j->hash);
+    if (rc == STORE_NOTFOUND)
+        return cli_error("user passwd: unknown user \"%s\"", j->name);
+    return rc == STORE_OK && store_auth_epoch_bump(w) == STORE_OK ? 0 : 1;
+}
+
+int cmd_user_passwd(int argc, char **argv)
+{
+    struct cli_option opts[] = {{"db", true, NULL}, {NULL, false, NULL}};
+    struct cli c = {.command = "user passwd", .section = "user", .options = opts};
+    if (!cli_parse(&c, argc, argv, 1, 1))
+        return 2;
+    struct user_job j = {.name = c.positional[0]};
+    char password[1024];
+    int status = 2;
+    if (!read_password(password, sizeof password)) {
+        cli_error("user passwd: expected the password (one line, valid UTF-8) on standard input");
+        goto out;
+    }
+    status = 1;
+    if (sodium_init() < 0 || auth_hash_password(password, j.hash, sizeof j.hash) != 0)
+        goto out;
+    sodium_memzero(password, sizeof password);
+    struct store *s = open_store(&c, false);
+    if (s) {
+        status = write_or_fail(s, do_user_passwd, &j);
+        store_close(s);
+    }
+out:
+    cli_done(&c);
+    return status;
+}
+
+static int do_user_del(struct store_conn *w, void *arg)
+{
+    struct user_job *j = arg;
+    enum store_rc rc = store_user_del(w, j->name);
+    if (rc == STORE_NOTFOUND)
+        return cli_error("user del: unknown user \"%s\"", j->name);
+    return rc == STORE_OK && store_auth_epoch_bump(w) == STORE_OK ? 0 : 1;
+}
+
+int cmd_user_del(int argc, char **argv)
+{
+    struct cli_option opts[] = {{"db", true, NULL}, {NULL, false, NULL}};
+    struct cli c = {.command = "user del", .section = "user", .options = opts};
+    if (!cli_parse(&c, argc, argv, 1, 1))
+        return 2;
+    struct user_job j = {.name = c.positional[0]};
+    int status = 1;
+    struct store *s = open_store(&c, false);
+    if (s) {
+        status = write_or_fail(s, do_user_del, &j);
+        store_close(s);
+    }
+    cli_done(&c);
+    return status;
+}
+
+/* ---- servers and volumes -------------------------------------------------------- */
+
+/* The add commands run the core's own create, as an admin of the account. */
+struct add_job {
+    const char *account_key;
+    struct server_spec server;
+    struct volume_spec volume;
+    bool is_volume;
+    const char *id_out;
+};
+
+static int run_add(struct cli *c, struct add_job *j)
+{
+    struct store *s = open_store(c, false);
+    if (!s)
+        return 1;
+    struct arena ar;
+    arena_init(&ar);
+    struct account a;
+    struct store_conn *r = store_reader(s);
+    enum store_rc rc = r ? store_account_get(r, &ar, j->account_key, &a) : STORE_ERROR;
+    int status = 1;
+    if (rc == STORE_NOTFOUND) {
+        status = cli_error("%s: unknown account \"%s\"", c->command, j->account_key);
+    } else if (rc == STORE_OK) {
+        struct core_ctx ctx = {.store = s, .arena = &ar, .scope = NULL, .account = a.id,
+                               .home = a.id, .user_id = "attachd-cli", .admin = true,
+                               .version = 1};
+        struct core_error err;
+        struct server srv;
+        struct volume vol;
+        bool ok = j->is_volume ? core_volume_create(&ctx, &j->volume, &vol, &err)
+                               : core_server_create(&ctx, &j->server, &srv, &err);
+        if (ok) {
+            printf("%s\n", j->is_volume ? vol.id : srv.id);
+            status = 0;
+        } else {
+            status = err.code == CORE_CONFLICT ? cli_error("%s: %s", c->command, err.message) : 1;
+            if (err.code != CORE_CONFLICT)
+                fprintf(stderr, "attachd: %s: %s\n", c->command, err.message);
+        }
+    }
+    arena_release(&ar);
+    store_close(s);
+    return status;
+}
+
+int cmd_server_add(int argc, char **argv)
+{
+    struct cli_option opts[] = {{"account", true, NULL}, {"id", true, NULL},
+                                {"name", true, NULL}, {"db", true, NULL}, {NULL, false, NULL}};
+    struct cli c = {.command = "server add", .section = "server", .options = opts};
+    if (!cli_parse(&c, argc, argv, 0, 0))
+        return 2;
+    struct add_job j = {.account_key = cli_get(&c, "account")};
+    j.server = (struct server_spec){.id = cli_get(&c, "id"), .name = cli_get(&c, "name"),
+                                    .image_ref = "attachd-image", .flavor_ref = "1"};
+    int status = 2;
+    if (!j.account_key || !j.server.name)
+        cli_error("server add: --account and --name are required");
+    else if (j.server.id && !id_valid(j.server.id, strlen(j.server.id)))
+        cli_error("server add: --id must be 1-255 characters of A-Z a-z 0-9 . _ ~ : -");
+    else if (!name_ok(j.server.name))
+        cli_error("server add: --name must be 1-255 printable characters");
+    else
+        status = run_add(&c, &j);
+    cli_done(&c);
+    return status;
+}
+
+int cmd_volume_add(int argc, char **argv)
+{
+    struct cli_option opts[] = {{"account", true, NULL}, {"id", true, NULL},
+                                {"size", true, NULL}, {"name", true, NULL},
+                                {"db", true, NULL}, {NULL, false, NULL}};
+    struct cli c = {.command = "volume add", .section = "volume", .options = opts};
+    if (!cli_parse(&c, argc, argv, 0, 0))
+        return 2;
+    struct add_job j = {.account_key = cli_get(&c, "account"), .is_volume = true};
+    unsigned size = 0;
+    j.volume = (struct volume_spec){.id = cli_get(&c, "id"), .name = cli_get(&c, "name")};
+    int status = 2;
+    if (!j.account_key || !cli_get(&c, "size"))
+        cli_error("volume add: --account and --size are required");
+    else if (!parse_uint(cli_get(&c, "size"), 1, 1024 * 1024, &size))
+        cli_error("volume add: --size is a whole number of GiB, 1 or more");
+    else if (j.volume.id && !id_valid(j.volume.id, strlen(j.volume.id)))
+        cli_error("volume add: --id must be 1-255 characters of A-Z a-z 0-9 . _ ~ : -");
+    else if (j.volume.name && !name_ok(j.volume.name))
+        cli_error("volume add: --name must be 1-255 printable characters");
+    else {
+        j.volume.size = size;
+        status = run_add(&c, &j);
+    }
+    cli_done(&c);
+    return status;
+}

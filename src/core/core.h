@@ -1,0 +1,136 @@
+/* core.h: the domain. Servers, volumes, attachments, their states and rules.
+ *
+ * No HTTP, no SQL, no JSON: callers pass plain values and get records or a
+ * typed error back. Every change runs as one store_write() (one transaction,
+ * checks included), so a rule checked is still true when the change commits,
+ * and readers see the old state or the new one, never a mix.
+ *
+ * Messages are OpenStack Nova's texts; api/dialect.c decides how each
+ * dialect shows them.
+ */
+#ifndef ATTACHD_CORE_H
+#define ATTACHD_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/model.h"
+#include "store/store.h"
+#include "util/arena.h"
+
+enum core_code {
+    CORE_OK = 0,
+    CORE_BAD_REQUEST,       /* the request is not acceptable as it stands */
+    CORE_FORBIDDEN,         /* the caller may not do this */
+    CORE_NOT_FOUND,         /* a named resource does not exist (in scope) */
+    CORE_CONFLICT,          /* the resource's state forbids it */
+    CORE_ALREADY_ATTACHED,  /* the volume has an attachment already */
+    CORE_VOLUME_BUSY,       /* the volume is attached and cannot be deleted */
+    CORE_UNAVAILABLE,       /* the store failed; try again */
+};
+
+struct core_error {
+    enum core_code code;
+    char message[512];
+};
+
+/* Who is asking, and where. */
+struct core_ctx {
+    struct store *store;
+    struct arena *arena;        /* results are allocated here */
+    const char *scope;          /* lookups only see this account; NULL: any (admin) */
+    const char *account;        /* new resources belong to this account */
+    const char *home;           /* the caller's own account */
+    const char *user_id;
+    bool admin;
+    int version;                /* Nova microversion 2.<version>; 1 for Hostway */
+};
+
+/* ---- servers ---------------------------------------------------------- */
+
+struct server_spec {
+    const char *id;             /* NULL: generate a UUID4 */
+    const char *name, *image_ref, *flavor_ref, *availability_zone, *key_name;
+    const char *metadata;       /* JSON object text, NULL: {} */
+    const char *root_volume_id; /* boot from this volume (boot_index 0) */
+    bool root_delete_on_termination;
+};
+
+enum server_action {
+    ACTION_STOP, ACTION_START, ACTION_LOCK, ACTION_UNLOCK,
+    ACTION_PAUSE, ACTION_UNPAUSE, ACTION_SUSPEND, ACTION_RESUME,
+};
+
+bool core_server_create(struct core_ctx *c, const struct server_spec *spec, struct server *out,
+                        struct core_error *err);
+bool core_server_get(struct core_ctx *c, const char *id, struct server *out,
+                     struct core_error *err);
+/* Newest first; `marker` as in store_server_list (400 if unknown). */
+bool core_server_list(struct core_ctx *c, const char *marker, int limit, struct server **out,
+                      int *n, struct core_error *err);
+bool core_server_delete(struct core_ctx *c, const char *id, struct core_error *err);
+bool core_server_action(struct core_ctx *c, const char *id, enum server_action action,
+                        struct core_error *err);
+/* Nova's status for a vm_state ("ACTIVE", "SHUTOFF", ...). */
+const char *core_server_status(const char *vm_state);
+
+/* ---- volumes ------------------------------------------------------------ */
+
+struct volume_spec {
+    const char *id;             /* NULL: generate a UUID4 */
+    const char *name, *description, *volume_type, *availability_zone, *snapshot_id;
+    const char *metadata;       /* JSON object text, NULL: {} */
+    int64_t size;
+};
+
+bool core_volume_create(struct core_ctx *c, const struct volume_spec *spec, struct volume *out,
+                        struct core_error *err);
+bool core_volume_get(struct core_ctx *c, const char *id, struct volume *out,
+                     struct core_error *err);
+bool core_volume_list(struct core_ctx *c, int64_t offset, int limit, struct volume **out,
+                      int *n, struct core_error *err);
+bool core_volume_delete(struct core_ctx *c, const char *id, struct core_error *err);
+
+/* ---- attachments -------------------------------------------------------- */
+
+struct attach_spec {
+    const char *volume_id;
+    const char *device;         /* NULL: the next free /dev/vdX */
+    const char *tag;
+    bool delete_on_termination;
+};
+
+struct attach_update {
+    const char *volume_id;      /* a different id than the URL's: a swap */
+    bool set_delete_on_termination, delete_on_termination;
+    /* Must equal the current values when given (2.85). */
+    const char *device, *tag, *server_id, *id;
+    bool has_device, has_tag, has_server_id, has_id;
+};
+
+bool core_attach(struct core_ctx *c, const char *server_id, const struct attach_spec *spec,
+                 struct attachment *out, struct core_error *err);
+bool core_attachment_list(struct core_ctx *c, const char *server_id, int64_t offset, int limit,
+                          struct attachment **out, int *n, struct core_error *err);
+bool core_attachment_get(struct core_ctx *c, const char *server_id, const char *volume_id,
+                         struct attachment *out, struct core_error *err);
+bool core_attachment_update(struct core_ctx *c, const char *server_id, const char *volume_id,
+                            const struct attach_update *u, struct core_error *err);
+bool core_detach(struct core_ctx *c, const char *server_id, const char *volume_id,
+                 struct core_error *err);
+
+/* The attachments of a server (all), and of a volume (0 or 1), for rendering;
+ * read on the calling thread's reader, inside the caller's snapshot if any. */
+bool core_server_attachments(struct core_ctx *c, const char *server_id, struct attachment **out,
+                             int *n, struct core_error *err);
+bool core_volume_attachment(struct core_ctx *c, const char *volume_id, struct attachment *out,
+                            bool *attached, struct core_error *err);
+
+/* Nova's device-name rule: "/dev/" then letters then digits. */
+bool core_device_valid(const char *device);
+
+/* Set err and return false: the common tail of every failing check. */
+bool core_fail(struct core_error *err, enum core_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,22 @@
+/* internal.h: helpers shared by the core's files; not part of its interface. */
+#ifndef ATTACHD_CORE_INTERNAL_H
+#define ATTACHD_CORE_INTERNAL_H
+
+#include "core/core.h"
+
+/* Map a failed store call to a core error (NOTFOUND is the caller's to map). */
+bool core_store_failed(struct core_error *err, enum store_rc rc);
+/* Turn store_write()'s result into the core's: true when committed. */
+bool core_write_done(int rc, struct core_error *err);
+/* The calling thread's reader, or false with CORE_UNAVAILABLE. */
+struct store_conn *core_reader(struct core_ctx *c, struct core_error *err);
+
+/* Server lookups shared by the attachment rules; 404 with Nova's text. */
+bool core_find_server(struct core_ctx *c, struct store_conn *conn, const char *id,
+                      struct server *out, struct core_error *err);
+bool core_find_volume(struct core_ctx *c, struct store_conn *conn, const char *id,
+                      struct volume *out, struct core_error *err);
+/* Nova's check_instance_lock: a locked server refuses non-admins. */
+bool core_check_unlocked(struct core_ctx *c, const struct server *s, struct core_error *err);
+
+#endif

@@ -1,0 +1,64 @@
+/* model.h: the records attachd keeps, shared by core and store.
+ *
+ * Plain data, no behaviour. Strings belong to whoever filled the record
+ * (normally the request's arena); a NULL string means "not set" (JSON null).
+ * Timestamps are UTC text "YYYY-MM-DDTHH:MM:SS.ffffff"; renderers derive the
+ * forms each dialect shows.
+ */
+#ifndef ATTACHD_MODEL_H
+#define ATTACHD_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum role { ROLE_MEMBER = 0, ROLE_ADMIN = 1 };
+
+struct account {
+    const char *id, *name, *created_at;
+};
+
+struct user {
+    int64_t id;
+    const char *name, *account_id, *pwhash, *created_at;
+    enum role role;
+};
+
+/* Nova's power_state values. */
+enum power_state {
+    POWER_NOSTATE = 0, POWER_RUNNING = 1, POWER_PAUSED = 3,
+    POWER_SHUTDOWN = 4, POWER_CRASHED = 6, POWER_SUSPENDED = 7,
+};
+
+struct server {
+    const char *id, *account_id, *user_id, *name;
+    const char *vm_state;       /* "active", "stopped", "paused", "suspended", ... */
+    const char *task_state;     /* NULL when no task is in progress */
+    int power_state;
+    bool locked;
+    const char *locked_by;      /* "owner" or "admin" when locked */
+    const char *image_ref;      /* "" when booted from a volume */
+    const char *flavor_ref;
+    const char *availability_zone, *key_name;
+    const char *metadata;       /* JSON object text */
+    const char *created_at, *updated_at, *launched_at;
+};
+
+struct volume {
+    const char *id, *account_id, *name, *description;
+    int64_t size;               /* GiB */
+    const char *status;         /* D8: creating, available, attaching, in-use, ... */
+    const char *volume_type, *availability_zone, *snapshot_id;
+    const char *metadata;       /* JSON object text */
+    const char *created_at, *updated_at;
+};
+
+struct attachment {
+    const char *id;             /* the attachment's own UUID (2.89 attachment_id) */
+    const char *bdm_uuid;
+    const char *server_id, *volume_id, *device, *tag;
+    bool delete_on_termination;
+    int boot_index;             /* 0 for the root volume, -1 otherwise */
+    const char *created_at;
+};
+
+#endif

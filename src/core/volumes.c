@@ -1,0 +1,110 @@
+/* volumes.c: block-storage volumes (spec section 4, D8). A volume is
+ * "available" when created and "in-use" while attached; an attached volume
+ * cannot be deleted. */
+#include "core/internal.h"
+
+#include <string.h>
+
+#include "util/id.h"
+
+struct volume_job {
+    struct core_ctx *c;
+    struct volume *vol;
+    const char *id;
+    struct core_error *err;
+};
+
+static int do_create(struct store_conn *w, void *arg)
+{
+    struct volume_job *j = arg;
+    enum store_rc rc = store_volume_add(w, j->vol);
+    if (rc == STORE_EXISTS) {
+        core_fail(j->err, CORE_CONFLICT, "Volume %s already exists.", j->vol->id);
+        return 1;
+    }
+    if (rc != STORE_OK) {
+        core_store_failed(j->err, rc);
+        return 1;
+    }
+    return 0;
+}
+
+bool core_volume_create(struct core_ctx *c, const struct volume_spec *spec, struct volume *out,
+                        struct core_error *err)
+{
+    char *now = arena_alloc(c->arena, 32);
+    store_now(now);
+    char *id = (char *)spec->id;
+    if (!id) {
+        id = arena_alloc(c->arena, UUID_STR_LEN + 1);
+        id_uuid4(id);
+    }
+    *out = (struct volume){
+        .id = id, .account_id = c->account, .name = spec->name,
+        .description = spec->description, .size = spec->size, .status = "available",
+        .volume_type = spec->volume_type,
+        .availability_zone = spec->availability_zone ? spec->availability_zone : "nova",
+        .snapshot_id = spec->snapshot_id, .metadata = spec->metadata ? spec->metadata : "{}",
+        .created_at = now, .updated_at = now,
+    };
+    struct volume_job j = {c, out, NULL, err};
+    return core_write_done(store_write(c->store, do_create, &j), err);
+}
+
+bool core_volume_get(struct core_ctx *c, const char *id, struct volume *out,
+                     struct core_error *err)
+{
+    struct store_conn *r = core_reader(c, err);
+    return r && core_find_volume(c, r, id, out, err);
+}
+
+bool core_volume_list(struct core_ctx *c, int64_t offset, int limit, struct volume **out,
+                      int *n, struct core_error *err)
+{
+    struct store_conn *r = core_reader(c, err);
+    if (!r)
+        return false;
+    const char *account = c->scope ? c->scope : c->account;
+    enum store_rc rc = store_volume_list(r, c->arena, account, offset, limit, out, n);
+    return rc == STORE_OK || core_store_failed(err, rc);
+}
+
+bool core_volume_attachment(struct core_ctx *c, const char *volume_id, struct attachment *out,
+                            bool *attached, struct core_error *err)
+{
+    struct store_conn *r = core_reader(c, err);
+    if (!r)
+        return false;
+    enum store_rc rc = store_attachment_by_volume(r, c->arena, volume_id, out);
+    *attached = rc == STORE_OK;
+    return rc == STORE_OK || rc == STORE_NOTFOUND || core_store_failed(err, rc);
+}
+
+static int do_delete(struct store_conn *w, void *arg)
+{
+    struct volume_job *j = arg;
+    struct volume v;
+    struct attachment at;
+    if (!core_find_volume(j->c, w, j->id, &v, j->err))
+        return 1;
+    enum store_rc rc = store_attachment_by_volume(w, j->c->arena, v.id, &at);
+    if (rc == STORE_OK || strcmp(v.status, "available") != 0) {
+        core_fail(j->err, CORE_VOLUME_BUSY,
+                  "Invalid volume: Volume status must be available or error or "
+                  "error_restoring or error_extending or error_managing and must not be "
+                  "migrating, attached, belong to a group, have snapshots, awaiting a "
+                  "transfer, or be disassociated from snapshots after volume transfer.");
+        return 1;
+    }
+    if (rc != STORE_NOTFOUND || (rc = store_volume_del(w, v.id)) != STORE_OK) {
+        core_store_failed(j->err, rc);
+        return 1;
+    }
+    return 0;
+}
+
+bool core_volume_delete(struct core_ctx *c, const char *id, struct core_error *err)
+{
+    struct volume_job j = {c, NULL, id, err};
+    return core_write_done(store_write(c->store, do_delete, &j), err);
+}

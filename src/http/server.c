@@ -1,0 +1,316 @@
+/* server.c: see server.h.
+ *
+ * libmicrohttpd calls the access handler several times per request: first
+ * with the headers (we set up the request and, for a declared body over the
+ * limit, answer 413 at once), then once per chunk of body, then a last time
+ * with no data, where the API runs. A request's arena lives until MHD tells us
+ * the response has been sent, so response bodies are handed over without a
+ * copy.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/id.h"
+#include "util/log.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct api *api;
+    size_t max_body;
+    atomic_int in_flight;
+};
+
+struct exchange {
+    struct arena arena;
+    struct request req;
+    struct response res;
+    struct timespec start;
+    char request_id[4 + UUID_STR_LEN + 1];
+    const char *method;
+    char *body;
+    size_t body_len;
+    bool too_large;
+    bool answered;
+};
+
+/* ---- request accessors ----------------------------------------------------- */
+
+static const char *get_header(void *http, const char *name)
+{
+    return MHD_lookup_connection_value(http, MHD_HEADER_KIND, name);
+}
+
+static const char *get_query(void *http, const char *name)
+{
+    return MHD_lookup_connection_value(http, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct each_ctx {
+    bool (*fn)(void *cls, const char *key, const char *value);
+    void *cls;
+};
+
+static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    struct each_ctx *e = cls;
+    return e->fn(e->cls, key, value ? value : "") ? MHD_YES : MHD_NO;
+}
+
+static bool each_query(void *http, bool (*fn)(void *, const char *, const char *), void *cls)
+{
+    struct each_ctx e = {fn, cls};
+    MHD_get_connection_values(http, MHD_GET_ARGUMENT_KIND, each_arg, &e);
+    return true;
+}
+
+static enum method parse_method(const char *m)
+{
+    static const struct { const char *name; enum method m; } methods[] = {
+        {"GET", METHOD_GET}, {"HEAD", METHOD_HEAD}, {"POST", METHOD_POST},
+        {"PUT", METHOD_PUT}, {"DELETE", METHOD_DELETE}, {"PATCH", METHOD_PATCH},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (!strcmp(m, methods[i].name))
+            return methods[i].m;
+    return METHOD_OTHER;
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchange *x)
+{
+    struct response *res = &x->res;
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        res->body_len, (void *)(res->body ? res->body : ""), MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    if (res->content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
+    for (int i = 0; i < res->n_headers; i++)
+        MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
+    const char *connection = get_header(conn, MHD_HTTP_HEADER_CONNECTION);
+    if (x->too_large || (connection && strcasestr(connection, "close")))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)res->status, r);
+    MHD_destroy_response(r);
+    x->answered = true;
+    return ok;
+}
+
+/* ---- the access handler --------------------------------------------------- */
+
+static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn,
+                              const char *url, const char *method)
+{
+    struct exchange *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    arena_init(&x->arena);
+    clock_gettime(CLOCK_MONOTONIC, &x->start);
+    char uuid[UUID_STR_LEN + 1];
+    id_uuid4(uuid);
+    snprintf(x->request_id, sizeof x->request_id, "req-%s", uuid);
+    x->method = arena_strdup(&x->arena, method);
+    x->req = (struct request){
+        .arena = &x->arena, .method = parse_method(method), .path = arena_strdup(&x->arena, url),
+        .header = get_header, .query = get_query, .each_query = each_query, .http = conn,
+        .request_id = x->request_id,
+    };
+    const char *cl = get_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > s->max_body)
+        x->too_large = true;
+    atomic_fetch_add(&s->in_flight, 1);
+    return x;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct http_server *s = cls;
+    struct exchange *x = *con_cls;
+    if (!x) {
+        if (!(x = begin(s, conn, url, method)))
+            return MHD_NO;
+        *con_cls = x;
+        if (x->too_large) {     /* declared too large: answer before reading it */
+            api_http_error(&x->req, &x->res, 413);
+            return send_response(conn, x);
+        }
+        return MHD_YES;
+    }
+    if (x->answered) {
+        *upload_size = 0;       /* discard what follows an early answer */
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (x->too_large)
+            return MHD_YES;
+        if (x->body_len + n > s->max_body) {
+            x->too_large = true;
+            return MHD_YES;
+        }
+        char *grown = realloc(x->body, x->body_len + n + 1);
+        if (!grown)
+            return MHD_NO;
+        x->body = grown;
+        memcpy(x->body + x->body_len, upload_data, n);
+        x->body_len += n;
+        x->body[x->body_len] = '\0';
+        return MHD_YES;
+    }
+    if (x->too_large) {
+        api_http_error(&x->req, &x->res, 413);
+    } else {
+        x->req.body = x->body;
+        x->req.body_len = x->body_len;
+        api_handle(s->api, &x->req, &x->res);
+    }
+    return send_response(conn, x);
+}
+
+/* Escape what would break a log line (the path is the client's). */
+static const char *printable(struct arena *ar, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 512)
+        n = 512;
+    char *out = arena_alloc(ar, n * 4 + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+            o += sprintf(o, "\\x%02x", c);
+        else
+            *o++ = (char)c;
+    }
+    *o = '\0';
+    return out;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    struct http_server *s = cls;
+    struct exchange *x = *con_cls;
+    if (!x)
+        return;
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    double ms = (double)(end.tv_sec - x->start.tv_sec) * 1e3 +
+                (double)(end.tv_nsec - x->start.tv_nsec) / 1e6;
+    log_info("access method=%s path=\"%s\" status=%d duration_ms=%.3f request_id=%s user=%s%s",
+             x->method, printable(&x->arena, x->req.path), x->answered ? x->res.status : 0, ms,
+             x->request_id, x->req.user ? printable(&x->arena, x->req.user) : "-",
+             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    free(x->body);
+    arena_release(&x->arena);
+    free(x);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_warn("http: %s", msg);
+}
+
+/* ---- start and stop --------------------------------------------------------- */
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, int errlen)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || strlen(listen) >= sizeof host) {
+        snprintf(err, (size_t)errlen, "--listen wants ADDR:PORT, got \"%s\"", listen);
+        return -1;
+    }
+    size_t hlen = (size_t)(colon - listen);
+    const char *h = listen;
+    if (h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE}, *ai;
+    int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, (size_t)errlen, "cannot resolve --listen %s: %s", listen, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    return 0;
+}
+
+struct http_server *http_start(const struct http_options *o, struct api *api, char *err,
+                               int errlen)
+{
+    struct sockaddr_storage addr = {0};
+    if (parse_listen(o->listen, &addr, err, errlen) < 0)
+        return NULL;
+    struct http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, (size_t)errlen, "out of memory");
+        return NULL;
+    }
+    s->api = api;
+    s->max_body = o->max_body;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, o->threads > 1 ? o->threads : 0u,
+        MHD_OPTION_CONNECTION_TIMEOUT, o->timeout,
+        MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, (size_t)errlen, "cannot listen on %s (address in use or not available)",
+                 o->listen);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_stop(struct http_server *s, unsigned grace)
+{
+    if (!s)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    for (unsigned i = 0; i < grace * 100 && atomic_load(&s->in_flight) > 0; i++)
+        usleep(10000);
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

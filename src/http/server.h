@@ -1,0 +1,30 @@
+/* server.h: the HTTP/1.1 adapter on libmicrohttpd. It owns sockets,
+ * limits, timeouts and the access log, turns each request into a struct
+ * request for api_handle(), and sends back the struct response. */
+#ifndef ATTACHD_HTTP_SERVER_H
+#define ATTACHD_HTTP_SERVER_H
+
+#include <stddef.h>
+
+#include "api/api.h"
+
+#define HTTP_MAX_BODY (1024 * 1024)
+
+struct http_options {
+    const char *listen;         /* "ADDR:PORT" or "[ADDR6]:PORT" */
+    unsigned threads;           /* worker threads (epoll each) */
+    unsigned timeout;           /* seconds a connection may stay idle */
+    unsigned max_connections;
+    unsigned max_per_ip;
+    size_t max_body;            /* larger bodies get 413 */
+};
+
+struct http_server;
+
+struct http_server *http_start(const struct http_options *opts, struct api *api, char *err,
+                               int errlen);
+/* Stop accepting, wait up to `grace` seconds for requests in flight, then
+ * close every connection and free the server. */
+void http_stop(struct http_server *s, unsigned grace);
+
+#endif

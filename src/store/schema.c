@@ -1,0 +1,131 @@
+/* schema.c: see schema.h. Never edit a released migration; add a new one. */
+#include "store/schema.h"
+
+#include <stdio.h>
+
+static const char *const migrations[] = {
+    /* 1: accounts, users, servers, volumes, attachments */
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO meta VALUES ('auth_epoch', 1);"
+    "CREATE TABLE accounts ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
+    "  role TEXT NOT NULL CHECK (role IN ('member', 'admin')),"
+    "  pwhash TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL"
+    ");"
+    /* rowid gives the list order (newest first) and stable markers */
+    "CREATE TABLE servers ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
+    "  user_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  vm_state TEXT NOT NULL,"
+    "  task_state TEXT,"
+    "  power_state INTEGER NOT NULL,"
+    "  locked INTEGER NOT NULL DEFAULT 0,"
+    "  locked_by TEXT,"
+    "  image_ref TEXT NOT NULL,"
+    "  flavor_ref TEXT NOT NULL,"
+    "  availability_zone TEXT NOT NULL,"
+    "  key_name TEXT,"
+    "  metadata TEXT NOT NULL DEFAULT '{}',"
+    "  created_at TEXT NOT NULL,"
+    "  updated_at TEXT NOT NULL,"
+    "  launched_at TEXT"
+    ");"
+    "CREATE INDEX servers_account ON servers(account_id, seq);"
+    "CREATE TABLE volumes ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
+    "  name TEXT,"
+    "  description TEXT,"
+    "  size INTEGER NOT NULL CHECK (size >= 1),"
+    "  status TEXT NOT NULL,"
+    "  volume_type TEXT,"
+    "  availability_zone TEXT NOT NULL,"
+    "  snapshot_id TEXT,"
+    "  metadata TEXT NOT NULL DEFAULT '{}',"
+    "  created_at TEXT NOT NULL,"
+    "  updated_at TEXT NOT NULL"
+    ");"
+    "CREATE INDEX volumes_account ON volumes(account_id, seq);"
+    /* UNIQUE(volume_id): a volume is attached at most once, whatever the
+     * code above does; UNIQUE(server_id, device): no device twice. */
+    "CREATE TABLE attachments ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  bdm_uuid TEXT NOT NULL,"
+    "  server_id TEXT NOT NULL REFERENCES servers(id),"
+    "  volume_id TEXT NOT NULL UNIQUE REFERENCES volumes(id),"
+    "  device TEXT NOT NULL,"
+    "  tag TEXT,"
+    "  delete_on_termination INTEGER NOT NULL DEFAULT 0,"
+    "  boot_index INTEGER NOT NULL DEFAULT -1,"
+    "  created_at TEXT NOT NULL,"
+    "  UNIQUE (server_id, device)"
+    ");",
+};
+
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int schema_latest(void)
+{
+    return N_MIGRATIONS;
+}
+
+static int user_version(sqlite3 *db, int *v)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int schema_migrate(sqlite3 *db, int *from, int *to, char *err, int errlen)
+{
+    int v;
+    if (user_version(db, &v) < 0) {
+        snprintf(err, (size_t)errlen, "cannot read schema version: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    *from = *to = v;
+    if (v > N_MIGRATIONS) {
+        snprintf(err, (size_t)errlen,
+                 "database schema version %d is newer than this attachd supports (%d); "
+                 "use a newer attachd", v, N_MIGRATIONS);
+        return -1;
+    }
+    for (; v < N_MIGRATIONS; v++) {
+        char sql[64];
+        char *msg = NULL;
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, (size_t)errlen, "migration to schema version %d failed: %s", v + 1,
+                     msg ? msg : sqlite3_errmsg(db));
+            sqlite3_free(msg);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        *to = v + 1;
+    }
+    return 0;
+}

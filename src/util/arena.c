@@ -1,0 +1,100 @@
+/* arena.c: see arena.h. Chunks grow geometrically; a large request gets a
+ * chunk of its own so that the common small case stays in the inline buffer. */
+#include "util/arena.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t size, used;
+    _Alignas(16) char data[];
+};
+
+#define ALIGN16(n) (((n) + 15u) & ~(size_t)15u)
+
+void arena_init(struct arena *a)
+{
+    a->head = NULL;
+    a->inline_used = 0;
+}
+
+void arena_release(struct arena *a)
+{
+    struct arena_chunk *c = a->head;
+    while (c) {
+        struct arena_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    arena_init(a);
+}
+
+void *arena_alloc(struct arena *a, size_t n)
+{
+    n = ALIGN16(n ? n : 1);
+    uintptr_t base = (uintptr_t)a->inline_buf;
+    size_t pad = ALIGN16(base + a->inline_used) - (base + a->inline_used);
+    if (a->inline_used + pad + n <= sizeof a->inline_buf) {
+        void *p = a->inline_buf + a->inline_used + pad;
+        a->inline_used += pad + n;
+        memset(p, 0, n);
+        return p;
+    }
+    struct arena_chunk *c = a->head;
+    if (!c || c->size - c->used < n) {
+        size_t size = c ? c->size * 2 : 8192;
+        if (size < n)
+            size = n;
+        c = malloc(sizeof *c + size);
+        if (!c) {
+            fputs("attachd: out of memory\n", stderr);
+            abort();
+        }
+        c->size = size;
+        c->used = 0;
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *arena_strndup(struct arena *a, const char *s, size_t n)
+{
+    char *p = arena_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *arena_strdup(struct arena *a, const char *s)
+{
+    return s ? arena_strndup(a, s, strlen(s)) : NULL;
+}
+
+char *arena_vprintf(struct arena *a, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        n = 0;
+    char *p = arena_alloc(a, (size_t)n + 1);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    return p;
+}
+
+char *arena_printf(struct arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = arena_vprintf(a, fmt, ap);
+    va_end(ap);
+    return p;
+}

@@ -1,0 +1,261 @@
+"""Servers (spec section 5, D9, issue 2 item 8) in both dialects: create,
+list with limit/marker, detail, show, delete, and Nova-like body validation."""
+import urllib.parse
+
+import pytest
+
+from apiutil import (IMAGE_REF, ISO_Z, PREFIX_KINDS, UUID4, assert_error, assert_json,
+                     assert_not_found, assert_request_ids, create_server, dialect_of,
+                     get_server, prefix, server_body, unique)
+
+NOVA_FULL_FIELDS = [
+    "id", "name", "status", "tenant_id", "user_id", "created", "updated", "hostId",
+    "addresses", "accessIPv4", "accessIPv6", "image", "flavor", "links", "metadata",
+    "OS-EXT-STS:vm_state", "OS-EXT-STS:task_state", "OS-EXT-STS:power_state",
+    "OS-EXT-AZ:availability_zone", "key_name", "os-extended-volumes:volumes_attached",
+]
+
+
+@pytest.fixture
+def fresh(world):
+    """A new account with a member session: (account, session) with no servers."""
+    acct = world.d.add_account()
+    user, pw = world.d.add_user(acct)
+    return acct, world.d.session(user, pw)
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+def test_create_returns_202_location_and_uuid4(world, kind):
+    pfx = prefix(kind, world.a)
+    r = world.sa.post(f"{world.base}{pfx}/servers", json=server_body(unique("c")))
+    assert r.status_code == 202, r.text
+    assert_request_ids(r)
+    srv = assert_json(r)["server"]
+    assert UUID4.match(srv["id"]), srv
+    loc = r.headers.get("Location")
+    assert loc and loc.startswith("http://") and loc.endswith(f"/servers/{srv['id']}"), loc
+    assert any(l["rel"] == "self" and l["href"].endswith(f"/servers/{srv['id']}")
+               for l in srv["links"]), srv
+    if dialect_of(kind) == "nova":
+        assert isinstance(srv.get("adminPass"), str) and srv["adminPass"], srv
+        assert srv.get("OS-DCF:diskConfig") == "MANUAL", srv
+        assert srv.get("security_groups") == [{"name": "default"}], srv
+    # the Location is real
+    path = urllib.parse.urlsplit(loc).path
+    g = world.sa.get(world.base + path)
+    assert g.status_code == 200, (loc, g.text)
+    assert g.json()["server"]["id"] == srv["id"]
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+def test_new_server_is_active_and_launched(world, kind):
+    pfx = prefix(kind, world.a)
+    name = unique("show")
+    sid = create_server(world.sa, world.base, pfx, name)
+    s = get_server(world.sa, world.base, pfx, sid)
+    assert s["id"] == sid and s["name"] == name
+    assert s["status"] == "ACTIVE"
+    assert s["OS-EXT-STS:vm_state"] == "active"
+    assert s["OS-EXT-STS:task_state"] is None
+    assert s["OS-EXT-STS:power_state"] == 1
+    assert s["os-extended-volumes:volumes_attached"] == []
+
+
+def test_nova_full_server_fields(world):
+    sid = create_server(world.sa, world.base, "/v2.1", unique("full"))
+    r = world.sa.get(f"{world.base}/v2.1/servers/{sid}")
+    assert r.status_code == 200
+    s = assert_json(r)["server"]
+    missing = [f for f in NOVA_FULL_FIELDS if f not in s]
+    assert not missing, (missing, sorted(s))
+    assert s["tenant_id"] == world.a
+    assert ISO_Z.match(s["created"]) and ISO_Z.match(s["updated"]), (s["created"], s["updated"])
+    assert isinstance(s["addresses"], dict) and isinstance(s["metadata"], dict)
+    assert isinstance(s["image"], (dict, str)) and isinstance(s["flavor"], dict)
+    rels = {l["rel"]: l["href"] for l in s["links"]}
+    assert rels["self"].endswith(f"/servers/{sid}") and "/v2.1/" in rels["self"], rels
+    assert rels["bookmark"].endswith(f"/servers/{sid}"), rels
+
+
+def test_cli_server_is_active_too(world):
+    sid = world.d.add_server(world.a, name="from-cli")
+    for pfx in ("", "/v2.1"):
+        s = get_server(world.sa, world.base, pfx, sid)
+        assert s["name"] == "from-cli" and s["status"] == "ACTIVE"
+        assert s["OS-EXT-STS:vm_state"] == "active"
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+def test_list_and_detail(world, fresh, kind):
+    acct, s = fresh
+    pfx = prefix(kind, acct)
+    ids = {create_server(s, world.base, pfx, f"l{i}") for i in range(3)}
+    r = s.get(f"{world.base}{pfx}/servers")
+    assert r.status_code == 200
+    body = assert_json(r)
+    assert {x["id"] for x in body["servers"]} == ids
+    for x in body["servers"]:
+        assert any(l["rel"] == "self" for l in x["links"]), x
+        if dialect_of(kind) == "nova":
+            assert x["name"].startswith("l"), x
+    assert "servers_links" not in body, body
+    r = s.get(f"{world.base}{pfx}/servers/detail")
+    assert r.status_code == 200
+    det = assert_json(r)["servers"]
+    assert {x["id"] for x in det} == ids
+    for x in det:
+        assert x["status"] == "ACTIVE"
+        assert x["OS-EXT-STS:vm_state"] == "active"
+        assert x["os-extended-volumes:volumes_attached"] == []
+
+
+def test_empty_list(world, fresh):
+    acct, s = fresh
+    for pfx in ("", "/v2.1", f"/v2.1/{acct}", f"/accounts/{acct}/flexcloud"):
+        for tail in ("/servers", "/servers/detail"):
+            r = s.get(f"{world.base}{pfx}{tail}")
+            assert r.status_code == 200, r.text
+            assert assert_json(r)["servers"] == []
+
+
+def _walk(s, first_url, base):
+    seen, url, pages = [], first_url, 0
+    while url and pages < 20:
+        r = s.get(url)
+        assert r.status_code == 200, (url, r.text)
+        body = r.json()
+        seen += [x["id"] for x in body["servers"]]
+        pages += 1
+        nxt = [l["href"] for l in body.get("servers_links", []) if l["rel"] == "next"]
+        if not nxt or not body["servers"]:
+            break
+        href = nxt[0]
+        parts = urllib.parse.urlsplit(href)
+        assert parts.scheme == "http" and parts.netloc, href
+        q = urllib.parse.parse_qs(parts.query)
+        assert q.get("marker") == [body["servers"][-1]["id"]], href
+        assert q.get("limit") == ["2"], href
+        url = base + parts.path + "?" + parts.query
+    return seen, pages
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+@pytest.mark.parametrize("tail", ["/servers", "/servers/detail"])
+def test_pagination_with_limit_and_marker(world, fresh, kind, tail):
+    acct, s = fresh
+    pfx = prefix(kind, acct)
+    ids = [create_server(s, world.base, pfx, f"p{i}") for i in range(5)]
+    r = s.get(f"{world.base}{pfx}{tail}?limit=2")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["servers"]) == 2
+    links = body.get("servers_links")
+    assert links and links[0]["rel"] == "next", body
+    assert urllib.parse.urlsplit(links[0]["href"]).path.endswith(tail), links
+    seen, pages = _walk(s, f"{world.base}{pfx}{tail}?limit=2", world.base)
+    assert sorted(seen) == sorted(ids), (seen, ids)
+    assert len(seen) == len(set(seen))
+    assert pages == 3
+
+
+@pytest.mark.parametrize("kind", ["hostway", "nova"])
+@pytest.mark.parametrize("query", ["limit=-1", "limit=abc", "limit=1.5", "marker=no-such-marker"])
+def test_bad_pagination_parameters_are_400(world, kind, query):
+    r = world.sa.get(f"{world.base}{prefix(kind, world.a)}/servers?{query}")
+    assert_error(dialect_of(kind), r, 400)
+
+
+def test_limit_larger_than_count(world, fresh):
+    acct, s = fresh
+    ids = {create_server(s, world.base, "/v2.1", f"n{i}") for i in range(2)}
+    r = s.get(f"{world.base}/v2.1/servers?limit=50")
+    body = r.json()
+    assert {x["id"] for x in body["servers"]} == ids
+    assert "servers_links" not in body
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+def test_delete_is_204_and_gone(world, kind):
+    pfx = prefix(kind, world.a)
+    sid = create_server(world.sa, world.base, pfx, unique("del"))
+    r = world.sa.delete(f"{world.base}{pfx}/servers/{sid}")
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    assert_request_ids(r)
+    assert_not_found(dialect_of(kind), world.sa.get(f"{world.base}{pfx}/servers/{sid}"), sid)
+    assert_not_found(dialect_of(kind), world.sa.delete(f"{world.base}{pfx}/servers/{sid}"), sid)
+    lst = world.sa.get(f"{world.base}{pfx}/servers").json()["servers"]
+    assert sid not in [x["id"] for x in lst]
+
+
+@pytest.mark.parametrize("kind", ["hostway", "nova"])
+def test_delete_unknown_is_404(world, kind):
+    sid = unique("ghost")
+    assert_not_found(dialect_of(kind),
+                     world.sa.delete(f"{world.base}{prefix(kind, world.a)}/servers/{sid}"), sid)
+
+
+# Create-body validation, Nova's schema: (body, field the message must name).
+INVALID_CREATES = {
+    "no-server-key": ({"name": "x"}, "server"),
+    "server-not-object": ({"server": "x"}, "server"),
+    "missing-name": ({"server": {"flavorRef": "1", "imageRef": IMAGE_REF}}, "name"),
+    "empty-name": (server_body(""), "name"),
+    "long-name": (server_body("n" * 256), "name"),
+    "name-int": (server_body(123), "name"),
+    "name-null": (server_body(None), "name"),
+    "name-list": (server_body(["a"]), "name"),
+    "missing-flavorRef": ({"server": {"name": "x", "imageRef": IMAGE_REF}}, "flavorRef"),
+    "flavorRef-list": (server_body("x", flavorRef=["1"]), "flavorRef"),
+    "flavorRef-empty": (server_body("x", flavorRef=""), "flavorRef"),
+    "imageRef-object": (server_body("x", imageRef={"id": 1}), "imageRef"),
+    "unknown-key": (server_body("x", bogusField=1), "bogusField"),
+    "unknown-top-level": (dict(server_body("x"), extraTop=1), "extraTop"),
+    "metadata-not-object": (server_body("x", metadata="a"), "metadata"),
+    "body-is-list": ([{"server": {}}], None),
+    "body-is-string": ("server", None),
+}
+
+
+@pytest.mark.parametrize("kind", ["hostway", "nova"])
+@pytest.mark.parametrize("case", sorted(INVALID_CREATES))
+def test_create_validation(world, kind, case):
+    body, field = INVALID_CREATES[case]
+    pfx = prefix(kind, world.a)
+    before = len(world.sa.get(f"{world.base}{pfx}/servers").json()["servers"])
+    r = world.sa.post(f"{world.base}{pfx}/servers", json=body)
+    assert_error(dialect_of(kind), r, 400, text_contains=field)
+    # nothing was created
+    assert len(world.sa.get(f"{world.base}{pfx}/servers").json()["servers"]) == before
+
+
+@pytest.mark.parametrize("kind", ["hostway", "nova"])
+def test_create_empty_body_is_400(world, kind):
+    r = world.sa.post(f"{world.base}{prefix(kind, world.a)}/servers", data=b"",
+                      headers={"Content-Type": "application/json"})
+    assert_error(dialect_of(kind), r, 400)
+
+
+@pytest.mark.parametrize("kind", ["hostway", "nova"])
+@pytest.mark.parametrize("name", ["n" * 255, "a", "unicode \u00e9\u4e2d", "with-dash.and_dot"])
+def test_create_valid_names(world, kind, name):
+    pfx = prefix(kind, world.a)
+    sid = create_server(world.sa, world.base, pfx, name)
+    assert get_server(world.sa, world.base, pfx, sid)["name"] == name
+
+
+def test_create_with_metadata_roundtrips(world):
+    r = world.sa.post(f"{world.base}/v2.1/servers",
+                      json=server_body("meta", metadata={"k": "v", "role": "db"}))
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    assert get_server(world.sa, world.base, "/v2.1", sid)["metadata"] == {"k": "v", "role": "db"}
+
+
+def test_nova_schema_message_names_field(world):
+    r = world.sa.post(f"{world.base}/v2.1/servers", json=server_body("n" * 256))
+    f = assert_error("nova", r, 400)
+    assert f["message"].startswith("Invalid input for field/attribute name."), f
+    r = world.sa.post(f"{world.base}/v2.1/servers", json=server_body("x", bogusField=1))
+    f = assert_error("nova", r, 400)
+    assert "bogusField" in f["message"] and "Additional properties" in f["message"], f
