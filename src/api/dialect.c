@@ -104,7 +104,7 @@ static void fault(struct call *c, int status, const char *title, const char *mes
             json_object_set_new(inner, "retryAfter", json_sprintf("%d", retry_after));
     }
     if (!inner)     /* a message that is not UTF-8 cannot come from us */
-        inner = json_pack("{s:i, s:s}", "code", status, "message", "");
+        inner = json_pack("{s:i, s:s}", "code", status, "message", "The request could not be handled.");
     reply_json(c, status, json_pack("{s:o}", name, inner));
 }
 

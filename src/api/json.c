@@ -404,9 +404,12 @@ char *render_time(struct arena *ar, const char *t, int style)
 
 json_t *render_links(struct call *c, const char *collection, const char *id)
 {
+    /* Hostway's documented volume links end in a slash; its server links
+     * are not documented, and the Location header must name the server. */
     if (c->dialect == DIALECT_HOSTWAY)
         return json_pack("[{s:s, s:s}]", "href",
-                         arena_printf(c->arena, "%s%s/%s/%s/", c->base, c->prefix, collection, id),
+                         arena_printf(c->arena, "%s%s/%s/%s%s", c->base, c->prefix, collection,
+                                      id, strcmp(collection, "volumes") ? "" : "/"),
                          "rel", "self");
     const char *bookmark_prefix = c->account_in_path
                                       ? arena_printf(c->arena, "/%s", c->account_in_path) : "";

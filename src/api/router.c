@@ -139,6 +139,14 @@ static void dispatch(struct call *c, char **seg, int n)
         reply_error(c, 404, "The resource could not be found.");
         return;
     }
+    /* ids are ASCII (D5): anything else names nothing, and must not reach
+     * a message that has to be valid UTF-8 JSON */
+    for (int i = 0; i < 3 && c->param[i]; i++) {
+        if (!auth_utf8_valid(c->param[i], strlen(c->param[i]))) {
+            reply_error(c, 404, "The resource could not be found.");
+            return;
+        }
+    }
     handler_fn h = NULL;
     switch (c->req->method) {
     case METHOD_GET: case METHOD_HEAD: h = found->get; break;

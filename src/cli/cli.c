@@ -2,9 +2,10 @@
  *
  * `--name value` and `--name=value` both work, anywhere after the command
  * words. An option not given on the command line is looked up in the
- * --config file: --db as `path` in [db], any other as its name (dashes as
- * underscores) in the section named after the command's first word, e.g.
- * `max_per_ip` in [serve]. The command line wins.
+ * --config file: --db as `path` in [db] (or before any section), else as
+ * `db` in the command's section or in [serve]; any other option as its name
+ * (dashes as underscores) in the section named after the command's first
+ * word, e.g. `max_per_ip` in [serve]. The command line wins.
  */
 #include "cli/cli.h"
 
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/log.h"
 
 static const char usage[] =
     "usage: attachd COMMAND [OPTIONS]\n"
@@ -40,7 +43,7 @@ static const char usage[] =
     "\n"
     "every command also takes:\n"
     "  --db PATH        the database (default data/attachd.db)\n"
-    "  --config FILE    an INI file: [db] path, [serve] listen/threads/timeout/\n"
+    "  --config FILE    an INI file: [db] path (or [serve] db), [serve] listen/threads/timeout/\n"
     "                   max_connections/max_per_ip/synchronous/demo, and the options\n"
     "                   of the other commands under [account], [user], [server], [volume]\n"
     "  --help           this text\n"
@@ -126,7 +129,14 @@ bool cli_parse(struct cli *c, int argc, char **argv, int min_pos, int max_pos)
             if (o->value)
                 continue;
             if (!strcmp(o->name, "db")) {
-                o->value = config_get(&c->config, "db", "path");
+                const char *v = config_get(&c->config, "db", "path");
+                if (!v)
+                    v = config_get(&c->config, "", "path");
+                if (!v)
+                    v = config_get(&c->config, c->section, "db");
+                if (!v)
+                    v = config_get(&c->config, "serve", "db");
+                o->value = v;
                 continue;
             }
             char key[64];
@@ -183,6 +193,9 @@ int cli_main(int argc, char **argv)
         puts("attachd " ATTACHD_VERSION);
         return 0;
     }
+    /* Commands other than serve keep stderr for their one-line errors. */
+    if (strcmp(argv[1], "serve") != 0)
+        log_set_level(LOG_WARN);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].word1) != 0)
             continue;

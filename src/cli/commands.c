@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -175,6 +176,12 @@ int cmd_serve(int argc, char **argv)
          !parse_uint(cli_get(&c, "max-per-ip"), 1, 65536, &h.max_per_ip))) {
         cli_error("serve: --threads, --timeout, --max-connections and --max-per-ip take "
                   "positive whole numbers");
+        goto out;
+    }
+    struct sockaddr_storage addr;
+    char lerr[512];
+    if (http_parse_listen(h.listen, &addr, lerr, sizeof lerr) < 0) {
+        cli_error("serve: %s", lerr);
         goto out;
     }
     if (sync && strcmp(sync, "full") != 0 && strcmp(sync, "normal") != 0) {

@@ -108,6 +108,17 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchang
     return ok;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* ---- the access handler --------------------------------------------------- */
 
 static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn,
@@ -224,6 +235,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
+/* Percent-decoding of the path, as MHD's own but for %00: a NUL would cut
+ * the path short, so it stays as the three characters it came as (and an id
+ * containing '%' is simply not found). */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *r = s, *w = s;
+    while (*r) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *w++ = (char)(hi << 4 | lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -237,7 +270,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start and stop --------------------------------------------------------- */
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, int errlen)
+int http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, int errlen)
 {
     char host[256];
     const char *colon = strrchr(listen, ':');
@@ -269,7 +302,7 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
                                int errlen)
 {
     struct sockaddr_storage addr = {0};
-    if (parse_listen(o->listen, &addr, err, errlen) < 0)
+    if (http_parse_listen(o->listen, &addr, err, errlen) < 0)
         return NULL;
     struct http_server *s = calloc(1, sizeof *s);
     if (!s) {
@@ -292,6 +325,7 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, (size_t)errlen, "cannot listen on %s (address in use or not available)",

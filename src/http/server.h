@@ -20,6 +20,10 @@ struct http_options {
 };
 
 struct http_server;
+struct sockaddr_storage;
+
+/* Parse "ADDR:PORT" / "[ADDR6]:PORT"; -1 with a reason in err. */
+int http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, int errlen);
 
 struct http_server *http_start(const struct http_options *opts, struct api *api, char *err,
                                int errlen);
