@@ -18,6 +18,7 @@ struct call {
     struct response *res;
     struct arena *arena;
     enum dialect dialect;
+    bool cinder;                /* /v3: the block-storage API, in Nova's error shape */
     int version;                /* 2.<version>; 1 in the Hostway dialect */
     bool versioned;             /* send the microversion headers */
     struct core_ctx core;
@@ -97,6 +98,7 @@ enum { TIME_ISO_Z, TIME_ISO_MICRO, TIME_SPACE };
 /* ---- resources ------------------------------------------------------------ */
 void versions_root(struct call *c);
 void versions_v21(struct call *c);
+void versions_v3(struct call *c);
 
 void servers_list(struct call *c);
 void servers_detail(struct call *c);
@@ -110,6 +112,9 @@ void volumes_detail(struct call *c);
 void volumes_create(struct call *c);
 void volumes_show(struct call *c);
 void volumes_delete(struct call *c);
+void cinder_volumes_list(struct call *c);
+void cinder_volumes_detail(struct call *c);
+void cinder_volumes_show(struct call *c);
 
 void attachments_list(struct call *c);
 void attachments_create(struct call *c);

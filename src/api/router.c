@@ -2,7 +2,9 @@
  *
  * The steps, in this order for every request:
  *   1. the prefix picks the dialect: "/v2.1[/{project_id}]" is Nova,
- *      "/accounts/{accountId}/flexcloud" and everything else Hostway;
+ *      "/v3[/{project_id}]" the read-only block-storage API the openstack CLI
+ *      looks volumes up in (Nova's error shape), "/accounts/{accountId}/flexcloud"
+ *      and everything else Hostway;
  *   2. version discovery answers without credentials;
  *   3. Basic credentials are checked (401 before any lookup, D6);
  *   4. an account named in the path must be the caller's (or the caller an
@@ -26,7 +28,7 @@ struct api {
 
 #define MAX_SEGMENTS 16
 
-enum { HOSTWAY = 1, NOVA = 2, BOTH = 3 };
+enum { HOSTWAY = 1, NOVA = 2, BOTH = 3, CINDER = 4 };
 
 struct route {
     unsigned dialects;
@@ -45,6 +47,9 @@ static const struct route routes[] = {
     {NOVA, "os-volumes", volumes_list, volumes_create, NULL, NULL},
     {NOVA, "os-volumes/detail", volumes_detail, NULL, NULL, NULL},
     {NOVA, "os-volumes/*", volumes_show, NULL, NULL, volumes_delete},
+    {CINDER, "volumes", cinder_volumes_list, NULL, NULL, NULL},
+    {CINDER, "volumes/detail", cinder_volumes_detail, NULL, NULL, NULL},
+    {CINDER, "volumes/*", cinder_volumes_show, NULL, NULL, NULL},
     {HOSTWAY, "volumes", volumes_list, volumes_create, NULL, NULL},
     {HOSTWAY, "volumes/detail", volumes_detail, NULL, NULL, NULL},
     {HOSTWAY, "volumes/*", volumes_show, NULL, NULL, volumes_delete},
@@ -125,7 +130,7 @@ static const char *request_base(struct call *c)
 
 static void dispatch(struct call *c, char **seg, int n)
 {
-    unsigned dialect = c->dialect == DIALECT_NOVA ? NOVA : HOSTWAY;
+    unsigned dialect = c->cinder ? CINDER : c->dialect == DIALECT_NOVA ? NOVA : HOSTWAY;
     const struct route *found = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const char *params[3] = {0};
@@ -214,7 +219,7 @@ static bool admit(struct call *c)
         }
         c->core.scope = c->core.account = c->account_in_path;
     }
-    if (c->dialect == DIALECT_NOVA) {
+    if (c->dialect == DIALECT_NOVA && !c->cinder) {
         const char *bad = NULL;
         switch (mv_negotiate(c->req, c->arena, &c->version, &bad)) {
         case MV_OK: break;
@@ -254,6 +259,18 @@ void api_handle(struct api *a, struct request *req, struct response *res)
             rest++;
             n--;
         }
+    } else if (n > 0 && !strcmp(seg[0], "v3")) {
+        c->dialect = DIALECT_NOVA;
+        c->cinder = true;
+        c->prefix = "/v3";
+        rest = seg + 1;
+        n -= 1;
+        if (n > 0 && strcmp(rest[0], "volumes") != 0) {
+            c->account_in_path = rest[0];
+            c->prefix = arena_printf(c->arena, "/v3/%s", rest[0]);
+            rest++;
+            n--;
+        }
     } else if (n > 0 && !strcmp(seg[0], "accounts")) {
         if (n < 3 || strcmp(seg[2], "flexcloud") != 0) {
             n = -1;
@@ -267,7 +284,9 @@ void api_handle(struct api *a, struct request *req, struct response *res)
 
     bool discovery = (req->method == METHOD_GET || req->method == METHOD_HEAD) &&
                      !c->account_in_path && n == 0;
-    if (discovery && c->dialect == DIALECT_NOVA)
+    if (discovery && c->cinder)
+        versions_v3(c);
+    else if (discovery && c->dialect == DIALECT_NOVA)
         versions_v21(c);
     else if (discovery)
         versions_root(c);

@@ -32,7 +32,8 @@ static json_t *render_summary(struct call *c, const struct server *s)
                      render_links(c, "servers", s->id));
 }
 
-static json_t *render_server(struct call *c, const struct server *s)
+/* `show`: the body of GET /servers/{id}, which alone carries server_groups. */
+static json_t *render_server(struct call *c, const struct server *s, bool show)
 {
     struct core_error err;
     struct attachment *at = NULL;
@@ -78,7 +79,7 @@ static json_t *render_server(struct call *c, const struct server *s)
         json_object_set_new(o, "tags", json_array());
     if (c->version >= 63)
         json_object_set_new(o, "trusted_image_certificates", json_null());
-    if (c->version >= 71)
+    if (c->version >= 71 && show)
         json_object_set_new(o, "server_groups", json_array());
     if (c->version >= 73)
         json_object_set_new(o, "locked_reason", json_null());
@@ -102,7 +103,7 @@ static void list(struct call *c, bool detail)
     bool ok = core_server_list(&c->core, p.marker, limit, &s, &n, &err);
     json_t *items = json_array();
     for (int i = 0; ok && i < n; i++) {
-        json_t *item = detail ? render_server(c, &s[i]) : render_summary(c, &s[i]);
+        json_t *item = detail ? render_server(c, &s[i], false) : render_summary(c, &s[i]);
         ok = item != NULL;
         json_array_append_new(items, item);
     }
@@ -146,7 +147,7 @@ void servers_show(struct call *c)
         store_read_begin(r);
     json_t *o = NULL;
     if (core_server_get(&c->core, c->param[0], &s, &err))
-        o = render_server(c, &s);
+        o = render_server(c, &s, true);
     if (r)
         store_read_end(r);
     if (!o) {

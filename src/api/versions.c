@@ -30,3 +30,14 @@ void versions_v21(struct call *c)
 {
     reply_json(c, 200, json_pack("{s:o}", "version", v21(c, true)));
 }
+
+/* The block-storage (Cinder v3) version document: `openstack server add
+ * volume` discovers it before looking the volume up. */
+void versions_v3(struct call *c)
+{
+    reply_json(c, 200, json_pack("{s:[{s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s}]}]}", "versions",
+                                 "id", "v3.0", "status", "CURRENT", "version", "3.0",
+                                 "min_version", "3.0", "updated", "2016-02-08T12:20:21Z",
+                                 "links", "rel", "self", "href",
+                                 arena_printf(c->arena, "%s/v3/", c->base)));
+}

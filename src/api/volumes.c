@@ -195,3 +195,109 @@ void volumes_create(struct call *c)
                                 c->dialect == DIALECT_NOVA ? "/os-volumes" : "/volumes", v.id));
     reply_json(c, 200, json_pack("{s:o}", "volume", render_volume(c, &v, &ok)));
 }
+
+/* ---- Cinder v3, read-only ---------------------------------------------------
+ * What `openstack server add/remove volume` needs to find a volume by id or
+ * name, in Cinder's body shape. */
+
+static json_t *render_cinder(struct call *c, const struct volume *v, bool detail, bool *ok)
+{
+    json_t *links = json_pack("[{s:s, s:s}, {s:s, s:s}]",
+                              "rel", "self", "href",
+                              arena_printf(c->arena, "%s%s/volumes/%s", c->base, c->prefix, v->id),
+                              "rel", "bookmark", "href",
+                              arena_printf(c->arena, "%s%s/volumes/%s", c->base,
+                                           c->account_in_path
+                                               ? arena_printf(c->arena, "/%s", c->account_in_path)
+                                               : "", v->id));
+    *ok = true;
+    if (!detail)
+        return json_pack("{s:s, s:o, s:o}", "id", v->id, "name", json_str_or_null(v->name),
+                         "links", links);
+    struct attachment at;
+    bool attached;
+    struct core_error err;
+    *ok = core_volume_attachment(&c->core, v->id, &at, &attached, &err);
+    json_t *atts = json_array();
+    if (attached)
+        json_array_append_new(atts, json_pack(
+            "{s:s, s:s, s:s, s:s, s:n, s:s, s:s}", "id", at.volume_id, "attachment_id", at.id,
+            "volume_id", at.volume_id, "server_id", at.server_id, "host_name", "device",
+            at.device, "attached_at", render_time(c->arena, at.created_at, TIME_ISO_MICRO)));
+    json_t *metadata = json_loads(v->metadata, 0, NULL);
+    return json_pack("{s:s, s:o, s:o, s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:n, s:s, s:b, s:b,"
+                     " s:o, s:n, s:s, s:o, s:o}",
+                     "id", v->id, "name", json_str_or_null(v->name),
+                     "description", json_str_or_null(v->description),
+                     "size", (json_int_t)v->size, "status", v->status,
+                     "availability_zone", v->availability_zone,
+                     "created_at", render_time(c->arena, v->created_at, TIME_ISO_MICRO),
+                     "updated_at", render_time(c->arena, v->updated_at, TIME_ISO_MICRO),
+                     "volume_type", json_str_or_null(v->volume_type),
+                     "snapshot_id", json_str_or_null(v->snapshot_id), "source_volid",
+                     "bootable", "false", "encrypted", 0, "multiattach", 0,
+                     "metadata", metadata ? metadata : json_object(), "user_id",
+                     "os-vol-tenant-attr:tenant_id", v->account_id,
+                     "attachments", atts, "links", links);
+}
+
+static void cinder_list(struct call *c, bool detail)
+{
+    struct paging p;
+    struct core_error err = {0};
+    struct volume *v;
+    int n;
+    if (!query_paging(c, &p, false))
+        return;
+    const char *name = c->req->query(c->req->http, "name");
+    struct store_conn *r = store_reader(c->core.store);
+    if (r)
+        store_read_begin(r);
+    bool ok = core_volume_list(&c->core, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err);
+    json_t *items = json_array();
+    for (int i = 0; ok && i < n; i++)
+        if (!name || (v[i].name && !strcmp(name, v[i].name)))
+            json_array_append_new(items, render_cinder(c, &v[i], detail, &ok));
+    if (r)
+        store_read_end(r);
+    if (!ok) {
+        json_decref(items);
+        if (err.code == CORE_OK)
+            core_fail(&err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+        reply_core_error(c, &err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:o}", "volumes", items));
+}
+
+void cinder_volumes_list(struct call *c)
+{
+    cinder_list(c, false);
+}
+
+void cinder_volumes_detail(struct call *c)
+{
+    cinder_list(c, true);
+}
+
+void cinder_volumes_show(struct call *c)
+{
+    struct volume v;
+    struct core_error err = {0};
+    bool ok = false;
+    struct store_conn *r = store_reader(c->core.store);
+    if (r)
+        store_read_begin(r);
+    json_t *o = core_volume_get(&c->core, c->param[0], &v, &err)
+                    ? render_cinder(c, &v, true, &ok) : NULL;
+    if (r)
+        store_read_end(r);
+    if (!o || !ok) {
+        json_decref(o);
+        if (err.code == CORE_OK)
+            core_fail(&err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+        reply_core_error(c, &err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:o}", "volume", o));
+}
