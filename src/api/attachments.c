@@ -123,7 +123,7 @@ static const struct field attach_fields[] = {
 
 void attachments_create(struct call *c)
 {
-    json_t *o = body_object(c, "volumeAttachment", attach_fields);
+    json_t *o = body_object(c, "volumeAttachment", attach_fields, NULL);
     if (!o)
         return;
     struct attach_spec spec = {
@@ -159,7 +159,7 @@ void attachments_update(struct call *c)
     /* The Hostway dialect has no microversions; it updates as 2.85 does. */
     if (c->dialect == DIALECT_HOSTWAY)
         c->version = c->core.version = 85;
-    json_t *o = body_object(c, "volumeAttachment", update_fields);
+    json_t *o = body_object(c, "volumeAttachment", update_fields, NULL);
     if (c->dialect == DIALECT_HOSTWAY)
         c->version = c->core.version = 1;
     if (!o)

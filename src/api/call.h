@@ -71,8 +71,10 @@ struct field {
 /* Parse the body as JSON: false (and 400 sent) if it is not. */
 bool body_parse(struct call *c);
 /* The object under `key` of the body, validated against fields
- * (Nova's jsonschema order and messages); NULL after a 400. */
-json_t *body_object(struct call *c, const char *key, const struct field *fields);
+ * (Nova's jsonschema order and messages); NULL after a 400. `also` names
+ * further top-level members the body may carry (NULL: none). */
+json_t *body_object(struct call *c, const char *key, const struct field *fields,
+                    const struct field *also);
 /* Validate obj against fields; false after a 400. `at` names obj. */
 bool validate_object(struct call *c, json_t *obj, const char *at, const struct field *fields);
 bool json_boolish(json_t *v, bool *out);

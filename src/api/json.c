@@ -301,9 +301,12 @@ bool validate_object(struct call *c, json_t *obj, const char *at, const struct f
     return true;
 }
 
-json_t *body_object(struct call *c, const char *key, const struct field *fields)
+json_t *body_object(struct call *c, const char *key, const struct field *fields,
+                    const struct field *also)
 {
-    const struct field top[] = {{.name = key, .types = FT_OBJECT, .required = true}, {0}};
+    struct field top[4] = {{.name = key, .types = FT_OBJECT, .required = true}};
+    for (int i = 1; also && also[i - 1].name && i < 3; i++)
+        top[i] = also[i - 1];
     if (!body_parse(c) || !validate_object(c, c->body, NULL, top))
         return NULL;
     json_t *obj = json_object_get(c->body, key);
@@ -335,7 +338,8 @@ bool query_paging(struct call *c, struct paging *p, bool with_marker)
                                     : "limit param must be an integer");
             return false;
         }
-        p->limit = v > 1000 ? 1000 : (int)v;
+        /* Nova's limited(): on offset-paged lists 0 means "no limit" */
+        p->limit = v > 1000 || (v == 0 && !with_marker) ? 1000 : (int)v;
     }
     if (offset && !with_marker) {
         if (!parse_nonneg(offset, &v)) {

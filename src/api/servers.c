@@ -246,7 +246,12 @@ static bool root_volume(struct call *c, json_t *bdms, struct server_spec *spec)
 
 void servers_create(struct call *c)
 {
-    json_t *o = body_object(c, "server", create_fields);
+    static const struct field hints[] = {
+        {.name = "os:scheduler_hints", .types = FT_OBJECT},
+        {.name = "OS-SCH-HNT:scheduler_hints", .types = FT_OBJECT},
+        {0},
+    };
+    json_t *o = body_object(c, "server", create_fields, hints);
     if (!o)
         return;
     struct server_spec spec = {

@@ -155,7 +155,7 @@ void volumes_create(struct call *c)
 {
     if (!available(c))
         return;
-    json_t *o = body_object(c, "volume", nova_fields);
+    json_t *o = body_object(c, "volume", nova_fields, NULL);
     if (!o)
         return;
     struct volume_spec spec = {
