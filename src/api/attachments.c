@@ -148,7 +148,7 @@ static const struct field update_fields[] = {
      .max_len = 255, .required = true},
     {.name = "device", .types = FT_STRING | FT_NULL, .since = 85},
     {.name = "tag", .types = FT_STRING | FT_NULL, .since = 85},
-    {.name = "delete_on_termination", .types = FT_BOOLEAN, .since = 85},
+    {.name = "delete_on_termination", .types = FT_BOOLISH, .since = 85},
     {.name = "serverId", .types = FT_STRING, .since = 85},
     {.name = "id", .types = FT_STRING, .since = 85},
     {0},
@@ -167,7 +167,7 @@ void attachments_update(struct call *c)
     struct attach_update u = {.volume_id = json_string_value(json_object_get(o, "volumeId"))};
     json_t *v;
     if ((v = json_object_get(o, "delete_on_termination")))
-        u.set_delete_on_termination = true, u.delete_on_termination = json_is_true(v);
+        u.set_delete_on_termination = json_boolish(v, &u.delete_on_termination);
     if ((v = json_object_get(o, "device")))
         u.has_device = true, u.device = json_string_value(v);
     if ((v = json_object_get(o, "tag")))

@@ -21,6 +21,7 @@ struct call {
     bool cinder;                /* /v3: the block-storage API, in Nova's error shape */
     int version;                /* 2.<version>; 1 in the Hostway dialect */
     bool versioned;             /* send the microversion headers */
+    const char *version_echo;   /* an unsupported version, echoed on its 406 */
     struct core_ctx core;
     const char *base;           /* scheme://host */
     const char *prefix;         /* the path prefix used: "", "/v2.1", "/accounts/x/flexcloud" */

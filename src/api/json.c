@@ -18,6 +18,55 @@
 
 static void repr(struct arena *ar, json_t *v, char **buf, size_t *len, size_t *cap);
 
+/* Python's float repr: the shortest digits that read back the same, fixed
+ * notation for exponents -4..15, else d.ddde+XX. (JSON has no inf or nan.) */
+static void py_float(double d, char *out, size_t size)
+{
+    char e[40];
+    int prec = 1;
+    for (; prec < 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, d);
+        if (strtod(e, NULL) == d)
+            break;
+    }
+    snprintf(e, sizeof e, "%.*e", prec - 1, d);
+    char *exp_at = strchr(e, 'e');
+    int exp = atoi(exp_at + 1);
+    *exp_at = '\0';
+    char digits[32];
+    size_t nd = 0;
+    bool neg = e[0] == '-';
+    for (char *p = e; *p; p++)
+        if (*p >= '0' && *p <= '9')
+            digits[nd++] = *p;
+    digits[nd] = '\0';
+    char *o = out;
+    size_t left = size;
+#define EMIT(...) do { int w_ = snprintf(o, left, __VA_ARGS__); o += w_; left -= (size_t)w_; } while (0)
+    if (neg)
+        EMIT("-");
+    if (exp < -4 || exp >= 16) {
+        EMIT("%c", digits[0]);
+        if (nd > 1)
+            EMIT(".%s", digits + 1);
+        EMIT("e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    } else if (exp < 0) {
+        EMIT("0.");
+        for (int i = -1; i > exp; i--)
+            EMIT("0");
+        EMIT("%s", digits);
+    } else {
+        for (int i = 0; i <= exp; i++)
+            EMIT("%c", (size_t)i < nd ? digits[i] : '0');
+        EMIT(".");
+        if ((size_t)exp + 1 < nd)
+            EMIT("%s", digits + exp + 1);
+        else
+            EMIT("0");
+    }
+#undef EMIT
+}
+
 static void put(struct arena *ar, char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
     if (*len + n + 1 > *cap) {
@@ -75,9 +124,7 @@ static void repr(struct arena *ar, json_t *v, char **buf, size_t *len, size_t *c
         PUTS(tmp);
         break;
     case JSON_REAL:
-        snprintf(tmp, sizeof tmp, "%.17g", json_real_value(v));
-        if (!strpbrk(tmp, ".eEn"))
-            strcat(tmp, ".0");
+        py_float(json_real_value(v), tmp, sizeof tmp);
         PUTS(tmp);
         break;
     case JSON_STRING: repr_str(ar, json_string_value(v), buf, len, cap); break;
@@ -139,20 +186,27 @@ bool body_parse(struct call *c)
     return true;
 }
 
+/* Nova's parameter_types.boolean: a JSON boolean or one of these strings. */
+static const char *const bool_yes[] = {"True", "TRUE", "true", "1", "ON", "On", "on",
+                                       "YES", "Yes", "yes"};
+static const char *const bool_no[] = {"False", "FALSE", "false", "0", "OFF", "Off", "off",
+                                      "NO", "No", "no"};
+#define BOOL_ENUM "[True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', " \
+                  "'yes', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', " \
+                  "'No', 'no']"
+
 bool json_boolish(json_t *v, bool *out)
 {
-    static const char *const yes[] = {"1", "t", "true", "on", "y", "yes"};
-    static const char *const no[] = {"0", "f", "false", "off", "n", "no"};
     if (json_is_boolean(v)) {
         *out = json_is_true(v);
         return true;
     }
     if (!json_is_string(v))
         return false;
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (!strcasecmp(json_string_value(v), yes[i]))
+    for (size_t i = 0; i < sizeof bool_yes / sizeof bool_yes[0]; i++) {
+        if (!strcmp(json_string_value(v), bool_yes[i]))
             return *out = true, true;
-        if (!strcasecmp(json_string_value(v), no[i]))
+        if (!strcmp(json_string_value(v), bool_no[i]))
             return *out = false, true;
     }
     return false;
@@ -190,10 +244,12 @@ static bool field_exists(const struct call *c, const struct field *f)
     return (!f->since || c->version >= f->since) && (!f->until || c->version <= f->until);
 }
 
+/* Nova formats "Value: %s" with str(): a string shows bare, the rest as repr. */
 static void invalid(struct call *c, const char *field, json_t *v, const char *msg)
 {
-    reply_error(c, 400, "Invalid input for field/attribute %s. Value: %s. %s", field,
-                py_repr(c->arena, v), msg);
+    const char *value = json_is_string(v) ? json_string_value(v) : py_repr(c->arena, v);
+    reply_error(c, 400, "Invalid input for field/attribute %s. Value: %s. %s", field, value,
+                msg);
 }
 
 static bool check_field(struct call *c, const struct field *f, json_t *v)
@@ -201,9 +257,14 @@ static bool check_field(struct call *c, const struct field *f, json_t *v)
     struct arena *ar = c->arena;
     if (f->types & FT_BOOLISH) {
         bool b;
-        if (!json_boolish(v, &b)) {
+        if (!json_is_boolean(v) && !json_is_string(v)) {
             invalid(c, f->name, v,
                     arena_printf(ar, "%s is not of type 'boolean', 'string'", py_repr(ar, v)));
+            return false;
+        }
+        if (!json_boolish(v, &b)) {
+            invalid(c, f->name, v,
+                    arena_printf(ar, "%s is not one of " BOOL_ENUM, py_repr(ar, v)));
             return false;
         }
         return true;
@@ -307,10 +368,14 @@ json_t *body_object(struct call *c, const char *key, const struct field *fields,
     struct field top[4] = {{.name = key, .types = FT_OBJECT, .required = true}};
     for (int i = 1; also && also[i - 1].name && i < 3; i++)
         top[i] = also[i - 1];
-    if (!body_parse(c) || !validate_object(c, c->body, NULL, top))
+    if (!body_parse(c))
         return NULL;
-    json_t *obj = json_object_get(c->body, key);
-    return validate_object(c, obj, key, fields) ? obj : NULL;
+    /* jsonschema's order: the properties present (descending into them),
+     * then required, then additional properties */
+    json_t *obj = json_is_object(c->body) ? json_object_get(c->body, key) : NULL;
+    if (obj && !validate_object(c, obj, key, fields))
+        return NULL;
+    return validate_object(c, c->body, NULL, top) ? obj : NULL;
 }
 
 /* ---- queries -------------------------------------------------------------- */

@@ -2,6 +2,7 @@
  * "OpenStack-API-Version: compute 2.79" wins over the legacy
  * "X-OpenStack-Nova-API-Version: 2.79"; none means 2.1; "latest" the max. */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,7 @@ enum mv_result mv_parse(const char *s, int *major, int *minor)
 {
     const char *p = s;
     long v[2];
+    bool huge = false;
     for (int i = 0; i < 2; i++) {
         if (!isdigit((unsigned char)*p) || (*p == '0' && i == 0))
             return MV_MALFORMED;
@@ -21,14 +23,15 @@ enum mv_result mv_parse(const char *s, int *major, int *minor)
         const char *start = p;
         while (isdigit((unsigned char)*p))
             p++;
-        if (p - start > 6)
-            return MV_UNSUPPORTED;  /* well-formed but far out of range */
-        v[i] = strtol(start, NULL, 10);
+        huge |= p - start > 6;
+        v[i] = huge ? 0 : strtol(start, NULL, 10);
         if (i == 0 && *p++ != '.')
             return MV_MALFORMED;
     }
     if (*p)
         return MV_MALFORMED;
+    if (huge)
+        return MV_UNSUPPORTED;      /* well-formed but far out of range */
     *major = (int)v[0];
     *minor = (int)v[1];
     return MV_OK;

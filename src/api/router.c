@@ -177,11 +177,11 @@ static void add_common_headers(struct call *c)
 {
     api_add_header(c->res, "x-openstack-request-id", c->req->request_id);
     api_add_header(c->res, "x-compute-request-id", c->req->request_id);
-    if (c->versioned) {
-        api_add_header(c->res, "OpenStack-API-Version",
-                       arena_printf(c->arena, "compute 2.%d", c->version));
-        api_add_header(c->res, "X-OpenStack-Nova-API-Version",
-                       arena_printf(c->arena, "2.%d", c->version));
+    if (c->versioned || c->version_echo) {
+        const char *v = c->version_echo ? c->version_echo
+                                        : arena_printf(c->arena, "2.%d", c->version);
+        api_add_header(c->res, "OpenStack-API-Version", arena_printf(c->arena, "compute %s", v));
+        api_add_header(c->res, "X-OpenStack-Nova-API-Version", v);
         api_add_header(c->res, "Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
     }
 }
@@ -228,6 +228,7 @@ static bool admit(struct call *c)
                                 "MajorNum.MinorNum.", bad);
             return false;
         case MV_UNSUPPORTED:
+            c->version_echo = bad;     /* Nova echoes what was asked for */
             reply_error(c, 406, "Version %s is not supported by the API. Minimum is 2.1 and "
                                 "maximum is 2.%d.", bad, MAX_VERSION);
             return false;

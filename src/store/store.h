@@ -16,8 +16,9 @@
  *    comes from one snapshot.
  *
  * Record strings returned by getters are allocated in the arena given.
- * Scoping: `account` NULL means any account (admins); otherwise a record of
- * another account is STORE_NOTFOUND, exactly as if it did not exist.
+ * Scoping: a getter's `account` NULL means any account (admins); otherwise a
+ * record of another account is STORE_NOTFOUND, exactly as if it did not
+ * exist. Lists always name the account they list.
  */
 #ifndef ATTACHD_STORE_H
 #define ATTACHD_STORE_H

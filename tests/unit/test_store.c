@@ -1,0 +1,884 @@
+/* test_store.c: the SQLite store against a real database in a temporary
+ * directory: migrations, every record's CRUD, the unique keys, paging,
+ * store_write's rollback and group commit from several threads, snapshots,
+ * and the auth epoch / change detection. */
+#include "helpers.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+struct fx {
+    struct tmp_store t;
+    struct store *s;
+    struct store_conn *r;
+    struct arena ar;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->s = tmp_store_open(&f->t);
+    f->r = store_reader(f->s);
+    assert_non_null(f->r);
+    arena_init(&f->ar);
+    add_account(f->s, "acct-a", "alpha");
+    add_account(f->s, "acct-b", "beta");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    tmp_store_close(&f->t);
+    arena_release(&f->ar);
+    free(f);
+    normal_logs();
+    return 0;
+}
+
+/* ---- generic write jobs ------------------------------------------------------- */
+
+/* Run one store call on the writer and hand back its store_rc (0 = STORE_OK). */
+enum op { OP_SERVER_ADD, OP_SERVER_UPDATE, OP_SERVER_DEL, OP_VOLUME_ADD, OP_VOLUME_STATUS,
+          OP_VOLUME_DEL, OP_ATTACH_ADD, OP_ATTACH_UPDATE, OP_ATTACH_SWAP, OP_ATTACH_DEL,
+          OP_USER_DEL, OP_USER_PWHASH, OP_ACCOUNT_ADD, OP_USER_ADD };
+
+struct op_job {
+    enum op op;
+    const void *rec;
+    const char *a, *b;
+};
+
+static int run_op(struct store_conn *w, void *arg)
+{
+    struct op_job *j = arg;
+    switch (j->op) {
+    case OP_SERVER_ADD: return (int)store_server_add(w, j->rec);
+    case OP_SERVER_UPDATE: return (int)store_server_update(w, j->rec);
+    case OP_SERVER_DEL: return (int)store_server_del(w, j->a);
+    case OP_VOLUME_ADD: return (int)store_volume_add(w, j->rec);
+    case OP_VOLUME_STATUS: return (int)store_volume_set_status(w, j->a, j->b);
+    case OP_VOLUME_DEL: return (int)store_volume_del(w, j->a);
+    case OP_ATTACH_ADD: return (int)store_attachment_add(w, j->rec);
+    case OP_ATTACH_UPDATE: return (int)store_attachment_update(w, j->rec);
+    case OP_ATTACH_SWAP: return (int)store_attachment_swap(w, j->a, j->b);
+    case OP_ATTACH_DEL: return (int)store_attachment_del(w, j->a);
+    case OP_USER_DEL: return (int)store_user_del(w, j->a);
+    case OP_USER_PWHASH: return (int)store_user_set_pwhash(w, j->a, j->b);
+    case OP_ACCOUNT_ADD: return (int)store_account_add(w, j->rec);
+    case OP_USER_ADD: return (int)store_user_add(w, j->rec);
+    }
+    return -1;
+}
+
+static int op(struct store *s, enum op o, const void *rec, const char *a, const char *b)
+{
+    struct op_job j = {o, rec, a, b};
+    return store_write(s, run_op, &j);
+}
+
+static struct server server_rec(const char *id, const char *account)
+{
+    static _Thread_local char now[32];
+    store_now(now);
+    return (struct server){
+        .id = id, .account_id = account, .user_id = "alice", .name = id,
+        .vm_state = "active", .power_state = POWER_RUNNING, .image_ref = "img",
+        .flavor_ref = "1", .availability_zone = "nova", .metadata = NULL,
+        .created_at = now, .updated_at = now, .launched_at = now,
+    };
+}
+
+static struct volume volume_rec(const char *id, const char *account)
+{
+    static _Thread_local char now[32];
+    store_now(now);
+    return (struct volume){
+        .id = id, .account_id = account, .name = id, .size = 1, .status = "available",
+        .availability_zone = "nova", .created_at = now, .updated_at = now,
+    };
+}
+
+static struct attachment attachment_rec(const char *id, const char *server, const char *volume,
+                                        const char *device)
+{
+    static _Thread_local char now[32];
+    store_now(now);
+    return (struct attachment){
+        .id = id, .bdm_uuid = "bdm", .server_id = server, .volume_id = volume,
+        .device = device, .tag = NULL, .delete_on_termination = false, .boot_index = -1,
+        .created_at = now,
+    };
+}
+
+static void add_server(struct fx *f, const char *id, const char *account)
+{
+    struct server s = server_rec(id, account);
+    assert_int_equal(op(f->s, OP_SERVER_ADD, &s, NULL, NULL), 0);
+}
+
+static void add_volume(struct fx *f, const char *id, const char *account)
+{
+    struct volume v = volume_rec(id, account);
+    assert_int_equal(op(f->s, OP_VOLUME_ADD, &v, NULL, NULL), 0);
+}
+
+static int user_version(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int v = -1;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* ---- migrations ------------------------------------------------------------------ */
+
+static void test_migrate_fresh(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    tmp_dir_make(&t);
+    char err[256] = "";
+    int from = -1, to = -1;
+    assert_int_equal(store_migrate(t.path, &from, &to, err, sizeof err), 0);
+    assert_int_equal(from, 0);
+    assert_int_equal(to, STORE_SCHEMA_VERSION);
+    assert_int_equal(user_version(t.path), STORE_SCHEMA_VERSION);
+    /* a second run has nothing to do */
+    assert_int_equal(store_migrate(t.path, &from, &to, err, sizeof err), 0);
+    assert_int_equal(from, STORE_SCHEMA_VERSION);
+    assert_int_equal(to, STORE_SCHEMA_VERSION);
+    /* and the store opens on it, with the epoch the schema starts with */
+    struct store_options o = {.path = t.path};
+    t.store = store_open(&o, err, sizeof err);
+    assert_non_null(t.store);
+    int64_t epoch = 0;
+    assert_int_equal(store_auth_epoch(store_reader(t.store), &epoch), STORE_OK);
+    assert_int_equal(epoch, 1);
+    int64_t n = -1;
+    assert_int_equal(store_user_count(store_reader(t.store), &n), STORE_OK);
+    assert_int_equal(n, 0);
+    tmp_store_close(&t);
+}
+
+static void test_migrate_refuses_newer(void **state)
+{
+    (void)state;
+    quiet_logs();
+    struct tmp_store t;
+    tmp_dir_make(&t);
+    char err[256] = "";
+    int from, to;
+    assert_int_equal(store_migrate(t.path, &from, &to, err, sizeof err), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(t.path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    err[0] = '\0';
+    from = to = -1;
+    assert_int_not_equal(store_migrate(t.path, &from, &to, err, sizeof err), 0);
+    assert_non_null(strstr(err, "newer"));
+    assert_int_equal(from, 99);
+    assert_int_equal(user_version(t.path), 99);      /* left alone */
+
+    err[0] = '\0';
+    struct store_options o = {.path = t.path};
+    assert_null(store_open(&o, err, sizeof err));
+    assert_non_null(strstr(err, "newer"));
+    tmp_dir_remove(&t);
+    normal_logs();
+}
+
+static void test_open_missing_directory_fails(void **state)
+{
+    (void)state;
+    quiet_logs();
+    char err[256] = "";
+    struct store_options o = {.path = "/nonexistent-attachd-dir/x/attachd.db"};
+    assert_null(store_open(&o, err, sizeof err));
+    assert_true(strlen(err) > 0);
+    normal_logs();
+}
+
+/* ---- accounts and users -------------------------------------------------------------- */
+
+static void test_accounts(void **state)
+{
+    struct fx *f = *state;
+    struct account a;
+    assert_int_equal(store_account_get(f->r, &f->ar, "acct-a", &a), STORE_OK);
+    assert_string_equal(a.id, "acct-a");
+    assert_string_equal(a.name, "alpha");
+    assert_int_equal(strlen(a.created_at), 26);
+    assert_int_equal(store_account_get(f->r, &f->ar, "beta", &a), STORE_OK);   /* by name */
+    assert_string_equal(a.id, "acct-b");
+    assert_int_equal(store_account_get(f->r, &f->ar, "gamma", &a), STORE_NOTFOUND);
+
+    char now[32];
+    store_now(now);
+    struct account dup_id = {.id = "acct-a", .name = "other", .created_at = now};
+    struct account dup_name = {.id = "acct-c", .name = "alpha", .created_at = now};
+    assert_int_equal(op(f->s, OP_ACCOUNT_ADD, &dup_id, NULL, NULL), STORE_EXISTS);
+    assert_int_equal(op(f->s, OP_ACCOUNT_ADD, &dup_name, NULL, NULL), STORE_EXISTS);
+    assert_int_equal(store_account_get(f->r, &f->ar, "acct-c", &a), STORE_NOTFOUND);
+}
+
+static void test_users(void **state)
+{
+    struct fx *f = *state;
+    quiet_logs();
+    char now[32];
+    store_now(now);
+    struct user u = {.name = "alice", .account_id = "acct-a", .pwhash = "h1",
+                     .created_at = now, .role = ROLE_MEMBER};
+    struct user r = {.name = "root", .account_id = "acct-b", .pwhash = "h2",
+                     .created_at = now, .role = ROLE_ADMIN};
+    assert_int_equal(op(f->s, OP_USER_ADD, &u, NULL, NULL), 0);
+    assert_int_equal(op(f->s, OP_USER_ADD, &r, NULL, NULL), 0);
+    assert_int_equal(op(f->s, OP_USER_ADD, &u, NULL, NULL), STORE_EXISTS);
+    struct user bad = u;
+    bad.name = "ghost";
+    bad.account_id = "no-such-account";             /* foreign key */
+    assert_int_equal(op(f->s, OP_USER_ADD, &bad, NULL, NULL), STORE_ERROR);
+
+    int64_t n = 0;
+    assert_int_equal(store_user_count(f->r, &n), STORE_OK);
+    assert_int_equal(n, 2);
+
+    struct user got;
+    assert_int_equal(store_user_get(f->r, &f->ar, "alice", &got), STORE_OK);
+    assert_string_equal(got.name, "alice");
+    assert_string_equal(got.account_id, "acct-a");
+    assert_string_equal(got.pwhash, "h1");
+    assert_int_equal(got.role, ROLE_MEMBER);
+    assert_true(got.id > 0);
+    assert_int_equal(store_user_get(f->r, &f->ar, "root", &got), STORE_OK);
+    assert_int_equal(got.role, ROLE_ADMIN);
+    assert_int_equal(store_user_get(f->r, &f->ar, "ALICE", &got), STORE_NOTFOUND);
+    assert_int_equal(store_user_get(f->r, &f->ar, "ghost", &got), STORE_NOTFOUND);
+
+    assert_int_equal(op(f->s, OP_USER_PWHASH, NULL, "alice", "h3"), 0);
+    assert_int_equal(store_user_get(f->r, &f->ar, "alice", &got), STORE_OK);
+    assert_string_equal(got.pwhash, "h3");
+    assert_int_equal(op(f->s, OP_USER_PWHASH, NULL, "ghost", "h3"), STORE_NOTFOUND);
+
+    assert_int_equal(op(f->s, OP_USER_DEL, NULL, "alice", NULL), 0);
+    assert_int_equal(store_user_get(f->r, &f->ar, "alice", &got), STORE_NOTFOUND);
+    assert_int_equal(op(f->s, OP_USER_DEL, NULL, "alice", NULL), STORE_NOTFOUND);
+    assert_int_equal(store_user_count(f->r, &n), STORE_OK);
+    assert_int_equal(n, 1);
+}
+
+/* ---- servers ------------------------------------------------------------------------ */
+
+static void test_server_crud(void **state)
+{
+    struct fx *f = *state;
+    struct server s = server_rec("srv-1", "acct-a");
+    s.key_name = "key";
+    s.metadata = "{\"a\":\"b\"}";
+    assert_int_equal(op(f->s, OP_SERVER_ADD, &s, NULL, NULL), 0);
+    assert_int_equal(op(f->s, OP_SERVER_ADD, &s, NULL, NULL), STORE_EXISTS);
+
+    struct server got;
+    assert_int_equal(store_server_get(f->r, &f->ar, "acct-a", "srv-1", &got), STORE_OK);
+    assert_string_equal(got.id, "srv-1");
+    assert_string_equal(got.account_id, "acct-a");
+    assert_string_equal(got.user_id, "alice");
+    assert_string_equal(got.vm_state, "active");
+    assert_null(got.task_state);
+    assert_int_equal(got.power_state, POWER_RUNNING);
+    assert_false(got.locked);
+    assert_null(got.locked_by);
+    assert_string_equal(got.image_ref, "img");
+    assert_string_equal(got.key_name, "key");
+    assert_string_equal(got.metadata, "{\"a\":\"b\"}");
+    assert_string_equal(got.created_at, s.created_at);
+    assert_non_null(got.launched_at);
+
+    /* scoping: another account does not see it, an admin (NULL) does */
+    assert_int_equal(store_server_get(f->r, &f->ar, "acct-b", "srv-1", &got), STORE_NOTFOUND);
+    assert_int_equal(store_server_get(f->r, &f->ar, NULL, "srv-1", &got), STORE_OK);
+    assert_int_equal(store_server_get(f->r, &f->ar, NULL, "srv-2", &got), STORE_NOTFOUND);
+
+    /* update */
+    s.vm_state = "stopped";
+    s.power_state = POWER_SHUTDOWN;
+    s.locked = true;
+    s.locked_by = "owner";
+    s.task_state = "powering-off";
+    s.name = "renamed";
+    assert_int_equal(op(f->s, OP_SERVER_UPDATE, &s, NULL, NULL), 0);
+    assert_int_equal(store_server_get(f->r, &f->ar, "acct-a", "srv-1", &got), STORE_OK);
+    assert_string_equal(got.vm_state, "stopped");
+    assert_int_equal(got.power_state, POWER_SHUTDOWN);
+    assert_true(got.locked);
+    assert_string_equal(got.locked_by, "owner");
+    assert_string_equal(got.task_state, "powering-off");
+    assert_string_equal(got.name, "renamed");
+    struct server ghost = server_rec("srv-ghost", "acct-a");
+    assert_int_equal(op(f->s, OP_SERVER_UPDATE, &ghost, NULL, NULL), STORE_NOTFOUND);
+
+    /* delete */
+    assert_int_equal(op(f->s, OP_SERVER_DEL, NULL, "srv-1", NULL), 0);
+    assert_int_equal(store_server_get(f->r, &f->ar, NULL, "srv-1", &got), STORE_NOTFOUND);
+    assert_int_equal(op(f->s, OP_SERVER_DEL, NULL, "srv-1", NULL), STORE_NOTFOUND);
+}
+
+static void expect_page(struct fx *f, const char *account, const char *marker, int limit,
+                        const char *const *ids, int n_ids)
+{
+    struct server *list = NULL;
+    int n = -1;
+    assert_int_equal(store_server_list(f->r, &f->ar, account, marker, limit, &list, &n), STORE_OK);
+    assert_int_equal(n, n_ids);
+    for (int i = 0; i < n_ids; i++)
+        assert_string_equal(list[i].id, ids[i]);
+}
+
+static void test_server_list_paging(void **state)
+{
+    struct fx *f = *state;
+    add_server(f, "s1", "acct-a");
+    add_server(f, "b1", "acct-b");
+    add_server(f, "s2", "acct-a");
+    add_server(f, "s3", "acct-a");
+    add_server(f, "b2", "acct-b");
+    add_server(f, "s4", "acct-a");
+    add_server(f, "s5", "acct-a");
+
+    expect_page(f, "acct-a", NULL, 100, (const char *[]){"s5", "s4", "s3", "s2", "s1"}, 5);
+    expect_page(f, "acct-a", NULL, 2, (const char *[]){"s5", "s4"}, 2);
+    expect_page(f, "acct-a", "s4", 2, (const char *[]){"s3", "s2"}, 2);
+    expect_page(f, "acct-a", "s2", 2, (const char *[]){"s1"}, 1);
+    expect_page(f, "acct-a", "s1", 2, NULL, 0);
+    expect_page(f, "acct-b", NULL, 10, (const char *[]){"b2", "b1"}, 2);
+    expect_page(f, "acct-b", "b2", 10, (const char *[]){"b1"}, 1);
+    expect_page(f, "acct-a", NULL, 0, NULL, 0);
+
+    /* a marker that is not in scope is NOTFOUND, as if it did not exist */
+    struct server *list;
+    int n;
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", "b1", 10, &list, &n),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", "nope", 10, &list, &n),
+                     STORE_NOTFOUND);
+    /* a deleted marker is gone too */
+    assert_int_equal(op(f->s, OP_SERVER_DEL, NULL, "s3", NULL), 0);
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", "s3", 10, &list, &n),
+                     STORE_NOTFOUND);
+    expect_page(f, "acct-a", "s4", 10, (const char *[]){"s2", "s1"}, 2);
+}
+
+static void test_server_list_large(void **state)
+{
+    /* more rows than collect()'s first allocation, so the array grows */
+    struct fx *f = *state;
+    char id[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "srv-%02d", i);
+        struct server s = server_rec(id, "acct-a");
+        assert_int_equal(op(f->s, OP_SERVER_ADD, &s, NULL, NULL), 0);
+    }
+    struct server *list;
+    int n;
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", NULL, 1000, &list, &n), STORE_OK);
+    assert_int_equal(n, 40);
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "srv-%02d", 39 - i);
+        assert_string_equal(list[i].id, id);
+    }
+}
+
+/* ---- volumes ---------------------------------------------------------------------- */
+
+static void test_volume_crud(void **state)
+{
+    struct fx *f = *state;
+    quiet_logs();
+    struct volume v = volume_rec("vol-1", "acct-a");
+    v.description = "d";
+    v.size = 10;
+    v.metadata = "{\"k\":\"v\"}";
+    assert_int_equal(op(f->s, OP_VOLUME_ADD, &v, NULL, NULL), 0);
+    assert_int_equal(op(f->s, OP_VOLUME_ADD, &v, NULL, NULL), STORE_EXISTS);
+    struct volume zero = volume_rec("vol-0", "acct-a");
+    zero.size = 0;                                   /* CHECK (size >= 1) */
+    assert_int_equal(op(f->s, OP_VOLUME_ADD, &zero, NULL, NULL), STORE_ERROR);
+
+    struct volume got;
+    assert_int_equal(store_volume_get(f->r, &f->ar, "acct-a", "vol-1", &got), STORE_OK);
+    assert_string_equal(got.name, "vol-1");
+    assert_string_equal(got.description, "d");
+    assert_int_equal(got.size, 10);
+    assert_string_equal(got.status, "available");
+    assert_null(got.volume_type);
+    assert_null(got.snapshot_id);
+    assert_string_equal(got.metadata, "{\"k\":\"v\"}");
+    assert_int_equal(store_volume_get(f->r, &f->ar, "acct-b", "vol-1", &got), STORE_NOTFOUND);
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "vol-1", &got), STORE_OK);
+
+    struct volume noname = volume_rec("vol-2", "acct-a");
+    noname.name = NULL;
+    noname.metadata = NULL;
+    assert_int_equal(op(f->s, OP_VOLUME_ADD, &noname, NULL, NULL), 0);
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "vol-2", &got), STORE_OK);
+    assert_null(got.name);
+    assert_string_equal(got.metadata, "{}");
+
+    assert_int_equal(op(f->s, OP_VOLUME_STATUS, NULL, "vol-1", "in-use"), 0);
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "vol-1", &got), STORE_OK);
+    assert_string_equal(got.status, "in-use");
+    assert_int_equal(op(f->s, OP_VOLUME_STATUS, NULL, "vol-x", "in-use"), STORE_NOTFOUND);
+
+    assert_int_equal(op(f->s, OP_VOLUME_DEL, NULL, "vol-1", NULL), 0);
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "vol-1", &got), STORE_NOTFOUND);
+    assert_int_equal(op(f->s, OP_VOLUME_DEL, NULL, "vol-1", NULL), STORE_NOTFOUND);
+}
+
+static void test_volume_list_paging(void **state)
+{
+    struct fx *f = *state;
+    add_volume(f, "v1", "acct-a");
+    add_volume(f, "w1", "acct-b");
+    add_volume(f, "v2", "acct-a");
+    add_volume(f, "v3", "acct-a");
+    struct volume *list;
+    int n;
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 0, 10, &list, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].id, "v3");
+    assert_string_equal(list[1].id, "v2");
+    assert_string_equal(list[2].id, "v1");
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 1, 1, &list, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "v2");
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 3, 10, &list, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-b", 0, 10, &list, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "w1");
+}
+
+/* ---- attachments --------------------------------------------------------------------- */
+
+static void test_attachment_crud(void **state)
+{
+    struct fx *f = *state;
+    add_server(f, "srv", "acct-a");
+    add_volume(f, "v1", "acct-a");
+    add_volume(f, "v2", "acct-a");
+    add_volume(f, "v3", "acct-a");
+
+    struct attachment a1 = attachment_rec("att-1", "srv", "v1", "/dev/vdb");
+    a1.tag = "t1";
+    a1.delete_on_termination = true;
+    struct attachment a2 = attachment_rec("att-2", "srv", "v2", "/dev/vdc");
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &a1, NULL, NULL), 0);
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &a2, NULL, NULL), 0);
+
+    struct attachment got;
+    assert_int_equal(store_attachment_get(f->r, &f->ar, "srv", "v1", &got), STORE_OK);
+    assert_string_equal(got.id, "att-1");
+    assert_string_equal(got.bdm_uuid, "bdm");
+    assert_string_equal(got.device, "/dev/vdb");
+    assert_string_equal(got.tag, "t1");
+    assert_true(got.delete_on_termination);
+    assert_int_equal(got.boot_index, -1);
+    assert_int_equal(store_attachment_get(f->r, &f->ar, "srv", "v3", &got), STORE_NOTFOUND);
+    assert_int_equal(store_attachment_get(f->r, &f->ar, "other", "v1", &got), STORE_NOTFOUND);
+    assert_int_equal(store_attachment_by_volume(f->r, &f->ar, "v2", &got), STORE_OK);
+    assert_string_equal(got.id, "att-2");
+    assert_null(got.tag);
+    assert_false(got.delete_on_termination);
+    assert_int_equal(store_attachment_by_volume(f->r, &f->ar, "v3", &got), STORE_NOTFOUND);
+
+    struct attachment *list;
+    int n;
+    assert_int_equal(store_attachment_list(f->r, &f->ar, "srv", 0, -1, &list, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, "att-1");               /* attach order */
+    assert_string_equal(list[1].id, "att-2");
+    assert_int_equal(store_attachment_list(f->r, &f->ar, "srv", 1, -1, &list, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "att-2");
+    assert_int_equal(store_attachment_list(f->r, &f->ar, "srv", 0, 1, &list, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "att-1");
+    assert_int_equal(store_attachment_list(f->r, &f->ar, "nobody", 0, -1, &list, &n), STORE_OK);
+    assert_int_equal(n, 0);
+
+    /* update: device, tag, delete_on_termination */
+    a1.delete_on_termination = false;
+    a1.tag = NULL;
+    assert_int_equal(op(f->s, OP_ATTACH_UPDATE, &a1, NULL, NULL), 0);
+    assert_int_equal(store_attachment_get(f->r, &f->ar, "srv", "v1", &got), STORE_OK);
+    assert_false(got.delete_on_termination);
+    assert_null(got.tag);
+    struct attachment ghost = attachment_rec("att-x", "srv", "v3", "/dev/vdz");
+    assert_int_equal(op(f->s, OP_ATTACH_UPDATE, &ghost, NULL, NULL), STORE_NOTFOUND);
+
+    /* swap: the attachment moves to v3 and keeps its id and device */
+    assert_int_equal(op(f->s, OP_ATTACH_SWAP, NULL, "att-1", "v3"), 0);
+    assert_int_equal(store_attachment_by_volume(f->r, &f->ar, "v1", &got), STORE_NOTFOUND);
+    assert_int_equal(store_attachment_by_volume(f->r, &f->ar, "v3", &got), STORE_OK);
+    assert_string_equal(got.id, "att-1");
+    assert_string_equal(got.device, "/dev/vdb");
+    /* swapping onto a volume that is attached breaks the unique key */
+    assert_int_equal(op(f->s, OP_ATTACH_SWAP, NULL, "att-1", "v2"), STORE_EXISTS);
+    assert_int_equal(op(f->s, OP_ATTACH_SWAP, NULL, "att-x", "v1"), STORE_NOTFOUND);
+
+    assert_int_equal(op(f->s, OP_ATTACH_DEL, NULL, "att-1", NULL), 0);
+    assert_int_equal(store_attachment_by_volume(f->r, &f->ar, "v3", &got), STORE_NOTFOUND);
+    assert_int_equal(op(f->s, OP_ATTACH_DEL, NULL, "att-1", NULL), STORE_NOTFOUND);
+}
+
+static void test_attachment_unique_per_volume(void **state)
+{
+    struct fx *f = *state;
+    add_server(f, "srv-1", "acct-a");
+    add_server(f, "srv-2", "acct-a");
+    add_volume(f, "vol", "acct-a");
+    add_volume(f, "vol-2", "acct-a");
+    struct attachment a = attachment_rec("att-1", "srv-1", "vol", "/dev/vdb");
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &a, NULL, NULL), 0);
+    /* the same volume again, to the same server or another, under any id */
+    struct attachment again = attachment_rec("att-2", "srv-1", "vol", "/dev/vdc");
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &again, NULL, NULL), STORE_EXISTS);
+    struct attachment elsewhere = attachment_rec("att-3", "srv-2", "vol", "/dev/vdb");
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &elsewhere, NULL, NULL), STORE_EXISTS);
+    /* and no device twice on one server */
+    struct attachment same_dev = attachment_rec("att-4", "srv-1", "vol-2", "/dev/vdb");
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &same_dev, NULL, NULL), STORE_EXISTS);
+    /* nor an attachment id twice */
+    struct attachment same_id = attachment_rec("att-1", "srv-2", "vol-2", "/dev/vdb");
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &same_id, NULL, NULL), STORE_EXISTS);
+
+    struct attachment *list;
+    int n;
+    assert_int_equal(store_attachment_list(f->r, &f->ar, "srv-1", 0, -1, &list, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_attachment_list(f->r, &f->ar, "srv-2", 0, -1, &list, &n), STORE_OK);
+    assert_int_equal(n, 0);
+}
+
+static void test_foreign_keys(void **state)
+{
+    struct fx *f = *state;
+    quiet_logs();
+    add_server(f, "srv", "acct-a");
+    add_volume(f, "vol", "acct-a");
+    struct attachment a = attachment_rec("att-1", "ghost-server", "vol", "/dev/vdb");
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &a, NULL, NULL), STORE_ERROR);
+    a = attachment_rec("att-1", "srv", "ghost-volume", "/dev/vdb");
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &a, NULL, NULL), STORE_ERROR);
+    struct server s = server_rec("srv-x", "no-account");
+    assert_int_equal(op(f->s, OP_SERVER_ADD, &s, NULL, NULL), STORE_ERROR);
+    /* an attached volume or server cannot disappear under its attachment */
+    a = attachment_rec("att-1", "srv", "vol", "/dev/vdb");
+    assert_int_equal(op(f->s, OP_ATTACH_ADD, &a, NULL, NULL), 0);
+    assert_int_equal(op(f->s, OP_VOLUME_DEL, NULL, "vol", NULL), STORE_ERROR);
+    assert_int_equal(op(f->s, OP_SERVER_DEL, NULL, "srv", NULL), STORE_ERROR);
+    struct volume v;
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "vol", &v), STORE_OK);
+}
+
+/* ---- store_write: rollback, group commit ------------------------------------------------ */
+
+struct add_then_fail {
+    const char *id;
+    int rc;
+};
+
+static int job_add_volume_then_return(struct store_conn *w, void *arg)
+{
+    struct add_then_fail *j = arg;
+    struct volume v = volume_rec(j->id, "acct-a");
+    enum store_rc rc = store_volume_add(w, &v);
+    if (rc != STORE_OK)
+        return 100 + (int)rc;
+    return j->rc;
+}
+
+static void test_write_rollback(void **state)
+{
+    struct fx *f = *state;
+    struct add_then_fail j = {"vol-rolled-back", 7};
+    assert_int_equal(store_write(f->s, job_add_volume_then_return, &j), 7);
+    struct volume v;
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "vol-rolled-back", &v), STORE_NOTFOUND);
+    /* a later write is not disturbed by the rolled-back one */
+    j = (struct add_then_fail){"vol-kept", 0};
+    assert_int_equal(store_write(f->s, job_add_volume_then_return, &j), 0);
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "vol-kept", &v), STORE_OK);
+    /* and the rolled-back id is free to use */
+    j = (struct add_then_fail){"vol-rolled-back", 0};
+    assert_int_equal(store_write(f->s, job_add_volume_then_return, &j), 0);
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "vol-rolled-back", &v), STORE_OK);
+}
+
+static int job_two_changes_then_fail(struct store_conn *w, void *arg)
+{
+    (void)arg;
+    struct volume v1 = volume_rec("pair-1", "acct-a"), v2 = volume_rec("pair-2", "acct-a");
+    if (store_volume_add(w, &v1) != STORE_OK || store_volume_add(w, &v2) != STORE_OK)
+        return 50;
+    if (store_auth_epoch_bump(w) != STORE_OK)
+        return 51;
+    return 3;
+}
+
+static void test_write_rollback_undoes_everything(void **state)
+{
+    struct fx *f = *state;
+    int64_t before, after;
+    assert_int_equal(store_auth_epoch(f->r, &before), STORE_OK);
+    assert_int_equal(store_write(f->s, job_two_changes_then_fail, NULL), 3);
+    struct volume v;
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "pair-1", &v), STORE_NOTFOUND);
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "pair-2", &v), STORE_NOTFOUND);
+    assert_int_equal(store_auth_epoch(f->r, &after), STORE_OK);
+    assert_int_equal(after, before);
+}
+
+enum { THREADS = 8, PER_THREAD = 40 };
+
+struct worker {
+    struct store *s;
+    int index;
+    int ok, refused, other;
+};
+
+/* Every third job of each thread fails after its insert: its insert must be
+ * undone while its batch neighbours commit. */
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char id[32];
+    for (int i = 0; i < PER_THREAD; i++) {
+        snprintf(id, sizeof id, "t%d-%d", w->index, i);
+        struct add_then_fail j = {id, i % 3 == 2 ? 9 : 0};
+        int rc = store_write(w->s, job_add_volume_then_return, &j);
+        if (rc == 0)
+            w->ok++;
+        else if (rc == 9)
+            w->refused++;
+        else
+            w->other++;
+    }
+    /* a reader of this thread's own sees every committed write */
+    struct store_conn *r = store_reader(w->s);
+    struct arena ar;
+    arena_init(&ar);
+    for (int i = 0; r && i < PER_THREAD; i++) {
+        snprintf(id, sizeof id, "t%d-%d", w->index, i);
+        struct volume v;
+        enum store_rc rc = store_volume_get(r, &ar, NULL, id, &v);
+        if ((i % 3 == 2) != (rc == STORE_NOTFOUND))
+            w->other++;
+    }
+    arena_release(&ar);
+    return NULL;
+}
+
+static void test_group_commit_many_threads(void **state)
+{
+    struct fx *f = *state;
+    pthread_t th[THREADS];
+    struct worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){.s = f->s, .index = i};
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    int ok = 0, refused = 0;
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(w[i].other, 0);
+        ok += w[i].ok;
+        refused += w[i].refused;
+    }
+    int want_refused = THREADS * (PER_THREAD / 3);
+    assert_int_equal(refused, want_refused);
+    assert_int_equal(ok, THREADS * PER_THREAD - want_refused);
+
+    struct volume *list;
+    int n;
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 0, 100000, &list, &n), STORE_OK);
+    assert_int_equal(n, ok);
+    for (int i = 0; i < n; i++) {
+        int t, k;
+        assert_int_equal(sscanf(list[i].id, "t%d-%d", &t, &k), 2);
+        assert_int_not_equal(k % 3, 2);
+    }
+}
+
+/* ---- snapshots, change detection, auth epoch --------------------------------------------- */
+
+static void test_read_snapshot(void **state)
+{
+    struct fx *f = *state;
+    add_volume(f, "before", "acct-a");
+    struct volume v;
+    assert_int_equal(store_read_begin(f->r), STORE_OK);
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "before", &v), STORE_OK);
+    add_volume(f, "during", "acct-a");                      /* committed by the writer */
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "during", &v), STORE_NOTFOUND);
+    struct volume *list;
+    int n;
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 0, 10, &list, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_read_end(f->r);
+    assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "during", &v), STORE_OK);
+    store_read_end(f->r);                                   /* harmless outside a read */
+}
+
+static void test_reader_per_thread(void **state)
+{
+    struct fx *f = *state;
+    assert_ptr_equal(store_reader(f->s), f->r);
+    assert_ptr_equal(store_reader(f->s), f->r);
+}
+
+static void *other_reader(void *arg)
+{
+    return store_reader(arg);
+}
+
+static void test_reader_other_thread(void **state)
+{
+    struct fx *f = *state;
+    pthread_t th;
+    void *conn = NULL;
+    assert_int_equal(pthread_create(&th, NULL, other_reader, f->s), 0);
+    pthread_join(th, &conn);
+    assert_non_null(conn);
+    assert_ptr_not_equal(conn, f->r);
+}
+
+static void test_changed_and_epoch(void **state)
+{
+    struct fx *f = *state;
+    int64_t epoch = 0;
+    (void)store_changed(f->r);                              /* settle */
+    assert_false(store_changed(f->r));
+    assert_false(store_changed(f->r));
+    assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
+    assert_int_equal(epoch, 1);
+
+    assert_int_equal(store_write(f->s, job_bump_epoch, NULL), 0);
+    assert_true(store_changed(f->r));
+    assert_false(store_changed(f->r));
+    assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
+    assert_int_equal(epoch, 2);
+
+    assert_int_equal(store_write(f->s, job_bump_epoch, NULL), 0);
+    assert_int_equal(store_write(f->s, job_bump_epoch, NULL), 0);
+    assert_true(store_changed(f->r));
+    assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
+    assert_int_equal(epoch, 4);
+
+    /* any committed change counts, not just the epoch */
+    add_volume(f, "vol", "acct-a");
+    assert_true(store_changed(f->r));
+    assert_false(store_changed(f->r));
+    /* a rolled-back write changes nothing */
+    struct add_then_fail j = {"vol-2", 5};
+    assert_int_equal(store_write(f->s, job_add_volume_then_return, &j), 5);
+    assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
+    assert_int_equal(epoch, 4);
+}
+
+static void test_first_changed_is_true(void **state)
+{
+    (void)state;
+    /* a new reader has never asked: it must treat everything as changed */
+    struct tmp_store t;
+    tmp_store_open(&t);
+    assert_true(store_changed(store_reader(t.store)));
+    assert_false(store_changed(store_reader(t.store)));
+    tmp_store_close(&t);
+}
+
+static void test_store_now_format(void **state)
+{
+    (void)state;
+    char now[32];
+    store_now(now);
+    assert_int_equal(strlen(now), 26);
+    int y, mo, d, h, mi, s, us;
+    char tail;
+    assert_int_equal(sscanf(now, "%4d-%2d-%2dT%2d:%2d:%2d.%6d%c", &y, &mo, &d, &h, &mi, &s, &us,
+                            &tail), 7);
+    assert_true(y >= 2024);
+    assert_in_range(mo, 1, 12);
+    assert_in_range(d, 1, 31);
+    assert_in_range(h, 0, 23);
+    assert_in_range(mi, 0, 59);
+    assert_in_range(s, 0, 60);
+    assert_int_equal(now[4], '-');
+    assert_int_equal(now[10], 'T');
+    assert_int_equal(now[19], '.');
+}
+
+static void test_close_and_reopen_keeps_data(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    tmp_store_open(&t);
+    add_account(t.store, "acct-z", "zeta");
+    store_close(t.store);
+    char err[256];
+    struct store_options o = {.path = t.path};
+    t.store = store_open(&o, err, sizeof err);
+    assert_non_null(t.store);
+    struct arena ar;
+    arena_init(&ar);
+    struct account a;
+    assert_int_equal(store_account_get(store_reader(t.store), &ar, "zeta", &a), STORE_OK);
+    assert_string_equal(a.id, "acct-z");
+    arena_release(&ar);
+    tmp_store_close(&t);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_migrate_fresh),
+        cmocka_unit_test(test_migrate_refuses_newer),
+        cmocka_unit_test(test_open_missing_directory_fails),
+        T(test_accounts),
+        T(test_users),
+        T(test_server_crud),
+        T(test_server_list_paging),
+        T(test_server_list_large),
+        T(test_volume_crud),
+        T(test_volume_list_paging),
+        T(test_attachment_crud),
+        T(test_attachment_unique_per_volume),
+        T(test_foreign_keys),
+        T(test_write_rollback),
+        T(test_write_rollback_undoes_everything),
+        T(test_group_commit_many_threads),
+        T(test_read_snapshot),
+        T(test_reader_per_thread),
+        T(test_reader_other_thread),
+        T(test_changed_and_epoch),
+        cmocka_unit_test(test_first_changed_is_true),
+        cmocka_unit_test(test_store_now_format),
+        cmocka_unit_test(test_close_and_reopen_keeps_data),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
