@@ -56,7 +56,7 @@ enum field_type {
     FT_STRING = 1, FT_NULL = 2, FT_INTEGER = 4, FT_BOOLEAN = 8, FT_OBJECT = 16,
     FT_ARRAY = 32, FT_NUMBER = 64,
     FT_BOOLISH = 128,           /* Nova's boolean: a bool or "true"/"1"/"yes"/... */
-    FT_INTISH = 256,            /* an integer or a string of digits */
+    FT_INTISH = 256,            /* an integer >= 1 or a string of digits (`pattern`) */
 };
 
 struct field {

@@ -128,6 +128,9 @@ void volumes_delete(struct call *c)
         reply_core_error(c, &err);
 }
 
+#define MAX_SIZE_GB (1024 * 1024)
+
+/* The schema has checked the form; this reads it and bounds it above. */
 static bool size_ok(json_t *v, int64_t *size)
 {
     if (json_is_integer(v))
@@ -137,14 +140,14 @@ static bool size_ok(json_t *v, int64_t *size)
         *size = strtoll(json_string_value(v), NULL, 10);
     else
         return false;
-    return *size >= 1 && *size <= 1024 * 1024;
+    return *size >= 1 && *size <= MAX_SIZE_GB;
 }
 
 static const struct field nova_fields[] = {
     {.name = "volume_type", .types = FT_STRING | FT_NULL},
     {.name = "metadata", .types = FT_OBJECT | FT_NULL},
     {.name = "snapshot_id", .types = FT_STRING | FT_NULL},
-    {.name = "size", .types = FT_INTISH, .required = true},
+    {.name = "size", .types = FT_INTISH, .pattern = "^[0-9]+$", .required = true},
     {.name = "availability_zone", .types = FT_STRING | FT_NULL},
     {.name = "display_name", .types = FT_STRING | FT_NULL, .max_len = 255},
     {.name = "display_description", .types = FT_STRING | FT_NULL, .max_len = 255},
@@ -166,8 +169,9 @@ void volumes_create(struct call *c)
     };
     json_t *size = json_object_get(o, "size");
     if (!size_ok(size, &spec.size)) {
-        reply_error(c, 400, "Invalid input for field/attribute size. Value: %s. %s is less than "
-                            "the minimum of 1", py_repr(c->arena, size), py_repr(c->arena, size));
+        reply_error(c, 400, "Invalid input for field/attribute size. Value: %s. %s is greater "
+                            "than the maximum of %d", py_repr(c->arena, size),
+                    py_repr(c->arena, size), MAX_SIZE_GB);
         return;
     }
     const char *snap = json_string_value(json_object_get(o, "snapshot_id"));

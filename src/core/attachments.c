@@ -253,13 +253,20 @@ static bool swap(struct update_job *j, struct store_conn *w, const struct server
         return core_store_failed(j->err, rc);
     if (!strcmp(old_vol.id, new_vol.id))
         return true;
+    /* Nova's compute API swap_volume checks */
     rc = store_attachment_by_volume(w, c->arena, new_vol.id, &other);
-    if (rc == STORE_OK || strcmp(new_vol.status, "available") != 0)
+    if (rc == STORE_OK)
+        return core_fail(j->err, CORE_BAD_REQUEST,
+                         "Invalid volume: New volume must be detached in order to swap.");
+    if (rc != STORE_NOTFOUND)
+        return core_store_failed(j->err, rc);
+    if (strcmp(new_vol.status, "available") != 0)
         return core_fail(j->err, CORE_BAD_REQUEST,
                          "Invalid volume: volume '%s' status must be 'available'. Currently in "
                          "'%s'", new_vol.id, new_vol.status);
-    if (rc != STORE_NOTFOUND)
-        return core_store_failed(j->err, rc);
+    if (new_vol.size < old_vol.size)
+        return core_fail(j->err, CORE_BAD_REQUEST,
+                         "Invalid volume: New volume must be the same size or larger.");
     if ((rc = store_attachment_swap(w, at.id, new_vol.id)) != STORE_OK ||
         (rc = store_volume_set_status(w, old_vol.id, "available")) != STORE_OK ||
         (rc = store_volume_set_status(w, new_vol.id, "in-use")) != STORE_OK)
