@@ -26,7 +26,9 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct api *api;
     size_t max_body;
-    atomic_int in_flight;
+    atomic_int in_flight;           /* requests being handled */
+    atomic_int connections;         /* connections open (or being accepted) */
+    int max_connections;
 };
 
 struct exchange {
@@ -257,6 +259,32 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     return (size_t)(w - s);
 }
 
+/* The connection cap. libmicrohttpd's own limit stops accepting when it is
+ * reached, so the next client waits in the listen backlog with no answer;
+ * here the accept policy closes it at once instead. A connection holds its
+ * place from this callback until MHD reports it closed. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)addr;
+    (void)len;
+    struct http_server *s = cls;
+    if (atomic_fetch_add(&s->connections, 1) >= s->max_connections) {
+        atomic_fetch_sub(&s->connections, 1);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)conn;
+    (void)socket_ctx;
+    struct http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&s->connections, 1);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -311,20 +339,27 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     }
     s->api = api;
     s->max_body = o->max_body;
+    s->max_connections = (int)o->max_connections;
+    /* MHD shares its own limit out among the worker threads; set it high
+     * enough that any one thread could hold every connection, so that only
+     * accept_policy() decides. */
+    unsigned threads = o->threads > 1 ? o->threads : 1;
+    unsigned mhd_limit = o->max_connections * threads + threads;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s,
+        flags, 0, accept_policy, s, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, o->threads > 1 ? o->threads : 0u,
         MHD_OPTION_CONNECTION_TIMEOUT, o->timeout,
-        MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_END);
     if (!s->daemon) {

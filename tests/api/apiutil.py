@@ -378,3 +378,24 @@ class RawAsRequests:
 
     def json(self):
         return json.loads(self.content)
+
+
+def try_request(port, source=None, timeout=2.0, path="/v2.1/"):
+    """One request on a new connection: ("served", RawResponse), ("refused", None),
+    ("closed", None) when closed or reset without an answer, or ("hung", None)
+    when nothing happened within TIMEOUT."""
+    try:
+        c = Conn(port, source=source, timeout=timeout)
+    except ConnectionRefusedError:
+        return "refused", None
+    except socket.timeout:
+        return "hung", None
+    try:
+        try:
+            return "served", c.request("GET", path)
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            return "closed", None
+        except socket.timeout:
+            return "hung", None
+    finally:
+        c.close()

@@ -73,8 +73,10 @@ def test_action_state_rules(world, dialect, start, act):
             assert r.content == b"", r.content
         assert_state(world.sa, world.base, pfx, sid, result or start)
     else:
-        assert_error(dialect, r, 409, nova_message=(
+        f = assert_error(dialect, r, 409, nova_message=(
             f"Cannot '{word}' instance {sid} while it is in vm_state {start}"))
+        if dialect == "hostway":   # D2: details carry the specific reason
+            assert start in f["details"] and word in f["details"], f
         assert_state(world.sa, world.base, pfx, sid, start)
 
 
@@ -99,7 +101,9 @@ def test_locked_server_refuses_member_actions(world, dialect, act):
     sid = world.d.add_server(world.a, name="locked")
     assert ok_status(dialect, action(world.sa, world.base, pfx, sid, "lock"))
     r = action(world.sa, world.base, pfx, sid, act)
-    assert_error(dialect, r, 409, nova_message=f"Instance {sid} is locked")
+    f = assert_error(dialect, r, 409, nova_message=f"Instance {sid} is locked")
+    if dialect == "hostway":
+        assert "locked" in f["details"], f
     assert_state(world.sa, world.base, pfx, sid, "active")
     # unlock by the member who locked it, then the action works
     assert ok_status(dialect, action(world.sa, world.base, pfx, sid, "unlock"))
@@ -193,7 +197,8 @@ def test_unknown_action_is_400(world, dialect):
 
 
 @pytest.mark.parametrize("dialect", ["nova", "hostway"])
-@pytest.mark.parametrize("body", [b"{not json", b"", b"[]", b'"os-stop"'])
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[]", b'"os-stop"', b"{}",
+                                  b'{"os-stop": null, "pause": null}'])
 def test_malformed_action_body_is_400(world, dialect, body):
     pfx = DIALECTS[dialect]
     sid = world.d.add_server(world.a, name="malformed")

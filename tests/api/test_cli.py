@@ -5,6 +5,7 @@ import os
 import re
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -15,9 +16,14 @@ from attachd import Attachd, binary, free_port
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def run(*args, stdin=None, timeout=60):
+_SCRATCH = tempfile.mkdtemp(prefix="attachd-cli-cwd-")
+
+
+def run(*args, stdin=None, timeout=60, cwd=None):
+    """Run the binary in a scratch directory, so that a default ./data/attachd.db
+    never lands in the source tree."""
     return subprocess.run([binary(), *args], input=stdin, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, cwd=cwd or _SCRATCH)
 
 
 def assert_cli_error(p):
@@ -26,6 +32,14 @@ def assert_cli_error(p):
     assert err, "no message on stderr"
     assert "\n" not in err, f"error is not one line: {p.stderr!r}"
     assert p.stdout.strip() == "", p.stdout
+
+
+def cli_db_first(d, *args, stdin=None):
+    """Run ARGS with `--db DB` right after the command words, so that a
+    trailing option really lacks its value."""
+    args = list(args)
+    n = 2 if args and args[0] in ("account", "user", "server", "db") and len(args) > 1 else 1
+    return run(*args[:n], "--db", d.db, *args[n:], stdin=stdin)
 
 
 @pytest.fixture
@@ -61,7 +75,8 @@ def test_account_add_duplicate_id_fails(cli):
     ["nosuchcommand"],
 ])
 def test_account_usage_errors(cli, args):
-    assert_cli_error(cli.cli(*args, check=False))
+    cli.add_account("exists")
+    assert_cli_error(cli_db_first(cli, *args))
 
 
 # -- users ---------------------------------------------------------------------
@@ -105,7 +120,7 @@ def test_user_add_unknown_account_writes_nothing(cli):
 ])
 def test_user_errors(cli, args):
     acct = cli.add_account()
-    p = cli.cli(*[a.format(acct=acct) for a in args], stdin="pw\n", check=False)
+    p = cli_db_first(cli, *[a.format(acct=acct) for a in args], stdin="pw\n")
     assert_cli_error(p)
 
 
@@ -178,7 +193,7 @@ def test_server_add_errors(cli, args):
     acct = cli.add_account()
     if "dup-server" in args:
         cli.add_server(acct, name="first", server_id="dup-server")
-    assert_cli_error(cli.cli(*[a.format(acct=acct) for a in args], check=False))
+    assert_cli_error(cli_db_first(cli, *[a.format(acct=acct) for a in args]))
 
 
 def test_failed_server_add_writes_nothing(tmp_path):
@@ -248,7 +263,8 @@ def _wait_listening(port, proc, secs=15):
 
 def _serve(args, tmp_path):
     log = open(tmp_path / "serve.log", "ab")
-    return subprocess.Popen([binary(), "serve", *args], stdout=log, stderr=subprocess.STDOUT), log
+    return subprocess.Popen([binary(), "serve", *args], stdout=log, stderr=subprocess.STDOUT,
+                            cwd=str(tmp_path)), log
 
 
 def _stop(proc, log):
@@ -268,7 +284,7 @@ def test_serve_from_config_file(tmp_path):
     port = free_port()
     conf = _write(tmp_path / "a.ini",
                   f"[serve]\nlisten = 127.0.0.1:{port}\ndb = {db}\nthreads = 2\ntimeout = 2\n"
-                  "max_connections = 20\nmax_per_ip = 10\n")
+                  "max_connections = 20\nmax_per_ip = 3\n")
     run("account", "add", "--db", db, "--id", "cfg", "cfg")
     run("user", "add", "--db", db, "--account", "cfg", "--role", "member", "cfguser",
         stdin="cfgpw\n")
@@ -280,9 +296,20 @@ def test_serve_from_config_file(tmp_path):
                          headers={"Authorization": basic("cfguser", "cfgpw")})
         assert r.status_code == 200, r.text
         # timeout = 2 from the file applies
-        from apiutil import Conn
+        from apiutil import Conn, try_request
         with Conn(port, timeout=10) as c:
             assert c.closed_within(6), "idle connection not closed: config timeout ignored"
+        # max_per_ip = 3 from the file applies
+        # from an address of its own, so earlier connections do not count
+        conns = [Conn(port, source="127.0.0.3", timeout=3) for _ in range(3)]
+        try:
+            for c in conns:
+                assert c.request("GET", "/v2.1/").status == 200
+            state, _ = try_request(port, source="127.0.0.3", timeout=2.0)
+            assert state in ("refused", "closed"), f"4th connection {state}: max_per_ip ignored"
+        finally:
+            for c in conns:
+                c.close()
     finally:
         assert _stop(proc, log) == 0
 
@@ -365,3 +392,35 @@ def test_password_read_from_stdin_single_line(tmp_path):
         assert_unauthorized(d.session(user, "line-one\nline-two").get(d.url("/servers")))
     finally:
         assert d.stop() == 0
+
+
+def test_database_from_newer_schema_is_refused(tmp_path):
+    """The schema version is SQLite's user_version; a newer one must be refused,
+    by `db migrate` and by `serve`, and the file left alone."""
+    import sqlite3
+    db = str(tmp_path / "new.db")
+    assert run("db", "migrate", "--db", db).returncode == 0
+    con = sqlite3.connect(db)
+    current = con.execute("PRAGMA user_version").fetchone()[0]
+    if current < 1:
+        pytest.skip("schema version is not kept in user_version")
+    con.execute(f"PRAGMA user_version = {current + 100}")
+    con.commit()
+    con.close()
+    for args in (["db", "migrate", "--db", db], ["account", "add", "--db", db, "n"]):
+        p = run(*args)
+        assert p.returncode != 0, (args, p.stdout, p.stderr)
+        assert re.search(r"newer|version", p.stderr, re.I), p.stderr
+    proc, log = _serve(["--db", db, "--listen", f"127.0.0.1:{free_port()}"], tmp_path)
+    try:
+        rc = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert rc != 0
+    assert re.search(r"newer|version", (tmp_path / "serve.log").read_text(), re.I)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == current + 100
+    con.close()

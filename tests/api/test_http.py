@@ -11,7 +11,7 @@ import time
 import pytest
 
 from apiutil import (REQ_ID, Conn, RawAsRequests, assert_error, basic, served, server_body,
-                     unique)
+                     try_request, unique)
 from attachd import Attachd
 
 MiB = 1024 * 1024
@@ -236,7 +236,9 @@ def test_connection_cap(tmp_path, threads):
     conns = []
     try:
         conns = _open_served(d.port, 4)
-        assert served(d.port, timeout=1.5) is None, "a 5th connection was served over a cap of 4"
+        state, _ = try_request(d.port, timeout=2.0)
+        assert state in ("refused", "closed"), \
+            f"a 5th connection over a cap of 4 was {state}, not refused or closed"
         # free a slot: a new connection is served again
         conns.pop().close()
         deadline = time.monotonic() + 5
@@ -260,10 +262,12 @@ def test_per_ip_cap(tmp_path):
     d = Attachd(tmp_path, extra_args=["--max-per-ip", "2", "--max-connections", "50"]).start()
     conns = []
     try:
-        conns = _open_served(d.port, 2)
-        assert served(d.port, timeout=1.5) is None, "a 3rd connection from one address was served"
+        conns = _open_served(d.port, 2, source="127.0.0.4")
+        state, _ = try_request(d.port, source="127.0.0.4", timeout=2.0)
+        assert state in ("refused", "closed"), \
+            f"a 3rd connection from one address over a cap of 2 was {state}, not refused or closed"
         # another client address is unaffected
-        other = _open_served(d.port, 2, source="127.0.0.2")
+        other = _open_served(d.port, 2, source="127.0.0.5")
         conns += other
         for c in conns:
             assert c.request("GET", "/v2.1/").status == 200
@@ -386,3 +390,103 @@ def test_concurrent_requests(tenant):
     assert not errors, errors[:3]
     listed = s.get(d.url("/v2.1/servers")).json()["servers"]
     assert sorted(x["id"] for x in listed) == sorted(ids) and len(ids) == 40
+
+
+# -- hostile or unusual input ---------------------------------------------------------
+
+def test_keep_alive_survives_error_with_unread_body(tenant):
+    """A 401/404 answered before the body was used must not desync the connection."""
+    d, acct, s = tenant
+    body = json.dumps(server_body("unread")).encode()
+    with Conn(d.port) as c:
+        r = c.request("POST", "/v2.1/servers", headers=[("Authorization", basic("x", "y"))],
+                      body=body)
+        assert r.status == 401
+        if (r.header("Connection") or "").lower() != "close":
+            assert c.request("GET", "/v2.1/").status == 200
+    with Conn(d.port) as c:
+        r = c.request("POST", "/v2.1/servers/none/action", headers=[auth_of(s)],
+                      body=b'{"os-stop": null}')
+        assert r.status == 404
+        if (r.header("Connection") or "").lower() != "close":
+            assert c.request("GET", "/v2.1/").status == 200
+
+
+def test_http10_request_is_served_and_closed(daemon):
+    with Conn(daemon.port) as c:
+        c.send(b"GET /v2.1/ HTTP/1.0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200
+        assert json.loads(r.body)["version"]["id"] == "v2.1"
+        assert c.closed_within(3)
+
+
+@pytest.mark.parametrize("raw", [
+    b"GARBAGE\r\n\r\n",
+    b"GET\r\n\r\n",
+    b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    b"\x00\x01\x02\x03\r\n\r\n",
+    b"GET /v2.1/ HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+])
+def test_malformed_requests_do_not_hurt_the_daemon(daemon, raw):
+    with Conn(daemon.port, timeout=2) as c:
+        c.send(raw)
+        try:
+            r = c.read_response()
+            assert 400 <= r.status < 600, r.status
+        except (EOFError, socket.timeout):
+            pass     # closing the connection, or leaving it to the idle timeout, is acceptable
+    assert served(daemon.port).status == 200
+
+
+@pytest.mark.xfail(strict=True, reason="libmicrohttpd 0.9.75 (Debian 12) writes its own 400 "
+                   "head twice for an unparsable Content-Length, before attachd sees the "
+                   "request; the connection is closed after it")
+def test_malformed_content_length_gets_one_clean_response(daemon):
+    """Exactly one well-formed 4xx response, then the connection closes."""
+    with Conn(daemon.port) as c:
+        c.send(b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        r = c.read_response("POST")
+        assert 400 <= r.status < 500, r.status
+        assert not r.body.startswith(b"HTTP/"), f"a second response head inside the body: {r.body!r}"
+        c.closed_within(2)
+        assert c.buf == b"", f"bytes after the response: {c.buf!r}"
+    assert served(daemon.port).status == 200
+
+
+@pytest.mark.parametrize("host", ['evil"quote', "a<b>c", "x\\y", "h:1/../../p", " "])
+def test_hostile_host_header_yields_valid_json(daemon, host):
+    with Conn(daemon.port) as c:
+        r = c.request("GET", "/v2.1/", host=host)
+        assert r.status in (200, 400), r.status
+        if r.status == 200:
+            v = json.loads(r.body)["version"]
+            for l in v["links"]:
+                assert '"' not in l["href"] and "<" not in l["href"], l
+
+
+@pytest.mark.parametrize("prefix,dialect", [("/v2.1", "nova"), ("", "hostway")])
+@pytest.mark.parametrize("body", [b"[" * 200000, b'{"a":' * 100000, b'{"server": {"name": "\xff\xfe"}}',
+                                  b'\xef\xbb\xbf{"server": 1}', b"\x00" * 100],
+                         ids=["deep-array", "deep-object", "bad-utf8", "bom", "nul-bytes"])
+def test_hostile_json_bodies_are_400(tenant, prefix, dialect, body):
+    d, acct, s = tenant
+    r = s.post(d.url(f"{prefix}/servers"), data=body, headers={"Content-Type": "application/json"})
+    assert_error(dialect, r, 400)
+    assert s.get(d.url("/v2.1/servers")).json()["servers"] == []
+
+
+def test_small_chunked_body_is_accepted(tenant):
+    d, acct, s = tenant
+    body = json.dumps(server_body("chunky")).encode()
+    with Conn(d.port) as c:
+        c.send((f"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                f"{s.headers['Authorization']}\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n").encode())
+        for part in (body[:7], body[7:20], body[20:]):
+            c.send(b"%x\r\n%s\r\n" % (len(part), part))
+        c.send(b"0\r\n\r\n")
+        r = c.read_response("POST")
+        assert r.status == 202, (r.status, r.body)
+        sid = json.loads(r.body)["server"]["id"]
+        assert c.request("GET", f"/v2.1/servers/{sid}", headers=[auth_of(s)]).status == 200

@@ -38,7 +38,7 @@ def test_unknown_path_is_404_in_dialect(world, kind, tail):
     r = world.sa.get(f"{world.base}{prefix(kind, world.a)}{tail}")
     assert r.status_code == 404, (r.status_code, r.text)
     if dialect_of(kind) == "nova":
-        assert_nova_error(r, 404, "itemNotFound")
+        assert_nova_error(r, 404, "itemNotFound", "The resource could not be found.")
     else:
         assert_hostway_error(r, 404, "itemNotFound", "Resource not found")
 
@@ -66,6 +66,8 @@ def test_wrong_method_is_405_in_dialect(world, kind, method, tail):
     r = world.sa.request(method, f"{world.base}{prefix(kind, world.a)}{tail.format(id=sid)}",
                          data=b"{}", headers={"Content-Type": "application/json"})
     assert_error(dialect_of(kind), r, 405)
+    allow = [m.strip() for m in r.headers.get("Allow", "").split(",") if m.strip()]
+    assert allow and method not in allow, f"405 needs an Allow header without {method}: {allow}"
     # and the server is untouched
     assert world.sa.get(f"{world.base}/v2.1/servers/{sid}").status_code == 200
 

@@ -68,6 +68,8 @@ def _assert_vary(r):
     ({"X-OpenStack-Nova-API-Version": "2.53"}, "2.53"),
     ({"X-OpenStack-Nova-API-Version": "latest"}, MAX_MICROVERSION),
     ({"OpenStack-API-Version": "compute 2.70", "X-OpenStack-Nova-API-Version": "2.3"}, "2.70"),
+    ({"OpenStack-API-Version": "volume 3.0, compute 2.5"}, "2.5"),
+    ({"OpenStack-API-Version": "volume 3.0"}, "2.1"),
 ])
 @pytest.mark.parametrize("path", ["/v2.1/servers", "/v2.1/{acct}/servers"])
 def test_microversion_negotiated_and_echoed(world, headers, expect, path):

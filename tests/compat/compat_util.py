@@ -15,9 +15,6 @@ import subprocess
 import sys
 import uuid
 
-import pytest
-import requests
-
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 # What clients send when they create a server. attachd keeps no images or
@@ -182,11 +179,3 @@ class OpenStackCLI:
         except ValueError:
             raise AssertionError(f"openstack {' '.join(args)}: not JSON: {p.stdout!r} {p.stderr!r}")
 
-
-def plain_get(url, user, password, **kw):
-    return requests.get(url, auth=(user, password), timeout=30, **kw)
-
-
-def skip_unless(cond, why):
-    if not cond:
-        pytest.skip(why)
