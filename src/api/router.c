@@ -309,6 +309,8 @@ void api_http_error(struct request *req, struct response *res, int status)
                                                                    : DIALECT_HOSTWAY};
     if (status == 413)
         reply_error(&call, 413, "Request is too large.");
+    else if (status == 400)
+        reply_error(&call, 400, "Bad request: an HTTP/1.1 request needs a Host header.");
     else
         reply_error(&call, status, "The request could not be handled.");
     add_common_headers(&call);

@@ -151,7 +151,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
-    (void)version;
     struct http_server *s = cls;
     struct exchange *x = *con_cls;
     if (!x) {
@@ -160,6 +159,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = x;
         if (x->too_large) {     /* declared too large: answer before reading it */
             api_http_error(&x->req, &x->res, 413);
+            return send_response(conn, x);
+        }
+        /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 */
+        if (!strcmp(version, MHD_HTTP_VERSION_1_1) && !get_header(conn, MHD_HTTP_HEADER_HOST)) {
+            api_http_error(&x->req, &x->res, 400);
             return send_response(conn, x);
         }
         return MHD_YES;
