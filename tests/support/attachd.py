@@ -49,7 +49,10 @@ class Attachd:
     def cli(self, *args, stdin=None, check=True):
         """Run `attachd ARGS --db DB`; return the CompletedProcess."""
         cmd = [binary(), *args, "--db", self.db]
-        p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
+        # in the daemon's folder, so that a call that lost its --db cannot
+        # write into the source tree
+        p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60,
+                           cwd=self.dir)
         if check and p.returncode != 0:
             raise AssertionError(f"{cmd} exited {p.returncode}: {p.stderr}")
         return p
