@@ -563,8 +563,9 @@ static void test_swap_refusals(void **state)
     OK(attach(&f->a, "srv", "old", NULL, NULL, err));
     OK(attach(&f->a, "srv-2", "busy", NULL, NULL, err));
     struct attach_update u = {.volume_id = "busy"};
+    /* Nova's swap_volume: an attached new volume is refused first */
     FAILS(core_attachment_update(&f->admin, "srv", "old", &u, err), CORE_BAD_REQUEST,
-          "Invalid volume: volume 'busy' status must be 'available'. Currently in 'in-use'");
+          "Invalid volume: New volume must be detached in order to swap.");
     u.volume_id = "ghost";
     FAILS(core_attachment_update(&f->admin, "srv", "old", &u, err), CORE_BAD_REQUEST,
           "Volume ghost could not be found.");

@@ -378,11 +378,11 @@ static void test_validation_hostway_shape(void **state)
     fake_release(&f);
 }
 
-/* BUG (src/api/json.c, invalid): Nova builds "Value: %(value)s" with
+/* Regression (src/api/json.c, invalid): Nova builds "Value: %(value)s" with
  * str(ex.instance) (nova/api/validation/validators.py), so a string value is
  * shown bare ("Value: foo."), not repr()'d ("Value: 'foo'."). Only the
  * jsonschema part after it uses repr. */
-static void bug_validation_string_value_is_str_not_repr(void **state)
+static void test_validation_string_value_is_str_not_repr(void **state)
 {
     struct api_world *w = *state;
     const char *srv = world_server(w, "acct-a");
@@ -395,12 +395,12 @@ static void bug_validation_string_value_is_str_not_repr(void **state)
                       "'x' is not of type 'object'");
 }
 
-/* BUG (src/api/json.c, body_object): jsonschema checks a schema's keywords in
+/* Regression (src/api/json.c, body_object): jsonschema checks a schema's keywords in
  * order (type, properties, required, additionalProperties), so Nova reports a
  * problem inside volumeAttachment ("properties") before an extra key beside
  * it ("additionalProperties"). body_object checks the whole top level,
  * extra keys included, before it looks inside. */
-static void bug_validation_inner_error_before_top_level_extra(void **state)
+static void test_validation_inner_error_before_top_level_extra(void **state)
 {
     struct api_world *w = *state;
     const char *srv = world_server(w, "acct-a");
@@ -409,12 +409,12 @@ static void bug_validation_inner_error_before_top_level_extra(void **state)
                       "'volumeId' is a required property");
 }
 
-/* BUG (src/api/json.c, json_boolish): Nova's parameter_types.boolean is an
+/* Regression (src/api/json.c, json_boolish): Nova's parameter_types.boolean is an
  * enum of True/False and the strings 'True','TRUE','true','1','ON','On','on',
  * 'YES','Yes','yes' (and their negatives); spec 3.2 lists the same. attachd
  * also takes "t", "y", "f", "n" and any mixed case ("tRuE"), where Nova
  * answers 400. */
-static void bug_delete_on_termination_accepts_too_much(void **state)
+static void test_delete_on_termination_accepts_too_much(void **state)
 {
     struct api_world *w = *state;
     const char *srv = world_server(w, "acct-a");
@@ -509,12 +509,12 @@ static void test_update_at_2_85(void **state)
     fake_release(&f);
 }
 
-/* BUG (src/api/attachments.c, update_fields / attachments_update): Nova's
+/* Regression (src/api/attachments.c, update_fields / attachments_update): Nova's
  * update_v285 schema types delete_on_termination as parameter_types.boolean,
  * which takes "true"/"false"/"1"/"yes"... as well as JSON booleans; attachd
  * declares FT_BOOLEAN (and reads it with json_is_true), so a PUT with
  * "delete_on_termination": "true" is 400 instead of 202. */
-static void bug_update_delete_on_termination_string(void **state)
+static void test_update_delete_on_termination_string(void **state)
 {
     struct api_world *w = *state;
     const char *srv = world_server(w, "acct-a");
@@ -770,11 +770,11 @@ static void test_py_repr_bounded(void **state)
     arena_release(&ar);
 }
 
-/* BUG (src/api/json.c, repr): Python's repr(float) is the shortest text that
+/* Regression (src/api/json.c, repr): Python's repr(float) is the shortest text that
  * reads back as the same double (and uses exponent form from 1e16), while
  * attachd prints "%.17g": 0.1 comes out as 0.10000000000000001, so a message
  * such as "Value: 0.1. 0.1 is not of type 'string'" differs from Nova's. */
-static void bug_py_repr_float_shortest(void **state)
+static void test_py_repr_float_shortest(void **state)
 {
     (void)state;
     repr_is("0.1", "0.1");
@@ -821,7 +821,7 @@ static void validate_ok(int version, const char *json)
 
 /* Expect a 400 whose message is "Invalid input for field/attribute <field>.
  * Value: <v>. <tail>". The Value part is not compared here: how a string
- * value is shown is bug_validation_string_value_is_str_not_repr's business. */
+ * value is shown is test_validation_string_value_is_str_not_repr's business. */
 static void validate_bad(int version, const char *json, const char *field, const char *tail)
 {
     struct bare b;
@@ -957,12 +957,12 @@ int main(void)
         cmocka_unit_test(test_attachment_fields_by_microversion),
         cmocka_unit_test(test_validation_messages),
         cmocka_unit_test(test_validation_hostway_shape),
-        cmocka_unit_test(bug_validation_string_value_is_str_not_repr),
-        cmocka_unit_test(bug_validation_inner_error_before_top_level_extra),
-        cmocka_unit_test(bug_delete_on_termination_accepts_too_much),
+        cmocka_unit_test(test_validation_string_value_is_str_not_repr),
+        cmocka_unit_test(test_validation_inner_error_before_top_level_extra),
+        cmocka_unit_test(test_delete_on_termination_accepts_too_much),
         cmocka_unit_test(test_delete_on_termination_strings),
         cmocka_unit_test(test_update_at_2_85),
-        cmocka_unit_test(bug_update_delete_on_termination_string),
+        cmocka_unit_test(test_update_delete_on_termination_string),
         cmocka_unit_test(test_core_error_mapping),
         cmocka_unit_test(test_fault_names),
         cmocka_unit_test(test_throttled),
@@ -971,7 +971,7 @@ int main(void)
         cmocka_unit_test(test_py_repr_strings),
         cmocka_unit_test(test_py_repr_containers),
         cmocka_unit_test(test_py_repr_bounded),
-        cmocka_unit_test(bug_py_repr_float_shortest),
+        cmocka_unit_test(test_py_repr_float_shortest),
         cmocka_unit_test(test_validate_object),
         cmocka_unit_test(test_json_boolish),
     };

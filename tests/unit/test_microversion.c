@@ -62,11 +62,11 @@ static void test_parse_huge_is_unsupported(void **state)
     parse_bad("2.99999999999999999999", MV_UNSUPPORTED);
 }
 
-/* BUG (src/api/microversion.c, mv_parse): a run of more than 6 digits returns
+/* Regression (src/api/microversion.c, mv_parse): a run of more than 6 digits returns
  * MV_UNSUPPORTED before the rest of the string is checked, so text that does
  * not match ^([1-9]\d*)\.([1-9]\d*|0)$ at all is answered 406 instead of
  * Nova's 400 "API Version String ... is of invalid format". */
-static void bug_parse_huge_but_malformed_is_malformed(void **state)
+static void test_parse_huge_but_malformed_is_malformed(void **state)
 {
     (void)state;
     parse_bad("2.1234567x", MV_MALFORMED);
@@ -209,7 +209,7 @@ int main(void)
         cmocka_unit_test(test_parse_valid),
         cmocka_unit_test(test_parse_malformed),
         cmocka_unit_test(test_parse_huge_is_unsupported),
-        cmocka_unit_test(bug_parse_huge_but_malformed_is_malformed),
+        cmocka_unit_test(test_parse_huge_but_malformed_is_malformed),
         cmocka_unit_test(test_negotiate_absent_is_2_1),
         cmocka_unit_test(test_negotiate_standard_header),
         cmocka_unit_test(test_negotiate_legacy_header),

@@ -593,14 +593,14 @@ static void test_microversion_406(void **state)
     }
 }
 
-/* BUG (src/api/router.c, admit): Nova sets the request's version before it
+/* Regression (src/api/router.c, admit): Nova sets the request's version before it
  * checks the range (nova/api/openstack/wsgi.py Request.set_api_version_request
  * assigns api_version_request, then raises InvalidGlobalAPIVersion), and its
  * Fault adds OpenStack-API-Version / X-OpenStack-Nova-API-Version / Vary for
  * any non-null version; so a 406 echoes the version asked for
  * ("compute 2.90"). attachd sends no version headers on a 406 (spec 1.4:
  * "Send these on error responses too"). */
-static void bug_microversion_406_echoes_version(void **state)
+static void test_microversion_406_echoes_version(void **state)
 {
     struct api_world *w = *state;
     struct fake f;
@@ -723,7 +723,7 @@ int main(void)
         cmocka_unit_test(test_microversion_echoed_on_errors),
         cmocka_unit_test(test_microversion_400),
         cmocka_unit_test(test_microversion_406),
-        cmocka_unit_test(bug_microversion_406_echoes_version),
+        cmocka_unit_test(test_microversion_406_echoes_version),
         cmocka_unit_test(test_microversion_not_on_hostway),
         cmocka_unit_test(test_microversion_after_auth_and_account),
         cmocka_unit_test(test_request_ids_everywhere),
