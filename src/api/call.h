@@ -95,6 +95,8 @@ bool query_only(struct call *c, const char *const *allowed);
 /* ---- renderers shared by handlers ---------------------------------------- */
 json_t *render_links(struct call *c, const char *collection, const char *id);
 json_t *json_str_or_null(const char *s);
+/* Percent-encode everything but RFC 3986's unreserved characters. */
+char *url_escape(struct arena *ar, const char *s);
 char *render_time(struct arena *ar, const char *stored, int style);
 enum { TIME_ISO_Z, TIME_ISO_MICRO, TIME_SPACE };
 

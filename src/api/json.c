@@ -466,6 +466,21 @@ json_t *json_str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+char *url_escape(struct arena *ar, const char *s)
+{
+    char *out = arena_alloc(ar, strlen(s) * 3 + 1), *o = out;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~')
+            *o++ = (char)ch;
+        else
+            o += sprintf(o, "%%%02X", ch);
+    }
+    *o = '\0';
+    return out;
+}
+
 char *render_time(struct arena *ar, const char *t, int style)
 {
     if (!t)

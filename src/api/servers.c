@@ -91,16 +91,21 @@ static json_t *render_server(struct call *c, const struct server *s, bool show)
 static void list(struct call *c, bool detail)
 {
     struct paging p;
-    struct core_error err;
+    struct core_error err = {0};
     struct server *s;
     int n;
     if (!query_paging(c, &p, true))
         return;
+    /* Nova's name filter is a regular expression search; literal text
+     * anywhere in the name is what clients' look-ups need */
+    const char *name = c->req->query(c->req->http, "name");
+    if (name && !*name)
+        name = NULL;
     int limit = p.limit < 0 ? 1000 : p.limit;
     struct store_conn *r = store_reader(c->core.store);
     if (r)
         store_read_begin(r);
-    bool ok = core_server_list(&c->core, p.marker, limit, &s, &n, &err);
+    bool ok = core_server_list(&c->core, p.marker, name, limit, &s, &n, &err);
     json_t *items = json_array();
     for (int i = 0; ok && i < n; i++) {
         json_t *item = detail ? render_server(c, &s[i], false) : render_summary(c, &s[i]);
@@ -120,9 +125,11 @@ static void list(struct call *c, bool detail)
     if (n > 0 && n == limit)
         json_object_set_new(body, "servers_links",
                             json_pack("[{s:s, s:s}]", "rel", "next", "href",
-                                      arena_printf(c->arena, "%s%s/servers%s?limit=%d&marker=%s",
+                                      arena_printf(c->arena, "%s%s/servers%s?limit=%d%s%s&marker=%s",
                                                    c->base, c->prefix, detail ? "/detail" : "",
-                                                   limit, s[n - 1].id)));
+                                                   limit, name ? "&name=" : "",
+                                                   name ? url_escape(c->arena, name) : "",
+                                                   url_escape(c->arena, s[n - 1].id))));
     reply_json(c, 200, body);
 }
 

@@ -70,7 +70,8 @@ static void list(struct call *c)
     struct store_conn *r = store_reader(c->core.store);
     if (r)
         store_read_begin(r);
-    bool ok = core_volume_list(&c->core, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err);
+    bool ok = core_volume_list(&c->core, NULL, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n,
+                               &err);
     json_t *items = json_array();
     for (int i = 0; ok && i < n; i++)
         json_array_append_new(items, render_volume(c, &v[i], &ok));
@@ -257,11 +258,11 @@ static void cinder_list(struct call *c, bool detail)
     struct store_conn *r = store_reader(c->core.store);
     if (r)
         store_read_begin(r);
-    bool ok = core_volume_list(&c->core, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err);
+    bool ok = core_volume_list(&c->core, name, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n,
+                               &err);
     json_t *items = json_array();
     for (int i = 0; ok && i < n; i++)
-        if (!name || (v[i].name && !strcmp(name, v[i].name)))
-            json_array_append_new(items, render_cinder(c, &v[i], detail, &ok));
+        json_array_append_new(items, render_cinder(c, &v[i], detail, &ok));
     if (r)
         store_read_end(r);
     if (!ok) {

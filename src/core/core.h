@@ -65,9 +65,10 @@ bool core_server_create(struct core_ctx *c, const struct server_spec *spec, stru
                         struct core_error *err);
 bool core_server_get(struct core_ctx *c, const char *id, struct server *out,
                      struct core_error *err);
-/* Newest first; `marker` as in store_server_list (400 if unknown). */
-bool core_server_list(struct core_ctx *c, const char *marker, int limit, struct server **out,
-                      int *n, struct core_error *err);
+/* Newest first; `marker` and `name_contains` as in store_server_list (an
+ * unknown marker is 400). */
+bool core_server_list(struct core_ctx *c, const char *marker, const char *name_contains,
+                      int limit, struct server **out, int *n, struct core_error *err);
 bool core_server_delete(struct core_ctx *c, const char *id, struct core_error *err);
 bool core_server_action(struct core_ctx *c, const char *id, enum server_action action,
                         struct core_error *err);
@@ -87,8 +88,8 @@ bool core_volume_create(struct core_ctx *c, const struct volume_spec *spec, stru
                         struct core_error *err);
 bool core_volume_get(struct core_ctx *c, const char *id, struct volume *out,
                      struct core_error *err);
-bool core_volume_list(struct core_ctx *c, int64_t offset, int limit, struct volume **out,
-                      int *n, struct core_error *err);
+bool core_volume_list(struct core_ctx *c, const char *name, int64_t offset, int limit,
+                      struct volume **out, int *n, struct core_error *err);
 bool core_volume_delete(struct core_ctx *c, const char *id, struct core_error *err);
 
 /* ---- attachments -------------------------------------------------------- */

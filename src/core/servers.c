@@ -108,14 +108,15 @@ bool core_server_get(struct core_ctx *c, const char *id, struct server *out,
     return r && core_find_server(c, r, id, out, err);
 }
 
-bool core_server_list(struct core_ctx *c, const char *marker, int limit, struct server **out,
-                      int *n, struct core_error *err)
+bool core_server_list(struct core_ctx *c, const char *marker, const char *name_contains,
+                      int limit, struct server **out, int *n, struct core_error *err)
 {
     struct store_conn *r = core_reader(c, err);
     if (!r)
         return false;
     const char *account = c->scope ? c->scope : c->account;
-    enum store_rc rc = store_server_list(r, c->arena, account, marker, limit, out, n);
+    enum store_rc rc = store_server_list(r, c->arena, account, marker, name_contains, limit,
+                                         out, n);
     if (rc == STORE_NOTFOUND)
         return core_fail(err, CORE_BAD_REQUEST, "marker [%s] not found", marker);
     return rc == STORE_OK || core_store_failed(err, rc);

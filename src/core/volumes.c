@@ -58,14 +58,14 @@ bool core_volume_get(struct core_ctx *c, const char *id, struct volume *out,
     return r && core_find_volume(c, r, id, out, err);
 }
 
-bool core_volume_list(struct core_ctx *c, int64_t offset, int limit, struct volume **out,
-                      int *n, struct core_error *err)
+bool core_volume_list(struct core_ctx *c, const char *name, int64_t offset, int limit,
+                      struct volume **out, int *n, struct core_error *err)
 {
     struct store_conn *r = core_reader(c, err);
     if (!r)
         return false;
     const char *account = c->scope ? c->scope : c->account;
-    enum store_rc rc = store_volume_list(r, c->arena, account, offset, limit, out, n);
+    enum store_rc rc = store_volume_list(r, c->arena, account, name, offset, limit, out, n);
     return rc == STORE_OK || core_store_failed(err, rc);
 }
 

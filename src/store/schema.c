@@ -1,6 +1,8 @@
 /* schema.c: see schema.h. Never edit a released migration; add a new one. */
 #include "store/schema.h"
 
+#include "store/store.h"
+
 #include <stdio.h>
 
 static const char *const migrations[] = {
@@ -76,9 +78,12 @@ static const char *const migrations[] = {
     "  created_at TEXT NOT NULL,"
     "  UNIQUE (server_id, device)"
     ");",
+    /* 2: look volumes up by name (the openstack CLI's find) */
+    "CREATE INDEX volumes_name ON volumes(account_id, name);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+_Static_assert(N_MIGRATIONS == STORE_SCHEMA_VERSION, "store.h names the newest migration");
 
 int schema_latest(void)
 {

@@ -35,7 +35,8 @@ enum stmt_id {
     S_ACCOUNT_ADD, S_ACCOUNT_GET,
     S_USER_ADD, S_USER_GET, S_USER_SET_PWHASH, S_USER_DEL, S_USER_COUNT,
     S_SERVER_ADD, S_SERVER_GET, S_SERVER_SEQ, S_SERVER_LIST, S_SERVER_UPDATE, S_SERVER_DEL,
-    S_VOLUME_ADD, S_VOLUME_GET, S_VOLUME_LIST, S_VOLUME_SET_STATUS, S_VOLUME_DEL,
+    S_VOLUME_ADD, S_VOLUME_GET, S_VOLUME_LIST, S_VOLUME_LIST_NAME, S_VOLUME_SET_STATUS,
+    S_VOLUME_DEL,
     S_ATTACH_ADD, S_ATTACH_GET, S_ATTACH_BY_VOLUME, S_ATTACH_LIST, S_ATTACH_UPDATE,
     S_ATTACH_SWAP, S_ATTACH_DEL,
     N_STMT
@@ -69,7 +70,7 @@ static const char *const sql_text[N_STMT] = {
                      "AND (?2 IS NULL OR account_id = ?2)",
     [S_SERVER_SEQ] = "SELECT seq FROM servers WHERE id = ?1 AND account_id = ?2",
     [S_SERVER_LIST] = "SELECT " SERVER_COLS " FROM servers WHERE account_id = ?1 AND seq < ?2 "
-                      "ORDER BY seq DESC LIMIT ?3",
+                      "AND (?4 IS NULL OR instr(name, ?4) > 0) ORDER BY seq DESC LIMIT ?3",
     [S_SERVER_UPDATE] = "UPDATE servers SET name = ?4, vm_state = ?5, task_state = ?6, "
                         "power_state = ?7, locked = ?8, locked_by = ?9, metadata = ?14, "
                         "updated_at = ?16, launched_at = ?17 WHERE id = ?1",
@@ -80,6 +81,8 @@ static const char *const sql_text[N_STMT] = {
                      "AND (?2 IS NULL OR account_id = ?2)",
     [S_VOLUME_LIST] = "SELECT " VOLUME_COLS " FROM volumes WHERE account_id = ?1 "
                       "ORDER BY seq DESC LIMIT ?3 OFFSET ?2",
+    [S_VOLUME_LIST_NAME] = "SELECT " VOLUME_COLS " FROM volumes WHERE account_id = ?1 "
+                           "AND name = ?4 ORDER BY seq DESC LIMIT ?3 OFFSET ?2",
     [S_VOLUME_SET_STATUS] = "UPDATE volumes SET status = ?2, updated_at = ?3 WHERE id = ?1",
     [S_VOLUME_DEL] = "DELETE FROM volumes WHERE id = ?1",
     [S_ATTACH_ADD] = "INSERT INTO attachments (" ATTACH_COLS ") VALUES "
@@ -697,7 +700,8 @@ enum store_rc store_server_get(struct store_conn *c, struct arena *ar, const cha
 }
 
 enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const char *account,
-                                const char *marker, int limit, struct server **out, int *n)
+                                const char *marker, const char *name_contains, int limit,
+                                struct server **out, int *n)
 {
     int64_t before = INT64_MAX;
     if (marker) {
@@ -718,6 +722,7 @@ enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const ch
     bind_text(st, 1, account);
     sqlite3_bind_int64(st, 2, before);
     sqlite3_bind_int(st, 3, limit);
+    bind_text(st, 4, name_contains);
     return collect(c, st, ar, sizeof **out, read_server, (void **)out, n);
 }
 
@@ -797,12 +802,16 @@ enum store_rc store_volume_get(struct store_conn *c, struct arena *ar, const cha
 }
 
 enum store_rc store_volume_list(struct store_conn *c, struct arena *ar, const char *account,
-                                int64_t offset, int limit, struct volume **out, int *n)
+                                const char *name, int64_t offset, int limit,
+                                struct volume **out, int *n)
 {
-    sqlite3_stmt *st = stmt(c, S_VOLUME_LIST);
+    /* two statements, so that the name lookup uses its index */
+    sqlite3_stmt *st = stmt(c, name ? S_VOLUME_LIST_NAME : S_VOLUME_LIST);
     if (!st)
         return STORE_ERROR;
     bind_text(st, 1, account);
+    if (name)
+        bind_text(st, 4, name);
     sqlite3_bind_int64(st, 2, offset);
     sqlite3_bind_int(st, 3, limit);
     return collect(c, st, ar, sizeof **out, read_volume, (void **)out, n);

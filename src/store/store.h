@@ -37,7 +37,8 @@ enum store_rc {
     STORE_BUSY,         /* the database stayed locked past the busy timeout */
 };
 
-#define STORE_SCHEMA_VERSION 1
+/* The schema this attachd writes (schema.c holds one migration per version). */
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 struct store_conn;
@@ -89,21 +90,25 @@ enum store_rc store_user_del(struct store_conn *w, const char *name);
 enum store_rc store_user_count(struct store_conn *c, int64_t *n);
 
 /* Servers. Lists are newest first; `marker` (optional) is the id of the last
- * record of the previous page: STORE_NOTFOUND if it is not in scope. */
+ * record of the previous page: STORE_NOTFOUND if it is not in scope;
+ * `name_contains` (optional) keeps the servers whose name contains it. */
 enum store_rc store_server_add(struct store_conn *w, const struct server *srv);
 enum store_rc store_server_get(struct store_conn *c, struct arena *ar, const char *account,
                                const char *id, struct server *out);
 enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const char *account,
-                                const char *marker, int limit, struct server **out, int *n);
+                                const char *marker, const char *name_contains, int limit,
+                                struct server **out, int *n);
 enum store_rc store_server_update(struct store_conn *w, const struct server *srv);
 enum store_rc store_server_del(struct store_conn *w, const char *id);
 
-/* Volumes. Lists are newest first, paged by offset. */
+/* Volumes. Lists are newest first, paged by offset; `name` (optional) keeps
+ * the volumes of exactly that name. */
 enum store_rc store_volume_add(struct store_conn *w, const struct volume *v);
 enum store_rc store_volume_get(struct store_conn *c, struct arena *ar, const char *account,
                                const char *id, struct volume *out);
 enum store_rc store_volume_list(struct store_conn *c, struct arena *ar, const char *account,
-                                int64_t offset, int limit, struct volume **out, int *n);
+                                const char *name, int64_t offset, int limit,
+                                struct volume **out, int *n);
 enum store_rc store_volume_set_status(struct store_conn *w, const char *id, const char *status);
 enum store_rc store_volume_del(struct store_conn *w, const char *id);
 

@@ -744,11 +744,11 @@ static void test_scoping(void **state)
 
     /* lists show only the caller's own */
     struct server *servers;
-    OK(core_server_list(&f->b, NULL, 100, &servers, &n, err));
+    OK(core_server_list(&f->b, NULL, NULL, 100, &servers, &n, err));
     assert_int_equal(n, 1);
     assert_string_equal(servers[0].id, "b-srv");
     struct volume *vols;
-    OK(core_volume_list(&f->b, 0, 100, &vols, &n, err));
+    OK(core_volume_list(&f->b, NULL, 0, 100, &vols, &n, err));
     assert_int_equal(n, 1);
     assert_string_equal(vols[0].id, "b-vol");
 
@@ -777,13 +777,13 @@ static void test_server_list_marker(void **state)
     server(&f->b, "b1");
     struct server *list;
     int n;
-    OK(core_server_list(&f->a, "s3", 10, &list, &n, err));
+    OK(core_server_list(&f->a, "s3", NULL, 10, &list, &n, err));
     assert_int_equal(n, 2);
     assert_string_equal(list[0].id, "s2");
     assert_string_equal(list[1].id, "s1");
-    FAILS(core_server_list(&f->a, "b1", 10, &list, &n, err), CORE_BAD_REQUEST,
+    FAILS(core_server_list(&f->a, "b1", NULL, 10, &list, &n, err), CORE_BAD_REQUEST,
           "marker [b1] not found");
-    FAILS(core_server_list(&f->a, "zzz", 10, &list, &n, err), CORE_BAD_REQUEST,
+    FAILS(core_server_list(&f->a, "zzz", NULL, 10, &list, &n, err), CORE_BAD_REQUEST,
           "marker [zzz] not found");
 }
 

@@ -340,7 +340,7 @@ static void expect_page(struct fx *f, const char *account, const char *marker, i
 {
     struct server *list = NULL;
     int n = -1;
-    assert_int_equal(store_server_list(f->r, &f->ar, account, marker, limit, &list, &n), STORE_OK);
+    assert_int_equal(store_server_list(f->r, &f->ar, account, marker, NULL, limit, &list, &n), STORE_OK);
     assert_int_equal(n, n_ids);
     for (int i = 0; i < n_ids; i++)
         assert_string_equal(list[i].id, ids[i]);
@@ -369,13 +369,13 @@ static void test_server_list_paging(void **state)
     /* a marker that is not in scope is NOTFOUND, as if it did not exist */
     struct server *list;
     int n;
-    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", "b1", 10, &list, &n),
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", "b1", NULL, 10, &list, &n),
                      STORE_NOTFOUND);
-    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", "nope", 10, &list, &n),
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", "nope", NULL, 10, &list, &n),
                      STORE_NOTFOUND);
     /* a deleted marker is gone too */
     assert_int_equal(op(f->s, OP_SERVER_DEL, NULL, "s3", NULL), 0);
-    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", "s3", 10, &list, &n),
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", "s3", NULL, 10, &list, &n),
                      STORE_NOTFOUND);
     expect_page(f, "acct-a", "s4", 10, (const char *[]){"s2", "s1"}, 2);
 }
@@ -392,7 +392,7 @@ static void test_server_list_large(void **state)
     }
     struct server *list;
     int n;
-    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", NULL, 1000, &list, &n), STORE_OK);
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", NULL, NULL, 1000, &list, &n), STORE_OK);
     assert_int_equal(n, 40);
     for (int i = 0; i < 40; i++) {
         snprintf(id, sizeof id, "srv-%02d", 39 - i);
@@ -455,17 +455,17 @@ static void test_volume_list_paging(void **state)
     add_volume(f, "v3", "acct-a");
     struct volume *list;
     int n;
-    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 0, 10, &list, &n), STORE_OK);
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", NULL, 0, 10, &list, &n), STORE_OK);
     assert_int_equal(n, 3);
     assert_string_equal(list[0].id, "v3");
     assert_string_equal(list[1].id, "v2");
     assert_string_equal(list[2].id, "v1");
-    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 1, 1, &list, &n), STORE_OK);
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", NULL, 1, 1, &list, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(list[0].id, "v2");
-    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 3, 10, &list, &n), STORE_OK);
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", NULL, 3, 10, &list, &n), STORE_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-b", 0, 10, &list, &n), STORE_OK);
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-b", NULL, 0, 10, &list, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(list[0].id, "w1");
 }
@@ -714,7 +714,7 @@ static void test_group_commit_many_threads(void **state)
 
     struct volume *list;
     int n;
-    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 0, 100000, &list, &n), STORE_OK);
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", NULL, 0, 100000, &list, &n), STORE_OK);
     assert_int_equal(n, ok);
     for (int i = 0; i < n; i++) {
         int t, k;
@@ -736,7 +736,7 @@ static void test_read_snapshot(void **state)
     assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "during", &v), STORE_NOTFOUND);
     struct volume *list;
     int n;
-    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", 0, 10, &list, &n), STORE_OK);
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", NULL, 0, 10, &list, &n), STORE_OK);
     assert_int_equal(n, 1);
     store_read_end(f->r);
     assert_int_equal(store_volume_get(f->r, &f->ar, NULL, "during", &v), STORE_OK);
@@ -851,6 +851,43 @@ static void test_close_and_reopen_keeps_data(void **state)
     tmp_store_close(&t);
 }
 
+static void test_name_filters(void **state)
+{
+    /* servers: the name contains the text; volumes: exactly that name,
+     * found even past the first page of the account's volumes */
+    struct fx *f = *state;
+    const char *names[] = {"web-1", "web-2", "db-1"};
+    for (int i = 0; i < 3; i++) {
+        struct server s = server_rec(names[i], "acct-a");
+        assert_int_equal(op(f->s, OP_SERVER_ADD, &s, NULL, NULL), 0);
+    }
+    struct server *servers;
+    int n;
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", NULL, "web", 10, &servers, &n),
+                     STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(servers[0].id, "web-2");
+    assert_string_equal(servers[1].id, "web-1");
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", NULL, "%", 10, &servers, &n),
+                     STORE_OK);
+    assert_int_equal(n, 0);     /* literal text, not a LIKE pattern */
+
+    add_volume(f, "wanted", "acct-a");
+    char id[16];
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof id, "vol-%02d", i);
+        add_volume(f, id, "acct-a");
+    }
+    struct volume *vols;
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-a", "wanted", 0, 10, &vols, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(vols[0].id, "wanted");
+    assert_int_equal(store_volume_list(f->r, &f->ar, "acct-b", "wanted", 0, 10, &vols, &n),
+                     STORE_OK);
+    assert_int_equal(n, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -866,6 +903,7 @@ int main(void)
         T(test_server_list_large),
         T(test_volume_crud),
         T(test_volume_list_paging),
+        T(test_name_filters),
         T(test_attachment_crud),
         T(test_attachment_unique_per_volume),
         T(test_foreign_keys),
