@@ -1,0 +1,59 @@
+/* sqlite_int.h: what the SQLite store's two files share; not part of the
+ * store's interface (store.h is). sqlite.c owns connections, the writer
+ * thread and the helpers below; sqlite_records.c owns the SQL text and the
+ * record functions. */
+#ifndef ATTACHD_SQLITE_INT_H
+#define ATTACHD_SQLITE_INT_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+enum stmt_id {
+    S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK,
+    S_SAVEPOINT, S_ROLLBACK_TO, S_RELEASE,
+    S_DATA_VERSION, S_AUTH_EPOCH, S_AUTH_EPOCH_BUMP,
+    S_ACCOUNT_ADD, S_ACCOUNT_GET,
+    S_USER_ADD, S_USER_GET, S_USER_SET_PWHASH, S_USER_DEL, S_USER_COUNT,
+    S_SERVER_ADD, S_SERVER_GET, S_SERVER_SEQ, S_SERVER_LIST, S_SERVER_UPDATE, S_SERVER_DEL,
+    S_VOLUME_ADD, S_VOLUME_GET, S_VOLUME_LIST, S_VOLUME_LIST_NAME, S_VOLUME_SET_STATUS,
+    S_VOLUME_DEL,
+    S_ATTACH_ADD, S_ATTACH_GET, S_ATTACH_BY_VOLUME, S_ATTACH_LIST, S_ATTACH_UPDATE,
+    S_ATTACH_SWAP, S_ATTACH_DEL,
+    N_STMT
+};
+
+/* The text of each statement, by id (sqlite_records.c). */
+extern const char *const sqlite_sql[N_STMT];
+
+struct store_conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[N_STMT];
+    int64_t data_version;
+    struct store_conn *next;    /* every reader, for store_close */
+};
+
+/* The connection's prepared statement `id` (prepared on first use), or NULL
+ * after logging why not. */
+sqlite3_stmt *sq_stmt(struct store_conn *c, enum stmt_id id);
+/* Reset a statement and clear its bindings, ready for the next use. */
+void sq_done(sqlite3_stmt *st);
+/* Map a failed step to a store_rc (and reset the statement). */
+enum store_rc sq_fail(struct store_conn *c, sqlite3_stmt *st, int rc);
+/* Run a statement that returns no rows. */
+enum store_rc sq_exec(struct store_conn *c, sqlite3_stmt *st);
+enum store_rc sq_exec_id(struct store_conn *c, enum stmt_id id);
+/* A change that must hit exactly one row: STORE_NOTFOUND when it hit none. */
+enum store_rc sq_exec_one(struct store_conn *c, sqlite3_stmt *st);
+
+void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+const char *sq_col_text(sqlite3_stmt *st, int i, struct arena *ar);
+/* Step a single-row query: STORE_OK with the row current (read it, then
+ * sq_done()), or STORE_NOTFOUND. */
+enum store_rc sq_step_row(struct store_conn *c, sqlite3_stmt *st);
+/* Collect every row into a new arena array of records of `size` bytes. */
+typedef void (*sq_row_reader)(sqlite3_stmt *st, struct arena *ar, void *out);
+enum store_rc sq_collect(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, size_t size,
+                         sq_row_reader read, void **out, int *n);
+
+#endif

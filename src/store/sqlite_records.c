@@ -1,0 +1,499 @@
+/* sqlite_records.c: the SQL of the SQLite store and the record functions
+ * of store.h: accounts, users, servers, volumes, attachments. Every
+ * statement has bound parameters and is prepared once per connection. */
+#include <stdint.h>
+#include <string.h>
+
+#include "store/sqlite_int.h"
+
+/* ---------------------------------------------------------------------------
+ * Statements
+ * ------------------------------------------------------------------------- */
+
+#define SERVER_COLS "id, account_id, user_id, name, vm_state, task_state, power_state, " \
+                    "locked, locked_by, image_ref, flavor_ref, availability_zone, key_name, " \
+                    "metadata, created_at, updated_at, launched_at"
+#define VOLUME_COLS "id, account_id, name, description, size, status, volume_type, " \
+                    "availability_zone, snapshot_id, metadata, created_at, updated_at"
+#define ATTACH_COLS "id, bdm_uuid, server_id, volume_id, device, tag, delete_on_termination, " \
+                    "boot_index, created_at"
+
+const char *const sqlite_sql[N_STMT] = {
+    [S_BEGIN] = "BEGIN",
+    [S_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT job",
+    [S_ROLLBACK_TO] = "ROLLBACK TO job",
+    [S_RELEASE] = "RELEASE job",
+    [S_DATA_VERSION] = "PRAGMA data_version",
+    [S_AUTH_EPOCH] = "SELECT value FROM meta WHERE key = 'auth_epoch'",
+    [S_AUTH_EPOCH_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'auth_epoch'",
+    [S_ACCOUNT_ADD] = "INSERT INTO accounts (id, name, created_at) VALUES (?1, ?2, ?3)",
+    [S_ACCOUNT_GET] = "SELECT id, name, created_at FROM accounts WHERE id = ?1 "
+                      "UNION ALL SELECT id, name, created_at FROM accounts WHERE name = ?1 "
+                      "LIMIT 1",
+    [S_USER_ADD] = "INSERT INTO users (name, account_id, role, pwhash, created_at) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_USER_GET] = "SELECT id, name, account_id, role, pwhash, created_at FROM users "
+                   "WHERE name = ?1",
+    [S_USER_SET_PWHASH] = "UPDATE users SET pwhash = ?2 WHERE name = ?1",
+    [S_USER_DEL] = "DELETE FROM users WHERE name = ?1",
+    [S_USER_COUNT] = "SELECT count(*) FROM users",
+    [S_SERVER_ADD] = "INSERT INTO servers (" SERVER_COLS ") VALUES "
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    [S_SERVER_GET] = "SELECT " SERVER_COLS " FROM servers WHERE id = ?1 "
+                     "AND (?2 IS NULL OR account_id = ?2)",
+    [S_SERVER_SEQ] = "SELECT seq FROM servers WHERE id = ?1 AND account_id = ?2",
+    [S_SERVER_LIST] = "SELECT " SERVER_COLS " FROM servers WHERE account_id = ?1 AND seq < ?2 "
+                      "AND (?4 IS NULL OR instr(name, ?4) > 0) ORDER BY seq DESC LIMIT ?3",
+    [S_SERVER_UPDATE] = "UPDATE servers SET name = ?4, vm_state = ?5, task_state = ?6, "
+                        "power_state = ?7, locked = ?8, locked_by = ?9, metadata = ?14, "
+                        "updated_at = ?16, launched_at = ?17 WHERE id = ?1",
+    [S_SERVER_DEL] = "DELETE FROM servers WHERE id = ?1",
+    [S_VOLUME_ADD] = "INSERT INTO volumes (" VOLUME_COLS ") VALUES "
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [S_VOLUME_GET] = "SELECT " VOLUME_COLS " FROM volumes WHERE id = ?1 "
+                     "AND (?2 IS NULL OR account_id = ?2)",
+    [S_VOLUME_LIST] = "SELECT " VOLUME_COLS " FROM volumes WHERE account_id = ?1 "
+                      "ORDER BY seq DESC LIMIT ?3 OFFSET ?2",
+    [S_VOLUME_LIST_NAME] = "SELECT " VOLUME_COLS " FROM volumes WHERE account_id = ?1 "
+                           "AND name = ?4 ORDER BY seq DESC LIMIT ?3 OFFSET ?2",
+    [S_VOLUME_SET_STATUS] = "UPDATE volumes SET status = ?2, updated_at = ?3 WHERE id = ?1",
+    [S_VOLUME_DEL] = "DELETE FROM volumes WHERE id = ?1",
+    [S_ATTACH_ADD] = "INSERT INTO attachments (" ATTACH_COLS ") VALUES "
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_ATTACH_GET] = "SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
+                     "AND volume_id = ?2",
+    [S_ATTACH_BY_VOLUME] = "SELECT " ATTACH_COLS " FROM attachments WHERE volume_id = ?1",
+    [S_ATTACH_LIST] = "SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
+                      "ORDER BY seq LIMIT ?3 OFFSET ?2",
+    [S_ATTACH_UPDATE] = "UPDATE attachments SET device = ?5, tag = ?6, "
+                        "delete_on_termination = ?7 WHERE id = ?1",
+    [S_ATTACH_SWAP] = "UPDATE attachments SET volume_id = ?2 WHERE id = ?1",
+    [S_ATTACH_DEL] = "DELETE FROM attachments WHERE id = ?1",
+};
+
+
+/* ---------------------------------------------------------------------------
+ * Accounts and users
+ * ------------------------------------------------------------------------- */
+
+enum store_rc store_account_add(struct store_conn *w, const struct account *a)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_ACCOUNT_ADD);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, a->id);
+    sq_bind_text(st, 2, a->name);
+    sq_bind_text(st, 3, a->created_at);
+    return sq_exec(w, st);
+}
+
+enum store_rc store_account_get(struct store_conn *c, struct arena *ar, const char *key,
+                                struct account *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_ACCOUNT_GET);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, key);
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        out->id = sq_col_text(st, 0, ar);
+        out->name = sq_col_text(st, 1, ar);
+        out->created_at = sq_col_text(st, 2, ar);
+        sq_done(st);
+    }
+    return rc;
+}
+
+enum store_rc store_user_add(struct store_conn *w, const struct user *u)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_USER_ADD);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, u->name);
+    sq_bind_text(st, 2, u->account_id);
+    sq_bind_text(st, 3, u->role == ROLE_ADMIN ? "admin" : "member");
+    sq_bind_text(st, 4, u->pwhash);
+    sq_bind_text(st, 5, u->created_at);
+    return sq_exec(w, st);
+}
+
+enum store_rc store_user_get(struct store_conn *c, struct arena *ar, const char *name,
+                             struct user *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_USER_GET);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, name);
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        out->id = sqlite3_column_int64(st, 0);
+        out->name = sq_col_text(st, 1, ar);
+        out->account_id = sq_col_text(st, 2, ar);
+        const char *role = (const char *)sqlite3_column_text(st, 3);
+        out->role = role && !strcmp(role, "admin") ? ROLE_ADMIN : ROLE_MEMBER;
+        out->pwhash = sq_col_text(st, 4, ar);
+        out->created_at = sq_col_text(st, 5, ar);
+        sq_done(st);
+    }
+    return rc;
+}
+
+enum store_rc store_user_set_pwhash(struct store_conn *w, const char *name, const char *pwhash)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_USER_SET_PWHASH);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, name);
+    sq_bind_text(st, 2, pwhash);
+    return sq_exec_one(w, st);
+}
+
+enum store_rc store_user_del(struct store_conn *w, const char *name)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_USER_DEL);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, name);
+    return sq_exec_one(w, st);
+}
+
+enum store_rc store_user_count(struct store_conn *c, int64_t *n)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_USER_COUNT);
+    if (!st)
+        return STORE_ERROR;
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        *n = sqlite3_column_int64(st, 0);
+        sq_done(st);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Servers
+ * ------------------------------------------------------------------------- */
+
+static void bind_server(sqlite3_stmt *st, const struct server *s)
+{
+    sq_bind_text(st, 1, s->id);
+    sq_bind_text(st, 2, s->account_id);
+    sq_bind_text(st, 3, s->user_id);
+    sq_bind_text(st, 4, s->name);
+    sq_bind_text(st, 5, s->vm_state);
+    sq_bind_text(st, 6, s->task_state);
+    sqlite3_bind_int(st, 7, s->power_state);
+    sqlite3_bind_int(st, 8, s->locked);
+    sq_bind_text(st, 9, s->locked_by);
+    sq_bind_text(st, 10, s->image_ref);
+    sq_bind_text(st, 11, s->flavor_ref);
+    sq_bind_text(st, 12, s->availability_zone);
+    sq_bind_text(st, 13, s->key_name);
+    sq_bind_text(st, 14, s->metadata ? s->metadata : "{}");
+    sq_bind_text(st, 15, s->created_at);
+    sq_bind_text(st, 16, s->updated_at);
+    sq_bind_text(st, 17, s->launched_at);
+}
+
+static void read_server(sqlite3_stmt *st, struct arena *ar, void *out)
+{
+    struct server *s = out;
+    s->id = sq_col_text(st, 0, ar);
+    s->account_id = sq_col_text(st, 1, ar);
+    s->user_id = sq_col_text(st, 2, ar);
+    s->name = sq_col_text(st, 3, ar);
+    s->vm_state = sq_col_text(st, 4, ar);
+    s->task_state = sq_col_text(st, 5, ar);
+    s->power_state = sqlite3_column_int(st, 6);
+    s->locked = sqlite3_column_int(st, 7) != 0;
+    s->locked_by = sq_col_text(st, 8, ar);
+    s->image_ref = sq_col_text(st, 9, ar);
+    s->flavor_ref = sq_col_text(st, 10, ar);
+    s->availability_zone = sq_col_text(st, 11, ar);
+    s->key_name = sq_col_text(st, 12, ar);
+    s->metadata = sq_col_text(st, 13, ar);
+    s->created_at = sq_col_text(st, 14, ar);
+    s->updated_at = sq_col_text(st, 15, ar);
+    s->launched_at = sq_col_text(st, 16, ar);
+}
+
+enum store_rc store_server_add(struct store_conn *w, const struct server *srv)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_SERVER_ADD);
+    if (!st)
+        return STORE_ERROR;
+    bind_server(st, srv);
+    return sq_exec(w, st);
+}
+
+enum store_rc store_server_get(struct store_conn *c, struct arena *ar, const char *account,
+                               const char *id, struct server *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_SERVER_GET);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, id);
+    sq_bind_text(st, 2, account);
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        read_server(st, ar, out);
+        sq_done(st);
+    }
+    return rc;
+}
+
+enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const char *account,
+                                const char *marker, const char *name_contains, int limit,
+                                struct server **out, int *n)
+{
+    int64_t before = INT64_MAX;
+    if (marker) {
+        sqlite3_stmt *st = sq_stmt(c, S_SERVER_SEQ);
+        if (!st)
+            return STORE_ERROR;
+        sq_bind_text(st, 1, marker);
+        sq_bind_text(st, 2, account);
+        enum store_rc rc = sq_step_row(c, st);
+        if (rc != STORE_OK)
+            return rc;
+        before = sqlite3_column_int64(st, 0);
+        sq_done(st);
+    }
+    sqlite3_stmt *st = sq_stmt(c, S_SERVER_LIST);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, account);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int(st, 3, limit);
+    sq_bind_text(st, 4, name_contains);
+    return sq_collect(c, st, ar, sizeof **out, read_server, (void **)out, n);
+}
+
+enum store_rc store_server_update(struct store_conn *w, const struct server *srv)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_SERVER_UPDATE);
+    if (!st)
+        return STORE_ERROR;
+    bind_server(st, srv);
+    return sq_exec_one(w, st);
+}
+
+enum store_rc store_server_del(struct store_conn *w, const char *id)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_SERVER_DEL);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, id);
+    return sq_exec_one(w, st);
+}
+
+/* ---------------------------------------------------------------------------
+ * Volumes
+ * ------------------------------------------------------------------------- */
+
+static void read_volume(sqlite3_stmt *st, struct arena *ar, void *out)
+{
+    struct volume *v = out;
+    v->id = sq_col_text(st, 0, ar);
+    v->account_id = sq_col_text(st, 1, ar);
+    v->name = sq_col_text(st, 2, ar);
+    v->description = sq_col_text(st, 3, ar);
+    v->size = sqlite3_column_int64(st, 4);
+    v->status = sq_col_text(st, 5, ar);
+    v->volume_type = sq_col_text(st, 6, ar);
+    v->availability_zone = sq_col_text(st, 7, ar);
+    v->snapshot_id = sq_col_text(st, 8, ar);
+    v->metadata = sq_col_text(st, 9, ar);
+    v->created_at = sq_col_text(st, 10, ar);
+    v->updated_at = sq_col_text(st, 11, ar);
+}
+
+enum store_rc store_volume_add(struct store_conn *w, const struct volume *v)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_VOLUME_ADD);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, v->id);
+    sq_bind_text(st, 2, v->account_id);
+    sq_bind_text(st, 3, v->name);
+    sq_bind_text(st, 4, v->description);
+    sqlite3_bind_int64(st, 5, v->size);
+    sq_bind_text(st, 6, v->status);
+    sq_bind_text(st, 7, v->volume_type);
+    sq_bind_text(st, 8, v->availability_zone);
+    sq_bind_text(st, 9, v->snapshot_id);
+    sq_bind_text(st, 10, v->metadata ? v->metadata : "{}");
+    sq_bind_text(st, 11, v->created_at);
+    sq_bind_text(st, 12, v->updated_at);
+    return sq_exec(w, st);
+}
+
+enum store_rc store_volume_get(struct store_conn *c, struct arena *ar, const char *account,
+                               const char *id, struct volume *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_VOLUME_GET);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, id);
+    sq_bind_text(st, 2, account);
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        read_volume(st, ar, out);
+        sq_done(st);
+    }
+    return rc;
+}
+
+enum store_rc store_volume_list(struct store_conn *c, struct arena *ar, const char *account,
+                                const char *name, int64_t offset, int limit,
+                                struct volume **out, int *n)
+{
+    /* two statements, so that the name lookup uses its index */
+    sqlite3_stmt *st = sq_stmt(c, name ? S_VOLUME_LIST_NAME : S_VOLUME_LIST);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, account);
+    if (name)
+        sq_bind_text(st, 4, name);
+    sqlite3_bind_int64(st, 2, offset);
+    sqlite3_bind_int(st, 3, limit);
+    return sq_collect(c, st, ar, sizeof **out, read_volume, (void **)out, n);
+}
+
+enum store_rc store_volume_set_status(struct store_conn *w, const char *id, const char *status)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_VOLUME_SET_STATUS);
+    if (!st)
+        return STORE_ERROR;
+    char now[32];
+    store_now(now);
+    sq_bind_text(st, 1, id);
+    sq_bind_text(st, 2, status);
+    sq_bind_text(st, 3, now);
+    return sq_exec_one(w, st);
+}
+
+enum store_rc store_volume_del(struct store_conn *w, const char *id)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_VOLUME_DEL);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, id);
+    return sq_exec_one(w, st);
+}
+
+/* ---------------------------------------------------------------------------
+ * Attachments
+ * ------------------------------------------------------------------------- */
+
+static void bind_attachment(sqlite3_stmt *st, const struct attachment *a)
+{
+    sq_bind_text(st, 1, a->id);
+    sq_bind_text(st, 2, a->bdm_uuid);
+    sq_bind_text(st, 3, a->server_id);
+    sq_bind_text(st, 4, a->volume_id);
+    sq_bind_text(st, 5, a->device);
+    sq_bind_text(st, 6, a->tag);
+    sqlite3_bind_int(st, 7, a->delete_on_termination);
+    sqlite3_bind_int(st, 8, a->boot_index);
+    sq_bind_text(st, 9, a->created_at);
+}
+
+static void read_attachment(sqlite3_stmt *st, struct arena *ar, void *out)
+{
+    struct attachment *a = out;
+    a->id = sq_col_text(st, 0, ar);
+    a->bdm_uuid = sq_col_text(st, 1, ar);
+    a->server_id = sq_col_text(st, 2, ar);
+    a->volume_id = sq_col_text(st, 3, ar);
+    a->device = sq_col_text(st, 4, ar);
+    a->tag = sq_col_text(st, 5, ar);
+    a->delete_on_termination = sqlite3_column_int(st, 6) != 0;
+    a->boot_index = sqlite3_column_int(st, 7);
+    a->created_at = sq_col_text(st, 8, ar);
+}
+
+enum store_rc store_attachment_add(struct store_conn *w, const struct attachment *at)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_ATTACH_ADD);
+    if (!st)
+        return STORE_ERROR;
+    bind_attachment(st, at);
+    return sq_exec(w, st);
+}
+
+static enum store_rc get_one_attachment(struct store_conn *c, sqlite3_stmt *st, struct arena *ar,
+                                        struct attachment *out)
+{
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        read_attachment(st, ar, out);
+        sq_done(st);
+    }
+    return rc;
+}
+
+enum store_rc store_attachment_get(struct store_conn *c, struct arena *ar, const char *server_id,
+                                   const char *volume_id, struct attachment *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_GET);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, server_id);
+    sq_bind_text(st, 2, volume_id);
+    return get_one_attachment(c, st, ar, out);
+}
+
+enum store_rc store_attachment_by_volume(struct store_conn *c, struct arena *ar,
+                                         const char *volume_id, struct attachment *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_BY_VOLUME);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, volume_id);
+    return get_one_attachment(c, st, ar, out);
+}
+
+enum store_rc store_attachment_list(struct store_conn *c, struct arena *ar, const char *server_id,
+                                    int64_t offset, int limit, struct attachment **out, int *n)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_LIST);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, server_id);
+    sqlite3_bind_int64(st, 2, offset);
+    sqlite3_bind_int(st, 3, limit);
+    return sq_collect(c, st, ar, sizeof **out, read_attachment, (void **)out, n);
+}
+
+enum store_rc store_attachment_update(struct store_conn *w, const struct attachment *at)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_ATTACH_UPDATE);
+    if (!st)
+        return STORE_ERROR;
+    bind_attachment(st, at);
+    return sq_exec_one(w, st);
+}
+
+enum store_rc store_attachment_swap(struct store_conn *w, const char *attachment_id,
+                                    const char *new_volume_id)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_ATTACH_SWAP);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, attachment_id);
+    sq_bind_text(st, 2, new_volume_id);
+    return sq_exec_one(w, st);
+}
+
+enum store_rc store_attachment_del(struct store_conn *w, const char *attachment_id)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_ATTACH_DEL);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, attachment_id);
+    return sq_exec_one(w, st);
+}
