@@ -153,6 +153,7 @@ int cmd_serve(int argc, char **argv)
 {
     struct cli_option opts[] = {
         {"listen", true, NULL}, {"db", true, NULL}, {"threads", true, NULL},
+        {"write-threads", true, NULL},
         {"timeout", true, NULL}, {"max-connections", true, NULL},
         {"max-per-ip", true, NULL}, {"synchronous", true, NULL}, {"demo", false, NULL},
         {NULL, false, NULL},
@@ -163,19 +164,22 @@ int cmd_serve(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     struct http_options h = {
         .listen = cli_get(&c, "listen") ? cli_get(&c, "listen") : "127.0.0.1:8774",
-        .threads = cores > 0 ? (unsigned)cores : 1, .timeout = 30, .max_connections = 1024,
+        .threads = cores > 0 ? (unsigned)cores : 1, .write_threads = 16, .timeout = 30,
+        .max_connections = 1024,
         .max_per_ip = 64, .max_body = HTTP_MAX_BODY,
     };
     const char *sync = cli_get(&c, "synchronous");
     int status = 2;
     if ((cli_get(&c, "threads") && !parse_uint(cli_get(&c, "threads"), 1, 256, &h.threads)) ||
+        (cli_get(&c, "write-threads") &&
+         !parse_uint(cli_get(&c, "write-threads"), 1, 1024, &h.write_threads)) ||
         (cli_get(&c, "timeout") && !parse_uint(cli_get(&c, "timeout"), 1, 3600, &h.timeout)) ||
         (cli_get(&c, "max-connections") &&
          !parse_uint(cli_get(&c, "max-connections"), 1, 65536, &h.max_connections)) ||
         (cli_get(&c, "max-per-ip") &&
          !parse_uint(cli_get(&c, "max-per-ip"), 1, 65536, &h.max_per_ip))) {
-        cli_error("serve: --threads, --timeout, --max-connections and --max-per-ip take "
-                  "positive whole numbers");
+        cli_error("serve: --threads, --write-threads, --timeout, --max-connections and "
+                  "--max-per-ip take positive whole numbers");
         goto out;
     }
     struct sockaddr_storage addr;
@@ -227,8 +231,8 @@ int cmd_serve(int argc, char **argv)
         store_close(store);
         goto out;
     }
-    log_info("attachd %s listening on %s (database %s, %u threads)", ATTACHD_VERSION, h.listen,
-             db_path(&c), h.threads);
+    log_info("attachd %s listening on %s (database %s, %u threads, %u write threads)",
+             ATTACHD_VERSION, h.listen, db_path(&c), h.threads, h.write_threads);
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("attachd: %s received, finishing requests in flight", strsignal(sig));

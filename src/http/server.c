@@ -6,12 +6,21 @@
  * with no data, where the API runs. A request's arena lives until MHD tells us
  * the response has been sent, so response bodies are handed over without a
  * copy.
+ *
+ * Reads are answered on the epoll thread that received them. A request that
+ * may write (POST, PUT, DELETE, ...) waits for its group commit, so it is
+ * handed to a pool of threads instead: its connection is suspended, a pool
+ * thread runs the API (and blocks in store_write() together with the other
+ * writers, who then share one commit), and resuming the connection brings MHD
+ * back to the access handler, which sends the answer. The epoll threads never
+ * wait for the disk.
  */
 #include "http/server.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +31,8 @@
 #include "util/id.h"
 #include "util/log.h"
 
+struct exchange;
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct api *api;
@@ -29,6 +40,13 @@ struct http_server {
     atomic_int in_flight;           /* requests being handled */
     atomic_int connections;         /* connections open (or being accepted) */
     int max_connections;
+    /* the pool that runs requests which may write */
+    pthread_t *pool;
+    unsigned pool_size;
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    struct exchange *head, *tail;   /* queued, oldest first */
+    bool stopping;
 };
 
 struct exchange {
@@ -42,6 +60,9 @@ struct exchange {
     size_t body_len;
     bool too_large;
     bool answered;
+    bool handled;                   /* the pool has run the API for it */
+    struct MHD_Connection *conn;
+    struct exchange *next;          /* in the pool's queue */
 };
 
 /* ---- request accessors ----------------------------------------------------- */
@@ -121,6 +142,61 @@ static int hexval(char c)
     return -1;
 }
 
+/* ---- the pool for requests that may write ----------------------------------- */
+
+static void *pool_main(void *arg)
+{
+    struct http_server *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->head && !s->stopping)
+            pthread_cond_wait(&s->work, &s->lock);
+        struct exchange *x = s->head;
+        if (!x)
+            break;
+        s->head = x->next;
+        if (!s->head)
+            s->tail = NULL;
+        pthread_mutex_unlock(&s->lock);
+
+        api_handle(s->api, &x->req, &x->res);
+        x->handled = true;
+        MHD_resume_connection(x->conn);
+
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static void pool_submit(struct http_server *s, struct exchange *x)
+{
+    MHD_suspend_connection(x->conn);
+    pthread_mutex_lock(&s->lock);
+    x->next = NULL;
+    if (s->tail)
+        s->tail->next = x;
+    else
+        s->head = x;
+    s->tail = x;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Stop the pool once its queue is empty: what was queued still runs. */
+static void pool_stop(struct http_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->lock);
+    for (unsigned i = 0; i < s->pool_size; i++)
+        pthread_join(s->pool[i], NULL);
+    free(s->pool);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->work);
+}
+
 /* ---- the access handler --------------------------------------------------- */
 
 static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn,
@@ -140,6 +216,7 @@ static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn
         .header = get_header, .query = get_query, .each_query = each_query, .http = conn,
         .request_id = x->request_id,
     };
+    x->conn = conn;
     const char *cl = get_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > s->max_body)
         x->too_large = true;
@@ -192,9 +269,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (x->too_large) {
         api_http_error(&x->req, &x->res, 413);
-    } else {
+    } else if (!x->handled) {
         x->req.body = x->body;
         x->req.body_len = x->body_len;
+        if (x->req.method != METHOD_GET && x->req.method != METHOD_HEAD) {
+            pool_submit(s, x);      /* resumed, and called again, once handled */
+            return MHD_YES;
+        }
         api_handle(s->api, &x->req, &x->res);
     }
     return send_response(conn, x);
@@ -349,7 +430,20 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
      * accept_policy() decides. */
     unsigned threads = o->threads > 1 ? o->threads : 1;
     unsigned mhd_limit = o->max_connections * threads + threads;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->work, NULL);
+    s->pool = calloc(o->write_threads, sizeof *s->pool);
+    while (s->pool && s->pool_size < o->write_threads &&
+           pthread_create(&s->pool[s->pool_size], NULL, pool_main, s) == 0)
+        s->pool_size++;
+    if (s->pool_size < o->write_threads) {
+        snprintf(err, (size_t)errlen, "cannot start %u write threads", o->write_threads);
+        pool_stop(s);
+        free(s);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+                     MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
@@ -369,6 +463,7 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     if (!s->daemon) {
         snprintf(err, (size_t)errlen, "cannot listen on %s (address in use or not available)",
                  o->listen);
+        pool_stop(s);
         free(s);
         return NULL;
     }
@@ -384,6 +479,9 @@ void http_stop(struct http_server *s, unsigned grace)
         close(fd);
     for (unsigned i = 0; i < grace * 100 && atomic_load(&s->in_flight) > 0; i++)
         usleep(10000);
+    /* requests still in the pool finish (a commit is bounded by the store's
+     * busy timeout): MHD must not stop with connections suspended */
+    pool_stop(s);
     MHD_stop_daemon(s->daemon);
     free(s);
 }

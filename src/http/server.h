@@ -12,7 +12,8 @@
 
 struct http_options {
     const char *listen;         /* "ADDR:PORT" or "[ADDR6]:PORT" */
-    unsigned threads;           /* worker threads (epoll each) */
+    unsigned threads;           /* worker threads (epoll each): reads */
+    unsigned write_threads;     /* threads running requests that may write */
     unsigned timeout;           /* seconds a connection may stay idle */
     unsigned max_connections;
     unsigned max_per_ip;
