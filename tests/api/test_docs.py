@@ -18,7 +18,8 @@ must be exactly what the command prints now:
     commands may then use $NAME).
 
 The structure is checked too: each `### \\`METHOD /path\\`` section under
-"## Hostway dialect" or "## Nova dialect" documents one endpoint, its
+"## Hostway dialect", "## Nova dialect" or "## Block storage (Cinder v3, read-only)"
+(whose paths are written out in full) documents one endpoint, its
 examples use that method and path (on any prefix of the dialect, D1), and
 its status table lists exactly the codes that its examples show plus the
 codes whose row names a test (`test_file.py::test_name`) that exists. The
@@ -65,10 +66,14 @@ for _d in ("hostway", "nova"):
         (_d, "GET", vols), (_d, "POST", vols), (_d, "GET", vols + "/detail"),
         (_d, "GET", vols + "/{volume_id}"), (_d, "DELETE", vols + "/{volume_id}"),
     }
+# the read-only block-storage API for the openstack CLI (issue 4)
+ENDPOINTS |= {("cinder", "GET", "/v3"), ("cinder", "GET", "/v3/{project_id}/volumes"),
+              ("cinder", "GET", "/v3/{project_id}/volumes/detail"),
+              ("cinder", "GET", "/v3/{project_id}/volumes/{volume_id}")}
 
 PREFIXES = {"hostway": [r"", r"/accounts/[^/]+/flexcloud"],
             "nova": [r"/v2\.1", r"/v2\.1/[^/]+"],
-            "discovery": [r""]}
+            "discovery": [r""], "cinder": [r""]}
 
 
 # -- reading the document ----------------------------------------------------------
@@ -89,7 +94,8 @@ def parse(text):
         if line.startswith("## "):
             title = line[3:].lower()
             dialect = ("hostway" if "hostway" in title else "nova" if "nova" in title
-                       else "discovery" if "discovery" in title else None)
+                       else "discovery" if "discovery" in title
+                       else "cinder" if "cinder" in title else None)
             section = None
         m = re.match(r"^### `(GET|POST|PUT|DELETE) ([^`]+)`", line)
         if m:
@@ -267,7 +273,8 @@ def section_lines(text):
         if line.startswith("## "):
             title = line[3:].lower()
             dialect = ("hostway" if "hostway" in title else "nova" if "nova" in title
-                       else "discovery" if "discovery" in title else None)
+                       else "discovery" if "discovery" in title
+                       else "cinder" if "cinder" in title else None)
         m = re.match(r"^### `(GET|POST|PUT|DELETE) ([^`]+)`", line)
         if m:
             key = (dialect, m.group(1), m.group(2))
