@@ -51,32 +51,6 @@ void attachments_list(struct call *c)
     reply_json(c, 200, json_pack("{s:o}", "volumeAttachments", items));
 }
 
-/* Hostway's show: the attached volume, snake_case (spec 3.3, D2). */
-static json_t *render_hostway_volume(struct call *c, const struct attachment *a, bool *ok)
-{
-    struct volume v;
-    struct core_error err;
-    *ok = core_volume_get(&c->core, a->volume_id, &v, &err);
-    if (!*ok)
-        return NULL;
-    json_t *metadata = json_loads(v.metadata, 0, NULL);
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:s, s:[{s:s, s:s, s:s, s:s}], s:o,"
-                     " s:s, s:s, s:s}",
-                     "id", v.id, "display_name", v.name ? v.name : "",
-                     "display_description", v.description ? v.description : "",
-                     "size", (json_int_t)v.size, "volume_type", v.volume_type ? v.volume_type : "",
-                     "metadata", metadata ? metadata : json_object(),
-                     "availability_zone", v.availability_zone,
-                     "attachments", "id", a->volume_id, "server_id", a->server_id, "volume_id",
-                     a->volume_id, "device", a->device,
-                     "links", json_pack("[{s:s, s:s}]", "href",
-                                        arena_printf(c->arena, "%s%s/volumes/%s/", c->base,
-                                                     c->prefix, v.id), "rel", "self"),
-                     "snapshot_id", v.snapshot_id ? v.snapshot_id : "",
-                     "created_at", render_time(c->arena, v.created_at, TIME_SPACE),
-                     "status", v.status);
-}
-
 void attachments_show(struct call *c)
 {
     struct attachment a;
@@ -85,14 +59,15 @@ void attachments_show(struct call *c)
         reply_core_error(c, &err);
         return;
     }
-    if (c->dialect == DIALECT_HOSTWAY) {
-        bool ok;
-        json_t *v = render_hostway_volume(c, &a, &ok);
-        if (!ok) {
-            reply_error(c, 404, "Volume %s could not be found.", a.volume_id);
+    if (c->dialect == DIALECT_HOSTWAY) {     /* the attached volume (spec 3.3, D2) */
+        struct volume v;
+        json_t *o = core_volume_get(&c->core, a.volume_id, &v, &err)
+                        ? render_volume(c, &v, &err) : NULL;
+        if (!o) {
+            reply_core_error(c, &err);
             return;
         }
-        reply_json(c, 200, json_pack("{s:o}", "volume", v));
+        reply_json(c, 200, json_pack("{s:o}", "volume", o));
         return;
     }
     reply_json(c, 200, json_pack("{s:o}", "volumeAttachment", render_attachment(c, &a, false)));

@@ -98,6 +98,8 @@ json_t *json_str_or_null(const char *s);
 /* Percent-encode everything but RFC 3986's unreserved characters. */
 char *url_escape(struct arena *ar, const char *s);
 char *render_time(struct arena *ar, const char *stored, int style);
+/* A volume in the dialect's form (volumes.c); NULL with err set on failure. */
+json_t *render_volume(struct call *c, const struct volume *v, struct core_error *err);
 enum { TIME_ISO_Z, TIME_ISO_MICRO, TIME_SPACE };
 
 /* ---- resources ------------------------------------------------------------ */

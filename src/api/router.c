@@ -160,6 +160,17 @@ static void dispatch(struct call *c, char **seg, int n)
     case METHOD_DELETE: h = found->del; break;
     default: break;
     }
+    if (h && (c->req->method == METHOD_GET || c->req->method == METHOD_HEAD)) {
+        /* one snapshot for everything a read shows (D4: never half a change) */
+        struct core_error err;
+        if (!core_read_begin(&c->core, &err)) {
+            reply_core_error(c, &err);
+            return;
+        }
+        h(c);
+        core_read_end(&c->core);
+        return;
+    }
     if (!h) {
         char *allow = "";
         if (found->get) allow = arena_printf(c->arena, "%s%sGET, HEAD", allow, *allow ? ", " : "");

@@ -32,13 +32,14 @@ static json_t *render_summary(struct call *c, const struct server *s)
                      render_links(c, "servers", s->id));
 }
 
-/* `show`: the body of GET /servers/{id}, which alone carries server_groups. */
-static json_t *render_server(struct call *c, const struct server *s, bool show)
+/* `show`: the body of GET /servers/{id}, which alone carries server_groups.
+ * NULL (and err set) if the server's volumes cannot be read. */
+static json_t *render_server(struct call *c, const struct server *s, bool show,
+                             struct core_error *err)
 {
-    struct core_error err;
     struct attachment *at = NULL;
     int n = 0;
-    if (!core_server_attachments(&c->core, s->id, &at, &n, &err))
+    if (!core_server_attachments(&c->core, s->id, &at, &n, err))
         return NULL;
     json_t *volumes = json_array();
     for (int i = 0; i < n; i++) {
@@ -91,7 +92,7 @@ static json_t *render_server(struct call *c, const struct server *s, bool show)
 static void list(struct call *c, bool detail)
 {
     struct paging p;
-    struct core_error err = {0};
+    struct core_error err;
     struct server *s;
     int n;
     if (!query_paging(c, &p, true))
@@ -102,22 +103,15 @@ static void list(struct call *c, bool detail)
     if (name && !*name)
         name = NULL;
     int limit = p.limit < 0 ? 1000 : p.limit;
-    struct store_conn *r = store_reader(c->core.store);
-    if (r)
-        store_read_begin(r);
     bool ok = core_server_list(&c->core, p.marker, name, limit, &s, &n, &err);
     json_t *items = json_array();
     for (int i = 0; ok && i < n; i++) {
-        json_t *item = detail ? render_server(c, &s[i], false) : render_summary(c, &s[i]);
+        json_t *item = detail ? render_server(c, &s[i], false, &err) : render_summary(c, &s[i]);
         ok = item != NULL;
         json_array_append_new(items, item);
     }
-    if (r)
-        store_read_end(r);
     if (!ok) {
         json_decref(items);
-        if (err.code == CORE_OK)
-            core_fail(&err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
         reply_core_error(c, &err);
         return;
     }
@@ -148,15 +142,10 @@ void servers_detail(struct call *c)
 void servers_show(struct call *c)
 {
     struct server s;
-    struct core_error err = {0};
-    struct store_conn *r = store_reader(c->core.store);
-    if (r)
-        store_read_begin(r);
+    struct core_error err;
     json_t *o = NULL;
     if (core_server_get(&c->core, c->param[0], &s, &err))
-        o = render_server(c, &s, true);
-    if (r)
-        store_read_end(r);
+        o = render_server(c, &s, true, &err);
     if (!o) {
         reply_core_error(c, &err);
         return;

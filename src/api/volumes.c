@@ -16,12 +16,14 @@ static bool available(struct call *c)
     return true;
 }
 
-static json_t *render_volume(struct call *c, const struct volume *v, bool *ok)
+/* A volume in the dialect's form: Hostway snake_case with links, or Nova's
+ * camelCase os-volumes; NULL (err set) if its attachment cannot be read. */
+json_t *render_volume(struct call *c, const struct volume *v, struct core_error *err)
 {
     struct attachment at;
     bool attached;
-    struct core_error err;
-    *ok = core_volume_attachment(&c->core, v->id, &at, &attached, &err);
+    if (!core_volume_attachment(&c->core, v->id, &at, &attached, err))
+        return NULL;
     json_t *metadata = json_loads(v->metadata, 0, NULL);
     if (!metadata)
         metadata = json_object();
@@ -59,32 +61,44 @@ static json_t *render_volume(struct call *c, const struct volume *v, bool *ok)
                      "metadata", metadata, "attachments", att);
 }
 
+/* Render each volume with `render` into {"volumes": [...]}, or the error. */
+static void reply_volumes(struct call *c, const struct volume *v, int n, bool detail,
+                          json_t *(*render)(struct call *, const struct volume *, bool,
+                                            struct core_error *))
+{
+    struct core_error err;
+    json_t *items = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *item = render(c, &v[i], detail, &err);
+        if (!item) {
+            json_decref(items);
+            reply_core_error(c, &err);
+            return;
+        }
+        json_array_append_new(items, item);
+    }
+    reply_json(c, 200, json_pack("{s:o}", "volumes", items));
+}
+
+static json_t *render_any(struct call *c, const struct volume *v, bool detail,
+                          struct core_error *err)
+{
+    (void)detail;       /* both dialects show the same fields in lists and details */
+    return render_volume(c, v, err);
+}
+
 static void list(struct call *c)
 {
     struct paging p;
-    struct core_error err = {0};
+    struct core_error err;
     struct volume *v;
     int n;
     if (!available(c) || !query_paging(c, &p, false))
         return;
-    struct store_conn *r = store_reader(c->core.store);
-    if (r)
-        store_read_begin(r);
-    bool ok = core_volume_list(&c->core, NULL, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n,
-                               &err);
-    json_t *items = json_array();
-    for (int i = 0; ok && i < n; i++)
-        json_array_append_new(items, render_volume(c, &v[i], &ok));
-    if (r)
-        store_read_end(r);
-    if (!ok) {
-        json_decref(items);
-        if (err.code == CORE_OK)
-            core_fail(&err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+    if (!core_volume_list(&c->core, NULL, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err))
         reply_core_error(c, &err);
-        return;
-    }
-    reply_json(c, 200, json_pack("{s:o}", "volumes", items));
+    else
+        reply_volumes(c, v, n, false, render_any);
 }
 
 void volumes_list(struct call *c)
@@ -100,17 +114,11 @@ void volumes_detail(struct call *c)
 void volumes_show(struct call *c)
 {
     struct volume v;
-    struct core_error err = {0};
-    bool ok;
+    struct core_error err;
     if (!available(c))
         return;
-    struct store_conn *r = store_reader(c->core.store);
-    if (r)
-        store_read_begin(r);
-    json_t *o = core_volume_get(&c->core, c->param[0], &v, &err) ? render_volume(c, &v, &ok)
+    json_t *o = core_volume_get(&c->core, c->param[0], &v, &err) ? render_volume(c, &v, &err)
                                                                    : NULL;
-    if (r)
-        store_read_end(r);
     if (!o) {
         reply_core_error(c, &err);
         return;
@@ -190,22 +198,24 @@ void volumes_create(struct call *c)
     }
     struct volume v;
     struct core_error err;
-    bool ok;
-    if (!core_volume_create(&c->core, &spec, &v, &err)) {
+    json_t *made = core_volume_create(&c->core, &spec, &v, &err) ? render_volume(c, &v, &err)
+                                                                   : NULL;
+    if (!made) {
         reply_core_error(c, &err);
         return;
     }
     api_add_header(c->res, "Location",
                    arena_printf(c->arena, "%s%s%s/%s", c->base, c->prefix,
                                 c->dialect == DIALECT_NOVA ? "/os-volumes" : "/volumes", v.id));
-    reply_json(c, 200, json_pack("{s:o}", "volume", render_volume(c, &v, &ok)));
+    reply_json(c, 200, json_pack("{s:o}", "volume", made));
 }
 
 /* ---- Cinder v3, read-only ---------------------------------------------------
  * What `openstack server add/remove volume` needs to find a volume by id or
  * name, in Cinder's body shape. */
 
-static json_t *render_cinder(struct call *c, const struct volume *v, bool detail, bool *ok)
+static json_t *render_cinder(struct call *c, const struct volume *v, bool detail,
+                            struct core_error *err)
 {
     json_t *links = json_pack("[{s:s, s:s}, {s:s, s:s}]",
                               "rel", "self", "href",
@@ -215,14 +225,15 @@ static json_t *render_cinder(struct call *c, const struct volume *v, bool detail
                                            c->account_in_path
                                                ? arena_printf(c->arena, "/%s", c->account_in_path)
                                                : "", v->id));
-    *ok = true;
     if (!detail)
         return json_pack("{s:s, s:o, s:o}", "id", v->id, "name", json_str_or_null(v->name),
                          "links", links);
     struct attachment at;
     bool attached;
-    struct core_error err;
-    *ok = core_volume_attachment(&c->core, v->id, &at, &attached, &err);
+    if (!core_volume_attachment(&c->core, v->id, &at, &attached, err)) {
+        json_decref(links);
+        return NULL;
+    }
     json_t *atts = json_array();
     if (attached)
         json_array_append_new(atts, json_pack(
@@ -249,30 +260,16 @@ static json_t *render_cinder(struct call *c, const struct volume *v, bool detail
 static void cinder_list(struct call *c, bool detail)
 {
     struct paging p;
-    struct core_error err = {0};
+    struct core_error err;
     struct volume *v;
     int n;
     if (!query_paging(c, &p, false))
         return;
     const char *name = c->req->query(c->req->http, "name");
-    struct store_conn *r = store_reader(c->core.store);
-    if (r)
-        store_read_begin(r);
-    bool ok = core_volume_list(&c->core, name, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n,
-                               &err);
-    json_t *items = json_array();
-    for (int i = 0; ok && i < n; i++)
-        json_array_append_new(items, render_cinder(c, &v[i], detail, &ok));
-    if (r)
-        store_read_end(r);
-    if (!ok) {
-        json_decref(items);
-        if (err.code == CORE_OK)
-            core_fail(&err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+    if (!core_volume_list(&c->core, name, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err))
         reply_core_error(c, &err);
-        return;
-    }
-    reply_json(c, 200, json_pack("{s:o}", "volumes", items));
+    else
+        reply_volumes(c, v, n, detail, render_cinder);
 }
 
 void cinder_volumes_list(struct call *c)
@@ -288,19 +285,10 @@ void cinder_volumes_detail(struct call *c)
 void cinder_volumes_show(struct call *c)
 {
     struct volume v;
-    struct core_error err = {0};
-    bool ok = false;
-    struct store_conn *r = store_reader(c->core.store);
-    if (r)
-        store_read_begin(r);
+    struct core_error err;
     json_t *o = core_volume_get(&c->core, c->param[0], &v, &err)
-                    ? render_cinder(c, &v, true, &ok) : NULL;
-    if (r)
-        store_read_end(r);
-    if (!o || !ok) {
-        json_decref(o);
-        if (err.code == CORE_OK)
-            core_fail(&err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+                    ? render_cinder(c, &v, true, &err) : NULL;
+    if (!o) {
         reply_core_error(c, &err);
         return;
     }

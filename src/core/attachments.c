@@ -157,14 +157,14 @@ bool core_attachment_list(struct core_ctx *c, const char *server_id, int64_t off
 {
     struct store_conn *r = core_reader(c, err);
     struct server s;
-    if (!r || store_read_begin(r) != STORE_OK)
-        return r ? core_store_failed(err, STORE_ERROR) : false;
+    if (!r || !core_read_begin(c, err))
+        return false;
     bool ok = core_find_server(c, r, server_id, &s, err);
     if (ok) {
         enum store_rc rc = store_attachment_list(r, c->arena, s.id, offset, limit, out, n);
         ok = rc == STORE_OK || core_store_failed(err, rc);
     }
-    store_read_end(r);
+    core_read_end(c);
     return ok;
 }
 
@@ -184,11 +184,11 @@ bool core_attachment_get(struct core_ctx *c, const char *server_id, const char *
 {
     struct store_conn *r = core_reader(c, err);
     struct server s;
-    if (!r || store_read_begin(r) != STORE_OK)
-        return r ? core_store_failed(err, STORE_ERROR) : false;
+    if (!r || !core_read_begin(c, err))
+        return false;
     bool ok = core_find_server(c, r, server_id, &s, err) &&
               find_attachment(c, r, &s, volume_id, out, err);
-    store_read_end(r);
+    core_read_end(c);
     return ok;
 }
 

@@ -38,6 +38,22 @@ struct store_conn *core_reader(struct core_ctx *c, struct core_error *err)
     return r;
 }
 
+bool core_read_begin(struct core_ctx *c, struct core_error *err)
+{
+    struct store_conn *r = core_reader(c, err);
+    if (!r)
+        return false;
+    enum store_rc rc = store_read_begin(r);
+    return rc == STORE_OK || core_store_failed(err, rc);
+}
+
+void core_read_end(struct core_ctx *c)
+{
+    struct store_conn *r = store_reader(c->store);
+    if (r)
+        store_read_end(r);
+}
+
 bool core_find_server(struct core_ctx *c, struct store_conn *conn, const char *id,
                       struct server *out, struct core_error *err)
 {

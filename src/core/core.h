@@ -46,6 +46,11 @@ struct core_ctx {
     int version;                /* Nova microversion 2.<version>; 1 for Hostway */
 };
 
+/* Everything read between these two sees one snapshot of the store (pairs
+ * nest); the API opens one around each read request. */
+bool core_read_begin(struct core_ctx *c, struct core_error *err);
+void core_read_end(struct core_ctx *c);
+
 /* ---- servers ---------------------------------------------------------- */
 
 struct server_spec {

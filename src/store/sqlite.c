@@ -322,11 +322,18 @@ struct store_conn *store_reader(struct store *s)
 
 enum store_rc store_read_begin(struct store_conn *c)
 {
-    return sq_exec_id(c, S_BEGIN);
+    if (c->read_depth++ > 0)
+        return STORE_OK;
+    enum store_rc rc = sq_exec_id(c, S_BEGIN);
+    if (rc != STORE_OK)
+        c->read_depth = 0;
+    return rc;
 }
 
 void store_read_end(struct store_conn *c)
 {
+    if (c->read_depth == 0 || --c->read_depth > 0)
+        return;
     if (!sqlite3_get_autocommit(c->db))
         sq_exec_id(c, S_COMMIT);
 }

@@ -30,6 +30,7 @@ struct store_conn {
     sqlite3 *db;
     sqlite3_stmt *st[N_STMT];
     int64_t data_version;
+    int read_depth;             /* nesting of store_read_begin() */
     struct store_conn *next;    /* every reader, for store_close */
 };
 

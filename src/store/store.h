@@ -60,6 +60,8 @@ int store_migrate(const char *path, int *from, int *to, char *err, int errlen);
 
 /* The calling thread's reader connection (created on first use). */
 struct store_conn *store_reader(struct store *s);
+/* A snapshot for the reads between begin and end. Pairs nest: only the
+ * outermost pair starts and ends the snapshot. */
 enum store_rc store_read_begin(struct store_conn *c);
 void store_read_end(struct store_conn *c);
 
