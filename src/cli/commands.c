@@ -111,6 +111,18 @@ static int write_or_fail(struct store *s, store_write_fn fn, void *arg)
     return rc;
 }
 
+/* Open the store, run fn in one transaction, close: the body of the small
+ * commands. Returns the exit status. */
+static int run_write(const struct cli *c, store_write_fn fn, void *arg)
+{
+    struct store *s = open_store(c, false);
+    if (!s)
+        return 1;
+    int status = write_or_fail(s, fn, arg);
+    store_close(s);
+    return status;
+}
+
 /* ---- serve -------------------------------------------------------------------- */
 
 struct demo {
@@ -306,12 +318,7 @@ int cmd_account_add(int argc, char **argv)
         id_hex32(id);
     store_now(now);
     struct account_job j = {{.id = given ? given : id, .name = name, .created_at = now}};
-    struct store *s = open_store(&c, false);
-    status = 1;
-    if (s) {
-        status = write_or_fail(s, do_account_add, &j);
-        store_close(s);
-    }
+    status = run_write(&c, do_account_add, &j);
     if (status == 0)
         printf("%s\n", j.account.id);
 out:
@@ -334,10 +341,27 @@ static int resolve_account(struct store_conn *w, struct arena *ar, const char *k
 }
 
 struct user_job {
-    const char *account, *name, *password;
+    const char *account, *name;
     enum role role;
     char hash[crypto_pwhash_STRBYTES];
 };
+
+/* Read the new password from standard input, hash it into j->hash and run
+ * fn: the tail of `user add` and `user passwd`. The password itself is wiped
+ * as soon as it is hashed. */
+static int with_new_password(const struct cli *c, struct user_job *j, store_write_fn fn)
+{
+    char password[1024];
+    if (!read_password(password, sizeof password)) {
+        sodium_memzero(password, sizeof password);
+        return cli_error("%s: expected the password (one line, valid UTF-8) on standard input",
+                         c->command);
+    }
+    bool hashed = sodium_init() >= 0 &&
+                  auth_hash_password(password, j->hash, sizeof j->hash) == 0;
+    sodium_memzero(password, sizeof password);
+    return hashed ? run_write(c, fn, j) : 1;
+}
 
 static int do_user_add(struct store_conn *w, void *arg)
 {
@@ -368,7 +392,6 @@ int cmd_user_add(int argc, char **argv)
         return 2;
     struct user_job j = {.account = cli_get(&c, "account"), .name = c.positional[0]};
     const char *role = cli_get(&c, "role");
-    char password[1024];
     int status = 2;
     if (!j.account || !role) {
         cli_error("user add: --account and --role are required");
@@ -383,19 +406,7 @@ int cmd_user_add(int argc, char **argv)
         cli_error("user add: USERNAME must be 1-255 printable characters without ':'");
         goto out;
     }
-    if (!read_password(password, sizeof password)) {
-        cli_error("user add: expected the password (one line, valid UTF-8) on standard input");
-        goto out;
-    }
-    status = 1;
-    if (sodium_init() < 0 || auth_hash_password(password, j.hash, sizeof j.hash) != 0)
-        goto out;
-    sodium_memzero(password, sizeof password);
-    struct store *s = open_store(&c, false);
-    if (s) {
-        status = write_or_fail(s, do_user_add, &j);
-        store_close(s);
-    }
+    status = with_new_password(&c, &j, do_user_add);
 out:
     cli_done(&c);
     return status;
@@ -419,22 +430,7 @@ int cmd_user_passwd(int argc, char **argv)
     if (!cli_parse(&c, argc, argv, 1, 1))
         return 2;
     struct user_job j = {.name = c.positional[0]};
-    char password[1024];
-    int status = 2;
-    if (!read_password(password, sizeof password)) {
-        cli_error("user passwd: expected the password (one line, valid UTF-8) on standard input");
-        goto out;
-    }
-    status = 1;
-    if (sodium_init() < 0 || auth_hash_password(password, j.hash, sizeof j.hash) != 0)
-        goto out;
-    sodium_memzero(password, sizeof password);
-    struct store *s = open_store(&c, false);
-    if (s) {
-        status = write_or_fail(s, do_user_passwd, &j);
-        store_close(s);
-    }
-out:
+    int status = with_new_password(&c, &j, do_user_passwd);
     cli_done(&c);
     return status;
 }
@@ -455,12 +451,7 @@ int cmd_user_del(int argc, char **argv)
     if (!cli_parse(&c, argc, argv, 1, 1))
         return 2;
     struct user_job j = {.name = c.positional[0]};
-    int status = 1;
-    struct store *s = open_store(&c, false);
-    if (s) {
-        status = write_or_fail(s, do_user_del, &j);
-        store_close(s);
-    }
+    int status = run_write(&c, do_user_del, &j);
     cli_done(&c);
     return status;
 }

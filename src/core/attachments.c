@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util/id.h"
 
 /* More than Nova allows on libvirt in practice; enough to bound a server. */
 #define MAX_DISKS 128
@@ -125,15 +124,10 @@ static int do_attach(struct store_conn *w, void *arg)
         return 1;
     }
 
-    char *now = arena_alloc(c->arena, 32), *aid = arena_alloc(c->arena, UUID_STR_LEN + 1),
-         *bdm = arena_alloc(c->arena, UUID_STR_LEN + 1);
-    store_now(now);
-    id_uuid4(aid);
-    id_uuid4(bdm);
     *j->out = (struct attachment){
-        .id = aid, .bdm_uuid = bdm, .server_id = s.id, .volume_id = v.id, .device = device,
+        .id = core_new_id(c), .bdm_uuid = core_new_id(c), .server_id = s.id, .volume_id = v.id, .device = device,
         .tag = j->spec->tag, .delete_on_termination = j->spec->delete_on_termination,
-        .boot_index = -1, .created_at = now,
+        .boot_index = -1, .created_at = core_now(c),
     };
     if ((rc = store_attachment_add(w, j->out)) != STORE_OK ||
         (rc = store_volume_set_status(w, v.id, "in-use")) != STORE_OK) {

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/id.h"
+
 bool core_fail(struct core_error *err, enum core_code code, const char *fmt, ...)
 {
     err->code = code;
@@ -28,6 +30,20 @@ bool core_write_done(int rc, struct core_error *err)
     if (rc > 0)
         return false;           /* the write function set err */
     return core_store_failed(err, (enum store_rc)-rc);
+}
+
+const char *core_now(struct core_ctx *c)
+{
+    char *now = arena_alloc(c->arena, 32);
+    store_now(now);
+    return now;
+}
+
+const char *core_new_id(struct core_ctx *c)
+{
+    char *id = arena_alloc(c->arena, UUID_STR_LEN + 1);
+    id_uuid4(id);
+    return id;
 }
 
 struct store_conn *core_reader(struct core_ctx *c, struct core_error *err)

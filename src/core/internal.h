@@ -8,6 +8,9 @@
 bool core_store_failed(struct core_error *err, enum store_rc rc);
 /* Turn store_write()'s result into the core's: true when committed. */
 bool core_write_done(int rc, struct core_error *err);
+/* The current time in the store's form, and a new UUID4, in c->arena. */
+const char *core_now(struct core_ctx *c);
+const char *core_new_id(struct core_ctx *c);
 /* The calling thread's reader, or false with CORE_UNAVAILABLE. */
 struct store_conn *core_reader(struct core_ctx *c, struct core_error *err);
 

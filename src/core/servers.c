@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util/id.h"
 
 const char *core_server_status(const char *vm_state)
 {
@@ -59,11 +58,8 @@ static int do_create(struct store_conn *w, void *arg)
         return 1;
     }
     if (j->spec->root_volume_id) {
-        char bdm[UUID_STR_LEN + 1], aid[UUID_STR_LEN + 1];
-        id_uuid4(bdm);
-        id_uuid4(aid);
         struct attachment at = {
-            .id = aid, .bdm_uuid = bdm, .server_id = j->srv->id, .volume_id = root.id,
+            .id = core_new_id(j->c), .bdm_uuid = core_new_id(j->c), .server_id = j->srv->id, .volume_id = root.id,
             .device = "/dev/vda", .boot_index = 0, .created_at = j->srv->created_at,
             .delete_on_termination = j->spec->root_delete_on_termination,
         };
@@ -79,13 +75,7 @@ static int do_create(struct store_conn *w, void *arg)
 bool core_server_create(struct core_ctx *c, const struct server_spec *spec, struct server *out,
                         struct core_error *err)
 {
-    char *now = arena_alloc(c->arena, 32);
-    store_now(now);
-    char *id = (char *)spec->id;
-    if (!id) {
-        id = arena_alloc(c->arena, UUID_STR_LEN + 1);
-        id_uuid4(id);
-    }
+    const char *now = core_now(c), *id = spec->id ? spec->id : core_new_id(c);
     *out = (struct server){
         .id = id, .account_id = c->account, .user_id = c->user_id, .name = spec->name,
         .vm_state = "active", .task_state = NULL, .power_state = POWER_RUNNING,

@@ -5,7 +5,6 @@
 
 #include <string.h>
 
-#include "util/id.h"
 
 struct volume_job {
     struct core_ctx *c;
@@ -32,13 +31,7 @@ static int do_create(struct store_conn *w, void *arg)
 bool core_volume_create(struct core_ctx *c, const struct volume_spec *spec, struct volume *out,
                         struct core_error *err)
 {
-    char *now = arena_alloc(c->arena, 32);
-    store_now(now);
-    char *id = (char *)spec->id;
-    if (!id) {
-        id = arena_alloc(c->arena, UUID_STR_LEN + 1);
-        id_uuid4(id);
-    }
+    const char *now = core_now(c), *id = spec->id ? spec->id : core_new_id(c);
     *out = (struct volume){
         .id = id, .account_id = c->account, .name = spec->name,
         .description = spec->description, .size = spec->size, .status = "available",

@@ -383,6 +383,17 @@ enum store_rc sq_step_row(struct store_conn *c, sqlite3_stmt *st)
 }
 
 /* Collect rows into a growing arena array of records of `size` bytes. */
+enum store_rc sq_get(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, sq_row_reader read,
+                     void *out)
+{
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        read(st, ar, out);
+        sq_done(st);
+    }
+    return rc;
+}
+
 enum store_rc sq_collect(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, size_t size,
                          sq_row_reader read, void **out, int *n)
 {

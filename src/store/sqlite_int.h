@@ -52,8 +52,12 @@ const char *sq_col_text(sqlite3_stmt *st, int i, struct arena *ar);
 /* Step a single-row query: STORE_OK with the row current (read it, then
  * sq_done()), or STORE_NOTFOUND. */
 enum store_rc sq_step_row(struct store_conn *c, sqlite3_stmt *st);
-/* Collect every row into a new arena array of records of `size` bytes. */
+/* Reads the current row into the record at `out`. */
 typedef void (*sq_row_reader)(sqlite3_stmt *st, struct arena *ar, void *out);
+/* A single-row query: the row read into *out with `read`, or STORE_NOTFOUND. */
+enum store_rc sq_get(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, sq_row_reader read,
+                     void *out);
+/* Collect every row into a new arena array of records of `size` bytes. */
 enum store_rc sq_collect(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, size_t size,
                          sq_row_reader read, void **out, int *n);
 

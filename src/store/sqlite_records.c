@@ -237,12 +237,7 @@ enum store_rc store_server_get(struct store_conn *c, struct arena *ar, const cha
         return STORE_ERROR;
     sq_bind_text(st, 1, id);
     sq_bind_text(st, 2, account);
-    enum store_rc rc = sq_step_row(c, st);
-    if (rc == STORE_OK) {
-        read_server(st, ar, out);
-        sq_done(st);
-    }
-    return rc;
+    return sq_get(c, st, ar, read_server, out);
 }
 
 enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const char *account,
@@ -339,12 +334,7 @@ enum store_rc store_volume_get(struct store_conn *c, struct arena *ar, const cha
         return STORE_ERROR;
     sq_bind_text(st, 1, id);
     sq_bind_text(st, 2, account);
-    enum store_rc rc = sq_step_row(c, st);
-    if (rc == STORE_OK) {
-        read_volume(st, ar, out);
-        sq_done(st);
-    }
-    return rc;
+    return sq_get(c, st, ar, read_volume, out);
 }
 
 enum store_rc store_volume_list(struct store_conn *c, struct arena *ar, const char *account,
@@ -425,17 +415,6 @@ enum store_rc store_attachment_add(struct store_conn *w, const struct attachment
     return sq_exec(w, st);
 }
 
-static enum store_rc get_one_attachment(struct store_conn *c, sqlite3_stmt *st, struct arena *ar,
-                                        struct attachment *out)
-{
-    enum store_rc rc = sq_step_row(c, st);
-    if (rc == STORE_OK) {
-        read_attachment(st, ar, out);
-        sq_done(st);
-    }
-    return rc;
-}
-
 enum store_rc store_attachment_get(struct store_conn *c, struct arena *ar, const char *server_id,
                                    const char *volume_id, struct attachment *out)
 {
@@ -444,7 +423,7 @@ enum store_rc store_attachment_get(struct store_conn *c, struct arena *ar, const
         return STORE_ERROR;
     sq_bind_text(st, 1, server_id);
     sq_bind_text(st, 2, volume_id);
-    return get_one_attachment(c, st, ar, out);
+    return sq_get(c, st, ar, read_attachment, out);
 }
 
 enum store_rc store_attachment_by_volume(struct store_conn *c, struct arena *ar,
@@ -454,7 +433,7 @@ enum store_rc store_attachment_by_volume(struct store_conn *c, struct arena *ar,
     if (!st)
         return STORE_ERROR;
     sq_bind_text(st, 1, volume_id);
-    return get_one_attachment(c, st, ar, out);
+    return sq_get(c, st, ar, read_attachment, out);
 }
 
 enum store_rc store_attachment_list(struct store_conn *c, struct arena *ar, const char *server_id,
