@@ -161,6 +161,33 @@ static int do_demo(struct store_conn *w, void *arg)
     return 0;
 }
 
+#define DEMO_SERVER "test-server-0013"
+#define DEMO_VOLUME "hbs2012May03_0OxRg0Jz7"
+
+/* The demo account gets the seed page's own server and volume, attached, so
+ * that its DELETE example answers 204 as written. */
+static bool demo_seed(struct store *store, const char *account)
+{
+    struct arena ar;
+    arena_init(&ar);
+    struct core_ctx ctx = {.store = store, .arena = &ar, .scope = account, .account = account,
+                           .home = account, .user_id = "demo", .version = 1};
+    struct server_spec srv = {.id = DEMO_SERVER, .name = "demo", .image_ref = "demo-image",
+                              .flavor_ref = "1"};
+    struct volume_spec vol = {.id = DEMO_VOLUME, .name = "demo", .size = 1};
+    struct attach_spec at = {.volume_id = DEMO_VOLUME};
+    struct server s;
+    struct volume v;
+    struct attachment a;
+    struct core_error err;
+    bool ok = core_server_create(&ctx, &srv, &s, &err) && core_volume_create(&ctx, &vol, &v, &err) &&
+              core_attach(&ctx, DEMO_SERVER, &at, &a, &err);
+    if (!ok)
+        fprintf(stderr, "attachd: demo server and volume not created: %s\n", err.message);
+    arena_release(&ar);
+    return ok;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     struct cli_option opts[] = {
@@ -226,10 +253,13 @@ int cmd_serve(int argc, char **argv)
             store_close(store);
             goto out;
         }
-        if (d.created)
-            printf("attachd: created demo account %s with user \"demo\", password \"%s\"\n"
-                   "  try: curl -u demo:%s http://%s/servers\n",
-                   d.account, d.password, d.password, h.listen);
+        if (d.created && demo_seed(store, d.account))
+            printf("attachd: created demo account %s with user \"demo\", password \"%s\",\n"
+                   "  and the seed page's server %s with volume %s attached. Try:\n"
+                   "  curl -u demo:%s http://%s/servers/%s/os-volume_attachments\n"
+                   "  curl -i -u demo:%s -X DELETE http://%s/servers/%s/os-volume_attachments/%s\n",
+                   d.account, d.password, DEMO_SERVER, DEMO_VOLUME, d.password, h.listen,
+                   DEMO_SERVER, d.password, h.listen, DEMO_SERVER, DEMO_VOLUME);
         fflush(stdout);
     }
     struct auth *auth = auth_new(store);

@@ -424,3 +424,34 @@ def test_database_from_newer_schema_is_refused(tmp_path):
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA user_version").fetchone()[0] == current + 100
     con.close()
+
+
+def test_demo_on_first_start_only(tmp_path):
+    """`serve --demo` (what `make run` starts): on the first start a demo
+    account, a user `demo` with a random password, and the seed page's server
+    and volume, attached, so that the page's DELETE answers 204 as written; on
+    the next start nothing new is made and no password is printed."""
+    db = str(tmp_path / "demo.db")
+    passwords = []
+    for start in range(2):
+        port = free_port()
+        proc, log = _serve(["--listen", f"127.0.0.1:{port}", "--db", db, "--demo"], tmp_path)
+        try:
+            assert _wait_listening(port, proc), (tmp_path / "serve.log").read_text()
+            out = (tmp_path / "serve.log").read_text()
+            found = re.findall(r'user "demo", password "([^"]+)"', out)
+            if start == 1:
+                assert found == passwords, out      # only the first start's line
+                break
+            assert len(found) == 1, out
+            passwords = found
+            import requests
+            url = (f"http://127.0.0.1:{port}/servers/test-server-0013/"
+                   "os-volume_attachments/hbs2012May03_0OxRg0Jz7")
+            auth = {"Authorization": basic("demo", found[0])}
+            assert requests.delete(url, headers=auth).status_code == 204
+            assert requests.delete(url, headers=auth).status_code == 404
+        finally:
+            assert _stop(proc, log) == 0
+    # two starts made one password, not a fixed one
+    assert len(passwords[0]) >= 12 and passwords[0] != "demo"
