@@ -37,6 +37,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct api *api;
     size_t max_body;
+    unsigned timeout;               /* seconds: idle limit, and the whole body's */
     atomic_int in_flight;           /* requests being handled */
     atomic_int connections;         /* connections open (or being accepted) */
     int max_connections;
@@ -140,6 +141,13 @@ static int hexval(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+static double seconds_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
 /* ---- the pool for requests that may write ----------------------------------- */
@@ -252,6 +260,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
+        /* MHD's timeout is for inactivity: a body trickled a byte at a time
+         * would hold the connection for ever, so the whole body gets the
+         * same number of seconds. Returning MHD_NO closes the connection. */
+        if (seconds_since(&x->start) > s->timeout) {
+            log_warn("http: closing a connection whose request body took over %u s",
+                     s->timeout);
+            return MHD_NO;
+        }
         if (x->too_large)
             return MHD_YES;
         if (x->body_len + n > s->max_body) {
@@ -307,10 +323,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct exchange *x = *con_cls;
     if (!x)
         return;
-    struct timespec end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    double ms = (double)(end.tv_sec - x->start.tv_sec) * 1e3 +
-                (double)(end.tv_nsec - x->start.tv_nsec) / 1e6;
+    double ms = seconds_since(&x->start) * 1e3;
     log_info("access method=%s path=\"%s\" status=%d duration_ms=%.3f request_id=%s user=%s%s",
              x->method, printable(&x->arena, x->req.path), x->answered ? x->res.status : 0, ms,
              x->request_id, x->req.user ? printable(&x->arena, x->req.user) : "-",
@@ -424,6 +437,7 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     }
     s->api = api;
     s->max_body = o->max_body;
+    s->timeout = o->timeout;
     s->max_connections = (int)o->max_connections;
     /* MHD shares its own limit out among the worker threads; set it high
      * enough that any one thread could hold every connection, so that only

@@ -14,7 +14,7 @@ struct http_options {
     const char *listen;         /* "ADDR:PORT" or "[ADDR6]:PORT" */
     unsigned threads;           /* worker threads (epoll each): reads */
     unsigned write_threads;     /* threads running requests that may write */
-    unsigned timeout;           /* seconds a connection may stay idle */
+    unsigned timeout;           /* seconds a connection may stay idle, and a body may take */
     unsigned max_connections;
     unsigned max_per_ip;
     size_t max_body;            /* larger bodies get 413 */

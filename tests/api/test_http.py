@@ -209,6 +209,39 @@ def test_idle_and_slow_connections_closed_after_timeout(tmp_path):
         assert d.stop() == 0
 
 
+def test_trickled_body_is_cut_after_the_timeout(tmp_path):
+    """libmicrohttpd's timeout counts inactivity only: a body sent a byte every
+    half second never goes idle. attachd gives the whole body --timeout
+    seconds, then closes the connection; nothing of the request happens."""
+    d = Attachd(tmp_path, extra_args=["--timeout", "2"]).start()
+    try:
+        account = d.add_account("trickle")
+        user, pw = d.add_user(account)
+        body = b'{"server": {"name": "trickled", "imageRef": "i", "flavorRef": "1"}}'
+        with Conn(d.port, timeout=10) as c:
+            c.send(b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\n"
+                   + f"Authorization: {basic(user, pw)}\r\n".encode()
+                   + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+            t0 = time.monotonic()
+            closed = False
+            for i in range(len(body) - 1):          # never the last byte
+                try:
+                    c.sock.sendall(body[i:i + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+                if c.closed_within(0.5):
+                    closed = True
+                    break
+            elapsed = time.monotonic() - t0
+        assert closed, "a trickled body kept its connection open"
+        assert 2.0 <= elapsed < 6.0, elapsed
+        r = d.session(user, pw).get(d.url("/v2.1/servers"))
+        assert r.json()["servers"] == [], r.text
+    finally:
+        assert d.stop() == 0
+
+
 def test_active_connection_is_not_cut_by_timeout(tmp_path):
     d = Attachd(tmp_path, extra_args=["--timeout", "2"]).start()
     try:
