@@ -302,11 +302,21 @@ void api_handle(struct api *a, struct request *req, struct response *res)
         versions_v21(c);
     else if (discovery)
         versions_root(c);
-    else if (admit(c)) {
-        if (n < 0)
-            reply_error(c, 404, "The resource could not be found.");
-        else
-            dispatch(c, rest, n);
+    else {
+        /* A read sees one snapshot from the credential check on: the auth
+         * epoch and the resources come from the same read transaction. */
+        bool read = req->method == METHOD_GET || req->method == METHOD_HEAD;
+        struct store_conn *r = read ? store_reader(a->store) : NULL;
+        if (r && store_read_begin(r) != STORE_OK)
+            r = NULL;
+        if (admit(c)) {
+            if (n < 0)
+                reply_error(c, 404, "The resource could not be found.");
+            else
+                dispatch(c, rest, n);
+        }
+        if (r)
+            store_read_end(r);
     }
     add_common_headers(c);
     if (c->body)
