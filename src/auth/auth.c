@@ -5,12 +5,15 @@
 #include "auth/auth.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define THROTTLE_BUCKETS 4096
+/* argon2id takes 19 MiB and ~20 ms a check: at most this many at once. */
+#define VERIFY_SLOTS 2
 
 struct bucket {
     uint64_t name_hash;
@@ -20,6 +23,8 @@ struct bucket {
 
 struct auth {
     struct store *store;
+    struct auth_cache *cache;               /* shared by every thread */
+    sem_t verify_slots;
     unsigned char cache_key[32];            /* per process, random */
     unsigned char throttle_key[crypto_shorthash_KEYBYTES];
     pthread_key_t thread_key;               /* -> struct thread_state */
@@ -29,8 +34,8 @@ struct auth {
     struct thread_state *threads;
 };
 
+/* The auth epoch as this thread's reader last saw it. */
 struct thread_state {
-    struct auth_cache *cache;
     int64_t epoch;
     struct thread_state *next;
 };
@@ -48,6 +53,8 @@ struct auth *auth_new(struct store *store)
     if (!a)
         return NULL;
     a->store = store;
+    a->cache = auth_cache_new();
+    sem_init(&a->verify_slots, 0, VERIFY_SLOTS);
     randombytes_buf(a->cache_key, sizeof a->cache_key);
     randombytes_buf(a->throttle_key, sizeof a->throttle_key);
     pthread_key_create(&a->thread_key, NULL);
@@ -55,7 +62,7 @@ struct auth *auth_new(struct store *store)
     char pw[33];
     randombytes_buf(pw, 16);
     sodium_bin2hex(pw, sizeof pw, (unsigned char *)pw, 16);
-    if (auth_hash_password(pw, a->dummy_hash, sizeof a->dummy_hash) != 0) {
+    if (!a->cache || auth_hash_password(pw, a->dummy_hash, sizeof a->dummy_hash) != 0) {
         auth_free(a);
         return NULL;
     }
@@ -69,10 +76,11 @@ void auth_free(struct auth *a)
     struct thread_state *t = a->threads;
     while (t) {
         struct thread_state *next = t->next;
-        auth_cache_free(t->cache);
         free(t);
         t = next;
     }
+    auth_cache_free(a->cache);
+    sem_destroy(&a->verify_slots);
     pthread_key_delete(a->thread_key);
     pthread_mutex_destroy(&a->lock);
     sodium_memzero(a, sizeof *a);
@@ -85,10 +93,8 @@ static struct thread_state *thread_state(struct auth *a)
     if (t)
         return t;
     t = calloc(1, sizeof *t);
-    if (!t || !(t->cache = auth_cache_new())) {
-        free(t);
+    if (!t)
         return NULL;
-    }
     t->epoch = -1;
     pthread_mutex_lock(&a->lock);
     t->next = a->threads;
@@ -150,7 +156,7 @@ enum auth_result auth_check(struct auth *a, const char *header, struct arena *ar
         return AUTH_UNAVAILABLE;
 
     int64_t now = now_seconds();
-    if (auth_cache_get(t->cache, a->cache_key, header, t->epoch, now, ar, out))
+    if (auth_cache_get(a->cache, a->cache_key, header, t->epoch, now, ar, out))
         return AUTH_OK;
 
     char user[AUTH_NAME_MAX + 1], pass[AUTH_HEADER_MAX];
@@ -170,7 +176,9 @@ enum auth_result auth_check(struct auth *a, const char *header, struct arena *ar
         goto out;
     }
     const char *hash = rc == STORE_OK ? u.pwhash : a->dummy_hash;
+    sem_wait(&a->verify_slots);
     bool verified = crypto_pwhash_str_verify(hash, pass, strlen(pass)) == 0;
+    sem_post(&a->verify_slots);
     if (rc != STORE_OK || !verified) {
         record_failure(a, user, now);
         goto out;
@@ -178,7 +186,7 @@ enum auth_result auth_check(struct auth *a, const char *header, struct arena *ar
     out->user = u.name;
     out->account = u.account_id;
     out->admin = u.role == ROLE_ADMIN;
-    auth_cache_put(t->cache, a->cache_key, header, t->epoch, now, out);
+    auth_cache_put(a->cache, a->cache_key, header, t->epoch, now, out);
     result = AUTH_OK;
 out:
     sodium_memzero(pass, sizeof pass);

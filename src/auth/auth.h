@@ -1,11 +1,12 @@
 /* auth.h: HTTP Basic authentication against the users in the store (D6).
  *
- * Passwords are argon2id hashes (libsodium). A verified credential is kept
- * in a per-thread cache keyed by a keyed BLAKE2b hash of the whole header
- * value (no password or hash is kept in memory), valid for AUTH_CACHE_TTL
- * seconds and only while the store's auth epoch is unchanged: any password
- * change or user deletion, by this daemon or by the CLI, bumps the epoch and
- * so takes effect at once. Failed attempts are counted per user name: more
+ * Passwords are argon2id hashes (libsodium), checked at most two at a time
+ * (each takes 19 MiB). A verified credential is kept in a cache shared by
+ * every thread, keyed by a keyed BLAKE2b hash of the whole header value (no
+ * password or hash is kept in memory), valid for AUTH_CACHE_TTL seconds and
+ * only while the store's auth epoch is unchanged: any password change or
+ * user deletion, by this daemon or by the CLI, bumps the epoch and so takes
+ * effect at once. Failed attempts are counted per user name: more
  * than AUTH_MAX_FAILURES within AUTH_WINDOW seconds are refused with
  * AUTH_THROTTLED until the window has passed.
  */
@@ -20,6 +21,7 @@
 #include "util/arena.h"
 
 #define AUTH_CACHE_TTL 120
+#define AUTH_CACHE_SLOTS 1024     /* verified credentials kept at once */
 #define AUTH_MAX_FAILURES 10
 #define AUTH_WINDOW 60
 #define AUTH_HEADER_MAX 1024    /* a longer Authorization header is refused */
@@ -52,7 +54,7 @@ bool auth_utf8_valid(const char *s, size_t len);
 /* Hash a password for storage (argon2id, OWASP parameters). */
 int auth_hash_password(const char *password, char *out, size_t out_size);
 
-/* ---- the verified-credential cache (cache.c) ---------------------------- */
+/* ---- the verified-credential cache (cache.c); safe to share between threads */
 
 struct auth_cache;
 struct auth_cache *auth_cache_new(void);
