@@ -21,6 +21,7 @@ struct write_job {
     void *arg;
     int rc;
     bool done;
+    pthread_cond_t woken;           /* its caller waits here, alone */
     struct write_job *next;
 };
 
@@ -30,7 +31,7 @@ struct store {
     struct store_conn *writer;
     pthread_t writer_thread;
     pthread_mutex_t lock;           /* guards the queue and the reader list */
-    pthread_cond_t work, done;
+    pthread_cond_t work;
     struct write_job *head, *tail;
     bool stopping;
     pthread_key_t reader_key;
@@ -188,10 +189,14 @@ static void *writer_main(void *arg)
 
         run_batch(s, batch);
 
+        /* Wake exactly the callers of this batch. Each job lives on its
+         * caller's stack, which cannot return before we release the lock,
+         * so j->next is still safe to read after the signal. */
         pthread_mutex_lock(&s->lock);
-        for (struct write_job *j = batch; j; j = j->next)
+        for (struct write_job *j = batch; j; j = j->next) {
             j->done = true;
-        pthread_cond_broadcast(&s->done);
+            pthread_cond_signal(&j->woken);
+        }
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -200,9 +205,11 @@ static void *writer_main(void *arg)
 int store_write(struct store *s, store_write_fn fn, void *arg)
 {
     struct write_job job = {.fn = fn, .arg = arg};
+    pthread_cond_init(&job.woken, NULL);
     pthread_mutex_lock(&s->lock);
     if (s->stopping) {
         pthread_mutex_unlock(&s->lock);
+        pthread_cond_destroy(&job.woken);
         return -STORE_ERROR;
     }
     if (s->tail)
@@ -212,8 +219,9 @@ int store_write(struct store *s, store_write_fn fn, void *arg)
     s->tail = &job;
     pthread_cond_signal(&s->work);
     while (!job.done)
-        pthread_cond_wait(&s->done, &s->lock);
+        pthread_cond_wait(&job.woken, &s->lock);
     pthread_mutex_unlock(&s->lock);
+    pthread_cond_destroy(&job.woken);
     return job.rc;
 }
 
@@ -263,7 +271,6 @@ struct store *store_open(const struct store_options *opts, char *err, int errlen
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
-    pthread_cond_init(&s->done, NULL);
     pthread_key_create(&s->reader_key, NULL);
     if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
         snprintf(err, (size_t)errlen, "cannot start the writer thread");
@@ -295,7 +302,6 @@ void store_close(struct store *s)
     pthread_key_delete(s->reader_key);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->work);
-    pthread_cond_destroy(&s->done);
     free(s->path);
     free(s);
 }
