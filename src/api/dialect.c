@@ -12,6 +12,7 @@
 
 #include "api/call.h"
 #include "util/id.h"
+#include "util/utf8.h"
 
 /* The seed's 401 text: its five lines, each ending in a newline (D6). */
 static const char unauthorized_body[] =
@@ -88,6 +89,8 @@ static void fault(struct call *c, int status, const char *title, const char *mes
 {
     json_t *inner;
     const char *name;
+    /* Messages quote what the client sent, which need not be UTF-8. */
+    message = utf8_clean(c->arena, message);
     if (c->dialect == DIALECT_HOSTWAY) {
         char errorid[UUID_STR_LEN + 1];
         id_uuid4(errorid);
@@ -103,8 +106,6 @@ static void fault(struct call *c, int status, const char *title, const char *mes
         if (retry_after > 0)
             json_object_set_new(inner, "retryAfter", json_sprintf("%d", retry_after));
     }
-    if (!inner)     /* a message that is not UTF-8 cannot come from us */
-        inner = json_pack("{s:i, s:s}", "code", status, "message", "The request could not be handled.");
     reply_json(c, status, json_pack("{s:o}", name, inner));
 }
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "api/call.h"
+#include "util/utf8.h"
 
 /* ---- Python repr, for Nova's "Value: ..." ----------------------------------- */
 
@@ -67,8 +68,14 @@ static void py_float(double d, char *out, size_t size)
 #undef EMIT
 }
 
+/* Messages show at most this much of a value; appending stops past it, so
+ * a huge value costs no more than a small one. */
+#define REPR_MAX 512
+
 static void put(struct arena *ar, char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
+    if (*len > REPR_MAX)
+        return;
     if (*len + n + 1 > *cap) {
         size_t ncap = (*cap ? *cap : 64);
         while (ncap < *len + n + 1)
@@ -162,8 +169,8 @@ char *py_repr(struct arena *ar, json_t *v)
     char *buf = NULL;
     size_t len = 0, cap = 0;
     repr(ar, v, &buf, &len, &cap);
-    if (len > 512)          /* keep error messages readable and bounded */
-        strcpy(buf + 500, "...");
+    if (len > REPR_MAX)     /* readable and bounded, and cut between characters */
+        strcpy(buf + utf8_cut(buf, len, REPR_MAX - 12), "...");
     return buf;
 }
 
@@ -347,7 +354,8 @@ bool validate_object(struct call *c, json_t *obj, const char *at, const struct f
     }
     const char *k;
     json_t *v;
-    char *extra = NULL;
+    char *extra = NULL;     /* the unexpected names, bounded like any value */
+    size_t len = 0, cap = 0;
     int n_extra = 0;
     json_object_foreach(obj, k, v) {
         const struct field *f = fields;
@@ -355,12 +363,14 @@ bool validate_object(struct call *c, json_t *obj, const char *at, const struct f
             f++;
         if (!f->name) {
             json_t *ks = json_string(k);
-            char *r = py_repr(ar, ks);
+            if (n_extra++)
+                put(ar, &extra, &len, &cap, ", ", 2);
+            repr(ar, ks, &extra, &len, &cap);
             json_decref(ks);
-            extra = extra ? arena_printf(ar, "%s, %s", extra, r) : r;
-            n_extra++;
         }
     }
+    if (len > REPR_MAX)
+        strcpy(extra + utf8_cut(extra, len, REPR_MAX - 12), "...");
     if (n_extra) {
         const char *msg = arena_printf(ar, "Additional properties are not allowed (%s %s unexpected)",
                                        extra, n_extra == 1 ? "was" : "were");

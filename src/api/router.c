@@ -20,6 +20,7 @@
 #include "auth/auth.h"
 #include "util/id.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 struct api {
     struct store *store;
@@ -122,7 +123,7 @@ static bool match(const char *pattern, char **seg, int n, const char **params)
 static const char *request_base(struct call *c)
 {
     const char *host = c->req->header(c->req->http, "Host");
-    if (!host || !*host || strlen(host) > 255 || !auth_utf8_valid(host, strlen(host)) ||
+    if (!host || !*host || strlen(host) > 255 || !utf8_valid(host, strlen(host)) ||
         strpbrk(host, " /\\\"<>"))
         host = "localhost";
     return arena_printf(c->arena, "http://%s", host);
@@ -147,7 +148,7 @@ static void dispatch(struct call *c, char **seg, int n)
     /* ids are ASCII (D5): anything else names nothing, and must not reach
      * a message that has to be valid UTF-8 JSON */
     for (int i = 0; i < 3 && c->param[i]; i++) {
-        if (!auth_utf8_valid(c->param[i], strlen(c->param[i]))) {
+        if (!utf8_valid(c->param[i], strlen(c->param[i]))) {
             reply_error(c, 404, "The resource could not be found.");
             return;
         }
@@ -259,6 +260,13 @@ void api_handle(struct api *a, struct request *req, struct response *res)
     int n = split(c->arena, req->path, seg);
     c->base = request_base(c);
     char **rest = seg;
+    if (n < 0) {
+        /* unroutable (an empty segment, too many): still answer in the
+         * dialect the prefix names */
+        if (!strncmp(req->path, "/v2.1/", 6) || !strncmp(req->path, "/v3/", 4))
+            c->dialect = DIALECT_NOVA;
+        c->cinder = !strncmp(req->path, "/v3/", 4);
+    }
 
     if (n > 0 && !strcmp(seg[0], "v2.1")) {
         c->dialect = DIALECT_NOVA;

@@ -49,7 +49,6 @@ enum auth_result auth_check(struct auth *a, const char *header, struct arena *ar
  * must be valid UTF-8, user non-empty; false for anything else. */
 bool auth_parse_basic(const char *header, char *user, size_t user_size, char *pass,
                       size_t pass_size);
-bool auth_utf8_valid(const char *s, size_t len);
 
 /* Hash a password for storage (argon2id, OWASP parameters). */
 int auth_hash_password(const char *password, char *out, size_t out_size);

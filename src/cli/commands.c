@@ -19,6 +19,7 @@
 #include "store/store.h"
 #include "util/id.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 #define DEFAULT_DB "data/attachd.db"
 
@@ -85,13 +86,13 @@ static bool read_password(char *buf, size_t size)
         return false;   /* too long */
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
-    return n > 0 && auth_utf8_valid(buf, n);
+    return n > 0 && utf8_valid(buf, n);
 }
 
 static bool name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 255 || !auth_utf8_valid(s, n))
+    if (n == 0 || n > 255 || !utf8_valid(s, n))
         return false;
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f)

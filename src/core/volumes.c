@@ -81,7 +81,8 @@ static int do_delete(struct store_conn *w, void *arg)
     if (!core_find_volume(j->c, w, j->id, &v, j->err))
         return 1;
     enum store_rc rc = store_attachment_by_volume(w, j->c->arena, v.id, &at);
-    if (rc == STORE_OK || strcmp(v.status, "available") != 0) {
+    /* Cinder deletes available and error volumes (its message, below) */
+    if (rc == STORE_OK || (strcmp(v.status, "available") != 0 && strcmp(v.status, "error") != 0)) {
         core_fail(j->err, CORE_VOLUME_BUSY,
                   "Invalid volume: Volume status must be available or error or "
                   "error_restoring or error_extending or error_managing and must not be "

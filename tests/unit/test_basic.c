@@ -1,7 +1,8 @@
-/* test_basic.c: auth_parse_basic and auth_utf8_valid. Every byte of an
+/* test_basic.c: auth_parse_basic and utf8_valid. Every byte of an
  * Authorization header comes from the network: base64 is strict, lengths
  * are bounded, names and passwords are UTF-8 without NUL. */
 #include "helpers.h"
+#include "util/utf8.h"
 
 #define USER_SIZE (AUTH_NAME_MAX + 1)
 #define PASS_SIZE AUTH_HEADER_MAX
@@ -141,6 +142,10 @@ static void test_bad_base64(void **state)
     expect_refused("Basic YWxpY2U_c2VjcmV0");          /* URL-safe alphabet */
     expect_refused("Basic =");
     expect_refused("Basic ====");
+    /* libsodium 1.0.18 decodes a byte >= 0x80 as '/': "bzp\xff" was "o:" + junk
+     * (found by fuzz/fuzz_basic) */
+    expect_refused("Basic bzp\xff");
+    expect_refused("Basic YWxpY2U6c2Vj\xe9mV0");
 }
 
 static void test_trailing_garbage(void **state)
@@ -230,15 +235,15 @@ static void test_buffer_bounds(void **state)
     arena_release(&ar);
 }
 
-/* ---- auth_utf8_valid ---------------------------------------------------------- */
+/* ---- utf8_valid ---------------------------------------------------------- */
 
 static void utf8(const char *s, size_t len, bool want)
 {
-    if (auth_utf8_valid(s, len) != want) {
+    if (utf8_valid(s, len) != want) {
         char hex[128] = "";
         for (size_t i = 0; i < len && i < 40; i++)
             snprintf(hex + strlen(hex), sizeof hex - strlen(hex), "%02x ", (unsigned char)s[i]);
-        fail_msg("auth_utf8_valid(%s) != %s", hex, want ? "true" : "false");
+        fail_msg("utf8_valid(%s) != %s", hex, want ? "true" : "false");
     }
 }
 

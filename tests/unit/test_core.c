@@ -800,6 +800,13 @@ static void test_volume_delete_rules(void **state)
     OK(core_volume_delete(&f->a, "vol", err));
     FAILS(core_volume_delete(&f->a, "vol", err), CORE_NOT_FOUND,
           "Volume vol could not be found.");
+    /* Cinder deletes volumes in error too (as its refusal message says) */
+    volume(&f->a, "broken");
+    set_volume_status(f, "broken", "error");
+    OK(core_volume_delete(&f->a, "broken", err));
+    volume(&f->a, "busy");
+    set_volume_status(f, "busy", "attaching");
+    FAILS(core_volume_delete(&f->a, "busy", err), CORE_VOLUME_BUSY, NULL);
     struct volume_spec spec = {.id = "dup", .size = 2};
     struct volume v;
     OK(core_volume_create(&f->a, &spec, &v, err));

@@ -1,0 +1,891 @@
+/* fuzz_api.c: libFuzzer harness for api_handle(), the whole API layer
+ * (router, auth, microversions, JSON bodies, queries, both dialects, core,
+ * store) without the HTTP adapter.
+ *
+ * One temp store per process (in /dev/shm when it exists), made once in
+ * LLVMFuzzerInitialize: accounts acct-0001 (example), acct-0002 (other) and
+ * ops-0001; users demo (member of acct-0001), other (member of acct-0002),
+ * ops (admin), eve (member, only ever sent with a wrong password); servers,
+ * volumes and attachments with the ids docs/api.md uses, in every state a
+ * rule looks at (stopped, suspended, locked by an admin, a task in progress,
+ * never launched, booted from a volume; volumes available, in-use, in error,
+ * of several sizes): see job_reset(). argon2 runs once per user; afterwards
+ * the credential cache makes a valid Authorization cheap.
+ *
+ * An input is up to 4 requests separated by "\n\x1e\x1e\n", run in order
+ * on the same state (so that attach-then-swap-then-detach is reachable).
+ *
+ * Request layout (see README.md):
+ *   byte 0   method:  % 8 -> GET HEAD POST PUT DELETE PATCH OTHER GET
+ *   byte 1   auth:    % 8 -> none, demo, ops, other, eve (wrong password),
+ *                             nobody (unknown user), raw field, "Basic " + raw field
+ *   byte 2   flags:   1 OpenStack-API-Version, 2 X-OpenStack-Nova-API-Version,
+ *                     4 Host, 8 Content-Type: application/json
+ *   then '\n'-separated fields: target (path[?query], percent-decoded as the
+ *   daemon does), OpenStack-API-Version value, X-OpenStack-Nova-API-Version
+ *   value, Host value, raw Authorization text; everything after the fifth
+ *   '\n' is the body (raw bytes).
+ *
+ * A raw Authorization that parses as Basic credentials is replaced by the
+ * canonical header of the same credentials (valid) or by the "nobody" one,
+ * so that no input costs an argon2 verification (auth_parse_basic has a
+ * harness of its own).
+ *
+ * State: after an input in which any request may have changed something (a
+ * method other than GET/HEAD answered 2xx) the servers, volumes and
+ * attachments are put back to the baseline in one write, so that every input
+ * runs against the same data and the store never grows.
+ *
+ * Checks after every api_handle() (abort() on failure, with the request and
+ * response on stderr): see check_response().
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "auth/auth.h"
+#include "core/core.h"
+#include "store/sqlite_int.h"
+#include "store/store.h"
+#include "util/arena.h"
+#include "util/id.h"
+#include "util/log.h"
+
+#define MAX_KV 16
+
+/* ---- the world ---------------------------------------------------------- */
+
+static struct {
+    char dir[96];
+    char path[160];
+    struct store *store;
+    struct auth *auth;
+    struct api *api;
+    char *hdr_demo, *hdr_ops, *hdr_other, *hdr_eve, *hdr_nobody;
+    unsigned long runs, resets;
+    bool allow_fallback;        /* FUZZ_API_ALLOW contains "fallback": its known causes */
+    bool allow_dialect;         /* FUZZ_API_ALLOW contains "dialect": unroutable paths */
+    bool trace;                 /* FUZZ_API_TRACE set: one line per input */
+} W;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fuzz_api: setup failed: %s\n", what);
+    abort();
+}
+
+static char *basic_header(const char *user, const char *password)
+{
+    char raw[256];
+    snprintf(raw, sizeof raw, "%s:%s", user, password);
+    size_t n = strlen(raw);
+    size_t b64len = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(b64len);
+    sodium_bin2base64(b64, b64len, (const unsigned char *)raw, n, sodium_base64_VARIANT_ORIGINAL);
+    char *h = malloc(b64len + 8);
+    snprintf(h, b64len + 8, "Basic %s", b64);
+    free(b64);
+    return h;
+}
+
+static int job_account(struct store_conn *w, void *arg)
+{
+    return (int)store_account_add(w, arg);
+}
+
+static int job_user(struct store_conn *w, void *arg)
+{
+    return (int)store_user_add(w, arg);
+}
+
+static void add_account(const char *id, const char *name)
+{
+    char now[32];
+    store_now(now);
+    struct account a = {.id = id, .name = name, .created_at = now};
+    if (store_write(W.store, job_account, &a) != 0)
+        die("account");
+}
+
+static void add_user(const char *name, const char *account, const char *pw, enum role role)
+{
+    char now[32], hash[crypto_pwhash_STRBYTES];
+    store_now(now);
+    if (auth_hash_password(pw, hash, sizeof hash) != 0)
+        die("hash");
+    struct user u = {.name = name, .account_id = account, .pwhash = hash, .created_at = now,
+                     .role = role};
+    if (store_write(W.store, job_user, &u) != 0)
+        die("user");
+}
+
+/* The baseline: what every input starts from. */
+static int job_reset(struct store_conn *w, void *arg)
+{
+    (void)arg;
+    if (sqlite3_exec(w->db, "DELETE FROM attachments; DELETE FROM servers; DELETE FROM volumes;",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return 1;
+    char now[32];
+    store_now(now);
+    static const struct {
+        const char *id, *account, *name, *vm_state, *image, *key, *metadata, *locked_by;
+        int power;
+    } servers[] = {
+        {"test-server-0013", "acct-0001", "web", "active", "img", "key1", "{\"role\":\"web\"}",
+         NULL, 1},
+        {"test-server-0014", "acct-0001", "db", "active", "", NULL, "{}", NULL, 1},
+        {"test-server-0099", "acct-0001", "old-web", "stopped", "img", NULL, "{}", NULL, 4},
+        {"test-server-0098", "acct-0001", "old-db", "active", "img", NULL, "{}", "admin", 1},
+        {"test-server-0097", "acct-0001", "sleepy", "suspended", "img", NULL, "{}", NULL, 7},
+        {"test-server-0096", "acct-0001", "busy", "active", "img", NULL, "{}", NULL, 1},
+        {"test-server-0095", "acct-0001", "unlaunched", "active", "img", NULL, "{}", NULL, 1},
+        {"srv-b-0001", "acct-0002", "b-web", "active", "img", NULL, "{}", NULL, 1},
+    };
+    for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++) {
+        struct server s = {
+            .id = servers[i].id, .account_id = servers[i].account, .user_id = "demo",
+            .name = servers[i].name, .vm_state = servers[i].vm_state,
+            .power_state = servers[i].power, .locked = servers[i].locked_by != NULL,
+            .locked_by = servers[i].locked_by, .image_ref = servers[i].image, .flavor_ref = "1",
+            .availability_zone = "nova", .key_name = servers[i].key,
+            .metadata = servers[i].metadata, .created_at = now, .updated_at = now,
+            .launched_at = strcmp(servers[i].id, "test-server-0095") ? now : NULL,
+            .task_state = strcmp(servers[i].id, "test-server-0096") ? NULL : "deleting",
+        };
+        if (store_server_add(w, &s) != STORE_OK)
+            return 1;
+    }
+    static const struct {
+        const char *id, *account, *name, *status, *metadata;
+        int64_t size;
+    } volumes[] = {
+        {"hbs2012May03_0OxRg0Jz7", "acct-0001", NULL, "in-use", "{}", 1},
+        {"hbs2012May08_61EfdIZ3Y", "acct-0001", "data", "available", "{}", 10},
+        {"vol-0003", "acct-0001", "spare", "available", "{}", 10},
+        {"vol-0004", "acct-0001", "boot", "in-use", "{}", 1},
+        {"vol-0005", "acct-0001", "scratch", "available", "{\"k\":\"v\"}", 1},
+        {"vol-0006", "acct-0001", "broken", "error", "{}", 5},
+        {"vol-0007", "acct-0001", "big", "in-use", "{}", 20},
+        {"vol-b-0001", "acct-0002", "b-data", "available", "{}", 5},
+    };
+    for (size_t i = 0; i < sizeof volumes / sizeof volumes[0]; i++) {
+        struct volume v = {
+            .id = volumes[i].id, .account_id = volumes[i].account, .name = volumes[i].name,
+            .size = volumes[i].size, .status = volumes[i].status, .availability_zone = "nova",
+            .metadata = volumes[i].metadata, .created_at = now, .updated_at = now,
+        };
+        if (store_volume_add(w, &v) != STORE_OK)
+            return 1;
+    }
+    static const struct {
+        const char *id, *bdm, *server, *volume, *device, *tag;
+        int boot_index;
+    } attachments[] = {
+        {"6f1d0e46-4a5e-4d8e-9a57-000000000001", "6f1d0e46-4a5e-4d8e-9a57-0000000000b1",
+         "test-server-0013", "hbs2012May03_0OxRg0Jz7", "/dev/vdb", "t1", -1},
+        {"6f1d0e46-4a5e-4d8e-9a57-000000000002", "6f1d0e46-4a5e-4d8e-9a57-0000000000b2",
+         "test-server-0014", "vol-0004", "/dev/vda", NULL, 0},
+        {"6f1d0e46-4a5e-4d8e-9a57-000000000003", "6f1d0e46-4a5e-4d8e-9a57-0000000000b3",
+         "test-server-0013", "vol-0007", "/dev/vdc", NULL, -1},
+    };
+    for (size_t i = 0; i < sizeof attachments / sizeof attachments[0]; i++) {
+        struct attachment a = {
+            .id = attachments[i].id, .bdm_uuid = attachments[i].bdm,
+            .server_id = attachments[i].server, .volume_id = attachments[i].volume,
+            .device = attachments[i].device, .tag = attachments[i].tag,
+            .boot_index = attachments[i].boot_index, .created_at = now,
+        };
+        if (store_attachment_add(w, &a) != STORE_OK)
+            return 1;
+    }
+    return 0;
+}
+
+static void reset_state(void)
+{
+    if (store_write(W.store, job_reset, NULL) != 0)
+        die("reset");
+    W.resets++;
+}
+
+static void cleanup(void)
+{
+    if (W.api)
+        api_free(W.api);
+    if (W.auth)
+        auth_free(W.auth);
+    if (W.store)
+        store_close(W.store);
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    char p[200];
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        snprintf(p, sizeof p, "%s%s", W.path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(W.dir);
+    free(W.hdr_demo);
+    free(W.hdr_ops);
+    free(W.hdr_other);
+    free(W.hdr_eve);
+    free(W.hdr_nobody);
+    W.api = NULL;
+    W.auth = NULL;
+    W.store = NULL;
+}
+
+/* A crash ends the process without atexit(): remove the stores of fuzz_api
+ * processes that are gone ("attachd-fuzz-<pid>-XXXXXX"). */
+static void sweep_stale(const char *base)
+{
+    DIR *d = opendir(base);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid;
+        char rest[32];
+        if (sscanf(e->d_name, "attachd-fuzz-%ld-%31s", &pid, rest) != 2 || pid <= 0 ||
+            strlen(rest) != 6 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        static const char *const files[] = {"attachd.db", "attachd.db-wal", "attachd.db-shm",
+                                            "attachd.db-journal"};
+        char p[512];
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            snprintf(p, sizeof p, "%s/%s/%s", base, e->d_name, files[i]);
+            unlink(p);
+        }
+        snprintf(p, sizeof p, "%s/%s", base, e->d_name);
+        rmdir(p);
+    }
+    closedir(d);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    if (sodium_init() < 0)
+        die("sodium_init");
+    log_set_level(LOG_WARN);
+    const char *allow = getenv("FUZZ_API_ALLOW");
+    W.allow_fallback = allow && strstr(allow, "fallback");
+    W.allow_dialect = allow && strstr(allow, "dialect");
+    W.trace = getenv("FUZZ_API_TRACE") != NULL;
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    sweep_stale(base);
+    snprintf(W.dir, sizeof W.dir, "%s/attachd-fuzz-%ld-XXXXXX", base, (long)getpid());
+    if (!mkdtemp(W.dir))
+        die("mkdtemp");
+    snprintf(W.path, sizeof W.path, "%s/attachd.db", W.dir);
+    char err[256] = "";
+    struct store_options opts = {.path = W.path, .synchronous_full = false};
+    W.store = store_open(&opts, err, sizeof err);
+    if (!W.store)
+        die(err);
+    atexit(cleanup);
+    add_account("acct-0001", "example");
+    add_account("acct-0002", "other");
+    add_account("ops-0001", "operations");
+    add_user("demo", "acct-0001", "secret", ROLE_MEMBER);
+    add_user("other", "acct-0002", "other-secret", ROLE_MEMBER);
+    add_user("ops", "ops-0001", "0ps-secret", ROLE_ADMIN);
+    add_user("eve", "acct-0002", "eve-secret", ROLE_MEMBER);
+    reset_state();
+    W.auth = auth_new(W.store);
+    W.api = W.auth ? api_new(W.store, W.auth) : NULL;
+    if (!W.api)
+        die("api_new");
+    W.hdr_demo = basic_header("demo", "secret");
+    W.hdr_ops = basic_header("ops", "0ps-secret");
+    W.hdr_other = basic_header("other", "other-secret");
+    W.hdr_eve = basic_header("eve", "wrong");
+    W.hdr_nobody = basic_header("nobody", "x");
+    return 0;
+}
+
+/* ---- the fake HTTP request ------------------------------------------------ */
+
+struct kv {
+    char *name, *value;         /* value NULL: "?key" without '=' */
+};
+
+struct fake {
+    struct kv headers[MAX_KV];
+    int n_headers;
+    struct kv query[MAX_KV];
+    int n_query;
+};
+
+static const char *fake_header(void *http, const char *name)
+{
+    struct fake *f = http;
+    for (int i = 0; i < f->n_headers; i++)
+        if (!strcasecmp(f->headers[i].name, name))
+            return f->headers[i].value;
+    return NULL;
+}
+
+/* MHD_lookup_connection_value: the first argument of that name; NULL for
+ * one given without '='. */
+static const char *fake_query(void *http, const char *name)
+{
+    struct fake *f = http;
+    for (int i = 0; i < f->n_query; i++)
+        if (!strcmp(f->query[i].name, name))
+            return f->query[i].value;
+    return NULL;
+}
+
+static bool fake_each_query(void *http, bool (*fn)(void *cls, const char *key, const char *value),
+                            void *cls)
+{
+    struct fake *f = http;
+    for (int i = 0; i < f->n_query; i++)
+        if (!fn(cls, f->query[i].name, f->query[i].value ? f->query[i].value : ""))
+            return false;
+    return true;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* As src/http/server.c's unescape(): %XX decoded, but %00 kept as text. */
+static void unescape(char *s, bool plus)
+{
+    char *r = s, *w = s;
+    while (*r) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *w++ = (char)(hi << 4 | lo);
+            r += 3;
+        } else if (plus && *r == '+') {
+            *w++ = ' ';
+            r++;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+}
+
+/* A header value as libmicrohttpd hands it over: no CR, LF or NUL, no
+ * leading or trailing blanks. */
+static char *header_value(struct arena *ar, const char *s, size_t n)
+{
+    char *v = arena_alloc(ar, n + 1), *o = v;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '\r' && s[i] != '\n' && s[i] != '\0')
+            *o++ = s[i];
+    *o = '\0';
+    char *start = v;
+    while (*start == ' ' || *start == '\t')
+        start++;
+    while (o > start && (o[-1] == ' ' || o[-1] == '\t'))
+        *--o = '\0';
+    return start;
+}
+
+/* Split "k=v&k2&..." (in place) into f->query, as MHD does. */
+static void parse_query(struct fake *f, char *q)
+{
+    while (q && *q && f->n_query < MAX_KV) {
+        char *amp = strchr(q, '&');
+        if (amp)
+            *amp = '\0';
+        if (*q) {
+            char *eq = strchr(q, '=');
+            if (eq)
+                *eq = '\0';
+            unescape(q, true);
+            if (eq)
+                unescape(eq + 1, true);
+            f->query[f->n_query++] = (struct kv){q, eq ? eq + 1 : NULL};
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+}
+
+/* ---- what a response must look like -------------------------------------- */
+
+static const char seed_401[] =
+    "401 Unauthorized\n"
+    "This server could not verify that you are authorized to\n"
+    "access the document you requested.  Either you supplied the\n"
+    "wrong credentials (e.g., bad password), or your browser\n"
+    "does not understand how to supply the credentials required.\n";
+
+static const char *nova_name(int status)
+{
+    switch (status) {
+    case 400: return "badRequest";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "itemNotFound";
+    case 405: return "badMethod";
+    case 409: return "conflictingRequest";
+    case 413: case 429: return "overLimit";
+    case 415: return "badMediaType";
+    case 501: return "notImplemented";
+    case 503: return "serviceUnavailable";
+    default: return "computeFault";
+    }
+}
+
+static bool is_uuid4(const char *s)
+{
+    if (!s || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return s[14] == '4' && strchr("89ab", s[19]) != NULL;
+}
+
+struct exchange {
+    const char *method_name;
+    enum method method;
+    const char *target;         /* as the fuzzer wrote it */
+    const char *path;           /* decoded, without the query */
+    struct fake *fake;
+    const char *request_id;
+    const char *body;
+    size_t body_len;
+    struct response *res;
+};
+
+static const char *res_header(const struct response *res, const char *name)
+{
+    for (int i = 0; i < res->n_headers; i++)
+        if (res->headers[i].name && !strcasecmp(res->headers[i].name, name))
+            return res->headers[i].value;
+    return NULL;
+}
+
+static void printable(FILE *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '\\')
+            fprintf(out, "\\x%02x", c);
+        else
+            fputc(c, out);
+    }
+}
+
+static void fail(const struct exchange *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
+static void fail(const struct exchange *x, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "\n==== fuzz_api: CHECK FAILED: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n---- request: %s ", x->method_name);
+    printable(stderr, x->path, strlen(x->path));
+    fprintf(stderr, "\n");
+    for (int i = 0; i < x->fake->n_headers; i++) {
+        fprintf(stderr, "  %s: ", x->fake->headers[i].name);
+        printable(stderr, x->fake->headers[i].value, strlen(x->fake->headers[i].value));
+        fprintf(stderr, "\n");
+    }
+    for (int i = 0; i < x->fake->n_query; i++) {
+        fprintf(stderr, "  ?");
+        printable(stderr, x->fake->query[i].name, strlen(x->fake->query[i].name));
+        if (x->fake->query[i].value) {
+            fprintf(stderr, "=");
+            printable(stderr, x->fake->query[i].value, strlen(x->fake->query[i].value));
+        }
+        fprintf(stderr, "\n");
+    }
+    fprintf(stderr, "  body (%zu bytes): ", x->body_len);
+    printable(stderr, x->body ? x->body : "", x->body_len > 2000 ? 2000 : x->body_len);
+    const struct response *res = x->res;
+    fprintf(stderr, "\n---- response: %d, content-type %s\n", res->status,
+            res->content_type ? res->content_type : "(none)");
+    for (int i = 0; i < res->n_headers; i++)
+        fprintf(stderr, "  %s: %s\n", res->headers[i].name ? res->headers[i].name : "(null)",
+                res->headers[i].value ? res->headers[i].value : "(null)");
+    fprintf(stderr, "  body (%zu bytes): ", res->body_len);
+    if (res->body)
+        printable(stderr, res->body, res->body_len > 4000 ? 4000 : res->body_len);
+    fprintf(stderr, "\n====\n");
+    abort();
+}
+
+/* The dialect the path asks for: "/v2.1[/...]" and "/v3[/...]" are Nova's
+ * error shape, everything else Hostway's (router.c step 1). */
+static bool nova_path(const char *p)
+{
+    return !strcmp(p, "/v2.1") || !strncmp(p, "/v2.1/", 6) || !strcmp(p, "/v3") ||
+           !strncmp(p, "/v3/", 4);
+}
+
+/* A path router.c cannot split: an empty segment (other than one trailing
+ * slash) or more than 16 segments. It is answered in the Hostway dialect
+ * even under /v2.1 (a known finding; FUZZ_API_ALLOW=dialect skips it). */
+static bool unroutable(const char *p)
+{
+    if (*p != '/')
+        return false;
+    int segments = 0;
+    for (const char *s = p; *s; s++) {
+        if (*s != '/')
+            continue;
+        if (s[1] == '/')
+            return true;
+        if (s[1] != '\0')
+            segments++;
+    }
+    return segments > 16;
+}
+
+/* The last non-empty segment of the path is `seg` (ignoring one trailing /). */
+static bool last_segment_is(const char *path, const char *seg)
+{
+    size_t n = strlen(path);
+    if (n && path[n - 1] == '/')
+        n--;
+    size_t m = strlen(seg);
+    return n > m && path[n - m - 1] == '/' && !strncmp(path + n - m, seg, m);
+}
+
+static bool utf8(const char *s)
+{
+    json_t *j = json_string(s);     /* NULL unless valid UTF-8 */
+    json_decref(j);
+    return j != NULL;
+}
+
+/* The causes of a fallback body found so far (README.md, findings): a
+ * microversion header or a marker that is not UTF-8, echoed into the
+ * message; or a body big enough for py_repr() to cut a character in two. */
+static bool known_fallback(const struct exchange *x)
+{
+    static const char *const names[] = {"OpenStack-API-Version", "X-OpenStack-Nova-API-Version"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = fake_header(x->fake, names[i]);
+        if (v && !utf8(v))
+            return true;
+    }
+    const char *marker = fake_query(x->fake, "marker");
+    if (marker && !utf8(marker))
+        return true;
+    return x->body_len >= 256;
+}
+
+static void check_error_body(const struct exchange *x, json_t *j)
+{
+    const struct response *res = x->res;
+    int status = res->status;
+    if (!json_is_object(j) || json_object_size(j) != 1)
+        fail(x, "an error body must be an object with exactly one key");
+    const char *name = json_object_iter_key(json_object_iter(j));
+    json_t *inner = json_object_iter_value(json_object_iter(j));
+    if (!json_is_object(inner))
+        fail(x, "the error's value must be an object");
+    json_t *code = json_object_get(inner, "code");
+    json_t *message = json_object_get(inner, "message");
+    if (!json_is_integer(code) || json_integer_value(code) != status)
+        fail(x, "error code must be the status %d", status);
+    if (!json_is_string(message))
+        fail(x, "error message must be a string");
+    if (!strcmp(json_string_value(message), "The request could not be handled.")) {
+        /* dialect.c's fallback when the real message is not valid UTF-8:
+         * neither Nova's text nor, in the Hostway dialect, Hostway's shape */
+        if (W.allow_fallback && known_fallback(x))
+            return;
+        fail(x, "fallback error body: the real message could not be encoded");
+    }
+    bool nova = nova_path(x->path);
+    bool looks_hostway = json_object_get(inner, "errorid") != NULL;
+    if (looks_hostway == nova && !(W.allow_dialect && unroutable(x->path)))
+        fail(x, "error body in the wrong dialect (path asks for %s)", nova ? "Nova" : "Hostway");
+    if (!looks_hostway) {
+        /* Nova: {"<name>": {"code": N, "message": "..."}} (+ retryAfter on 429) */
+        if (strcmp(name, nova_name(status)) != 0)
+            fail(x, "Nova fault name %s, want %s", name, nova_name(status));
+        size_t want = 2 + (status == 429 && json_object_get(inner, "retryAfter") ? 1 : 0);
+        if (json_object_size(inner) != want)
+            fail(x, "Nova fault has %zu members, want %zu", json_object_size(inner), want);
+    } else {
+        /* Hostway: message, code, details, errorid, in that order */
+        static const char *const order[] = {"message", "code", "details", "errorid"};
+        const char *want_name = status == 409 ? "conflict" : nova_name(status);
+        if (strcmp(name, want_name) != 0)
+            fail(x, "Hostway fault name %s, want %s", name, want_name);
+        if (json_object_size(inner) != 4)
+            fail(x, "Hostway fault has %zu members, want 4", json_object_size(inner));
+        void *it = json_object_iter(inner);
+        for (int i = 0; i < 4; i++, it = json_object_iter_next(inner, it))
+            if (!it || strcmp(json_object_iter_key(it), order[i]) != 0)
+                fail(x, "Hostway fault member %d is not %s", i, order[i]);
+        json_t *details = json_object_get(inner, "details");
+        if (!json_is_string(details))
+            fail(x, "Hostway details must be a string");
+        if (!is_uuid4(json_string_value(json_object_get(inner, "errorid"))))
+            fail(x, "Hostway errorid must be a UUID4");
+        if (status == 404 && (strcmp(json_string_value(message), "Resource not found") != 0 ||
+                              *json_string_value(details) != '\0'))
+            fail(x, "Hostway 404 must be the seed's body");
+    }
+}
+
+static void check_response(const struct exchange *x)
+{
+    const struct response *res = x->res;
+    int status = res->status;
+
+    if (status == 0)
+        fail(x, "no status set");
+    if (status < 200 || status > 599)
+        fail(x, "status %d out of range", status);
+    if (status >= 500)
+        fail(x, "status %d: hostile input must not give a server error", status);
+
+    /* headers: the request id twice, nothing NULL, nothing that cannot go
+     * into an HTTP header */
+    if (res->n_headers < 0 || res->n_headers > API_MAX_HEADERS)
+        fail(x, "n_headers %d", res->n_headers);
+    for (int i = 0; i < res->n_headers; i++) {
+        const char *n = res->headers[i].name, *v = res->headers[i].value;
+        if (!n || !v)
+            fail(x, "a NULL header name or value");
+        if (strpbrk(v, "\r\n") || strpbrk(n, "\r\n: "))
+            fail(x, "header %s has a CR/LF in its value", n);
+    }
+    const char *rid = res_header(res, "x-openstack-request-id");
+    const char *cid = res_header(res, "x-compute-request-id");
+    if (!rid || !cid || strcmp(rid, x->request_id) != 0 || strcmp(cid, x->request_id) != 0)
+        fail(x, "missing or wrong request-id headers");
+
+    if ((res->body != NULL) != (res->content_type != NULL))
+        fail(x, "a body needs a content type and a content type a body");
+    if (!res->body && res->body_len != 0)
+        fail(x, "body_len without a body");
+
+    if (status == 204) {
+        if (res->body || res->body_len)
+            fail(x, "204 with a body");
+        return;
+    }
+    if (status == 401) {
+        if (!res->content_type || strncmp(res->content_type, "text/plain", 10) != 0 ||
+            res->body_len != sizeof seed_401 - 1 || memcmp(res->body, seed_401, res->body_len))
+            fail(x, "401 must be the seed's text/plain body");
+        if (!res_header(res, "WWW-Authenticate"))
+            fail(x, "401 without WWW-Authenticate");
+        return;
+    }
+    if (status == 405 && (!res_header(res, "Allow") || !*res_header(res, "Allow")))
+        fail(x, "405 without Allow");
+    if (status == 429 && !res_header(res, "Retry-After"))
+        fail(x, "429 without Retry-After");
+    if (status == 202 && res->body && !(x->method == METHOD_POST && last_segment_is(x->path, "servers")))
+        fail(x, "202 with a body (only server creation answers one)");
+    if (!res->body) {
+        if (status >= 400)
+            fail(x, "error %d without a body", status);
+        return;
+    }
+    if (strcmp(res->content_type, "application/json") != 0)
+        fail(x, "content type %s", res->content_type);
+    json_error_t e;
+    json_t *j = json_loadb(res->body, res->body_len, 0, &e);
+    if (!j)
+        fail(x, "response is not valid JSON: %s", e.text);
+    if (status >= 400)
+        check_error_body(x, j);
+    else if (!json_is_object(j) || json_object_size(j) < 1)
+        fail(x, "a success body must be a non-empty object");
+    json_decref(j);
+}
+
+/* ---- the input ------------------------------------------------------------ */
+
+/* The next '\n'-terminated field of [*p, end), advancing *p. */
+static const char *field(const uint8_t **p, const uint8_t *end, size_t *len)
+{
+    const uint8_t *s = *p;
+    const uint8_t *nl = s < end ? memchr(s, '\n', (size_t)(end - s)) : NULL;
+    if (!nl) {
+        *len = (size_t)(end - s);
+        *p = end;
+    } else {
+        *len = (size_t)(nl - s);
+        *p = nl + 1;
+    }
+    return (const char *)s;
+}
+
+/* A raw Authorization that is well-formed Basic: its canonical form when it
+ * names valid credentials, else the unknown user's (no argon2 per input). */
+static const char *tame_authorization(const char *h)
+{
+    char user[AUTH_NAME_MAX + 1], pass[AUTH_HEADER_MAX];
+    if (!auth_parse_basic(h, user, sizeof user, pass, sizeof pass))
+        return h;
+    if (!strcmp(user, "demo") && !strcmp(pass, "secret"))
+        return W.hdr_demo;
+    if (!strcmp(user, "ops") && !strcmp(pass, "0ps-secret"))
+        return W.hdr_ops;
+    if (!strcmp(user, "other") && !strcmp(pass, "other-secret"))
+        return W.hdr_other;
+    return W.hdr_nobody;
+}
+
+/* One request: run it, check the answer; true if it may have changed state. */
+static bool one_request(const uint8_t *data, size_t size)
+{
+    static const struct { const char *name; enum method m; } methods[8] = {
+        {"GET", METHOD_GET}, {"HEAD", METHOD_HEAD}, {"POST", METHOD_POST},
+        {"PUT", METHOD_PUT}, {"DELETE", METHOD_DELETE}, {"PATCH", METHOD_PATCH},
+        {"OPTIONS", METHOD_OTHER}, {"GET", METHOD_GET},
+    };
+    if (size < 3)
+        return false;
+    uint8_t msel = data[0] % 8, asel = data[1] % 8, flags = data[2];
+    const uint8_t *p = data + 3, *end = data + size;
+
+    struct arena ar;
+    arena_init(&ar);
+    struct fake f;
+    memset(&f, 0, sizeof f);
+
+    size_t n;
+    const char *s = field(&p, end, &n);
+    char *target = arena_strndup(&ar, s, n);        /* stops at a NUL */
+    char *path = arena_strdup(&ar, target);
+    char *q = strchr(path, '?');
+    if (q)
+        *q++ = '\0';
+    unescape(path, false);
+    parse_query(&f, q);
+
+    const char *osapi, *xnova, *host, *rawauth;
+    s = field(&p, end, &n);
+    osapi = header_value(&ar, s, n);
+    s = field(&p, end, &n);
+    xnova = header_value(&ar, s, n);
+    s = field(&p, end, &n);
+    host = header_value(&ar, s, n);
+    s = field(&p, end, &n);
+    rawauth = header_value(&ar, s, n);
+
+    /* the body: exactly its bytes, so that an overread is caught */
+    size_t body_len = (size_t)(end - p);
+    char *body = NULL;
+    if (body_len) {
+        body = malloc(body_len);
+        memcpy(body, p, body_len);
+    }
+
+    const char *authorization = NULL;
+    switch (asel) {
+    case 0: break;
+    case 1: authorization = W.hdr_demo; break;
+    case 2: authorization = W.hdr_ops; break;
+    case 3: authorization = W.hdr_other; break;
+    case 4: authorization = W.hdr_eve; break;
+    case 5: authorization = W.hdr_nobody; break;
+    case 6: authorization = tame_authorization(rawauth); break;
+    case 7: authorization = tame_authorization(arena_printf(&ar, "Basic %s", rawauth)); break;
+    }
+    if (authorization)
+        f.headers[f.n_headers++] = (struct kv){"Authorization", (char *)authorization};
+    if (flags & 1)
+        f.headers[f.n_headers++] = (struct kv){"OpenStack-API-Version", (char *)osapi};
+    if (flags & 2)
+        f.headers[f.n_headers++] = (struct kv){"X-OpenStack-Nova-API-Version", (char *)xnova};
+    if (flags & 4)
+        f.headers[f.n_headers++] = (struct kv){"Host", (char *)host};
+    if (flags & 8)
+        f.headers[f.n_headers++] = (struct kv){"Content-Type", "application/json"};
+
+    char uuid[UUID_STR_LEN + 1], request_id[48];
+    id_uuid4(uuid);
+    snprintf(request_id, sizeof request_id, "req-%s", uuid);
+    struct request req = {
+        .arena = &ar, .method = methods[msel].m, .path = path, .body = body,
+        .body_len = body_len, .header = fake_header, .query = fake_query,
+        .each_query = fake_each_query, .http = &f, .request_id = request_id,
+    };
+    struct response res;
+    memset(&res, 0, sizeof res);
+    api_handle(W.api, &req, &res);
+
+    struct exchange x = {
+        .method_name = methods[msel].name, .method = methods[msel].m, .target = target,
+        .path = path, .fake = &f, .request_id = request_id, .body = body,
+        .body_len = body_len, .res = &res,
+    };
+    if (W.trace) {
+        fprintf(stderr, "fuzz_api: %s ", x.method_name);
+        printable(stderr, target, strlen(target));
+        fprintf(stderr, " auth=%d -> %d ", asel, res.status);
+        if (res.body)
+            printable(stderr, res.body, res.body_len > 160 ? 160 : res.body_len);
+        fprintf(stderr, "\n");
+    }
+    check_response(&x);
+
+    bool wrote = req.method != METHOD_GET && req.method != METHOD_HEAD && res.status >= 200 &&
+                 res.status < 300;
+    free(body);
+    arena_release(&ar);
+    return wrote;
+}
+
+/* An input is up to MAX_REQUESTS requests separated by SEPARATOR, run in
+ * order against the same state (attach, then swap, then detach...); the
+ * state goes back to the baseline after the last one if any changed it. */
+#define SEPARATOR "\n\x1e\x1e\n"
+#define MAX_REQUESTS 4
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    W.runs++;
+    bool dirty = false;
+    const uint8_t *p = data, *end = data + size;
+    for (int i = 0; i < MAX_REQUESTS && p <= end; i++) {
+        const uint8_t *next = NULL;
+        if (i + 1 < MAX_REQUESTS)
+            next = memmem(p, (size_t)(end - p), SEPARATOR, sizeof SEPARATOR - 1);
+        const uint8_t *stop = next ? next : end;
+        dirty |= one_request(p, (size_t)(stop - p));
+        if (!next)
+            break;
+        p = next + sizeof SEPARATOR - 1;
+    }
+    if (dirty)
+        reset_state();
+    return 0;
+}
