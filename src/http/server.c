@@ -58,7 +58,7 @@ struct exchange {
     char request_id[4 + UUID_STR_LEN + 1];
     const char *method;
     char *body;
-    size_t body_len;
+    size_t body_len, body_cap;
     bool too_large;
     bool answered;
     bool handled;                   /* the pool has run the API for it */
@@ -274,10 +274,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             x->too_large = true;
             return MHD_YES;
         }
-        char *grown = realloc(x->body, x->body_len + n + 1);
-        if (!grown)
-            return MHD_NO;
-        x->body = grown;
+        if (x->body_len + n + 1 > x->body_cap) {     /* grow geometrically */
+            size_t cap = x->body_cap ? x->body_cap : 4096;
+            while (cap < x->body_len + n + 1)
+                cap *= 2;
+            char *grown = realloc(x->body, cap);
+            if (!grown)
+                return MHD_NO;
+            x->body = grown;
+            x->body_cap = cap;
+        }
         memcpy(x->body + x->body_len, upload_data, n);
         x->body_len += n;
         x->body[x->body_len] = '\0';
