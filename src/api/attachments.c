@@ -131,12 +131,11 @@ static const struct field update_fields[] = {
 
 void attachments_update(struct call *c)
 {
-    /* The Hostway dialect has no microversions; it updates as 2.85 does. */
+    /* The Hostway dialect has no microversions; it updates as 2.85 does
+     * (the answer is an empty 202, so nothing else depends on the version). */
     if (c->dialect == DIALECT_HOSTWAY)
         c->version = c->core.version = 85;
     json_t *o = body_object(c, "volumeAttachment", update_fields, NULL);
-    if (c->dialect == DIALECT_HOSTWAY)
-        c->version = c->core.version = 1;
     if (!o)
         return;
     struct attach_update u = {.volume_id = json_string_value(json_object_get(o, "volumeId"))};
@@ -152,11 +151,7 @@ void attachments_update(struct call *c)
     if ((v = json_object_get(o, "id")))
         u.has_id = true, u.id = json_string_value(v);
     struct core_error err;
-    if (c->dialect == DIALECT_HOSTWAY)
-        c->core.version = 85;
-    bool ok = core_attachment_update(&c->core, c->param[0], c->param[1], &u, &err);
-    c->core.version = c->version;
-    if (ok)
+    if (core_attachment_update(&c->core, c->param[0], c->param[1], &u, &err))
         reply_empty(c, 202);
     else
         reply_core_error(c, &err);
