@@ -400,6 +400,19 @@ enum store_rc sq_get(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, s
     return rc;
 }
 
+enum store_rc sq_get_int64(struct store_conn *c, enum stmt_id id, int64_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, id);
+    if (!st)
+        return STORE_ERROR;
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        *out = sqlite3_column_int64(st, 0);
+        sq_done(st);
+    }
+    return rc;
+}
+
 enum store_rc sq_collect(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, size_t size,
                          sq_row_reader read, void **out, int *n)
 {
@@ -446,15 +459,7 @@ bool store_changed(struct store_conn *c)
 
 enum store_rc store_auth_epoch(struct store_conn *c, int64_t *epoch)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_AUTH_EPOCH);
-    if (!st)
-        return STORE_ERROR;
-    enum store_rc rc = sq_step_row(c, st);
-    if (rc == STORE_OK) {
-        *epoch = sqlite3_column_int64(st, 0);
-        sq_done(st);
-    }
-    return rc;
+    return sq_get_int64(c, S_AUTH_EPOCH, epoch);
 }
 
 enum store_rc store_auth_epoch_bump(struct store_conn *w)

@@ -57,6 +57,8 @@ typedef void (*sq_row_reader)(sqlite3_stmt *st, struct arena *ar, void *out);
 /* A single-row query: the row read into *out with `read`, or STORE_NOTFOUND. */
 enum store_rc sq_get(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, sq_row_reader read,
                      void *out);
+/* A single-row query of one integer column: its value into *out. */
+enum store_rc sq_get_int64(struct store_conn *c, enum stmt_id id, int64_t *out);
 /* Collect every row into a new arena array of records of `size` bytes. */
 enum store_rc sq_collect(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, size_t size,
                          sq_row_reader read, void **out, int *n);

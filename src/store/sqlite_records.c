@@ -162,15 +162,7 @@ enum store_rc store_user_del(struct store_conn *w, const char *name)
 
 enum store_rc store_user_count(struct store_conn *c, int64_t *n)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_USER_COUNT);
-    if (!st)
-        return STORE_ERROR;
-    enum store_rc rc = sq_step_row(c, st);
-    if (rc == STORE_OK) {
-        *n = sqlite3_column_int64(st, 0);
-        sq_done(st);
-    }
-    return rc;
+    return sq_get_int64(c, S_USER_COUNT, n);
 }
 
 /* ---------------------------------------------------------------------------
