@@ -309,6 +309,34 @@ static inline void api_world_free(struct api_world *w)
     free(w);
 }
 
+/* cmocka group fixtures: one api_world for a whole file's tests. */
+static inline int api_group_setup(void **state)
+{
+    *state = api_world_new();
+    return 0;
+}
+
+static inline int api_group_teardown(void **state)
+{
+    api_world_free(*state);
+    return 0;
+}
+
+/* Run one request and check its status. On a mismatch f is released before
+ * the test fails, so that a failing test leaks nothing either. */
+static inline void api_expect(struct api_world *w, struct fake *f, int status)
+{
+    fake_run(w->api, f);
+    if (f->res.status != status) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s: status %d, want %d; body: %.*s", f->req.path,
+                 f->res.status, status, (int)(f->res.body ? f->res.body_len : 0),
+                 f->res.body ? f->res.body : "");
+        fake_release(f);
+        fail_msg("%s", msg);
+    }
+}
+
 /* A fresh id with a prefix, unique within the world (in its arena). */
 static inline const char *world_id(struct api_world *w, const char *prefix)
 {

@@ -6,33 +6,6 @@
 
 #include "api/call.h"
 
-static int group_setup(void **state)
-{
-    *state = api_world_new();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    api_world_free(*state);
-    return 0;
-}
-
-/* Run one request and check its status. On a mismatch f is released before
- * the test fails, so that a failing test leaks nothing either. */
-static void run(struct api_world *w, struct fake *f, int status)
-{
-    fake_run(w->api, f);
-    if (f->res.status != status) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s: status %d, want %d; body: %.*s", f->req.path,
-                 f->res.status, status, (int)(f->res.body ? f->res.body_len : 0),
-                 f->res.body ? f->res.body : "");
-        fake_release(f);
-        fail_msg("%s", msg);
-    }
-}
-
 /* One request as alice (or auth), with an optional microversion. */
 static void call(struct api_world *w, struct fake *f, enum method m, const char *path,
                  const char *body, const char *version, int status)
@@ -40,7 +13,7 @@ static void call(struct api_world *w, struct fake *f, enum method m, const char 
     fake_request(f, m, path, body, w->alice);
     if (version)
         fake_header(f, "OpenStack-API-Version", version);
-    run(w, f, status);
+    api_expect(w, f, status);
 }
 
 /* On a wrong message, f and the body are released before the test fails. */
@@ -120,7 +93,7 @@ static void test_locked_409_both(void **state)
     struct fake f;
     fake_request(&f, METHOD_POST, arena_printf(&w->ar, "/v2.1/servers/%s/action", srv),
                  "{\"lock\": null}", w->root);
-    run(w, &f, 202);
+    api_expect(w, &f, 202);
     fake_release(&f);
     const char *body = arena_printf(&w->ar, "{\"volumeAttachment\": {\"volumeId\": \"%s\"}}", vol);
     call(w, &f, METHOD_POST, arena_printf(&w->ar, "/v2.1/servers/%s/os-volume_attachments", srv),
@@ -975,5 +948,5 @@ int main(void)
         cmocka_unit_test(test_validate_object),
         cmocka_unit_test(test_json_boolish),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, api_group_setup, api_group_teardown);
 }

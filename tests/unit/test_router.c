@@ -13,34 +13,6 @@ static const char seed_401[] =
     "wrong credentials (e.g., bad password), or your browser\n"
     "does not understand how to supply the credentials required.\n";
 
-static int group_setup(void **state)
-{
-    *state = api_world_new();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    api_world_free(*state);
-    return 0;
-}
-
-/* Run one request and check its status; the caller releases f. */
-/* Run one request and check its status. On a mismatch f is released before
- * the test fails, so that a failing test leaks nothing either. */
-static void run(struct api_world *w, struct fake *f, int status)
-{
-    fake_run(w->api, f);
-    if (f->res.status != status) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s: status %d, want %d; body: %.*s", f->req.path,
-                 f->res.status, status, (int)(f->res.body ? f->res.body_len : 0),
-                 f->res.body ? f->res.body : "");
-        fake_release(f);
-        fail_msg("%s", msg);
-    }
-}
-
 static void expect_request_ids(struct fake *f)
 {
     const char *a = res_header(&f->res, "x-openstack-request-id");
@@ -59,7 +31,7 @@ static void expect_status(struct api_world *w, enum method m, const char *path, 
 {
     struct fake f;
     fake_request(&f, m, path, NULL, auth);
-    run(w, &f, status);
+    api_expect(w, &f, status);
     fake_release(&f);
 }
 
@@ -82,7 +54,7 @@ static void test_discovery_root_without_auth(void **state)
     struct fake f;
     fake_request(&f, METHOD_GET, "/", NULL, NULL);
     fake_header(&f, "Host", "api.example.test:8774");
-    run(w, &f, 200);
+    api_expect(w, &f, 200);
     expect_request_ids(&f);
     json_t *body = res_json(&f);
     json_t *v = json_array_get(json_object_get(body, "versions"), 0);
@@ -110,7 +82,7 @@ static void test_discovery_v21(void **state)
         struct fake f;
         fake_request(&f, METHOD_GET, paths[i], NULL, NULL);
         fake_header(&f, "Host", "cloud.test");
-        run(w, &f, 200);
+        api_expect(w, &f, 200);
         json_t *body = res_json(&f);
         json_t *v = json_object_get(body, "version");
         assert_string_equal(json_string_value(json_object_get(v, "id")), "v2.1");
@@ -142,7 +114,7 @@ static void test_discovery_host_fallback(void **state)
         fake_request(&f, METHOD_GET, "/", NULL, NULL);
         if (hosts[i])
             fake_header(&f, "Host", hosts[i]);
-        run(w, &f, 200);
+        api_expect(w, &f, 200);
         json_t *body = res_json(&f);
         json_t *v = json_array_get(json_object_get(body, "versions"), 0);
         json_t *link = json_array_get(json_object_get(v, "links"), 0);
@@ -155,7 +127,7 @@ static void test_discovery_host_fallback(void **state)
     struct fake f;
     fake_request(&f, METHOD_GET, "/v2.1", NULL, NULL);
     fake_header(&f, "Host", "[::1]:8774");
-    run(w, &f, 200);
+    api_expect(w, &f, 200);
     json_t *body = res_json(&f);
     json_t *link = json_array_get(json_object_get(json_object_get(body, "version"), "links"), 0);
     assert_string_equal(json_string_value(json_object_get(link, "href")), "http://[::1]:8774/v2.1/");
@@ -179,7 +151,7 @@ static void expect_401(struct api_world *w, enum method m, const char *path, con
 {
     struct fake f;
     fake_request(&f, m, path, NULL, auth);
-    run(w, &f, 401);
+    api_expect(w, &f, 401);
     assert_non_null(f.res.content_type);
     assert_string_equal(f.res.content_type, "text/plain; charset=UTF-8");
     assert_int_equal(f.res.body_len, sizeof seed_401 - 1);
@@ -221,7 +193,7 @@ static char *expect_hostway_404(struct api_world *w, const char *path)
 {
     struct fake f;
     fake_request(&f, METHOD_GET, path, NULL, w->alice);
-    run(w, &f, 404);
+    api_expect(w, &f, 404);
     expect_request_ids(&f);
     const char *text = res_body(&f);
     static const char prefix[] =
@@ -276,7 +248,7 @@ static void test_404_nova_shape(void **state)
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         struct fake f;
         fake_request(&f, METHOD_GET, paths[i], NULL, w->alice);
-        run(w, &f, 404);
+        api_expect(w, &f, 404);
         assert_string_equal(res_body(&f),
                             "{\"itemNotFound\":{\"code\":404,"
                             "\"message\":\"The resource could not be found.\"}}");
@@ -284,7 +256,7 @@ static void test_404_nova_shape(void **state)
     }
     struct fake f;
     fake_request(&f, METHOD_GET, "/v2.1/servers/nope", NULL, w->alice);
-    run(w, &f, 404);
+    api_expect(w, &f, 404);
     expect_nova_error(&f, "itemNotFound", 404, "Instance nope could not be found.");
     fake_release(&f);
 }
@@ -317,11 +289,11 @@ static void test_non_utf8_id_is_404(void **state)
     struct api_world *w = *state;
     struct fake f;
     fake_request(&f, METHOD_GET, "/v2.1/servers/\xff\xfe", NULL, w->alice);
-    run(w, &f, 404);
+    api_expect(w, &f, 404);
     expect_nova_error(&f, "itemNotFound", 404, "The resource could not be found.");
     fake_release(&f);
     fake_request(&f, METHOD_DELETE, "/servers/ok/os-volume_attachments/\xc3", NULL, w->alice);
-    run(w, &f, 404);
+    api_expect(w, &f, 404);
     json_t *body = res_json(&f);
     fault_inner(body, "itemNotFound");
     json_decref(body);
@@ -351,7 +323,7 @@ static void expect_405(struct api_world *w, enum method m, const char *path, con
 {
     struct fake f;
     fake_request(&f, m, path, NULL, w->alice);
-    run(w, &f, 405);
+    api_expect(w, &f, 405);
     const char *got = res_header(&f.res, "Allow");
     assert_non_null(got);
     assert_string_equal(got, allow);
@@ -375,13 +347,13 @@ static void test_405_bodies(void **state)
     struct api_world *w = *state;
     struct fake f;
     fake_request(&f, METHOD_DELETE, "/v2.1/servers", NULL, w->alice);
-    run(w, &f, 405);
+    api_expect(w, &f, 405);
     expect_nova_error(&f, "badMethod", 405,
                       "The method specified is not allowed for this resource.");
     fake_release(&f);
 
     fake_request(&f, METHOD_DELETE, "/servers", NULL, w->alice);
-    run(w, &f, 405);
+    api_expect(w, &f, 405);
     json_t *body = res_json(&f);
     json_t *inner = fault_inner(body, "badMethod");
     assert_string_equal(json_string_value(json_object_get(inner, "message")), "Method not allowed");
@@ -398,7 +370,7 @@ static int count_servers(struct api_world *w, const char *path, const char *auth
 {
     struct fake f;
     fake_request(&f, METHOD_GET, path, NULL, auth);
-    run(w, &f, 200);
+    api_expect(w, &f, 200);
     json_t *body = res_json(&f);
     json_t *list = json_object_get(body, "servers");
     assert_true(json_is_array(list));
@@ -435,7 +407,7 @@ static void test_account_prefix_other_is_404(void **state)
     /* bob, a member of acct-b, names acct-a: 404 as if it did not exist */
     struct fake f;
     fake_request(&f, METHOD_GET, "/accounts/acct-a/flexcloud/servers", NULL, w->bob);
-    run(w, &f, 404);
+    api_expect(w, &f, 404);
     json_t *body = res_json(&f);
     json_t *inner = fault_inner(body, "itemNotFound");
     assert_string_equal(json_string_value(json_object_get(inner, "message")), "Resource not found");
@@ -443,7 +415,7 @@ static void test_account_prefix_other_is_404(void **state)
     fake_release(&f);
 
     fake_request(&f, METHOD_GET, "/v2.1/acct-a/servers", NULL, w->bob);
-    run(w, &f, 404);
+    api_expect(w, &f, 404);
     expect_nova_error(&f, "itemNotFound", 404, "The resource could not be found.");
     fake_release(&f);
 
@@ -474,7 +446,7 @@ static void test_account_prefix_admin(void **state)
     fake_request(&f, METHOD_POST, "/accounts/acct-b/flexcloud/servers",
                  "{\"server\": {\"name\": \"made-by-root\", \"flavorRef\": \"1\", "
                  "\"imageRef\": \"img\"}}", w->root);
-    run(w, &f, 202);
+    api_expect(w, &f, 202);
     json_t *body = res_json(&f);
     const char *id = json_string_value(json_object_get(json_object_get(body, "server"), "id"));
     assert_true(is_uuid4(id));
@@ -515,7 +487,7 @@ static void mv_request(struct api_world *w, struct fake *f, const char *path, co
         fake_header(f, "OpenStack-API-Version", standard);
     if (legacy)
         fake_header(f, "X-OpenStack-Nova-API-Version", legacy);
-    run(w, f, status);
+    api_expect(w, f, status);
 }
 
 static void test_microversion_echoed(void **state)
@@ -640,11 +612,11 @@ static void test_microversion_after_auth_and_account(void **state)
     struct fake f;
     fake_request(&f, METHOD_GET, "/v2.1/servers", NULL, NULL);
     fake_header(&f, "OpenStack-API-Version", "compute 2.x");
-    run(w, &f, 401);
+    api_expect(w, &f, 401);
     fake_release(&f);
     fake_request(&f, METHOD_GET, "/v2.1/acct-b/servers", NULL, w->alice);
     fake_header(&f, "OpenStack-API-Version", "compute 9.0");
-    run(w, &f, 404);
+    api_expect(w, &f, 404);
     fake_release(&f);
 }
 
@@ -671,7 +643,7 @@ static void test_request_ids_everywhere(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct fake f;
         fake_request(&f, cases[i].m, cases[i].path, cases[i].body, cases[i].auth);
-        run(w, &f, cases[i].status);
+        api_expect(w, &f, cases[i].status);
         expect_request_ids(&f);
         fake_release(&f);
     }
@@ -729,5 +701,5 @@ int main(void)
         cmocka_unit_test(test_request_ids_everywhere),
         cmocka_unit_test(test_api_http_error),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, api_group_setup, api_group_teardown);
 }
