@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ref_utf8.h"
 #include "api/call.h"
 #include "util/arena.h"
 
@@ -51,46 +52,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     allow_fallback = a && strstr(a, "fallback");
     allow_truncate = a && strstr(a, "truncate");
     return 0;
-}
-
-/* Strict UTF-8 (RFC 3629), NUL refused. */
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf)
-            need = 1;
-        else if (c == 0xe0)
-            need = 2, lo = 0xa0;
-        else if ((c >= 0xe1 && c <= 0xec) || c == 0xee || c == 0xef)
-            need = 2;
-        else if (c == 0xed)
-            need = 2, hi = 0x9f;
-        else if (c == 0xf0)
-            need = 3, lo = 0x90;
-        else if (c >= 0xf1 && c <= 0xf3)
-            need = 3;
-        else if (c == 0xf4)
-            need = 3, hi = 0x8f;
-        else
-            return false;
-        if (n - i <= need || s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t k = 2; k <= need; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-                return false;
-        i += need + 1;
-    }
-    return true;
 }
 
 static bool no_x(const char *s)
@@ -187,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK((unsigned char)r[i] >= 0x20 && r[i] != 0x7f,
                   "py_repr has a raw control byte 0x%02x at %zu", (unsigned char)r[i], i);
         bool truncated = n == 503 && !strcmp(r + 500, "...");
-        CHECK(utf8_ok((const unsigned char *)r, n) || (allow_truncate && truncated),
+        CHECK(ref_utf8((const unsigned char *)r, n) || (allow_truncate && truncated),
               "py_repr is not valid UTF-8 (%zu bytes, truncated: %s)", n,
               truncated ? "yes" : "no");
     }
