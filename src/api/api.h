@@ -2,15 +2,23 @@
  * into a struct request, calls api_handle(), and sends the struct response.
  * Everything between (routing, authentication, microversions, JSON, the two
  * dialects) lives below this header.
+ *
+ * The API never waits. Work that takes time (a password check, a commit)
+ * goes to the thread that does it: the API first calls req->suspend() (the
+ * HTTP layer then sends nothing on that connection), hands the work on, and
+ * answers API_SUSPENDED; when the work is done, its thread calls
+ * req->resume(), and the HTTP layer calls api_resume() on one of its own
+ * threads, which continues the request (and may suspend it again).
  */
 #ifndef ATTACHD_API_H
 #define ATTACHD_API_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "auth/auth.h"
-#include "store/store.h"
+#include "core/core.h"
 #include "util/arena.h"
 
 #define API_MAX_HEADERS 12
@@ -33,8 +41,14 @@ struct request {
     bool (*each_query)(void *http, bool (*fn)(void *cls, const char *key, const char *value),
                        void *cls);
     void *http;
+    const struct sockaddr *client;  /* the peer's address; NULL if unknown */
     const char *request_id;         /* "req-<uuid4>" */
     const char *user;               /* set once authenticated, for the access log */
+    /* Set by the HTTP layer: see the top of this file. suspend() is called
+     * on the request's own thread, resume() on any, once per suspend(). */
+    void (*suspend)(struct request *req);
+    void (*resume)(struct request *req);
+    void *api_state;                /* the API's, across a suspension */
 };
 
 struct response_header {
@@ -52,9 +66,14 @@ struct response {
 
 struct api;
 
-struct api *api_new(struct store *store, struct auth *auth);
+enum api_status { API_DONE, API_SUSPENDED };
+
+struct api *api_new(struct core *core, struct store *store, struct auth *auth);
 void api_free(struct api *a);
-void api_handle(struct api *a, struct request *req, struct response *res);
+/* Handle a request: API_DONE with res filled in, or API_SUSPENDED. */
+enum api_status api_handle(struct api *a, struct request *req, struct response *res);
+/* Go on with a request whose work is done (after req->resume()). */
+enum api_status api_resume(struct api *a, struct request *req, struct response *res);
 
 /* Helpers the HTTP layer uses too. */
 void api_add_header(struct response *res, const char *name, const char *value);

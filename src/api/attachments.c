@@ -96,26 +96,30 @@ static const struct field attach_fields[] = {
     {0},
 };
 
+static void attached(struct call *c)
+{
+    if (!c->op.ok)
+        reply_core_error(c, &c->op.err);
+    else
+        reply_json(c, 200, json_pack("{s:o}", "volumeAttachment",
+                                     render_attachment(c, &c->made.attachment, true)));
+}
+
 void attachments_create(struct call *c)
 {
     json_t *o = body_object(c, "volumeAttachment", attach_fields, NULL);
     if (!o)
         return;
-    struct attach_spec spec = {
+    struct attach_spec *spec = arena_alloc(c->arena, sizeof *spec);
+    *spec = (struct attach_spec){
         .volume_id = json_string_value(json_object_get(o, "volumeId")),
         .device = json_string_value(json_object_get(o, "device")),
         .tag = json_string_value(json_object_get(o, "tag")),
     };
     json_t *dot = json_object_get(o, "delete_on_termination");
     if (dot)
-        json_boolish(dot, &spec.delete_on_termination);
-    struct attachment a;
-    struct core_error err;
-    if (!core_attach(&c->core, c->param[0], &spec, &a, &err)) {
-        reply_core_error(c, &err);
-        return;
-    }
-    reply_json(c, 200, json_pack("{s:o}", "volumeAttachment", render_attachment(c, &a, true)));
+        json_boolish(dot, &spec->delete_on_termination);
+    core_attach(call_op(c, attached), c->param[0], spec, &c->made.attachment);
 }
 
 static const struct field update_fields[] = {
@@ -129,6 +133,14 @@ static const struct field update_fields[] = {
     {0},
 };
 
+static void updated(struct call *c)
+{
+    if (c->op.ok)
+        reply_empty(c, 202);
+    else
+        reply_core_error(c, &c->op.err);
+}
+
 void attachments_update(struct call *c)
 {
     /* The Hostway dialect has no microversions; it updates as 2.85 does
@@ -138,30 +150,31 @@ void attachments_update(struct call *c)
     json_t *o = body_object(c, "volumeAttachment", update_fields, NULL);
     if (!o)
         return;
-    struct attach_update u = {.volume_id = json_string_value(json_object_get(o, "volumeId"))};
+    struct attach_update *u = arena_alloc(c->arena, sizeof *u);
+    u->volume_id = json_string_value(json_object_get(o, "volumeId"));
     json_t *v;
     if ((v = json_object_get(o, "delete_on_termination")))
-        u.set_delete_on_termination = json_boolish(v, &u.delete_on_termination);
+        u->set_delete_on_termination = json_boolish(v, &u->delete_on_termination);
     if ((v = json_object_get(o, "device")))
-        u.has_device = true, u.device = json_string_value(v);
+        u->has_device = true, u->device = json_string_value(v);
     if ((v = json_object_get(o, "tag")))
-        u.has_tag = true, u.tag = json_string_value(v);
+        u->has_tag = true, u->tag = json_string_value(v);
     if ((v = json_object_get(o, "serverId")))
-        u.has_server_id = true, u.server_id = json_string_value(v);
+        u->has_server_id = true, u->server_id = json_string_value(v);
     if ((v = json_object_get(o, "id")))
-        u.has_id = true, u.id = json_string_value(v);
-    struct core_error err;
-    if (core_attachment_update(&c->core, c->param[0], c->param[1], &u, &err))
-        reply_empty(c, 202);
+        u->has_id = true, u->id = json_string_value(v);
+    core_attachment_update(call_op(c, updated), c->param[0], c->param[1], u);
+}
+
+static void detached(struct call *c)
+{
+    if (c->op.ok)
+        reply_empty(c, c->dialect == DIALECT_HOSTWAY ? 204 : 202);
     else
-        reply_core_error(c, &err);
+        reply_core_error(c, &c->op.err);
 }
 
 void attachments_delete(struct call *c)
 {
-    struct core_error err;
-    if (core_detach(&c->core, c->param[0], c->param[1], &err))
-        reply_empty(c, c->dialect == DIALECT_HOSTWAY ? 204 : 202);
-    else
-        reply_core_error(c, &err);
+    core_detach(call_op(c, detached), c->param[0], c->param[1]);
 }

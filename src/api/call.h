@@ -23,6 +23,18 @@ struct call {
     bool versioned;             /* send the microversion headers */
     const char *version_echo;   /* an unsupported version, echoed on its 406 */
     struct core_ctx core;
+    struct core_op op;          /* the change in progress, if any */
+    struct auth_check auth;     /* the credential check */
+    void (*then)(struct call *c);   /* runs once the suspended work is done */
+    bool suspended;
+    int n_segments;             /* of the path after the prefix; -1: unroutable */
+    char **segments;
+    /* what a change made, for its answer */
+    union {
+        struct server server;
+        struct volume volume;
+        struct attachment attachment;
+    } made;
     const char *base;           /* scheme://host */
     const char *prefix;         /* the path prefix used: "", "/v2.1", "/accounts/x/flexcloud" */
     const char *account_in_path;/* the account the path named, or NULL */
@@ -32,6 +44,11 @@ struct call {
 
 typedef void (*handler_fn)(struct call *c);
 
+/* Start a change for this call: returns the op to start it on. The
+ * connection waits meanwhile; `then` runs on an HTTP thread when the change
+ * is done, with c->op.ok and c->op.err, and makes the answer. */
+struct core_op *call_op(struct call *c, void (*then)(struct call *c));
+
 /* ---- responses (dialect.c) ------------------------------------------------ */
 void reply_json(struct call *c, int status, json_t *body);   /* steals body */
 void reply_empty(struct call *c, int status);
@@ -40,7 +57,7 @@ void reply_error(struct call *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void reply_core_error(struct call *c, const struct core_error *err);
 void reply_unauthorized(struct call *c);
-void reply_throttled(struct call *c, int retry_after);
+void reply_throttled(struct call *c, enum auth_throttle why, int retry_after);
 
 /* ---- microversions (microversion.c) --------------------------------------- */
 enum mv_result { MV_OK, MV_MALFORMED, MV_UNSUPPORTED };

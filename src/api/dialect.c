@@ -138,6 +138,9 @@ void reply_core_error(struct call *c, const struct core_error *err)
         status = hostway ? 409 : 400;
         title = "VolumeInUse";
         break;
+    case CORE_OTHER_ACCOUNT:        /* Nova has no such rule: a bad request there */
+        status = hostway ? 409 : 400;
+        break;
     }
     fault(c, status, title, err->message, 0);
 }
@@ -152,12 +155,16 @@ void reply_unauthorized(struct call *c)
     api_add_header(res, "WWW-Authenticate", "Basic realm=\"attachd\"");
 }
 
-void reply_throttled(struct call *c, int retry_after)
+void reply_throttled(struct call *c, enum auth_throttle why, int retry_after)
 {
+    static const char *const reasons[] = {
+        [THROTTLE_USER] = "Too many failed authentication attempts for this user",
+        [THROTTLE_ADDRESS] = "Too many failed authentication attempts from this address",
+        [THROTTLE_CONCURRENT] = "Too many authentication attempts at once from this address",
+    };
     char *s = arena_printf(c->arena, "%d", retry_after);
     fault(c, 429, NULL,
-          arena_printf(c->arena, "Too many failed authentication attempts for this user; "
-                                 "retry after %d seconds.", retry_after),
+          arena_printf(c->arena, "%s; retry after %d seconds.", reasons[why], retry_after),
           retry_after);
     api_add_header(c->res, "Retry-After", s);
 }

@@ -23,6 +23,7 @@
 #include "util/utf8.h"
 
 struct api {
+    struct core *core;
     struct store *store;
     struct auth *auth;
 };
@@ -64,10 +65,11 @@ static bool nova_collection(const char *seg)
            !strcmp(seg, "extensions") || !strcmp(seg, "images");
 }
 
-struct api *api_new(struct store *store, struct auth *auth)
+struct api *api_new(struct core *core, struct store *store, struct auth *auth)
 {
     struct api *a = calloc(1, sizeof *a);
     if (a) {
+        a->core = core;
         a->store = store;
         a->auth = auth;
     }
@@ -161,17 +163,6 @@ static void dispatch(struct call *c, char **seg, int n)
     case METHOD_DELETE: h = found->del; break;
     default: break;
     }
-    if (h && (c->req->method == METHOD_GET || c->req->method == METHOD_HEAD)) {
-        /* one snapshot for everything a read shows (D4: never half a change) */
-        struct core_error err;
-        if (!core_read_begin(&c->core, &err)) {
-            reply_core_error(c, &err);
-            return;
-        }
-        h(c);
-        core_read_end(&c->core);
-        return;
-    }
     if (!h) {
         char *allow = "";
         if (found->get) allow = arena_printf(c->arena, "%s%sGET, HEAD", allow, *allow ? ", " : "");
@@ -198,32 +189,69 @@ static void add_common_headers(struct call *c)
     }
 }
 
-/* Steps 3-5; false once a response has been made. */
+/* ---- suspension ---------------------------------------------------------------- */
+
+static void suspend(struct call *c, void (*then)(struct call *c))
+{
+    c->then = then;
+    c->suspended = true;
+    c->req->suspend(c->req);
+}
+
+static void op_done(struct core_op *op)
+{
+    struct call *c = op->cls;
+    c->req->resume(c->req);
+}
+
+struct core_op *call_op(struct call *c, void (*then)(struct call *c))
+{
+    suspend(c, then);
+    c->op = (struct core_op){.ctx = &c->core, .done = op_done, .cls = c};
+    return &c->op;
+}
+
+static void auth_done(struct auth_check *ck)
+{
+    struct call *c = ck->cls;
+    c->req->resume(c->req);
+}
+
+/* ---- steps 3 to 6 ------------------------------------------------------------------ */
+
+static bool is_read(const struct call *c)
+{
+    return c->req->method == METHOD_GET || c->req->method == METHOD_HEAD;
+}
+
+/* Steps 4-5 once the credentials are known; false once a response has been
+ * made. */
 static bool admit(struct call *c)
 {
     struct api *a = c->api;
-    struct principal p;
-    int retry_after = 0;
-    const char *header = c->req->header(c->req->http, "Authorization");
-    switch (auth_check(a->auth, header, c->arena, &p, &retry_after)) {
+    const struct principal *p = &c->auth.principal;
+    switch (c->auth.result) {
     case AUTH_OK: break;
     case AUTH_DENIED: reply_unauthorized(c); return false;
-    case AUTH_THROTTLED: reply_throttled(c, retry_after); return false;
-    case AUTH_UNAVAILABLE:
+    case AUTH_THROTTLED: reply_throttled(c, c->auth.throttle, c->auth.retry_after); return false;
+    case AUTH_UNAVAILABLE: case AUTH_VERIFY:
         reply_error(c, 503, "The service is unavailable at this time.");
+        if (c->auth.retry_after > 0)
+            api_add_header(c->res, "Retry-After",
+                           arena_printf(c->arena, "%d", c->auth.retry_after));
         return false;
     }
-    c->req->user = p.user;
+    c->req->user = p->user;
     c->core = (struct core_ctx){
-        .store = a->store, .arena = c->arena, .home = p.account, .account = p.account,
-        .user_id = p.user, .admin = p.admin, .scope = p.admin ? NULL : p.account,
+        .core = a->core, .arena = c->arena, .home = p->account, .account = p->account,
+        .user_id = p->user, .admin = p->admin, .scope = p->admin ? NULL : p->account,
         .version = 1,
     };
     if (c->account_in_path) {
         struct account acct;
         struct store_conn *r = store_reader(a->store);
-        bool own = !strcmp(c->account_in_path, p.account);
-        if (!own && (!p.admin || !r ||
+        bool own = !strcmp(c->account_in_path, p->account);
+        if (!own && (!p->admin || !r ||
                      store_account_get(r, c->arena, c->account_in_path, &acct) != STORE_OK ||
                      strcmp(acct.id, c->account_in_path) != 0)) {
             reply_error(c, 404, "The resource could not be found.");
@@ -251,12 +279,96 @@ static bool admit(struct call *c)
     return true;
 }
 
-void api_handle(struct api *a, struct request *req, struct response *res)
+static void proceed(struct call *c)
 {
-    struct call call = {.api = a, .req = req, .res = res, .arena = req->arena,
-                        .dialect = DIALECT_HOSTWAY, .version = 1, .prefix = ""};
-    struct call *c = &call;
-    char *seg[MAX_SEGMENTS];
+    if (!admit(c))
+        return;
+    if (c->n_segments < 0)
+        reply_error(c, 404, "The resource could not be found.");
+    else
+        dispatch(c, c->segments, c->n_segments);
+}
+
+/* A read sees one snapshot from the credential check on (D4: never half a
+ * change): the auth epoch and the resources come from one read
+ * transaction. A snapshot is never held across a suspension. */
+static bool snapshot_begin(struct call *c)
+{
+    struct core_error err;
+    if (!is_read(c))
+        return true;
+    if (core_read_begin(&c->core, &err))
+        return true;
+    reply_core_error(c, &err);
+    return false;
+}
+
+static void snapshot_end(struct call *c)
+{
+    if (is_read(c))
+        core_read_end(&c->core);
+}
+
+/* After a password check on a verifier thread. */
+static void verified(struct call *c)
+{
+    if (!snapshot_begin(c))
+        return;
+    proceed(c);
+    snapshot_end(c);
+}
+
+/* Step 3: the credentials, from the cache when they are there. */
+static void authenticate(struct call *c)
+{
+    struct api *a = c->api;
+    c->core = (struct core_ctx){.core = a->core, .arena = c->arena};
+    if (!snapshot_begin(c))
+        return;
+    c->auth = (struct auth_check){
+        .header = c->req->header(c->req->http, "Authorization"), .client = c->req->client,
+        .arena = c->arena, .done = auth_done, .cls = c,
+    };
+    if (auth_check(a->auth, &c->auth) == AUTH_VERIFY) {
+        snapshot_end(c);
+        suspend(c, verified);
+        auth_verify(a->auth, &c->auth);
+        return;
+    }
+    proceed(c);
+    snapshot_end(c);
+}
+
+static enum api_status finish(struct call *c)
+{
+    if (c->suspended)
+        return API_SUSPENDED;
+    add_common_headers(c);
+    if (c->body)
+        json_decref(c->body);
+    c->body = NULL;
+    return API_DONE;
+}
+
+enum api_status api_resume(struct api *a, struct request *req, struct response *res)
+{
+    (void)a;
+    (void)res;
+    struct call *c = req->api_state;
+    void (*then)(struct call *c) = c->then;
+    c->suspended = false;
+    c->then = NULL;
+    then(c);
+    return finish(c);
+}
+
+enum api_status api_handle(struct api *a, struct request *req, struct response *res)
+{
+    struct call *c = arena_alloc(req->arena, sizeof *c);
+    *c = (struct call){.api = a, .req = req, .res = res, .arena = req->arena,
+                       .dialect = DIALECT_HOSTWAY, .version = 1, .prefix = ""};
+    req->api_state = c;
+    char **seg = arena_alloc(c->arena, MAX_SEGMENTS * sizeof *seg);
     int n = split(c->arena, req->path, seg);
     c->base = request_base(c);
     char **rest = seg;
@@ -301,36 +413,20 @@ void api_handle(struct api *a, struct request *req, struct response *res)
             n -= 3;
         }
     }
+    c->segments = rest;
+    c->n_segments = n;
 
-    bool discovery = (req->method == METHOD_GET || req->method == METHOD_HEAD) &&
-                     !c->account_in_path && n == 0;
+    bool discovery = is_read(c) && !c->account_in_path && n == 0;
     if (discovery && c->cinder)
         versions_v3(c);
     else if (discovery && c->dialect == DIALECT_NOVA)
         versions_v21(c);
     else if (discovery)
         versions_root(c);
-    else {
-        /* A read sees one snapshot from the credential check on: the auth
-         * epoch and the resources come from the same read transaction. */
-        bool read = req->method == METHOD_GET || req->method == METHOD_HEAD;
-        struct store_conn *r = read ? store_reader(a->store) : NULL;
-        if (r && store_read_begin(r) != STORE_OK)
-            r = NULL;
-        if (admit(c)) {
-            if (n < 0)
-                reply_error(c, 404, "The resource could not be found.");
-            else
-                dispatch(c, rest, n);
-        }
-        if (r)
-            store_read_end(r);
-    }
-    add_common_headers(c);
-    if (c->body)
-        json_decref(c->body);
+    else
+        authenticate(c);
+    return finish(c);
 }
-
 void api_http_error(struct request *req, struct response *res, int status)
 {
     struct call call = {.req = req, .res = res, .arena = req->arena, .prefix = "",
@@ -340,6 +436,8 @@ void api_http_error(struct request *req, struct response *res, int status)
         reply_error(&call, 413, "Request is too large.");
     else if (status == 400)
         reply_error(&call, 400, "Bad request: an HTTP/1.1 request needs a Host header.");
+    else if (status == 503)
+        reply_error(&call, 503, "The service is stopping; retry on a new connection.");
     else
         reply_error(&call, status, "The request could not be handled.");
     add_common_headers(&call);

@@ -153,13 +153,17 @@ void servers_show(struct call *c)
     reply_json(c, 200, json_pack("{s:o}", "server", o));
 }
 
-void servers_delete(struct call *c)
+static void deleted(struct call *c)
 {
-    struct core_error err;
-    if (core_server_delete(&c->core, c->param[0], &err))
+    if (c->op.ok)
         reply_empty(c, 204);
     else
-        reply_core_error(c, &err);
+        reply_core_error(c, &c->op.err);
+}
+
+void servers_delete(struct call *c)
+{
+    core_server_delete(call_op(c, deleted), c->param[0]);
 }
 
 /* ---- create --------------------------------------------------------------- */
@@ -240,6 +244,8 @@ static bool root_volume(struct call *c, json_t *bdms, struct server_spec *spec)
     return true;
 }
 
+static void created(struct call *c);
+
 void servers_create(struct call *c)
 {
     static const struct field hints[] = {
@@ -250,14 +256,15 @@ void servers_create(struct call *c)
     json_t *o = body_object(c, "server", create_fields, hints);
     if (!o)
         return;
-    struct server_spec spec = {
+    struct server_spec *spec = arena_alloc(c->arena, sizeof *spec);
+    *spec = (struct server_spec){
         .name = json_string_value(json_object_get(o, "name")),
         .image_ref = json_string_value(json_object_get(o, "imageRef")),
         .availability_zone = json_string_value(json_object_get(o, "availability_zone")),
         .key_name = json_string_value(json_object_get(o, "key_name")),
     };
     json_t *flavor = json_object_get(o, "flavorRef");
-    spec.flavor_ref = json_is_integer(flavor)
+    spec->flavor_ref = json_is_integer(flavor)
                           ? arena_printf(c->arena, "%" JSON_INTEGER_FORMAT,
                                          json_integer_value(flavor))
                           : json_string_value(flavor);
@@ -273,43 +280,57 @@ void servers_create(struct call *c)
                 return;
             }
         }
-        spec.metadata = json_dumps(md, JSON_COMPACT);
-        char *copy = arena_strdup(c->arena, spec.metadata);
-        free((char *)spec.metadata);
-        spec.metadata = copy;
+        spec->metadata = json_dumps(md, JSON_COMPACT);
+        char *copy = arena_strdup(c->arena, spec->metadata);
+        free((char *)spec->metadata);
+        spec->metadata = copy;
     }
     json_t *bdms = json_object_get(o, "block_device_mapping_v2");
-    if (bdms && !root_volume(c, bdms, &spec))
+    if (bdms && !root_volume(c, bdms, spec))
         return;
-    if ((!spec.image_ref || !*spec.image_ref) && !spec.root_volume_id) {
+    if ((!spec->image_ref || !*spec->image_ref) && !spec->root_volume_id) {
         reply_error(c, 400, "Missing imageRef attribute");
         return;
     }
-    if (spec.root_volume_id)
-        spec.image_ref = "";
+    if (spec->root_volume_id)
+        spec->image_ref = "";
+    core_server_create(call_op(c, created), spec, &c->made.server);
+}
 
-    struct server s;
-    struct core_error err;
-    if (!core_server_create(&c->core, &spec, &s, &err)) {
-        reply_core_error(c, &err);
+/* The answer to a create: Nova's 202 with the new server's id, links and
+ * password (the one asked for, or a random one). */
+static void created(struct call *c)
+{
+    if (!c->op.ok) {
+        reply_core_error(c, &c->op.err);
         return;
     }
+    const struct server *s = &c->made.server;
+    json_t *o = json_object_get(c->body, "server");
     char pass[13];
     static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     for (int i = 0; i < 12; i++)
         pass[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
     pass[12] = '\0';
     const char *admin_pass = json_string_value(json_object_get(o, "adminPass"));
-    json_t *links = render_links(c, "servers", s.id);
+    json_t *links = render_links(c, "servers", s->id);
     const char *location = json_string_value(json_object_get(json_array_get(links, 0), "href"));
     api_add_header(c->res, "Location", arena_strdup(c->arena, location));
-    reply_json(c, 202, json_pack("{s:{s:s, s:o, s:s, s:s, s:[{s:s}]}}", "server", "id", s.id,
+    reply_json(c, 202, json_pack("{s:{s:s, s:o, s:s, s:s, s:[{s:s}]}}", "server", "id", s->id,
                                  "links", links, "adminPass", admin_pass ? admin_pass : pass,
                                  "OS-DCF:diskConfig", "MANUAL", "security_groups", "name",
                                  "default"));
 }
 
 /* ---- actions -------------------------------------------------------------- */
+
+static void acted(struct call *c)
+{
+    if (c->op.ok)
+        reply_empty(c, 202);
+    else
+        reply_core_error(c, &c->op.err);
+}
 
 void servers_action(struct call *c)
 {
@@ -335,11 +356,7 @@ void servers_action(struct call *c)
                         py_repr(c->arena, arg));
             return;
         }
-        struct core_error err;
-        if (core_server_action(&c->core, c->param[0], actions[i].action, &err))
-            reply_empty(c, 202);
-        else
-            reply_core_error(c, &err);
+        core_server_action(call_op(c, acted), c->param[0], actions[i].action);
         return;
     }
     json_t *ks = json_string(key);

@@ -126,15 +126,18 @@ void volumes_show(struct call *c)
     reply_json(c, 200, json_pack("{s:o}", "volume", o));
 }
 
-void volumes_delete(struct call *c)
+static void deleted(struct call *c)
 {
-    struct core_error err;
-    if (!available(c))
-        return;
-    if (core_volume_delete(&c->core, c->param[0], &err))
+    if (c->op.ok)
         reply_empty(c, c->dialect == DIALECT_HOSTWAY ? 204 : 202);
     else
-        reply_core_error(c, &err);
+        reply_core_error(c, &c->op.err);
+}
+
+void volumes_delete(struct call *c)
+{
+    if (available(c))
+        core_volume_delete(call_op(c, deleted), c->param[0]);
 }
 
 #define MAX_SIZE_GB (1024 * 1024)
@@ -163,6 +166,8 @@ static const struct field nova_fields[] = {
     {0},
 };
 
+static void volume_created(struct call *c);
+
 void volumes_create(struct call *c)
 {
     if (!available(c))
@@ -170,14 +175,15 @@ void volumes_create(struct call *c)
     json_t *o = body_object(c, "volume", nova_fields, NULL);
     if (!o)
         return;
-    struct volume_spec spec = {
+    struct volume_spec *spec = arena_alloc(c->arena, sizeof *spec);
+    *spec = (struct volume_spec){
         .name = json_string_value(json_object_get(o, "display_name")),
         .description = json_string_value(json_object_get(o, "display_description")),
         .volume_type = json_string_value(json_object_get(o, "volume_type")),
         .availability_zone = json_string_value(json_object_get(o, "availability_zone")),
     };
     json_t *size = json_object_get(o, "size");
-    if (!size_ok(size, &spec.size)) {
+    if (!size_ok(size, &spec->size)) {
         reply_error(c, 400, "Invalid input for field/attribute size. Value: %s. %s is greater "
                             "than the maximum of %d", py_repr(c->arena, size),
                     py_repr(c->arena, size), MAX_SIZE_GB);
@@ -188,25 +194,29 @@ void volumes_create(struct call *c)
         reply_error(c, 404, "Snapshot %s could not be found.", snap);
         return;
     }
-    if (spec.volume_type && *spec.volume_type == '\0')
-        spec.volume_type = NULL;
+    if (spec->volume_type && *spec->volume_type == '\0')
+        spec->volume_type = NULL;
     json_t *md = json_object_get(o, "metadata");
     if (json_is_object(md)) {
         char *text = json_dumps(md, JSON_COMPACT);
-        spec.metadata = text ? arena_strdup(c->arena, text) : NULL;
+        spec->metadata = text ? arena_strdup(c->arena, text) : NULL;
         free(text);
     }
-    struct volume v;
+    core_volume_create(call_op(c, volume_created), spec, &c->made.volume);
+}
+
+static void volume_created(struct call *c)
+{
+    const struct volume *v = &c->made.volume;
     struct core_error err;
-    json_t *made = core_volume_create(&c->core, &spec, &v, &err) ? render_volume(c, &v, &err)
-                                                                   : NULL;
+    json_t *made = c->op.ok ? render_volume(c, v, &err) : NULL;
     if (!made) {
-        reply_core_error(c, &err);
+        reply_core_error(c, c->op.ok ? &err : &c->op.err);
         return;
     }
     api_add_header(c->res, "Location",
                    arena_printf(c->arena, "%s%s%s/%s", c->base, c->prefix,
-                                c->dialect == DIALECT_NOVA ? "/os-volumes" : "/volumes", v.id));
+                                c->dialect == DIALECT_NOVA ? "/os-volumes" : "/volumes", v->id));
     reply_json(c, 200, json_pack("{s:o}", "volume", made));
 }
 

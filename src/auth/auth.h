@@ -1,14 +1,33 @@
 /* auth.h: HTTP Basic authentication against the users in the store (D6).
  *
- * Passwords are argon2id hashes (libsodium), checked at most two at a time
- * (each takes 19 MiB). A verified credential is kept in a cache shared by
- * every thread, keyed by a keyed BLAKE2b hash of the whole header value (no
- * password or hash is kept in memory), valid for AUTH_CACHE_TTL seconds and
- * only while the store's auth epoch is unchanged: any password change or
- * user deletion, by this daemon or by the CLI, bumps the epoch and so takes
- * effect at once. Failed attempts are counted per user name: more
- * than AUTH_MAX_FAILURES within AUTH_WINDOW seconds are refused with
- * AUTH_THROTTLED until the window has passed.
+ * A check has a fast part and a slow part:
+ *  - auth_check() runs on the caller's thread and never waits: it answers
+ *    from the verified-credential cache, refuses a malformed header, and
+ *    applies the throttles. When a password must be checked it returns
+ *    AUTH_VERIFY, having already charged the attempt as a failure (so that
+ *    concurrent guesses cannot slip past a limit; a success is refunded).
+ *  - auth_verify() queues the check for the verifier threads (argon2id,
+ *    19 MiB and ~20 ms each, at a low CPU priority so that requests answered
+ *    from the cache keep their pace), and calls the check's done() there.
+ *    Checks of the same header value at the same time share one verify
+ *    (a client that opens eight connections at once costs one). An unknown
+ *    user costs a verify too, so that timing does not tell which names
+ *    exist.
+ *
+ * Throttles, per client address (an IPv6 client's /64):
+ *  - a user name from one address: more than AUTH_MAX_FAILURES failures
+ *    within AUTH_WINDOW seconds are AUTH_THROTTLED until the window passes.
+ *    Other addresses that know the password are not locked out by it;
+ *  - one address, all names: AUTH_ADDR_MAX_FAILURES per window, and at most
+ *    AUTH_ADDR_PENDING checks queued at once;
+ *  - everyone: at most AUTH_QUEUE_MAX checks queued; more are
+ *    AUTH_UNAVAILABLE (503) until the verifiers catch up.
+ *
+ * The cache is shared by every thread and keyed by a keyed BLAKE2b hash of
+ * the whole header value (no password or hash is kept in memory). An entry
+ * is valid for AUTH_CACHE_TTL seconds and only while the store's auth epoch
+ * is unchanged: any password change or user deletion, by this daemon or by
+ * the CLI, bumps the epoch and so takes effect at once.
  */
 #ifndef ATTACHD_AUTH_H
 #define ATTACHD_AUTH_H
@@ -16,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "store/store.h"
 #include "util/arena.h"
@@ -23,7 +43,11 @@
 #define AUTH_CACHE_TTL 120
 #define AUTH_CACHE_SLOTS 1024     /* verified credentials kept at once */
 #define AUTH_MAX_FAILURES 10
+#define AUTH_ADDR_MAX_FAILURES 100
+#define AUTH_ADDR_PENDING 4
+#define AUTH_QUEUE_MAX 64
 #define AUTH_WINDOW 60
+#define AUTH_VERIFIERS 2
 #define AUTH_HEADER_MAX 1024    /* a longer Authorization header is refused */
 #define AUTH_NAME_MAX 255
 
@@ -33,17 +57,48 @@ struct principal {
     bool admin;
 };
 
-enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_THROTTLED, AUTH_UNAVAILABLE };
+enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_THROTTLED, AUTH_UNAVAILABLE, AUTH_VERIFY };
+
+/* Why a check was throttled, for the message. */
+enum auth_throttle { THROTTLE_USER, THROTTLE_ADDRESS, THROTTLE_CONCURRENT };
+
+/* One check. The caller fills the first block and keeps the check valid
+ * until it has its result (after done() when it was verified). */
+struct auth_check {
+    const char *header;                 /* the Authorization value, NULL if absent */
+    const struct sockaddr *client;      /* NULL: no address (local callers) */
+    struct arena *arena;                /* the principal's strings go here */
+    void (*done)(struct auth_check *ck);
+    void *cls;                          /* the caller's */
+
+    enum auth_result result;
+    struct principal principal;         /* when AUTH_OK */
+    int retry_after;                    /* seconds, when AUTH_THROTTLED/UNAVAILABLE */
+    enum auth_throttle throttle;        /* when AUTH_THROTTLED */
+
+    /* the auth module's */
+    char user[AUTH_NAME_MAX + 1];
+    char pass[AUTH_HEADER_MAX];
+    unsigned char tag[32];              /* the header's keyed hash */
+    uint64_t pair_key, addr_key;
+    bool charged;                       /* counted against the throttles */
+    struct auth_check *followers;       /* same header, waiting for this one */
+    struct auth_check *next;
+};
 
 struct auth;
 
+/* Start the verifier threads. */
 struct auth *auth_new(struct store *store);
+/* Finish the checks queued, then stop. */
 void auth_free(struct auth *a);
 
-/* Check an Authorization header value (NULL if absent). On AUTH_OK fill
- * *out (strings in ar); on AUTH_THROTTLED set *retry_after in seconds. */
-enum auth_result auth_check(struct auth *a, const char *header, struct arena *ar,
-                            struct principal *out, int *retry_after);
+/* The fast part; sets and returns ck->result (AUTH_VERIFY: call
+ * auth_verify). Never calls done(). */
+enum auth_result auth_check(struct auth *a, struct auth_check *ck);
+/* The slow part: ck->done(ck) runs on a verifier thread with ck->result
+ * AUTH_OK, AUTH_DENIED or AUTH_UNAVAILABLE. */
+void auth_verify(struct auth *a, struct auth_check *ck);
 
 /* Split "Basic base64(user:password)". user and pass are NUL-terminated and
  * must be valid UTF-8, user non-empty; false for anything else. */

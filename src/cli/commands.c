@@ -167,11 +167,11 @@ static int do_demo(struct store_conn *w, void *arg)
 
 /* The demo account gets the seed page's own server and volume, attached, so
  * that its DELETE example answers 204 as written. */
-static bool demo_seed(struct store *store, const char *account)
+static bool demo_seed(struct core *core, const char *account)
 {
     struct arena ar;
     arena_init(&ar);
-    struct core_ctx ctx = {.store = store, .arena = &ar, .scope = account, .account = account,
+    struct core_ctx ctx = {.core = core, .arena = &ar, .scope = account, .account = account,
                            .home = account, .user_id = "demo", .version = 1};
     struct server_spec srv = {.id = DEMO_SERVER, .name = "demo", .image_ref = "demo-image",
                               .flavor_ref = "1"};
@@ -181,8 +181,20 @@ static bool demo_seed(struct store *store, const char *account)
     struct volume v;
     struct attachment a;
     struct core_error err;
-    bool ok = core_server_create(&ctx, &srv, &s, &err) && core_volume_create(&ctx, &vol, &v, &err) &&
-              core_attach(&ctx, DEMO_SERVER, &at, &a, &err);
+    struct core_sync sync;
+    core_sync_init(&sync, &ctx);
+    core_server_create(&sync.op, &srv, &s);
+    bool ok = core_sync_wait(&sync, &err);
+    if (ok) {
+        core_sync_init(&sync, &ctx);
+        core_volume_create(&sync.op, &vol, &v);
+        ok = core_sync_wait(&sync, &err);
+    }
+    if (ok) {
+        core_sync_init(&sync, &ctx);
+        core_attach(&sync.op, DEMO_SERVER, &at, &a);
+        ok = core_sync_wait(&sync, &err);
+    }
     if (!ok)
         fprintf(stderr, "attachd: demo server and volume not created: %s\n", err.message);
     arena_release(&ar);
@@ -193,7 +205,6 @@ int cmd_serve(int argc, char **argv)
 {
     struct cli_option opts[] = {
         {"listen", true, NULL}, {"db", true, NULL}, {"threads", true, NULL},
-        {"write-threads", true, NULL},
         {"timeout", true, NULL}, {"max-connections", true, NULL},
         {"max-per-ip", true, NULL}, {"synchronous", true, NULL}, {"demo", false, NULL},
         {NULL, false, NULL},
@@ -204,22 +215,20 @@ int cmd_serve(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     struct http_options h = {
         .listen = cli_get(&c, "listen") ? cli_get(&c, "listen") : "127.0.0.1:8774",
-        .threads = cores > 0 ? (unsigned)cores : 1, .write_threads = 16, .timeout = 30,
+        .threads = cores > 0 ? (unsigned)cores : 1, .timeout = 30,
         .max_connections = 1024,
         .max_per_ip = 64, .max_body = HTTP_MAX_BODY,
     };
     const char *sync = cli_get(&c, "synchronous");
     int status = 2;
     if ((cli_get(&c, "threads") && !parse_uint(cli_get(&c, "threads"), 1, 256, &h.threads)) ||
-        (cli_get(&c, "write-threads") &&
-         !parse_uint(cli_get(&c, "write-threads"), 1, 1024, &h.write_threads)) ||
         (cli_get(&c, "timeout") && !parse_uint(cli_get(&c, "timeout"), 1, 3600, &h.timeout)) ||
         (cli_get(&c, "max-connections") &&
          !parse_uint(cli_get(&c, "max-connections"), 1, 65536, &h.max_connections)) ||
         (cli_get(&c, "max-per-ip") &&
          !parse_uint(cli_get(&c, "max-per-ip"), 1, 65536, &h.max_per_ip))) {
-        cli_error("serve: --threads, --write-threads, --timeout, --max-connections and "
-                  "--max-per-ip take positive whole numbers");
+        cli_error("serve: --threads, --timeout, --max-connections and --max-per-ip take "
+                  "positive whole numbers");
         goto out;
     }
     struct sockaddr_storage addr;
@@ -237,24 +246,30 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "attachd: libsodium failed to initialise\n");
         goto out;
     }
-    /* Block the stop signals in every thread; the main thread waits for them. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* Block the signals we act on in every thread; the main thread waits
+     * for them. */
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &handled, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     struct store *store = open_store(&c, true);
-    if (!store)
+    struct core *core = store ? core_new(store) : NULL;
+    if (!core) {
+        store_close(store);
         goto out;
+    }
     if (cli_flag(&c, "demo")) {
         struct demo d = {0};
         if (write_or_fail(store, do_demo, &d) != 0) {
+            core_free(core);
             store_close(store);
             goto out;
         }
-        if (d.created && demo_seed(store, d.account))
+        if (d.created && demo_seed(core, d.account))
             printf("attachd: created demo account %s with user \"demo\", password \"%s\",\n"
                    "  and the seed page's server %s with volume %s attached. Try:\n"
                    "  curl -u demo:%s http://%s/servers/%s/os-volume_attachments\n"
@@ -264,24 +279,29 @@ int cmd_serve(int argc, char **argv)
         fflush(stdout);
     }
     struct auth *auth = auth_new(store);
-    struct api *api = auth ? api_new(store, auth) : NULL;
+    struct api *api = auth ? api_new(core, store, auth) : NULL;
     char err[512];
     struct http_server *http = api ? http_start(&h, api, err, sizeof err) : NULL;
     if (!http) {
         fprintf(stderr, "attachd: %s\n", api ? err : "out of memory");
         api_free(api);
         auth_free(auth);
+        core_free(core);
         store_close(store);
         goto out;
     }
-    log_info("attachd %s listening on %s (database %s, %u threads, %u write threads)",
-             ATTACHD_VERSION, h.listen, db_path(&c), h.threads, h.write_threads);
+    log_info("attachd %s listening on %s (database %s, %u threads)", ATTACHD_VERSION, h.listen,
+             db_path(&c), h.threads);
     int sig = 0;
-    sigwait(&stop, &sig);
+    while (sigwait(&handled, &sig) == 0 && sig == SIGHUP)
+        log_info("attachd: SIGHUP received; nothing to reload (the log is standard error)");
     log_info("attachd: %s received, finishing requests in flight", strsignal(sig));
-    http_stop(http, h.timeout);
+    /* The order matters: requests first (they may wait for the verifiers
+     * and the store), then the verifiers, then the store's queued writes. */
+    http_stop(http);
     api_free(api);
     auth_free(auth);
+    core_free(core);
     store_close(store);
     log_info("attachd: stopped");
     status = 0;
@@ -512,14 +532,24 @@ static int run_add(struct cli *c, struct add_job *j)
     if (rc == STORE_NOTFOUND) {
         status = cli_error("%s: unknown account \"%s\"", c->command, j->account_key);
     } else if (rc == STORE_OK) {
-        struct core_ctx ctx = {.store = s, .arena = &ar, .scope = NULL, .account = a.id,
+        struct core *core = core_new(s);
+        struct core_ctx ctx = {.core = core, .arena = &ar, .scope = NULL, .account = a.id,
                                .home = a.id, .user_id = "attachd-cli", .admin = true,
                                .version = 1};
-        struct core_error err;
+        struct core_error err = {.code = CORE_UNAVAILABLE, .message = "out of memory"};
         struct server srv;
         struct volume vol;
-        bool ok = j->is_volume ? core_volume_create(&ctx, &j->volume, &vol, &err)
-                               : core_server_create(&ctx, &j->server, &srv, &err);
+        struct core_sync sync;
+        bool ok = false;
+        if (core) {
+            core_sync_init(&sync, &ctx);
+            if (j->is_volume)
+                core_volume_create(&sync.op, &j->volume, &vol);
+            else
+                core_server_create(&sync.op, &j->server, &srv);
+            ok = core_sync_wait(&sync, &err);
+            core_free(core);
+        }
         if (ok) {
             printf("%s\n", j->is_volume ? vol.id : srv.id);
             status = 0;

@@ -85,7 +85,8 @@ static int do_attach(struct store_conn *w, void *arg)
                   j->spec->device);
         return 1;
     }
-    if (!core_find_volume(c, w, j->spec->volume_id, &v, j->err))
+    if (!core_find_volume(c, w, j->spec->volume_id, &v, j->err) ||
+        !core_same_account(&v, &s, j->err))
         return 1;
     enum store_rc rc = store_attachment_by_volume(w, c->arena, v.id, &existing);
     if (rc == STORE_OK) {
@@ -137,11 +138,12 @@ static int do_attach(struct store_conn *w, void *arg)
     return 0;
 }
 
-bool core_attach(struct core_ctx *c, const char *server_id, const struct attach_spec *spec,
-                 struct attachment *out, struct core_error *err)
+void core_attach(struct core_op *op, const char *server_id, const struct attach_spec *spec,
+                 struct attachment *out)
 {
-    struct attach_job j = {c, server_id, spec, out, err};
-    return core_write_done(store_write(c->store, do_attach, &j), err);
+    struct attach_job *j = arena_alloc(op->ctx->arena, sizeof *j);
+    *j = (struct attach_job){op->ctx, server_id, spec, out, &op->err};
+    core_submit(op, do_attach, j);
 }
 
 /* ---- read ----------------------------------------------------------------- */
@@ -237,7 +239,8 @@ static bool swap(struct update_job *j, struct store_conn *w, const struct server
                          j->u->volume_id);
     if (rc != STORE_OK)
         return core_store_failed(j->err, rc);
-    if (!core_check_unlocked(c, s, j->err) || !check_state(s, "swap_volume", swap_states, j->err))
+    if (!core_same_account(&new_vol, s, j->err) || !core_check_unlocked(c, s, j->err) ||
+        !check_state(s, "swap_volume", swap_states, j->err))
         return false;
     rc = store_attachment_get(w, c->arena, s->id, old_vol.id, &at);
     if (rc == STORE_NOTFOUND)
@@ -290,11 +293,12 @@ static int do_update(struct store_conn *w, void *arg)
     return 0;
 }
 
-bool core_attachment_update(struct core_ctx *c, const char *server_id, const char *volume_id,
-                            const struct attach_update *u, struct core_error *err)
+void core_attachment_update(struct core_op *op, const char *server_id, const char *volume_id,
+                            const struct attach_update *u)
 {
-    struct update_job j = {c, server_id, volume_id, u, err};
-    return core_write_done(store_write(c->store, do_update, &j), err);
+    struct update_job *j = arena_alloc(op->ctx->arena, sizeof *j);
+    *j = (struct update_job){op->ctx, server_id, volume_id, u, &op->err};
+    core_submit(op, do_update, j);
 }
 
 /* ---- detach --------------------------------------------------------------- */
@@ -339,9 +343,9 @@ static int do_detach(struct store_conn *w, void *arg)
     return 0;
 }
 
-bool core_detach(struct core_ctx *c, const char *server_id, const char *volume_id,
-                 struct core_error *err)
+void core_detach(struct core_op *op, const char *server_id, const char *volume_id)
 {
-    struct detach_job j = {c, server_id, volume_id, err};
-    return core_write_done(store_write(c->store, do_detach, &j), err);
+    struct detach_job *j = arena_alloc(op->ctx->arena, sizeof *j);
+    *j = (struct detach_job){op->ctx, server_id, volume_id, &op->err};
+    core_submit(op, do_detach, j);
 }

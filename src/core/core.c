@@ -1,8 +1,10 @@
 /* core.c: what every part of the core shares: errors and lookups. */
 #include "core/internal.h"
 
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/id.h"
@@ -23,13 +25,70 @@ bool core_store_failed(struct core_error *err, enum store_rc rc)
     return core_fail(err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
 }
 
-bool core_write_done(int rc, struct core_error *err)
+struct core *core_new(struct store *store)
 {
-    if (rc == 0)
-        return true;
-    if (rc > 0)
-        return false;           /* the write function set err */
-    return core_store_failed(err, (enum store_rc)-rc);
+    struct core *c = calloc(1, sizeof *c);
+    if (c)
+        c->store = store;
+    return c;
+}
+
+void core_free(struct core *c)
+{
+    free(c);
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+void core_finish(struct core_op *op, bool ok)
+{
+    op->ok = ok;
+    op->done(op);
+}
+
+static void write_done(struct store_job *job)
+{
+    struct core_op *op = (struct core_op *)((char *)job - offsetof(struct core_op, job));
+    if (job->rc < 0)
+        core_store_failed(&op->err, (enum store_rc)-job->rc);
+    /* job->rc > 0: the write function set op->err */
+    core_finish(op, job->rc == 0);
+}
+
+void core_submit(struct core_op *op, store_write_fn fn, void *arg)
+{
+    op->ok = false;
+    op->job = (struct store_job){.fn = fn, .arg = arg, .done = write_done};
+    store_submit(op->ctx->core->store, &op->job);
+}
+
+static void sync_done(struct core_op *op)
+{
+    struct core_sync *s = (struct core_sync *)op;
+    pthread_mutex_lock(&s->lock);
+    s->finished = true;
+    pthread_cond_signal(&s->finished_cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void core_sync_init(struct core_sync *s, struct core_ctx *ctx)
+{
+    *s = (struct core_sync){.op = {.ctx = ctx, .done = sync_done}};
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->finished_cond, NULL);
+}
+
+bool core_sync_wait(struct core_sync *s, struct core_error *err)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!s->finished)
+        pthread_cond_wait(&s->finished_cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->finished_cond);
+    if (!s->op.ok && err)
+        *err = s->op.err;
+    return s->op.ok;
 }
 
 const char *core_now(struct core_ctx *c)
@@ -48,7 +107,7 @@ const char *core_new_id(struct core_ctx *c)
 
 struct store_conn *core_reader(struct core_ctx *c, struct core_error *err)
 {
-    struct store_conn *r = store_reader(c->store);
+    struct store_conn *r = store_reader(c->core->store);
     if (!r)
         core_store_failed(err, STORE_ERROR);
     return r;
@@ -65,7 +124,7 @@ bool core_read_begin(struct core_ctx *c, struct core_error *err)
 
 void core_read_end(struct core_ctx *c)
 {
-    struct store_conn *r = store_reader(c->store);
+    struct store_conn *r = store_reader(c->core->store);
     if (r)
         store_read_end(r);
 }
@@ -90,6 +149,16 @@ bool core_find_volume(struct core_ctx *c, struct store_conn *conn, const char *i
     if (rc != STORE_OK)
         return core_store_failed(err, rc);
     return true;
+}
+
+bool core_same_account(const struct volume *v, const struct server *s, struct core_error *err)
+{
+    if (!strcmp(v->account_id, s->account_id))
+        return true;
+    return core_fail(err, CORE_OTHER_ACCOUNT,
+                     "Invalid volume: volume %s belongs to another account than instance %s; "
+                     "a volume can only be attached to a server of its own account", v->id,
+                     s->id);
 }
 
 bool core_check_unlocked(struct core_ctx *c, const struct server *s, struct core_error *err)

@@ -1,9 +1,17 @@
 /* core.h: the domain. Servers, volumes, attachments, their states and rules.
  *
  * No HTTP, no SQL, no JSON: callers pass plain values and get records or a
- * typed error back. Every change runs as one store_write() (one transaction,
- * checks included), so a rule checked is still true when the change commits,
- * and readers see the old state or the new one, never a mix.
+ * typed error back.
+ *
+ * Reads are plain calls on the caller's thread (the store's reader of that
+ * thread). Changes are operations: core_<verb>(op, ...) starts one and
+ * returns at once; the core finishes it later by calling op->done(op),
+ * exactly once, on whatever thread finished the work (possibly inside the
+ * starting call, when a check fails before anything was queued). Each change
+ * runs as one store transaction, checks included, so a rule checked is
+ * still true when the change commits, and readers see the old state or the
+ * new one, never a mix. A caller that may block (the CLI, tests) waits with
+ * core_sync.
  *
  * Messages are OpenStack Nova's texts; api/dialect.c decides how each
  * dialect shows them.
@@ -14,7 +22,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include <pthread.h>
+
+#include "store/model.h"
 #include "store/store.h"
 #include "util/arena.h"
 
@@ -27,6 +37,7 @@ enum core_code {
     CORE_ALREADY_ATTACHED,  /* the volume has an attachment already */
     CORE_VOLUME_BUSY,       /* the volume is attached and cannot be deleted */
     CORE_UNAVAILABLE,       /* the store failed; try again */
+    CORE_OTHER_ACCOUNT,     /* a volume and a server of different accounts */
 };
 
 struct core_error {
@@ -34,10 +45,16 @@ struct core_error {
     char message[512];
 };
 
+/* The long-lived domain: what every request works against. */
+struct core;
+struct core *core_new(struct store *store);
+void core_free(struct core *c);
+
 /* Who is asking, and where. */
 struct core_ctx {
-    struct store *store;
-    struct arena *arena;        /* results are allocated here */
+    struct core *core;
+    struct arena *arena;        /* results are allocated here (by whichever
+                                   thread runs the work: one at a time) */
     const char *scope;          /* lookups only see this account; NULL: any (admin) */
     const char *account;        /* new resources belong to this account */
     const char *home;           /* the caller's own account */
@@ -50,6 +67,30 @@ struct core_ctx {
  * nest); the API opens one around each read request. */
 bool core_read_begin(struct core_ctx *c, struct core_error *err);
 void core_read_end(struct core_ctx *c);
+
+/* A change in progress. The caller fills ctx, done and (if it likes) cls,
+ * keeps the op and every argument valid until done() has run, and reads
+ * ok and err there. */
+struct core_op {
+    struct core_ctx *ctx;
+    void (*done)(struct core_op *op);
+    void *cls;                  /* the caller's */
+    bool ok;
+    struct core_error err;
+    struct store_job job;       /* the core's */
+};
+
+/* Waiting for an operation, for callers that may block. */
+struct core_sync {
+    struct core_op op;
+    pthread_mutex_t lock;
+    pthread_cond_t finished_cond;
+    bool finished;
+};
+/* Make s.op ready to be started with ctx; then core_sync_wait(). */
+void core_sync_init(struct core_sync *s, struct core_ctx *ctx);
+/* Wait until s.op is done; its outcome, with the error copied into err. */
+bool core_sync_wait(struct core_sync *s, struct core_error *err);
 
 /* ---- servers ---------------------------------------------------------- */
 
@@ -66,17 +107,15 @@ enum server_action {
     ACTION_PAUSE, ACTION_UNPAUSE, ACTION_SUSPEND, ACTION_RESUME,
 };
 
-bool core_server_create(struct core_ctx *c, const struct server_spec *spec, struct server *out,
-                        struct core_error *err);
+void core_server_create(struct core_op *op, const struct server_spec *spec, struct server *out);
 bool core_server_get(struct core_ctx *c, const char *id, struct server *out,
                      struct core_error *err);
 /* Newest first; `marker` and `name_contains` as in store_server_list (an
  * unknown marker is 400). */
 bool core_server_list(struct core_ctx *c, const char *marker, const char *name_contains,
                       int limit, struct server **out, int *n, struct core_error *err);
-bool core_server_delete(struct core_ctx *c, const char *id, struct core_error *err);
-bool core_server_action(struct core_ctx *c, const char *id, enum server_action action,
-                        struct core_error *err);
+void core_server_delete(struct core_op *op, const char *id);
+void core_server_action(struct core_op *op, const char *id, enum server_action action);
 /* Nova's status for a vm_state ("ACTIVE", "SHUTOFF", ...). */
 const char *core_server_status(const char *vm_state);
 
@@ -89,13 +128,12 @@ struct volume_spec {
     int64_t size;
 };
 
-bool core_volume_create(struct core_ctx *c, const struct volume_spec *spec, struct volume *out,
-                        struct core_error *err);
+void core_volume_create(struct core_op *op, const struct volume_spec *spec, struct volume *out);
 bool core_volume_get(struct core_ctx *c, const char *id, struct volume *out,
                      struct core_error *err);
 bool core_volume_list(struct core_ctx *c, const char *name, int64_t offset, int limit,
                       struct volume **out, int *n, struct core_error *err);
-bool core_volume_delete(struct core_ctx *c, const char *id, struct core_error *err);
+void core_volume_delete(struct core_op *op, const char *id);
 
 /* ---- attachments -------------------------------------------------------- */
 
@@ -114,16 +152,15 @@ struct attach_update {
     bool has_device, has_tag, has_server_id, has_id;
 };
 
-bool core_attach(struct core_ctx *c, const char *server_id, const struct attach_spec *spec,
-                 struct attachment *out, struct core_error *err);
+void core_attach(struct core_op *op, const char *server_id, const struct attach_spec *spec,
+                 struct attachment *out);
 bool core_attachment_list(struct core_ctx *c, const char *server_id, int64_t offset, int limit,
                           struct attachment **out, int *n, struct core_error *err);
 bool core_attachment_get(struct core_ctx *c, const char *server_id, const char *volume_id,
                          struct attachment *out, struct core_error *err);
-bool core_attachment_update(struct core_ctx *c, const char *server_id, const char *volume_id,
-                            const struct attach_update *u, struct core_error *err);
-bool core_detach(struct core_ctx *c, const char *server_id, const char *volume_id,
-                 struct core_error *err);
+void core_attachment_update(struct core_op *op, const char *server_id, const char *volume_id,
+                            const struct attach_update *u);
+void core_detach(struct core_op *op, const char *server_id, const char *volume_id);
 
 /* The attachments of a server (all), and of a volume (0 or 1), for rendering;
  * read on the calling thread's reader, inside the caller's snapshot if any. */

@@ -4,10 +4,18 @@
 
 #include "core/core.h"
 
+struct core {
+    struct store *store;
+};
+
 /* Map a failed store call to a core error (NOTFOUND is the caller's to map). */
 bool core_store_failed(struct core_error *err, enum store_rc rc);
-/* Turn store_write()'s result into the core's: true when committed. */
-bool core_write_done(int rc, struct core_error *err);
+/* Run fn(writer, arg) as op's one transaction and finish op with the
+ * outcome: fn returns 0 to commit, or nonzero after setting op->err. */
+void core_submit(struct core_op *op, store_write_fn fn, void *arg);
+/* Finish op now, with op->err already set: a check that failed before
+ * anything was queued. */
+void core_finish(struct core_op *op, bool ok);
 /* The current time in the store's form, and a new UUID4, in c->arena. */
 const char *core_now(struct core_ctx *c);
 const char *core_new_id(struct core_ctx *c);
@@ -19,6 +27,10 @@ bool core_find_server(struct core_ctx *c, struct store_conn *conn, const char *i
                       struct server *out, struct core_error *err);
 bool core_find_volume(struct core_ctx *c, struct store_conn *conn, const char *id,
                       struct volume *out, struct core_error *err);
+/* A volume is attached only to a server of its own account, whoever asks
+ * (Nova has no such rule; an admin could otherwise hand one account's
+ * volume to another's server, which could then delete it). */
+bool core_same_account(const struct volume *v, const struct server *s, struct core_error *err);
 /* Nova's check_instance_lock: a locked server refuses non-admins. */
 bool core_check_unlocked(struct core_ctx *c, const struct server *s, struct core_error *err);
 

@@ -39,7 +39,8 @@ static int do_create(struct store_conn *w, void *arg)
     struct create_job *j = arg;
     struct volume root;
     if (j->spec->root_volume_id) {
-        if (!core_find_volume(j->c, w, j->spec->root_volume_id, &root, j->err))
+        if (!core_find_volume(j->c, w, j->spec->root_volume_id, &root, j->err) ||
+            !core_same_account(&root, j->srv, j->err))
             return 1;
         if (strcmp(root.status, "available") != 0) {
             core_fail(j->err, CORE_BAD_REQUEST,
@@ -72,9 +73,9 @@ static int do_create(struct store_conn *w, void *arg)
     return 0;
 }
 
-bool core_server_create(struct core_ctx *c, const struct server_spec *spec, struct server *out,
-                        struct core_error *err)
+void core_server_create(struct core_op *op, const struct server_spec *spec, struct server *out)
 {
+    struct core_ctx *c = op->ctx;
     const char *now = core_now(c), *id = spec->id ? spec->id : core_new_id(c);
     *out = (struct server){
         .id = id, .account_id = c->account, .user_id = c->user_id, .name = spec->name,
@@ -85,8 +86,9 @@ bool core_server_create(struct core_ctx *c, const struct server_spec *spec, stru
         .key_name = spec->key_name, .metadata = spec->metadata ? spec->metadata : "{}",
         .created_at = now, .updated_at = now, .launched_at = now,
     };
-    struct create_job j = {c, out, spec, err};
-    return core_write_done(store_write(c->store, do_create, &j), err);
+    struct create_job *j = arena_alloc(c->arena, sizeof *j);
+    *j = (struct create_job){c, out, spec, &op->err};
+    core_submit(op, do_create, j);
 }
 
 /* ---- read ----------------------------------------------------------------- */
@@ -158,10 +160,11 @@ static int do_delete(struct store_conn *w, void *arg)
     return 0;
 }
 
-bool core_server_delete(struct core_ctx *c, const char *id, struct core_error *err)
+void core_server_delete(struct core_op *op, const char *id)
 {
-    struct id_job j = {c, id, 0, err};
-    return core_write_done(store_write(c->store, do_delete, &j), err);
+    struct id_job *j = arena_alloc(op->ctx->arena, sizeof *j);
+    *j = (struct id_job){op->ctx, id, 0, &op->err};
+    core_submit(op, do_delete, j);
 }
 
 /* ---- actions -------------------------------------------------------------- */
@@ -235,9 +238,9 @@ static int do_action(struct store_conn *w, void *arg)
     return 0;
 }
 
-bool core_server_action(struct core_ctx *c, const char *id, enum server_action action,
-                        struct core_error *err)
+void core_server_action(struct core_op *op, const char *id, enum server_action action)
 {
-    struct id_job j = {c, id, (int)action, err};
-    return core_write_done(store_write(c->store, do_action, &j), err);
+    struct id_job *j = arena_alloc(op->ctx->arena, sizeof *j);
+    *j = (struct id_job){op->ctx, id, (int)action, &op->err};
+    core_submit(op, do_action, j);
 }

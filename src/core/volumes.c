@@ -28,9 +28,9 @@ static int do_create(struct store_conn *w, void *arg)
     return 0;
 }
 
-bool core_volume_create(struct core_ctx *c, const struct volume_spec *spec, struct volume *out,
-                        struct core_error *err)
+void core_volume_create(struct core_op *op, const struct volume_spec *spec, struct volume *out)
 {
+    struct core_ctx *c = op->ctx;
     const char *now = core_now(c), *id = spec->id ? spec->id : core_new_id(c);
     *out = (struct volume){
         .id = id, .account_id = c->account, .name = spec->name,
@@ -40,8 +40,9 @@ bool core_volume_create(struct core_ctx *c, const struct volume_spec *spec, stru
         .snapshot_id = spec->snapshot_id, .metadata = spec->metadata ? spec->metadata : "{}",
         .created_at = now, .updated_at = now,
     };
-    struct volume_job j = {c, out, NULL, err};
-    return core_write_done(store_write(c->store, do_create, &j), err);
+    struct volume_job *j = arena_alloc(c->arena, sizeof *j);
+    *j = (struct volume_job){c, out, NULL, &op->err};
+    core_submit(op, do_create, j);
 }
 
 bool core_volume_get(struct core_ctx *c, const char *id, struct volume *out,
@@ -97,8 +98,9 @@ static int do_delete(struct store_conn *w, void *arg)
     return 0;
 }
 
-bool core_volume_delete(struct core_ctx *c, const char *id, struct core_error *err)
+void core_volume_delete(struct core_op *op, const char *id)
 {
-    struct volume_job j = {c, NULL, id, err};
-    return core_write_done(store_write(c->store, do_delete, &j), err);
+    struct volume_job *j = arena_alloc(op->ctx->arena, sizeof *j);
+    *j = (struct volume_job){op->ctx, NULL, id, &op->err};
+    core_submit(op, do_delete, j);
 }

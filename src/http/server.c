@@ -7,13 +7,14 @@
  * the response has been sent, so response bodies are handed over without a
  * copy.
  *
- * Reads are answered on the epoll thread that received them. A request that
- * may write (POST, PUT, DELETE, ...) waits for its group commit, so it is
- * handed to a pool of threads instead: its connection is suspended, a pool
- * thread runs the API (and blocks in store_write() together with the other
- * writers, who then share one commit), and resuming the connection brings MHD
- * back to the access handler, which sends the answer. The epoll threads never
- * wait for the disk.
+ * Every request runs on the epoll thread that received it, and nothing
+ * there waits: when the API hands work on (a password check, a commit), it
+ * suspends the connection, and the thread that finishes the work resumes it,
+ * which brings MHD back to the access handler to go on (api_resume()).
+ *
+ * Stopping: stop accepting; answer new requests on open connections 503
+ * with Connection: close; wait until no request is in flight, so that no
+ * connection is left suspended (MHD aborts if one is); then stop MHD.
  */
 #include "http/server.h"
 
@@ -40,14 +41,8 @@ struct http_server {
     unsigned timeout;               /* seconds: idle limit, and the whole body's */
     atomic_int in_flight;           /* requests being handled */
     atomic_int connections;         /* connections open (or being accepted) */
+    atomic_bool draining;           /* stopping: no new requests */
     int max_connections;
-    /* the pool that runs requests which may write */
-    pthread_t *pool;
-    unsigned pool_size;
-    pthread_mutex_t lock;
-    pthread_cond_t work;
-    struct exchange *head, *tail;   /* queued, oldest first */
-    bool stopping;
 };
 
 struct exchange {
@@ -61,9 +56,9 @@ struct exchange {
     size_t body_len, body_cap;
     bool too_large;
     bool answered;
-    bool handled;                   /* the pool has run the API for it */
+    bool started;                   /* the API has it */
+    bool close;                     /* answer with Connection: close */
     struct MHD_Connection *conn;
-    struct exchange *next;          /* in the pool's queue */
 };
 
 /* ---- request accessors ----------------------------------------------------- */
@@ -124,7 +119,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchang
     for (int i = 0; i < res->n_headers; i++)
         MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
     const char *connection = get_header(conn, MHD_HTTP_HEADER_CONNECTION);
-    if (x->too_large || (connection && strcasestr(connection, "close")))
+    if (x->close || x->too_large || (connection && strcasestr(connection, "close")))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
@@ -150,59 +145,16 @@ static double seconds_since(const struct timespec *t)
     return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
-/* ---- the pool for requests that may write ----------------------------------- */
+/* ---- suspension: the API's hooks --------------------------------------------- */
 
-static void *pool_main(void *arg)
+static void suspend(struct request *req)
 {
-    struct http_server *s = arg;
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        while (!s->head && !s->stopping)
-            pthread_cond_wait(&s->work, &s->lock);
-        struct exchange *x = s->head;
-        if (!x)
-            break;
-        s->head = x->next;
-        if (!s->head)
-            s->tail = NULL;
-        pthread_mutex_unlock(&s->lock);
-
-        api_handle(s->api, &x->req, &x->res);
-        x->handled = true;
-        MHD_resume_connection(x->conn);
-
-        pthread_mutex_lock(&s->lock);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return NULL;
+    MHD_suspend_connection(req->http);
 }
 
-static void pool_submit(struct http_server *s, struct exchange *x)
+static void resume(struct request *req)
 {
-    MHD_suspend_connection(x->conn);
-    pthread_mutex_lock(&s->lock);
-    x->next = NULL;
-    if (s->tail)
-        s->tail->next = x;
-    else
-        s->head = x;
-    s->tail = x;
-    pthread_cond_signal(&s->work);
-    pthread_mutex_unlock(&s->lock);
-}
-
-/* Stop the pool once its queue is empty: what was queued still runs. */
-static void pool_stop(struct http_server *s)
-{
-    pthread_mutex_lock(&s->lock);
-    s->stopping = true;
-    pthread_cond_broadcast(&s->work);
-    pthread_mutex_unlock(&s->lock);
-    for (unsigned i = 0; i < s->pool_size; i++)
-        pthread_join(s->pool[i], NULL);
-    free(s->pool);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->work);
+    MHD_resume_connection(req->http);
 }
 
 /* ---- the access handler --------------------------------------------------- */
@@ -219,10 +171,13 @@ static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn
     id_uuid4(uuid);
     snprintf(x->request_id, sizeof x->request_id, "req-%s", uuid);
     x->method = arena_strdup(&x->arena, method);
+    const union MHD_ConnectionInfo *peer =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     x->req = (struct request){
         .arena = &x->arena, .method = parse_method(method), .path = arena_strdup(&x->arena, url),
         .header = get_header, .query = get_query, .each_query = each_query, .http = conn,
-        .request_id = x->request_id,
+        .client = peer ? peer->client_addr : NULL, .request_id = x->request_id,
+        .suspend = suspend, .resume = resume,
     };
     x->conn = conn;
     const char *cl = get_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -242,6 +197,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!(x = begin(s, conn, url, method)))
             return MHD_NO;
         *con_cls = x;
+        if (atomic_load(&s->draining)) {
+            x->close = true;
+            api_http_error(&x->req, &x->res, 503);
+            return send_response(conn, x);
+        }
         if (x->too_large) {     /* declared too large: answer before reading it */
             api_http_error(&x->req, &x->res, 413);
             return send_response(conn, x);
@@ -291,14 +251,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (x->too_large) {
         api_http_error(&x->req, &x->res, 413);
-    } else if (!x->handled) {
-        x->req.body = x->body;
-        x->req.body_len = x->body_len;
-        if (x->req.method != METHOD_GET && x->req.method != METHOD_HEAD) {
-            pool_submit(s, x);      /* resumed, and called again, once handled */
-            return MHD_YES;
+    } else {
+        enum api_status st;
+        if (!x->started) {
+            x->started = true;
+            x->req.body = x->body;
+            x->req.body_len = x->body_len;
+            st = api_handle(s->api, &x->req, &x->res);
+        } else {
+            st = api_resume(s->api, &x->req, &x->res);
         }
-        api_handle(s->api, &x->req, &x->res);
+        if (st == API_SUSPENDED)
+            return MHD_YES;     /* called again once resumed */
     }
     return send_response(conn, x);
 }
@@ -450,18 +414,6 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
      * accept_policy() decides. */
     unsigned threads = o->threads > 1 ? o->threads : 1;
     unsigned mhd_limit = o->max_connections * threads + threads;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->work, NULL);
-    s->pool = calloc(o->write_threads, sizeof *s->pool);
-    while (s->pool && s->pool_size < o->write_threads &&
-           pthread_create(&s->pool[s->pool_size], NULL, pool_main, s) == 0)
-        s->pool_size++;
-    if (s->pool_size < o->write_threads) {
-        snprintf(err, (size_t)errlen, "cannot start %u write threads", o->write_threads);
-        pool_stop(s);
-        free(s);
-        return NULL;
-    }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
@@ -483,25 +435,29 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     if (!s->daemon) {
         snprintf(err, (size_t)errlen, "cannot listen on %s (address in use or not available)",
                  o->listen);
-        pool_stop(s);
         free(s);
         return NULL;
     }
     return s;
 }
 
-void http_stop(struct http_server *s, unsigned grace)
+void http_stop(struct http_server *s)
 {
     if (!s)
         return;
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
-    for (unsigned i = 0; i < grace * 100 && atomic_load(&s->in_flight) > 0; i++)
+    atomic_store(&s->draining, true);
+    /* Every piece of work a request waits for ends in bounded time (a
+     * commit within the store's busy timeout, a password check within the
+     * verifiers' queue), so this ends; MHD must not be stopped while a
+     * connection is suspended. */
+    for (unsigned i = 1; atomic_load(&s->in_flight) > 0; i++) {
         usleep(10000);
-    /* requests still in the pool finish (a commit is bounded by the store's
-     * busy timeout): MHD must not stop with connections suspended */
-    pool_stop(s);
+        if (i % 500 == 0)
+            log_info("http: waiting for %d requests in flight", atomic_load(&s->in_flight));
+    }
     MHD_stop_daemon(s->daemon);
     free(s);
 }

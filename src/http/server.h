@@ -12,8 +12,7 @@
 
 struct http_options {
     const char *listen;         /* "ADDR:PORT" or "[ADDR6]:PORT" */
-    unsigned threads;           /* worker threads (epoll each): reads */
-    unsigned write_threads;     /* threads running requests that may write */
+    unsigned threads;           /* worker threads (epoll each) */
     unsigned timeout;           /* seconds a connection may stay idle, and a body may take */
     unsigned max_connections;
     unsigned max_per_ip;
@@ -28,8 +27,8 @@ int http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err
 
 struct http_server *http_start(const struct http_options *opts, struct api *api, char *err,
                                int errlen);
-/* Stop accepting, wait up to `grace` seconds for requests in flight, then
- * close every connection and free the server. */
-void http_stop(struct http_server *s, unsigned grace);
+/* Stop accepting, answer new requests 503, wait for the requests in
+ * flight, then close every connection and free the server. */
+void http_stop(struct http_server *s);
 
 #endif

@@ -6,36 +6,39 @@
  * calling thread, WAL journal so that readers never wait for the writer.
  * Every statement is prepared once per connection, on first use, and kept.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/log.h"
 
-struct write_job {
-    store_write_fn fn;
-    void *arg;
-    int rc;
-    bool done;
-    pthread_cond_t woken;           /* its caller waits here, alone */
-    struct write_job *next;
-};
+/* How often one job may be run again after SQLite undid its transaction
+ * before it is answered as not committed. */
+#define MAX_ATTEMPTS 3
+/* The most jobs one transaction takes; the rest wait for the next. */
+#define MAX_BATCH 4096
 
 struct store {
     char *path;
     bool synchronous_full;
     struct store_conn *writer;
     pthread_t writer_thread;
-    pthread_mutex_t lock;           /* guards the queue and the reader list */
+    pthread_mutex_t lock;           /* guards the queue, the reader list, `lost` */
     pthread_cond_t work;
-    struct write_job *head, *tail;
+    struct store_job *head, *tail;
     bool stopping;
     pthread_key_t reader_key;
     struct store_conn *readers;
+    dev_t dev;                      /* the database file as opened */
+    ino_t ino;
+    bool lost;                      /* writes refused for good (logged once) */
 };
 
 /* ---------------------------------------------------------------------------
@@ -137,6 +140,13 @@ static struct store_conn *conn_open(const char *path, bool writer, bool synchron
         conn_close(c);
         return NULL;
     }
+    /* SQLite opens a file it may not write read-only, silently: a daemon
+     * must not start on it and then fail every write. */
+    if (writer && sqlite3_db_readonly(c->db, "main") == 1) {
+        snprintf(err, (size_t)errlen, "database %s is read-only to attachd", path);
+        conn_close(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -144,34 +154,158 @@ static struct store_conn *conn_open(const char *path, bool writer, bool synchron
  * The writer thread: group commit
  * ------------------------------------------------------------------------- */
 
-static void run_batch(struct store *s, struct write_job *batch)
+/* A queue of jobs, oldest first. */
+struct queue {
+    struct store_job *head, *tail;
+    int n;
+};
+
+static void push(struct queue *q, struct store_job *j)
+{
+    j->next = NULL;
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    q->n++;
+}
+
+static struct store_job *pop(struct queue *q)
+{
+    struct store_job *j = q->head;
+    if (j) {
+        q->head = j->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->n--;
+    }
+    return j;
+}
+
+/* Put all of `front` before `q`'s jobs, keeping both orders. */
+static void prepend(struct queue *q, struct queue *front)
+{
+    if (!front->head)
+        return;
+    front->tail->next = q->head;
+    if (!q->head)
+        q->tail = front->tail;
+    q->head = front->head;
+    q->n += front->n;
+    *front = (struct queue){0};
+}
+
+static void finish_all(struct queue *q, struct queue *finished, int rc)
+{
+    struct store_job *j;
+    while ((j = pop(q))) {
+        j->rc = rc;
+        push(finished, j);
+    }
+}
+
+/* Is the database file still the one we opened, and writable? Once it is
+ * not, it never is again for this store: the acknowledged writes would go
+ * to a file that a restart would not open. */
+static bool database_usable(struct store *s)
+{
+    if (s->lost)
+        return false;
+    struct stat st;
+    const char *why = NULL;
+    if (stat(s->path, &st) != 0)
+        why = "was deleted or moved away";
+    else if (st.st_dev != s->dev || st.st_ino != s->ino)
+        why = "was replaced by another file";
+    else if (access(s->path, W_OK) != 0)
+        why = "is no longer writable";
+    if (!why)
+        return true;
+    pthread_mutex_lock(&s->lock);
+    s->lost = true;
+    pthread_mutex_unlock(&s->lock);
+    log_error("store: the database file %s %s since attachd opened it; refusing every write "
+              "from now on (restart attachd on the right file)", s->path, why);
+    return false;
+}
+
+/* Run jobs from `pending` in one transaction. Jobs whose outcome is known
+ * go to `finished`; jobs to run again (the transaction was undone under
+ * them) go back to the front of `pending`. */
+static void run_transaction(struct store *s, struct queue *pending, struct queue *finished)
 {
     struct store_conn *w = s->writer;
-    enum store_rc begin = sq_exec_id(w, S_BEGIN_IMMEDIATE);
-    if (begin != STORE_OK) {
-        for (struct write_job *j = batch; j; j = j->next)
-            j->rc = -(int)begin;
+    if (!database_usable(s)) {
+        finish_all(pending, finished, -STORE_UNAVAILABLE);
         return;
     }
-    for (struct write_job *j = batch; j; j = j->next) {
+    enum store_rc begin = sq_exec_id(w, S_BEGIN_IMMEDIATE);
+    if (begin != STORE_OK) {
+        finish_all(pending, finished, -(int)begin);
+        return;
+    }
+    struct queue ran = {0};
+    bool undone = false;        /* the transaction ended under us */
+    struct store_job *j;
+    while (!undone && ran.n < MAX_BATCH && pending->head) {
+        if (pending->head->alone && ran.n > 0)
+            break;              /* it waits for a transaction of its own */
+        j = pop(pending);
+        push(&ran, j);
         if (sq_exec_id(w, S_SAVEPOINT) != STORE_OK) {
-            j->rc = -STORE_ERROR;
-            continue;
+            undone = true;
+            break;
         }
         j->rc = j->fn(w, j->arg);
-        if (j->rc != 0)
-            sq_exec_id(w, S_ROLLBACK_TO);
-        sq_exec_id(w, S_RELEASE);
+        /* A refused job's changes are undone; then the savepoint goes. If
+         * either statement fails, or SQLite has rolled the whole transaction
+         * back while the job ran, nothing of this transaction is reliable. */
+        if ((j->rc != 0 && sq_exec_id(w, S_ROLLBACK_TO) != STORE_OK) ||
+            sq_exec_id(w, S_RELEASE) != STORE_OK || sqlite3_get_autocommit(w->db))
+            undone = true;
+        if (j->alone)
+            break;
     }
-    enum store_rc commit = sq_exec_id(w, S_COMMIT);
-    if (commit != STORE_OK) {
-        log_error("store: commit failed, %s", sqlite3_errmsg(w->db));
+    if (!undone) {
+        enum store_rc commit = sq_exec_id(w, S_COMMIT);
+        if (commit == STORE_OK) {
+            prepend(finished, &ran);    /* order does not matter there */
+            return;
+        }
+        log_error("store: commit failed: %s", sqlite3_errmsg(w->db));
         if (!sqlite3_get_autocommit(w->db))
             sq_exec_id(w, S_ROLLBACK);
-        for (struct write_job *j = batch; j; j = j->next)
+        /* A failed commit keeps nothing: every job of it is answered so,
+         * the refused ones with their own answer. */
+        while ((j = pop(&ran))) {
             if (j->rc == 0)
-                j->rc = -(int)commit;
+                j->rc = -(int)(commit == STORE_BUSY ? STORE_BUSY : STORE_ERROR);
+            push(finished, j);
+        }
+        return;
     }
+    log_warn("store: a transaction of %d writes was undone by SQLite (%s); running them again",
+             ran.n, sqlite3_errmsg(w->db));
+    if (!sqlite3_get_autocommit(w->db))
+        sq_exec_id(w, S_ROLLBACK);
+    /* Every job of it runs again, refused ones too: a refusal may have been
+     * caused by a neighbour's change that is now gone. The job it ended
+     * under runs alone from now on, so that it cannot take its neighbours
+     * down again, and is answered as not committed once it has ended
+     * MAX_ATTEMPTS transactions. */
+    struct store_job *culprit = ran.tail;
+    struct queue again = {0};
+    while ((j = pop(&ran)) != culprit)
+        push(&again, j);
+    culprit->alone = true;
+    if (++culprit->attempts >= MAX_ATTEMPTS) {
+        culprit->rc = -STORE_ERROR;
+        push(finished, culprit);
+    } else {
+        push(&again, culprit);
+    }
+    prepend(pending, &again);
 }
 
 static void *writer_main(void *arg)
@@ -183,46 +317,82 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&s->work, &s->lock);
         if (!s->head)
             break;
-        struct write_job *batch = s->head;
+        struct queue pending = {0};
+        struct store_job *j = s->head;
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->lock);
 
-        run_batch(s, batch);
-
-        /* Wake exactly the callers of this batch. Each job lives on its
-         * caller's stack, which cannot return before we release the lock,
-         * so j->next is still safe to read after the signal. */
-        pthread_mutex_lock(&s->lock);
-        for (struct write_job *j = batch; j; j = j->next) {
-            j->done = true;
-            pthread_cond_signal(&j->woken);
+        while (j) {
+            struct store_job *next = j->next;
+            push(&pending, j);
+            j = next;
         }
+        while (pending.head) {
+            struct queue finished = {0};
+            run_transaction(s, &pending, &finished);
+            /* Answer outside the lock; done() may hand work on (and even
+             * submit again). */
+            while ((j = pop(&finished)))
+                j->done(j);
+        }
+        pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
-int store_write(struct store *s, store_write_fn fn, void *arg)
+void store_submit(struct store *s, struct store_job *job)
 {
-    struct write_job job = {.fn = fn, .arg = arg};
-    pthread_cond_init(&job.woken, NULL);
+    job->next = NULL;
+    job->rc = 0;
+    job->attempts = 0;
+    job->alone = false;
     pthread_mutex_lock(&s->lock);
     if (s->stopping) {
         pthread_mutex_unlock(&s->lock);
-        pthread_cond_destroy(&job.woken);
-        return -STORE_ERROR;
+        job->rc = -STORE_UNAVAILABLE;
+        job->done(job);
+        return;
     }
     if (s->tail)
-        s->tail->next = &job;
+        s->tail->next = job;
     else
-        s->head = &job;
-    s->tail = &job;
+        s->head = job;
+    s->tail = job;
     pthread_cond_signal(&s->work);
-    while (!job.done)
-        pthread_cond_wait(&job.woken, &s->lock);
     pthread_mutex_unlock(&s->lock);
-    pthread_cond_destroy(&job.woken);
-    return job.rc;
+}
+
+/* store_write(): a job whose done() wakes the thread that waits for it. */
+struct waiter {
+    struct store_job job;
+    pthread_mutex_t lock;
+    pthread_cond_t woken;
+    bool done;
+};
+
+static void waiter_done(struct store_job *job)
+{
+    struct waiter *w = (struct waiter *)job;
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    pthread_cond_signal(&w->woken);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int store_write(struct store *s, store_write_fn fn, void *arg)
+{
+    struct waiter w = {.job = {.fn = fn, .arg = arg, .done = waiter_done}};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.woken, NULL);
+    store_submit(s, &w.job);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.woken, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.woken);
+    return w.job.rc;
 }
 
 /* ---------------------------------------------------------------------------
@@ -264,11 +434,25 @@ struct store *store_open(const struct store_options *opts, char *err, int errlen
     }
     s->synchronous_full = opts->synchronous_full;
     s->writer = conn_open(s->path, true, s->synchronous_full, err, errlen);
+    struct stat st;
+    char *msg = NULL;
+    if (s->writer && (stat(s->path, &st) != 0 ||
+                      sqlite3_exec(s->writer->db, "BEGIN IMMEDIATE; ROLLBACK", NULL, NULL,
+                                   &msg) != SQLITE_OK)) {
+        /* the write lock needs the -wal and -shm files beside it */
+        snprintf(err, (size_t)errlen, "database %s cannot be written: %s", s->path,
+                 msg ? msg : strerror(errno));
+        sqlite3_free(msg);
+        conn_close(s->writer);
+        s->writer = NULL;
+    }
     if (!s->writer) {
         free(s->path);
         free(s);
         return NULL;
     }
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_key_create(&s->reader_key, NULL);

@@ -5,15 +5,27 @@
  *  - Reads run on a connection of the calling thread's own
  *    (store_reader()), created on first use, with its prepared statements
  *    kept for the life of the store. Readers never block each other or the
- *    writer (WAL).
- *  - Writes run on the single writer connection, on the writer thread:
- *    store_write() queues a function, the writer runs every queued function
- *    in one transaction (each inside its own savepoint, so that one refused
- *    change does not undo its neighbours), commits once (group commit), and
- *    only then wakes the callers. A function that returns nonzero has its
- *    changes rolled back and its return value handed back to its caller.
- *  - Everything a caller reads through store_read_begin()..store_read_end()
- *    comes from one snapshot.
+ *    writer (WAL). Everything a caller reads between store_read_begin() and
+ *    store_read_end() comes from one snapshot.
+ *  - Writes are jobs: store_submit() queues one and returns at once. The
+ *    writer thread runs every job queued at that moment in one transaction,
+ *    each inside a savepoint of its own (so that one refused change does not
+ *    undo its neighbours), commits once (group commit), and then calls each
+ *    job's done() with its outcome. A job's function may run more than once:
+ *    when SQLite rolls back a whole transaction under the batch (SQLITE_FULL,
+ *    IOERR, NOMEM, ...), every job of that transaction runs again in a new
+ *    one, because its outcome may have depended on what was undone; the job
+ *    it ended under runs in a transaction of its own from then on, and is
+ *    answered as not committed if it keeps ending them. So a job function
+ *    changes nothing but the database and its own outputs.
+ *  - A job is answered only with its true outcome: 0 when its changes are
+ *    committed, its function's nonzero value when it refused (nothing of it
+ *    is kept), or a negative -STORE_* when it could not be committed.
+ *  - The writer checks, before each transaction, that the database file is
+ *    still the one it opened and still writable; a database that was moved,
+ *    deleted or made read-only under it refuses every write from then on
+ *    (STORE_UNAVAILABLE, logged once) instead of acknowledging changes that
+ *    nobody would ever read.
  *
  * Record strings returned by getters are allocated in the arena given.
  * Scoping: a getter's `account` NULL means any account (admins); otherwise a
@@ -26,7 +38,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "store/model.h"
 #include "util/arena.h"
 
 enum store_rc {
@@ -35,6 +47,7 @@ enum store_rc {
     STORE_EXISTS,       /* a unique key is taken */
     STORE_ERROR,        /* the database failed; logged */
     STORE_BUSY,         /* the database stayed locked past the busy timeout */
+    STORE_UNAVAILABLE,  /* the store refuses writes: database lost, read-only, or closing */
 };
 
 /* The schema this attachd writes (schema.c holds one migration per version). */
@@ -65,10 +78,30 @@ struct store_conn *store_reader(struct store *s);
 enum store_rc store_read_begin(struct store_conn *c);
 void store_read_end(struct store_conn *c);
 
+/* A write: fn(writer, arg) runs in a transaction on the writer thread and
+ * returns 0 to keep its changes or nonzero to have them undone. */
 typedef int (*store_write_fn)(struct store_conn *w, void *arg);
-/* Run fn(writer, arg) in the next group commit and wait for the commit.
- * Returns fn's nonzero value (its changes undone), or 0 once committed, or
- * -STORE_ERROR / -STORE_BUSY if the commit itself failed. */
+
+struct store_job {
+    store_write_fn fn;
+    void *arg;
+    /* Called once on the writer thread when the outcome is known; keep it
+     * short (hand the rest on). The job is the caller's again from then on. */
+    void (*done)(struct store_job *job);
+    /* The outcome, when done() runs: 0 committed; fn's nonzero value (its
+     * changes undone); -STORE_ERROR, -STORE_BUSY or -STORE_UNAVAILABLE when
+     * it could not be committed. */
+    int rc;
+    /* the store's own */
+    int attempts;               /* transactions that ended under it */
+    bool alone;                 /* runs in a transaction of its own */
+    struct store_job *next;
+};
+
+/* Queue a job (its memory must stay valid until done() returns). */
+void store_submit(struct store *s, struct store_job *job);
+/* Submit fn and wait for its outcome (for the CLI and tests: never on a
+ * thread that serves requests). */
 int store_write(struct store *s, store_write_fn fn, void *arg);
 
 /* Meta: a counter bumped by every change to users (passwords, deletion), so

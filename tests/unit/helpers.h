@@ -18,6 +18,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -142,6 +143,9 @@ struct fake_kv {
 
 struct fake {
     struct arena arena;
+    pthread_mutex_t lock;
+    pthread_cond_t resumed_cond;
+    int suspended, resumed;             /* calls of the API's hooks */
     struct fake_kv headers[FAKE_MAX];
     int n_headers;
     struct fake_kv query[FAKE_MAX];
@@ -180,12 +184,32 @@ static inline bool fake_each_query_cb(void *http,
     return true;
 }
 
+/* The API's suspension hooks: resume() may come from any thread. */
+static inline void fake_suspend_cb(struct request *req)
+{
+    struct fake *f = req->http;
+    pthread_mutex_lock(&f->lock);
+    f->suspended++;
+    pthread_mutex_unlock(&f->lock);
+}
+
+static inline void fake_resume_cb(struct request *req)
+{
+    struct fake *f = req->http;
+    pthread_mutex_lock(&f->lock);
+    f->resumed++;
+    pthread_cond_signal(&f->resumed_cond);
+    pthread_mutex_unlock(&f->lock);
+}
+
 /* f must not move after this (the request points into it). */
 static inline void fake_init(struct fake *f, enum method method, const char *path,
                              const char *body)
 {
     memset(f, 0, sizeof *f);
     arena_init(&f->arena);
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->resumed_cond, NULL);
     char uuid[UUID_STR_LEN + 1];
     id_uuid4(uuid);
     snprintf(f->request_id, sizeof f->request_id, "req-%s", uuid);
@@ -193,6 +217,7 @@ static inline void fake_init(struct fake *f, enum method method, const char *pat
         .arena = &f->arena, .method = method, .path = path, .body = body,
         .body_len = body ? strlen(body) : 0, .header = fake_header_cb, .query = fake_query_cb,
         .each_query = fake_each_query_cb, .http = f, .request_id = f->request_id,
+        .suspend = fake_suspend_cb, .resume = fake_resume_cb,
     };
 }
 
@@ -208,15 +233,29 @@ static inline void fake_query(struct fake *f, const char *name, const char *valu
     f->query[f->n_query++] = (struct fake_kv){name, value};
 }
 
+/* Run the request to its answer, as the HTTP layer does: each time the API
+ * suspends it, wait for its resume() and go on. */
 static inline void fake_run(struct api *a, struct fake *f)
 {
     memset(&f->res, 0, sizeof f->res);
-    api_handle(a, &f->req, &f->res);
+    enum api_status st = api_handle(a, &f->req, &f->res);
+    for (int waits = 1; st == API_SUSPENDED; waits++) {
+        pthread_mutex_lock(&f->lock);
+        int suspended = f->suspended;
+        while (f->resumed < waits)
+            pthread_cond_wait(&f->resumed_cond, &f->lock);
+        pthread_mutex_unlock(&f->lock);
+        assert_int_equal(suspended, waits);     /* suspend() came before the answer */
+        st = api_resume(a, &f->req, &f->res);
+    }
+    assert_int_equal(f->suspended, f->resumed);
 }
 
 static inline void fake_release(struct fake *f)
 {
     arena_release(&f->arena);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->resumed_cond);
 }
 
 /* A response header (case-insensitive name), NULL if absent. */
@@ -265,12 +304,25 @@ static inline bool is_uuid4(const char *s)
     return s[14] == '4' && strchr("89ab", s[19]) != NULL;
 }
 
+/* ---- core changes, waited for -------------------------------------------- */
+
+/* Start a core change, fn(op, args...), as ctx, and wait for it: its
+ * outcome, with its error in *err. */
+#define CORE_RUN(ctx, err, fn, ...)                                                   \
+    ({                                                                                \
+        struct core_sync sync_;                                                       \
+        core_sync_init(&sync_, (ctx));                                                \
+        fn(&sync_.op, __VA_ARGS__);                                                   \
+        core_sync_wait(&sync_, (err));                                                \
+    })
+
 /* ---- an API over a temporary store --------------------------------------- */
 
 /* Accounts acct-a (alpha), acct-b (beta) and ops (operations); users alice
  * (member of acct-a), bob (member of acct-b) and root (admin, home ops). */
 struct api_world {
     struct tmp_store t;
+    struct core *core;
     struct auth *auth;
     struct api *api;
     struct arena ar;
@@ -290,9 +342,11 @@ static inline struct api_world *api_world_new(void)
     add_user(w->t.store, "alice", "acct-a", "alice-pw", ROLE_MEMBER);
     add_user(w->t.store, "bob", "acct-b", "bob-pw", ROLE_MEMBER);
     add_user(w->t.store, "root", "ops", "root-pw", ROLE_ADMIN);
+    w->core = core_new(w->t.store);
     w->auth = auth_new(w->t.store);
+    assert_non_null(w->core);
     assert_non_null(w->auth);
-    w->api = api_new(w->t.store, w->auth);
+    w->api = api_new(w->core, w->t.store, w->auth);
     assert_non_null(w->api);
     w->alice = basic_header(&w->ar, "alice", "alice-pw");
     w->bob = basic_header(&w->ar, "bob", "bob-pw");
@@ -304,6 +358,7 @@ static inline void api_world_free(struct api_world *w)
 {
     api_free(w->api);
     auth_free(w->auth);
+    core_free(w->core);
     tmp_store_close(&w->t);
     arena_release(&w->ar);
     free(w);
@@ -346,7 +401,7 @@ static inline const char *world_id(struct api_world *w, const char *prefix)
 /* A core context acting as `user` of `account` (admin: no scope). */
 static inline struct core_ctx world_ctx(struct api_world *w, const char *account, bool admin)
 {
-    return (struct core_ctx){.store = w->t.store, .arena = &w->ar,
+    return (struct core_ctx){.core = w->core, .arena = &w->ar,
                              .scope = admin ? NULL : account, .account = account,
                              .home = account, .user_id = "setup", .admin = admin,
                              .version = 1};
@@ -360,7 +415,7 @@ static inline const char *world_server(struct api_world *w, const char *account)
     struct server_spec spec = {.id = id, .name = id, .image_ref = "img", .flavor_ref = "1"};
     struct server s;
     struct core_error err;
-    if (!core_server_create(&c, &spec, &s, &err))
+    if (!CORE_RUN(&c, &err, core_server_create, &spec, &s))
         fail_msg("core_server_create: %s", err.message);
     return id;
 }
@@ -372,7 +427,7 @@ static inline const char *world_volume(struct api_world *w, const char *account)
     struct volume_spec spec = {.id = id, .name = id, .size = 1};
     struct volume v;
     struct core_error err;
-    if (!core_volume_create(&c, &spec, &v, &err))
+    if (!CORE_RUN(&c, &err, core_volume_create, &spec, &v))
         fail_msg("core_volume_create: %s", err.message);
     return id;
 }
@@ -384,7 +439,7 @@ static inline void world_attach(struct api_world *w, const char *account, const 
     struct attach_spec spec = {.volume_id = volume};
     struct attachment at;
     struct core_error err;
-    if (!core_attach(&c, server, &spec, &at, &err))
+    if (!CORE_RUN(&c, &err, core_attach, server, &spec, &at))
         fail_msg("core_attach: %s", err.message);
 }
 

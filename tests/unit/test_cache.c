@@ -4,6 +4,9 @@
  * deletion (which bump the epoch) takes effect at once. */
 #include "helpers.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 static const unsigned char key1[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
 static const unsigned char key2[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11};
 
@@ -215,11 +218,69 @@ static int world_teardown(void **state)
     return 0;
 }
 
+/* A client address 10.0.0.<n>. */
+static struct sockaddr_in addr(int n)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(40000)};
+    sa.sin_addr.s_addr = htonl(0x0a000000u | (unsigned)n);
+    return sa;
+}
+
+/* auth_check(), and when it asks for it, auth_verify() waited for. */
+struct waited {
+    struct auth_check ck;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+};
+
+static void waited_done(struct auth_check *ck)
+{
+    struct waited *wt = ck->cls;
+    pthread_mutex_lock(&wt->lock);
+    wt->done = true;
+    pthread_cond_signal(&wt->cond);
+    pthread_mutex_unlock(&wt->lock);
+}
+
+static void start(struct world *w, struct waited *wt, const char *header,
+                  const struct sockaddr_in *from)
+{
+    memset(wt, 0, sizeof *wt);
+    pthread_mutex_init(&wt->lock, NULL);
+    pthread_cond_init(&wt->cond, NULL);
+    wt->ck = (struct auth_check){.header = header, .client = (const struct sockaddr *)from,
+                                 .arena = &w->ar, .done = waited_done, .cls = wt};
+    if (auth_check(w->auth, &wt->ck) == AUTH_VERIFY)
+        auth_verify(w->auth, &wt->ck);
+    else
+        wt->done = true;
+}
+
+static enum auth_result finish(struct waited *wt, struct principal *p)
+{
+    pthread_mutex_lock(&wt->lock);
+    while (!wt->done)
+        pthread_cond_wait(&wt->cond, &wt->lock);
+    pthread_mutex_unlock(&wt->lock);
+    pthread_mutex_destroy(&wt->lock);
+    pthread_cond_destroy(&wt->cond);
+    *p = wt->ck.principal;
+    return wt->ck.result;
+}
+
+static enum auth_result check_from(struct world *w, const char *header, int from,
+                                   struct principal *p)
+{
+    struct waited wt;
+    struct sockaddr_in sa = addr(from);
+    start(w, &wt, header, &sa);
+    return finish(&wt, p);
+}
+
 static enum auth_result check(struct world *w, const char *header, struct principal *p)
 {
-    int retry = -1;
-    memset(p, 0, sizeof *p);
-    return auth_check(w->auth, header, &w->ar, p, &retry);
+    return check_from(w, header, 1, p);
 }
 
 static void test_check_ok_and_denied(void **state)
@@ -281,16 +342,109 @@ static void test_check_throttles_after_failures(void **state)
 {
     struct world *w = *state;
     struct principal p;
-    int retry = -1;
     const char *bad = basic_header(&w->ar, "alice", "nope");
     for (int i = 0; i < AUTH_MAX_FAILURES; i++)
         assert_int_equal(check(w, bad, &p), AUTH_DENIED);
-    /* now even the right password is refused until the window passes */
-    assert_int_equal(auth_check(w->auth, basic_header(&w->ar, "alice", "alice-pw"), &w->ar, &p,
-                                &retry), AUTH_THROTTLED);
-    assert_in_range(retry, 1, AUTH_WINDOW);
-    /* another name is not affected */
+    /* now even the right password is refused from that address until the
+     * window passes, without a password check */
+    struct waited wt;
+    struct sockaddr_in one = addr(1);
+    start(w, &wt, basic_header(&w->ar, "alice", "alice-pw"), &one);
+    assert_int_equal(finish(&wt, &p), AUTH_THROTTLED);
+    assert_in_range(wt.ck.retry_after, 1, AUTH_WINDOW);
+    /* another name from that address is not affected */
     assert_int_equal(check(w, basic_header(&w->ar, "root", "root-pw"), &p), AUTH_OK);
+    /* nor is alice from another address: a guesser cannot lock her out */
+    assert_int_equal(check_from(w, basic_header(&w->ar, "alice", "alice-pw"), 2, &p), AUTH_OK);
+}
+
+/* Guesses sent at once cannot slip past the limit: each is charged before
+ * it is checked, and one address has only a few checks queued at a time. */
+static void test_concurrent_guesses_are_charged_first(void **state)
+{
+    struct world *w = *state;
+    enum { N = 60 };
+    struct waited *wt = calloc(N, sizeof *wt);
+    assert_non_null(wt);
+    struct sockaddr_in one = addr(7);
+    int checked = 0, throttled = 0;
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < N; i++)
+            start(w, &wt[i], basic_header(&w->ar, "alice", arena_printf(&w->ar, "guess-%d-%d",
+                                                                          round, i)), &one);
+        for (int i = 0; i < N; i++) {
+            struct principal p;
+            enum auth_result r = finish(&wt[i], &p);
+            assert_true(r == AUTH_DENIED || r == AUTH_THROTTLED);
+            checked += r == AUTH_DENIED;
+            throttled += r == AUTH_THROTTLED;
+        }
+    }
+    free(wt);
+    assert_int_equal(checked, AUTH_MAX_FAILURES);
+    assert_int_equal(throttled, 5 * N - AUTH_MAX_FAILURES);
+}
+
+/* The same header at the same time: one password check, every caller
+ * answered, none throttled (a client opening many connections at once). */
+static void test_same_header_at_once_shares_one_check(void **state)
+{
+    struct world *w = *state;
+    enum { N = 3 * AUTH_ADDR_PENDING };
+    struct waited wt[N];
+    struct sockaddr_in one = addr(8);
+    const char *h = basic_header(&w->ar, "root", "root-pw");
+    for (int i = 0; i < N; i++)
+        start(w, &wt[i], h, &one);
+    for (int i = 0; i < N; i++) {
+        struct principal p;
+        assert_int_equal(finish(&wt[i], &p), AUTH_OK);
+        assert_string_equal(p.user, "root");
+        assert_true(p.admin);
+    }
+    /* and the same wrong password repeated is one guess, not N */
+    const char *bad = basic_header(&w->ar, "root", "not-it");
+    for (int i = 0; i < N; i++)
+        start(w, &wt[i], bad, &one);
+    for (int i = 0; i < N; i++) {
+        struct principal p;
+        assert_int_equal(finish(&wt[i], &p), AUTH_DENIED);
+    }
+    /* had each been charged, root would now be throttled from here */
+    struct principal p;
+    assert_int_equal(check_from(w, basic_header(&w->ar, "root", "root-pw2"), 8, &p),
+                     AUTH_DENIED);
+}
+
+/* Many names from one address: bounded too. */
+static void test_one_address_many_names(void **state)
+{
+    struct world *w = *state;
+    struct waited wt[AUTH_ADDR_PENDING + 4];
+    struct sockaddr_in from = addr(9);
+    int queued = 0;
+    for (size_t i = 0; i < sizeof wt / sizeof wt[0]; i++) {
+        start(w, &wt[i], basic_header(&w->ar, arena_printf(&w->ar, "n%zu", i), "x"), &from);
+        queued += !wt[i].done;
+    }
+    assert_true(queued <= AUTH_ADDR_PENDING);
+    for (size_t i = 0; i < sizeof wt / sizeof wt[0]; i++) {
+        struct principal p;
+        enum auth_result r = finish(&wt[i], &p);
+        assert_true(r == AUTH_DENIED || r == AUTH_THROTTLED);
+    }
+}
+
+/* A cached credential is answered at once, on the calling thread. */
+static void test_cached_check_never_queues(void **state)
+{
+    struct world *w = *state;
+    struct principal p;
+    const char *h = basic_header(&w->ar, "alice", "alice-pw");
+    assert_int_equal(check(w, h, &p), AUTH_OK);
+    struct auth_check ck = {.header = h, .arena = &w->ar};
+    assert_int_equal(auth_check(w->auth, &ck), AUTH_OK);
+    assert_string_equal(ck.principal.user, "alice");
 }
 
 static void test_check_overlong_header(void **state)
@@ -323,6 +477,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_throttles_after_failures, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_check_overlong_header, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_guesses_are_charged_first, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_same_header_at_once_shares_one_check, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_one_address_many_names, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_cached_check_never_queues, world_setup,
+                                        world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 
 struct fx {
     struct tmp_store t;
+    struct core *core;
     struct arena ar;
     struct core_ctx a;          /* alice, member of acct-a */
     struct core_ctx b;          /* bob, member of acct-b */
@@ -22,14 +23,16 @@ static int setup(void **state)
     add_account(f->t.store, "acct-a", "alpha");
     add_account(f->t.store, "acct-b", "beta");
     add_account(f->t.store, "ops", "operations");
+    f->core = core_new(f->t.store);
+    assert_non_null(f->core);
     arena_init(&f->ar);
-    f->a = (struct core_ctx){.store = f->t.store, .arena = &f->ar, .scope = "acct-a",
+    f->a = (struct core_ctx){.core = f->core, .arena = &f->ar, .scope = "acct-a",
                              .account = "acct-a", .home = "acct-a", .user_id = "alice",
                              .version = 1};
-    f->b = (struct core_ctx){.store = f->t.store, .arena = &f->ar, .scope = "acct-b",
+    f->b = (struct core_ctx){.core = f->core, .arena = &f->ar, .scope = "acct-b",
                              .account = "acct-b", .home = "acct-b", .user_id = "bob",
                              .version = 1};
-    f->admin = (struct core_ctx){.store = f->t.store, .arena = &f->ar, .scope = NULL,
+    f->admin = (struct core_ctx){.core = f->core, .arena = &f->ar, .scope = NULL,
                                  .account = "ops", .home = "ops", .user_id = "root",
                                  .admin = true, .version = 1};
     *state = f;
@@ -39,6 +42,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    core_free(f->core);
     tmp_store_close(&f->t);
     arena_release(&f->ar);
     free(f);
@@ -75,7 +79,7 @@ static void server(struct core_ctx *c, const char *id)
 {
     struct server_spec spec = {.id = id, .name = id, .image_ref = "img", .flavor_ref = "1"};
     struct server s;
-    OK(core_server_create(c, &spec, &s, err));
+    OK(CORE_RUN(c, err, core_server_create, &spec, &s));
     assert_string_equal(s.id, id);
 }
 
@@ -83,7 +87,7 @@ static void volume(struct core_ctx *c, const char *id)
 {
     struct volume_spec spec = {.id = id, .name = id, .size = 1};
     struct volume v;
-    OK(core_volume_create(c, &spec, &v, err));
+    OK(CORE_RUN(c, err, core_volume_create, &spec, &v));
 }
 
 static bool attach(struct core_ctx *c, const char *srv, const char *vol, const char *device,
@@ -91,7 +95,7 @@ static bool attach(struct core_ctx *c, const char *srv, const char *vol, const c
 {
     struct attach_spec spec = {.volume_id = vol, .device = device};
     struct attachment tmp;
-    return core_attach(c, srv, &spec, out ? out : &tmp, err);
+    return CORE_RUN(c, err, core_attach, srv, &spec, out ? out : &tmp);
 }
 
 static const char *volume_status(struct fx *f, const char *id)
@@ -115,7 +119,7 @@ static const char *vm_state(struct fx *f, const char *id)
 static bool action(struct core_ctx *c, const char *id, enum server_action a,
                    struct core_error *err)
 {
-    return core_server_action(c, id, a, err);
+    return CORE_RUN(c, err, core_server_action, id, a);
 }
 
 /* Put the server straight into a vm_state / task_state, as a driver would. */
@@ -190,7 +194,7 @@ static void test_attach_picks_next_device(void **state)
     assert_string_equal(volume_status(f, "v3"), "available");
 
     /* a freed name is reused first */
-    OK(core_detach(&f->a, "srv", "v1", err));
+    OK(CORE_RUN(&f->a, err, core_detach, "srv", "v1"));
     OK(attach(&f->a, "srv", "v3", NULL, &at, err));
     assert_string_equal(at.device, "/dev/vdb");
 
@@ -278,17 +282,17 @@ static void test_attach_locked_server(void **state)
     OK(attach(&f->a, "srv", "v2", NULL, NULL, err));
     OK(action(&f->a, "srv", ACTION_LOCK, err));
     FAILS(attach(&f->a, "srv", "v1", NULL, NULL, err), CORE_CONFLICT, "Instance srv is locked");
-    FAILS(core_detach(&f->a, "srv", "v2", err), CORE_CONFLICT, "Instance srv is locked");
+    FAILS(CORE_RUN(&f->a, err, core_detach, "srv", "v2"), CORE_CONFLICT, "Instance srv is locked");
     assert_string_equal(volume_status(f, "v1"), "available");
     assert_string_equal(volume_status(f, "v2"), "in-use");
     /* an admin is not stopped by the lock */
     OK(attach(&f->admin, "srv", "v1", NULL, NULL, err));
-    OK(core_detach(&f->admin, "srv", "v2", err));
+    OK(CORE_RUN(&f->admin, err, core_detach, "srv", "v2"));
     assert_string_equal(volume_status(f, "v1"), "in-use");
     assert_string_equal(volume_status(f, "v2"), "available");
     /* and the owner can again once it is unlocked */
     OK(action(&f->a, "srv", ACTION_UNLOCK, err));
-    OK(core_detach(&f->a, "srv", "v1", err));
+    OK(CORE_RUN(&f->a, err, core_detach, "srv", "v1"));
 }
 
 static void test_attach_by_vm_state(void **state)
@@ -300,7 +304,7 @@ static void test_attach_by_vm_state(void **state)
     volume(&f->a, "v3");
     OK(action(&f->a, "srv", ACTION_STOP, err));
     OK(attach(&f->a, "srv", "v1", NULL, NULL, err));            /* stopped: allowed */
-    OK(core_detach(&f->a, "srv", "v1", err));
+    OK(CORE_RUN(&f->a, err, core_detach, "srv", "v1"));
     OK(action(&f->a, "srv", ACTION_START, err));
     OK(action(&f->a, "srv", ACTION_PAUSE, err));
     OK(attach(&f->a, "srv", "v1", NULL, NULL, err));            /* paused: allowed */
@@ -308,7 +312,7 @@ static void test_attach_by_vm_state(void **state)
     OK(action(&f->a, "srv", ACTION_SUSPEND, err));
     FAILS(attach(&f->a, "srv", "v2", NULL, NULL, err), CORE_CONFLICT,
           "Cannot 'attach_volume' instance srv while it is in vm_state suspended");
-    FAILS(core_detach(&f->a, "srv", "v1", err), CORE_CONFLICT,
+    FAILS(CORE_RUN(&f->a, err, core_detach, "srv", "v1"), CORE_CONFLICT,
           "Cannot 'detach_volume' instance srv while it is in vm_state suspended");
     /* the admin is bound by the state rule too */
     FAILS(attach(&f->admin, "srv", "v2", NULL, NULL, err), CORE_CONFLICT, NULL);
@@ -385,7 +389,7 @@ static void *race_attach(void *arg)
     struct core_error err = {0};
     struct attach_spec spec = {.volume_id = "contested"};
     struct attachment at;
-    r->ok = core_attach(&r->ctx, r->server, &spec, &at, &err);
+    r->ok = CORE_RUN(&r->ctx, &err, core_attach, r->server, &spec, &at);
     r->code = err.code;
     return NULL;
 }
@@ -429,20 +433,20 @@ static void test_detach(void **state)
     volume(&f->a, "vol");
     volume(&f->a, "loose");
     OK(attach(&f->a, "srv", "vol", NULL, NULL, err));
-    FAILS(core_detach(&f->a, "other", "vol", err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->a, err, core_detach, "other", "vol"), CORE_NOT_FOUND,
           "Instance other is not attached to volume vol");
-    FAILS(core_detach(&f->a, "srv", "loose", err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->a, err, core_detach, "srv", "loose"), CORE_NOT_FOUND,
           "Instance srv is not attached to volume loose");
-    FAILS(core_detach(&f->a, "srv", "ghost", err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->a, err, core_detach, "srv", "ghost"), CORE_NOT_FOUND,
           "Volume ghost could not be found.");
-    FAILS(core_detach(&f->a, "ghost", "vol", err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->a, err, core_detach, "ghost", "vol"), CORE_NOT_FOUND,
           "Instance ghost could not be found.");
-    OK(core_detach(&f->a, "srv", "vol", err));
+    OK(CORE_RUN(&f->a, err, core_detach, "srv", "vol"));
     assert_string_equal(volume_status(f, "vol"), "available");
     struct attachment at;
     FAILS(core_attachment_get(&f->a, "srv", "vol", &at, err), CORE_NOT_FOUND,
           "Instance srv is not attached to volume vol");
-    FAILS(core_detach(&f->a, "srv", "vol", err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->a, err, core_detach, "srv", "vol"), CORE_NOT_FOUND,
           "Instance srv is not attached to volume vol");
     /* it can be attached again, elsewhere */
     OK(attach(&f->a, "other", "vol", NULL, NULL, err));
@@ -455,7 +459,7 @@ static void test_detach_volume_not_in_use(void **state)
     volume(&f->a, "vol");
     OK(attach(&f->a, "srv", "vol", NULL, NULL, err));
     set_volume_status(f, "vol", "detaching");
-    FAILS(core_detach(&f->a, "srv", "vol", err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->a, err, core_detach, "srv", "vol"), CORE_BAD_REQUEST,
           "Invalid volume: Invalid input received: Invalid volume: Unable to detach volume. "
           "Volume status must be 'in-use' and attach_status must be 'attached' to detach.");
 }
@@ -467,7 +471,7 @@ static void test_detach_root_volume(void **state)
     volume(&f->a, "data");
     struct server_spec spec = {.id = "bfv", .name = "bfv", .root_volume_id = "root"};
     struct server s;
-    OK(core_server_create(&f->a, &spec, &s, err));
+    OK(CORE_RUN(&f->a, err, core_server_create, &spec, &s));
     assert_string_equal(s.image_ref, "");
     assert_string_equal(volume_status(f, "root"), "in-use");
     struct attachment at;
@@ -475,9 +479,9 @@ static void test_detach_root_volume(void **state)
     assert_string_equal(at.device, "/dev/vda");
     assert_int_equal(at.boot_index, 0);
     assert_false(at.delete_on_termination);
-    FAILS(core_detach(&f->a, "bfv", "root", err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->a, err, core_detach, "bfv", "root"), CORE_BAD_REQUEST,
           "Cannot detach a root device volume");
-    FAILS(core_detach(&f->admin, "bfv", "root", err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->admin, err, core_detach, "bfv", "root"), CORE_BAD_REQUEST,
           "Cannot detach a root device volume");
     assert_string_equal(volume_status(f, "root"), "in-use");
     /* the next automatic device is vdb, after the root's vda */
@@ -492,20 +496,20 @@ static void test_server_create_root_volume_rules(void **state)
     volume(&f->b, "b-root");
     struct server_spec spec = {.id = "s1", .name = "s1", .root_volume_id = "root"};
     struct server s;
-    OK(core_server_create(&f->a, &spec, &s, err));
+    OK(CORE_RUN(&f->a, err, core_server_create, &spec, &s));
     /* the same root again: no longer available */
     spec.id = "s2";
-    FAILS(core_server_create(&f->a, &spec, &s, err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->a, err, core_server_create, &spec, &s), CORE_BAD_REQUEST,
           "Invalid volume: volume 'root' status must be 'available'. Currently in 'in-use'");
     FAILS(core_server_get(&f->a, "s2", &s, err), CORE_NOT_FOUND, NULL);
     /* another account's volume does not exist for this caller */
     spec.root_volume_id = "b-root";
-    FAILS(core_server_create(&f->a, &spec, &s, err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->a, err, core_server_create, &spec, &s), CORE_NOT_FOUND,
           "Volume b-root could not be found.");
     assert_string_equal(volume_status(f, "b-root"), "available");
     /* an id that is taken */
     struct server_spec dup = {.id = "s1", .name = "dup", .image_ref = "img"};
-    FAILS(core_server_create(&f->a, &dup, &s, err), CORE_CONFLICT, "Server s1 already exists.");
+    FAILS(CORE_RUN(&f->a, err, core_server_create, &dup, &s), CORE_CONFLICT, "Server s1 already exists.");
 }
 
 /* ---- update and swap ---------------------------------------------------------------------- */
@@ -520,13 +524,13 @@ static void test_swap_needs_admin(void **state)
     struct attach_update u = {.volume_id = "new"};
     const char *policy =
         "Policy doesn't allow os_compute_api:os-volumes-attachments:swap to be performed.";
-    FAILS(core_attachment_update(&f->a, "srv", "old", &u, err), CORE_FORBIDDEN, policy);
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "old", &u), CORE_FORBIDDEN, policy);
     f->a.version = 85;
-    FAILS(core_attachment_update(&f->a, "srv", "old", &u, err), CORE_FORBIDDEN, policy);
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "old", &u), CORE_FORBIDDEN, policy);
     /* before 2.85 every PUT is a swap, even to the same volume */
     f->a.version = 84;
     u.volume_id = "old";
-    FAILS(core_attachment_update(&f->a, "srv", "old", &u, err), CORE_FORBIDDEN, policy);
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "old", &u), CORE_FORBIDDEN, policy);
     assert_string_equal(volume_status(f, "old"), "in-use");
     assert_string_equal(volume_status(f, "new"), "available");
 }
@@ -540,7 +544,7 @@ static void test_swap_by_admin(void **state)
     struct attachment before, after;
     OK(attach(&f->a, "srv", "old", "/dev/vdk", &before, err));
     struct attach_update u = {.volume_id = "new"};
-    OK(core_attachment_update(&f->admin, "srv", "old", &u, err));
+    OK(CORE_RUN(&f->admin, err, core_attachment_update, "srv", "old", &u));
     assert_string_equal(volume_status(f, "old"), "available");
     assert_string_equal(volume_status(f, "new"), "in-use");
     OK(core_attachment_get(&f->a, "srv", "new", &after, err));
@@ -564,19 +568,19 @@ static void test_swap_refusals(void **state)
     OK(attach(&f->a, "srv-2", "busy", NULL, NULL, err));
     struct attach_update u = {.volume_id = "busy"};
     /* Nova's swap_volume: an attached new volume is refused first */
-    FAILS(core_attachment_update(&f->admin, "srv", "old", &u, err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->admin, err, core_attachment_update, "srv", "old", &u), CORE_BAD_REQUEST,
           "Invalid volume: New volume must be detached in order to swap.");
     u.volume_id = "ghost";
-    FAILS(core_attachment_update(&f->admin, "srv", "old", &u, err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->admin, err, core_attachment_update, "srv", "old", &u), CORE_BAD_REQUEST,
           "Volume ghost could not be found.");
     /* the old volume must be attached to this server */
     u.volume_id = "old";
-    FAILS(core_attachment_update(&f->admin, "srv", "loose", &u, err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->admin, err, core_attachment_update, "srv", "loose", &u), CORE_NOT_FOUND,
           "No volume Block Device Mapping with id loose.");
     /* swap needs active, paused or resized */
     OK(action(&f->a, "srv", ACTION_STOP, err));
     u.volume_id = "loose";
-    FAILS(core_attachment_update(&f->admin, "srv", "old", &u, err), CORE_CONFLICT,
+    FAILS(CORE_RUN(&f->admin, err, core_attachment_update, "srv", "old", &u), CORE_CONFLICT,
           "Cannot 'swap_volume' instance srv while it is in vm_state stopped");
     assert_string_equal(volume_status(f, "old"), "in-use");
     assert_string_equal(volume_status(f, "loose"), "available");
@@ -593,7 +597,7 @@ static void test_update_delete_on_termination(void **state)
     f->a.version = 85;
     struct attach_update u = {.volume_id = "vol", .set_delete_on_termination = true,
                               .delete_on_termination = true};
-    OK(core_attachment_update(&f->a, "srv", "vol", &u, err));
+    OK(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u));
     OK(core_attachment_get(&f->a, "srv", "vol", &at, err));
     assert_true(at.delete_on_termination);
     assert_string_equal(at.device, "/dev/vdb");
@@ -602,7 +606,7 @@ static void test_update_delete_on_termination(void **state)
                                .delete_on_termination = false, .has_device = true,
                                .device = "/dev/vdb", .has_server_id = true, .server_id = "srv",
                                .has_id = true, .id = "vol", .has_tag = true, .tag = NULL};
-    OK(core_attachment_update(&f->a, "srv", "vol", &u, err));
+    OK(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u));
     OK(core_attachment_get(&f->a, "srv", "vol", &at, err));
     assert_false(at.delete_on_termination);
 }
@@ -614,30 +618,30 @@ static void test_update_immutable_fields(void **state)
     volume(&f->a, "vol");
     struct attach_spec spec = {.volume_id = "vol", .tag = "disk1"};
     struct attachment at;
-    OK(core_attach(&f->a, "srv", &spec, &at, err));
+    OK(CORE_RUN(&f->a, err, core_attach, "srv", &spec, &at));
     f->a.version = 85;
     struct attach_update u = {.volume_id = "vol", .set_delete_on_termination = true,
                               .delete_on_termination = true, .has_device = true,
                               .device = "/dev/vdc"};
-    FAILS(core_attachment_update(&f->a, "srv", "vol", &u, err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u), CORE_BAD_REQUEST,
           "The device property is not mutable");
     u = (struct attach_update){.volume_id = "vol", .has_device = true, .device = NULL};
-    FAILS(core_attachment_update(&f->a, "srv", "vol", &u, err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u), CORE_BAD_REQUEST,
           "The device property is not mutable");
     u = (struct attach_update){.volume_id = "vol", .has_tag = true, .tag = "disk2"};
-    FAILS(core_attachment_update(&f->a, "srv", "vol", &u, err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u), CORE_BAD_REQUEST,
           "The tag property is not mutable");
     u = (struct attach_update){.volume_id = "vol", .has_tag = true, .tag = NULL};
-    FAILS(core_attachment_update(&f->a, "srv", "vol", &u, err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u), CORE_BAD_REQUEST,
           "The tag property is not mutable");
     u = (struct attach_update){.volume_id = "vol", .has_server_id = true, .server_id = "x"};
-    FAILS(core_attachment_update(&f->a, "srv", "vol", &u, err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u), CORE_BAD_REQUEST,
           "The serverId property is not mutable");
     u = (struct attach_update){.volume_id = "vol", .has_id = true, .id = "x"};
-    FAILS(core_attachment_update(&f->a, "srv", "vol", &u, err), CORE_BAD_REQUEST,
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u), CORE_BAD_REQUEST,
           "The id property is not mutable");
     u = (struct attach_update){.volume_id = "vol", .has_tag = true, .tag = "disk1"};
-    OK(core_attachment_update(&f->a, "srv", "vol", &u, err));
+    OK(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u));
     /* a refused update changed nothing */
     OK(core_attachment_get(&f->a, "srv", "vol", &at, err));
     assert_false(at.delete_on_termination);
@@ -652,9 +656,9 @@ static void test_update_not_attached(void **state)
     volume(&f->a, "vol");
     f->a.version = 85;
     struct attach_update u = {.volume_id = "vol", .set_delete_on_termination = true};
-    FAILS(core_attachment_update(&f->a, "srv", "vol", &u, err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "srv", "vol", &u), CORE_NOT_FOUND,
           "No volume Block Device Mapping with id vol.");
-    FAILS(core_attachment_update(&f->a, "ghost", "vol", &u, err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->a, err, core_attachment_update, "ghost", "vol", &u), CORE_NOT_FOUND,
           "Instance ghost could not be found.");
 }
 
@@ -669,9 +673,9 @@ static void test_server_delete_detaches(void **state)
     OK(attach(&f->a, "srv", "keep", NULL, NULL, err));
     struct attach_spec spec = {.volume_id = "drop", .delete_on_termination = true};
     struct attachment at;
-    OK(core_attach(&f->a, "srv", &spec, &at, err));
+    OK(CORE_RUN(&f->a, err, core_attach, "srv", &spec, &at));
     assert_true(at.delete_on_termination);
-    OK(core_server_delete(&f->a, "srv", err));
+    OK(CORE_RUN(&f->a, err, core_server_delete, "srv"));
     struct server s;
     FAILS(core_server_get(&f->a, "srv", &s, err), CORE_NOT_FOUND,
           "Instance srv could not be found.");
@@ -682,7 +686,7 @@ static void test_server_delete_detaches(void **state)
     bool attached = true;
     OK(core_volume_attachment(&f->a, "keep", &at, &attached, err));
     assert_false(attached);
-    FAILS(core_server_delete(&f->a, "srv", err), CORE_NOT_FOUND, NULL);
+    FAILS(CORE_RUN(&f->a, err, core_server_delete, "srv"), CORE_NOT_FOUND, NULL);
 }
 
 static void test_server_delete_root_volume(void **state)
@@ -693,11 +697,11 @@ static void test_server_delete_root_volume(void **state)
     struct server_spec spec = {.id = "bfv-1", .name = "x", .root_volume_id = "r1",
                                .root_delete_on_termination = true};
     struct server s;
-    OK(core_server_create(&f->a, &spec, &s, err));
+    OK(CORE_RUN(&f->a, err, core_server_create, &spec, &s));
     spec = (struct server_spec){.id = "bfv-2", .name = "y", .root_volume_id = "r2"};
-    OK(core_server_create(&f->a, &spec, &s, err));
-    OK(core_server_delete(&f->a, "bfv-1", err));
-    OK(core_server_delete(&f->a, "bfv-2", err));
+    OK(CORE_RUN(&f->a, err, core_server_create, &spec, &s));
+    OK(CORE_RUN(&f->a, err, core_server_delete, "bfv-1"));
+    OK(CORE_RUN(&f->a, err, core_server_delete, "bfv-2"));
     struct volume v;
     FAILS(core_volume_get(&f->a, "r1", &v, err), CORE_NOT_FOUND, NULL);
     assert_string_equal(volume_status(f, "r2"), "available");
@@ -708,8 +712,8 @@ static void test_server_delete_locked(void **state)
     struct fx *f = *state;
     server(&f->a, "srv");
     OK(action(&f->a, "srv", ACTION_LOCK, err));
-    FAILS(core_server_delete(&f->a, "srv", err), CORE_CONFLICT, "Instance srv is locked");
-    OK(core_server_delete(&f->admin, "srv", err));
+    FAILS(CORE_RUN(&f->a, err, core_server_delete, "srv"), CORE_CONFLICT, "Instance srv is locked");
+    OK(CORE_RUN(&f->admin, err, core_server_delete, "srv"));
 }
 
 /* ---- scoping ----------------------------------------------------------------------------- */
@@ -732,11 +736,11 @@ static void test_scoping(void **state)
           "Instance a-srv could not be found.");
     FAILS(attach(&f->a, "a-srv", "b-vol", NULL, NULL, err), CORE_NOT_FOUND,
           "Volume b-vol could not be found.");
-    FAILS(core_server_delete(&f->b, "a-srv", err), CORE_NOT_FOUND, NULL);
-    FAILS(core_volume_delete(&f->b, "a-vol", err), CORE_NOT_FOUND, NULL);
+    FAILS(CORE_RUN(&f->b, err, core_server_delete, "a-srv"), CORE_NOT_FOUND, NULL);
+    FAILS(CORE_RUN(&f->b, err, core_volume_delete, "a-vol"), CORE_NOT_FOUND, NULL);
     FAILS(action(&f->b, "a-srv", ACTION_STOP, err), CORE_NOT_FOUND, NULL);
     OK(attach(&f->a, "a-srv", "a-vol", NULL, NULL, err));
-    FAILS(core_detach(&f->b, "a-srv", "a-vol", err), CORE_NOT_FOUND, NULL);
+    FAILS(CORE_RUN(&f->b, err, core_detach, "a-srv", "a-vol"), CORE_NOT_FOUND, NULL);
     FAILS(core_attachment_get(&f->b, "a-srv", "a-vol", &at, err), CORE_NOT_FOUND, NULL);
     struct attachment *list;
     int n;
@@ -761,9 +765,7 @@ static void test_scoping(void **state)
     OK(core_server_get(&f->admin, "a-srv", &s, err));
     OK(core_volume_get(&f->admin, "b-vol", &v, err));
     /* and a resource made for an account belongs to it */
-    OK(core_server_create(&for_b,
-                          &(struct server_spec){.id = "made-for-b", .name = "m", .image_ref = "i"},
-                          &s, err));
+    OK(CORE_RUN(&for_b, err, core_server_create, &(struct server_spec){.id = "made-for-b", .name = "m", .image_ref = "i"}, &s));
     assert_string_equal(s.account_id, "acct-b");
     OK(core_server_get(&f->b, "made-for-b", &s, err));
 }
@@ -795,25 +797,25 @@ static void test_volume_delete_rules(void **state)
     server(&f->a, "srv");
     volume(&f->a, "vol");
     OK(attach(&f->a, "srv", "vol", NULL, NULL, err));
-    FAILS(core_volume_delete(&f->a, "vol", err), CORE_VOLUME_BUSY, NULL);
-    OK(core_detach(&f->a, "srv", "vol", err));
-    OK(core_volume_delete(&f->a, "vol", err));
-    FAILS(core_volume_delete(&f->a, "vol", err), CORE_NOT_FOUND,
+    FAILS(CORE_RUN(&f->a, err, core_volume_delete, "vol"), CORE_VOLUME_BUSY, NULL);
+    OK(CORE_RUN(&f->a, err, core_detach, "srv", "vol"));
+    OK(CORE_RUN(&f->a, err, core_volume_delete, "vol"));
+    FAILS(CORE_RUN(&f->a, err, core_volume_delete, "vol"), CORE_NOT_FOUND,
           "Volume vol could not be found.");
     /* Cinder deletes volumes in error too (as its refusal message says) */
     volume(&f->a, "broken");
     set_volume_status(f, "broken", "error");
-    OK(core_volume_delete(&f->a, "broken", err));
+    OK(CORE_RUN(&f->a, err, core_volume_delete, "broken"));
     volume(&f->a, "busy");
     set_volume_status(f, "busy", "attaching");
-    FAILS(core_volume_delete(&f->a, "busy", err), CORE_VOLUME_BUSY, NULL);
+    FAILS(CORE_RUN(&f->a, err, core_volume_delete, "busy"), CORE_VOLUME_BUSY, NULL);
     struct volume_spec spec = {.id = "dup", .size = 2};
     struct volume v;
-    OK(core_volume_create(&f->a, &spec, &v, err));
+    OK(CORE_RUN(&f->a, err, core_volume_create, &spec, &v));
     assert_string_equal(v.status, "available");
     assert_string_equal(v.availability_zone, "nova");
     assert_string_equal(v.metadata, "{}");
-    FAILS(core_volume_create(&f->a, &spec, &v, err), CORE_CONFLICT, "Volume dup already exists.");
+    FAILS(CORE_RUN(&f->a, err, core_volume_create, &spec, &v), CORE_CONFLICT, "Volume dup already exists.");
 }
 
 static void test_generated_ids(void **state)
@@ -821,14 +823,14 @@ static void test_generated_ids(void **state)
     struct fx *f = *state;
     struct server s;
     struct volume v;
-    OK(core_server_create(&f->a, &(struct server_spec){.name = "n", .image_ref = "i"}, &s, err));
+    OK(CORE_RUN(&f->a, err, core_server_create, &(struct server_spec){.name = "n", .image_ref = "i"}, &s));
     assert_true(is_uuid4(s.id));
     assert_string_equal(s.vm_state, "active");
     assert_int_equal(s.power_state, POWER_RUNNING);
     assert_string_equal(s.flavor_ref, "1");
     assert_string_equal(s.availability_zone, "nova");
     assert_non_null(s.launched_at);
-    OK(core_volume_create(&f->a, &(struct volume_spec){.size = 1}, &v, err));
+    OK(CORE_RUN(&f->a, err, core_volume_create, &(struct volume_spec){.size = 1}, &v));
     assert_true(is_uuid4(v.id));
 }
 

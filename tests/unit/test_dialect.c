@@ -614,7 +614,7 @@ static void test_throttled(void **state)
     (void)state;
     struct bare b;
     bare_init(&b, DIALECT_NOVA);
-    reply_throttled(&b.c, 42);
+    reply_throttled(&b.c, THROTTLE_USER, 42);
     assert_int_equal(b.res.status, 429);
     assert_string_equal(res_header(&b.res, "Retry-After"), "42");
     json_t *j = bare_json(&b);
@@ -626,7 +626,7 @@ static void test_throttled(void **state)
     arena_release(&b.ar);
 
     bare_init(&b, DIALECT_HOSTWAY);
-    reply_throttled(&b.c, 7);
+    reply_throttled(&b.c, THROTTLE_USER, 7);
     j = bare_json(&b);
     inner = fault_inner(j, "overLimit");
     assert_string_equal(json_string_value(json_object_get(inner, "message")), "Too many requests");

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 struct fx {
     struct tmp_store t;
@@ -725,6 +726,180 @@ static void test_group_commit_many_threads(void **state)
 
 /* ---- snapshots, change detection, auth epoch --------------------------------------------- */
 
+/* ---- exact group commit ----------------------------------------------------------
+ * Jobs are made to share one transaction by holding the writer in a first
+ * job until they are all queued. "SQLite rolled the whole transaction back"
+ * is provoked the way it happens: the transaction simply ends under a job
+ * (here by a ROLLBACK on the writer's own handle). */
+
+#include "store/sqlite_int.h"
+
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+};
+
+static int job_wait_at_gate(struct store_conn *w, void *arg)
+{
+    (void)w;
+    struct gate *g = arg;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+    return 0;
+}
+
+struct gj {
+    struct store_job job;
+    const char *account;        /* to add */
+    int undo_on;                /* end the transaction on these attempts: 1, 2 ... (bits) */
+    int runs;
+    bool answered;
+};
+
+static int job_add_and_maybe_undo(struct store_conn *w, void *arg)
+{
+    struct gj *j = arg;
+    j->runs++;
+    char now[32];
+    store_now(now);
+    struct account a = {.id = j->account, .name = j->account, .created_at = now};
+    enum store_rc rc = store_account_add(w, &a);
+    if (j->undo_on & (1 << (j->runs - 1)))
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc == STORE_OK ? 0 : (int)rc;
+}
+
+static void gj_done(struct store_job *job)
+{
+    ((struct gj *)job)->answered = true;
+}
+
+/* Queue jobs behind a held writer, release it, wait for every answer. */
+static void run_together(struct fx *f, struct gj *jobs, int n)
+{
+    struct gate g = {.open = false};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    struct gj hold = {.job = {.fn = job_wait_at_gate, .arg = &g, .done = gj_done}};
+    store_submit(f->s, &hold.job);
+    for (int i = 0; i < n; i++) {
+        jobs[i].job = (struct store_job){.fn = job_add_and_maybe_undo, .arg = &jobs[i],
+                                         .done = gj_done};
+        store_submit(f->s, &jobs[i].job);
+    }
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_signal(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    /* a last job, waited for, comes after all of them */
+    assert_int_equal(store_write(f->s, job_wait_at_gate, &g), 0);
+    for (int i = 0; i < n; i++)
+        assert_true(jobs[i].answered);
+    pthread_mutex_destroy(&g.lock);
+    pthread_cond_destroy(&g.cond);
+}
+
+static bool account_exists(struct fx *f, const char *id)
+{
+    struct account a;
+    return store_account_get(f->r, &f->ar, id, &a) == STORE_OK;
+}
+
+/* The transaction ends under the second job: every job that ran in it runs
+ * again in a new one and is answered with its true outcome; none is told
+ * "failed" for a change that is committed. */
+static void test_group_commit_transaction_undone_under_a_job(void **state)
+{
+    struct fx *f = *state;
+    quiet_logs();
+    struct gj jobs[3] = {{.account = "g-one"}, {.account = "g-two", .undo_on = 1},
+                         {.account = "g-three"}};
+    run_together(f, jobs, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(jobs[i].job.rc, 0);
+        assert_true(account_exists(f, jobs[i].account));
+    }
+    assert_int_equal(jobs[0].runs, 2);     /* undone with the second, so again */
+    assert_int_equal(jobs[1].runs, 2);
+    assert_int_equal(jobs[2].runs, 1);     /* had not run yet */
+}
+
+/* A job under which the transaction always ends is answered as not
+ * committed, after a bounded number of attempts; its neighbours commit. */
+static void test_group_commit_job_that_always_undoes(void **state)
+{
+    struct fx *f = *state;
+    quiet_logs();
+    struct gj jobs[3] = {{.account = "h-one"}, {.account = "h-two", .undo_on = ~0},
+                         {.account = "h-three"}};
+    run_together(f, jobs, 3);
+    assert_int_equal(jobs[0].job.rc, 0);
+    assert_int_equal(jobs[1].job.rc, -STORE_ERROR);
+    assert_int_equal(jobs[2].job.rc, 0);
+    assert_true(account_exists(f, "h-one"));
+    assert_false(account_exists(f, "h-two"));
+    assert_true(account_exists(f, "h-three"));
+    assert_true(jobs[1].runs >= 2 && jobs[1].runs <= 5);
+}
+
+/* A refused job next to an undone transaction is asked again: its refusal
+ * may have rested on a neighbour's change that is gone. */
+static void test_group_commit_refusal_asked_again(void **state)
+{
+    struct fx *f = *state;
+    quiet_logs();
+    struct gj jobs[3] = {{.account = "dup"}, {.account = "dup"},
+                         {.account = "k-three", .undo_on = 1}};
+    run_together(f, jobs, 3);
+    assert_int_equal(jobs[0].job.rc, 0);
+    assert_int_equal(jobs[1].job.rc, STORE_EXISTS);    /* refused: the first has it */
+    assert_int_equal(jobs[1].runs, 2);
+    assert_int_equal(jobs[2].job.rc, 0);
+    assert_true(account_exists(f, "dup") && account_exists(f, "k-three"));
+}
+
+/* ---- the database file under the store ------------------------------------------ */
+
+static void test_deleted_database_refuses_writes(void **state)
+{
+    struct fx *f = *state;
+    quiet_logs();
+    char moved[200];
+    snprintf(moved, sizeof moved, "%s.moved", f->t.path);
+    assert_int_equal(rename(f->t.path, moved), 0);
+    struct account a = {.id = "after", .name = "after", .created_at = "2026-01-01T00:00:00"};
+    assert_int_equal(store_write(f->s, job_add_account, &a), -STORE_UNAVAILABLE);
+    /* and for good, even once a file is back at the path */
+    assert_int_equal(rename(moved, f->t.path), 0);
+    assert_int_equal(store_write(f->s, job_add_account, &a), -STORE_UNAVAILABLE);
+    /* reads go on */
+    assert_true(account_exists(f, "acct-a"));
+    assert_false(account_exists(f, "after"));
+}
+
+static void test_open_refuses_unwritable_database(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    char err[256] = "";
+    quiet_logs();
+    tmp_store_open(&t);
+    store_close(t.store);
+    /* a read-only file: refused at open, with a reason (root writes any
+     * file whatever its mode, so the test needs a user that cannot) */
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(t.path, 0444), 0);
+        struct store_options o = {.path = t.path};
+        struct store *s = store_open(&o, err, sizeof err);
+        assert_null(s);
+        assert_non_null(strstr(err, t.path));
+    }
+    tmp_dir_remove(&t);
+}
+
 static void test_read_snapshot(void **state)
 {
     struct fx *f = *state;
@@ -917,6 +1092,11 @@ int main(void)
         cmocka_unit_test(test_first_changed_is_true),
         cmocka_unit_test(test_store_now_format),
         cmocka_unit_test(test_close_and_reopen_keeps_data),
+        cmocka_unit_test(test_open_refuses_unwritable_database),
+        T(test_group_commit_transaction_undone_under_a_job),
+        T(test_group_commit_job_that_always_undoes),
+        T(test_group_commit_refusal_asked_again),
+        T(test_deleted_database_refuses_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* model.h: the records attachd keeps, shared by core and store.
+/* model.h: the records the store keeps; the core works on them.
  *
  * Plain data, no behaviour. Strings belong to whoever filled the record
  * (normally the request's arena); a NULL string means "not set" (JSON null).
