@@ -3,10 +3,12 @@ guest, a directory libvirt-qemu can reach, and a timing report.
 
 The whole directory skips (with the reason) when it does not run as root or
 when libvirt cannot be started. scripts/libvirt-env is started once per
-session and stopped at the end, unless libvirt was answering already (a
-developer's `scripts/libvirt-env start`, or a system libvirtd): then it is
-left as it was.
+session (state in build/libvirt-env) and stopped at the end, unless libvirt
+was answering already (a developer's `scripts/libvirt-env start`, or a
+system libvirtd): then it is left as it was. When test sessions overlap, the
+last one to finish stops it.
 """
+import fcntl
 import os
 import shutil
 import subprocess
@@ -40,37 +42,81 @@ def timing(request):
     return record
 
 
+# Test sessions may overlap (two checkouts, two developers). Each holds a
+# shared lock on USERS while it uses libvirt; the one that ends last stops
+# the daemons if a test session started them (STARTED names their STATEDIR).
+# Daemons that were running before any session are never stopped. DECIDE
+# serialises the start and stop decisions.
+LOCKS = "/run/lock/attachd-libvirt-tests"
+USERS, DECIDE, STARTED = (f"{LOCKS}.users", f"{LOCKS}.decide", f"{LOCKS}.started")
+STATEDIR = os.path.join(g.ROOT, "build", "libvirt-env")
+
+
+def _env(cmd, statedir, **kw):
+    return subprocess.run([g.LIBVIRT_ENV, cmd, statedir], capture_output=True, text=True, **kw)
+
+
+def _lock(path, how):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, how)
+    return fd
+
+
 @pytest.fixture(scope="session")
 def libvirt_env():
-    """qemu:///system answering; yields whether this session started it."""
+    """qemu:///system answering for the whole session; yields whether this
+    session started the daemons."""
     if os.geteuid() != 0:
         pytest.skip("the libvirt tests need root (they run libvirt's system daemons)")
-    status = subprocess.run([g.LIBVIRT_ENV, "status"], capture_output=True, text=True)
-    started = False
-    if status.returncode != 0:
-        try:
-            p = subprocess.run([g.LIBVIRT_ENV, "start"], capture_output=True, text=True,
-                               timeout=1200)
-        except subprocess.TimeoutExpired:
-            pytest.skip("libvirt could not be started: scripts/libvirt-env start timed out")
-        if p.returncode != 0:
-            subprocess.run([g.LIBVIRT_ENV, "stop"], capture_output=True)
-            pytest.skip("libvirt could not be started: scripts/libvirt-env start said:\n"
-                        + (p.stdout + p.stderr)[-3000:])
-        started = True
-    if not g.libvirt_answers():
-        if started:
-            subprocess.run([g.LIBVIRT_ENV, "stop"], capture_output=True)
-        pytest.skip("libvirt does not answer on qemu:///system")
+    decide = _lock(DECIDE, fcntl.LOCK_EX)
+    users = _lock(USERS, fcntl.LOCK_SH)
+    try:
+        started = False
+        if _env("status", STATEDIR).returncode != 0:
+            try:
+                p = _env("start", STATEDIR, timeout=1200)
+            except subprocess.TimeoutExpired:
+                pytest.skip("libvirt could not be started: scripts/libvirt-env start timed out")
+            if p.returncode != 0:
+                _env("stop", STATEDIR)
+                pytest.skip("libvirt could not be started: scripts/libvirt-env start said:\n"
+                            + (p.stdout + p.stderr)[-3000:])
+            started = True
+            with open(STARTED, "w") as f:
+                f.write(STATEDIR)
+        if not g.libvirt_answers():
+            pytest.skip("libvirt does not answer on qemu:///system")
+    except BaseException:
+        os.close(users)
+        raise
+    finally:
+        os.close(decide)
+
     yield started
+
     # A safety net: domains this run created (their names hold our PID)
     # that a test failed to remove.
     mine = f"attachd-test-{os.getpid()}-"
     left = [n for n in g.domain_names() if n.startswith(mine)]
     for name in left:
         g.Guest(name, "/nonexistent").cleanup()
-    if started:
-        subprocess.run([g.LIBVIRT_ENV, "stop"], check=True, timeout=120)
+    decide = _lock(DECIDE, fcntl.LOCK_EX)
+    try:
+        os.close(users)
+        try:
+            last = _lock(USERS, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass                                # another session still uses libvirt
+        else:
+            os.close(last)
+            if os.path.exists(STARTED):
+                with open(STARTED) as f:
+                    statedir = f.read().strip()
+                p = _env("stop", statedir, timeout=120)
+                assert p.returncode == 0, p.stdout + p.stderr
+                os.unlink(STARTED)
+    finally:
+        os.close(decide)
     assert not left, f"domains left behind by the tests (now removed): {left}"
 
 
