@@ -84,6 +84,8 @@ struct field {
     bool (*check)(const char *s);
     bool required;
     int since, until;           /* microversions where the field exists; 0 = always */
+    /* a further check of a value of the right type; false after a 400 */
+    bool (*check_value)(struct call *c, json_t *v);
 };
 
 /* Parse the body as JSON: false (and 400 sent) if it is not. */
@@ -96,6 +98,15 @@ json_t *body_object(struct call *c, const char *key, const struct field *fields,
 /* Validate obj against fields; false after a 400. `at` names obj. */
 bool validate_object(struct call *c, json_t *obj, const char *at, const struct field *fields);
 bool json_boolish(json_t *v, bool *out);
+/* Metadata: Nova's parameter_types.metadata for servers (keys of
+ * [a-zA-Z0-9-_:. ]{1,255}, string values of at most 255 characters, with
+ * jsonschema's messages), Cinder's check_metadata_properties for volumes. */
+bool server_metadata_ok(struct call *c, json_t *md);
+bool volume_metadata_ok(struct call *c, json_t *md);
+/* At most CORE_MAX_METADATA_ITEMS items: Nova's 403 otherwise. */
+bool metadata_count_ok(struct call *c, json_t *md);
+/* A JSON object's text, in the call's arena. */
+char *json_text(struct call *c, json_t *v);
 /* Python's repr() of a JSON value, as Nova's messages show it. */
 char *py_repr(struct arena *ar, json_t *v);
 
@@ -139,6 +150,9 @@ void volumes_delete(struct call *c);
 void cinder_volumes_list(struct call *c);
 void cinder_volumes_detail(struct call *c);
 void cinder_volumes_show(struct call *c);
+
+void limits_show(struct call *c);
+void cinder_limits(struct call *c);
 
 void attachments_list(struct call *c);
 void attachments_create(struct call *c);

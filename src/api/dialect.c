@@ -83,7 +83,7 @@ static const char *hostway_title(int status)
 }
 
 /* The one place an error body is built. title: the Hostway message (NULL
- * for the status's default); retry_after > 0 adds Nova's retryAfter. */
+ * for the status's default); retry_after >= 0 adds Nova's retryAfter. */
 static void fault(struct call *c, int status, const char *title, const char *message,
                   int retry_after)
 {
@@ -103,7 +103,7 @@ static void fault(struct call *c, int status, const char *title, const char *mes
     } else {
         name = nova_name(status);
         inner = json_pack("{s:i, s:s}", "code", status, "message", message);
-        if (retry_after > 0)
+        if (retry_after >= 0)
             json_object_set_new(inner, "retryAfter", json_sprintf("%d", retry_after));
     }
     reply_json(c, status, json_pack("{s:o}", name, inner));
@@ -115,13 +115,13 @@ void reply_error(struct call *c, int status, const char *fmt, ...)
     va_start(ap, fmt);
     char *message = arena_vprintf(c->arena, fmt, ap);
     va_end(ap);
-    fault(c, status, NULL, message, 0);
+    fault(c, status, NULL, message, -1);
 }
 
 void reply_core_error(struct call *c, const struct core_error *err)
 {
     bool hostway = c->dialect == DIALECT_HOSTWAY;
-    int status = 500;
+    int status = 500, retry_after = -1;
     const char *title = NULL;
     switch (err->code) {
     case CORE_OK: status = 500; break;
@@ -141,8 +141,16 @@ void reply_core_error(struct call *c, const struct core_error *err)
     case CORE_OTHER_ACCOUNT:        /* Nova has no such rule: a bad request there */
         status = hostway ? 409 : 400;
         break;
+    case CORE_VOLUME_QUOTA:
+        /* Cinder's OverLimit (413, Retry-After 0); Nova's os-volumes turns
+         * it into a 403 */
+        status = c->dialect == DIALECT_NOVA && !c->cinder ? 403 : 413;
+        title = "Quota exceeded";
+        if (c->cinder)
+            retry_after = 0;
+        break;
     }
-    fault(c, status, title, err->message, 0);
+    fault(c, status, title, err->message, retry_after);
 }
 
 void reply_unauthorized(struct call *c)

@@ -302,12 +302,11 @@ static bool check_field(struct call *c, const struct field *f, json_t *v)
                 arena_printf(ar, "%s is not of type %s", py_repr(ar, v), type_names(ar, f->types)));
         return false;
     }
+    if (f->check_value && !f->check_value(c, v))
+        return false;
     if (json_is_string(v)) {
         /* jsonschema counts characters, not bytes */
-        const unsigned char *s = (const unsigned char *)json_string_value(v);
-        int chars = 0;
-        for (; *s; s++)
-            chars += (*s & 0xc0) != 0x80;
+        int chars = utf8_chars(json_string_value(v));
         if (f->min_len && chars < f->min_len) {
             invalid(c, f->name, v, arena_printf(ar, "%s is too short", py_repr(ar, v)));
             return false;
@@ -325,6 +324,106 @@ static bool check_field(struct call *c, const struct field *f, json_t *v)
         }
     }
     return true;
+}
+
+/* ---- metadata ------------------------------------------------------------- */
+
+#define METADATA_KEY "^[a-zA-Z0-9-_:. ]{1,255}$"
+
+static bool metadata_key_ok(const char *k)
+{
+    int n = utf8_chars(k);
+    return n >= 1 && n <= 255 &&
+           strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:. ") ==
+               strlen(k);
+}
+
+/* jsonschema's order: patternProperties (each matching key's value: type,
+ * then maxLength), then additionalProperties; an error names the key
+ * (Nova shows the last element of the error's path). */
+bool server_metadata_ok(struct call *c, json_t *md)
+{
+    struct arena *ar = c->arena;
+    const char *k;
+    json_t *v;
+    json_object_foreach(md, k, v) {
+        if (!metadata_key_ok(k))
+            continue;
+        if (!json_is_string(v)) {
+            invalid(c, k, v, arena_printf(ar, "%s is not of type 'string'", py_repr(ar, v)));
+            return false;
+        }
+        if (utf8_chars(json_string_value(v)) > 255) {
+            invalid(c, k, v, arena_printf(ar, "%s is too long", py_repr(ar, v)));
+            return false;
+        }
+    }
+    char *bad = NULL;
+    size_t len = 0, cap = 0;
+    int n_bad = 0;
+    json_object_foreach(md, k, v) {
+        if (metadata_key_ok(k))
+            continue;
+        json_t *ks = json_string(k);
+        if (n_bad++)
+            put(ar, &bad, &len, &cap, ", ", 2);
+        repr(ar, ks, &bad, &len, &cap);
+        json_decref(ks);
+    }
+    if (!n_bad)
+        return true;
+    if (len > REPR_MAX)
+        strcpy(bad + utf8_cut(bad, len, REPR_MAX - 12), "...");
+    invalid(c, "metadata", md, arena_printf(ar, "%s %s not match any of the regexes: '%s'", bad,
+                                            n_bad == 1 ? "does" : "do", METADATA_KEY));
+    return false;
+}
+
+bool volume_metadata_ok(struct call *c, json_t *md)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(md, k, v) {
+        const char *key = utf8_clean(c->arena, k);
+        if (!*k) {
+            reply_error(c, 400, "Invalid metadata: Metadata key: %s has a minimum character "
+                                "requirement of 1.", key);
+            return false;
+        }
+        if (utf8_chars(k) > 255) {
+            reply_error(c, 400, "Invalid metadata: Metadata key: %.255s... has more than 255 "
+                                "characters.", key);
+            return false;
+        }
+        if (!json_is_string(v)) {
+            reply_error(c, 400, "Invalid metadata: Value for metadata key: %s is not a string "
+                                "or unicode", key);
+            return false;
+        }
+        if (utf8_chars(json_string_value(v)) > 255) {
+            reply_error(c, 400, "Invalid metadata: Value for metadata key: %s has more than 255 "
+                                "characters.", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool metadata_count_ok(struct call *c, json_t *md)
+{
+    if (!json_is_object(md) || json_object_size(md) <= CORE_MAX_METADATA_ITEMS)
+        return true;
+    reply_error(c, 403, "Maximum number of metadata items exceeds %d", CORE_MAX_METADATA_ITEMS);
+    return false;
+}
+
+char *json_text(struct call *c, json_t *v)
+{
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    char *buf = arena_alloc(c->arena, n + 1);
+    json_dumpb(v, buf, n, JSON_COMPACT);
+    buf[n] = '\0';
+    return buf;
 }
 
 bool validate_object(struct call *c, json_t *obj, const char *at, const struct field *fields)

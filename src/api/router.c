@@ -49,6 +49,8 @@ static const struct route routes[] = {
     {NOVA, "os-volumes", volumes_list, volumes_create, NULL, NULL},
     {NOVA, "os-volumes/detail", volumes_detail, NULL, NULL, NULL},
     {NOVA, "os-volumes/*", volumes_show, NULL, NULL, volumes_delete},
+    {BOTH, "limits", limits_show, NULL, NULL, NULL},
+    {CINDER, "limits", cinder_limits, NULL, NULL, NULL},
     {CINDER, "volumes", cinder_volumes_list, NULL, NULL, NULL},
     {CINDER, "volumes/detail", cinder_volumes_detail, NULL, NULL, NULL},
     {CINDER, "volumes/*", cinder_volumes_show, NULL, NULL, NULL},
@@ -397,7 +399,7 @@ enum api_status api_handle(struct api *a, struct request *req, struct response *
         c->prefix = "/v3";
         rest = seg + 1;
         n -= 1;
-        if (n > 0 && strcmp(rest[0], "volumes") != 0) {
+        if (n > 0 && strcmp(rest[0], "volumes") != 0 && strcmp(rest[0], "limits") != 0) {
             c->account_in_path = rest[0];
             c->prefix = arena_printf(c->arena, "/v3/%s", rest[0]);
             rest++;
@@ -435,7 +437,9 @@ void api_http_error(struct request *req, struct response *res, int status)
     if (status == 413)
         reply_error(&call, 413, "Request is too large.");
     else if (status == 400)
-        reply_error(&call, 400, "Bad request: an HTTP/1.1 request needs a Host header.");
+        reply_error(&call, 400, "Bad request: the request is not framed as RFC 9112 asks "
+                                "(one Host header; a body framed by one Content-Length or "
+                                "by Transfer-Encoding: chunked, not both).");
     else if (status == 503)
         reply_error(&call, 503, "The service is stopping; retry on a new connection.");
     else

@@ -10,10 +10,12 @@
 
 static json_t *render_flavor(struct call *c, const struct server *s)
 {
+    const struct flavor *f = core_flavor(s->flavor_ref);
     if (c->version >= 47)
-        return json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:{}}", "vcpus", 1, "ram", 512,
-                         "disk", 1, "ephemeral", 0, "swap", 0, "original_name", s->flavor_ref,
-                         "extra_specs");
+        return json_pack("{s:i, s:I, s:I, s:i, s:i, s:s, s:{}}", "vcpus", f ? f->vcpus : 1,
+                         "ram", (json_int_t)(f ? f->ram_mb : 512),
+                         "disk", (json_int_t)(f ? f->disk_gb : 1), "ephemeral", 0, "swap", 0,
+                         "original_name", f ? f->name : s->flavor_ref, "extra_specs");
     return json_pack("{s:s, s:[{s:s, s:s}]}", "id", s->flavor_ref, "links", "rel", "bookmark",
                      "href", arena_printf(c->arena, "%s/flavors/%s", c->base, s->flavor_ref));
 }
@@ -187,7 +189,7 @@ static const struct field create_fields[] = {
     {.name = "flavorRef", .types = FT_STRING | FT_INTEGER, .min_len = 1, .max_len = 255,
      .required = true},
     {.name = "adminPass", .types = FT_STRING},
-    {.name = "metadata", .types = FT_OBJECT},
+    {.name = "metadata", .types = FT_OBJECT, .check_value = server_metadata_ok},
     {.name = "networks", .types = FT_ARRAY | FT_STRING, .required = true, .since = 37},
     {.name = "networks", .types = FT_ARRAY, .until = 36},
     {.name = "security_groups", .types = FT_ARRAY},
@@ -269,22 +271,10 @@ void servers_create(struct call *c)
                                          json_integer_value(flavor))
                           : json_string_value(flavor);
     json_t *md = json_object_get(o, "metadata");
-    if (md) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(md, k, v) {
-            if (!json_is_string(v) || strlen(k) > 255 || strlen(json_string_value(v)) > 255) {
-                reply_error(c, 400, "Invalid input for field/attribute metadata. Value: %s. "
-                                    "metadata values must be strings of at most 255 characters",
-                            py_repr(c->arena, md));
-                return;
-            }
-        }
-        spec->metadata = json_dumps(md, JSON_COMPACT);
-        char *copy = arena_strdup(c->arena, spec->metadata);
-        free((char *)spec->metadata);
-        spec->metadata = copy;
-    }
+    if (md && !metadata_count_ok(c, md))
+        return;
+    if (md)
+        spec->metadata = json_text(c, md);
     json_t *bdms = json_object_get(o, "block_device_mapping_v2");
     if (bdms && !root_volume(c, bdms, spec))
         return;

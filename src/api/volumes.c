@@ -157,7 +157,7 @@ static bool size_ok(json_t *v, int64_t *size)
 
 static const struct field nova_fields[] = {
     {.name = "volume_type", .types = FT_STRING | FT_NULL},
-    {.name = "metadata", .types = FT_OBJECT | FT_NULL},
+    {.name = "metadata", .types = FT_OBJECT | FT_NULL, .check_value = volume_metadata_ok},
     {.name = "snapshot_id", .types = FT_STRING | FT_NULL},
     {.name = "size", .types = FT_INTISH, .pattern = "^[0-9]+$", .required = true},
     {.name = "availability_zone", .types = FT_STRING | FT_NULL},
@@ -197,11 +197,10 @@ void volumes_create(struct call *c)
     if (spec->volume_type && *spec->volume_type == '\0')
         spec->volume_type = NULL;
     json_t *md = json_object_get(o, "metadata");
-    if (json_is_object(md)) {
-        char *text = json_dumps(md, JSON_COMPACT);
-        spec->metadata = text ? arena_strdup(c->arena, text) : NULL;
-        free(text);
-    }
+    if (!metadata_count_ok(c, md))
+        return;
+    if (json_is_object(md))
+        spec->metadata = json_text(c, md);
     core_volume_create(call_op(c, volume_created), spec, &c->made.volume);
 }
 

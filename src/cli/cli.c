@@ -35,6 +35,11 @@ static const char usage[] =
     "      create or upgrade the database schema.\n"
     "  account add [--id ID] NAME\n"
     "      create an account; prints its id (32 hex digits unless --id).\n"
+    "  account quota ACCOUNT [--instances N] [--cores N] [--ram MB] [--volumes N]\n"
+    "        [--gigabytes GB]\n"
+    "      set an account's quotas (-1: no limit; \"default\": Nova's and Cinder's\n"
+    "      defaults, 10 instances, 20 cores, 51200 MB, 10 volumes, 1000 GB), then show\n"
+    "      them with what the account uses.\n"
     "  user add --account ACCOUNT --role member|admin USERNAME\n"
     "      create a user; the password is read from standard input (one line).\n"
     "  user passwd USERNAME      set a new password, read from standard input.\n"
@@ -182,6 +187,7 @@ int cli_main(int argc, char **argv)
         {"serve", NULL, cmd_serve},
         {"db", "migrate", cmd_db_migrate},
         {"account", "add", cmd_account_add},
+        {"account", "quota", cmd_account_quota},
         {"user", "add", cmd_user_add},
         {"user", "passwd", cmd_user_passwd},
         {"user", "del", cmd_user_del},

@@ -39,6 +39,7 @@ int cli_main(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_db_migrate(int argc, char **argv);
 int cmd_account_add(int argc, char **argv);
+int cmd_account_quota(int argc, char **argv);
 int cmd_user_add(int argc, char **argv);
 int cmd_user_passwd(int argc, char **argv);
 int cmd_user_del(int argc, char **argv);

@@ -377,6 +377,102 @@ out:
     return status;
 }
 
+/* account quota ACCOUNT [--instances N] ...: set the limits given (a number,
+ * -1 for none, or "default"), then show them all with the account's usage. */
+struct quota_job {
+    const char *account_key;
+    const char *account_id;
+    struct arena *ar;
+    struct quota set;           /* QUOTA_UNSET: "default"; unchanged where !given */
+    bool given[5];
+};
+
+static int64_t *quota_field(struct quota *q, int i)
+{
+    int64_t *f[] = {&q->instances, &q->cores, &q->ram, &q->volumes, &q->gigabytes};
+    return f[i];
+}
+
+static const char *const quota_names[] = {"instances", "cores", "ram", "volumes", "gigabytes"};
+
+static int resolve_account(struct store_conn *w, struct arena *ar, const char *key,
+                           const char **id);
+
+static int do_account_quota(struct store_conn *w, void *arg)
+{
+    struct quota_job *j = arg;
+    struct quota q;
+    int rc = resolve_account(w, j->ar, j->account_key, &j->account_id);
+    if (rc != 0)
+        return rc;
+    if (store_quota_get(w, j->account_id, &q) != STORE_OK)
+        return 1;
+    bool changed = false;
+    for (int i = 0; i < 5; i++) {
+        if (j->given[i]) {
+            *quota_field(&q, i) = *quota_field(&j->set, i);
+            changed = true;
+        }
+    }
+    return !changed || store_quota_set(w, j->account_id, &q) == STORE_OK ? 0 : 1;
+}
+
+int cmd_account_quota(int argc, char **argv)
+{
+    struct cli_option opts[] = {{"instances", true, NULL}, {"cores", true, NULL},
+                                {"ram", true, NULL}, {"volumes", true, NULL},
+                                {"gigabytes", true, NULL}, {"db", true, NULL},
+                                {NULL, false, NULL}};
+    struct cli c = {.command = "account quota", .section = "account", .options = opts};
+    if (!cli_parse(&c, argc, argv, 1, 1))
+        return 2;
+    struct arena ar;
+    arena_init(&ar);
+    struct quota_job j = {.account_key = c.positional[0], .ar = &ar};
+    int status = 2;
+    for (int i = 0; i < 5; i++) {
+        const char *v = cli_get(&c, quota_names[i]);
+        if (!v)
+            continue;
+        char *end;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (!strcmp(v, "default")) {
+            n = QUOTA_UNSET;
+        } else if (!*v || *end || errno || n < -1 || n > INT64_MAX / 2) {
+            cli_error("account quota: --%s is a whole number, -1 for no limit, or \"default\"",
+                      quota_names[i]);
+            goto out;
+        }
+        *quota_field(&j.set, i) = n;
+        j.given[i] = true;
+    }
+    struct store *s = open_store(&c, false);
+    struct core *core = s ? core_new(s) : NULL;
+    status = 1;
+    if (core && (status = write_or_fail(s, do_account_quota, &j)) == 0) {
+        struct core_ctx ctx = {.core = core, .arena = &ar, .scope = j.account_id,
+                               .account = j.account_id, .home = j.account_id, .admin = true};
+        struct limits l;
+        struct core_error err;
+        if (core_limits(&ctx, &l, &err)) {
+            printf("%-10s %10s %10s\n", "resource", "limit", "in use");
+            for (int i = 0; i < 5; i++)
+                printf("%-10s %10lld %10lld\n", quota_names[i],
+                       (long long)*quota_field(&l.quota, i), (long long)*quota_field(&l.used, i));
+        } else {
+            fprintf(stderr, "attachd: account quota: %s\n", err.message);
+            status = 1;
+        }
+    }
+    core_free(core);
+    store_close(s);
+out:
+    arena_release(&ar);
+    cli_done(&c);
+    return status;
+}
+
 /* Resolve an account id or name on the writer, for the add commands. */
 static int resolve_account(struct store_conn *w, struct arena *ar, const char *key,
                            const char **id)

@@ -38,6 +38,7 @@ enum core_code {
     CORE_VOLUME_BUSY,       /* the volume is attached and cannot be deleted */
     CORE_UNAVAILABLE,       /* the store failed; try again */
     CORE_OTHER_ACCOUNT,     /* a volume and a server of different accounts */
+    CORE_VOLUME_QUOTA,      /* a volume would pass its account's quota */
 };
 
 struct core_error {
@@ -91,6 +92,33 @@ struct core_sync {
 void core_sync_init(struct core_sync *s, struct core_ctx *ctx);
 /* Wait until s.op is done; its outcome, with the error copied into err. */
 bool core_sync_wait(struct core_sync *s, struct core_error *err);
+
+/* Metadata items a server or a volume may have (Nova's default quota). */
+#define CORE_MAX_METADATA_ITEMS 128
+
+/* ---- flavors and quotas -------------------------------------------------- */
+
+struct flavor {
+    const char *id, *name;
+    int vcpus;
+    int64_t ram_mb, disk_gb;
+};
+
+/* The flavor of that id (Nova's classic set: m1.tiny ... m1.xlarge, ids 1 to
+ * 5), or NULL. */
+const struct flavor *core_flavor(const char *id);
+/* Every flavor, in id order: their number, the array in *out. */
+int core_flavors(const struct flavor **out);
+
+/* Nova's default quotas for servers, Cinder's for volumes. */
+extern const struct quota core_default_quota;
+
+/* An account's quotas (defaults filled in, -1 for none) and its usage. */
+struct limits {
+    struct quota quota, used;
+};
+/* The limits of the account the caller acts in. */
+bool core_limits(struct core_ctx *c, struct limits *out, struct core_error *err);
 
 /* ---- servers ---------------------------------------------------------- */
 

@@ -31,6 +31,12 @@ bool core_find_volume(struct core_ctx *c, struct store_conn *conn, const char *i
  * (Nova has no such rule; an admin could otherwise hand one account's
  * volume to another's server, which could then delete it). */
 bool core_same_account(const struct volume *v, const struct server *s, struct core_error *err);
+/* Would one more server of flavor f, or a volume of size GiB, pass the
+ * quotas of c->account? Read in the creating transaction. */
+bool core_check_server_quota(struct core_ctx *c, struct store_conn *w, const struct flavor *f,
+                             struct core_error *err);
+bool core_check_volume_quota(struct core_ctx *c, struct store_conn *w, int64_t size,
+                             struct core_error *err);
 /* Nova's check_instance_lock: a locked server refuses non-admins. */
 bool core_check_unlocked(struct core_ctx *c, const struct server *s, struct core_error *err);
 

@@ -31,6 +31,7 @@ struct create_job {
     struct core_ctx *c;
     struct server *srv;
     const struct server_spec *spec;
+    const struct flavor *flavor;
     struct core_error *err;
 };
 
@@ -38,6 +39,8 @@ static int do_create(struct store_conn *w, void *arg)
 {
     struct create_job *j = arg;
     struct volume root;
+    if (!core_check_server_quota(j->c, w, j->flavor, j->err))
+        return 1;
     if (j->spec->root_volume_id) {
         if (!core_find_volume(j->c, w, j->spec->root_volume_id, &root, j->err) ||
             !core_same_account(&root, j->srv, j->err))
@@ -87,7 +90,12 @@ void core_server_create(struct core_op *op, const struct server_spec *spec, stru
         .created_at = now, .updated_at = now, .launched_at = now,
     };
     struct create_job *j = arena_alloc(c->arena, sizeof *j);
-    *j = (struct create_job){c, out, spec, &op->err};
+    *j = (struct create_job){c, out, spec, core_flavor(out->flavor_ref), &op->err};
+    if (!j->flavor) {
+        core_fail(&op->err, CORE_BAD_REQUEST, "Flavor %s could not be found.", out->flavor_ref);
+        core_finish(op, false);
+        return;
+    }
     core_submit(op, do_create, j);
 }
 

@@ -16,6 +16,8 @@ struct volume_job {
 static int do_create(struct store_conn *w, void *arg)
 {
     struct volume_job *j = arg;
+    if (!core_check_volume_quota(j->c, w, j->vol->size, j->err))
+        return 1;
     enum store_rc rc = store_volume_add(w, j->vol);
     if (rc == STORE_EXISTS) {
         core_fail(j->err, CORE_CONFLICT, "Volume %s already exists.", j->vol->id);

@@ -52,6 +52,20 @@ struct volume {
     const char *created_at, *updated_at;
 };
 
+/* An account's quotas: a limit per resource, -1 for no limit, QUOTA_UNSET
+ * where the account keeps the default. */
+#define QUOTA_UNSET INT64_MIN
+struct quota {
+    int64_t instances, cores, ram;      /* ram in MiB */
+    int64_t volumes, gigabytes;
+};
+
+/* How many servers of one flavor an account has. */
+struct flavor_count {
+    const char *flavor_ref;
+    int64_t servers;
+};
+
 struct attachment {
     const char *id;             /* the attachment's own UUID (2.89 attachment_id) */
     const char *bdm_uuid;

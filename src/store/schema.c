@@ -80,6 +80,16 @@ static const char *const migrations[] = {
     ");",
     /* 2: look volumes up by name (the openstack CLI's find) */
     "CREATE INDEX volumes_name ON volumes(account_id, name);",
+    /* 3: per-account quotas; NULL keeps the default */
+    "CREATE TABLE quotas ("
+    "  account_id TEXT PRIMARY KEY REFERENCES accounts(id),"
+    "  instances INTEGER CHECK (instances >= -1),"
+    "  cores INTEGER CHECK (cores >= -1),"
+    "  ram INTEGER CHECK (ram >= -1),"
+    "  volumes INTEGER CHECK (volumes >= -1),"
+    "  gigabytes INTEGER CHECK (gigabytes >= -1)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX servers_flavor ON servers(account_id, flavor_ref);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

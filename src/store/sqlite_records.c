@@ -33,6 +33,15 @@ const char *const sqlite_sql[N_STMT] = {
     [S_ACCOUNT_GET] = "SELECT id, name, created_at FROM accounts WHERE id = ?1 "
                       "UNION ALL SELECT id, name, created_at FROM accounts WHERE name = ?1 "
                       "LIMIT 1",
+    [S_QUOTA_GET] = "SELECT instances, cores, ram, volumes, gigabytes FROM quotas "
+                    "WHERE account_id = ?1",
+    [S_QUOTA_SET] = "INSERT INTO quotas (account_id, instances, cores, ram, volumes, gigabytes) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account_id) DO UPDATE SET "
+                    "instances = ?2, cores = ?3, ram = ?4, volumes = ?5, gigabytes = ?6",
+    [S_SERVER_USAGE] = "SELECT flavor_ref, count(*) FROM servers WHERE account_id = ?1 "
+                       "GROUP BY flavor_ref",
+    [S_VOLUME_USAGE] = "SELECT count(*), coalesce(sum(size), 0) FROM volumes "
+                       "WHERE account_id = ?1",
     [S_USER_ADD] = "INSERT INTO users (name, account_id, role, pwhash, created_at) "
                    "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_USER_GET] = "SELECT id, name, account_id, role, pwhash, created_at FROM users "
@@ -102,6 +111,86 @@ enum store_rc store_account_get(struct store_conn *c, struct arena *ar, const ch
         out->id = sq_col_text(st, 0, ar);
         out->name = sq_col_text(st, 1, ar);
         out->created_at = sq_col_text(st, 2, ar);
+        sq_done(st);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Quotas and usage
+ * ------------------------------------------------------------------------- */
+
+static int64_t col_quota(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? QUOTA_UNSET : sqlite3_column_int64(st, i);
+}
+
+static void bind_quota(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v == QUOTA_UNSET)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+enum store_rc store_quota_get(struct store_conn *c, const char *account, struct quota *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_QUOTA_GET);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, account);
+    enum store_rc rc = sq_step_row(c, st);
+    *out = (struct quota){QUOTA_UNSET, QUOTA_UNSET, QUOTA_UNSET, QUOTA_UNSET, QUOTA_UNSET};
+    if (rc == STORE_OK) {
+        *out = (struct quota){col_quota(st, 0), col_quota(st, 1), col_quota(st, 2),
+                              col_quota(st, 3), col_quota(st, 4)};
+        sq_done(st);
+    }
+    return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
+enum store_rc store_quota_set(struct store_conn *w, const char *account, const struct quota *q)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_QUOTA_SET);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, account);
+    bind_quota(st, 2, q->instances);
+    bind_quota(st, 3, q->cores);
+    bind_quota(st, 4, q->ram);
+    bind_quota(st, 5, q->volumes);
+    bind_quota(st, 6, q->gigabytes);
+    return sq_exec(w, st);
+}
+
+static void read_flavor_count(sqlite3_stmt *st, struct arena *ar, void *out)
+{
+    struct flavor_count *f = out;
+    f->flavor_ref = sq_col_text(st, 0, ar);
+    f->servers = sqlite3_column_int64(st, 1);
+}
+
+enum store_rc store_server_usage(struct store_conn *c, struct arena *ar, const char *account,
+                                 struct flavor_count **out, int *n)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_SERVER_USAGE);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, account);
+    return sq_collect(c, st, ar, sizeof **out, read_flavor_count, (void **)out, n);
+}
+
+enum store_rc store_volume_usage(struct store_conn *c, const char *account, int64_t *volumes,
+                                 int64_t *gigabytes)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_VOLUME_USAGE);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, account);
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        *volumes = sqlite3_column_int64(st, 0);
+        *gigabytes = sqlite3_column_int64(st, 1);
         sq_done(st);
     }
     return rc;

@@ -51,7 +51,7 @@ enum store_rc {
 };
 
 /* The schema this attachd writes (schema.c holds one migration per version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 struct store_conn;
@@ -115,6 +115,15 @@ bool store_changed(struct store_conn *c);
 enum store_rc store_account_add(struct store_conn *w, const struct account *a);
 enum store_rc store_account_get(struct store_conn *c, struct arena *ar, const char *key,
                                 struct account *out);
+
+/* Quotas of an account (QUOTA_UNSET where it keeps the default), and what
+ * it uses: its servers by flavor, its volumes and their gigabytes. */
+enum store_rc store_quota_get(struct store_conn *c, const char *account, struct quota *out);
+enum store_rc store_quota_set(struct store_conn *w, const char *account, const struct quota *q);
+enum store_rc store_server_usage(struct store_conn *c, struct arena *ar, const char *account,
+                                 struct flavor_count **out, int *n);
+enum store_rc store_volume_usage(struct store_conn *c, const char *account, int64_t *volumes,
+                                 int64_t *gigabytes);
 
 /* Users. */
 enum store_rc store_user_add(struct store_conn *w, const struct user *u);

@@ -74,3 +74,11 @@ size_t utf8_cut(const char *s, size_t len, size_t max)
         max--;
     return max;
 }
+
+int utf8_chars(const char *s)
+{
+    int n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += (*p & 0xc0) != 0x80;
+    return n;
+}

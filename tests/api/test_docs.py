@@ -65,11 +65,13 @@ for _d in ("hostway", "nova"):
         (_d, "DELETE", "/servers/{server_id}/os-volume_attachments/{volume_id}"),
         (_d, "GET", vols), (_d, "POST", vols), (_d, "GET", vols + "/detail"),
         (_d, "GET", vols + "/{volume_id}"), (_d, "DELETE", vols + "/{volume_id}"),
+        (_d, "GET", "/limits"),
     }
 # the read-only block-storage API for the openstack CLI (issue 4)
 ENDPOINTS |= {("cinder", "GET", "/v3"), ("cinder", "GET", "/v3/{project_id}/volumes"),
               ("cinder", "GET", "/v3/{project_id}/volumes/detail"),
-              ("cinder", "GET", "/v3/{project_id}/volumes/{volume_id}")}
+              ("cinder", "GET", "/v3/{project_id}/volumes/{volume_id}"),
+              ("cinder", "GET", "/v3/{project_id}/limits")}
 
 PREFIXES = {"hostway": [r"", r"/accounts/[^/]+/flexcloud"],
             "nova": [r"/v2\.1", r"/v2\.1/[^/]+"],

@@ -57,12 +57,25 @@ class Attachd:
             raise AssertionError(f"{cmd} exited {p.returncode}: {p.stderr}")
         return p
 
-    def add_account(self, name=None, account_id=None):
+    def add_account(self, name=None, account_id=None, unlimited=True):
+        """A new account; by default without quotas, so that tests about
+        other things can make as many servers and volumes as they need
+        (the quota tests ask for unlimited=False)."""
         args = ["account", "add"]
         if account_id:
             args += ["--id", account_id]
         args.append(name or "acct-" + uuid.uuid4().hex[:8])
-        return self.cli(*args).stdout.strip()
+        account = self.cli(*args).stdout.strip()
+        if unlimited:
+            self.set_quota(account, instances=-1, cores=-1, ram=-1, volumes=-1, gigabytes=-1)
+        return account
+
+    def set_quota(self, account, **limits):
+        """`attachd account quota ACCOUNT --name value ...`; its output."""
+        args = ["account", "quota", account]
+        for name, value in limits.items():
+            args += [f"--{name}", str(value)]
+        return self.cli(*args).stdout
 
     def add_user(self, account, username=None, role="member", password=None):
         username = username or "user-" + uuid.uuid4().hex[:8]

@@ -102,12 +102,20 @@ static inline int job_bump_epoch(struct store_conn *w, void *arg)
     return (int)store_auth_epoch_bump(w);
 }
 
+static inline int job_unlimited_quota(struct store_conn *w, void *arg)
+{
+    struct quota q = {-1, -1, -1, -1, -1};
+    return (int)store_quota_set(w, arg, &q);
+}
+
+/* An account without quotas (the quota tests set their own). */
 static inline void add_account(struct store *s, const char *id, const char *name)
 {
     char now[32];
     store_now(now);
     struct account a = {.id = id, .name = name, .created_at = now};
     assert_int_equal(store_write(s, job_add_account, &a), 0);
+    assert_int_equal(store_write(s, job_unlimited_quota, (void *)id), 0);
 }
 
 /* Hashing is argon2id (~20 ms and more under sanitizers): add few users. */
