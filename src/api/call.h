@@ -25,8 +25,10 @@ struct call {
     struct core_ctx core;
     struct core_op op;          /* the change in progress, if any */
     struct auth_check auth;     /* the credential check */
-    void (*then)(struct call *c);   /* runs once the suspended work is done */
-    bool suspended;
+    void (*then)(struct call *c);   /* runs once the work handed on is done */
+    bool suspended;             /* waiting for work on another thread */
+    bool done_inline;           /* the work finished before it was handed on */
+    char oom_body[256];         /* the answer when the call ran out of memory */
     int n_segments;             /* of the path after the prefix; -1: unroutable */
     char **segments;
     /* what a change made, for its answer */
@@ -44,10 +46,15 @@ struct call {
 
 typedef void (*handler_fn)(struct call *c);
 
-/* Start a change for this call: returns the op to start it on. The
- * connection waits meanwhile; `then` runs on an HTTP thread when the change
- * is done, with c->op.ok and c->op.err, and makes the answer. */
+/* Start a change for this call: returns the op to start it on. If the
+ * change goes to another thread the connection waits meanwhile; `then` runs
+ * on an HTTP thread when the change is done, with c->op.ok and c->op.err,
+ * and makes the answer. Nothing may be allocated after the op is started. */
 struct core_op *call_op(struct call *c, void (*then)(struct call *c));
+
+/* JSON memory: inside a call's step jansson allocates from the call's
+ * arena, so that an abandoned step leaks nothing (json.c). */
+void json_memory_use(struct arena *ar);
 
 /* ---- responses (dialect.c) ------------------------------------------------ */
 void reply_json(struct call *c, int status, json_t *body);   /* steals body */

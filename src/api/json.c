@@ -176,6 +176,55 @@ char *py_repr(struct arena *ar, json_t *v)
 
 #undef PUTS
 
+/* ---- memory ----------------------------------------------------------------
+ * jansson allocates through these for the whole process. Inside a call's
+ * step (json_memory_use() set) a block comes from the call's arena and is
+ * freed with it: decref frees nothing, and a step that runs out of memory
+ * and is abandoned (util/oom.h) leaks nothing. Elsewhere (the CLI, the
+ * fuzzers) blocks come from malloc. A header says which. */
+
+struct json_block {
+    uint64_t from_arena;
+    uint64_t pad;               /* keeps the payload 16-byte aligned */
+};
+
+static _Thread_local struct arena *json_arena;
+
+void json_memory_use(struct arena *ar)
+{
+    json_arena = ar;
+}
+
+static void *json_block_alloc(size_t n)
+{
+    struct json_block *b;
+    if (json_arena) {
+        b = arena_alloc(json_arena, sizeof *b + n);
+        b->from_arena = 1;
+    } else {
+        b = malloc(sizeof *b + n);
+        if (!b)
+            return NULL;
+        b->from_arena = 0;
+    }
+    return b + 1;
+}
+
+static void json_block_free(void *p)
+{
+    if (!p)
+        return;
+    struct json_block *b = (struct json_block *)p - 1;
+    if (!b->from_arena)
+        free(b);
+}
+
+/* Before main, so that no block jansson hands out predates the header. */
+__attribute__((constructor)) static void json_memory_init(void)
+{
+    json_set_alloc_funcs(json_block_alloc, json_block_free);
+}
+
 /* ---- bodies --------------------------------------------------------------- */
 
 bool body_parse(struct call *c)

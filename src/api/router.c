@@ -20,6 +20,7 @@
 #include "auth/auth.h"
 #include "util/id.h"
 #include "util/log.h"
+#include "util/oom.h"
 #include "util/utf8.h"
 
 struct api {
@@ -200,16 +201,27 @@ static void suspend(struct call *c, void (*then)(struct call *c))
     c->req->suspend(c->req);
 }
 
+/* The core hands the change to its writer: the connection waits. */
+static void op_handoff(struct core_op *op)
+{
+    struct call *c = op->cls;
+    c->suspended = true;
+    c->req->suspend(c->req);
+}
+
 static void op_done(struct core_op *op)
 {
     struct call *c = op->cls;
-    c->req->resume(c->req);
+    if (c->suspended)
+        c->req->resume(c->req);
+    else
+        c->done_inline = true;  /* refused before anything was handed on */
 }
 
 struct core_op *call_op(struct call *c, void (*then)(struct call *c))
 {
-    suspend(c, then);
-    c->op = (struct core_op){.ctx = &c->core, .done = op_done, .cls = c};
+    c->then = then;
+    c->op = (struct core_op){.ctx = &c->core, .done = op_done, .handoff = op_handoff, .cls = c};
     return &c->op;
 }
 
@@ -341,6 +353,45 @@ static void authenticate(struct call *c)
     snapshot_end(c);
 }
 
+#define OOM_MESSAGE "The service ran out of memory for this request; retry it."
+
+/* The answer of a step that ran out of memory, built without allocating. */
+static void answer_out_of_memory(struct call *c)
+{
+    struct response *res = c->res;
+    char errorid[UUID_STR_LEN + 1];
+    int n;
+    id_uuid4(errorid);
+    if (c->dialect == DIALECT_HOSTWAY)
+        n = snprintf(c->oom_body, sizeof c->oom_body,
+                     "{\"serviceUnavailable\":{\"message\":\"Service unavailable\",\"code\":503,"
+                     "\"details\":\"" OOM_MESSAGE "\",\"errorid\":\"%s\"}}", errorid);
+    else
+        n = snprintf(c->oom_body, sizeof c->oom_body,
+                     "{\"serviceUnavailable\":{\"code\":503,\"message\":\"" OOM_MESSAGE "\"}}");
+    *res = (struct response){.status = 503, .content_type = "application/json",
+                             .body = c->oom_body, .body_len = (size_t)n};
+    api_add_header(res, "Retry-After", "1");
+    c->versioned = false;       /* the common headers then need no memory */
+    c->version_echo = NULL;
+    c->body = NULL;
+}
+
+/* A step ran out of memory and was abandoned: undo what this thread's
+ * reader was in the middle of, and answer 503 (once the work in flight, if
+ * any was handed on, is back: its outcome is then unknown to the client). */
+static void out_of_memory(struct call *c)
+{
+    struct store_conn *r = store_reader(c->api->store);
+    if (r)
+        store_conn_reset(r);
+    log_error("api: request %s ran out of memory; answered 503", c->req->request_id);
+    if (c->suspended)
+        c->then = answer_out_of_memory;
+    else
+        answer_out_of_memory(c);
+}
+
 static enum api_status finish(struct call *c)
 {
     if (c->suspended)
@@ -352,24 +403,48 @@ static enum api_status finish(struct call *c)
     return API_DONE;
 }
 
+/* Run the continuation the call waits for. */
+static void go_on(struct call *c)
+{
+    void (*then)(struct call *c) = c->then;
+    c->then = NULL;
+    c->done_inline = false;
+    then(c);
+}
+
+/* Run one step of a call on this thread: its JSON in the call's arena, out
+ * of memory answered 503 rather than taking the daemon down, and then the
+ * continuations of changes that finished without being handed on. */
+static enum api_status run_step(struct call *c, void (*step)(struct call *c))
+{
+    struct oom_point p;
+    json_memory_use(c->arena);
+    oom_enter(&p);
+    if (setjmp(p.jb) == 0) {
+        step(c);
+        while (c->done_inline)
+            go_on(c);
+    } else {
+        out_of_memory(c);
+    }
+    oom_leave(&p);
+    json_memory_use(NULL);
+    return finish(c);
+}
+
 enum api_status api_resume(struct api *a, struct request *req, struct response *res)
 {
     (void)a;
     (void)res;
     struct call *c = req->api_state;
-    void (*then)(struct call *c) = c->then;
     c->suspended = false;
-    c->then = NULL;
-    then(c);
-    return finish(c);
+    return run_step(c, go_on);
 }
 
-enum api_status api_handle(struct api *a, struct request *req, struct response *res)
+/* The first step: the prefix, then discovery (no credentials) or the rest. */
+static void start(struct call *c)
 {
-    struct call *c = arena_alloc(req->arena, sizeof *c);
-    *c = (struct call){.api = a, .req = req, .res = res, .arena = req->arena,
-                       .dialect = DIALECT_HOSTWAY, .version = 1, .prefix = ""};
-    req->api_state = c;
+    struct request *req = c->req;
     char **seg = arena_alloc(c->arena, MAX_SEGMENTS * sizeof *seg);
     int n = split(c->arena, req->path, seg);
     c->base = request_base(c);
@@ -427,8 +502,22 @@ enum api_status api_handle(struct api *a, struct request *req, struct response *
         versions_root(c);
     else
         authenticate(c);
-    return finish(c);
 }
+
+/* The call is the request's first allocation and fits the arena's inline
+ * buffer, so it cannot run out of memory: everything after it is inside a
+ * step, where running out is answered. */
+_Static_assert(sizeof(struct call) + 16 <= ARENA_INLINE, "a call fits the arena's inline buffer");
+
+enum api_status api_handle(struct api *a, struct request *req, struct response *res)
+{
+    struct call *c = arena_alloc(req->arena, sizeof *c);
+    *c = (struct call){.api = a, .req = req, .res = res, .arena = req->arena,
+                       .dialect = DIALECT_HOSTWAY, .version = 1, .prefix = ""};
+    req->api_state = c;
+    return run_step(c, start);
+}
+
 void api_http_error(struct request *req, struct response *res, int status)
 {
     struct call call = {.req = req, .res = res, .arena = req->arena, .prefix = "",

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/oom.h"
 
 /* ---- throttle tables ----------------------------------------------------------
  * Set-associative: a key lives in one set of WAYS buckets; a new key takes
@@ -326,6 +327,45 @@ static void verify(struct auth *a, struct auth_check *ck)
     settle(a, ck, true);
 }
 
+/* A follower gets its leader's answer, its own copy of the principal. */
+static void answer_follower(struct auth_check *f, const struct auth_check *leader)
+{
+    struct oom_point p;
+    oom_enter(&p);
+    f->result = leader->result;
+    f->retry_after = leader->retry_after;
+    if (setjmp(p.jb) == 0) {
+        if (f->result == AUTH_OK)
+            f->principal = (struct principal){
+                .user = arena_strdup(f->arena, leader->principal.user),
+                .account = arena_strdup(f->arena, leader->principal.account),
+                .admin = leader->principal.admin};
+    } else {
+        f->result = AUTH_UNAVAILABLE;
+        f->retry_after = 1;
+    }
+    oom_leave(&p);
+}
+
+/* verify(), answering AUTH_UNAVAILABLE if it runs out of memory. */
+static void verify_or_give_up(struct auth *a, struct auth_check *ck)
+{
+    struct oom_point p;
+    oom_enter(&p);
+    if (setjmp(p.jb) == 0) {
+        verify(a, ck);
+    } else {
+        struct store_conn *r = store_reader(a->store);
+        if (r)
+            store_conn_reset(r);
+        sodium_memzero(ck->pass, sizeof ck->pass);
+        ck->result = AUTH_UNAVAILABLE;
+        ck->retry_after = 1;
+        settle(a, ck, true);
+    }
+    oom_leave(&p);
+}
+
 static void *verifier_main(void *arg)
 {
     struct auth *a = arg;
@@ -343,7 +383,7 @@ static void *verifier_main(void *arg)
         if (!a->head)
             a->tail = NULL;
         pthread_mutex_unlock(&a->lock);
-        verify(a, ck);
+        verify_or_give_up(a, ck);
         pthread_mutex_lock(&a->lock);
         a->queued--;
         for (int i = 0; i < AUTH_QUEUE_MAX; i++)
@@ -353,12 +393,7 @@ static void *verifier_main(void *arg)
         pthread_mutex_unlock(&a->lock);
         while (f) {
             struct auth_check *next = f->next;
-            f->result = ck->result;
-            f->retry_after = ck->retry_after;
-            f->principal = (struct principal){
-                .user = arena_strdup(f->arena, ck->principal.user),
-                .account = arena_strdup(f->arena, ck->principal.account),
-                .admin = ck->principal.admin};
+            answer_follower(f, ck);
             f->done(f);
             f = next;
         }

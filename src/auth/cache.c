@@ -63,14 +63,19 @@ bool auth_cache_get(struct auth_cache *c, const unsigned char key[32], const cha
                     int64_t epoch, int64_t now, struct arena *ar, struct principal *out)
 {
     unsigned char tag[32];
+    char user[AUTH_NAME_MAX + 1], account[AUTH_NAME_MAX + 1];
     struct slot *s = lock_slot(c, key, header, tag);
     bool hit = s->expires > now && s->epoch == epoch && sodium_memcmp(s->tag, tag, 32) == 0;
     if (hit) {
-        out->user = arena_strdup(ar, s->user);
-        out->account = arena_strdup(ar, s->account);
+        memcpy(user, s->user, sizeof user);
+        memcpy(account, s->account, sizeof account);
         out->admin = s->admin;
     }
     unlock_slot(c, s);
+    if (hit) {      /* the arena may unwind (util/oom.h): never under the lock */
+        out->user = arena_strdup(ar, user);
+        out->account = arena_strdup(ar, account);
+    }
     return hit;
 }
 

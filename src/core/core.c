@@ -59,6 +59,8 @@ void core_submit(struct core_op *op, store_write_fn fn, void *arg)
 {
     op->ok = false;
     op->job = (struct store_job){.fn = fn, .arg = arg, .done = write_done};
+    if (op->handoff)
+        op->handoff(op);
     store_submit(op->ctx->core->store, &op->job);
 }
 

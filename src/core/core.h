@@ -69,12 +69,15 @@ struct core_ctx {
 bool core_read_begin(struct core_ctx *c, struct core_error *err);
 void core_read_end(struct core_ctx *c);
 
-/* A change in progress. The caller fills ctx, done and (if it likes) cls,
- * keeps the op and every argument valid until done() has run, and reads
- * ok and err there. */
+/* A change in progress. The caller fills ctx, done and (if it likes) cls
+ * and handoff, keeps the op and every argument valid until done() has run,
+ * and reads ok and err there. handoff(), if set, is called on the starting
+ * thread right before the work goes to another thread (and not at all when
+ * a check fails at once and done() runs inside the starting call). */
 struct core_op {
     struct core_ctx *ctx;
     void (*done)(struct core_op *op);
+    void (*handoff)(struct core_op *op);
     void *cls;                  /* the caller's */
     bool ok;
     struct core_error err;

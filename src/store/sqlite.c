@@ -18,6 +18,7 @@
 #include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/log.h"
+#include "util/oom.h"
 
 /* How often one job may be run again after SQLite undid its transaction
  * before it is answered as not committed. */
@@ -230,6 +231,26 @@ static bool database_usable(struct store *s)
     return false;
 }
 
+/* Run one job's function; a job that runs out of memory is answered as not
+ * committed (its savepoint is rolled back like a refusal's). */
+static int run_job(struct store_conn *w, struct store_job *j)
+{
+    struct oom_point p;
+    int rc;
+    oom_enter(&p);
+    if (setjmp(p.jb) == 0) {
+        rc = j->fn(w, j->arg);
+    } else {
+        for (int i = 0; i < N_STMT; i++)
+            if (w->st[i])
+                sq_done(w->st[i]);
+        log_error("store: a write ran out of memory; it is not committed");
+        rc = -STORE_ERROR;
+    }
+    oom_leave(&p);
+    return rc;
+}
+
 /* Run jobs from `pending` in one transaction. Jobs whose outcome is known
  * go to `finished`; jobs to run again (the transaction was undone under
  * them) go back to the front of `pending`. */
@@ -257,7 +278,7 @@ static void run_transaction(struct store *s, struct queue *pending, struct queue
             undone = true;
             break;
         }
-        j->rc = j->fn(w, j->arg);
+        j->rc = run_job(w, j);
         /* A refused job's changes are undone; then the savepoint goes. If
          * either statement fails, or SQLite has rolled the whole transaction
          * back while the job ran, nothing of this transaction is reliable. */
@@ -518,6 +539,16 @@ enum store_rc store_read_begin(struct store_conn *c)
     if (rc != STORE_OK)
         c->read_depth = 0;
     return rc;
+}
+
+void store_conn_reset(struct store_conn *c)
+{
+    for (int i = 0; i < N_STMT; i++)
+        if (c->st[i])
+            sq_done(c->st[i]);
+    c->read_depth = 0;
+    if (!sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 void store_read_end(struct store_conn *c)

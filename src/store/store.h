@@ -73,6 +73,9 @@ int store_migrate(const char *path, int *from, int *to, char *err, int errlen);
 
 /* The calling thread's reader connection (created on first use). */
 struct store_conn *store_reader(struct store *s);
+/* Abandon whatever a connection was in the middle of (after its thread ran
+ * out of memory, util/oom.h): every statement reset, the snapshot ended. */
+void store_conn_reset(struct store_conn *c);
 /* A snapshot for the reads between begin and end. Pairs nest: only the
  * outermost pair starts and ends the snapshot. */
 enum store_rc store_read_begin(struct store_conn *c);

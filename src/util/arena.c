@@ -2,6 +2,8 @@
  * chunk of its own so that the common small case stays in the inline buffer. */
 #include "util/arena.h"
 
+#include "util/oom.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,11 +50,9 @@ void *arena_alloc(struct arena *a, size_t n)
         size_t size = c ? c->size * 2 : 8192;
         if (size < n)
             size = n;
-        c = malloc(sizeof *c + size);
-        if (!c) {
-            fputs("attachd: out of memory\n", stderr);
-            abort();
-        }
+        c = oom_test_should_fail() ? NULL : malloc(sizeof *c + size);
+        if (!c)
+            oom_fail();
         c->size = size;
         c->used = 0;
         c->next = a->head;

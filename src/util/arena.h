@@ -2,8 +2,9 @@
  *
  * A request creates one arena, allocates freely while it is handled, and
  * frees it in one call when the response has been sent. Allocation never
- * fails silently: on out-of-memory it aborts, as there is no sane recovery
- * half-way through a request. Blocks are 16-byte aligned.
+ * returns NULL: out of memory unwinds to the thread's recovery point
+ * (util/oom.h), which abandons the work at hand, or aborts without one.
+ * Blocks are 16-byte aligned.
  */
 #ifndef ATTACHD_ARENA_H
 #define ATTACHD_ARENA_H
@@ -13,9 +14,12 @@
 
 struct arena_chunk;
 
+/* The first ARENA_INLINE bytes need no malloc, so they cannot fail. */
+#define ARENA_INLINE 4096
+
 struct arena {
     struct arena_chunk *head;
-    char inline_buf[2048];      /* the first allocations need no malloc */
+    _Alignas(16) char inline_buf[ARENA_INLINE];
     size_t inline_used;
 };
 
