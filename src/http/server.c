@@ -267,7 +267,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_response(conn, x);
 }
 
-/* Escape what would break a log line (the path is the client's). */
+/* Escape what would break a log line or fake a field in it: the method,
+ * path and user name are the client's. */
 static const char *printable(struct arena *ar, const char *s)
 {
     size_t n = strlen(s);
@@ -295,7 +296,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double ms = seconds_since(&x->start) * 1e3;
     log_info("access method=%s path=\"%s\" status=%d duration_ms=%.3f request_id=%s user=%s%s",
-             x->method, printable(&x->arena, x->req.path), x->answered ? x->res.status : 0, ms,
+             printable(&x->arena, x->method), printable(&x->arena, x->req.path),
+             x->answered ? x->res.status : 0, ms,
              x->request_id, x->req.user ? printable(&x->arena, x->req.user) : "-",
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     free(x->body);
