@@ -205,9 +205,9 @@ int cmd_serve(int argc, char **argv)
 {
     struct cli_option opts[] = {
         {"listen", true, NULL}, {"db", true, NULL}, {"threads", true, NULL},
-        {"timeout", true, NULL}, {"max-connections", true, NULL},
-        {"max-per-ip", true, NULL}, {"synchronous", true, NULL}, {"demo", false, NULL},
-        {NULL, false, NULL},
+        {"timeout", true, NULL}, {"header-timeout", true, NULL},
+        {"max-connections", true, NULL}, {"max-per-ip", true, NULL},
+        {"synchronous", true, NULL}, {"demo", false, NULL}, {NULL, false, NULL},
     };
     struct cli c = {.command = "serve", .section = "serve", .options = opts};
     if (!cli_parse(&c, argc, argv, 0, 0))
@@ -215,7 +215,7 @@ int cmd_serve(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     struct http_options h = {
         .listen = cli_get(&c, "listen") ? cli_get(&c, "listen") : "127.0.0.1:8774",
-        .threads = cores > 0 ? (unsigned)cores : 1, .timeout = 30,
+        .threads = cores > 0 ? (unsigned)cores : 1, .timeout = 30, .header_timeout = 10,
         .max_connections = 1024,
         .max_per_ip = 64, .max_body = HTTP_MAX_BODY,
     };
@@ -223,12 +223,14 @@ int cmd_serve(int argc, char **argv)
     int status = 2;
     if ((cli_get(&c, "threads") && !parse_uint(cli_get(&c, "threads"), 1, 256, &h.threads)) ||
         (cli_get(&c, "timeout") && !parse_uint(cli_get(&c, "timeout"), 1, 3600, &h.timeout)) ||
+        (cli_get(&c, "header-timeout") &&
+         !parse_uint(cli_get(&c, "header-timeout"), 1, 3600, &h.header_timeout)) ||
         (cli_get(&c, "max-connections") &&
          !parse_uint(cli_get(&c, "max-connections"), 1, 65536, &h.max_connections)) ||
         (cli_get(&c, "max-per-ip") &&
          !parse_uint(cli_get(&c, "max-per-ip"), 1, 65536, &h.max_per_ip))) {
-        cli_error("serve: --threads, --timeout, --max-connections and --max-per-ip take "
-                  "positive whole numbers");
+        cli_error("serve: --threads, --timeout, --header-timeout, --max-connections and "
+                  "--max-per-ip take positive whole numbers");
         goto out;
     }
     struct sockaddr_storage addr;

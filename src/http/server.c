@@ -12,6 +12,12 @@
  * suspends the connection, and the thread that finishes the work resumes it,
  * which brings MHD back to the access handler to go on (api_resume()).
  *
+ * MHD times connections by inactivity only and refuses everyone at its
+ * limit; the connection guard (guard.h) adds the deadlines for a request's
+ * head and body and makes room at the cap. This file tells it where each
+ * connection is: started, head complete, body complete, request done,
+ * closed.
+ *
  * Framing is checked here, at the access handler's first call (the headers
  * are all there, the body not yet read): libmicrohttpd 0.9.75 serves a
  * request with both Content-Length and Transfer-Encoding, with differing
@@ -35,9 +41,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "http/guard.h"
 #include "util/id.h"
 #include "util/log.h"
 
@@ -46,12 +54,10 @@ struct exchange;
 struct http_server {
     struct MHD_Daemon *daemon;
     struct api *api;
+    struct http_guard *guard;       /* the cap and the deadlines MHD lacks */
     size_t max_body;
-    unsigned timeout;               /* seconds: idle limit, and the whole body's */
     atomic_int in_flight;           /* requests being handled */
-    atomic_int connections;         /* connections open (or being accepted) */
     atomic_bool draining;           /* stopping: no new requests */
-    int max_connections;
 };
 
 struct exchange {
@@ -65,6 +71,7 @@ struct exchange {
     size_t body_len, body_cap;
     bool too_large;
     bool answered;
+    bool body_done;                 /* told the guard: the body is in (or ignored) */
     bool started;                   /* the API has it */
     bool close;                     /* answer with Connection: close */
     struct MHD_Connection *conn;
@@ -196,6 +203,14 @@ static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn
     return x;
 }
 
+/* The connection's entry in the guard (NULL if it could not have one). */
+static struct http_guard_conn *guard_conn(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static bool is_tchar(char ch)
 {
     unsigned char c = (unsigned char)ch;
@@ -272,6 +287,26 @@ static bool framing_ok(struct MHD_Connection *conn, const char *version)
     return true;
 }
 
+/* From here the request is answered: its body, if any, no longer counts
+ * against the body deadline. false: the guard has closed the connection. */
+static bool body_done(struct http_server *s, struct exchange *x)
+{
+    if (x->body_done)
+        return true;
+    x->body_done = true;
+    return http_guard_body_done(s->guard, guard_conn(x->conn));
+}
+
+/* An answer at the access handler's first call, before the body: MHD then
+ * reads no body and closes the connection if one was declared. */
+static enum MHD_Result answer_early(struct http_server *s, struct exchange *x, int status)
+{
+    if (!body_done(s, x))
+        return MHD_NO;
+    api_http_error(&x->req, &x->res, status);
+    return send_response(x->conn, x);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
@@ -279,28 +314,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_server *s = cls;
     struct exchange *x = *con_cls;
     if (!x) {
-        if (!(x = begin(s, conn, url, method)))
+        /* The head is complete: the body's clock starts (the guard's).
+         * MHD_NO closes the connection (here: one the guard closed). */
+        if (!http_guard_head_done(s->guard, guard_conn(conn)) ||
+            !(x = begin(s, conn, url, method)))
             return MHD_NO;
         *con_cls = x;
         if (atomic_load(&s->draining)) {
             x->close = true;
-            api_http_error(&x->req, &x->res, 503);
-            return send_response(conn, x);
+            return answer_early(s, x, 503);
         }
         if (!framing_ok(conn, version)) {
             x->close = true;
-            api_http_error(&x->req, &x->res, 400);
-            return send_response(conn, x);
+            return answer_early(s, x, 400);
         }
-        if (x->too_large) {     /* declared too large: answer before reading it */
-            api_http_error(&x->req, &x->res, 413);
-            return send_response(conn, x);
-        }
+        if (x->too_large)       /* declared too large: answer before reading it */
+            return answer_early(s, x, 413);
         /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 */
-        if (!strcmp(version, MHD_HTTP_VERSION_1_1) && !get_header(conn, MHD_HTTP_HEADER_HOST)) {
-            api_http_error(&x->req, &x->res, 400);
-            return send_response(conn, x);
-        }
+        if (!strcmp(version, MHD_HTTP_VERSION_1_1) && !get_header(conn, MHD_HTTP_HEADER_HOST))
+            return answer_early(s, x, 400);
         return MHD_YES;
     }
     if (x->answered) {
@@ -308,16 +340,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size) {
+        /* The whole body has --timeout seconds from the end of its head,
+         * chunk-size lines and trailers included: the guard's watchdog
+         * keeps that deadline, as MHD's own timer sees only inactivity. */
         size_t n = *upload_size;
         *upload_size = 0;
-        /* MHD's timeout is for inactivity: a body trickled a byte at a time
-         * would hold the connection for ever, so the whole body gets the
-         * same number of seconds. Returning MHD_NO closes the connection. */
-        if (seconds_since(&x->start) > s->timeout) {
-            log_warn("http: closing a connection whose request body took over %u s",
-                     s->timeout);
-            return MHD_NO;
-        }
         if (x->too_large)
             return MHD_YES;
         if (x->body_len + n > s->max_body) {
@@ -339,6 +366,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         x->body[x->body_len] = '\0';
         return MHD_YES;
     }
+    if (!body_done(s, x))
+        return MHD_NO;
     if (x->too_large) {
         api_http_error(&x->req, &x->res, 413);
     } else {
@@ -379,9 +408,10 @@ static const char *printable(struct arena *ar, const char *s)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     struct http_server *s = cls;
     struct exchange *x = *con_cls;
+    /* The connection now waits for its next head (or closes). */
+    http_guard_request_done(s->guard, guard_conn(conn));
     if (!x)
         return;
     double ms = seconds_since(&x->start) * 1e3;
@@ -421,28 +451,37 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 
 /* The connection cap. libmicrohttpd's own limit stops accepting when it is
  * reached, so the next client waits in the listen backlog with no answer;
- * here the accept policy closes it at once instead. A connection holds its
- * place from this callback until MHD reports it closed. */
+ * here the accept policy decides instead: the guard makes room by closing a
+ * connection that has not sent a whole head, or the new one is closed at
+ * once. MHD checks --max-per-ip before this, so a client at its own limit
+ * cannot make room for itself. A connection holds its place from this
+ * callback until MHD reports it closed; should MHD fail to set up a
+ * connection it admitted (out of memory), the place is lost. */
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     (void)addr;
     (void)len;
     struct http_server *s = cls;
-    if (atomic_fetch_add(&s->connections, 1) >= s->max_connections) {
-        atomic_fetch_sub(&s->connections, 1);
-        return MHD_NO;
-    }
-    return MHD_YES;
+    return http_guard_admit(s->guard) ? MHD_YES : MHD_NO;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
-    (void)conn;
-    (void)socket_ctx;
     struct http_server *s = cls;
-    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
-        atomic_fetch_sub(&s->connections, 1);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_ctx = ci ? http_guard_opened(s->guard, ci->connect_fd) : NULL;
+        if (!*socket_ctx && ci) {
+            /* unguarded, it could be held for ever: end it (MHD cleans up) */
+            log_warn("http: out of memory; closing a new connection");
+            shutdown(ci->connect_fd, SHUT_RDWR);
+        }
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        http_guard_closed(s->guard, *socket_ctx);
+        *socket_ctx = NULL;
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -499,13 +538,16 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     }
     s->api = api;
     s->max_body = o->max_body;
-    s->timeout = o->timeout;
-    s->max_connections = (int)o->max_connections;
+    s->guard = http_guard_new(o->max_connections, o->header_timeout, o->timeout, err, errlen);
+    if (!s->guard) {
+        free(s);
+        return NULL;
+    }
     /* MHD shares its own limit out among the worker threads; set it high
-     * enough that any one thread could hold every connection, so that only
-     * accept_policy() decides. */
+     * enough that any one thread could hold every connection the guard
+     * admits, so that only accept_policy() decides. */
     unsigned threads = o->threads > 1 ? o->threads : 1;
-    unsigned mhd_limit = o->max_connections * threads + threads;
+    unsigned mhd_limit = (o->max_connections + HTTP_GUARD_SLACK + 1) * threads;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
@@ -527,6 +569,7 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     if (!s->daemon) {
         snprintf(err, (size_t)errlen, "cannot listen on %s (address in use or not available)",
                  o->listen);
+        http_guard_free(s->guard);
         free(s);
         return NULL;
     }
@@ -551,5 +594,7 @@ void http_stop(struct http_server *s)
             log_info("http: waiting for %d requests in flight", atomic_load(&s->in_flight));
     }
     MHD_stop_daemon(s->daemon);
+    http_guard_free(s->guard);     /* after MHD, which reports every connection closed */
     free(s);
 }
+

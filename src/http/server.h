@@ -14,6 +14,7 @@ struct http_options {
     const char *listen;         /* "ADDR:PORT" or "[ADDR6]:PORT" */
     unsigned threads;           /* worker threads (epoll each) */
     unsigned timeout;           /* seconds a connection may stay idle, and a body may take */
+    unsigned header_timeout;    /* seconds a request head may take from its first byte */
     unsigned max_connections;
     unsigned max_per_ip;
     size_t max_body;            /* larger bodies get 413 */

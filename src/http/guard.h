@@ -1,0 +1,64 @@
+/* guard.h: the HTTP layer's connection guard (internal to src/http).
+ *
+ * libmicrohttpd 0.9.75 times a connection by inactivity only, so a client
+ * sending a byte every few seconds keeps a request head, or a chunked body,
+ * going for ever; and at its connection limit it refuses everyone, so a few
+ * such clients hold the server. The guard keeps every open connection in a
+ * table, follows each through its requests (waiting for a head, receiving a
+ * body, being handled), and
+ *
+ * - closes a connection whose request head is not complete --header-timeout
+ *   seconds after its first byte, or whose body is not complete --timeout
+ *   seconds after its head, from a watchdog thread that reads how many bytes
+ *   each socket has received (TCP_INFO) to see when a head begins;
+ * - at the connection cap, makes room for a new connection by closing the
+ *   oldest one that has not yet sent a whole request head: one that never
+ *   completed a head, or a kept-alive one part-way through its next head.
+ *   Idle kept-alive connections and requests being handled are never chosen.
+ *
+ * "Closing" is shutdown(SHUT_RDWR) on the socket: MHD sees the connection end
+ * and cleans it up on its own thread, as for any client that went away. MHD
+ * reports a connection closed (http_guard_closed) before it closes the
+ * socket, and the entry leaves the table under the lock the shutdown() is
+ * made under, so the guard never touches a descriptor that was reused.
+ */
+#ifndef ATTACHD_HTTP_GUARD_H
+#define ATTACHD_HTTP_GUARD_H
+
+#include <stdbool.h>
+
+/* How many connections over the cap may be open while the ones the guard
+ * closed to make room are not yet cleaned up by MHD (normally within one
+ * turn of their thread's event loop); past that, new connections are
+ * refused. */
+#define HTTP_GUARD_SLACK 8
+
+struct http_guard;
+struct http_guard_conn;         /* one connection's entry */
+
+/* Start the watchdog; NULL with a reason in err. Times are in seconds. */
+struct http_guard *http_guard_new(unsigned max_connections, unsigned header_timeout,
+                                  unsigned body_timeout, char *err, int errlen);
+/* Stop the watchdog and free; every connection must have been closed. */
+void http_guard_free(struct http_guard *g);
+
+/* The accept policy: count a new connection, making room if the cap is
+ * reached. false: refuse it (nothing counted). */
+bool http_guard_admit(struct http_guard *g);
+/* MHD started the connection admitted last on this thread, on socket fd.
+ * NULL when out of memory: the connection is then shut down. */
+struct http_guard_conn *http_guard_opened(struct http_guard *g, int fd);
+/* MHD closed it (c may be NULL, see above); its socket is still open. */
+void http_guard_closed(struct http_guard *g, struct http_guard_conn *c);
+
+/* The phases of a request, called on the connection's own thread (c may be
+ * NULL): its head is complete (the access handler's first call); its body
+ * is complete or no longer read (the request is being answered); MHD is
+ * done with it (the connection now waits for the next head). The first two
+ * return false if the guard has closed the connection meanwhile: the
+ * request must then go no further, as its client will not see the answer. */
+bool http_guard_head_done(struct http_guard *g, struct http_guard_conn *c);
+bool http_guard_body_done(struct http_guard *g, struct http_guard_conn *c);
+void http_guard_request_done(struct http_guard *g, struct http_guard_conn *c);
+
+#endif
