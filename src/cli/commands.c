@@ -233,6 +233,16 @@ int cmd_serve(int argc, char **argv)
                   "--max-per-ip take positive whole numbers");
         goto out;
     }
+    /* Every connection is a file descriptor: a cap the limit cannot hold
+     * would leave clients past the limit hanging instead of refused. */
+    unsigned long nofile;
+    unsigned fit = http_connections_that_fit(h.threads, &nofile);
+    if (cli_get(&c, "max-connections") && h.max_connections > fit) {
+        cli_error("serve: --max-connections %u does not fit the open-files limit of %lu "
+                  "(room for %u connections with %u threads); raise it (ulimit -n) or lower "
+                  "--max-connections", h.max_connections, nofile, fit, h.threads);
+        goto out;
+    }
     struct sockaddr_storage addr;
     char lerr[512];
     if (http_parse_listen(h.listen, &addr, lerr, sizeof lerr) < 0) {
@@ -244,6 +254,15 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     status = 1;
+    if (fit == 0) {
+        fprintf(stderr, "attachd: the open-files limit of %lu leaves no room for connections "
+                "(raise it with ulimit -n)\n", nofile);
+        goto out;
+    }
+    if (h.max_connections > fit) {
+        log_warn("attachd: at most %u connections, as the open-files limit is %lu", fit, nofile);
+        h.max_connections = fit;
+    }
     if (sodium_init() < 0) {
         fprintf(stderr, "attachd: libsodium failed to initialise\n");
         goto out;
@@ -292,8 +311,8 @@ int cmd_serve(int argc, char **argv)
         store_close(store);
         goto out;
     }
-    log_info("attachd %s listening on %s (database %s, %u threads)", ATTACHD_VERSION, h.listen,
-             db_path(&c), h.threads);
+    log_info("attachd %s listening on %s (database %s, %u threads, %u connections at most)",
+             ATTACHD_VERSION, h.listen, db_path(&c), h.threads, h.max_connections);
     int sig = 0;
     while (sigwait(&handled, &sig) == 0 && sig == SIGHUP)
         log_info("attachd: SIGHUP received; nothing to reload (the log is standard error)");

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -598,3 +599,52 @@ void http_stop(struct http_server *s)
     free(s);
 }
 
+/* What the process keeps open besides client connections, measured with
+ * `ls /proc/PID/fd` after requests of every kind: standard input, output
+ * and error (3), the listening socket (1), SQLite's writer connection, the
+ * main thread's and each password verifier's reader (database file and
+ * WAL: 2 each, 8 in all) and the shared WAL index (1): 13. FD_RESERVE
+ * doubles that and more, for SQLite's temporary files (a large sort) and
+ * for the subsystems still to come. Each HTTP thread adds its epoll
+ * instance, its wake-up eventfd and its SQLite reader (database and WAL):
+ * 4, and may hold one socket just accepted that the accept policy is about
+ * to refuse: FD_PER_THREAD. On top of the cap itself come the connections
+ * the guard closed that MHD has not yet cleaned up (HTTP_GUARD_SLACK). */
+#define FD_RESERVE 32
+#define FD_PER_THREAD 5
+
+/* The highest soft limit the kernel allows when the hard one is "unlimited". */
+static rlim_t nr_open(void)
+{
+    unsigned long v = 0;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+    if (f) {
+        if (fscanf(f, "%lu", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v ? (rlim_t)v : (rlim_t)1 << 20;
+}
+
+unsigned http_connections_that_fit(unsigned threads, unsigned long *limit)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        *limit = 0;
+        return 0;
+    }
+    rlim_t want = rl.rlim_max == RLIM_INFINITY ? nr_open() : rl.rlim_max;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur < want) {
+        struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        rl.rlim_cur = nr_open();
+    *limit = (unsigned long)rl.rlim_cur;
+    unsigned long kept = FD_RESERVE + (unsigned long)FD_PER_THREAD * threads + HTTP_GUARD_SLACK;
+    if (rl.rlim_cur <= kept)
+        return 0;
+    unsigned long fit = (unsigned long)rl.rlim_cur - kept;
+    return fit > 65536 ? 65536 : (unsigned)fit;
+}

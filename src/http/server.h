@@ -15,7 +15,7 @@ struct http_options {
     unsigned threads;           /* worker threads (epoll each) */
     unsigned timeout;           /* seconds a connection may stay idle, and a body may take */
     unsigned header_timeout;    /* seconds a request head may take from its first byte */
-    unsigned max_connections;
+    unsigned max_connections;   /* see http_connections_that_fit() */
     unsigned max_per_ip;
     size_t max_body;            /* larger bodies get 413 */
 };
@@ -25,6 +25,13 @@ struct sockaddr_storage;
 
 /* Parse "ADDR:PORT" / "[ADDR6]:PORT"; -1 with a reason in err. */
 int http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, int errlen);
+
+/* Raise the soft limit on open files (RLIMIT_NOFILE) to the hard one, and
+ * return how many client connections fit in it beside what the process
+ * keeps open for itself with THREADS HTTP threads (0: none); *limit gets
+ * the limit. The cap must not exceed it: a connection accepted past the
+ * limit is not refused but left waiting. */
+unsigned http_connections_that_fit(unsigned threads, unsigned long *limit);
 
 struct http_server *http_start(const struct http_options *opts, struct api *api, char *err,
                                int errlen);
