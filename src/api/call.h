@@ -128,6 +128,14 @@ bool query_paging(struct call *c, struct paging *p, bool with_marker);
 bool query_only(struct call *c, const char *const *allowed);
 
 /* ---- renderers shared by handlers ---------------------------------------- */
+
+/* No answer is built much larger than this: a list that would pass it is cut
+ * at an item, with a next link where the dialect has one, so that a page of
+ * 1000 servers with 128 metadata items each cannot take hundreds of MB. */
+#define API_MAX_ANSWER (4u << 20)
+/* A generous estimate of an item's rendered size: a fixed part, its JSON
+ * text (metadata) and text that JSON may escape six-fold. */
+size_t answer_estimate(size_t fixed, const char *json_text, const char *text);
 json_t *render_links(struct call *c, const char *collection, const char *id);
 json_t *json_str_or_null(const char *s);
 /* Percent-encode everything but RFC 3986's unreserved characters. */

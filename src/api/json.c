@@ -619,6 +619,11 @@ bool query_only(struct call *c, const char *const *allowed)
 
 /* ---- renderers ------------------------------------------------------------ */
 
+size_t answer_estimate(size_t fixed, const char *json_text, const char *text)
+{
+    return fixed + (json_text ? strlen(json_text) : 0) + 6 * (text ? strlen(text) : 0);
+}
+
 json_t *json_str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();

@@ -107,7 +107,15 @@ static void list(struct call *c, bool detail)
     int limit = p.limit < 0 ? 1000 : p.limit;
     bool ok = core_server_list(&c->core, p.marker, name, limit, &s, &n, &err);
     json_t *items = json_array();
+    size_t size = 0;
+    bool cut = false;
     for (int i = 0; ok && i < n; i++) {
+        size += answer_estimate(detail ? 1536 : 256, detail ? s[i].metadata : NULL, s[i].name);
+        if (i > 0 && size > API_MAX_ANSWER) {
+            n = i;      /* the rest comes with the next link */
+            cut = true;
+            break;
+        }
         json_t *item = detail ? render_server(c, &s[i], false, &err) : render_summary(c, &s[i]);
         ok = item != NULL;
         json_array_append_new(items, item);
@@ -118,7 +126,7 @@ static void list(struct call *c, bool detail)
         return;
     }
     json_t *body = json_pack("{s:o}", "servers", items);
-    if (n > 0 && n == limit)
+    if (n > 0 && (n == limit || cut))
         json_object_set_new(body, "servers_links",
                             json_pack("[{s:s, s:s}]", "rel", "next", "href",
                                       arena_printf(c->arena, "%s%s/servers%s?limit=%d%s%s&marker=%s",

@@ -61,15 +61,24 @@ json_t *render_volume(struct call *c, const struct volume *v, struct core_error 
                      "metadata", metadata, "attachments", att);
 }
 
-/* Render each volume with `render` into {"volumes": [...]}, or the error. */
+/* Render each volume with `render` into {"volumes": [...]}, or the error.
+ * A page that would pass API_MAX_ANSWER is cut at a volume; the Hostway and
+ * Cinder shapes then carry a next link (with the offset to go on from),
+ * Nova's os-volumes (whose schema has no links) only what fits. */
 static void reply_volumes(struct call *c, const struct volume *v, int n, bool detail,
+                          const struct paging *p,
                           json_t *(*render)(struct call *, const struct volume *, bool,
                                             struct core_error *))
 {
     struct core_error err;
     json_t *items = json_array();
-    for (int i = 0; i < n; i++) {
-        json_t *item = render(c, &v[i], detail, &err);
+    size_t size = 0;
+    int shown = 0;
+    for (; shown < n; shown++) {
+        size += answer_estimate(1024, v[shown].metadata, v[shown].name);
+        if (shown > 0 && size > API_MAX_ANSWER)
+            break;
+        json_t *item = render(c, &v[shown], detail, &err);
         if (!item) {
             json_decref(items);
             reply_core_error(c, &err);
@@ -77,7 +86,17 @@ static void reply_volumes(struct call *c, const struct volume *v, int n, bool de
         }
         json_array_append_new(items, item);
     }
-    reply_json(c, 200, json_pack("{s:o}", "volumes", items));
+    json_t *body = json_pack("{s:o}", "volumes", items);
+    if (shown < n && (c->dialect == DIALECT_HOSTWAY || c->cinder)) {
+        const char *path = c->cinder && detail ? "/volumes/detail" : "/volumes";
+        json_object_set_new(body, "volumes_links",
+                            json_pack("[{s:s, s:s}]", "rel", "next", "href",
+                                      arena_printf(c->arena, "%s%s%s?limit=%d&offset=%lld",
+                                                   c->base, c->prefix, path,
+                                                   p->limit < 0 ? 1000 : p->limit,
+                                                   (long long)(p->offset + shown))));
+    }
+    reply_json(c, 200, body);
 }
 
 static json_t *render_any(struct call *c, const struct volume *v, bool detail,
@@ -98,7 +117,7 @@ static void list(struct call *c)
     if (!core_volume_list(&c->core, NULL, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err))
         reply_core_error(c, &err);
     else
-        reply_volumes(c, v, n, false, render_any);
+        reply_volumes(c, v, n, false, &p, render_any);
 }
 
 void volumes_list(struct call *c)
@@ -278,7 +297,7 @@ static void cinder_list(struct call *c, bool detail)
     if (!core_volume_list(&c->core, name, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err))
         reply_core_error(c, &err);
     else
-        reply_volumes(c, v, n, detail, render_cinder);
+        reply_volumes(c, v, n, detail, &p, render_cinder);
 }
 
 void cinder_volumes_list(struct call *c)

@@ -261,3 +261,64 @@ def test_volume_metadata_is_bounded(world):
     r = world.sa.post(f"{base}/v2.1/os-volumes", json={"volume": {"size": 1, "metadata": md}})
     assert r.status_code == 200, r.text
     assert r.json()["volume"]["metadata"] == md
+
+
+# -- the size of an answer ----------------------------------------------------------------
+
+BIG = "\U0001F600" * 255             # 255 characters, 1020 bytes of UTF-8
+
+
+def big_metadata():
+    return {f"k{i:03d}": BIG for i in range(128)}
+
+
+def test_large_pages_are_cut_with_a_next_link(world):
+    """A page whose answer would pass 4 MiB is cut at an item: the servers
+    that did not fit come with the next link, and following the links gives
+    every server once. (128 metadata items of 255 four-byte characters make
+    a server about 130 KB: 40 of them do not fit one answer.)"""
+    account = world.d.add_account(name=unique("big"))
+    user, pw = world.d.add_user(account)
+    s = world.d.session(user, pw)
+    made = set()
+    for i in range(40):
+        r = s.post(f"{world.base}/v2.1/servers",
+                   json=server_body(f"big-{i}", metadata=big_metadata()))
+        assert r.status_code == 202, r.text
+        made.add(r.json()["server"]["id"])
+    seen, pages = [], 0
+    url = f"{world.base}/v2.1/servers/detail"
+    while url:
+        r = s.get(url)
+        assert r.status_code == 200
+        assert len(r.content) <= 5 * 1024 * 1024, len(r.content)
+        body = r.json()
+        seen += [x["id"] for x in body["servers"]]
+        pages += 1
+        links = body.get("servers_links", [])
+        url = links[0]["href"] if links else None
+        assert pages < 10
+    assert pages >= 2, "the first answer was not cut"
+    assert len(seen) == len(set(seen)) and set(seen) == made
+
+
+def test_large_volume_pages_are_cut_with_a_next_link(world):
+    account = world.d.add_account(name=unique("bigvol"))
+    user, pw = world.d.add_user(account)
+    s = world.d.session(user, pw)
+    made = set()
+    for i in range(40):
+        r = s.post(f"{world.base}/volumes",
+                   json={"volume": {"size": 1, "metadata": big_metadata()}})
+        assert r.status_code == 200, r.text
+        made.add(r.json()["volume"]["id"])
+    seen, url, pages = [], f"{world.base}/volumes", 0
+    while url:
+        body = s.get(url).json()
+        seen += [v["id"] for v in body["volumes"]]
+        pages += 1
+        links = body.get("volumes_links", [])
+        url = links[0]["href"] if links else None
+        assert pages < 10
+    assert pages >= 2
+    assert len(seen) == len(set(seen)) and set(seen) == made
