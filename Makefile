@@ -10,9 +10,10 @@ PYTHON     ?= /usr/bin/python3
 
 # What building needs, and what the test suites need on top.
 BUILD_DEBS := gcc meson ninja-build pkg-config libmicrohttpd-dev libjansson-dev \
-              libsqlite3-dev libsodium-dev libcmocka-dev
+              libsqlite3-dev libsodium-dev libcmocka-dev libvirt-dev libxml2-dev
 TEST_DEBS  := python3-pytest python3-requests python3-openstacksdk \
-              python3-novaclient python3-openstackclient python3-tempest curl
+              python3-novaclient python3-openstackclient python3-tempest curl \
+              qemu-system-x86 libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients
 
 .PHONY: all build asan deps test-deps run check unit api compat clean
 

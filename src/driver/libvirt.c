@@ -1,11 +1,1162 @@
-/* libvirt.c: the libvirt driver (not written yet). */
+/* libvirt.c: the libvirt driver. Volumes are files in a directory (see
+ * volfile.c); servers are libvirt domains; an attachment is a hot-plugged
+ * <disk> carrying a user alias ("ua-<attachment id>") by which every later
+ * call finds it again.
+ *
+ * Threads:
+ *  - the libvirt event loop: one per process, shared by every open driver
+ *    (libvirt has one default event implementation per process), started
+ *    by the first open and stopped by the last close. libvirt runs keepalive
+ *    pings, connection-close detection and domain-event dispatch on it. Our
+ *    callbacks on it only queue and return, so a slow receiver can never
+ *    stall keepalive and make a healthy connection look dead.
+ *  - the watch thread, one per driver: delivers queued events to
+ *    d->events in order, closes lost connections and reconnects with
+ *    backoff. It is "the driver's own thread" of driver.h.
+ *  - the callers' driver workers, any number at once.
+ *
+ * Invariants:
+ *  - lv->conn is either NULL (down: every call answers DRIVER_UNAVAILABLE
+ *    at once, without touching libvirt) or a connection with keepalive, a
+ *    close callback and our three domain-event callbacks registered. A call
+ *    takes its own reference, so a connection lost mid-call stays valid
+ *    until the call ends (it fails fast: libvirt errors out on a closed
+ *    socket at once).
+ *  - lv->mu is never held across a libvirt call that may do I/O (only
+ *    across virConnectRef): libvirt calls our close callback with its own
+ *    lock held, from any thread.
+ *  - A connection is declared lost exactly once (conn_lost compares the
+ *    pointer), which reports connection(false) once; connection(true)
+ *    follows only after the event callbacks are registered again, so no
+ *    event that happens after connection(true) is missed. Events while
+ *    down are lost: the receiver reconciles with disk_list on
+ *    connection(true).
+ *  - Events are not delivered before the caller's first call (driver.h
+ *    lets it set d->events until then); they wait in the queue.
+ *  - Attaches and detaches on one domain are serialised (striped locks),
+ *    so two workers never pick the same target name.
+ *  - A detach never reports DRIVER_OK while the alias is in the live XML.
+ */
 #include "driver/driver.h"
 
+#include <errno.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "driver/libvirt_xml.h"
+#include "driver/volfile.h"
+#include "util/log.h"
+
+/* A dead daemon is noticed at once through the closed socket; a hung one
+ * (or a lost network under qemu+ssh) after INTERVAL * (COUNT + 1) seconds
+ * without an answer: libvirt then closes the connection, the calls waiting
+ * on it fail, and the close callback starts the reconnect. */
+#define KEEPALIVE_INTERVAL 3
+#define KEEPALIVE_COUNT 2
+#define BACKOFF_FIRST_S 1
+#define BACKOFF_MAX_S 30
+/* A detach waits this long for DEVICE_REMOVED before answering PENDING:
+ * SCSI unplugs and guests that answer take 50-400 ms here, so most
+ * detaches finish in one call; a stuck virtio-blk costs a worker 1 s. */
+#define DETACH_GRACE_MS 1000
+#define QUEUE_MAX 10000         /* undelivered events kept; older ones dropped */
+#define STRIPES 64
+#define CLOSE_JOIN_S 10         /* a close waits this long for a reconnect attempt */
+
+enum { EV_REMOVED, EV_REMOVAL_FAILED, EV_STATE, EV_CONNECTION };
+enum { CB_REMOVED, CB_REMOVAL_FAILED, CB_LIFECYCLE, CB_COUNT };
+enum { W_WAITING, W_REMOVED, W_FAILED, W_LOST };
+
+struct lv_event {
+    struct lv_event *next;
+    int kind;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    char *alias;
+    enum driver_state state;
+    bool up;
+};
+
+/* A detach waiting for its DEVICE_REMOVED. */
+struct lv_waiter {
+    struct lv_waiter *next;
+    const char *uuid, *alias;
+    int outcome;
+};
+
+struct lv {
+    struct driver base;         /* first: a struct driver * is a struct lv * */
+    char *uri, *volume_dir;
+    const char *hv_user;        /* who must reach volume_dir, when local */
+    enum driver_bus bus;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;        /* watch thread: queue, loss, close */
+    pthread_cond_t wcond;       /* detach waiters */
+    virConnectPtr conn;         /* NULL while down */
+    int cb[CB_COUNT];           /* conn's event callback ids */
+    virConnectPtr dead;         /* lost, not yet closed by the watch thread */
+    int dead_cb[CB_COUNT];
+    bool armed;                 /* the caller has made a call: deliver events */
+    bool closing, abandoned;
+    int backoff_s;
+    struct timespec next_try;
+    struct lv_event *head, *tail;
+    int queued;
+    struct lv_waiter *waiters;
+    bool warned_direct;
+    pthread_t watch;
+
+    pthread_mutex_t stripe[STRIPES];
+};
+
+/* ------------------------------------------------------------------ */
+/* the process's event loop                                            */
+
+static pthread_mutex_t loop_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t loop_cond = PTHREAD_COND_INITIALIZER;
+static int loop_users;
+static bool loop_registered;
+static pthread_t loop_thread;
+static atomic_bool loop_quit;
+static int loop_barrier_seen;
+
+static void *loop_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&loop_quit))
+        if (virEventRunDefaultImpl() < 0) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);           /* never spin on a broken loop */
+        }
+    return NULL;
+}
+
+static void loop_wake(int timer, void *opaque)
+{
+    (void)opaque;
+    virEventRemoveTimeout(timer);
+}
+
+static void loop_barrier_cb(int timer, void *opaque)
+{
+    (void)opaque;
+    virEventRemoveTimeout(timer);
+    pthread_mutex_lock(&loop_mu);
+    loop_barrier_seen++;
+    pthread_cond_broadcast(&loop_cond);
+    pthread_mutex_unlock(&loop_mu);
+}
+
+static bool loop_start(char *err, size_t errlen)
+{
+    bool ok = true;
+    pthread_mutex_lock(&loop_mu);
+    if (loop_users == 0) {
+        if (!loop_registered && virEventRegisterDefaultImpl() < 0) {
+            snprintf(err, errlen, "cannot start libvirt's event loop: %s",
+                     virGetLastErrorMessage());
+            ok = false;
+        } else {
+            loop_registered = true;
+            atomic_store(&loop_quit, false);
+            int e = pthread_create(&loop_thread, NULL, loop_main, NULL);
+            if (e) {
+                snprintf(err, errlen, "cannot start libvirt's event loop: %s", strerror(e));
+                ok = false;
+            }
+        }
+    }
+    if (ok)
+        loop_users++;
+    pthread_mutex_unlock(&loop_mu);
+    return ok;
+}
+
+/* Leave the loop. The last user stops its thread; any other waits until
+ * the loop has finished whatever callback it was running, so that nothing
+ * of a closed driver is in use on it afterwards. */
+static void loop_stop(void)
+{
+    pthread_mutex_lock(&loop_mu);
+    if (--loop_users == 0) {
+        atomic_store(&loop_quit, true);
+        virEventAddTimeout(0, loop_wake, NULL, NULL);
+        pthread_join(loop_thread, NULL);    /* it never takes loop_mu now */
+        pthread_mutex_unlock(&loop_mu);
+        return;
+    }
+    int want = loop_barrier_seen + 1;
+    if (virEventAddTimeout(0, loop_barrier_cb, NULL, NULL) >= 0)
+        while (loop_barrier_seen < want)
+            pthread_cond_wait(&loop_cond, &loop_mu);
+    pthread_mutex_unlock(&loop_mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* errors                                                              */
+
+static void quiet(void *opaque, virErrorPtr e)
+{
+    (void)opaque;
+    (void)e;                    /* every error is copied into driver_error */
+}
+
+static enum driver_rc fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum driver_rc fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void conn_lost(struct lv *lv, virConnectPtr c, const char *why);
+
+/* A libvirt call on c failed: its message into err, and what it means.
+ * Read the thread's last error first: any libvirt call resets it. */
+static enum driver_rc lv_failed(struct lv *lv, virConnectPtr c, struct driver_error *err)
+{
+    virErrorPtr e = virGetLastError();
+    int code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
+    int domain = e ? e->domain : VIR_FROM_NONE;
+    snprintf(err->message, sizeof err->message, "%s",
+             e && e->message ? e->message : "libvirt failed without a message");
+    if (c && virConnectIsAlive(c) == 0) {
+        conn_lost(lv, c, err->message);
+        return DRIVER_UNAVAILABLE;
+    }
+    if (domain == VIR_FROM_RPC || domain == VIR_FROM_REMOTE || code == VIR_ERR_NO_CONNECT ||
+        code == VIR_ERR_INVALID_CONN)
+        return DRIVER_UNAVAILABLE;
+    /* "cannot acquire state change lock": another job holds the domain */
+    if (code == VIR_ERR_OPERATION_TIMEOUT)
+        return DRIVER_UNAVAILABLE;
+    if (code == VIR_ERR_NO_DOMAIN)
+        return DRIVER_NOT_FOUND;
+    return DRIVER_REFUSED;
+}
+
+/* ------------------------------------------------------------------ */
+/* events: queued on libvirt's loop, delivered by the watch thread     */
+
+static void now_plus(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool passed(const struct timespec *ts)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > ts->tv_sec || (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
+}
+
+/* Called with lv->mu held. */
+static void enqueue(struct lv *lv, int kind, const char *uuid, const char *alias,
+                    enum driver_state state, bool up)
+{
+    struct lv_event *ev = calloc(1, sizeof *ev);
+    if (!ev || (alias && !(ev->alias = strdup(alias)))) {
+        free(ev);
+        log_error("libvirt driver: out of memory; an event is lost");
+        return;
+    }
+    ev->kind = kind;
+    if (uuid)
+        snprintf(ev->uuid, sizeof ev->uuid, "%s", uuid);
+    ev->state = state;
+    ev->up = up;
+    if (lv->tail)
+        lv->tail->next = ev;
+    else
+        lv->head = ev;
+    lv->tail = ev;
+    if (++lv->queued > QUEUE_MAX) {        /* nobody has called us yet: keep the newest */
+        struct lv_event *old = lv->head;
+        lv->head = old->next;
+        lv->queued--;
+        free(old->alias);
+        free(old);
+        log_warn("libvirt driver: more than %d undelivered events; dropping the oldest",
+                 QUEUE_MAX);
+    }
+    pthread_cond_signal(&lv->cond);
+}
+
+static void device_event(struct lv *lv, virDomainPtr dom, const char *alias, int kind)
+{
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    if (virDomainGetUUIDString(dom, uuid) < 0)
+        return;
+    pthread_mutex_lock(&lv->mu);
+    enqueue(lv, kind, uuid, alias, DOMAIN_OTHER, false);
+    for (struct lv_waiter *w = lv->waiters; w; w = w->next)
+        if (w->outcome == W_WAITING && !strcmp(w->uuid, uuid) && !strcmp(w->alias, alias))
+            w->outcome = kind == EV_REMOVED ? W_REMOVED : W_FAILED;
+    pthread_cond_broadcast(&lv->wcond);
+    pthread_mutex_unlock(&lv->mu);
+}
+
+static void on_removed(virConnectPtr c, virDomainPtr dom, const char *alias, void *opaque)
+{
+    (void)c;
+    device_event(opaque, dom, alias, EV_REMOVED);
+}
+
+static void on_removal_failed(virConnectPtr c, virDomainPtr dom, const char *alias, void *opaque)
+{
+    (void)c;
+    device_event(opaque, dom, alias, EV_REMOVAL_FAILED);
+}
+
+static enum driver_state state_of(int st)
+{
+    switch (st) {
+    case VIR_DOMAIN_RUNNING:
+    case VIR_DOMAIN_BLOCKED: return DOMAIN_RUNNING;
+    case VIR_DOMAIN_PAUSED: return DOMAIN_PAUSED;
+    case VIR_DOMAIN_SHUTOFF:
+    case VIR_DOMAIN_SHUTDOWN: return DOMAIN_SHUTOFF;
+    case VIR_DOMAIN_CRASHED: return DOMAIN_CRASHED;
+    default: return DOMAIN_OTHER;
+    }
+}
+
+/* A lifecycle event as the state the domain is in after it (the same
+ * mapping as state_of(); -1: not a change of state). */
+static int state_after(int event)
+{
+    switch (event) {
+    case VIR_DOMAIN_EVENT_STARTED:
+    case VIR_DOMAIN_EVENT_RESUMED: return DOMAIN_RUNNING;
+    case VIR_DOMAIN_EVENT_SUSPENDED: return DOMAIN_PAUSED;
+    case VIR_DOMAIN_EVENT_STOPPED:
+    case VIR_DOMAIN_EVENT_SHUTDOWN: return DOMAIN_SHUTOFF;
+    case VIR_DOMAIN_EVENT_CRASHED: return DOMAIN_CRASHED;
+    case VIR_DOMAIN_EVENT_PMSUSPENDED: return DOMAIN_OTHER;
+    default: return -1;         /* DEFINED, UNDEFINED: the state is unchanged */
+    }
+}
+
+static int on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail, void *opaque)
+{
+    (void)c;
+    (void)detail;
+    struct lv *lv = opaque;
+    int st = state_after(event);
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    if (st < 0 || virDomainGetUUIDString(dom, uuid) < 0)
+        return 0;
+    pthread_mutex_lock(&lv->mu);
+    enqueue(lv, EV_STATE, uuid, NULL, (enum driver_state)st, false);
+    pthread_mutex_unlock(&lv->mu);
+    return 0;
+}
+
+static void on_close(virConnectPtr c, int reason, void *opaque)
+{
+    static const char *const why[] = {"an error", "end of file", "keepalive timeout"};
+    if (reason == VIR_CONNECT_CLOSE_REASON_CLIENT)
+        return;                 /* our own close */
+    conn_lost(opaque, c, reason >= 0 && reason < 3 ? why[reason] : "unknown reason");
+}
+
+static void conn_lost(struct lv *lv, virConnectPtr c, const char *why)
+{
+    pthread_mutex_lock(&lv->mu);
+    if (c && lv->conn == c) {
+        log_warn("libvirt driver: connection to %s lost (%s); reconnecting", lv->uri, why);
+        lv->dead = c;
+        memcpy(lv->dead_cb, lv->cb, sizeof lv->cb);
+        lv->conn = NULL;
+        lv->backoff_s = BACKOFF_FIRST_S;
+        now_plus(&lv->next_try, lv->backoff_s * 1000L);
+        for (struct lv_waiter *w = lv->waiters; w; w = w->next)
+            if (w->outcome == W_WAITING)
+                w->outcome = W_LOST;
+        pthread_cond_broadcast(&lv->wcond);
+        enqueue(lv, EV_CONNECTION, NULL, NULL, DOMAIN_OTHER, false);
+    }
+    pthread_mutex_unlock(&lv->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* connections                                                         */
+
+static void conn_teardown(virConnectPtr c, const int cb[CB_COUNT])
+{
+    for (int i = 0; i < CB_COUNT; i++)
+        if (cb[i] >= 0)
+            virConnectDomainEventDeregisterAny(c, cb[i]);
+    virConnectUnregisterCloseCallback(c, on_close);     /* fails if it fired: fine */
+    virConnectClose(c);
+}
+
+/* Open lv->uri with keepalive, the close callback and the event callbacks;
+ * NULL with libvirt's reason in err. */
+static virConnectPtr conn_open(struct lv *lv, int cb[CB_COUNT], char *err, size_t errlen)
+{
+    for (int i = 0; i < CB_COUNT; i++)
+        cb[i] = -1;
+    virConnectPtr c = virConnectOpen(lv->uri);
+    if (!c) {
+        snprintf(err, errlen, "%s", virGetLastErrorMessage());
+        return NULL;
+    }
+    /* Drivers that run in this process (qemu:///embed, test:///) have no
+     * connection to keep alive: VIR_ERR_NO_SUPPORT. */
+    if (virConnectSetKeepAlive(c, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT) < 0 &&
+        virGetLastErrorCode() != VIR_ERR_NO_SUPPORT) {
+        snprintf(err, errlen, "cannot enable keepalive: %s", virGetLastErrorMessage());
+        goto fail;
+    }
+    if (virConnectRegisterCloseCallback(c, on_close, lv, NULL) < 0) {
+        snprintf(err, errlen, "cannot watch the connection: %s", virGetLastErrorMessage());
+        goto fail;
+    }
+    static const int ids[CB_COUNT] = {VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                      VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+                                      VIR_DOMAIN_EVENT_ID_LIFECYCLE};
+    const virConnectDomainEventGenericCallback fns[CB_COUNT] = {
+        VIR_DOMAIN_EVENT_CALLBACK(on_removed), VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed),
+        VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle)};
+    for (int i = 0; i < CB_COUNT; i++)
+        if ((cb[i] = virConnectDomainEventRegisterAny(c, NULL, ids[i], fns[i], lv, NULL)) < 0) {
+            snprintf(err, errlen, "cannot register for domain events: %s",
+                     virGetLastErrorMessage());
+            goto fail;
+        }
+    return c;
+fail:
+    conn_teardown(c, cb);
+    return NULL;
+}
+
+/* The connection for one call, with a reference of its own; NULL (and
+ * DRIVER_UNAVAILABLE's message) while down. */
+static virConnectPtr conn_get(struct lv *lv, struct driver_error *err)
+{
+    pthread_mutex_lock(&lv->mu);
+    if (!lv->armed) {
+        lv->armed = true;
+        pthread_cond_signal(&lv->cond);
+    }
+    virConnectPtr c = lv->conn;
+    if (c)
+        virConnectRef(c);
+    pthread_mutex_unlock(&lv->mu);
+    if (!c)
+        fail(err, DRIVER_UNAVAILABLE, "not connected to %s (reconnecting)", lv->uri);
+    return c;
+}
+
+static void deliver(struct lv *lv, const struct lv_event *ev)
+{
+    const struct driver_events *e = &lv->base.events;
+    switch (ev->kind) {
+    case EV_REMOVED:
+        if (e->disk_removed)
+            e->disk_removed(e->cls, ev->uuid, ev->alias);
+        break;
+    case EV_REMOVAL_FAILED:
+        if (e->disk_removal_failed)
+            e->disk_removal_failed(e->cls, ev->uuid, ev->alias);
+        break;
+    case EV_STATE:
+        if (e->domain_state)
+            e->domain_state(e->cls, ev->uuid, ev->state);
+        break;
+    case EV_CONNECTION:
+        if (e->connection)
+            e->connection(e->cls, ev->up);
+        break;
+    }
+}
+
+static void lv_free(struct lv *lv);
+
+static void *watch_main(void *arg)
+{
+    struct lv *lv = arg;
+    char why[512] = "";
+    pthread_mutex_lock(&lv->mu);
+    while (!lv->closing) {
+        if (lv->armed && lv->head) {
+            struct lv_event *ev = lv->head;
+            lv->head = ev->next;
+            if (!lv->head)
+                lv->tail = NULL;
+            lv->queued--;
+            pthread_mutex_unlock(&lv->mu);
+            deliver(lv, ev);
+            free(ev->alias);
+            free(ev);
+            pthread_mutex_lock(&lv->mu);
+            continue;
+        }
+        if (lv->dead) {
+            virConnectPtr dead = lv->dead;
+            int cb[CB_COUNT];
+            memcpy(cb, lv->dead_cb, sizeof cb);
+            lv->dead = NULL;
+            pthread_mutex_unlock(&lv->mu);
+            conn_teardown(dead, cb);
+            pthread_mutex_lock(&lv->mu);
+            continue;
+        }
+        if (!lv->conn && passed(&lv->next_try)) {
+            pthread_mutex_unlock(&lv->mu);
+            int cb[CB_COUNT];
+            virConnectPtr c = conn_open(lv, cb, why, sizeof why);
+            pthread_mutex_lock(&lv->mu);
+            if (c && lv->closing) {
+                pthread_mutex_unlock(&lv->mu);
+                conn_teardown(c, cb);
+                pthread_mutex_lock(&lv->mu);
+            } else if (c) {
+                lv->conn = c;
+                memcpy(lv->cb, cb, sizeof cb);
+                enqueue(lv, EV_CONNECTION, NULL, NULL, DOMAIN_OTHER, true);
+                log_info("libvirt driver: reconnected to %s", lv->uri);
+                pthread_mutex_unlock(&lv->mu);
+                if (virConnectIsAlive(c) == 0)      /* died again meanwhile */
+                    conn_lost(lv, c, "lost while reconnecting");
+                pthread_mutex_lock(&lv->mu);
+            } else {
+                lv->backoff_s = lv->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S
+                                                                  : lv->backoff_s * 2;
+                now_plus(&lv->next_try, lv->backoff_s * 1000L);
+                log_warn("libvirt driver: cannot reconnect to %s: %s (next try in %d s)",
+                         lv->uri, why, lv->backoff_s);
+            }
+            continue;
+        }
+        if (!lv->conn)
+            pthread_cond_timedwait(&lv->cond, &lv->mu, &lv->next_try);
+        else
+            pthread_cond_wait(&lv->cond, &lv->mu);
+    }
+    bool abandoned = lv->abandoned;
+    pthread_mutex_unlock(&lv->mu);
+    if (abandoned)              /* close gave up waiting for us: ours to free */
+        lv_free(lv);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* domains                                                             */
+
+static bool looks_like_uuid(const char *s)
+{
+    size_t n = strlen(s), hex = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+            (s[i] >= 'A' && s[i] <= 'F'))
+            hex++;
+        else if (s[i] != '-')
+            return false;
+    }
+    return hex == 32 && (n == 32 || n == 36);
+}
+
+/* A domain by UUID or name (a name may look like a UUID: both are tried). */
+static enum driver_rc dom_get(struct lv *lv, virConnectPtr c, const char *name_or_uuid,
+                              virDomainPtr *out, struct driver_error *err)
+{
+    *out = NULL;
+    if (looks_like_uuid(name_or_uuid)) {
+        if ((*out = virDomainLookupByUUIDString(c, name_or_uuid)))
+            return DRIVER_OK;
+        if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN)
+            return lv_failed(lv, c, err);
+    }
+    if ((*out = virDomainLookupByName(c, name_or_uuid)))
+        return DRIVER_OK;
+    enum driver_rc rc = lv_failed(lv, c, err);
+    if (rc == DRIVER_NOT_FOUND)
+        fail(err, rc, "no domain with UUID or name '%s'", name_or_uuid);
+    return rc;
+}
+
+struct dom_info {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    int state;                  /* virDomainState */
+    bool active, persistent;
+};
+
+static enum driver_rc dom_info(struct lv *lv, virConnectPtr c, virDomainPtr dom,
+                               struct dom_info *out, struct driver_error *err)
+{
+    int reason, persistent;
+    if (virDomainGetUUIDString(dom, out->uuid) < 0 ||
+        virDomainGetState(dom, &out->state, &reason, 0) < 0 ||
+        (persistent = virDomainIsPersistent(dom)) < 0)
+        return lv_failed(lv, c, err);
+    out->active = out->state != VIR_DOMAIN_SHUTOFF;
+    out->persistent = persistent == 1;
+    return DRIVER_OK;
+}
+
+/* The disks of the live definition (inactive=false; none when the domain
+ * is not running) or of the persistent one (none when transient). */
+static enum driver_rc dom_disks(struct lv *lv, virConnectPtr c, virDomainPtr dom,
+                                const struct dom_info *info, bool inactive, struct arena *ar,
+                                struct lvxml_disk **out, int *n, struct driver_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (inactive ? !info->persistent : !info->active)
+        return DRIVER_OK;
+    char *xml = virDomainGetXMLDesc(dom, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+    if (!xml)
+        return lv_failed(lv, c, err);
+    bool ok = lvxml_disks(xml, ar, out, n);
+    free(xml);
+    return ok ? DRIVER_OK : fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
+}
+
+static const struct lvxml_disk *find_alias(const struct lvxml_disk *d, int n, const char *alias)
+{
+    for (int i = 0; i < n; i++)
+        if (d[i].alias[0] && !strcmp(d[i].alias, alias))
+            return &d[i];
+    return NULL;
+}
+
+static pthread_mutex_t *stripe_of(struct lv *lv, const char *uuid)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = uuid; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &lv->stripe[h % STRIPES];
+}
+
+static enum driver_rc lv_domain_lookup(struct driver *d, const char *name_or_uuid,
+                                       struct driver_domain *out, struct driver_error *err)
+{
+    struct lv *lv = (struct lv *)d;
+    virConnectPtr c = conn_get(lv, err);
+    if (!c)
+        return DRIVER_UNAVAILABLE;
+    virDomainPtr dom;
+    struct dom_info info;
+    enum driver_rc rc = dom_get(lv, c, name_or_uuid, &dom, err);
+    if (rc == DRIVER_OK) {
+        if ((rc = dom_info(lv, c, dom, &info, err)) == DRIVER_OK) {
+            memset(out, 0, sizeof *out);
+            snprintf(out->uuid, sizeof out->uuid, "%s", info.uuid);
+            snprintf(out->name, sizeof out->name, "%s", virDomainGetName(dom));
+            out->state = state_of(info.state);
+            out->persistent = info.persistent;
+        }
+        virDomainFree(dom);
+    }
+    virConnectClose(c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* disks                                                               */
+
+/* The first sdX / vdX that no disk of either definition uses. */
+static void free_target(enum driver_bus bus, const struct lvxml_disk *a, int na,
+                        const struct lvxml_disk *b, int nb, char out[DRIVER_TARGET_MAX])
+{
+    const char *prefix = bus == BUS_VIRTIO ? "vd" : "sd";
+    for (int idx = 0;; idx++) {
+        char name[DRIVER_TARGET_MAX];
+        lvxml_target_name(prefix, idx, name);
+        bool used = false;
+        for (int i = 0; i < na && !used; i++)
+            used = !strcmp(a[i].target, name);
+        for (int i = 0; i < nb && !used; i++)
+            used = !strcmp(b[i].target, name);
+        if (!used) {
+            memcpy(out, name, DRIVER_TARGET_MAX);
+            return;
+        }
+    }
+}
+
+static bool direct_io(struct lv *lv, const struct driver_disk *disk)
+{
+    char why[PATH_MAX + 64];
+    if (disk->block || volfile_direct_ok(disk->path, why, sizeof why))
+        return true;
+    pthread_mutex_lock(&lv->mu);
+    bool warn = !lv->warned_direct;
+    lv->warned_direct = true;
+    pthread_mutex_unlock(&lv->mu);
+    if (warn)
+        log_warn("libvirt driver: %s, so disks there attach with cache='writeback' "
+                 "io='threads' instead of cache='none' io='native'", why);
+    return false;
+}
+
+/* Undo what a failed attach left: the alias where it is now but was not
+ * before (libvirt attaches live first and saves the definition after). */
+static void attach_undo(virDomainPtr dom, const char *alias, bool live_added, bool conf_added)
+{
+    unsigned flags = (live_added ? VIR_DOMAIN_AFFECT_LIVE : 0) |
+                     (conf_added ? VIR_DOMAIN_AFFECT_CONFIG : 0);
+    if (flags && virDomainDetachDeviceAlias(dom, alias, flags) < 0)
+        log_warn("libvirt driver: cannot undo a half-done attach of %s: %s", alias,
+                 virGetLastErrorMessage());
+}
+
+static enum driver_rc attach_locked(struct lv *lv, virConnectPtr c, virDomainPtr dom,
+                                    const struct driver_disk *disk,
+                                    char target[DRIVER_TARGET_MAX], struct driver_error *err)
+{
+    enum driver_rc rc = DRIVER_REFUSED;
+    struct arena ar;
+    arena_init(&ar);
+    /* A second pass only after a refusal that a concurrent change explains
+     * (the domain started or stopped, the target was taken). */
+    for (int pass = 0; pass < 3; pass++) {
+        struct dom_info info;
+        struct lvxml_disk *live, *conf;
+        int nlive, nconf;
+        if ((rc = dom_info(lv, c, dom, &info, err)) != DRIVER_OK ||
+            (rc = dom_disks(lv, c, dom, &info, false, &ar, &live, &nlive, err)) != DRIVER_OK ||
+            (rc = dom_disks(lv, c, dom, &info, true, &ar, &conf, &nconf, err)) != DRIVER_OK)
+            break;
+        const struct lvxml_disk *in_live = find_alias(live, nlive, disk->alias);
+        const struct lvxml_disk *in_conf = find_alias(conf, nconf, disk->alias);
+        const struct lvxml_disk *found = in_live ? in_live : in_conf;
+        char tgt[DRIVER_TARGET_MAX];
+        if (found) {
+            if (strcmp(found->path, disk->path) != 0) {
+                rc = fail(err, DRIVER_REFUSED, "alias %s is in use by another disk (%s)",
+                          disk->alias, found->path);
+                break;
+            }
+            snprintf(tgt, sizeof tgt, "%s", found->target);
+        } else {
+            free_target(disk->bus, live, nlive, conf, nconf, tgt);
+        }
+        bool need_live = info.active && !in_live, need_conf = info.persistent && !in_conf;
+        if (!need_live && !need_conf) {
+            snprintf(target, DRIVER_TARGET_MAX, "%s", tgt);
+            rc = DRIVER_OK;
+            break;
+        }
+        const char *xml = lvxml_disk_xml(&ar, disk, tgt, direct_io(lv, disk));
+        unsigned flags = (need_live ? VIR_DOMAIN_AFFECT_LIVE : 0) |
+                         (need_conf ? VIR_DOMAIN_AFFECT_CONFIG : 0);
+        if (virDomainAttachDeviceFlags(dom, xml, flags) == 0) {
+            snprintf(target, DRIVER_TARGET_MAX, "%s", tgt);
+            rc = DRIVER_OK;
+            break;
+        }
+        if ((rc = lv_failed(lv, c, err)) != DRIVER_REFUSED)
+            break;
+        /* Refused. Look again: undo a half, or retry after a race. */
+        struct driver_error again;
+        struct dom_info now;
+        struct lvxml_disk *live2, *conf2;
+        int nlive2, nconf2;
+        if (dom_info(lv, c, dom, &now, &again) != DRIVER_OK ||
+            dom_disks(lv, c, dom, &now, false, &ar, &live2, &nlive2, &again) != DRIVER_OK ||
+            dom_disks(lv, c, dom, &now, true, &ar, &conf2, &nconf2, &again) != DRIVER_OK)
+            break;
+        bool live_added = need_live && find_alias(live2, nlive2, disk->alias);
+        bool conf_added = need_conf && find_alias(conf2, nconf2, disk->alias);
+        bool raced = now.active != info.active || now.persistent != info.persistent;
+        for (int i = 0; !found && i < nlive2 + nconf2 && !raced; i++) {
+            const struct lvxml_disk *x = i < nlive2 ? &live2[i] : &conf2[i - nlive2];
+            raced = !strcmp(x->target, tgt) && strcmp(x->alias, disk->alias) != 0;
+        }
+        if (raced && !live_added && !conf_added)
+            continue;
+        if (live_added || conf_added)
+            attach_undo(dom, disk->alias, live_added, conf_added);
+        break;
+    }
+    arena_release(&ar);
+    return rc;
+}
+
+static enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk *disk,
+                                     char target[DRIVER_TARGET_MAX], struct driver_error *err)
+{
+    struct lv *lv = (struct lv *)d;
+    if (!lvxml_alias_ok(disk->alias))
+        return fail(err, DRIVER_REFUSED, "libvirt keeps only aliases of 'ua-' and "
+                    "[A-Za-z0-9_-], not '%s'", disk->alias);
+    virConnectPtr c = conn_get(lv, err);
+    if (!c)
+        return DRIVER_UNAVAILABLE;
+    virDomainPtr dom;
+    enum driver_rc rc = dom_get(lv, c, disk->domain, &dom, err);
+    if (rc == DRIVER_OK) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        virDomainGetUUIDString(dom, uuid);
+        pthread_mutex_t *m = stripe_of(lv, uuid);
+        pthread_mutex_lock(m);
+        rc = attach_locked(lv, c, dom, disk, target, err);
+        pthread_mutex_unlock(m);
+        virDomainFree(dom);
+    }
+    virConnectClose(c);
+    return rc;
+}
+
+/* One detach step under the domain's stripe lock: ask for the removal
+ * wherever the alias is. *asked_live: a live removal is under way. */
+static enum driver_rc detach_locked(struct lv *lv, virConnectPtr c, virDomainPtr dom,
+                                    const char *alias, bool *asked_live,
+                                    struct driver_error *err)
+{
+    struct arena ar;
+    arena_init(&ar);
+    enum driver_rc rc;
+    struct dom_info info;
+    struct lvxml_disk *live, *conf;
+    int nlive, nconf;
+    *asked_live = false;
+    if ((rc = dom_info(lv, c, dom, &info, err)) != DRIVER_OK ||
+        (rc = dom_disks(lv, c, dom, &info, false, &ar, &live, &nlive, err)) != DRIVER_OK ||
+        (rc = dom_disks(lv, c, dom, &info, true, &ar, &conf, &nconf, err)) != DRIVER_OK)
+        goto out;
+    bool in_live = find_alias(live, nlive, alias), in_conf = find_alias(conf, nconf, alias);
+    if (!in_live && !in_conf) {
+        rc = DRIVER_OK;
+        goto out;
+    }
+    unsigned flags = (in_live ? VIR_DOMAIN_AFFECT_LIVE : 0) |
+                     (in_conf ? VIR_DOMAIN_AFFECT_CONFIG : 0);
+    if (virDomainDetachDeviceAlias(dom, alias, flags) == 0) {
+        *asked_live = in_live;
+        rc = DRIVER_OK;
+        goto out;
+    }
+    if ((rc = lv_failed(lv, c, err)) != DRIVER_REFUSED)
+        goto out;
+    /* A live removal still under way (a guest that has not answered yet)
+     * makes QEMU refuse another, and libvirt then leaves the definition
+     * alone too: remove it from the definition by itself. The live removal
+     * asked for before still stands. */
+    if (in_live) {
+        if (in_conf && virDomainDetachDeviceAlias(dom, alias, VIR_DOMAIN_AFFECT_CONFIG) < 0) {
+            lv_failed(lv, c, err);
+            goto out;
+        }
+        if (strstr(err->message, "in the process of unplug")) {
+            *asked_live = true;
+            rc = DRIVER_OK;
+        }
+    }
+out:
+    arena_release(&ar);
+    return rc;
+}
+
+/* Where the alias is now: bit 1 live, bit 2 definition; -1 on failure. */
+static int presence(struct lv *lv, virConnectPtr c, virDomainPtr dom, const char *alias,
+                    enum driver_rc *rc, struct driver_error *err)
+{
+    struct arena ar;
+    arena_init(&ar);
+    struct dom_info info;
+    struct lvxml_disk *live, *conf;
+    int nlive, nconf, where = -1;
+    if ((*rc = dom_info(lv, c, dom, &info, err)) == DRIVER_OK &&
+        (*rc = dom_disks(lv, c, dom, &info, false, &ar, &live, &nlive, err)) == DRIVER_OK &&
+        (*rc = dom_disks(lv, c, dom, &info, true, &ar, &conf, &nconf, err)) == DRIVER_OK)
+        where = (find_alias(live, nlive, alias) ? 1 : 0) | (find_alias(conf, nconf, alias) ? 2 : 0);
+    arena_release(&ar);
+    return where;
+}
+
+static enum driver_rc lv_disk_detach(struct driver *d, const char *domain, const char *alias,
+                                     struct driver_error *err)
+{
+    struct lv *lv = (struct lv *)d;
+    virConnectPtr c = conn_get(lv, err);
+    if (!c)
+        return DRIVER_UNAVAILABLE;
+    virDomainPtr dom;
+    enum driver_rc rc = dom_get(lv, c, domain, &dom, err);
+    if (rc != DRIVER_OK) {
+        virConnectClose(c);
+        return rc;
+    }
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    virDomainGetUUIDString(dom, uuid);
+
+    /* Listen before asking, so that a fast DEVICE_REMOVED is not missed. */
+    struct lv_waiter w = {.uuid = uuid, .alias = alias, .outcome = W_WAITING};
+    pthread_mutex_lock(&lv->mu);
+    w.next = lv->waiters;
+    lv->waiters = &w;
+    pthread_mutex_unlock(&lv->mu);
+
+    bool asked_live = false;
+    pthread_mutex_t *m = stripe_of(lv, uuid);
+    pthread_mutex_lock(m);
+    rc = detach_locked(lv, c, dom, alias, &asked_live, err);
+    pthread_mutex_unlock(m);
+
+    pthread_mutex_lock(&lv->mu);
+    if (rc == DRIVER_OK && asked_live) {
+        struct timespec deadline;
+        now_plus(&deadline, DETACH_GRACE_MS);
+        while (w.outcome == W_WAITING &&
+               pthread_cond_timedwait(&lv->wcond, &lv->mu, &deadline) != ETIMEDOUT)
+            ;
+    }
+    for (struct lv_waiter **p = &lv->waiters; *p; p = &(*p)->next)
+        if (*p == &w) {
+            *p = w.next;
+            break;
+        }
+    pthread_mutex_unlock(&lv->mu);
+
+    /* The answer comes from the XML, never from the request alone. */
+    if (rc == DRIVER_OK) {
+        int where = presence(lv, c, dom, alias, &rc, err);
+        if (where == 0)
+            rc = DRIVER_OK;
+        else if (where > 0 && w.outcome == W_FAILED)
+            rc = fail(err, DRIVER_REFUSED, "the hypervisor reported that removing %s failed",
+                      alias);
+        else if (where == 1 && asked_live)
+            rc = DRIVER_PENDING;
+        else if (where > 0)
+            rc = fail(err, DRIVER_REFUSED, "%s is still in the domain's %s after the detach",
+                      alias, where & 2 ? "definition" : "live XML");
+    }
+    virDomainFree(dom);
+    virConnectClose(c);
+    return rc;
+}
+
+static enum driver_rc lv_disk_list(struct driver *d, const char *domain, struct arena *ar,
+                                   struct driver_present **out, int *n,
+                                   struct driver_error *err)
+{
+    struct lv *lv = (struct lv *)d;
+    *out = NULL;
+    *n = 0;
+    virConnectPtr c = conn_get(lv, err);
+    if (!c)
+        return DRIVER_UNAVAILABLE;
+    virDomainPtr dom;
+    enum driver_rc rc = dom_get(lv, c, domain, &dom, err);
+    if (rc != DRIVER_OK) {
+        virConnectClose(c);
+        return rc;
+    }
+    struct dom_info info;
+    struct lvxml_disk *live, *conf;
+    int nlive, nconf;
+    if ((rc = dom_info(lv, c, dom, &info, err)) == DRIVER_OK &&
+        (rc = dom_disks(lv, c, dom, &info, false, ar, &live, &nlive, err)) == DRIVER_OK &&
+        (rc = dom_disks(lv, c, dom, &info, true, ar, &conf, &nconf, err)) == DRIVER_OK) {
+        /* merged by user alias; disks without one by target */
+        struct driver_present *p = arena_alloc(ar, sizeof *p * (size_t)(nlive + nconf + 1));
+        int np = 0;
+        for (int i = 0; i < nlive + nconf; i++) {
+            bool is_live = i < nlive;
+            const struct lvxml_disk *x = is_live ? &live[i] : &conf[i - nlive];
+            struct driver_present *same = NULL;
+            for (int j = 0; j < np && !same; j++)
+                if (x->alias[0] ? !strcmp(p[j].alias, x->alias)
+                                : !p[j].alias[0] && !strcmp(p[j].target, x->target))
+                    same = &p[j];
+            if (!same) {
+                same = &p[np++];
+                *same = (struct driver_present){.alias = x->alias, .target = x->target,
+                                                .serial = x->serial, .path = x->path};
+            }
+            if (is_live)
+                same->live = true;
+            else
+                same->config = true;
+        }
+        *out = p;
+        *n = np;
+    }
+    virDomainFree(dom);
+    virConnectClose(c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* storage: no connection needed                                       */
+
+static enum driver_rc lv_volume_create(struct driver *d, const char *volume_id, int64_t bytes,
+                                       char *path, size_t path_size, struct driver_error *err)
+{
+    struct lv *lv = (struct lv *)d;
+    return volfile_create(lv->volume_dir, volume_id, bytes, lv->hv_user, path, path_size, err);
+}
+
+static enum driver_rc lv_volume_delete(struct driver *d, const char *path,
+                                       struct driver_error *err)
+{
+    struct lv *lv = (struct lv *)d;
+    return volfile_delete(lv->volume_dir, path, err);
+}
+
+static enum driver_rc lv_volume_probe(struct driver *d, const char *path, int64_t *bytes,
+                                      bool *block, struct driver_error *err)
+{
+    (void)d;
+    return volfile_probe(path, bytes, block, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* open and close                                                      */
+
+static void lv_free(struct lv *lv)
+{
+    while (lv->head) {
+        struct lv_event *ev = lv->head;
+        lv->head = ev->next;
+        free(ev->alias);
+        free(ev);
+    }
+    pthread_mutex_destroy(&lv->mu);
+    pthread_cond_destroy(&lv->cond);
+    pthread_cond_destroy(&lv->wcond);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&lv->stripe[i]);
+    free(lv->uri);
+    free(lv->volume_dir);
+    free(lv);
+}
+
+static void lv_close(struct driver *d)
+{
+    struct lv *lv = (struct lv *)d;
+    pthread_mutex_lock(&lv->mu);
+    lv->closing = true;
+    pthread_cond_broadcast(&lv->cond);
+    pthread_mutex_unlock(&lv->mu);
+
+    /* The watch thread may be inside virConnectOpen, which has no timeout
+     * (a daemon that accepts but never answers). Do not hang the caller's
+     * shutdown on it: leave it the driver to free. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += CLOSE_JOIN_S;
+    bool joined = pthread_timedjoin_np(lv->watch, NULL, &deadline) == 0;
+
+    pthread_mutex_lock(&lv->mu);
+    virConnectPtr c = lv->conn, dead = lv->dead;
+    int cb[CB_COUNT], dead_cb[CB_COUNT];
+    memcpy(cb, lv->cb, sizeof cb);
+    memcpy(dead_cb, lv->dead_cb, sizeof dead_cb);
+    lv->conn = lv->dead = NULL;
+    if (!joined) {
+        lv->abandoned = true;
+        pthread_detach(lv->watch);
+    }
+    pthread_mutex_unlock(&lv->mu);
+    if (c)
+        conn_teardown(c, cb);
+    if (dead)
+        conn_teardown(dead, dead_cb);
+    loop_stop();                /* no callback of ours runs after this */
+    if (joined)
+        lv_free(lv);
+    else
+        log_warn("libvirt driver: a reconnect to %s did not return within %d s; "
+                 "closing without it", lv->uri, CLOSE_JOIN_S);
+}
+
+static const struct driver_ops lv_ops = {
+    .name = "libvirt",
+    .volume_create = lv_volume_create,
+    .volume_delete = lv_volume_delete,
+    .volume_probe = lv_volume_probe,
+    .domain_lookup = lv_domain_lookup,
+    .disk_attach = lv_disk_attach,
+    .disk_detach = lv_disk_detach,
+    .disk_list = lv_disk_list,
+    .close = lv_close,
+};
+
+static bool local_system(const char *uri)
+{
+    return !strncmp(uri, "qemu:///system", 14) || !strncmp(uri, "qemu+unix:///system", 19);
+}
 
 struct driver *driver_libvirt_open(const struct driver_options *o, char *err, size_t errlen)
 {
-    (void)o;
-    snprintf(err, errlen, "the libvirt driver is not built yet");
-    return NULL;
+    const char *uri = o->uri && *o->uri ? o->uri : "qemu:///system";
+    if (!o->volume_dir || o->volume_dir[0] != '/') {
+        snprintf(err, errlen, "the libvirt driver needs an absolute volume directory");
+        return NULL;
+    }
+    if (virInitialize() < 0) {
+        snprintf(err, errlen, "cannot initialise libvirt");
+        return NULL;
+    }
+    virSetErrorFunc(NULL, quiet);  /* libvirt would print every error on stderr */
+    xmlInitParser();
+
+    struct lv *lv = calloc(1, sizeof *lv);
+    if (!lv || !(lv->uri = strdup(uri)) || !(lv->volume_dir = strdup(o->volume_dir))) {
+        snprintf(err, errlen, "out of memory");
+        if (lv)
+            free(lv->uri);
+        free(lv);
+        return NULL;
+    }
+    lv->base.ops = &lv_ops;
+    lv->bus = o->bus;
+    lv->hv_user = local_system(uri) ? "libvirt-qemu" : NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&lv->mu, NULL);
+    pthread_cond_init(&lv->cond, &ca);
+    pthread_cond_init(&lv->wcond, &ca);
+    pthread_condattr_destroy(&ca);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&lv->stripe[i], NULL);
+    for (int i = 0; i < CB_COUNT; i++)
+        lv->cb[i] = lv->dead_cb[i] = -1;
+
+    if (!loop_start(err, errlen)) {
+        lv_free(lv);
+        return NULL;
+    }
+    char why[512];
+    if (!(lv->conn = conn_open(lv, lv->cb, why, sizeof why))) {
+        snprintf(err, errlen, "cannot connect to %s: %s", uri, why);
+        loop_stop();
+        lv_free(lv);
+        return NULL;
+    }
+    int e = pthread_create(&lv->watch, NULL, watch_main, lv);
+    if (e) {
+        snprintf(err, errlen, "cannot start the libvirt driver's thread: %s", strerror(e));
+        conn_teardown(lv->conn, lv->cb);
+        loop_stop();
+        lv_free(lv);
+        return NULL;
+    }
+    return &lv->base;
 }

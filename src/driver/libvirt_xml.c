@@ -1,0 +1,136 @@
+/* libvirt_xml.c: the disk XML the libvirt driver writes (one <disk>, shaped
+ * as Nova writes it) and reads (every <disk> of a domain, via XPath).
+ *
+ * Invariants: every value written into XML is escaped; reading never
+ * trusts the XML's shape (a missing element or attribute reads as "").
+ */
+#include "driver/libvirt_xml.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+#include <stdio.h>
+#include <string.h>
+
+bool lvxml_alias_ok(const char *alias)
+{
+    static const char chars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+    return strncmp(alias, "ua-", 3) == 0 && strspn(alias, chars) == strlen(alias);
+}
+
+void lvxml_target_name(const char *prefix, int index, char out[DRIVER_TARGET_MAX])
+{
+    char rev[8];
+    int n = 0;
+    for (int i = index; i >= 0 && n < (int)sizeof rev; i = i / 26 - 1)
+        rev[n++] = (char)('a' + i % 26);
+    int p = snprintf(out, DRIVER_TARGET_MAX, "%s", prefix);
+    while (n > 0 && p < DRIVER_TARGET_MAX - 1)
+        out[p++] = rev[--n];
+    out[p] = '\0';
+}
+
+int lvxml_target_index(const char *name, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(name, prefix, pl) != 0 || !name[pl] || strlen(name + pl) > 4)
+        return -1;
+    int idx = 0;
+    for (const char *s = name + pl; *s; s++) {
+        if (*s < 'a' || *s > 'z')
+            return -1;
+        idx = idx * 26 + (*s - 'a' + 1);
+    }
+    return idx - 1;
+}
+
+static const char *escape(struct arena *ar, const char *s)
+{
+    size_t n = 0;
+    for (const char *p = s; *p; p++)
+        n += strchr("&<>'\"", *p) ? 6 : 1;
+    char *out = arena_alloc(ar, n + 1), *o = out;
+    for (const char *p = s; *p; p++) {
+        const char *e = NULL;
+        switch (*p) {
+        case '&': e = "&amp;"; break;
+        case '<': e = "&lt;"; break;
+        case '>': e = "&gt;"; break;
+        case '\'': e = "&apos;"; break;
+        case '"': e = "&quot;"; break;
+        }
+        if (e) {
+            strcpy(o, e);
+            o += strlen(e);
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+char *lvxml_disk_xml(struct arena *ar, const struct driver_disk *disk, const char *target,
+                     bool direct)
+{
+    return arena_printf(ar,
+        "<disk type='%s' device='disk'>\n"
+        "  <driver name='qemu' type='raw' %s/>\n"
+        "  <source %s='%s'/>\n"
+        "  <target dev='%s' bus='%s'/>\n"
+        "  <serial>%s</serial>\n"
+        "  <alias name='%s'/>\n"
+        "</disk>\n",
+        disk->block ? "block" : "file",
+        direct ? "cache='none' io='native'" : "cache='writeback' io='threads'",
+        disk->block ? "dev" : "file", escape(ar, disk->path),
+        escape(ar, target), disk->bus == BUS_VIRTIO ? "virtio" : "scsi",
+        escape(ar, disk->serial), escape(ar, disk->alias));
+}
+
+/* The string value of an XPath expression relative to node, in the arena. */
+static const char *xstr(struct arena *ar, xmlXPathContextPtr ctx, xmlNodePtr node,
+                        const char *expr)
+{
+    ctx->node = node;
+    xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+    const char *s = "";
+    if (o && o->type == XPATH_STRING && o->stringval)
+        s = arena_strdup(ar, (const char *)o->stringval);
+    xmlXPathFreeObject(o);
+    return s;
+}
+
+bool lvxml_disks(const char *xml, struct arena *ar, struct lvxml_disk **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc)
+        return false;
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr set = ctx ? xmlXPathEvalExpression(
+        (const xmlChar *)"/domain/devices/disk", ctx) : NULL;
+    bool ok = set != NULL;
+    if (ok && set->nodesetval && set->nodesetval->nodeNr > 0) {
+        int count = set->nodesetval->nodeNr;
+        struct lvxml_disk *d = arena_alloc(ar, sizeof *d * (size_t)count);
+        for (int i = 0; i < count; i++) {
+            xmlNodePtr node = set->nodesetval->nodeTab[i];
+            const char *alias = xstr(ar, ctx, node, "string(alias/@name)");
+            d[i].alias = strncmp(alias, "ua-", 3) == 0 ? alias : "";
+            d[i].target = xstr(ar, ctx, node, "string(target/@dev)");
+            d[i].serial = xstr(ar, ctx, node, "string(serial)");
+            d[i].path = xstr(ar, ctx, node,
+                             "string((source/@file | source/@dev | source/@name)[1])");
+        }
+        *out = d;
+        *n = count;
+    }
+    xmlXPathFreeObject(set);
+    xmlXPathFreeContext(ctx);
+    xmlFreeDoc(doc);
+    return ok;
+}

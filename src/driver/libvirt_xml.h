@@ -1,0 +1,38 @@
+/* libvirt_xml.h: the disk XML the libvirt driver writes and reads. */
+#ifndef ATTACHD_DRIVER_LIBVIRT_XML_H
+#define ATTACHD_DRIVER_LIBVIRT_XML_H
+
+#include <stdbool.h>
+
+#include "driver/driver.h"
+#include "util/arena.h"
+
+/* One <disk> of a domain XML; strings in the arena, "" when absent. */
+struct lvxml_disk {
+    const char *alias;          /* a user alias ("ua-..."), else "" */
+    const char *target;         /* target/@dev */
+    const char *serial;
+    const char *path;           /* source/@file, @dev or @name */
+};
+
+/* Every <disk> of a domain XML. false when the XML does not parse. */
+bool lvxml_disks(const char *xml, struct arena *ar, struct lvxml_disk **out, int *n);
+
+/* The <disk> element to attach `disk` as `target`. direct: cache='none'
+ * io='native' (the file system supports O_DIRECT), else cache='writeback'
+ * io='threads'. */
+char *lvxml_disk_xml(struct arena *ar, const struct driver_disk *disk, const char *target,
+                     bool direct);
+
+/* Disk names as libvirt and Linux count them: 0 -> "sda", 25 -> "sdz",
+ * 26 -> "sdaa". */
+void lvxml_target_name(const char *prefix, int index, char out[DRIVER_TARGET_MAX]);
+/* The index of "sdaa" with prefix "sd" (26), or -1 when the name is not
+ * the prefix followed by lowercase letters. */
+int lvxml_target_index(const char *name, const char *prefix);
+
+/* Whether libvirt keeps `alias` as a user alias: "ua-" then only
+ * [A-Za-z0-9_-] (libvirt silently drops any other alias it is given). */
+bool lvxml_alias_ok(const char *alias);
+
+#endif

@@ -1,0 +1,329 @@
+/* driver_check: drive the real libvirt driver (src/driver/libvirt.c) from
+ * the command line, for tests/libvirt/test_driver.py and for people.
+ *
+ *   driver_check URI VOLDIR COMMAND [ARGS...]   one command, then close
+ *   driver_check URI VOLDIR shell               commands from stdin, one a line
+ *
+ * Commands:
+ *   lookup DOMAIN
+ *   attach DOMAIN ATTACHMENT_ID VOLUME_ID PATH scsi|virtio
+ *   detach DOMAIN ATTACHMENT_ID
+ *   list DOMAIN
+ *   volume-create VOLUME_ID BYTES
+ *   volume-delete PATH
+ *   probe PATH
+ *   watch SECONDS          print events for that long
+ *   sleep SECONDS
+ *   virsh CMD ARGS...      a few domain operations on a connection of its own
+ *                          (define FILE, start NAME, destroy NAME, undefine
+ *                          NAME), for drivers that live in this process
+ *                          (qemu:///embed), which no other process can reach
+ *
+ * Every result and every event is one JSON object on stdout, e.g.
+ *   {"cmd": "attach", "rc": "OK", "ms": 14.2, "target": "sdb"}
+ *   {"cmd": "detach", "rc": "REFUSED", "ms": 3.1, "error": "..."}
+ *   {"event": "disk_removed", "domain": "...", "alias": "ua-...", "t": 1234.5}
+ * ("ms": the driver call alone; "t": milliseconds since the driver opened).
+ * A failed open prints {"cmd": "open", "rc": "FAILED", "error": ...} and
+ * exits 3. One-shot mode exits 0 for OK and PENDING, 1 otherwise.
+ */
+#include <jansson.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "driver/driver.h"
+#include "util/arena.h"
+
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct timespec t_open;
+static const char *uri;
+static virConnectPtr own;           /* for the `virsh` commands */
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void emit(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    pthread_mutex_lock(&out_mu);
+    fputs(s, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    pthread_mutex_unlock(&out_mu);
+    free(s);
+    json_decref(o);
+}
+
+static const char *rc_name(enum driver_rc rc)
+{
+    static const char *const names[] = {"OK", "PENDING", "NOT_FOUND", "REFUSED", "UNAVAILABLE"};
+    return (unsigned)rc < 5 ? names[rc] : "?";
+}
+
+static const char *state_name(enum driver_state s)
+{
+    static const char *const names[] = {"running", "paused", "shutoff", "crashed", "other"};
+    return (unsigned)s < 5 ? names[s] : "?";
+}
+
+static void ev_removed(void *cls, const char *domain, const char *alias)
+{
+    (void)cls;
+    emit(json_pack("{s:s, s:s, s:s, s:f}", "event", "disk_removed", "domain", domain,
+                   "alias", alias, "t", ms_since(&t_open)));
+}
+
+static void ev_failed(void *cls, const char *domain, const char *alias)
+{
+    (void)cls;
+    emit(json_pack("{s:s, s:s, s:s, s:f}", "event", "disk_removal_failed", "domain", domain,
+                   "alias", alias, "t", ms_since(&t_open)));
+}
+
+static void ev_state(void *cls, const char *domain, enum driver_state state)
+{
+    (void)cls;
+    emit(json_pack("{s:s, s:s, s:s, s:f}", "event", "domain_state", "domain", domain,
+                   "state", state_name(state), "t", ms_since(&t_open)));
+}
+
+static void ev_connection(void *cls, bool up)
+{
+    (void)cls;
+    emit(json_pack("{s:s, s:b, s:f}", "event", "connection", "up", up, "t", ms_since(&t_open)));
+}
+
+static json_t *result(const char *cmd, enum driver_rc rc, double ms,
+                      const struct driver_error *err)
+{
+    json_t *o = json_pack("{s:s, s:s, s:f}", "cmd", cmd, "rc", rc_name(rc), "ms", ms);
+    if (rc != DRIVER_OK && rc != DRIVER_PENDING)
+        json_object_set_new(o, "error", json_string(err->message));
+    return o;
+}
+
+static json_t *usage_error(const char *cmd, const char *msg)
+{
+    return json_pack("{s:s, s:s, s:s}", "cmd", cmd, "rc", "USAGE", "error", msg);
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static json_t *virsh(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("virsh", "virsh define FILE | start|destroy|undefine NAME");
+    if (!own && !(own = virConnectOpen(uri)))
+        return json_pack("{s:s, s:s, s:s}", "cmd", "virsh", "rc", "FAILED", "error",
+                         virGetLastErrorMessage());
+    const char *op = argv[0], *arg = argv[1];
+    int r = -1;
+    if (!strcmp(op, "define")) {
+        FILE *f = fopen(arg, "r");
+        char *xml = NULL;
+        size_t n = 0;
+        if (f && getdelim(&xml, &n, '\0', f) > 0) {
+            virDomainPtr d = virDomainDefineXML(own, xml);
+            r = d ? 0 : -1;
+            if (d)
+                virDomainFree(d);
+        }
+        if (f)
+            fclose(f);
+        free(xml);
+    } else {
+        virDomainPtr d = virDomainLookupByName(own, arg);
+        if (d) {
+            if (!strcmp(op, "start"))
+                r = virDomainCreate(d);
+            else if (!strcmp(op, "destroy"))
+                r = virDomainDestroy(d);
+            else if (!strcmp(op, "undefine"))
+                r = virDomainUndefine(d);
+            else
+                return usage_error("virsh", "unknown virsh operation");
+            virDomainFree(d);
+        }
+    }
+    if (r < 0)
+        return json_pack("{s:s, s:s, s:s}", "cmd", "virsh", "rc", "FAILED", "error",
+                         virGetLastErrorMessage());
+    return json_pack("{s:s, s:s}", "cmd", "virsh", "rc", "OK");
+}
+
+/* Run one command; returns its JSON result and sets *rc. */
+static json_t *run(struct driver *d, int argc, char **argv, enum driver_rc *rc)
+{
+    const struct driver_ops *ops = d->ops;
+    struct driver_error err = {{0}};
+    struct timespec t0;
+    const char *cmd = argv[0];
+    *rc = DRIVER_REFUSED;
+#define NEED(n, use) do { if (argc != (n) + 1) return usage_error(cmd, "usage: " use); } while (0)
+#define TIMED(call) (clock_gettime(CLOCK_MONOTONIC, &t0), *rc = (call), ms_since(&t0))
+
+    if (!strcmp(cmd, "lookup")) {
+        NEED(1, "lookup DOMAIN");
+        struct driver_domain dom;
+        double ms = TIMED(ops->domain_lookup(d, argv[1], &dom, &err));
+        json_t *o = result(cmd, *rc, ms, &err);
+        if (*rc == DRIVER_OK)
+            json_object_update(o, json_pack("{s:s, s:s, s:s, s:b}", "uuid", dom.uuid, "name",
+                                            dom.name, "state", state_name(dom.state),
+                                            "persistent", dom.persistent));
+        return o;
+    }
+    if (!strcmp(cmd, "attach")) {
+        NEED(5, "attach DOMAIN ATTACHMENT_ID VOLUME_ID PATH scsi|virtio");
+        char alias[DRIVER_ALIAS_MAX + 1], serial[256], target[DRIVER_TARGET_MAX] = "";
+        driver_alias(argv[2], alias);
+        driver_serial(argv[3], serial);
+        int64_t bytes;
+        bool block = false;
+        if (ops->volume_probe(d, argv[4], &bytes, &block, &err) != DRIVER_OK)
+            block = false;      /* let the hypervisor say what is wrong with it */
+        struct driver_disk disk = {.domain = argv[1], .alias = alias, .serial = serial,
+                                   .path = argv[4], .block = block,
+                                   .bus = !strcmp(argv[5], "virtio") ? BUS_VIRTIO : BUS_SCSI};
+        double ms = TIMED(ops->disk_attach(d, &disk, target, &err));
+        json_t *o = result(cmd, *rc, ms, &err);
+        json_object_set_new(o, "alias", json_string(alias));
+        if (*rc == DRIVER_OK)
+            json_object_set_new(o, "target", json_string(target));
+        return o;
+    }
+    if (!strcmp(cmd, "detach")) {
+        NEED(2, "detach DOMAIN ATTACHMENT_ID");
+        char alias[DRIVER_ALIAS_MAX + 1];
+        driver_alias(argv[2], alias);
+        double ms = TIMED(ops->disk_detach(d, argv[1], alias, &err));
+        json_t *o = result(cmd, *rc, ms, &err);
+        json_object_set_new(o, "alias", json_string(alias));
+        return o;
+    }
+    if (!strcmp(cmd, "list")) {
+        NEED(1, "list DOMAIN");
+        struct arena ar;
+        arena_init(&ar);
+        struct driver_present *p;
+        int n;
+        double ms = TIMED(ops->disk_list(d, argv[1], &ar, &p, &n, &err));
+        json_t *o = result(cmd, *rc, ms, &err);
+        if (*rc == DRIVER_OK) {
+            json_t *disks = json_array();
+            for (int i = 0; i < n; i++)
+                json_array_append_new(disks, json_pack(
+                    "{s:s, s:s, s:s, s:s, s:b, s:b}", "alias", p[i].alias, "target",
+                    p[i].target, "serial", p[i].serial, "path", p[i].path, "live", p[i].live,
+                    "config", p[i].config));
+            json_object_set_new(o, "disks", disks);
+        }
+        arena_release(&ar);
+        return o;
+    }
+    if (!strcmp(cmd, "volume-create")) {
+        NEED(2, "volume-create VOLUME_ID BYTES");
+        char path[4096] = "";
+        double ms = TIMED(ops->volume_create(d, argv[1], strtoll(argv[2], NULL, 10), path,
+                                             sizeof path, &err));
+        json_t *o = result(cmd, *rc, ms, &err);
+        if (*rc == DRIVER_OK)
+            json_object_set_new(o, "path", json_string(path));
+        return o;
+    }
+    if (!strcmp(cmd, "volume-delete")) {
+        NEED(1, "volume-delete PATH");
+        double ms = TIMED(ops->volume_delete(d, argv[1], &err));
+        return result(cmd, *rc, ms, &err);
+    }
+    if (!strcmp(cmd, "probe")) {
+        NEED(1, "probe PATH");
+        int64_t bytes = 0;
+        bool block = false;
+        double ms = TIMED(ops->volume_probe(d, argv[1], &bytes, &block, &err));
+        json_t *o = result(cmd, *rc, ms, &err);
+        if (*rc == DRIVER_OK)
+            json_object_update(o, json_pack("{s:I, s:b}", "bytes", (json_int_t)bytes, "block",
+                                            block));
+        return o;
+    }
+    if (!strcmp(cmd, "watch") || !strcmp(cmd, "sleep")) {
+        NEED(1, "watch|sleep SECONDS");
+        sleep_s(atof(argv[1]));
+        *rc = DRIVER_OK;
+        return json_pack("{s:s, s:s}", "cmd", cmd, "rc", "OK");
+    }
+    if (!strcmp(cmd, "virsh")) {
+        json_t *o = virsh(argc - 1, argv + 1);
+        *rc = !strcmp(json_string_value(json_object_get(o, "rc")), "OK") ? DRIVER_OK
+                                                                        : DRIVER_REFUSED;
+        return o;
+    }
+    return usage_error(cmd, "unknown command");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s URI VOLDIR COMMAND [ARGS...] | shell\n", argv[0]);
+        return 2;
+    }
+    uri = argv[1];
+    struct driver_options o = {.kind = "libvirt", .uri = argv[1], .volume_dir = argv[2]};
+    char err[1024];
+    clock_gettime(CLOCK_MONOTONIC, &t_open);
+    struct driver *d = driver_open(&o, err, sizeof err);
+    if (!d) {
+        emit(json_pack("{s:s, s:s, s:s, s:f}", "cmd", "open", "rc", "FAILED", "error", err,
+                       "ms", ms_since(&t_open)));
+        return 3;
+    }
+    d->events = (struct driver_events){.disk_removed = ev_removed,
+                                       .disk_removal_failed = ev_failed,
+                                       .domain_state = ev_state, .connection = ev_connection};
+    emit(json_pack("{s:s, s:s, s:f}", "cmd", "open", "rc", "OK", "ms", ms_since(&t_open)));
+
+    int status = 0;
+    enum driver_rc rc;
+    if (strcmp(argv[3], "shell") != 0) {
+        emit(run(d, argc - 3, argv + 3, &rc));
+        status = rc == DRIVER_OK || rc == DRIVER_PENDING ? 0 : 1;
+    } else {
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, stdin) > 0) {
+            char *words[16];
+            int n = 0;
+            for (char *save, *w = strtok_r(line, " \t\r\n", &save); w && n < 16;
+                 w = strtok_r(NULL, " \t\r\n", &save))
+                words[n++] = w;
+            if (n == 0)
+                continue;
+            if (!strcmp(words[0], "quit"))
+                break;
+            emit(run(d, n, words, &rc));
+        }
+        free(line);
+    }
+    if (own)
+        virConnectClose(own);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    driver_close(d);
+    emit(json_pack("{s:s, s:s, s:f}", "cmd", "close", "rc", "OK", "ms", ms_since(&t0)));
+    return status;
+}
