@@ -1,10 +1,15 @@
 /* arena.c: see arena.h. Chunks grow geometrically; a large request gets a
- * chunk of its own so that the common small case stays in the inline buffer. */
+ * chunk of its own so that the common small case stays in the inline buffer.
+ * Large chunks are mapped from the system and unmapped when released:
+ * malloc would keep their memory after a burst of large answers (glibc's
+ * threshold for mapping rises with every large block freed). */
 #include "util/arena.h"
 
 #include "util/oom.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +17,40 @@
 struct arena_chunk {
     struct arena_chunk *next;
     size_t size, used;
+    bool mapped;
     _Alignas(16) char data[];
 };
+
+#define MAP_AT (256u * 1024)    /* chunks this large or larger are mapped */
+
+static struct arena_chunk *chunk_new(size_t size)
+{
+    struct arena_chunk *c;
+    size_t total = sizeof *c + size;
+    if (oom_test_should_fail())
+        return NULL;
+    if (total < MAP_AT) {
+        if (!(c = malloc(total)))
+            return NULL;
+        c->mapped = false;
+    } else {
+        void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        c = p;
+        c->mapped = true;
+    }
+    c->size = size;
+    return c;
+}
+
+static void chunk_free(struct arena_chunk *c)
+{
+    if (c->mapped)
+        munmap(c, sizeof *c + c->size);
+    else
+        free(c);
+}
 
 #define ALIGN16(n) (((n) + 15u) & ~(size_t)15u)
 
@@ -28,7 +65,7 @@ void arena_release(struct arena *a)
     struct arena_chunk *c = a->head;
     while (c) {
         struct arena_chunk *next = c->next;
-        free(c);
+        chunk_free(c);
         c = next;
     }
     arena_init(a);
@@ -50,10 +87,8 @@ void *arena_alloc(struct arena *a, size_t n)
         size_t size = c ? c->size * 2 : 8192;
         if (size < n)
             size = n;
-        c = oom_test_should_fail() ? NULL : malloc(sizeof *c + size);
-        if (!c)
+        if (!(c = chunk_new(size)))
             oom_fail();
-        c->size = size;
         c->used = 0;
         c->next = a->head;
         a->head = c;

@@ -128,7 +128,8 @@ def assert_nova_error(resp, status, name, message=None, extra_keys=()):
 
 NOVA_NAMES = {400: "badRequest", 401: "unauthorized", 403: "forbidden",
               404: "itemNotFound", 405: "badMethod", 409: "conflictingRequest",
-              413: "overLimit", 429: "overLimit", 415: "badMediaType"}
+              413: "overLimit", 429: "overLimit", 415: "badMediaType",
+              503: "serviceUnavailable"}
 HOSTWAY_NAMES = {**NOVA_NAMES, 409: "conflict"}
 
 
