@@ -112,6 +112,13 @@ static json_t *result(const char *cmd, enum driver_rc rc, double ms,
     return o;
 }
 
+/* Add the members of `more` to o, and drop `more`. */
+static void merge(json_t *o, json_t *more)
+{
+    json_object_update(o, more);
+    json_decref(more);
+}
+
 static json_t *usage_error(const char *cmd, const char *msg)
 {
     return json_pack("{s:s, s:s, s:s}", "cmd", cmd, "rc", "USAGE", "error", msg);
@@ -182,7 +189,7 @@ static json_t *run(struct driver *d, int argc, char **argv, enum driver_rc *rc)
         double ms = TIMED(ops->domain_lookup(d, argv[1], &dom, &err));
         json_t *o = result(cmd, *rc, ms, &err);
         if (*rc == DRIVER_OK)
-            json_object_update(o, json_pack("{s:s, s:s, s:s, s:b}", "uuid", dom.uuid, "name",
+            merge(o, json_pack("{s:s, s:s, s:s, s:b}", "uuid", dom.uuid, "name",
                                             dom.name, "state", state_name(dom.state),
                                             "persistent", dom.persistent));
         return o;
@@ -257,7 +264,7 @@ static json_t *run(struct driver *d, int argc, char **argv, enum driver_rc *rc)
         double ms = TIMED(ops->volume_probe(d, argv[1], &bytes, &block, &err));
         json_t *o = result(cmd, *rc, ms, &err);
         if (*rc == DRIVER_OK)
-            json_object_update(o, json_pack("{s:I, s:b}", "bytes", (json_int_t)bytes, "block",
+            merge(o, json_pack("{s:I, s:b}", "bytes", (json_int_t)bytes, "block",
                                             block));
         return o;
     }

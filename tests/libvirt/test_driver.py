@@ -1,0 +1,647 @@
+"""The libvirt driver (src/driver/libvirt.c) against real libvirt and real
+TCG domains, through tests/libvirt/driver_check (built by meson next to the
+unit tests).
+
+Domains come from tests/support/guest.py: booted ones (a tiny Linux that
+prints the serials of the disks it sees) where a test needs to see what the
+guest sees, guestless ones otherwise. At most 2 run at once, 128 MiB each.
+
+driver_check runs in two ways: one command per process (`dc(...)`), or a
+long-lived `shell` (`Shell`) that prints the driver's events as they come,
+which the tests for events and for a libvirtd restart need.
+
+Timings (driver calls against `virsh` on the same domain) are printed at the
+end of the run, never asserted: TCG on a shared 2-core machine is noisy.
+"""
+import fcntl
+import json
+import os
+import queue
+import shutil
+import stat
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+import guest as g
+
+URI = g.URI
+# Same paths as conftest.py: the session fixture's locks and state dir.
+LOCKS = "/run/lock/attachd-libvirt-tests"
+USERS, DECIDE = f"{LOCKS}.users", f"{LOCKS}.decide"
+STATEDIR = os.path.join(g.ROOT, "build", "libvirt-env")
+GRACE = 1.0         # seconds a detach waits for DEVICE_REMOVED (DETACH_GRACE_MS)
+
+
+def driver_check_path():
+    """$DRIVER_CHECK, else next to $ATTACHD_BIN (BUILD/attachd), else build/."""
+    if os.environ.get("DRIVER_CHECK"):
+        return os.environ["DRIVER_CHECK"]
+    build = os.path.dirname(os.environ.get("ATTACHD_BIN", os.path.join(g.ROOT, "build", "x")))
+    return os.path.join(build, "tests", "libvirt", "driver_check")
+
+
+@pytest.fixture(scope="session")
+def dcbin():
+    p = driver_check_path()
+    if not os.access(p, os.X_OK):
+        pytest.skip(f"{p} is not built (meson setup build && ninja -C build)")
+    return p
+
+
+def parse(out):
+    return [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+
+
+def dc(dcbin, voldir, *args, uri=URI, timeout=120):
+    """One driver_check command; returns its result object (the JSON line
+    whose "cmd" is args[0]) and the process's wall time."""
+    t0 = time.monotonic()
+    p = subprocess.run([dcbin, uri, voldir, *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout)
+    wall = time.monotonic() - t0
+    lines = parse(p.stdout)
+    res = [o for o in lines if o.get("cmd") == args[0]]
+    assert res, f"driver_check {args}: no result; stdout {p.stdout!r} stderr {p.stderr!r}"
+    want = 0 if res[0]["rc"] in ("OK", "PENDING") else 1
+    assert p.returncode == want, (p.returncode, p.stdout, p.stderr)
+    return res[0], wall
+
+
+class Shell:
+    """driver_check URI VOLDIR shell: one driver for the whole test, events
+    collected as they come."""
+
+    def __init__(self, dcbin, voldir, uri=URI):
+        self.proc = subprocess.Popen([dcbin, uri, voldir, "shell"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        self.results = queue.Queue()
+        self.events = []
+        self.cond = threading.Condition()
+        self.stderr = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+        opened = self.results.get(timeout=120)
+        assert opened["cmd"] == "open" and opened["rc"] == "OK", opened
+
+    def _read(self):
+        for ln in self.proc.stdout:
+            if not ln.startswith("{"):
+                continue
+            o = json.loads(ln)
+            if "event" in o:
+                with self.cond:
+                    self.events.append(o)
+                    self.cond.notify_all()
+            else:
+                self.results.put(o)
+
+    def _read_err(self):
+        for ln in self.proc.stderr:
+            self.stderr.append(ln.rstrip())
+
+    def __call__(self, *args, timeout=120):
+        self.proc.stdin.write(" ".join(map(str, args)) + "\n")
+        self.proc.stdin.flush()
+        o = self.results.get(timeout=timeout)
+        assert o["cmd"] == args[0], o
+        return o
+
+    def wait_event(self, timeout, **match):
+        """The first event (collected since the shell started) whose fields
+        include MATCH; None after TIMEOUT seconds."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for e in self.events:
+                    if all(e.get(k) == v for k, v in match.items()):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=30)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        closed = self.results.get(timeout=5) if not self.results.empty() else None
+        return closed
+
+
+@pytest.fixture
+def shell(dcbin, workdir):
+    shells = []
+
+    def make(voldir=None, uri=URI):
+        s = Shell(dcbin, voldir or os.path.join(workdir, "vols"), uri)
+        shells.append(s)
+        return s
+    yield make
+    for s in shells:
+        s.close()
+
+
+def vid():
+    return str(uuid.uuid4())
+
+
+def new_volume(sh, size=64 << 20):
+    """A volume file made by the driver; returns (volume id, path)."""
+    v = vid()
+    r = sh("volume-create", v, size)
+    assert r["rc"] == "OK", r
+    return v, r["path"]
+
+
+def disks_by_alias(sh, dom):
+    r = sh("list", dom)
+    assert r["rc"] == "OK", r
+    return {d["alias"]: d for d in r["disks"] if d["alias"]}
+
+
+def detach_done(sh, dom, att, uuid_, timeout=30):
+    """Detach; when PENDING, wait for disk_removed. Returns (rc, seconds
+    until the removal was seen)."""
+    t0 = time.monotonic()
+    r = sh("detach", dom, att)
+    assert r["rc"] in ("OK", "PENDING"), r
+    if r["rc"] == "PENDING":
+        ev = sh.wait_event(timeout, event="disk_removed", domain=uuid_, alias=f"ua-{att}")
+        assert ev, f"no disk_removed for ua-{att} within {timeout}s"
+    return r, time.monotonic() - t0
+
+
+def define_only(vm):
+    """Define VM (a guest.Guest) without starting it."""
+    vm._prepare()
+    path = os.path.join(vm.workdir, f"{vm.name}.xml")
+    with open(path, "w") as f:
+        f.write(vm.xml())
+    g.virsh("define", path)
+
+
+def boot_defined(vm):
+    """Start a domain define_only() made and wait for its guest's READY."""
+    vm.boots += 1
+    vm._t_start = time.monotonic()
+    g.virsh("start", vm.name)
+    return vm.wait_ready()
+
+
+# ---------------------------------------------------------------------------
+# volume files: no domain needed
+
+def test_volume_files(libvirt_env, dcbin, workdir):
+    voldir = os.path.join(workdir, "made", "vols")         # missing: the driver makes it
+    r, _ = dc(dcbin, voldir, "volume-create", "..", 1 << 20)
+    assert r["rc"] == "OK" and r["path"] == os.path.join(voldir, "vol-...img"), r
+    st = os.stat(voldir)
+    assert stat.S_IMODE(st.st_mode) == 0o755
+    st = os.stat(r["path"])
+    assert st.st_size == 1 << 20 and st.st_blocks == 0, "sparse"
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert dc(dcbin, voldir, "volume-create", "..", 1 << 20)[0]["rc"] == "OK"   # idempotent
+    again, _ = dc(dcbin, voldir, "volume-create", "..", 2 << 20)
+    assert again["rc"] == "REFUSED" and "1048576" in again["error"], again
+    dot, _ = dc(dcbin, voldir, "volume-create", ".", 4096)
+    assert dot["path"] == os.path.join(voldir, "vol-..img"), dot
+
+    long_id = "a" * 200 + "." * 50 + "~:-_Z"                # 255 characters
+    a, _ = dc(dcbin, voldir, "volume-create", long_id, 4096)
+    b, _ = dc(dcbin, voldir, "volume-create", long_id, 4096)
+    assert a["rc"] == b["rc"] == "OK" and a["path"] == b["path"]        # stable
+    name = os.path.basename(a["path"])
+    assert os.path.dirname(a["path"]) == voldir and len(name.encode()) <= 255, name
+    other, _ = dc(dcbin, voldir, "volume-create", "a" * 200 + "." * 50 + "~:-_Y", 4096)
+    assert other["path"] != a["path"]
+    for bad in ("a" * 256, "a/b", "x y"):
+        r, _ = dc(dcbin, voldir, "volume-create", bad, 4096)
+        assert r["rc"] == "REFUSED" and "invalid volume id" in r["error"], r
+
+    p, _ = dc(dcbin, voldir, "probe", a["path"])
+    assert p["rc"] == "OK" and p["bytes"] == 4096 and p["block"] is False, p
+    assert dc(dcbin, voldir, "probe", os.path.join(voldir, "nope"))[0]["rc"] == "NOT_FOUND"
+    assert dc(dcbin, voldir, "probe", voldir)[0]["rc"] == "REFUSED"     # a directory
+
+    for path in (a["path"], a["path"]):                     # gone already: fine
+        assert dc(dcbin, voldir, "volume-delete", path)[0]["rc"] == "OK"
+    assert not os.path.exists(a["path"])
+    keep = os.path.join(workdir, "not-a-volume.img")
+    g.sparse_file(keep, 4096)
+    for path in (keep, os.path.join(voldir, "..", "..", "not-a-volume.img")):
+        assert dc(dcbin, voldir, "volume-delete", path)[0]["rc"] == "REFUSED"
+    assert os.path.exists(keep)
+    assert sorted(os.listdir(voldir)) == sorted(["vol-..img", "vol-...img",
+                                                 os.path.basename(other["path"])])
+
+
+def test_volume_block_device(libvirt_env, dcbin, workdir):
+    backing = g.sparse_file(os.path.join(workdir, "loop.img"), 8 << 20)
+    p = subprocess.run(["losetup", "-f", "--show", backing], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"no loop device: {p.stderr.strip()}")
+    dev = p.stdout.strip()
+    try:
+        r, _ = dc(dcbin, os.path.join(workdir, "vols"), "probe", dev)
+        assert r["rc"] == "OK" and r["block"] is True and r["bytes"] == 8 << 20, r
+    finally:
+        subprocess.run(["losetup", "-d", dev])
+
+
+@pytest.mark.parametrize("how", ["read-only", "full"])
+def test_volume_failure_leaves_nothing(libvirt_env, dcbin, workdir, how):
+    """A file system that refuses (read-only) or has no room left (a tmpfs
+    with no free inode): REFUSED with the reason, and no file left."""
+    mnt = os.path.join(workdir, "small")
+    os.mkdir(mnt)
+    opts = "size=1m,nr_inodes=3,mode=0755" if how == "full" else "size=1m,mode=0755"
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "attachd-test", mnt],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+    try:
+        voldir = os.path.join(mnt, "vols")
+        os.mkdir(voldir)
+        os.chmod(voldir, 0o755)
+        if how == "full":
+            while True:                                     # use up the inodes
+                try:
+                    os.mkdir(os.path.join(mnt, f"fill{uuid.uuid4().hex[:6]}"))
+                except OSError:
+                    break
+            want = "No space left on device"
+        else:
+            subprocess.run(["mount", "-o", "remount,ro", mnt], check=True)
+            want = "Read-only file system"
+        r, _ = dc(dcbin, voldir, "volume-create", "v1", 1 << 20)
+        assert r["rc"] == "REFUSED" and want in r["error"], r
+        assert os.listdir(voldir) == []
+    finally:
+        subprocess.run(["umount", mnt])
+
+
+# ---------------------------------------------------------------------------
+# domains
+
+def test_lookup(libvirt_env, dcbin, workdir):
+    voldir = os.path.join(workdir, "vols")
+    with g.Guest(g.unique_name(), workdir, persistent=False) as vm:
+        vm.start()
+        by_name, _ = dc(dcbin, voldir, "lookup", vm.name)
+        assert by_name["rc"] == "OK" and by_name["name"] == vm.name, by_name
+        assert by_name["state"] == "running" and by_name["persistent"] is False
+        by_uuid, _ = dc(dcbin, voldir, "lookup", by_name["uuid"])
+        assert by_uuid["name"] == vm.name
+        g.virsh("suspend", vm.name)
+        assert dc(dcbin, voldir, "lookup", vm.name)[0]["state"] == "paused"
+    missing, _ = dc(dcbin, voldir, "lookup", str(uuid.uuid4()))
+    assert missing["rc"] == "NOT_FOUND", missing
+    assert dc(dcbin, voldir, "lookup", "no-such-domain")[0]["rc"] == "NOT_FOUND"
+
+
+def test_open_unreachable(dcbin, workdir):
+    uri = "qemu+unix:///system?socket=/nonexistent"
+    p = subprocess.run([dcbin, uri, workdir, "lookup", "x"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 3, p
+    r = parse(p.stdout)[0]
+    assert r["cmd"] == "open" and r["rc"] == "FAILED", r
+    assert r["error"].startswith(f"cannot connect to {uri}: Failed to connect socket"), r
+
+
+# ---------------------------------------------------------------------------
+# disks on a booted guest: shut off, then running, then paused
+
+@pytest.fixture(scope="module")
+def booted(libvirt_env, guest_dir):
+    """A persistent booted guest, defined but not started."""
+    d = g.shared_dir()
+    vm = g.Guest(g.unique_name(), d, guest_dir, persistent=True)
+    define_only(vm)
+    yield vm
+    vm.cleanup()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def ensure_running(vm):
+    st = vm.state()
+    if st == "shut off":
+        boot_defined(vm)
+    elif st == "paused":
+        g.virsh("resume", vm.name)
+
+
+def test_shutoff_attach_then_boot(booted, shell, timing):
+    """Shut off: the definition only (live False). Idempotent. Then the
+    guest boots with the disks and sees their serials."""
+    vm = booted
+    sh = shell(os.path.join(vm.workdir, "vols"))
+    info = sh("lookup", vm.name)
+    assert info["state"] == "shutoff" and info["persistent"], info
+    attached = {}
+    for bus in ("scsi", "virtio"):
+        v, path = new_volume(sh)
+        att = vid()
+        r = sh("attach", vm.name, att, v, path, bus)
+        assert r["rc"] == "OK", r
+        timing(f"shut off {bus}: driver attach", r["ms"] / 1000)
+        again = sh("attach", vm.name, att, v, path, bus)
+        assert again["rc"] == "OK" and again["target"] == r["target"], again
+        attached[bus] = (att, v, r["target"])
+    assert attached["scsi"][2] == "sda" and attached["virtio"][2] == "vda"
+    disks = disks_by_alias(sh, vm.name)
+    for att, v, target in attached.values():
+        d = disks[f"ua-{att}"]
+        assert (d["live"], d["config"], d["target"], d["serial"]) == (False, True, target, v)
+
+    # attach and detach while shut off: synchronous, gone at once
+    v3, p3 = new_volume(sh)
+    att3 = vid()
+    r = sh("attach", vm.name, att3, v3, p3, "scsi")
+    assert r["rc"] == "OK" and r["target"] == "sdb", r
+    for _ in range(2):
+        d = sh("detach", vm.name, att3)
+        assert d["rc"] == "OK", d
+    assert f"ua-{att3}" not in disks_by_alias(sh, vm.name)
+
+    timing("boot to READY", boot_defined(vm))
+    for bus, (att, v, target) in attached.items():
+        vm.wait_serial(g.expected_serial(v, bus), present=True, timeout=30)
+        d = disks_by_alias(sh, vm.name)[f"ua-{att}"]
+        assert d["live"] and d["config"], d
+    assert sh.wait_event(10, event="domain_state", state="running", domain=info["uuid"])
+
+    for bus, (att, v, target) in attached.items():
+        r, seconds = detach_done(sh, vm.name, att, info["uuid"])
+        vm.wait_serial(g.expected_serial(v, bus), present=False, timeout=30)
+        assert f"ua-{att}" not in disks_by_alias(sh, vm.name)
+
+
+def test_running_seen_by_guest(booted, shell, timing):
+    """Running: live and definition; the guest sees the serial after the
+    attach and no longer after DEVICE_REMOVED. Latencies against virsh."""
+    vm = booted
+    ensure_running(vm)
+    sh = shell(os.path.join(vm.workdir, "vols"))
+    dom = sh("lookup", vm.name)["uuid"]
+    for bus in ("scsi", "virtio"):
+        v, path = new_volume(sh)
+        att = vid()
+        want = g.expected_serial(v, bus)
+        t0 = time.monotonic()
+        r = sh("attach", dom, att, v, path, bus)
+        assert r["rc"] == "OK", r
+        gname = vm.wait_serial(want, present=True, timeout=30)
+        timing(f"{bus}: driver attach call", r["ms"] / 1000)
+        timing(f"{bus}: driver attach, seen in guest", time.monotonic() - t0)
+        assert gname.startswith("sd" if bus == "scsi" else "vd")
+        d = disks_by_alias(sh, dom)[f"ua-{att}"]
+        assert (d["live"], d["config"], d["serial"], d["path"]) == (True, True, v, path), d
+        again = sh("attach", dom, att, v, path, bus)
+        assert again["rc"] == "OK" and again["target"] == r["target"], again
+
+        t0 = time.monotonic()
+        det = sh("detach", dom, att)
+        assert det["rc"] in ("OK", "PENDING"), det
+        ev = sh.wait_event(30, event="disk_removed", domain=dom, alias=f"ua-{att}")
+        assert ev, "no DEVICE_REMOVED"
+        timing(f"{bus}: driver detach call ({det['rc']})", det["ms"] / 1000)
+        if det["rc"] == "OK":       # OK only once gone from the live XML
+            assert not vm.has_alias(f"ua-{att}")
+        vm.wait_serial(want, present=False, timeout=30)
+        timing(f"{bus}: driver detach, gone from guest", time.monotonic() - t0)
+        assert f"ua-{att}" not in disks_by_alias(sh, dom)
+        assert sh("detach", dom, att)["rc"] == "OK"          # twice: fine
+
+        # the same through virsh, on the same domain and bus
+        v2, path2 = new_volume(sh)
+        alias2 = f"ua-{vid()}"
+        t0 = time.monotonic()
+        vm.attach(g.disk_xml(path2, v2, alias2, bus, target=r["target"]))
+        timing(f"{bus}: virsh attach-device", time.monotonic() - t0)
+        vm.wait_serial(g.expected_serial(v2, bus), present=True, timeout=30)
+        t0 = time.monotonic()
+        vm.detach_alias(alias2)
+        timing(f"{bus}: virsh detach-device-alias", time.monotonic() - t0)
+        assert vm.wait_alias_gone(alias2, timeout=30)
+        timing(f"{bus}: virsh detach, gone from XML", time.monotonic() - t0)
+        vm.wait_serial(g.expected_serial(v2, bus), present=False, timeout=30)
+
+        # one driver_check process per call, as a CLI would
+        v3, path3 = new_volume(sh)
+        att3 = vid()
+        r3, wall = dc(sh.proc.args[0], sh.proc.args[2], "attach", dom, att3, v3, path3, bus)
+        assert r3["rc"] == "OK", r3
+        timing(f"{bus}: driver_check process attach", wall)
+        vm.wait_serial(g.expected_serial(v3, bus), present=True, timeout=30)
+        detach_done(sh, dom, att3, dom)
+        vm.wait_serial(g.expected_serial(v3, bus), present=False, timeout=30)
+
+
+def test_paused(booted, shell, timing):
+    """Paused: attach is live too. SCSI unplug completes (QEMU needs no
+    guest); virtio-blk waits for the guest, which answers once resumed."""
+    vm = booted
+    ensure_running(vm)
+    sh = shell(os.path.join(vm.workdir, "vols"))
+    dom = sh("lookup", vm.name)["uuid"]
+    g.virsh("suspend", vm.name)
+    assert sh.wait_event(10, event="domain_state", domain=dom, state="paused")
+    assert sh("lookup", dom)["state"] == "paused"
+    vols = {}
+    for bus in ("scsi", "virtio"):
+        v, path = new_volume(sh)
+        att = vid()
+        r = sh("attach", dom, att, v, path, bus)
+        assert r["rc"] == "OK", r
+        d = disks_by_alias(sh, dom)[f"ua-{att}"]
+        assert d["live"] and d["config"], d
+        vols[bus] = (att, v)
+    att, v = vols["scsi"]
+    r, _ = detach_done(sh, dom, att, dom)
+    assert f"ua-{att}" not in disks_by_alias(sh, dom)
+
+    att, v = vols["virtio"]
+    r = sh("detach", dom, att)
+    assert r["rc"] == "PENDING", r
+    d = disks_by_alias(sh, dom)[f"ua-{att}"]
+    assert d["live"] and not d["config"], d
+    g.virsh("resume", vm.name)
+    assert sh.wait_event(10, event="domain_state", domain=dom, state="running")
+    # the guest saw the disk appear while paused, and acknowledges the unplug now
+    assert sh.wait_event(30, event="disk_removed", domain=dom, alias=f"ua-{att}"), \
+        "the resumed guest did not release the virtio-blk disk"
+    assert f"ua-{att}" not in disks_by_alias(sh, dom)
+    vm.wait_serial(g.expected_serial(vols["scsi"][1], "scsi"), present=False, timeout=30)
+    vm.wait_serial(g.expected_serial(v, "virtio"), present=False, timeout=30)
+
+
+# ---------------------------------------------------------------------------
+# guestless domains: the stuck detach, refusals
+
+def test_guestless_virtio_detach_stays_pending(libvirt_env, shell, workdir, timing):
+    with g.Guest(g.unique_name(), workdir, persistent=True) as vm:
+        vm.start()
+        sh = shell()
+        dom = sh("lookup", vm.name)["uuid"]
+        v, path = new_volume(sh)
+        att = vid()
+        assert sh("attach", dom, att, v, path, "virtio")["rc"] == "OK"
+        r = sh("detach", dom, att)
+        assert r["rc"] == "PENDING", r
+        assert r["ms"] >= GRACE * 1000 * 0.9, r
+        timing("guestless virtio: detach call (PENDING)", r["ms"] / 1000)
+        assert sh.wait_event(5, event="disk_removed", alias=f"ua-{att}") is None
+        d = disks_by_alias(sh, dom)[f"ua-{att}"]
+        assert d["live"] and not d["config"], d
+        again = sh("detach", dom, att)                      # the request stands
+        assert again["rc"] == "PENDING", again
+        assert vm.has_alias(f"ua-{att}")
+        # re-attaching the same attachment while its unplug is pending: the
+        # disk is still live, and it is put back into the definition
+        back = sh("attach", dom, att, v, path, "virtio")
+        assert back["rc"] == "OK", back
+        assert disks_by_alias(sh, dom)[f"ua-{att}"]["config"]
+
+        g.virsh("destroy", vm.name)
+        assert sh.wait_event(10, event="domain_state", domain=dom, state="shutoff")
+        d = disks_by_alias(sh, dom)[f"ua-{att}"]
+        assert not d["live"] and d["config"], d
+        assert sh("detach", dom, att)["rc"] == "OK"
+        assert disks_by_alias(sh, dom) == {}
+        assert sh.wait_event(0, event="disk_removed", alias=f"ua-{att}") is None
+
+
+def test_refused_attach_leaves_nothing(libvirt_env, shell, workdir):
+    """QEMU (as libvirt-qemu) cannot open a file in a 0700 directory:
+    REFUSED with libvirt's words, and the disk is in neither definition.
+    A domain without a free PCI slot refuses a virtio-blk disk."""
+    with g.Guest(g.unique_name(), workdir, persistent=True, hotplug_slots=0) as vm:
+        vm.start()
+        sh = shell()
+        dom = sh("lookup", vm.name)["uuid"]
+        private = os.path.join(workdir, "private")
+        os.mkdir(private, 0o700)
+        path = g.sparse_file(os.path.join(private, "p.img"))
+        att = vid()
+        r = sh("attach", dom, att, "vol-private", path, "scsi")
+        assert r["rc"] == "REFUSED", r
+        assert "Permission denied" in r["error"] and "blockdev-add" in r["error"], r
+        assert disks_by_alias(sh, dom) == {}
+        assert f"ua-{att}" not in g.virsh("dumpxml", "--inactive", vm.name).stdout
+
+        v, ok_path = new_volume(sh)
+        r = sh("attach", dom, vid(), v, ok_path, "virtio")
+        assert r["rc"] == "REFUSED" and "PCI" in r["error"], r
+        assert disks_by_alias(sh, dom) == {}
+
+        r = sh("attach", dom, "has.a.dot", v, ok_path, "scsi")     # libvirt would drop it
+        assert r["rc"] == "REFUSED" and "alias" in r["error"], r
+        missing = sh("attach", str(uuid.uuid4()), vid(), v, ok_path, "scsi")
+        assert missing["rc"] == "NOT_FOUND", missing
+        assert sh("detach", str(uuid.uuid4()), vid())["rc"] == "NOT_FOUND"
+
+
+# ---------------------------------------------------------------------------
+# libvirtd restarted under a running driver
+
+def others_use_libvirt():
+    """True when another test session holds the shared users lock (see
+    conftest.py): restarting libvirtd would break its tests."""
+    try:
+        ino = os.stat(USERS).st_ino
+    except FileNotFoundError:
+        return False
+    holders = 0
+    with open("/proc/locks") as f:
+        for ln in f:
+            parts = ln.split()
+            if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].split(":")[-1] == str(ino):
+                holders += 1
+    return holders > 1
+
+
+def env(cmd):
+    p = subprocess.run([g.LIBVIRT_ENV, cmd, STATEDIR], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_libvirtd_restart(libvirt_env, shell, workdir, timing):
+    if not libvirt_env:
+        pytest.skip("libvirtd was not started by this test session: not ours to restart")
+    decide = os.open(DECIDE, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(decide, fcntl.LOCK_EX)          # no session starts or stops it meanwhile
+    try:
+        if others_use_libvirt():
+            pytest.skip("another test session is using libvirtd")
+        with g.Guest(g.unique_name(), workdir, persistent=True) as vm:
+            vm.start()
+            sh = shell()
+            dom = sh("lookup", vm.name)["uuid"]
+            v, path = new_volume(sh)
+            att = vid()
+            assert sh("attach", dom, att, v, path, "scsi")["rc"] == "OK"
+
+            t_stop = time.monotonic()
+            env("stop")
+            timing("restart: scripts/libvirt-env stop", time.monotonic() - t_stop)
+            down = sh.wait_event(10, event="connection", up=False)
+            assert down, sh.stderr
+            for call in (("lookup", dom), ("list", dom), ("detach", dom, att),
+                         ("attach", dom, vid(), v, path, "scsi")):
+                r = sh(*call)
+                assert r["rc"] == "UNAVAILABLE", r
+                assert r["ms"] < 100, r                     # at once, not after a timeout
+            # storage needs no connection
+            assert sh("probe", path)["rc"] == "OK"
+
+            t_start = time.monotonic()
+            env("start")
+            up = sh.wait_event(45, event="connection", up=True)
+            assert up, f"no reconnect within 45 s; driver said: {sh.stderr[-5:]}"
+            timing("restart: reconnected after start", time.monotonic() - t_start)
+            assert sh("lookup", dom)["state"] == "running"
+            # the event callbacks are registered again
+            r, seconds = detach_done(sh, dom, att, dom)
+            assert f"ua-{att}" not in disks_by_alias(sh, dom)
+    finally:
+        if not g.libvirt_answers():
+            env("start")
+        os.close(decide)
+
+
+# ---------------------------------------------------------------------------
+# the embedded driver: libvirt in driver_check's own process
+
+def test_embedded_driver(libvirt_env, shell, workdir):
+    root = os.path.join(workdir, "embed")
+    sh = shell(uri=f"qemu:///embed?root={root}")
+    name = g.unique_name()
+    vm = g.Guest(name, workdir)             # only for its XML
+    xml = os.path.join(workdir, "embed.xml")
+    with open(xml, "w") as f:
+        f.write(vm.xml())
+    try:
+        assert sh("virsh", "define", xml)["rc"] == "OK"
+        assert sh("virsh", "start", name)["rc"] == "OK"
+        dom = sh("lookup", name)["uuid"]
+        v, path = new_volume(sh)
+        att = vid()
+        assert sh("attach", dom, att, v, path, "scsi")["rc"] == "OK"
+        assert disks_by_alias(sh, dom)[f"ua-{att}"]["live"]
+        detach_done(sh, dom, att, dom)
+        assert disks_by_alias(sh, dom) == {}
+    finally:
+        sh("virsh", "destroy", name)
+        sh("virsh", "undefine", name)
