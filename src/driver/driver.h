@@ -18,6 +18,8 @@
  *  - A detach is only a request. A disk is gone when the driver reports
  *    disk_removed() or when disk_list() no longer shows it: libvirt reports
  *    success for a virtio-blk detach that the guest never honours.
+ *  - Events that happen while the hypervisor is unreachable are lost: on
+ *    connection(true), reconcile what is pending with disk_list().
  *
  * Events (disk_removed, domain_state, connection) come on the driver's own
  * thread; the receiver hands them on and returns quickly.
@@ -117,12 +119,14 @@ struct driver_ops {
     /* Attach a disk: live if the domain runs or is paused, and in its
      * persistent definition if it has one (a shut-off domain: definition
      * only). Returns once attached, with the target the hypervisor chose in
-     * target[] ("sdb"). Attached already (same alias): DRIVER_OK. */
+     * target[] ("sdb"). Attached already (same alias): DRIVER_OK; the alias
+     * in use for another path: DRIVER_REFUSED. */
     enum driver_rc (*disk_attach)(struct driver *d, const struct driver_disk *disk,
                                   char target[DRIVER_TARGET_MAX], struct driver_error *err);
     /* Ask for a disk's removal, live and from the definition. DRIVER_OK: it
      * is gone from both (or never was); DRIVER_PENDING: the live removal is
-     * asked for, and disk_removed() or disk_list() will tell. */
+     * asked for, and disk_removed() or disk_list() will tell. No such
+     * domain: DRIVER_NOT_FOUND. */
     enum driver_rc (*disk_detach)(struct driver *d, const char *domain, const char *alias,
                                   struct driver_error *err);
     /* Every disk of a domain, live and defined (strings in ar). */
@@ -153,7 +157,10 @@ struct driver *driver_none_open(void);
 struct driver *driver_libvirt_open(const struct driver_options *o, char *err, size_t errlen);
 
 /* The alias of an attachment's disk: "ua-<attachment id>" (libvirt's user
- * aliases start with "ua-"). */
+ * aliases start with "ua-"). libvirt keeps a user alias only when the rest
+ * is [A-Za-z0-9_-] and silently replaces any other with its own, so the
+ * libvirt driver refuses ids with '.', '~' or ':' (generated UUIDs have
+ * none). */
 void driver_alias(const char *attachment_id, char out[DRIVER_ALIAS_MAX + 1]);
 /* A volume id as a disk serial: the characters libvirt refuses in a serial
  * (':' and '~' among the id's) become '_'. */

@@ -12,6 +12,10 @@
  *   volume-create VOLUME_ID BYTES
  *   volume-delete PATH
  *   probe PATH
+ *   concurrent DOMAIN N scsi|virtio
+ *                          N volumes attached from N threads at once, then
+ *                          detached from N threads at once (the driver's
+ *                          callers are several workers)
  *   watch SECONDS          print events for that long
  *   sleep SECONDS
  *   virsh CMD ARGS...      a few domain operations on a connection of its own
@@ -172,6 +176,92 @@ static json_t *virsh(int argc, char **argv)
     return json_pack("{s:s, s:s}", "cmd", "virsh", "rc", "OK");
 }
 
+struct job {
+    struct driver *d;
+    const char *domain;
+    enum driver_bus bus;
+    char volume_id[64], attachment_id[64], alias[DRIVER_ALIAS_MAX + 1], serial[256];
+    char path[4096], target[DRIVER_TARGET_MAX];
+    enum driver_rc attach_rc, detach_rc;
+    struct driver_error err;
+    double attach_ms, detach_ms;
+};
+
+static void *job_attach(void *arg)
+{
+    struct job *j = arg;
+    struct driver_disk disk = {.domain = j->domain, .alias = j->alias, .serial = j->serial,
+                               .path = j->path, .bus = j->bus};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    j->attach_rc = j->d->ops->disk_attach(j->d, &disk, j->target, &j->err);
+    j->attach_ms = ms_since(&t0);
+    return NULL;
+}
+
+static void *job_detach(void *arg)
+{
+    struct job *j = arg;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    j->detach_rc = j->d->ops->disk_detach(j->d, j->domain, j->alias, &j->err);
+    j->detach_ms = ms_since(&t0);
+    return NULL;
+}
+
+static json_t *concurrent(struct driver *d, const char *domain, int n, enum driver_bus bus,
+                          enum driver_rc *rc)
+{
+    struct job *jobs = calloc((size_t)n, sizeof *jobs);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    json_t *o = json_pack("{s:s, s:s}", "cmd", "concurrent", "rc", "OK");
+    json_t *list = json_array();
+    unsigned tag = (unsigned)getpid() ^ (unsigned)time(NULL);
+    *rc = DRIVER_OK;
+    for (int i = 0; i < n; i++) {
+        struct job *j = &jobs[i];
+        j->d = d;
+        j->domain = domain;
+        j->bus = bus;
+        /* '.' and '~' in the volume id: the file name and the serial cope */
+        snprintf(j->volume_id, sizeof j->volume_id, "cc.%x~%d", tag, i);
+        snprintf(j->attachment_id, sizeof j->attachment_id, "cc-%x-%d", tag, i);
+        driver_alias(j->attachment_id, j->alias);
+        driver_serial(j->volume_id, j->serial);
+        if (d->ops->volume_create(d, j->volume_id, 16 << 20, j->path, sizeof j->path,
+                                  &j->err) != DRIVER_OK) {
+            *rc = DRIVER_REFUSED;
+            json_object_set_new(o, "error", json_string(j->err.message));
+            n = i;
+            break;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, job_attach, &jobs[i]);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, job_detach, &jobs[i]);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < n; i++) {
+        struct job *j = &jobs[i];
+        if (j->attach_rc != DRIVER_OK ||
+            (j->detach_rc != DRIVER_OK && j->detach_rc != DRIVER_PENDING))
+            *rc = DRIVER_REFUSED;
+        json_array_append_new(list, json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:f, s:s}", "volume_id", j->volume_id,
+            "alias", j->alias, "path", j->path, "target", j->target, "attach",
+            rc_name(j->attach_rc), "attach_ms", j->attach_ms, "detach", rc_name(j->detach_rc),
+            "detach_ms", j->detach_ms, "error", j->err.message));
+    }
+    json_object_set_new(o, "rc", json_string(rc_name(*rc)));
+    json_object_set_new(o, "jobs", list);
+    free(jobs);
+    free(th);
+    return o;
+}
+
 /* Run one command; returns its JSON result and sets *rc. */
 static json_t *run(struct driver *d, int argc, char **argv, enum driver_rc *rc)
 {
@@ -267,6 +357,14 @@ static json_t *run(struct driver *d, int argc, char **argv, enum driver_rc *rc)
             merge(o, json_pack("{s:I, s:b}", "bytes", (json_int_t)bytes, "block",
                                             block));
         return o;
+    }
+    if (!strcmp(cmd, "concurrent")) {
+        NEED(3, "concurrent DOMAIN N scsi|virtio");
+        int n = atoi(argv[2]);
+        if (n < 1 || n > 64)
+            return usage_error(cmd, "N: 1 to 64");
+        return concurrent(d, argv[1], n, !strcmp(argv[3], "virtio") ? BUS_VIRTIO : BUS_SCSI,
+                          rc);
     }
     if (!strcmp(cmd, "watch") || !strcmp(cmd, "sleep")) {
         NEED(1, "watch|sleep SECONDS");

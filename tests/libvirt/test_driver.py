@@ -126,16 +126,17 @@ class Shell:
                 self.cond.wait(left)
 
     def close(self):
+        """Quit; returns driver_check's exit status (a sanitizer's report
+        at exit makes it non-zero)."""
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.write("quit\n")
                 self.proc.stdin.flush()
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=60)
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
-        closed = self.results.get(timeout=5) if not self.results.empty() else None
-        return closed
+        return self.proc.returncode
 
 
 @pytest.fixture
@@ -147,8 +148,9 @@ def shell(dcbin, workdir):
         shells.append(s)
         return s
     yield make
-    for s in shells:
-        s.close()
+    failed = [(s.close(), s.stderr[-20:]) for s in shells]
+    failed = [f for f in failed if f[0] != 0]
+    assert not failed, f"driver_check shell exited non-zero: {failed}"
 
 
 def vid():
@@ -243,6 +245,17 @@ def test_volume_files(libvirt_env, dcbin, workdir):
     assert os.path.exists(keep)
     assert sorted(os.listdir(voldir)) == sorted(["vol-..img", "vol-...img",
                                                  os.path.basename(other["path"])])
+
+
+def test_volume_dir_unreachable(libvirt_env, dcbin, workdir):
+    """QEMU runs as libvirt-qemu: a volume directory it cannot traverse is
+    refused up front, naming the directory in the way."""
+    private = os.path.join(workdir, "private")
+    os.mkdir(private, 0o700)
+    r, _ = dc(dcbin, os.path.join(private, "vols"), "volume-create", "v1", 4096)
+    assert r["rc"] == "REFUSED", r
+    assert f"{private} (mode 0700) is not searchable by libvirt-qemu" in r["error"], r
+    assert os.listdir(os.path.join(private, "vols")) == []
 
 
 def test_volume_block_device(libvirt_env, dcbin, workdir):
@@ -550,6 +563,29 @@ def test_refused_attach_leaves_nothing(libvirt_env, shell, workdir):
         missing = sh("attach", str(uuid.uuid4()), vid(), v, ok_path, "scsi")
         assert missing["rc"] == "NOT_FOUND", missing
         assert sh("detach", str(uuid.uuid4()), vid())["rc"] == "NOT_FOUND"
+
+
+def test_concurrent_callers(libvirt_env, shell, workdir, timing):
+    """Eight workers attach at once, then detach at once: distinct
+    targets, every disk in both definitions, all gone afterwards."""
+    with g.Guest(g.unique_name(), workdir, persistent=True) as vm:
+        vm.start()
+        sh = shell()
+        dom = sh("lookup", vm.name)["uuid"]
+        r = sh("concurrent", dom, 8, "scsi")
+        assert r["rc"] == "OK", r
+        jobs = r["jobs"]
+        targets = [j["target"] for j in jobs]
+        assert sorted(targets) == [f"sd{c}" for c in "abcdefgh"], targets
+        timing("8 concurrent attaches: slowest", max(j["attach_ms"] for j in jobs) / 1000)
+        for j in jobs:
+            if j["detach"] == "PENDING":
+                assert sh.wait_event(30, event="disk_removed", domain=dom, alias=j["alias"])
+            assert sh.wait_event(0, event="disk_removed", domain=dom, alias=j["alias"])
+        assert disks_by_alias(sh, dom) == {}
+        for j in jobs:
+            assert os.path.basename(j["path"]) == f"vol-{j['volume_id']}.img"
+            assert sh("volume-delete", j["path"])["rc"] == "OK"
 
 
 # ---------------------------------------------------------------------------
