@@ -32,7 +32,8 @@ enum driver_rc volfile_delete(const char *dir, const char *path, struct driver_e
 enum driver_rc volfile_probe(const char *path, int64_t *bytes, bool *block,
                              struct driver_error *err);
 /* Whether files under `dir` can be opened with O_DIRECT (cache='none'
- * needs it; tmpfs, for one, refuses it). false with the reason in why[]. */
+ * needs it; ramfs refuses it, and tmpfs
+ * before Linux 6.6). false with the reason in why[]. */
 bool volfile_direct_ok(const char *path, char *why, size_t why_size);
 
 #endif
