@@ -64,7 +64,7 @@ struct http_guard {
     atomic_uint next_shard;
     atomic_int count;           /* admitted and not yet reported closed */
     atomic_int closing;         /* of those, cut by the guard */
-    int max;
+    int max, slack;
     int64_t header_ms, body_ms;
     unsigned header_s, body_s;
     /* what the watchdog reports, summed since its last report */
@@ -231,9 +231,9 @@ bool http_guard_admit(struct http_guard *g)
     if (n < g->max)
         return true;
     /* At the cap. Connections already cut make room as MHD cleans them up;
-     * past those, close one more. Either way at most HTTP_GUARD_SLACK over
-     * the cap, so that the descriptors stay within what was budgeted. */
-    if (n < g->max + HTTP_GUARD_SLACK &&
+     * past those, close one more. Either way at most g->slack over the
+     * cap, so that the descriptors stay within what was budgeted. */
+    if (n < g->max + g->slack &&
         (n - atomic_load(&g->closing) < g->max || evict_oldest(g)))
         return true;
     atomic_fetch_sub(&g->count, 1);
@@ -330,8 +330,9 @@ void http_guard_request_done(struct http_guard *g, struct http_guard_conn *c)
 
 /* ---- start and stop ------------------------------------------------------------------- */
 
-struct http_guard *http_guard_new(unsigned max_connections, unsigned header_timeout,
-                                  unsigned body_timeout, char *err, int errlen)
+struct http_guard *http_guard_new(unsigned max_connections, unsigned slack,
+                                  unsigned header_timeout, unsigned body_timeout, char *err,
+                                  int errlen)
 {
     struct http_guard *g = calloc(1, sizeof *g);
     if (!g) {
@@ -339,6 +340,7 @@ struct http_guard *http_guard_new(unsigned max_connections, unsigned header_time
         return NULL;
     }
     g->max = (int)max_connections;
+    g->slack = (int)slack;
     g->header_s = header_timeout;
     g->body_s = body_timeout;
     g->header_ms = (int64_t)header_timeout * 1000;

@@ -27,18 +27,21 @@
 
 #include <stdbool.h>
 
-/* How many connections over the cap may be open while the ones the guard
- * closed to make room are not yet cleaned up by MHD (normally within one
- * turn of their thread's event loop); past that, new connections are
- * refused. */
-#define HTTP_GUARD_SLACK 8
+/* The least room over the cap for connections the guard closed that MHD
+ * has not yet cleaned up (it does within a turn of their thread's event
+ * loop); without any, every eviction would also refuse its newcomer. The
+ * HTTP layer gives more when the open-files limit allows. */
+#define HTTP_GUARD_SLACK_MIN 8
 
 struct http_guard;
 struct http_guard_conn;         /* one connection's entry */
 
-/* Start the watchdog; NULL with a reason in err. Times are in seconds. */
-struct http_guard *http_guard_new(unsigned max_connections, unsigned header_timeout,
-                                  unsigned body_timeout, char *err, int errlen);
+/* Start the watchdog; NULL with a reason in err. Times are in seconds. At
+ * most max_connections + slack connections are open at once: past the cap
+ * only while the ones closed to make room are being cleaned up. */
+struct http_guard *http_guard_new(unsigned max_connections, unsigned slack,
+                                  unsigned header_timeout, unsigned body_timeout, char *err,
+                                  int errlen);
 /* Stop the watchdog and free; every connection must have been closed. */
 void http_guard_free(struct http_guard *g);
 

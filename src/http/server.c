@@ -33,6 +33,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -526,6 +527,59 @@ int http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err
     return 0;
 }
 
+/* What the process keeps open besides client connections, measured with
+ * `ls /proc/PID/fd` after requests of every kind: standard input, output
+ * and error (3), the listening socket (1), SQLite's writer connection, the
+ * main thread's and each password verifier's reader (database file and
+ * WAL: 2 each, 8 in all) and the shared WAL index (1): 13. FD_RESERVE
+ * doubles that and more, for SQLite's temporary files (a large sort) and
+ * for the subsystems still to come. Each HTTP thread adds its epoll
+ * instance, its wake-up eventfd and its SQLite reader (database and WAL):
+ * 4, and may hold one socket just accepted that the accept policy is about
+ * to refuse: FD_PER_THREAD. On top of the cap itself come the connections
+ * the guard closed that MHD has not yet cleaned up: HTTP_GUARD_SLACK_MIN
+ * always, more when the limit has room (eviction_slack()). */
+#define FD_RESERVE 32
+#define FD_PER_THREAD 5
+
+/* Client connections the current limit leaves room for, the least slack
+ * included; *limit gets the limit. */
+static unsigned connection_room(unsigned threads, unsigned long *limit)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        *limit = 0;
+        return 0;
+    }
+    *limit = rl.rlim_cur == RLIM_INFINITY ? ULONG_MAX : (unsigned long)rl.rlim_cur;
+    unsigned long kept =
+        FD_RESERVE + (unsigned long)FD_PER_THREAD * threads + HTTP_GUARD_SLACK_MIN;
+    if (*limit <= kept)
+        return 0;
+    unsigned long fit = *limit - kept;
+    return fit > 65536 ? 65536 : (unsigned)fit;
+}
+
+/* Room over the cap for evicted connections MHD has not yet cleaned up.
+ * Each newcomer at the cap closes one, and MHD ends it on that
+ * connection's thread a turn of its event loop later, after accepting up
+ * to 11 more: under a flood of new connections (measured: 17 addresses x
+ * 64 trickling heads against the default cap, ~1000 evictions a second)
+ * about as many are pending as newcomers arrive meanwhile, 60 or so; with
+ * room for only 48, 1% of a normal client's new connections were refused.
+ * So a quarter of the cap (and at least a few per thread), as much of it
+ * as the open-files limit spares, never less than the budgeted
+ * HTTP_GUARD_SLACK_MIN. */
+static unsigned eviction_slack(unsigned threads, unsigned max_connections)
+{
+    unsigned long limit;
+    unsigned room = connection_room(threads, &limit);
+    unsigned spare = room > max_connections ? room - max_connections : 0;
+    unsigned want = max_connections / 4 > 16 + 12 * threads ? max_connections / 4
+                                                             : 16 + 12 * threads;
+    return HTTP_GUARD_SLACK_MIN + (spare < want ? spare : want);
+}
+
 struct http_server *http_start(const struct http_options *o, struct api *api, char *err,
                                int errlen)
 {
@@ -539,7 +593,10 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     }
     s->api = api;
     s->max_body = o->max_body;
-    s->guard = http_guard_new(o->max_connections, o->header_timeout, o->timeout, err, errlen);
+    unsigned threads = o->threads > 1 ? o->threads : 1;
+    unsigned slack = eviction_slack(threads, o->max_connections);
+    s->guard = http_guard_new(o->max_connections, slack, o->header_timeout, o->timeout, err,
+                              errlen);
     if (!s->guard) {
         free(s);
         return NULL;
@@ -547,8 +604,7 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     /* MHD shares its own limit out among the worker threads; set it high
      * enough that any one thread could hold every connection the guard
      * admits, so that only accept_policy() decides. */
-    unsigned threads = o->threads > 1 ? o->threads : 1;
-    unsigned mhd_limit = (o->max_connections + HTTP_GUARD_SLACK + 1) * threads;
+    unsigned mhd_limit = (o->max_connections + slack + 1) * threads;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
@@ -599,20 +655,6 @@ void http_stop(struct http_server *s)
     free(s);
 }
 
-/* What the process keeps open besides client connections, measured with
- * `ls /proc/PID/fd` after requests of every kind: standard input, output
- * and error (3), the listening socket (1), SQLite's writer connection, the
- * main thread's and each password verifier's reader (database file and
- * WAL: 2 each, 8 in all) and the shared WAL index (1): 13. FD_RESERVE
- * doubles that and more, for SQLite's temporary files (a large sort) and
- * for the subsystems still to come. Each HTTP thread adds its epoll
- * instance, its wake-up eventfd and its SQLite reader (database and WAL):
- * 4, and may hold one socket just accepted that the accept policy is about
- * to refuse: FD_PER_THREAD. On top of the cap itself come the connections
- * the guard closed that MHD has not yet cleaned up (HTTP_GUARD_SLACK). */
-#define FD_RESERVE 32
-#define FD_PER_THREAD 5
-
 /* The highest soft limit the kernel allows when the hard one is "unlimited". */
 static rlim_t nr_open(void)
 {
@@ -629,22 +671,12 @@ static rlim_t nr_open(void)
 unsigned http_connections_that_fit(unsigned threads, unsigned long *limit)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        *limit = 0;
-        return 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY ? nr_open() : rl.rlim_max;
+        if (rl.rlim_cur < want) {
+            struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+            setrlimit(RLIMIT_NOFILE, &raised);   /* if refused, the soft limit stands */
+        }
     }
-    rlim_t want = rl.rlim_max == RLIM_INFINITY ? nr_open() : rl.rlim_max;
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur < want) {
-        struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
-        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
-            rl.rlim_cur = want;
-    }
-    if (rl.rlim_cur == RLIM_INFINITY)
-        rl.rlim_cur = nr_open();
-    *limit = (unsigned long)rl.rlim_cur;
-    unsigned long kept = FD_RESERVE + (unsigned long)FD_PER_THREAD * threads + HTTP_GUARD_SLACK;
-    if (rl.rlim_cur <= kept)
-        return 0;
-    unsigned long fit = (unsigned long)rl.rlim_cur - kept;
-    return fit > 65536 ? 65536 : (unsigned)fit;
+    return connection_room(threads, limit);
 }
