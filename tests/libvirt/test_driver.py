@@ -13,11 +13,13 @@ which the tests for events and for a libvirtd restart need.
 Timings (driver calls against `virsh` on the same domain) are printed at the
 end of the run, never asserted: TCG on a shared 2-core machine is noisy.
 """
+import contextlib
 import fcntl
 import json
 import os
 import queue
 import shutil
+import signal
 import stat
 import subprocess
 import threading
@@ -651,48 +653,82 @@ def env(cmd):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_libvirtd_restart(libvirt_env, shell, workdir, timing):
+@contextlib.contextmanager
+def own_daemons(libvirt_env):
+    """Hold the session locks' decision lock while a test stops or freezes
+    libvirtd, and only when this session started it and no other session
+    uses it; make sure it answers again afterwards."""
     if not libvirt_env:
-        pytest.skip("libvirtd was not started by this test session: not ours to restart")
+        pytest.skip("libvirtd was not started by this test session: not ours to disturb")
     decide = os.open(DECIDE, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(decide, fcntl.LOCK_EX)          # no session starts or stops it meanwhile
     try:
         if others_use_libvirt():
             pytest.skip("another test session is using libvirtd")
-        with g.Guest(g.unique_name(), workdir, persistent=True) as vm:
-            vm.start()
-            sh = shell()
-            dom = sh("lookup", vm.name)["uuid"]
-            v, path = new_volume(sh)
-            att = vid()
-            assert sh("attach", dom, att, v, path, "scsi")["rc"] == "OK"
-
-            t_stop = time.monotonic()
-            env("stop")
-            timing("restart: scripts/libvirt-env stop", time.monotonic() - t_stop)
-            down = sh.wait_event(10, event="connection", up=False)
-            assert down, sh.stderr
-            for call in (("lookup", dom), ("list", dom), ("detach", dom, att),
-                         ("attach", dom, vid(), v, path, "scsi")):
-                r = sh(*call)
-                assert r["rc"] == "UNAVAILABLE", r
-                assert r["ms"] < 100, r                     # at once, not after a timeout
-            # storage needs no connection
-            assert sh("probe", path)["rc"] == "OK"
-
-            t_start = time.monotonic()
-            env("start")
-            up = sh.wait_event(45, event="connection", up=True)
-            assert up, f"no reconnect within 45 s; driver said: {sh.stderr[-5:]}"
-            timing("restart: reconnected after start", time.monotonic() - t_start)
-            assert sh("lookup", dom)["state"] == "running"
-            # the event callbacks are registered again
-            r, seconds = detach_done(sh, dom, att, dom)
-            assert f"ua-{att}" not in disks_by_alias(sh, dom)
+        yield
     finally:
         if not g.libvirt_answers():
             env("start")
         os.close(decide)
+
+
+def test_libvirtd_restart(libvirt_env, shell, workdir, timing):
+    """Stopped: connection(false), every call UNAVAILABLE at once. Started
+    again: the driver reconnects by itself, says so, and gets events again."""
+    with own_daemons(libvirt_env), g.Guest(g.unique_name(), workdir, persistent=True) as vm:
+        vm.start()
+        sh = shell()
+        dom = sh("lookup", vm.name)["uuid"]
+        v, path = new_volume(sh)
+        att = vid()
+        assert sh("attach", dom, att, v, path, "scsi")["rc"] == "OK"
+
+        t_stop = time.monotonic()
+        env("stop")
+        timing("restart: scripts/libvirt-env stop", time.monotonic() - t_stop)
+        down = sh.wait_event(10, event="connection", up=False)
+        assert down, sh.stderr
+        for call in (("lookup", dom), ("list", dom), ("detach", dom, att),
+                     ("attach", dom, vid(), v, path, "scsi")):
+            r = sh(*call)
+            assert r["rc"] == "UNAVAILABLE", r
+            assert r["ms"] < 100, r                     # at once, not after a timeout
+        assert sh("probe", path)["rc"] == "OK"          # storage needs no connection
+
+        t_start = time.monotonic()
+        env("start")
+        up = sh.wait_event(45, event="connection", up=True)
+        assert up, f"no reconnect within 45 s; driver said: {sh.stderr[-5:]}"
+        timing("restart: reconnected after start", time.monotonic() - t_start)
+        assert sh("lookup", dom)["state"] == "running"
+        detach_done(sh, dom, att, dom)                  # events registered again
+        assert f"ua-{att}" not in disks_by_alias(sh, dom)
+
+
+def test_libvirtd_hung(libvirt_env, shell, workdir, timing):
+    """A daemon that stops answering (SIGSTOP) with its socket open: the
+    call in flight fails by keepalive within about 9 s, later calls at
+    once; the driver reconnects when it answers again."""
+    with own_daemons(libvirt_env):
+        with open(os.path.join(STATEDIR, "libvirtd.pid")) as f:
+            pid = int(f.read().strip())
+        sh = shell()
+        assert sh("lookup", "no-such-domain")["rc"] == "NOT_FOUND"
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            r = sh("lookup", "no-such-domain", timeout=60)
+            assert r["rc"] == "UNAVAILABLE" and "keepalive" in r["error"], r
+            assert r["ms"] < 15000, r
+            timing("hung daemon: call in flight fails", r["ms"] / 1000)
+            assert sh.wait_event(5, event="connection", up=False)
+            r = sh("lookup", "no-such-domain")
+            assert r["rc"] == "UNAVAILABLE" and r["ms"] < 100, r
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        t0 = time.monotonic()
+        assert sh.wait_event(45, event="connection", up=True), sh.stderr[-5:]
+        timing("hung daemon: reconnected after SIGCONT", time.monotonic() - t0)
+        assert sh("lookup", "no-such-domain")["rc"] == "NOT_FOUND"
 
 
 # ---------------------------------------------------------------------------
