@@ -76,6 +76,7 @@ static const char *hostway_title(int status)
     case 409: return "Conflict";
     case 413: return "Request entity too large";
     case 415: return "Unsupported media type";
+    case 501: return "Not implemented";
     case 429: return "Too many requests";
     case 503: return "Service unavailable";
     default: return "Internal server error";
@@ -141,6 +142,15 @@ void reply_core_error(struct call *c, const struct core_error *err)
     case CORE_OTHER_ACCOUNT:        /* Nova has no such rule: a bad request there */
         status = hostway ? 409 : 400;
         break;
+    case CORE_DETACHING:            /* Nova (as Cinder): 400; Hostway: a conflict */
+        status = hostway ? 409 : 400;
+        break;
+    case CORE_HYPERVISOR:
+        status = 409;
+        break;
+    case CORE_NOT_IMPLEMENTED:
+        status = 501;
+        break;
     case CORE_VOLUME_QUOTA:
         /* Cinder's OverLimit (413, Retry-After 0); Nova's os-volumes turns
          * it into a 403 */
@@ -151,6 +161,8 @@ void reply_core_error(struct call *c, const struct core_error *err)
         break;
     }
     fault(c, status, title, err->message, retry_after);
+    if (err->retry_after > 0)
+        api_add_header(c->res, "Retry-After", arena_printf(c->arena, "%d", err->retry_after));
 }
 
 void reply_unauthorized(struct call *c)

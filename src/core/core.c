@@ -12,6 +12,7 @@
 bool core_fail(struct core_error *err, enum core_code code, const char *fmt, ...)
 {
     err->code = code;
+    err->retry_after = 0;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -22,19 +23,32 @@ bool core_fail(struct core_error *err, enum core_code code, const char *fmt, ...
 bool core_store_failed(struct core_error *err, enum store_rc rc)
 {
     (void)rc;
-    return core_fail(err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+    core_fail(err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+    err->retry_after = 1;
+    return false;
 }
 
 struct core *core_new(struct store *store)
 {
     struct core *c = calloc(1, sizeof *c);
-    if (c)
-        c->store = store;
+    if (!c)
+        return NULL;
+    c->store = store;
+    c->hypervisor_up = true;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->wake, NULL);
+    pthread_cond_init(&c->tick, NULL);
     return c;
 }
 
 void core_free(struct core *c)
 {
+    if (!c)
+        return;
+    core_stop_driver(c);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->wake);
+    pthread_cond_destroy(&c->tick);
     free(c);
 }
 
@@ -52,16 +66,27 @@ static void write_done(struct store_job *job)
     if (job->rc < 0)
         core_store_failed(&op->err, (enum store_rc)-job->rc);
     /* job->rc > 0: the write function set op->err */
-    core_finish(op, job->rc == 0);
+    if (op->then)
+        op->then(op, job->rc == 0);
+    else
+        core_finish(op, job->rc == 0);
 }
 
-void core_submit(struct core_op *op, store_write_fn fn, void *arg)
+void core_submit_then(struct core_op *op, store_write_fn fn, void *arg,
+                      void (*then)(struct core_op *op, bool ok))
 {
     op->ok = false;
+    op->pending = false;
+    op->then = then;
     op->job = (struct store_job){.fn = fn, .arg = arg, .done = write_done};
     if (op->handoff)
         op->handoff(op);
     store_submit(op->ctx->core->store, &op->job);
+}
+
+void core_submit(struct core_op *op, store_write_fn fn, void *arg)
+{
+    core_submit_then(op, fn, arg, NULL);
 }
 
 static void sync_done(struct core_op *op)

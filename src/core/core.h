@@ -24,6 +24,7 @@
 
 #include <pthread.h>
 
+#include "driver/driver.h"
 #include "store/model.h"
 #include "store/store.h"
 #include "util/arena.h"
@@ -39,17 +40,63 @@ enum core_code {
     CORE_UNAVAILABLE,       /* the store failed; try again */
     CORE_OTHER_ACCOUNT,     /* a volume and a server of different accounts */
     CORE_VOLUME_QUOTA,      /* a volume would pass its account's quota */
+    CORE_DETACHING,         /* the volume is being detached already */
+    CORE_HYPERVISOR,        /* the hypervisor refused, or did not confirm in time */
+    CORE_NOT_IMPLEMENTED,   /* not with this driver (yet) */
 };
 
 struct core_error {
     enum core_code code;
     char message[512];
+    int retry_after;            /* seconds, when worth retrying (CORE_UNAVAILABLE) */
 };
 
 /* The long-lived domain: what every request works against. */
 struct core;
+/* A core that records state only (the none driver). */
 struct core *core_new(struct store *store);
 void core_free(struct core *c);
+
+/* ---- the hypervisor -------------------------------------------------------
+ * With a driver, a change that touches the hypervisor is an intent committed
+ * first, a driver call on a worker (outside any transaction), and a
+ * completion committed after it (tasks.c). */
+
+struct core_options {
+    enum driver_bus bus;        /* of new disks */
+    int detach_timeout;         /* seconds until an unconfirmed detach is given up */
+    int detach_attempts;        /* the removal is asked this often within it */
+    bool reconcile;             /* at start and every reconcile_interval (the daemon) */
+    int reconcile_interval;     /* seconds between reconciliations; 0: only at start */
+    int workers;                /* threads that call the driver */
+};
+
+/* Give the core a hypervisor: reconcile once if asked (every intent a
+ * crash left is finished or undone), then start the workers. */
+bool core_start_driver(struct core *c, struct driver *d, const struct core_options *o,
+                       char *err, size_t errlen);
+/* Give the core a hypervisor to look at only (attachd check): no workers,
+ * core_reconcile() then reports and changes nothing. */
+void core_set_driver(struct core *c, struct driver *d, const struct core_options *o);
+/* Stopping: answer every requester still waiting for a confirmation as
+ * "pending", and wait no more from now on. */
+void core_drain(struct core *c);
+/* Stop the workers; intents not completed stay for the next start. */
+void core_stop_driver(struct core *c);
+/* Is the hypervisor reachable now (always true without a driver)? */
+bool core_hypervisor_up(struct core *c);
+
+/* A disagreement between the store and the hypervisor. */
+struct core_disagreement {
+    const char *server, *volume;        /* ids; NULL when none applies */
+    const char *what;
+};
+/* Compare every server that is a domain with the hypervisor. With a core
+ * running its driver, intents nobody works on are finished or undone;
+ * `report` (if set) gets each disagreement, and the log too. False when
+ * the hypervisor could not be asked. */
+bool core_reconcile(struct core *c, void (*report)(void *cls, const struct core_disagreement *d),
+                    void *cls);
 
 /* Who is asking, and where. */
 struct core_ctx {
@@ -79,9 +126,14 @@ struct core_op {
     void (*done)(struct core_op *op);
     void (*handoff)(struct core_op *op);
     void *cls;                  /* the caller's */
+    /* how long the caller waits for the hypervisor's confirmation of a
+     * detach (seconds; 0: answer once the intent is recorded) */
+    double wait;
     bool ok;
+    bool pending;               /* answered before the hypervisor confirmed */
     struct core_error err;
     struct store_job job;       /* the core's */
+    void (*then)(struct core_op *op, bool ok);  /* the core's */
 };
 
 /* Waiting for an operation, for callers that may block. */
@@ -127,6 +179,8 @@ bool core_limits(struct core_ctx *c, struct limits *out, struct core_error *err)
 
 struct server_spec {
     const char *id;             /* NULL: generate a UUID4 */
+    /* the hypervisor's domain it is (server add --domain): its UUID and state */
+    const struct driver_domain *domain;
     const char *name, *image_ref, *flavor_ref, *availability_zone, *key_name;
     const char *metadata;       /* JSON object text, NULL: {} */
     const char *root_volume_id; /* boot from this volume (boot_index 0) */
@@ -154,6 +208,7 @@ const char *core_server_status(const char *vm_state);
 
 struct volume_spec {
     const char *id;             /* NULL: generate a UUID4 */
+    const char *path;           /* adopt this file or block device (volume add --path) */
     const char *name, *description, *volume_type, *availability_zone, *snapshot_id;
     const char *metadata;       /* JSON object text, NULL: {} */
     int64_t size;

@@ -2,17 +2,132 @@
 #ifndef ATTACHD_CORE_INTERNAL_H
 #define ATTACHD_CORE_INTERNAL_H
 
+#include <pthread.h>
+
 #include "core/core.h"
+#include "driver/driver.h"
+#include "util/id.h"
+
+/* ---- hypervisor work (tasks.c) ------------------------------------------------ */
+
+#define TASK_KEY_MAX (8 + ID_MAX + 1)
+
+enum task_kind {
+    TASK_ATTACH,            /* attach a disk; commit attached, or undo */
+    TASK_SETTLE_ATTACH,     /* an attach whose outcome is unknown: look, then commit or undo */
+    TASK_DETACH,            /* ask for a removal until it is confirmed or given up */
+    TASK_VOLUME_CREATE,     /* make a volume's file */
+    TASK_VOLUME_DELETE,     /* remove a volume's file and its record */
+    TASK_SERVER_DELETE,     /* a server whose disks are all detached: forget it */
+};
+
+enum task_state { TASK_READY, TASK_RUNNING, TASK_WAITING, TASK_COMMITTING };
+
+struct task {
+    enum task_kind kind;
+    enum task_state state;
+    char lane[TASK_KEY_MAX];            /* "server:<id>" or "volume:<id>" */
+    char server[ID_MAX + 1];
+    char domain[DRIVER_UUID_LEN + 1];
+    char attachment[ID_MAX + 1];
+    char alias[DRIVER_ALIAS_MAX + 1];
+    char volume[ID_MAX + 1];
+    char serial[256];
+    char path[4096];
+    char target[DRIVER_TARGET_MAX];     /* "sdb", without /dev/ */
+    enum driver_bus bus;
+    int64_t bytes;
+    bool adopted;
+    /* a detach: how often asked, whether the removal event came, when to
+     * look again and when to give up */
+    int attempts;
+    bool removed;
+    double retry_at, deadline;
+    /* the requester while it waits, answered "pending" at answer_by (0:
+     * only by the outcome); `made` is its record to fill in, its arena */
+    struct core_op *op;
+    double answer_by;
+    struct attachment *made_attachment;
+    struct volume *made_volume;
+    /* a server delete: the volumes to delete with it, NUL-separated, ending
+     * in an empty string (malloc'd, freed with the task) */
+    char *volumes;
+    /* the outcome and its completion */
+    struct core *core;
+    bool ok;
+    struct core_error err;
+    char fault[512];
+    struct store_job job;
+    struct task *next;
+};
+
+struct lane;
 
 struct core {
     struct store *store;
+    struct driver *driver;              /* NULL: state only (the none driver) */
+    struct core_options opts;
+    pthread_mutex_t lock;               /* guards everything below */
+    pthread_cond_t wake;                /* workers: a task is ready; stop waits */
+    pthread_cond_t tick;                /* the timer: stop */
+    struct lane *lanes;
+    int tasks;
+    bool stopping, draining, hypervisor_up;
+    bool reconcile_due, reconciling;
+    double reconcile_at;
+    int reconcile_interval;
+    pthread_t *workers, timer;
+    int n_workers;
+    bool timer_running;
+    bool started;                       /* the workers run: reconciling may queue tasks */
 };
+
+/* Free a task and what it owns. */
+void task_free(struct task *t);
+
+/* Monotonic seconds. */
+double core_clock(void);
+struct task *task_new(enum task_kind kind, const char *lane);
+/* Queue a task in its lane; false when the core is stopping. */
+bool task_enqueue(struct core *c, struct task *t);
+/* Is a task about this attachment queued or running? */
+bool task_pending_for(struct core *c, const char *attachment_id);
+/* From a task's step (a worker): commit fn as its completion; its done()
+ * finishes the task (answers the requester with t->ok / t->err). */
+void task_complete(struct core *c, struct task *t, store_write_fn fn);
+/* From a task's step: wait until retry_at (or a removal event). */
+void task_wait(struct core *c, struct task *t, double retry_at);
+/* Stopping: requesters are no longer made to wait (core_drain). */
+bool core_draining(struct core *c);
+/* Answer the requester now that its change is on its way ("pending"). */
+void task_answer_pending(struct core *c, struct task *t);
+/* Run a task's next step (a worker, no lock held), and its name. */
+void task_step(struct core *c, struct task *t);
+const char *task_name(enum task_kind kind);
+/* A domain's state changed: its server's status follows (servers.c). */
+void core_follow_domain(struct core *c, const char *domain, enum driver_state state);
+
+/* The steps of each kind of task (attachments.c, volumes.c, servers.c). */
+void core_attachment_step(struct core *c, struct task *t);
+void core_volume_step(struct core *c, struct task *t);
+void core_server_step(struct core *c, struct task *t);
+/* The task that settles an attachment left attaching or detaching. */
+struct task *core_attachment_task(const struct server *s, const struct attachment *at,
+                                  const struct volume *v);
+/* The task that finishes a volume left creating or deleting, and a server
+ * left deleting. */
+struct task *core_volume_task(const struct volume *v);
+struct task *core_server_task(const struct server *s);
 
 /* Map a failed store call to a core error (NOTFOUND is the caller's to map). */
 bool core_store_failed(struct core_error *err, enum store_rc rc);
 /* Run fn(writer, arg) as op's one transaction and finish op with the
  * outcome: fn returns 0 to commit, or nonzero after setting op->err. */
 void core_submit(struct core_op *op, store_write_fn fn, void *arg);
+/* The same, but call then(op, committed) on the writer thread instead of
+ * finishing op: the intent of a task is committed, its work comes next. */
+void core_submit_then(struct core_op *op, store_write_fn fn, void *arg,
+                      void (*then)(struct core_op *op, bool ok));
 /* Finish op now, with op->err already set: a check that failed before
  * anything was queued. */
 void core_finish(struct core_op *op, bool ok);

@@ -1,9 +1,103 @@
 /* volumes.c: block-storage volumes (spec section 4, D8). A volume is
  * "available" when created and "in-use" while attached; an attached volume
- * cannot be deleted. */
+ * cannot be deleted.
+ *
+ * With a hypervisor a volume has storage: a file the driver makes in its
+ * volume directory (the intent "creating", the file, then "available" or
+ * "error"), or a file or block device adopted as it is (never deleted).
+ * Deleting is "deleting", the file removed, then the record. */
 #include "core/internal.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "util/log.h"
+
+#define GIB ((int64_t)1 << 30)
+
+static struct task *volume_task(enum task_kind kind, const struct volume *v)
+{
+    char lane[TASK_KEY_MAX];
+    snprintf(lane, sizeof lane, "volume:%s", v->id);
+    struct task *t = task_new(kind, lane);
+    if (t) {
+        snprintf(t->volume, sizeof t->volume, "%s", v->id);
+        snprintf(t->path, sizeof t->path, "%s", v->path ? v->path : "");
+        t->bytes = v->size * GIB;
+        t->adopted = v->adopted;
+    }
+    return t;
+}
+
+struct task *core_volume_task(const struct volume *v)
+{
+    return volume_task(!strcmp(v->status, "creating") ? TASK_VOLUME_CREATE : TASK_VOLUME_DELETE,
+                       v);
+}
+
+/* The volume's task runs; its requester waits for it. */
+static void start_task(struct core_op *op, struct task *t, struct volume *made)
+{
+    if (!t) {
+        core_fail(&op->err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+        core_finish(op, false);
+        return;
+    }
+    t->op = op;
+    t->made_volume = made;
+    if (!task_enqueue(op->ctx->core, t)) {
+        free(t);
+        core_fail(&op->err, CORE_UNAVAILABLE, "The service is stopping.");
+        core_finish(op, false);
+    }
+}
+
+static int volume_made(struct store_conn *w, void *arg)
+{
+    struct task *t = arg;
+    const char *status = t->ok ? "available" : "error";
+    enum store_rc rc = store_volume_set_storage(w, t->volume, t->ok ? t->path : NULL, status);
+    if (rc == STORE_OK && t->made_volume && t->op) {
+        t->made_volume->status = status;
+        t->made_volume->path = t->ok ? arena_strdup(t->op->ctx->arena, t->path) : NULL;
+    }
+    t->ok = true;       /* the request succeeded: the volume exists, maybe in error */
+    return rc == STORE_OK || rc == STORE_NOTFOUND ? 0 : -1;
+}
+
+static int volume_gone(struct store_conn *w, void *arg)
+{
+    struct task *t = arg;
+    enum store_rc rc = t->ok ? store_volume_del(w, t->volume)
+                             : store_volume_set_storage(w, t->volume, t->path, "error");
+    return rc == STORE_OK || rc == STORE_NOTFOUND ? 0 : -1;
+}
+
+void core_volume_step(struct core *c, struct task *t)
+{
+    struct driver *d = c->driver;
+    struct driver_error de = {""};
+    if (t->kind == TASK_VOLUME_CREATE) {
+        enum driver_rc rc = d->ops->volume_create(d, t->volume, t->bytes, t->path,
+                                                  sizeof t->path, &de);
+        t->ok = rc == DRIVER_OK;
+        if (!t->ok)
+            log_error("core: volume %s: its file cannot be made: %s; the volume is in error",
+                      t->volume, de.message);
+        task_complete(c, t, volume_made);
+        return;
+    }
+    enum driver_rc rc = t->adopted || !*t->path ? DRIVER_OK
+                                                : d->ops->volume_delete(d, t->path, &de);
+    t->ok = rc == DRIVER_OK || rc == DRIVER_NOT_FOUND;
+    if (!t->ok) {
+        core_fail(&t->err, CORE_HYPERVISOR, "The storage of volume %s cannot be removed: %s",
+                  t->volume, de.message);
+        log_error("core: %s", t->err.message);
+    }
+    task_complete(c, t, volume_gone);
+}
 
 
 struct volume_job {
@@ -30,21 +124,36 @@ static int do_create(struct store_conn *w, void *arg)
     return 0;
 }
 
+static void volume_intent_done(struct core_op *op, bool ok)
+{
+    struct volume_job *j = op->job.arg;
+    if (ok)
+        start_task(op, volume_task(TASK_VOLUME_CREATE, j->vol), j->vol);
+    else
+        core_finish(op, false);
+}
+
 void core_volume_create(struct core_op *op, const struct volume_spec *spec, struct volume *out)
 {
     struct core_ctx *c = op->ctx;
     const char *now = core_now(c), *id = spec->id ? spec->id : core_new_id(c);
+    /* with a hypervisor a new volume needs its file first; an adopted one
+     * has its storage already */
+    bool make_file = c->core->driver && !spec->path;
     *out = (struct volume){
         .id = id, .account_id = c->account, .name = spec->name,
-        .description = spec->description, .size = spec->size, .status = "available",
-        .volume_type = spec->volume_type,
+        .description = spec->description, .size = spec->size,
+        .status = make_file ? "creating" : "available", .volume_type = spec->volume_type,
         .availability_zone = spec->availability_zone ? spec->availability_zone : "nova",
         .snapshot_id = spec->snapshot_id, .metadata = spec->metadata ? spec->metadata : "{}",
-        .created_at = now, .updated_at = now,
+        .created_at = now, .updated_at = now, .path = spec->path, .adopted = spec->path != NULL,
     };
     struct volume_job *j = arena_alloc(c->arena, sizeof *j);
     *j = (struct volume_job){c, out, NULL, &op->err};
-    core_submit(op, do_create, j);
+    if (make_file)
+        core_submit_then(op, do_create, j, volume_intent_done);
+    else
+        core_submit(op, do_create, j);
 }
 
 bool core_volume_get(struct core_ctx *c, const char *id, struct volume *out,
@@ -93,16 +202,42 @@ static int do_delete(struct store_conn *w, void *arg)
                   "transfer, or be disassociated from snapshots after volume transfer.");
         return 1;
     }
-    if (rc != STORE_NOTFOUND || (rc = store_volume_del(w, v.id)) != STORE_OK) {
+    if (rc != STORE_NOTFOUND) {
+        core_store_failed(j->err, rc);
+        return 1;
+    }
+    if (j->vol) {           /* with a hypervisor: the intent, then the file */
+        if ((rc = store_volume_set_status(w, v.id, "deleting")) != STORE_OK) {
+            core_store_failed(j->err, rc);
+            return 1;
+        }
+        *j->vol = v;
+        return 0;
+    }
+    if ((rc = store_volume_del(w, v.id)) != STORE_OK) {
         core_store_failed(j->err, rc);
         return 1;
     }
     return 0;
 }
 
+static void delete_intent_done(struct core_op *op, bool ok)
+{
+    struct volume_job *j = op->job.arg;
+    if (ok)
+        start_task(op, volume_task(TASK_VOLUME_DELETE, j->vol), NULL);
+    else
+        core_finish(op, false);
+}
+
 void core_volume_delete(struct core_op *op, const char *id)
 {
     struct volume_job *j = arena_alloc(op->ctx->arena, sizeof *j);
     *j = (struct volume_job){op->ctx, NULL, id, &op->err};
-    core_submit(op, do_delete, j);
+    if (!op->ctx->core->driver) {
+        core_submit(op, do_delete, j);
+        return;
+    }
+    j->vol = arena_alloc(op->ctx->arena, sizeof *j->vol);
+    core_submit_then(op, do_delete, j, delete_intent_done);
 }

@@ -72,6 +72,10 @@ struct driver_disk {
     const char *path;           /* the volume's file or block device */
     bool block;                 /* path is a block device */
     enum driver_bus bus;
+    /* the target to use ("sdb"), chosen by the core so that the device it
+     * answers with is the one the disk gets; a disk of another alias there
+     * already is a refusal. NULL: the driver picks the next free one. */
+    const char *target;
 };
 
 /* A disk that a domain has, as disk_list() finds it. */

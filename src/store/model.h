@@ -41,6 +41,8 @@ struct server {
     const char *availability_zone, *key_name;
     const char *metadata;       /* JSON object text */
     const char *created_at, *updated_at, *launched_at;
+    const char *domain;         /* the hypervisor's domain (UUID) it is, or NULL */
+    const char *fault;          /* the last failure a client should see, or NULL */
 };
 
 struct volume {
@@ -50,6 +52,8 @@ struct volume {
     const char *volume_type, *availability_zone, *snapshot_id;
     const char *metadata;       /* JSON object text */
     const char *created_at, *updated_at;
+    const char *path;           /* its storage (a file or block device), or NULL */
+    bool adopted;               /* the storage was there before: never deleted */
 };
 
 /* An account's quotas: a limit per resource, -1 for no limit, QUOTA_UNSET
@@ -73,6 +77,9 @@ struct attachment {
     bool delete_on_termination;
     int boot_index;             /* 0 for the root volume, -1 otherwise */
     const char *created_at;
+    /* "attached"; "attaching" or "detaching" while the hypervisor works (the
+     * intent, until its completion is committed) */
+    const char *status;
 };
 
 #endif

@@ -90,6 +90,17 @@ static const char *const migrations[] = {
     "  gigabytes INTEGER CHECK (gigabytes >= -1)"
     ") WITHOUT ROWID;"
     "CREATE INDEX servers_flavor ON servers(account_id, flavor_ref);",
+    /* 4: the hypervisor. A server may be a domain (at most one server per
+     * domain); a volume has its storage; an attachment being attached or
+     * detached says so until the hypervisor's answer is committed. */
+    "ALTER TABLE servers ADD COLUMN domain TEXT;"
+    "ALTER TABLE servers ADD COLUMN fault TEXT;"
+    "CREATE UNIQUE INDEX servers_domain ON servers(domain) WHERE domain IS NOT NULL;"
+    "ALTER TABLE volumes ADD COLUMN path TEXT;"
+    "ALTER TABLE volumes ADD COLUMN adopted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE attachments ADD COLUMN status TEXT NOT NULL DEFAULT 'attached' "
+    "  CHECK (status IN ('attaching', 'attached', 'detaching'));"
+    "CREATE INDEX attachments_unsettled ON attachments(status) WHERE status <> 'attached';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -12,11 +12,11 @@
 
 #define SERVER_COLS "id, account_id, user_id, name, vm_state, task_state, power_state, " \
                     "locked, locked_by, image_ref, flavor_ref, availability_zone, key_name, " \
-                    "metadata, created_at, updated_at, launched_at"
+                    "metadata, created_at, updated_at, launched_at, domain, fault"
 #define VOLUME_COLS "id, account_id, name, description, size, status, volume_type, " \
-                    "availability_zone, snapshot_id, metadata, created_at, updated_at"
+                    "availability_zone, snapshot_id, metadata, created_at, updated_at, path, adopted"
 #define ATTACH_COLS "id, bdm_uuid, server_id, volume_id, device, tag, delete_on_termination, " \
-                    "boot_index, created_at"
+                    "boot_index, created_at, status"
 
 const char *const sqlite_sql[N_STMT] = {
     [S_BEGIN] = "BEGIN",
@@ -50,7 +50,8 @@ const char *const sqlite_sql[N_STMT] = {
     [S_USER_DEL] = "DELETE FROM users WHERE name = ?1",
     [S_USER_COUNT] = "SELECT count(*) FROM users",
     [S_SERVER_ADD] = "INSERT INTO servers (" SERVER_COLS ") VALUES "
-                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+                     "?18, ?19)",
     [S_SERVER_GET] = "SELECT " SERVER_COLS " FROM servers WHERE id = ?1 "
                      "AND (?2 IS NULL OR account_id = ?2)",
     [S_SERVER_SEQ] = "SELECT seq FROM servers WHERE id = ?1 AND account_id = ?2",
@@ -58,10 +59,12 @@ const char *const sqlite_sql[N_STMT] = {
                       "AND (?4 IS NULL OR instr(name, ?4) > 0) ORDER BY seq DESC LIMIT ?3",
     [S_SERVER_UPDATE] = "UPDATE servers SET name = ?4, vm_state = ?5, task_state = ?6, "
                         "power_state = ?7, locked = ?8, locked_by = ?9, metadata = ?14, "
-                        "updated_at = ?16, launched_at = ?17 WHERE id = ?1",
+                        "updated_at = ?16, launched_at = ?17, fault = ?19 WHERE id = ?1",
+    [S_SERVER_BY_DOMAIN] = "SELECT " SERVER_COLS " FROM servers WHERE domain = ?1",
+    [S_SERVER_BOUND] = "SELECT " SERVER_COLS " FROM servers WHERE domain IS NOT NULL ORDER BY seq",
     [S_SERVER_DEL] = "DELETE FROM servers WHERE id = ?1",
     [S_VOLUME_ADD] = "INSERT INTO volumes (" VOLUME_COLS ") VALUES "
-                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [S_VOLUME_GET] = "SELECT " VOLUME_COLS " FROM volumes WHERE id = ?1 "
                      "AND (?2 IS NULL OR account_id = ?2)",
     [S_VOLUME_LIST] = "SELECT " VOLUME_COLS " FROM volumes WHERE account_id = ?1 "
@@ -70,8 +73,16 @@ const char *const sqlite_sql[N_STMT] = {
                            "AND name = ?4 ORDER BY seq DESC LIMIT ?3 OFFSET ?2",
     [S_VOLUME_SET_STATUS] = "UPDATE volumes SET status = ?2, updated_at = ?3 WHERE id = ?1",
     [S_VOLUME_DEL] = "DELETE FROM volumes WHERE id = ?1",
+    [S_VOLUME_SET_STORAGE] = "UPDATE volumes SET path = ?2, status = ?3, updated_at = ?4 "
+                             "WHERE id = ?1",
+    [S_VOLUME_UNSETTLED] = "SELECT " VOLUME_COLS " FROM volumes "
+                           "WHERE status IN ('creating', 'deleting') ORDER BY seq",
     [S_ATTACH_ADD] = "INSERT INTO attachments (" ATTACH_COLS ") VALUES "
-                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [S_ATTACH_BY_ID] = "SELECT " ATTACH_COLS " FROM attachments WHERE id = ?1",
+    [S_ATTACH_SET_STATUS] = "UPDATE attachments SET status = ?2 WHERE id = ?1 AND status = ?3",
+    [S_ATTACH_UNSETTLED] = "SELECT " ATTACH_COLS " FROM attachments WHERE status <> 'attached' "
+                           "ORDER BY seq",
     [S_ATTACH_GET] = "SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
                      "AND volume_id = ?2",
     [S_ATTACH_BY_VOLUME] = "SELECT " ATTACH_COLS " FROM attachments WHERE volume_id = ?1",
@@ -277,6 +288,8 @@ static void bind_server(sqlite3_stmt *st, const struct server *s)
     sq_bind_text(st, 15, s->created_at);
     sq_bind_text(st, 16, s->updated_at);
     sq_bind_text(st, 17, s->launched_at);
+    sq_bind_text(st, 18, s->domain);
+    sq_bind_text(st, 19, s->fault);
 }
 
 static void read_server(sqlite3_stmt *st, struct arena *ar, void *out)
@@ -299,6 +312,8 @@ static void read_server(sqlite3_stmt *st, struct arena *ar, void *out)
     s->created_at = sq_col_text(st, 14, ar);
     s->updated_at = sq_col_text(st, 15, ar);
     s->launched_at = sq_col_text(st, 16, ar);
+    s->domain = sq_col_text(st, 17, ar);
+    s->fault = sq_col_text(st, 18, ar);
 }
 
 enum store_rc store_server_add(struct store_conn *w, const struct server *srv)
@@ -385,6 +400,8 @@ static void read_volume(sqlite3_stmt *st, struct arena *ar, void *out)
     v->metadata = sq_col_text(st, 9, ar);
     v->created_at = sq_col_text(st, 10, ar);
     v->updated_at = sq_col_text(st, 11, ar);
+    v->path = sq_col_text(st, 12, ar);
+    v->adopted = sqlite3_column_int(st, 13) != 0;
 }
 
 enum store_rc store_volume_add(struct store_conn *w, const struct volume *v)
@@ -404,6 +421,8 @@ enum store_rc store_volume_add(struct store_conn *w, const struct volume *v)
     sq_bind_text(st, 10, v->metadata ? v->metadata : "{}");
     sq_bind_text(st, 11, v->created_at);
     sq_bind_text(st, 12, v->updated_at);
+    sq_bind_text(st, 13, v->path);
+    sqlite3_bind_int(st, 14, v->adopted);
     return sq_exec(w, st);
 }
 
@@ -471,6 +490,7 @@ static void bind_attachment(sqlite3_stmt *st, const struct attachment *a)
     sqlite3_bind_int(st, 7, a->delete_on_termination);
     sqlite3_bind_int(st, 8, a->boot_index);
     sq_bind_text(st, 9, a->created_at);
+    sq_bind_text(st, 10, a->status ? a->status : "attached");
 }
 
 static void read_attachment(sqlite3_stmt *st, struct arena *ar, void *out)
@@ -485,6 +505,7 @@ static void read_attachment(sqlite3_stmt *st, struct arena *ar, void *out)
     a->delete_on_termination = sqlite3_column_int(st, 6) != 0;
     a->boot_index = sqlite3_column_int(st, 7);
     a->created_at = sq_col_text(st, 8, ar);
+    a->status = sq_col_text(st, 9, ar);
 }
 
 enum store_rc store_attachment_add(struct store_conn *w, const struct attachment *at)
@@ -556,4 +577,78 @@ enum store_rc store_attachment_del(struct store_conn *w, const char *attachment_
         return STORE_ERROR;
     sq_bind_text(st, 1, attachment_id);
     return sq_exec_one(w, st);
+}
+
+enum store_rc store_attachment_by_id(struct store_conn *c, struct arena *ar, const char *id,
+                                     struct attachment *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_BY_ID);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, id);
+    return sq_get(c, st, ar, read_attachment, out);
+}
+
+enum store_rc store_attachment_set_status(struct store_conn *w, const char *id, const char *from,
+                                          const char *to)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_ATTACH_SET_STATUS);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, id);
+    sq_bind_text(st, 2, to);
+    sq_bind_text(st, 3, from);
+    return sq_exec_one(w, st);
+}
+
+enum store_rc store_attachment_unsettled(struct store_conn *c, struct arena *ar,
+                                         struct attachment **out, int *n)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_UNSETTLED);
+    if (!st)
+        return STORE_ERROR;
+    return sq_collect(c, st, ar, sizeof **out, read_attachment, (void **)out, n);
+}
+
+enum store_rc store_server_by_domain(struct store_conn *c, struct arena *ar, const char *domain,
+                                     struct server *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_SERVER_BY_DOMAIN);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, domain);
+    return sq_get(c, st, ar, read_server, out);
+}
+
+enum store_rc store_server_bound(struct store_conn *c, struct arena *ar, struct server **out,
+                                 int *n)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_SERVER_BOUND);
+    if (!st)
+        return STORE_ERROR;
+    return sq_collect(c, st, ar, sizeof **out, read_server, (void **)out, n);
+}
+
+enum store_rc store_volume_set_storage(struct store_conn *w, const char *id, const char *path,
+                                       const char *status)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_VOLUME_SET_STORAGE);
+    if (!st)
+        return STORE_ERROR;
+    char now[32];
+    store_now(now);
+    sq_bind_text(st, 1, id);
+    sq_bind_text(st, 2, path);
+    sq_bind_text(st, 3, status);
+    sq_bind_text(st, 4, now);
+    return sq_exec_one(w, st);
+}
+
+enum store_rc store_volume_unsettled(struct store_conn *c, struct arena *ar, struct volume **out,
+                                     int *n)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_VOLUME_UNSETTLED);
+    if (!st)
+        return STORE_ERROR;
+    return sq_collect(c, st, ar, sizeof **out, read_volume, (void **)out, n);
 }

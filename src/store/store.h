@@ -51,7 +51,7 @@ enum store_rc {
 };
 
 /* The schema this attachd writes (schema.c holds one migration per version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 struct store_conn;
@@ -146,6 +146,12 @@ enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const ch
                                 const char *marker, const char *name_contains, int limit,
                                 struct server **out, int *n);
 enum store_rc store_server_update(struct store_conn *w, const struct server *srv);
+/* The server a hypervisor domain is (STORE_NOTFOUND: none), and every
+ * server that is a domain, oldest first. */
+enum store_rc store_server_by_domain(struct store_conn *c, struct arena *ar, const char *domain,
+                                     struct server *out);
+enum store_rc store_server_bound(struct store_conn *c, struct arena *ar, struct server **out,
+                                 int *n);
 enum store_rc store_server_del(struct store_conn *w, const char *id);
 
 /* Volumes. Lists are newest first, paged by offset; `name` (optional) keeps
@@ -158,6 +164,12 @@ enum store_rc store_volume_list(struct store_conn *c, struct arena *ar, const ch
                                 struct volume **out, int *n);
 enum store_rc store_volume_set_status(struct store_conn *w, const char *id, const char *status);
 enum store_rc store_volume_del(struct store_conn *w, const char *id);
+/* A volume's storage and status, once its file is made (or failed). */
+enum store_rc store_volume_set_storage(struct store_conn *w, const char *id, const char *path,
+                                       const char *status);
+/* Every volume being created or deleted, oldest first. */
+enum store_rc store_volume_unsettled(struct store_conn *c, struct arena *ar, struct volume **out,
+                                     int *n);
 
 /* Attachments: at most one per volume (a unique key, not just a check). */
 enum store_rc store_attachment_add(struct store_conn *w, const struct attachment *at);
@@ -173,6 +185,15 @@ enum store_rc store_attachment_update(struct store_conn *w, const struct attachm
 enum store_rc store_attachment_swap(struct store_conn *w, const char *attachment_id,
                                     const char *new_volume_id);
 enum store_rc store_attachment_del(struct store_conn *w, const char *attachment_id);
+enum store_rc store_attachment_by_id(struct store_conn *c, struct arena *ar, const char *id,
+                                     struct attachment *out);
+/* Move an attachment from status `from` to `to`: STORE_NOTFOUND when it is
+ * not in `from` (a late or repeated completion changes nothing). */
+enum store_rc store_attachment_set_status(struct store_conn *w, const char *id, const char *from,
+                                          const char *to);
+/* Every attachment that is attaching or detaching, oldest first. */
+enum store_rc store_attachment_unsettled(struct store_conn *c, struct arena *ar,
+                                         struct attachment **out, int *n);
 
 /* The current UTC time in the store's timestamp form, into out[32]. */
 void store_now(char out[32]);

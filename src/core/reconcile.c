@@ -1,0 +1,184 @@
+/* reconcile.c: the store and the hypervisor, compared.
+ *
+ * At start (before anything is served) and every reconcile_interval, and by
+ * `attachd check`:
+ *  - an intent that no task works on (a crash left it, or the hypervisor
+ *    was gone) is finished or undone by a task of its own: an attach whose
+ *    disk is there is recorded, one whose disk is not is undone; a detach is
+ *    asked again until confirmed or given up; a volume's file is made or
+ *    removed; a server being deleted is finished;
+ *  - every other disagreement is reported (logged, and to `report`), never
+ *    "fixed" in either direction: a disk attached as far as the store knows
+ *    that the domain does not have, a disk with attachd's alias that the
+ *    store does not know, a server whose domain is gone;
+ *  - a server's status follows its domain's state.
+ * Tasks are queued only by a core whose workers run; `attachd check`
+ * reports and changes nothing.
+ */
+#include "core/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util/log.h"
+
+struct reconciler {
+    struct core *c;
+    struct arena *ar;
+    void (*report)(void *cls, const struct core_disagreement *d);
+    void *cls;
+    int disagreements;
+};
+
+static void disagree(struct reconciler *r, const char *server, const char *volume,
+                     const char *what)
+{
+    struct core_disagreement d = {server, volume, what};
+    r->disagreements++;
+    log_warn("reconcile: server %s%s%s: %s", server ? server : "-", volume ? " volume " : "",
+             volume ? volume : "", what);
+    if (r->report)
+        r->report(r->cls, &d);
+}
+
+static void queue(struct core *c, struct task *t)
+{
+    if (t && !task_enqueue(c, t))
+        task_free(t);
+}
+
+/* Tasks for intents nobody works on. */
+static bool settle_intents(struct reconciler *r, struct store_conn *conn)
+{
+    struct core *c = r->c;
+    struct attachment *at;
+    struct volume *v;
+    struct server *s;
+    int na, nv, ns;
+    if (store_attachment_unsettled(conn, r->ar, &at, &na) != STORE_OK ||
+        store_volume_unsettled(conn, r->ar, &v, &nv) != STORE_OK ||
+        store_server_bound(conn, r->ar, &s, &ns) != STORE_OK)
+        return false;
+    for (int i = 0; i < na; i++) {
+        struct server srv;
+        struct volume vol;
+        if (task_pending_for(c, at[i].id))
+            continue;
+        if (store_server_get(conn, r->ar, NULL, at[i].server_id, &srv) != STORE_OK ||
+            !srv.domain ||
+            store_volume_get(conn, r->ar, NULL, at[i].volume_id, &vol) != STORE_OK) {
+            disagree(r, at[i].server_id, at[i].volume_id,
+                     "an attachment being changed whose server is not a domain");
+            continue;
+        }
+        log_info("reconcile: server %s volume %s was left %s; settling it", srv.id, vol.id,
+                 at[i].status);
+        queue(c, core_attachment_task(&srv, &at[i], &vol));
+    }
+    for (int i = 0; i < nv; i++) {
+        if (task_pending_for(c, v[i].id))
+            continue;
+        log_info("reconcile: volume %s was left %s; settling it", v[i].id, v[i].status);
+        queue(c, core_volume_task(&v[i]));
+    }
+    for (int i = 0; i < ns; i++) {
+        if (!s[i].task_state || strcmp(s[i].task_state, "deleting") != 0 ||
+            task_pending_for(c, s[i].id))
+            continue;
+        log_info("reconcile: server %s was left deleting; finishing it (volumes that were to "
+                 "be deleted with it, if any, are kept)", s[i].id);
+        queue(c, core_server_task(&s[i]));
+    }
+    return true;
+}
+
+/* One server that is a domain, against its domain. False: the hypervisor
+ * could not be asked. */
+static bool compare_server(struct reconciler *r, struct store_conn *conn, const struct server *s)
+{
+    struct core *c = r->c;
+    struct driver *d = c->driver;
+    struct driver_domain dom;
+    struct driver_error de;
+    enum driver_rc rc = d->ops->domain_lookup(d, s->domain, &dom, &de);
+    if (rc == DRIVER_NOT_FOUND) {
+        disagree(r, s->id, NULL,
+                 arena_printf(r->ar, "its domain %s is gone from the hypervisor", s->domain));
+        return true;
+    }
+    if (rc != DRIVER_OK)
+        return false;
+    if (c->started)
+        core_follow_domain(c, s->domain, dom.state);
+    struct driver_present *p;
+    struct attachment *at;
+    int np, na;
+    if (d->ops->disk_list(d, s->domain, r->ar, &p, &np, &de) != DRIVER_OK)
+        return false;
+    if (store_attachment_list(conn, r->ar, s->id, 0, -1, &at, &na) != STORE_OK)
+        return false;
+    bool live = dom.state == DOMAIN_RUNNING || dom.state == DOMAIN_PAUSED;
+    for (int i = 0; i < na; i++) {
+        if (strcmp(at[i].status, "attached") != 0 || at[i].boot_index == 0)
+            continue;
+        char alias[DRIVER_ALIAS_MAX + 1];
+        driver_alias(at[i].id, alias);
+        bool in_live = false, in_config = false;
+        for (int k = 0; k < np; k++) {
+            if (!strcmp(p[k].alias, alias)) {
+                in_live |= p[k].live;
+                in_config |= p[k].config;
+            }
+        }
+        if ((live && !in_live) || (!live && !in_config) || (dom.persistent && !in_config))
+            disagree(r, s->id, at[i].volume_id,
+                     arena_printf(r->ar, "attached as %s in the store, but the domain %s has "
+                                         "no disk %s%s", at[i].device, s->domain, alias,
+                                  live && in_config ? " running" :
+                                  !in_config && in_live ? " in its definition" : ""));
+    }
+    for (int k = 0; k < np; k++) {
+        if (strncmp(p[k].alias, "ua-", 3) != 0)
+            continue;           /* not one of attachd's */
+        bool known = false;
+        for (int i = 0; i < na && !known; i++) {
+            char alias[DRIVER_ALIAS_MAX + 1];
+            driver_alias(at[i].id, alias);
+            known = !strcmp(alias, p[k].alias);
+        }
+        if (!known)
+            disagree(r, s->id, NULL,
+                     arena_printf(r->ar, "the domain has a disk %s (%s, serial %s) that the "
+                                         "store does not know", p[k].alias, p[k].path,
+                                  p[k].serial));
+    }
+    return true;
+}
+
+bool core_reconcile(struct core *c, void (*report)(void *cls, const struct core_disagreement *d),
+                    void *cls)
+{
+    if (!c->driver)
+        return true;
+    struct arena ar;
+    arena_init(&ar);
+    struct reconciler r = {c, &ar, report, cls, 0};
+    struct store_conn *conn = store_reader(c->store);
+    struct server *s;
+    int n;
+    bool ok = conn != NULL;
+    if (ok && c->started)
+        ok = settle_intents(&r, conn);
+    if (ok)
+        ok = store_server_bound(conn, &ar, &s, &n) == STORE_OK;
+    for (int i = 0; ok && i < n; i++) {
+        if (!compare_server(&r, conn, &s[i])) {
+            log_warn("reconcile: the hypervisor cannot be asked now; trying again later");
+            ok = false;
+        }
+    }
+    if (ok && r.disagreements == 0)
+        log_info("reconcile: the store and the hypervisor agree (%d servers)", n);
+    arena_release(&ar);
+    return ok;
+}
