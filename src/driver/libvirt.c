@@ -676,23 +676,28 @@ static enum driver_rc lv_domain_lookup(struct driver *d, const char *name_or_uui
 /* ------------------------------------------------------------------ */
 /* disks                                                               */
 
+/* The disk of either definition that uses target dev `name`, if any. */
+static const struct lvxml_disk *target_user(const struct lvxml_disk *a, int na,
+                                            const struct lvxml_disk *b, int nb,
+                                            const char *name)
+{
+    for (int i = 0; i < na + nb; i++) {
+        const struct lvxml_disk *x = i < na ? &a[i] : &b[i - na];
+        if (!strcmp(x->target, name))
+            return x;
+    }
+    return NULL;
+}
+
 /* The first sdX / vdX that no disk of either definition uses. */
 static void free_target(enum driver_bus bus, const struct lvxml_disk *a, int na,
                         const struct lvxml_disk *b, int nb, char out[DRIVER_TARGET_MAX])
 {
     const char *prefix = bus == BUS_VIRTIO ? "vd" : "sd";
     for (int idx = 0;; idx++) {
-        char name[DRIVER_TARGET_MAX];
-        lvxml_target_name(prefix, idx, name);
-        bool used = false;
-        for (int i = 0; i < na && !used; i++)
-            used = !strcmp(a[i].target, name);
-        for (int i = 0; i < nb && !used; i++)
-            used = !strcmp(b[i].target, name);
-        if (!used) {
-            memcpy(out, name, DRIVER_TARGET_MAX);
+        lvxml_target_name(prefix, idx, out);
+        if (!target_user(a, na, b, nb, out))
             return;
-        }
     }
 }
 
@@ -750,6 +755,16 @@ static enum driver_rc attach_locked(struct lv *lv, virConnectPtr c, virDomainPtr
                 break;
             }
             snprintf(tgt, sizeof tgt, "%s", found->target);
+        } else if (disk->target && disk->target[0]) {
+            const struct lvxml_disk *there = target_user(live, nlive, conf, nconf,
+                                                         disk->target);
+            if (there) {
+                rc = fail(err, DRIVER_REFUSED, "target %s is in use by another disk (%s%s%s)",
+                          disk->target, there->path, there->alias[0] ? ", alias " : "",
+                          there->alias);
+                break;
+            }
+            snprintf(tgt, sizeof tgt, "%s", disk->target);
         } else {
             free_target(disk->bus, live, nlive, conf, nconf, tgt);
         }
@@ -802,6 +817,11 @@ static enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk 
     if (!lvxml_alias_ok(disk->alias))
         return fail(err, DRIVER_REFUSED, "libvirt keeps only aliases of 'ua-' and "
                     "[A-Za-z0-9_-], not '%s'", disk->alias);
+    if (disk->target && disk->target[0] &&
+        (strlen(disk->target) >= DRIVER_TARGET_MAX ||
+         (lvxml_target_index(disk->target, "sd") < 0 &&
+          lvxml_target_index(disk->target, "vd") < 0)))
+        return fail(err, DRIVER_REFUSED, "invalid target '%.32s' (sdX or vdX)", disk->target);
     virConnectPtr c = conn_get(lv, err);
     if (!c)
         return DRIVER_UNAVAILABLE;

@@ -6,7 +6,7 @@
  *
  * Commands:
  *   lookup DOMAIN
- *   attach DOMAIN ATTACHMENT_ID VOLUME_ID PATH scsi|virtio
+ *   attach DOMAIN ATTACHMENT_ID VOLUME_ID PATH scsi|virtio [TARGET]
  *   detach DOMAIN ATTACHMENT_ID
  *   list DOMAIN
  *   volume-create VOLUME_ID BYTES
@@ -285,7 +285,9 @@ static json_t *run(struct driver *d, int argc, char **argv, enum driver_rc *rc)
         return o;
     }
     if (!strcmp(cmd, "attach")) {
-        NEED(5, "attach DOMAIN ATTACHMENT_ID VOLUME_ID PATH scsi|virtio");
+        if (argc == 7)          /* a target of the caller's choosing */
+            argc--;
+        NEED(5, "attach DOMAIN ATTACHMENT_ID VOLUME_ID PATH scsi|virtio [TARGET]");
         char alias[DRIVER_ALIAS_MAX + 1], serial[256], target[DRIVER_TARGET_MAX] = "";
         driver_alias(argv[2], alias);
         driver_serial(argv[3], serial);
@@ -295,7 +297,8 @@ static json_t *run(struct driver *d, int argc, char **argv, enum driver_rc *rc)
             block = false;      /* let the hypervisor say what is wrong with it */
         struct driver_disk disk = {.domain = argv[1], .alias = alias, .serial = serial,
                                    .path = argv[4], .block = block,
-                                   .bus = !strcmp(argv[5], "virtio") ? BUS_VIRTIO : BUS_SCSI};
+                                   .bus = !strcmp(argv[5], "virtio") ? BUS_VIRTIO : BUS_SCSI,
+                                   .target = argv[6]};
         double ms = TIMED(ops->disk_attach(d, &disk, target, &err));
         json_t *o = result(cmd, *rc, ms, &err);
         json_object_set_new(o, "alias", json_string(alias));
@@ -413,9 +416,10 @@ int main(int argc, char **argv)
         while (getline(&line, &cap, stdin) > 0) {
             char *words[16];
             int n = 0;
-            for (char *save, *w = strtok_r(line, " \t\r\n", &save); w && n < 16;
+            for (char *save, *w = strtok_r(line, " \t\r\n", &save); w && n < 15;
                  w = strtok_r(NULL, " \t\r\n", &save))
                 words[n++] = w;
+            words[n] = NULL;    /* as in argv: optional arguments read NULL */
             if (n == 0)
                 continue;
             if (!strcmp(words[0], "quit"))

@@ -639,6 +639,29 @@ def test_no_direct_io_fallback(libvirt_env, shell, workdir):
         subprocess.run(["umount", "-l", mnt])
 
 
+def test_requested_target(libvirt_env, shell, workdir):
+    """The core may choose the target (the device name it answered the API
+    with): it is used, and a target another disk has is a refusal."""
+    with g.Guest(g.unique_name(), workdir, persistent=True) as vm:
+        vm.start()
+        sh = shell()
+        dom = sh("lookup", vm.name)["uuid"]
+        v1, p1 = new_volume(sh)
+        v2, p2 = new_volume(sh)
+        a1, a2 = vid(), vid()
+        r = sh("attach", dom, a1, v1, p1, "scsi", "sdc")
+        assert r["rc"] == "OK" and r["target"] == "sdc", r
+        again = sh("attach", dom, a1, v1, p1, "scsi", "sdc")
+        assert again["rc"] == "OK" and again["target"] == "sdc", again
+        taken = sh("attach", dom, a2, v2, p2, "scsi", "sdc")
+        assert taken["rc"] == "REFUSED" and "sdc is in use" in taken["error"], taken
+        bad = sh("attach", dom, a2, v2, p2, "scsi", "hda")
+        assert bad["rc"] == "REFUSED" and "invalid target" in bad["error"], bad
+        picked = sh("attach", dom, a2, v2, p2, "scsi")
+        assert picked["rc"] == "OK" and picked["target"] == "sda", picked
+        assert {d["target"] for d in disks_by_alias(sh, dom).values()} == {"sda", "sdc"}
+
+
 def test_concurrent_callers(libvirt_env, shell, workdir, timing):
     """Eight workers attach at once, then detach at once: distinct
     targets, every disk in both definitions, all gone afterwards."""
