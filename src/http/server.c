@@ -76,8 +76,14 @@ struct exchange {
     bool body_done;                 /* told the guard: the body is in (or ignored) */
     bool started;                   /* the API has it */
     bool close;                     /* answer with Connection: close */
+    char *logged;                   /* the log line's request fields, once the arena is gone */
     struct MHD_Connection *conn;
 };
+
+/* An answer is queued; a request that built a large one lets its arena go
+ * at once (the records, the JSON tree) and keeps only a copy of the body,
+ * so that a client that reads slowly holds no more than its answer. */
+#define RELEASE_ABOVE (256u * 1024)
 
 /* ---- request accessors ----------------------------------------------------- */
 
@@ -125,13 +131,31 @@ static enum method parse_method(const char *m)
 
 /* ---- responses ------------------------------------------------------------ */
 
+static const char *printable(struct arena *ar, const char *s);
+
+/* The request's fields of its access-log line. */
+static char *log_fields(struct exchange *x, struct arena *ar)
+{
+    return arena_printf(ar, "method=%s path=\"%s\"", printable(ar, x->method),
+                        printable(ar, x->req.path));
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchange *x)
 {
     struct response *res = &x->res;
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        res->body_len, (void *)(res->body ? res->body : ""), MHD_RESPMEM_PERSISTENT);
-    if (!r)
+    bool release = arena_held(&x->arena) > RELEASE_ABOVE;
+    void *body = (void *)(res->body ? res->body : "");
+    if (release && (body = malloc(res->body_len ? res->body_len : 1)))
+        memcpy(body, res->body ? res->body : "", res->body_len);
+    if (!body)
         return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        res->body_len, body, release ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        if (release)
+            free(body);
+        return MHD_NO;
+    }
     if (res->content_type)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
     for (int i = 0; i < res->n_headers; i++)
@@ -142,6 +166,15 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchang
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
     x->answered = true;
+    if (release) {
+        x->logged = strdup(log_fields(x, &x->arena));
+        const char *user = x->req.user ? printable(&x->arena, x->req.user) : NULL;
+        x->req.user = user ? strdup(user) : NULL;
+        x->req.path = x->method = NULL;
+        arena_release(&x->arena);
+        if (!x->logged)
+            return MHD_NO;
+    }
     return ok;
 }
 
@@ -417,11 +450,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!x)
         return;
     double ms = seconds_since(&x->start) * 1e3;
-    log_info("access method=%s path=\"%s\" status=%d duration_ms=%.3f request_id=%s user=%s%s",
-             printable(&x->arena, x->method), printable(&x->arena, x->req.path),
-             x->answered ? x->res.status : 0, ms,
-             x->request_id, x->req.user ? printable(&x->arena, x->req.user) : "-",
-             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    if (x->logged)      /* its arena went with its large answer */
+        log_info("access %s status=%d duration_ms=%.3f request_id=%s user=%s%s", x->logged,
+                 x->res.status, ms, x->request_id, x->req.user ? x->req.user : "-",
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    else
+        log_info("access %s status=%d duration_ms=%.3f request_id=%s user=%s%s",
+                 log_fields(x, &x->arena), x->answered ? x->res.status : 0, ms, x->request_id,
+                 x->req.user ? printable(&x->arena, x->req.user) : "-",
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    if (x->logged) {
+        free(x->logged);
+        free((char *)x->req.user);
+    }
     free(x->body);
     arena_release(&x->arena);
     free(x);

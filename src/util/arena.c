@@ -99,6 +99,14 @@ void *arena_alloc(struct arena *a, size_t n)
     return p;
 }
 
+size_t arena_held(const struct arena *a)
+{
+    size_t n = 0;
+    for (const struct arena_chunk *c = a->head; c; c = c->next)
+        n += c->size;
+    return n;
+}
+
 char *arena_strndup(struct arena *a, const char *s, size_t n)
 {
     char *p = arena_alloc(a, n + 1);

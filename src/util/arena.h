@@ -27,6 +27,8 @@ void arena_init(struct arena *a);
 void arena_release(struct arena *a);    /* frees every block; a is reusable */
 
 void *arena_alloc(struct arena *a, size_t n);   /* zeroed */
+/* Bytes the arena holds from the system (its chunks). */
+size_t arena_held(const struct arena *a);
 char *arena_strdup(struct arena *a, const char *s);
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 char *arena_printf(struct arena *a, const char *fmt, ...)

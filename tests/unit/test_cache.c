@@ -229,6 +229,7 @@ static struct sockaddr_in addr(int n)
 /* auth_check(), and when it asks for it, auth_verify() waited for. */
 struct waited {
     struct auth_check ck;
+    struct arena ar;            /* the check's own, as a request's: verifiers write to it */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool done;
@@ -249,15 +250,17 @@ static void start(struct world *w, struct waited *wt, const char *header,
     memset(wt, 0, sizeof *wt);
     pthread_mutex_init(&wt->lock, NULL);
     pthread_cond_init(&wt->cond, NULL);
+    arena_init(&wt->ar);
     wt->ck = (struct auth_check){.header = header, .client = (const struct sockaddr *)from,
-                                 .arena = &w->ar, .done = waited_done, .cls = wt};
+                                 .arena = &wt->ar, .done = waited_done, .cls = wt};
     if (auth_check(w->auth, &wt->ck) == AUTH_VERIFY)
         auth_verify(w->auth, &wt->ck);
     else
         wt->done = true;
 }
 
-static enum auth_result finish(struct waited *wt, struct principal *p)
+/* The result, with the principal's strings copied into the world's arena. */
+static enum auth_result finish(struct waited *wt, struct world *w, struct principal *p)
 {
     pthread_mutex_lock(&wt->lock);
     while (!wt->done)
@@ -266,6 +269,9 @@ static enum auth_result finish(struct waited *wt, struct principal *p)
     pthread_mutex_destroy(&wt->lock);
     pthread_cond_destroy(&wt->cond);
     *p = wt->ck.principal;
+    p->user = arena_strdup(&w->ar, p->user);
+    p->account = arena_strdup(&w->ar, p->account);
+    arena_release(&wt->ar);
     return wt->ck.result;
 }
 
@@ -275,7 +281,7 @@ static enum auth_result check_from(struct world *w, const char *header, int from
     struct waited wt;
     struct sockaddr_in sa = addr(from);
     start(w, &wt, header, &sa);
-    return finish(&wt, p);
+    return finish(&wt, w, p);
 }
 
 static enum auth_result check(struct world *w, const char *header, struct principal *p)
@@ -350,7 +356,7 @@ static void test_check_throttles_after_failures(void **state)
     struct waited wt;
     struct sockaddr_in one = addr(1);
     start(w, &wt, basic_header(&w->ar, "alice", "alice-pw"), &one);
-    assert_int_equal(finish(&wt, &p), AUTH_THROTTLED);
+    assert_int_equal(finish(&wt, w, &p), AUTH_THROTTLED);
     assert_in_range(wt.ck.retry_after, 1, AUTH_WINDOW);
     /* another name from that address is not affected */
     assert_int_equal(check(w, basic_header(&w->ar, "root", "root-pw"), &p), AUTH_OK);
@@ -374,7 +380,7 @@ static void test_concurrent_guesses_are_charged_first(void **state)
                                                                           round, i)), &one);
         for (int i = 0; i < N; i++) {
             struct principal p;
-            enum auth_result r = finish(&wt[i], &p);
+            enum auth_result r = finish(&wt[i], w, &p);
             assert_true(r == AUTH_DENIED || r == AUTH_THROTTLED);
             checked += r == AUTH_DENIED;
             throttled += r == AUTH_THROTTLED;
@@ -398,7 +404,7 @@ static void test_same_header_at_once_shares_one_check(void **state)
         start(w, &wt[i], h, &one);
     for (int i = 0; i < N; i++) {
         struct principal p;
-        assert_int_equal(finish(&wt[i], &p), AUTH_OK);
+        assert_int_equal(finish(&wt[i], w, &p), AUTH_OK);
         assert_string_equal(p.user, "root");
         assert_true(p.admin);
     }
@@ -408,7 +414,7 @@ static void test_same_header_at_once_shares_one_check(void **state)
         start(w, &wt[i], bad, &one);
     for (int i = 0; i < N; i++) {
         struct principal p;
-        assert_int_equal(finish(&wt[i], &p), AUTH_DENIED);
+        assert_int_equal(finish(&wt[i], w, &p), AUTH_DENIED);
     }
     /* had each been charged, root would now be throttled from here */
     struct principal p;
@@ -430,7 +436,7 @@ static void test_one_address_many_names(void **state)
     assert_true(queued <= AUTH_ADDR_PENDING);
     for (size_t i = 0; i < sizeof wt / sizeof wt[0]; i++) {
         struct principal p;
-        enum auth_result r = finish(&wt[i], &p);
+        enum auth_result r = finish(&wt[i], w, &p);
         assert_true(r == AUTH_DENIED || r == AUTH_THROTTLED);
     }
 }
