@@ -69,6 +69,9 @@ struct api;
 enum api_status { API_DONE, API_SUSPENDED };
 
 struct api *api_new(struct core *core, struct store *store, struct auth *auth);
+/* How long a Hostway detach waits for the hypervisor's confirmation before
+ * it answers 202 instead of 204 (seconds). */
+void api_set_detach_wait(struct api *a, unsigned seconds);
 void api_free(struct api *a);
 /* Handle a request: API_DONE with res filled in, or API_SUSPENDED. */
 enum api_status api_handle(struct api *a, struct request *req, struct response *res);

@@ -166,15 +166,21 @@ void attachments_update(struct call *c)
     core_attachment_update(call_op(c, updated), c->param[0], c->param[1], u);
 }
 
+/* Nova answers 202 once the detach is recorded; Hostway 204 once the disk
+ * is gone from the VM, or 202 if the hypervisor has not confirmed it within
+ * the wait (the attachment then shows as detaching). */
 static void detached(struct call *c)
 {
-    if (c->op.ok)
-        reply_empty(c, c->dialect == DIALECT_HOSTWAY ? 204 : 202);
-    else
+    if (!c->op.ok)
         reply_core_error(c, &c->op.err);
+    else
+        reply_empty(c, c->dialect == DIALECT_HOSTWAY && !c->op.pending ? 204 : 202);
 }
 
 void attachments_delete(struct call *c)
 {
-    core_detach(call_op(c, detached), c->param[0], c->param[1]);
+    struct core_op *op = call_op(c, detached);
+    if (c->dialect == DIALECT_HOSTWAY)
+        op->wait = api_detach_wait(c->api);
+    core_detach(op, c->param[0], c->param[1]);
 }

@@ -52,6 +52,9 @@ typedef void (*handler_fn)(struct call *c);
  * and makes the answer. Nothing may be allocated after the op is started. */
 struct core_op *call_op(struct call *c, void (*then)(struct call *c));
 
+/* The Hostway detach's wait for the hypervisor (router.c). */
+unsigned api_detach_wait(const struct api *a);
+
 /* JSON memory: inside a call's step jansson allocates from the call's
  * arena, so that an abandoned step leaks nothing (json.c). */
 void json_memory_use(struct arena *ar);

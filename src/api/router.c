@@ -27,6 +27,7 @@ struct api {
     struct core *core;
     struct store *store;
     struct auth *auth;
+    unsigned detach_wait;
 };
 
 #define MAX_SEGMENTS 16
@@ -77,6 +78,16 @@ struct api *api_new(struct core *core, struct store *store, struct auth *auth)
         a->auth = auth;
     }
     return a;
+}
+
+void api_set_detach_wait(struct api *a, unsigned seconds)
+{
+    a->detach_wait = seconds;
+}
+
+unsigned api_detach_wait(const struct api *a)
+{
+    return a->detach_wait;
 }
 
 void api_free(struct api *a)

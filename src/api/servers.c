@@ -86,6 +86,12 @@ static json_t *render_server(struct call *c, const struct server *s, bool show,
         json_object_set_new(o, "server_groups", json_array());
     if (c->version >= 73)
         json_object_set_new(o, "locked_reason", json_null());
+    /* what the hypervisor last refused or did not confirm, as Nova shows a
+     * server's fault */
+    if (s->fault)
+        json_object_set_new(o, "fault", json_pack("{s:i, s:s, s:s}", "code", 409, "created",
+                                                  render_time(c->arena, s->updated_at, TIME_ISO_Z),
+                                                  "message", s->fault));
     return o;
 }
 

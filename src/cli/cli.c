@@ -154,11 +154,11 @@ bool cli_parse(struct cli *c, int argc, char **argv, int min_pos, int max_pos)
                 continue;
             }
             char key[64];
-            snprintf(key, sizeof key, "%s", o->name);
+            snprintf(key, sizeof key, "%s", o->key ? o->key : o->name);
             for (char *p = key; *p; p++)
                 if (*p == '-')
                     *p = '_';
-            o->value = config_get(&c->config, c->section, key);
+            o->value = config_get(&c->config, o->section ? o->section : c->section, key);
         }
     }
     return true;
@@ -198,6 +198,7 @@ int cli_main(int argc, char **argv)
         {"user", "del", cmd_user_del},
         {"server", "add", cmd_server_add},
         {"volume", "add", cmd_volume_add},
+        {"check", NULL, cmd_check},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {

@@ -50,7 +50,7 @@ static void make_parent(const char *path)
     mkdir(dir, 0755);
 }
 
-static struct store *open_store(const struct cli *c, bool create_dir)
+struct store *cli_open_store_at(const struct cli *c, bool create_dir)
 {
     char err[512];
     const char *path = db_path(c);
@@ -65,7 +65,7 @@ static struct store *open_store(const struct cli *c, bool create_dir)
     return s;
 }
 
-static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+bool cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 {
     char *end;
     errno = 0;
@@ -89,7 +89,7 @@ static bool read_password(char *buf, size_t size)
     return n > 0 && utf8_valid(buf, n);
 }
 
-static bool name_ok(const char *s)
+bool cli_name_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 255 || !utf8_valid(s, n))
@@ -116,7 +116,7 @@ static int write_or_fail(struct store *s, store_write_fn fn, void *arg)
  * commands. Returns the exit status. */
 static int run_write(const struct cli *c, store_write_fn fn, void *arg)
 {
-    struct store *s = open_store(c, false);
+    struct store *s = cli_open_store_at(c, false);
     if (!s)
         return 1;
     int status = write_or_fail(s, fn, arg);
@@ -204,10 +204,11 @@ static bool demo_seed(struct core *core, const char *account)
 int cmd_serve(int argc, char **argv)
 {
     struct cli_option opts[] = {
-        {"listen", true, NULL}, {"db", true, NULL}, {"threads", true, NULL},
-        {"timeout", true, NULL}, {"header-timeout", true, NULL},
-        {"max-connections", true, NULL}, {"max-per-ip", true, NULL},
-        {"synchronous", true, NULL}, {"demo", false, NULL}, {NULL, false, NULL},
+        {"listen", true, NULL, NULL, NULL}, {"db", true, NULL, NULL, NULL}, {"threads", true, NULL, NULL, NULL},
+        {"timeout", true, NULL, NULL, NULL}, {"header-timeout", true, NULL, NULL, NULL},
+        {"max-connections", true, NULL, NULL, NULL}, {"max-per-ip", true, NULL, NULL, NULL},
+        {"synchronous", true, NULL, NULL, NULL}, {"demo", false, NULL, NULL, NULL},
+        CLI_DRIVER_OPTIONS, {NULL, false, NULL, NULL, NULL},
     };
     struct cli c = {.command = "serve", .section = "serve", .options = opts};
     if (!cli_parse(&c, argc, argv, 0, 0))
@@ -221,14 +222,14 @@ int cmd_serve(int argc, char **argv)
     };
     const char *sync = cli_get(&c, "synchronous");
     int status = 2;
-    if ((cli_get(&c, "threads") && !parse_uint(cli_get(&c, "threads"), 1, 256, &h.threads)) ||
-        (cli_get(&c, "timeout") && !parse_uint(cli_get(&c, "timeout"), 1, 3600, &h.timeout)) ||
+    if ((cli_get(&c, "threads") && !cli_parse_uint(cli_get(&c, "threads"), 1, 256, &h.threads)) ||
+        (cli_get(&c, "timeout") && !cli_parse_uint(cli_get(&c, "timeout"), 1, 3600, &h.timeout)) ||
         (cli_get(&c, "header-timeout") &&
-         !parse_uint(cli_get(&c, "header-timeout"), 1, 3600, &h.header_timeout)) ||
+         !cli_parse_uint(cli_get(&c, "header-timeout"), 1, 3600, &h.header_timeout)) ||
         (cli_get(&c, "max-connections") &&
-         !parse_uint(cli_get(&c, "max-connections"), 1, 65536, &h.max_connections)) ||
+         !cli_parse_uint(cli_get(&c, "max-connections"), 1, 65536, &h.max_connections)) ||
         (cli_get(&c, "max-per-ip") &&
-         !parse_uint(cli_get(&c, "max-per-ip"), 1, 65536, &h.max_per_ip))) {
+         !cli_parse_uint(cli_get(&c, "max-per-ip"), 1, 65536, &h.max_per_ip))) {
         cli_error("serve: --threads, --timeout, --header-timeout, --max-connections and "
                   "--max-per-ip take positive whole numbers");
         goto out;
@@ -253,6 +254,9 @@ int cmd_serve(int argc, char **argv)
         cli_error("serve: --synchronous is full or normal");
         goto out;
     }
+    struct hv_settings hv;
+    if (!cli_hv_settings(&c, &hv))
+        goto out;
     status = 1;
     if (fit == 0) {
         fprintf(stderr, "attachd: the open-files limit of %lu leaves no room for connections "
@@ -277,9 +281,25 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &handled, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct store *store = open_store(&c, true);
+    bool failed;
+    struct driver *driver = cli_open_driver(&hv, &failed);
+    if (failed)
+        goto out;
+    struct store *store = cli_open_store_at(&c, true);
     struct core *core = store ? core_new(store) : NULL;
+    if (core && driver) {
+        /* before listening: every intent a crash left is settled */
+        struct core_options o;
+        char err[256];
+        cli_core_options(&hv, true, &o);
+        if (!core_start_driver(core, driver, &o, err, sizeof err)) {
+            fprintf(stderr, "attachd: %s\n", err);
+            core_free(core);
+            core = NULL;
+        }
+    }
     if (!core) {
+        driver_close(driver);
         store_close(store);
         goto out;
     }
@@ -287,6 +307,7 @@ int cmd_serve(int argc, char **argv)
         struct demo d = {0};
         if (write_or_fail(store, do_demo, &d) != 0) {
             core_free(core);
+            driver_close(driver);
             store_close(store);
             goto out;
         }
@@ -301,6 +322,8 @@ int cmd_serve(int argc, char **argv)
     }
     struct auth *auth = auth_new(store);
     struct api *api = auth ? api_new(core, store, auth) : NULL;
+    if (api)
+        api_set_detach_wait(api, hv.hostway_detach_wait);
     char err[512];
     struct http_server *http = api ? http_start(&h, api, err, sizeof err) : NULL;
     if (!http) {
@@ -308,20 +331,28 @@ int cmd_serve(int argc, char **argv)
         api_free(api);
         auth_free(auth);
         core_free(core);
+        driver_close(driver);
         store_close(store);
         goto out;
     }
-    log_info("attachd %s listening on %s (database %s, %u threads, %u connections at most)",
-             ATTACHD_VERSION, h.listen, db_path(&c), h.threads, h.max_connections);
+    log_info("attachd %s listening on %s (database %s, driver %s, %u threads, %u connections "
+             "at most)", ATTACHD_VERSION, h.listen, db_path(&c), hv.kind, h.threads,
+             h.max_connections);
     int sig = 0;
     while (sigwait(&handled, &sig) == 0 && sig == SIGHUP)
         log_info("attachd: SIGHUP received; nothing to reload (the log is standard error)");
     log_info("attachd: %s received, finishing requests in flight", strsignal(sig));
-    /* The order matters: requests first (they may wait for the verifiers
-     * and the store), then the verifiers, then the store's queued writes. */
+    /* The order matters: requesters waiting for the hypervisor are answered
+     * first, then the requests finish (they may wait for the verifiers and
+     * the store), then the verifiers, the core's workers (what they have not
+     * finished stays an intent for the next start), the driver, and the
+     * store's queued writes. */
+    core_drain(core);
     http_stop(http);
     api_free(api);
     auth_free(auth);
+    core_stop_driver(core);
+    driver_close(driver);
     core_free(core);
     store_close(store);
     log_info("attachd: stopped");
@@ -335,7 +366,7 @@ out:
 
 int cmd_db_migrate(int argc, char **argv)
 {
-    struct cli_option opts[] = {{"db", true, NULL}, {NULL, false, NULL}};
+    struct cli_option opts[] = {{"db", true, NULL, NULL, NULL}, {NULL, false, NULL, NULL, NULL}};
     struct cli c = {.command = "db migrate", .section = "db", .options = opts};
     if (!cli_parse(&c, argc, argv, 0, 0))
         return 2;
@@ -371,7 +402,7 @@ static int do_account_add(struct store_conn *w, void *arg)
 
 int cmd_account_add(int argc, char **argv)
 {
-    struct cli_option opts[] = {{"id", true, NULL}, {"db", true, NULL}, {NULL, false, NULL}};
+    struct cli_option opts[] = {{"id", true, NULL, NULL, NULL}, {"db", true, NULL, NULL, NULL}, {NULL, false, NULL, NULL, NULL}};
     struct cli c = {.command = "account add", .section = "account", .options = opts};
     if (!cli_parse(&c, argc, argv, 1, 1))
         return 2;
@@ -382,7 +413,7 @@ int cmd_account_add(int argc, char **argv)
         cli_error("account add: --id must be 1-255 characters of A-Z a-z 0-9 . _ ~ : -");
         goto out;
     }
-    if (!name_ok(name)) {
+    if (!cli_name_ok(name)) {
         cli_error("account add: NAME must be 1-255 printable characters");
         goto out;
     }
@@ -440,10 +471,10 @@ static int do_account_quota(struct store_conn *w, void *arg)
 
 int cmd_account_quota(int argc, char **argv)
 {
-    struct cli_option opts[] = {{"instances", true, NULL}, {"cores", true, NULL},
-                                {"ram", true, NULL}, {"volumes", true, NULL},
-                                {"gigabytes", true, NULL}, {"db", true, NULL},
-                                {NULL, false, NULL}};
+    struct cli_option opts[] = {{"instances", true, NULL, NULL, NULL}, {"cores", true, NULL, NULL, NULL},
+                                {"ram", true, NULL, NULL, NULL}, {"volumes", true, NULL, NULL, NULL},
+                                {"gigabytes", true, NULL, NULL, NULL}, {"db", true, NULL, NULL, NULL},
+                                {NULL, false, NULL, NULL, NULL}};
     struct cli c = {.command = "account quota", .section = "account", .options = opts};
     if (!cli_parse(&c, argc, argv, 1, 1))
         return 2;
@@ -468,7 +499,7 @@ int cmd_account_quota(int argc, char **argv)
         *quota_field(&j.set, i) = n;
         j.given[i] = true;
     }
-    struct store *s = open_store(&c, false);
+    struct store *s = cli_open_store_at(&c, false);
     struct core *core = s ? core_new(s) : NULL;
     status = 1;
     if (core && (status = write_or_fail(s, do_account_quota, &j)) == 0) {
@@ -553,8 +584,8 @@ static int do_user_add(struct store_conn *w, void *arg)
 
 int cmd_user_add(int argc, char **argv)
 {
-    struct cli_option opts[] = {{"account", true, NULL}, {"role", true, NULL},
-                                {"db", true, NULL}, {NULL, false, NULL}};
+    struct cli_option opts[] = {{"account", true, NULL, NULL, NULL}, {"role", true, NULL, NULL, NULL},
+                                {"db", true, NULL, NULL, NULL}, {NULL, false, NULL, NULL, NULL}};
     struct cli c = {.command = "user add", .section = "user", .options = opts};
     if (!cli_parse(&c, argc, argv, 1, 1))
         return 2;
@@ -570,7 +601,7 @@ int cmd_user_add(int argc, char **argv)
         goto out;
     }
     j.role = strcmp(role, "admin") ? ROLE_MEMBER : ROLE_ADMIN;
-    if (!name_ok(j.name) || strchr(j.name, ':')) {
+    if (!cli_name_ok(j.name) || strchr(j.name, ':')) {
         cli_error("user add: USERNAME must be 1-255 printable characters without ':'");
         goto out;
     }
@@ -593,7 +624,7 @@ static int do_user_passwd(struct store_conn *w, void *arg)
 
 int cmd_user_passwd(int argc, char **argv)
 {
-    struct cli_option opts[] = {{"db", true, NULL}, {NULL, false, NULL}};
+    struct cli_option opts[] = {{"db", true, NULL, NULL, NULL}, {NULL, false, NULL, NULL, NULL}};
     struct cli c = {.command = "user passwd", .section = "user", .options = opts};
     if (!cli_parse(&c, argc, argv, 1, 1))
         return 2;
@@ -614,120 +645,12 @@ static int do_user_del(struct store_conn *w, void *arg)
 
 int cmd_user_del(int argc, char **argv)
 {
-    struct cli_option opts[] = {{"db", true, NULL}, {NULL, false, NULL}};
+    struct cli_option opts[] = {{"db", true, NULL, NULL, NULL}, {NULL, false, NULL, NULL, NULL}};
     struct cli c = {.command = "user del", .section = "user", .options = opts};
     if (!cli_parse(&c, argc, argv, 1, 1))
         return 2;
     struct user_job j = {.name = c.positional[0]};
     int status = run_write(&c, do_user_del, &j);
-    cli_done(&c);
-    return status;
-}
-
-/* ---- servers and volumes -------------------------------------------------------- */
-
-/* The add commands run the core's own create, as an admin of the account. */
-struct add_job {
-    const char *account_key;
-    struct server_spec server;
-    struct volume_spec volume;
-    bool is_volume;
-    const char *id_out;
-};
-
-static int run_add(struct cli *c, struct add_job *j)
-{
-    struct store *s = open_store(c, false);
-    if (!s)
-        return 1;
-    struct arena ar;
-    arena_init(&ar);
-    struct account a;
-    struct store_conn *r = store_reader(s);
-    enum store_rc rc = r ? store_account_get(r, &ar, j->account_key, &a) : STORE_ERROR;
-    int status = 1;
-    if (rc == STORE_NOTFOUND) {
-        status = cli_error("%s: unknown account \"%s\"", c->command, j->account_key);
-    } else if (rc == STORE_OK) {
-        struct core *core = core_new(s);
-        struct core_ctx ctx = {.core = core, .arena = &ar, .scope = NULL, .account = a.id,
-                               .home = a.id, .user_id = "attachd-cli", .admin = true,
-                               .version = 1};
-        struct core_error err = {.code = CORE_UNAVAILABLE, .message = "out of memory"};
-        struct server srv;
-        struct volume vol;
-        struct core_sync sync;
-        bool ok = false;
-        if (core) {
-            core_sync_init(&sync, &ctx);
-            if (j->is_volume)
-                core_volume_create(&sync.op, &j->volume, &vol);
-            else
-                core_server_create(&sync.op, &j->server, &srv);
-            ok = core_sync_wait(&sync, &err);
-            core_free(core);
-        }
-        if (ok) {
-            printf("%s\n", j->is_volume ? vol.id : srv.id);
-            status = 0;
-        } else {
-            status = err.code == CORE_CONFLICT ? cli_error("%s: %s", c->command, err.message) : 1;
-            if (err.code != CORE_CONFLICT)
-                fprintf(stderr, "attachd: %s: %s\n", c->command, err.message);
-        }
-    }
-    arena_release(&ar);
-    store_close(s);
-    return status;
-}
-
-int cmd_server_add(int argc, char **argv)
-{
-    struct cli_option opts[] = {{"account", true, NULL}, {"id", true, NULL},
-                                {"name", true, NULL}, {"db", true, NULL}, {NULL, false, NULL}};
-    struct cli c = {.command = "server add", .section = "server", .options = opts};
-    if (!cli_parse(&c, argc, argv, 0, 0))
-        return 2;
-    struct add_job j = {.account_key = cli_get(&c, "account")};
-    j.server = (struct server_spec){.id = cli_get(&c, "id"), .name = cli_get(&c, "name"),
-                                    .image_ref = "attachd-image", .flavor_ref = "1"};
-    int status = 2;
-    if (!j.account_key || !j.server.name)
-        cli_error("server add: --account and --name are required");
-    else if (j.server.id && !id_valid(j.server.id, strlen(j.server.id)))
-        cli_error("server add: --id must be 1-255 characters of A-Z a-z 0-9 . _ ~ : -");
-    else if (!name_ok(j.server.name))
-        cli_error("server add: --name must be 1-255 printable characters");
-    else
-        status = run_add(&c, &j);
-    cli_done(&c);
-    return status;
-}
-
-int cmd_volume_add(int argc, char **argv)
-{
-    struct cli_option opts[] = {{"account", true, NULL}, {"id", true, NULL},
-                                {"size", true, NULL}, {"name", true, NULL},
-                                {"db", true, NULL}, {NULL, false, NULL}};
-    struct cli c = {.command = "volume add", .section = "volume", .options = opts};
-    if (!cli_parse(&c, argc, argv, 0, 0))
-        return 2;
-    struct add_job j = {.account_key = cli_get(&c, "account"), .is_volume = true};
-    unsigned size = 0;
-    j.volume = (struct volume_spec){.id = cli_get(&c, "id"), .name = cli_get(&c, "name")};
-    int status = 2;
-    if (!j.account_key || !cli_get(&c, "size"))
-        cli_error("volume add: --account and --size are required");
-    else if (!parse_uint(cli_get(&c, "size"), 1, 1024 * 1024, &size))
-        cli_error("volume add: --size is a whole number of GiB, 1 or more");
-    else if (j.volume.id && !id_valid(j.volume.id, strlen(j.volume.id)))
-        cli_error("volume add: --id must be 1-255 characters of A-Z a-z 0-9 . _ ~ : -");
-    else if (j.volume.name && !name_ok(j.volume.name))
-        cli_error("volume add: --name must be 1-255 printable characters");
-    else {
-        j.volume.size = size;
-        status = run_add(&c, &j);
-    }
     cli_done(&c);
     return status;
 }

@@ -664,6 +664,7 @@ void core_detach(struct core_op *op, const char *server_id, const char *volume_i
 static int detach_commit(struct store_conn *w, void *arg)
 {
     struct task *t = arg;
+    t->ok = true;
     struct arena ar;
     struct attachment at;
     arena_init(&ar);

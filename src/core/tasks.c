@@ -154,6 +154,7 @@ bool task_enqueue(struct core *c, struct task *t)
     l->tail = t;
     c->tasks++;
     pthread_cond_broadcast(&c->wake);
+    pthread_cond_signal(&c->tick);      /* it may have a requester's deadline */
     pthread_mutex_unlock(&c->lock);
     return true;
 }
@@ -254,6 +255,7 @@ void task_wait(struct core *c, struct task *t, double retry_at)
     t->retry_at = retry_at;
     t->state = t->removed ? TASK_READY : TASK_WAITING;   /* the event may have come */
     pthread_cond_broadcast(&c->wake);
+    pthread_cond_signal(&c->tick);      /* a new deadline for the timer */
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -1,0 +1,163 @@
+/* hypervisor.c: the hypervisor settings every command that needs them
+ * shares (serve, server add, volume add, check), the same on the command
+ * line and in the config file's [driver] and [volumes] sections, and the
+ * `check` command. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "core/core.h"
+#include "driver/driver.h"
+
+#define DEFAULT_VOLUME_DIR "data/volumes"
+
+static bool seconds(const struct cli *c, const char *name, unsigned max, unsigned *out)
+{
+    const char *v = cli_get(c, name);
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!*v || *end || errno || *v == '-' || n > max) {
+        cli_error("%s: --%s is a whole number of seconds up to %u", c->command, name, max);
+        return false;
+    }
+    *out = (unsigned)n;
+    return true;
+}
+
+/* mkdir -p, then the absolute path: libvirt's QEMU opens the files from
+ * elsewhere. */
+static bool absolute_dir(const char *dir, char out[4096])
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(buf, 0755);
+    return realpath(buf, out) != NULL;
+}
+
+bool cli_hv_settings(const struct cli *c, struct hv_settings *hv)
+{
+    *hv = (struct hv_settings){.kind = cli_get(c, "driver"), .uri = cli_get(c, "libvirt-uri"),
+                               .disk_bus = BUS_SCSI, .detach_timeout = 20,
+                               .hostway_detach_wait = 20, .reconcile_interval = 60};
+    if (!hv->kind)
+        hv->kind = "none";
+    if (strcmp(hv->kind, "none") != 0 && strcmp(hv->kind, "libvirt") != 0) {
+        cli_error("%s: --driver is none or libvirt", c->command);
+        return false;
+    }
+    const char *bus = cli_get(c, "disk-bus");
+    if (bus && strcmp(bus, "scsi") != 0 && strcmp(bus, "virtio") != 0) {
+        cli_error("%s: --disk-bus is scsi or virtio", c->command);
+        return false;
+    }
+    if (bus && !strcmp(bus, "virtio"))
+        hv->disk_bus = BUS_VIRTIO;
+    if (!seconds(c, "detach-timeout", 3600, &hv->detach_timeout) ||
+        !seconds(c, "hostway-detach-wait", 3600, &hv->hostway_detach_wait) ||
+        !seconds(c, "reconcile-interval", 86400, &hv->reconcile_interval))
+        return false;
+    if (hv->detach_timeout == 0) {
+        cli_error("%s: --detach-timeout must be at least 1 second", c->command);
+        return false;
+    }
+    const char *dir = cli_get(c, "volume-dir");
+    if (!strcmp(hv->kind, "libvirt") &&
+        !absolute_dir(dir && *dir ? dir : DEFAULT_VOLUME_DIR, hv->volume_dir)) {
+        cli_error("%s: cannot make the volume directory %s: %s", c->command,
+                  dir && *dir ? dir : DEFAULT_VOLUME_DIR, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+struct driver *cli_open_driver(const struct hv_settings *hv, bool *failed)
+{
+    *failed = false;
+    if (!strcmp(hv->kind, "none"))
+        return NULL;
+    struct driver_options o = {.kind = hv->kind, .uri = hv->uri, .volume_dir = hv->volume_dir,
+                               .bus = (enum driver_bus)hv->disk_bus};
+    char err[512];
+    struct driver *d = driver_open(&o, err, sizeof err);
+    if (!d) {
+        fprintf(stderr, "attachd: %s\n", err);
+        *failed = true;
+    }
+    return d;
+}
+
+void cli_core_options(const struct hv_settings *hv, bool daemon, struct core_options *o)
+{
+    /* Nova asks a detach again a few times within its timeout */
+    *o = (struct core_options){.bus = (enum driver_bus)hv->disk_bus,
+                               .detach_timeout = (int)hv->detach_timeout, .detach_attempts = 4,
+                               .reconcile = daemon,
+                               .reconcile_interval = (int)hv->reconcile_interval, .workers = 4};
+}
+
+/* ---- check ------------------------------------------------------------------------ */
+
+static void print_disagreement(void *cls, const struct core_disagreement *d)
+{
+    int *n = cls;
+    (*n)++;
+    printf("server %s%s%s: %s\n", d->server ? d->server : "-", d->volume ? " volume " : "",
+           d->volume ? d->volume : "", d->what);
+}
+
+int cmd_check(int argc, char **argv)
+{
+    struct cli_option opts[] = {{"db", true, NULL, NULL, NULL}, CLI_DRIVER_OPTIONS,
+                                {NULL, false, NULL, NULL, NULL}};
+    struct cli c = {.command = "check", .section = "check", .options = opts};
+    if (!cli_parse(&c, argc, argv, 0, 0))
+        return 2;
+    struct hv_settings hv;
+    int status = 2;
+    if (!cli_hv_settings(&c, &hv))
+        goto out;
+    status = 3;
+    bool failed;
+    struct driver *d = cli_open_driver(&hv, &failed);
+    if (failed)
+        goto out;
+    if (!d) {
+        puts("the none driver keeps no hypervisor: nothing to compare");
+        status = 0;
+        goto out;
+    }
+    struct store *s = cli_open_store(&c);
+    struct core *core = s ? core_new(s) : NULL;
+    if (core) {
+        struct core_options o;
+        int disagreements = 0;
+        cli_core_options(&hv, false, &o);
+        core_set_driver(core, d, &o);
+        if (!core_reconcile(core, print_disagreement, &disagreements))
+            fprintf(stderr, "attachd: check: the hypervisor could not be asked (see above)\n");
+        else
+            status = disagreements ? 1 : 0;
+        if (status == 0)
+            puts("the store and the hypervisor agree");
+    }
+    core_free(core);
+    driver_close(d);
+    store_close(s);
+out:
+    cli_done(&c);
+    return status;
+}

@@ -1,0 +1,618 @@
+/* test_tasks.c: the core's hypervisor work (core/tasks.c, reconcile.c)
+ * against the fake driver: each change's intent, driver call and
+ * completion; detaches confirmed at once, by an event, or never (given up
+ * after the timeout, the fault on the server); requesters that wait and
+ * are answered "pending"; one operation per server at a time, servers in
+ * parallel; the reconciler settling intents a crash left and reporting,
+ * without fixing, what disagrees; servers following their domains. */
+#include "helpers.h"
+
+#include "fake_driver.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define DOM_A "11111111-1111-4111-8111-111111111111"
+#define DOM_B "22222222-2222-4222-8222-222222222222"
+
+struct fx {
+    struct tmp_store t;
+    struct core *core;
+    struct fake_hv *fake;
+    struct arena ar;
+    struct core_ctx admin;
+};
+
+static struct core_options options(void)
+{
+    return (struct core_options){.bus = BUS_SCSI, .detach_timeout = 2, .detach_attempts = 4,
+                                 .reconcile = true, .reconcile_interval = 0, .workers = 4};
+}
+
+/* A store with an account, a core that has not started its driver yet. */
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    tmp_store_open(&f->t);
+    add_account(f->t.store, "acct", "acct");
+    f->core = core_new(f->t.store);
+    f->fake = fake_open();
+    fake_add_domain(f->fake, DOM_A, "vm-a", DOMAIN_RUNNING);
+    fake_add_domain(f->fake, DOM_B, "vm-b", DOMAIN_RUNNING);
+    arena_init(&f->ar);
+    f->admin = (struct core_ctx){.core = f->core, .arena = &f->ar, .scope = NULL,
+                                 .account = "acct", .home = "acct", .user_id = "test",
+                                 .admin = true, .version = 1};
+    *state = f;
+    return 0;
+}
+
+static void start(struct fx *f)
+{
+    struct core_options o = options();
+    char err[256];
+    if (!core_start_driver(f->core, &f->fake->base, &o, err, sizeof err))
+        fail_msg("core_start_driver: %s", err);
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    core_stop_driver(f->core);
+    fake_sleep_ms(f->fake->event_delay_ms + 50);   /* its removal threads end */
+    driver_close(&f->fake->base);
+    core_free(f->core);
+    tmp_store_close(&f->t);
+    arena_release(&f->ar);
+    free(f);
+    normal_logs();
+    return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static void server(struct fx *f, const char *id, const char *dom)
+{
+    struct driver_domain d = {.state = DOMAIN_RUNNING, .persistent = true};
+    snprintf(d.uuid, sizeof d.uuid, "%s", dom);
+    struct server_spec spec = {.id = id, .name = id, .image_ref = "i", .flavor_ref = "1",
+                               .domain = &d};
+    struct server s;
+    struct core_error err;
+    if (!CORE_RUN(&f->admin, &err, core_server_create, &spec, &s))
+        fail_msg("server %s: %s", id, err.message);
+}
+
+static void volume(struct fx *f, const char *id)
+{
+    struct volume_spec spec = {.id = id, .name = id, .size = 1};
+    struct volume v;
+    struct core_error err;
+    if (!CORE_RUN(&f->admin, &err, core_volume_create, &spec, &v))
+        fail_msg("volume %s: %s", id, err.message);
+    assert_string_equal(v.status, "available");
+}
+
+static bool attach(struct fx *f, const char *srv, const char *vol, struct attachment *out,
+                   struct core_error *err)
+{
+    struct attach_spec spec = {.volume_id = vol};
+    return CORE_RUN(&f->admin, err, core_attach, srv, &spec, out);
+}
+
+/* Detach, waiting at most `wait` seconds for the confirmation. */
+static bool detach(struct fx *f, const char *srv, const char *vol, double wait, bool *pending,
+                   struct core_error *err)
+{
+    struct core_sync s;
+    core_sync_init(&s, &f->admin);
+    s.op.wait = wait;
+    core_detach(&s.op, srv, vol);
+    bool ok = core_sync_wait(&s, err);
+    *pending = s.op.pending;
+    return ok;
+}
+
+static struct volume get_volume(struct fx *f, const char *id)
+{
+    struct volume v;
+    struct core_error err;
+    if (!core_volume_get(&f->admin, id, &v, &err))
+        fail_msg("volume %s: %s", id, err.message);
+    return v;
+}
+
+static struct server get_server(struct fx *f, const char *id)
+{
+    struct server s;
+    struct core_error err;
+    if (!core_server_get(&f->admin, id, &s, &err))
+        fail_msg("server %s: %s", id, err.message);
+    return s;
+}
+
+/* Wait (at most `seconds`) until the volume has that status. */
+static bool volume_becomes(struct fx *f, const char *id, const char *status, double seconds)
+{
+    for (int i = 0; i < seconds * 50; i++) {
+        if (!strcmp(get_volume(f, id).status, status))
+            return true;
+        fake_sleep_ms(20);
+    }
+    return false;
+}
+
+/* ---- attach -------------------------------------------------------------------------- */
+
+static void test_attach_hot_plugs(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    assert_string_equal(get_volume(f, "v1").path, "/fake/vol-v1.img");
+    struct attachment at;
+    struct core_error err;
+    assert_true(attach(f, "s1", "v1", &at, &err));
+    assert_string_equal(at.device, "/dev/sdb");     /* the scsi bus: sdX, the first after sda */
+    assert_string_equal(at.status, "attached");
+    char alias[DRIVER_ALIAS_MAX + 1], serial[256];
+    driver_alias(at.id, alias);
+    assert_true(fake_has_disk(f->fake, DOM_A, alias, serial, sizeof serial));
+    assert_string_equal(serial, "v1");
+    assert_string_equal(get_volume(f, "v1").status, "in-use");
+    /* the next one gets the next target */
+    volume(f, "v2");
+    assert_true(attach(f, "s1", "v2", &at, &err));
+    assert_string_equal(at.device, "/dev/sdc");
+}
+
+static void test_attach_refused_leaves_nothing(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    snprintf(f->fake->refuse, sizeof f->fake->refuse, "unsupported configuration: no");
+    struct attachment at;
+    struct core_error err;
+    quiet_logs();
+    assert_false(attach(f, "s1", "v1", &at, &err));
+    assert_int_equal(err.code, CORE_HYPERVISOR);
+    assert_non_null(strstr(err.message, "unsupported configuration: no"));
+    assert_string_equal(get_volume(f, "v1").status, "available");
+    assert_int_equal(fake_disks(f->fake, DOM_A), 0);
+    struct attachment *list;
+    int n;
+    assert_true(core_server_attachments(&f->admin, "s1", &list, &n, &err));
+    assert_int_equal(n, 0);
+}
+
+static void test_attach_needs_a_domain_and_storage(void **state)
+{
+    struct fx *f = *state;
+    /* made before the hypervisor: no domain, no file */
+    struct server_spec spec = {.id = "plain", .name = "plain", .image_ref = "i",
+                               .flavor_ref = "1"};
+    struct server s;
+    struct core_error err;
+    assert_true(CORE_RUN(&f->admin, &err, core_server_create, &spec, &s));
+    volume(f, "nofile");
+    start(f);
+    server(f, "s1", DOM_A);
+    struct attachment at;
+    assert_false(attach(f, "s1", "nofile", &at, &err));
+    assert_int_equal(err.code, CORE_CONFLICT);
+    assert_non_null(strstr(err.message, "has no storage"));
+    volume(f, "v1");
+    assert_false(attach(f, "plain", "v1", &at, &err));
+    assert_int_equal(err.code, CORE_CONFLICT);
+    assert_non_null(strstr(err.message, "not a virtual machine"));
+    /* and a new server needs a domain */
+    struct server_spec api = {.name = "new", .image_ref = "i", .flavor_ref = "1"};
+    assert_false(CORE_RUN(&f->admin, &err, core_server_create, &api, &s));
+    assert_int_equal(err.code, CORE_NOT_IMPLEMENTED);
+}
+
+static void test_hypervisor_unreachable_is_503(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    f->fake->base.events.connection(f->fake->base.events.cls, false);
+    struct attachment at;
+    struct core_error err;
+    quiet_logs();
+    assert_false(attach(f, "s1", "v1", &at, &err));
+    assert_int_equal(err.code, CORE_UNAVAILABLE);
+    assert_true(err.retry_after > 0);
+    assert_string_equal(get_volume(f, "v1").status, "available");
+    f->fake->base.events.connection(f->fake->base.events.cls, true);
+    assert_true(attach(f, "s1", "v1", &at, &err));
+}
+
+/* The hypervisor goes away during the attach: the outcome is unknown, the
+ * requester hears 503, and once the hypervisor answers again the intent is
+ * settled by what the domain has. */
+static void test_attach_outcome_unknown_is_settled(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    f->fake->unavailable = true;
+    struct attachment at;
+    struct core_error err;
+    quiet_logs();
+    assert_false(attach(f, "s1", "v1", &at, &err));
+    assert_int_equal(err.code, CORE_UNAVAILABLE);
+    assert_string_equal(get_volume(f, "v1").status, "attaching");
+    f->fake->unavailable = false;       /* the disk never got there */
+    assert_true(volume_becomes(f, "v1", "available", 10));
+}
+
+/* ---- detach -------------------------------------------------------------------------- */
+
+static void test_detach_confirmed_at_once(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    struct attachment at;
+    struct core_error err;
+    bool pending;
+    assert_true(attach(f, "s1", "v1", &at, &err));
+    if (!detach(f, "s1", "v1", 5, &pending, &err))
+        fail_msg("detach: %s", err.message);
+    assert_false(pending);
+    assert_string_equal(get_volume(f, "v1").status, "available");
+    assert_int_equal(fake_disks(f->fake, DOM_A), 0);
+}
+
+static void test_detach_confirmed_by_event(void **state)
+{
+    struct fx *f = *state;
+    f->fake->detach = DETACH_BY_EVENT;
+    f->fake->event_delay_ms = 300;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    volume(f, "v2");
+    struct attachment at;
+    struct core_error err;
+    bool pending;
+    /* a requester that waits: answered once the removal is confirmed */
+    assert_true(attach(f, "s1", "v1", &at, &err));
+    double t0 = now_s();
+    if (!detach(f, "s1", "v1", 5, &pending, &err))
+        fail_msg("detach: %s", err.message);
+    assert_false(pending);
+    assert_true(now_s() - t0 >= 0.25);
+    assert_string_equal(get_volume(f, "v1").status, "available");
+    /* one that does not wait (Nova's 202): answered at once, detaching until then */
+    assert_true(attach(f, "s1", "v2", &at, &err));
+    assert_true(detach(f, "s1", "v2", 0, &pending, &err));
+    assert_true(pending);
+    assert_string_equal(get_volume(f, "v2").status, "detaching");
+    /* a second detach meanwhile is refused as such, an attach as attached */
+    assert_false(detach(f, "s1", "v2", 0, &pending, &err));
+    assert_int_equal(err.code, CORE_DETACHING);
+    server(f, "s2", DOM_B);
+    assert_false(attach(f, "s2", "v2", &at, &err));
+    assert_int_equal(err.code, CORE_ALREADY_ATTACHED);
+    assert_true(volume_becomes(f, "v2", "available", 5));
+}
+
+/* A virtio-blk disk in a VM without a guest: the removal is never
+ * confirmed. Asked a few times, then given up: the attachment is back, the
+ * server carries the fault. A requester that waited less is told
+ * "pending". */
+static void test_detach_never_confirmed_is_given_up(void **state)
+{
+    struct fx *f = *state;
+    f->fake->detach = DETACH_NEVER;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    struct attachment at;
+    struct core_error err;
+    bool pending;
+    quiet_logs();
+    assert_true(attach(f, "s1", "v1", &at, &err));
+    double t0 = now_s();
+    assert_true(detach(f, "s1", "v1", 0.5, &pending, &err));
+    assert_true(pending);
+    assert_true(now_s() - t0 < 1.5);
+    assert_string_equal(get_volume(f, "v1").status, "detaching");
+    assert_true(volume_becomes(f, "v1", "in-use", 6));
+    assert_true(now_s() - t0 >= 2.0);           /* the timeout */
+    assert_true(f->fake->detaches >= 2);              /* asked again within it */
+    struct server s = get_server(f, "s1");
+    assert_non_null(s.fault);
+    assert_non_null(strstr(s.fault, "did not confirm the detach of volume v1"));
+    char alias[DRIVER_ALIAS_MAX + 1];
+    driver_alias(at.id, alias);
+    assert_true(fake_has_disk(f->fake, DOM_A, alias, NULL, 0));
+    struct attachment now;
+    assert_true(core_attachment_get(&f->admin, "s1", "v1", &now, &err));
+    assert_string_equal(now.status, "attached");
+}
+
+/* Stopping: a requester waiting for a confirmation is answered pending at
+ * once, and the intent stays for the next start. */
+static void test_drain_answers_waiting_requesters(void **state)
+{
+    struct fx *f = *state;
+    f->fake->detach = DETACH_NEVER;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    struct attachment at;
+    struct core_error err;
+    assert_true(attach(f, "s1", "v1", &at, &err));
+    struct core_sync s;
+    core_sync_init(&s, &f->admin);
+    s.op.wait = 30;
+    core_detach(&s.op, "s1", "v1");
+    fake_sleep_ms(200);
+    double t0 = now_s();
+    core_drain(f->core);
+    assert_true(core_sync_wait(&s, &err));
+    assert_true(s.op.pending);
+    assert_true(now_s() - t0 < 1);
+}
+
+/* ---- one operation per server at a time ------------------------------------------------ */
+
+struct racer {
+    struct fx *f;
+    const char *server, *volume;
+    bool ok;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    struct arena ar;
+    arena_init(&ar);
+    struct core_ctx ctx = r->f->admin;
+    ctx.arena = &ar;
+    struct attach_spec spec = {.volume_id = r->volume};
+    struct attachment at;
+    struct core_error err;
+    r->ok = CORE_RUN(&ctx, &err, core_attach, r->server, &spec, &at);
+    arena_release(&ar);
+    return NULL;
+}
+
+static void test_one_operation_per_server(void **state)
+{
+    struct fx *f = *state;
+    f->fake->delay_ms = 150;
+    start(f);
+    server(f, "s1", DOM_A);
+    server(f, "s2", DOM_B);
+    const char *vols[] = {"v1", "v2", "v3", "v4", "v5", "v6"};
+    struct racer r[6];
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++) {
+        volume(f, vols[i]);
+        r[i] = (struct racer){f, i % 2 ? "s2" : "s1", vols[i], false};
+    }
+    for (int i = 0; i < 6; i++)
+        pthread_create(&th[i], NULL, race, &r[i]);
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(r[i].ok);
+    }
+    assert_int_equal(f->fake->max_busy_domain, 1);    /* never two at once on one server */
+    assert_int_equal(f->fake->max_busy_all, 2);       /* but the two servers in parallel */
+    assert_int_equal(fake_disks(f->fake, DOM_A), 3);
+    assert_int_equal(fake_disks(f->fake, DOM_B), 3);
+}
+
+/* ---- volumes and servers ----------------------------------------------------------------- */
+
+static void test_volume_files(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    volume(f, "v1");
+    assert_int_equal(f->fake->volumes_made, 1);
+    struct core_error err;
+    assert_true(CORE_RUN(&f->admin, &err, core_volume_delete, "v1"));
+    assert_int_equal(f->fake->volumes_deleted, 1);
+    struct volume v;
+    assert_false(core_volume_get(&f->admin, "v1", &v, &err));
+    /* adopted storage is never deleted */
+    struct volume_spec adopt = {.id = "mine", .name = "mine", .size = 1, .path = "/dev/sdq"};
+    assert_true(CORE_RUN(&f->admin, &err, core_volume_create, &adopt, &v));
+    assert_true(v.adopted);
+    assert_true(CORE_RUN(&f->admin, &err, core_volume_delete, "mine"));
+    assert_int_equal(f->fake->volumes_deleted, 1);
+    /* a file that cannot be made: the volume exists, in error */
+    f->fake->volume_fails = true;
+    quiet_logs();
+    struct volume_spec spec = {.id = "full", .name = "full", .size = 1};
+    assert_true(CORE_RUN(&f->admin, &err, core_volume_create, &spec, &v));
+    assert_string_equal(v.status, "error");
+    assert_string_equal(get_volume(f, "full").status, "error");
+}
+
+static void test_server_delete_detaches_first(void **state)
+{
+    struct fx *f = *state;
+    f->fake->detach = DETACH_BY_EVENT;
+    f->fake->event_delay_ms = 100;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "keep");
+    volume(f, "drop");
+    struct attachment at;
+    struct core_error err;
+    assert_true(attach(f, "s1", "keep", &at, &err));
+    struct attach_spec dot = {.volume_id = "drop", .delete_on_termination = true};
+    assert_true(CORE_RUN(&f->admin, &err, core_attach, "s1", &dot, &at));
+    assert_true(CORE_RUN(&f->admin, &err, core_server_delete, "s1"));
+    assert_string_equal(get_server(f, "s1").task_state, "deleting");
+    struct server s;
+    for (int i = 0; i < 100 && core_server_get(&f->admin, "s1", &s, &err); i++)
+        fake_sleep_ms(50);
+    assert_false(core_server_get(&f->admin, "s1", &s, &err));
+    assert_int_equal(fake_disks(f->fake, DOM_A), 0);
+    assert_string_equal(get_volume(f, "keep").status, "available");
+    struct volume v;
+    assert_false(core_volume_get(&f->admin, "drop", &v, &err));
+    assert_int_equal(f->fake->volumes_deleted, 1);
+}
+
+static void test_servers_follow_their_domains(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    fake_set_state(f->fake, DOM_A, DOMAIN_SHUTOFF);
+    for (int i = 0; i < 100 && strcmp(get_server(f, "s1").vm_state, "stopped"); i++)
+        fake_sleep_ms(20);
+    struct server s = get_server(f, "s1");
+    assert_string_equal(s.vm_state, "stopped");
+    assert_int_equal(s.power_state, POWER_SHUTDOWN);
+    fake_set_state(f->fake, DOM_A, DOMAIN_PAUSED);
+    for (int i = 0; i < 100 && strcmp(get_server(f, "s1").vm_state, "paused"); i++)
+        fake_sleep_ms(20);
+    assert_string_equal(get_server(f, "s1").vm_state, "paused");
+}
+
+/* ---- the reconciler ------------------------------------------------------------------------ */
+
+struct reported {
+    int n;
+    char what[8][256];
+};
+
+static void collect(void *cls, const struct core_disagreement *d)
+{
+    struct reported *r = cls;
+    if (r->n < 8)
+        snprintf(r->what[r->n], sizeof r->what[0], "%s %s: %s", d->server ? d->server : "-",
+                 d->volume ? d->volume : "-", d->what);
+    r->n++;
+}
+
+/* Set an attachment's status and its volume's as a crash would leave them. */
+static int set_intent(struct store_conn *w, void *arg)
+{
+    const char *const *j = arg;     /* attachment, from, to, volume, volume status */
+    enum store_rc rc = store_attachment_set_status(w, j[0], j[1], j[2]);
+    if (rc == STORE_OK)
+        rc = store_volume_set_status(w, j[3], j[4]);
+    return (int)rc;
+}
+
+/* A crash left intents: an attach whose disk made it, one whose did not,
+ * a detach the hypervisor never heard of. The next start settles each. */
+static void test_reconcile_settles_what_a_crash_left(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "made");
+    volume(f, "lost");
+    volume(f, "leaving");
+    struct attachment a1, a2, a3;
+    struct core_error err;
+    assert_true(attach(f, "s1", "made", &a1, &err));
+    assert_true(attach(f, "s1", "lost", &a2, &err));
+    assert_true(attach(f, "s1", "leaving", &a3, &err));
+    core_stop_driver(f->core);
+    /* "lost": the crash came before the hypervisor was asked */
+    char alias[DRIVER_ALIAS_MAX + 1];
+    struct driver_error de;
+    driver_alias(a2.id, alias);
+    f->fake->base.ops->disk_detach(&f->fake->base, DOM_A, alias, &de);
+    const char *intents[3][5] = {
+        {a1.id, "attached", "attaching", "made", "attaching"},
+        {a2.id, "attached", "attaching", "lost", "attaching"},
+        {a3.id, "attached", "detaching", "leaving", "detaching"},
+    };
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(store_write(f->t.store, set_intent, (void *)intents[i]), 0);
+    /* the next start */
+    core_free(f->core);
+    f->core = core_new(f->t.store);
+    f->admin.core = f->core;
+    start(f);
+    assert_true(volume_becomes(f, "made", "in-use", 5));
+    assert_true(volume_becomes(f, "lost", "available", 5));
+    assert_true(volume_becomes(f, "leaving", "available", 5));
+    struct attachment got;
+    assert_true(core_attachment_get(&f->admin, "s1", "made", &got, &err));
+    assert_string_equal(got.status, "attached");
+    assert_int_equal(fake_disks(f->fake, DOM_A), 1);
+}
+
+/* What disagrees otherwise is reported, never fixed. */
+static void test_reconcile_reports_disagreements(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    server(f, "s2", DOM_B);
+    volume(f, "v1");
+    struct attachment at;
+    struct core_error err;
+    assert_true(attach(f, "s1", "v1", &at, &err));
+    /* behind attachd's back: the disk removed, a disk of its kind added, a
+     * domain gone */
+    char alias[DRIVER_ALIAS_MAX + 1];
+    driver_alias(at.id, alias);
+    struct driver_error de;
+    f->fake->base.ops->disk_detach(&f->fake->base, DOM_A, alias, &de);
+    fake_plant_disk(f->fake, DOM_A, "ua-planted", "sdx");
+    fake_remove_domain(f->fake, DOM_B);
+    struct reported r = {0};
+    quiet_logs();
+    assert_true(core_reconcile(f->core, collect, &r));
+    assert_int_equal(r.n, 3);
+    bool missing = false, planted = false, gone = false;
+    for (int i = 0; i < r.n; i++) {
+        missing |= strstr(r.what[i], "s1 v1: attached as /dev/sdb in the store") != NULL;
+        planted |= strstr(r.what[i], "ua-planted") != NULL;
+        gone |= strstr(r.what[i], "s2 -: its domain") != NULL;
+    }
+    assert_true(missing && planted && gone);
+    /* and nothing was "fixed" */
+    assert_string_equal(get_volume(f, "v1").status, "in-use");
+    assert_true(fake_has_disk(f->fake, DOM_A, "ua-planted", NULL, 0));
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_attach_hot_plugs),
+        T(test_attach_refused_leaves_nothing),
+        T(test_attach_needs_a_domain_and_storage),
+        T(test_hypervisor_unreachable_is_503),
+        T(test_attach_outcome_unknown_is_settled),
+        T(test_detach_confirmed_at_once),
+        T(test_detach_confirmed_by_event),
+        T(test_detach_never_confirmed_is_given_up),
+        T(test_drain_answers_waiting_requesters),
+        T(test_one_operation_per_server),
+        T(test_volume_files),
+        T(test_server_delete_detaches_first),
+        T(test_servers_follow_their_domains),
+        T(test_reconcile_settles_what_a_crash_left),
+        T(test_reconcile_reports_disagreements),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
