@@ -7,13 +7,17 @@ ASAN_BUILD ?= build-asan
 LISTEN     ?= 127.0.0.1:8774
 DB         ?= data/attachd.db
 PYTHON     ?= /usr/bin/python3
+# `make run` drives libvirt for real; `make run DRIVER=none` records state only
+DRIVER     ?= libvirt
+VOLUME_DIR ?= data/volumes
 
 # What building needs, and what the test suites need on top.
 BUILD_DEBS := gcc meson ninja-build pkg-config libmicrohttpd-dev libjansson-dev \
               libsqlite3-dev libsodium-dev libcmocka-dev libvirt-dev libxml2-dev
+# The hypervisor: QEMU and libvirt's daemons (started by scripts/libvirt-env).
+HV_DEBS    := qemu-system-x86 libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients
 TEST_DEBS  := python3-pytest python3-requests python3-openstacksdk \
-              python3-novaclient python3-openstackclient python3-tempest curl \
-              qemu-system-x86 libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients
+              python3-novaclient python3-openstackclient python3-tempest curl $(HV_DEBS)
 
 .PHONY: all build asan deps test-deps run check unit api compat clean
 
@@ -37,9 +41,17 @@ build: deps $(BUILD)/build.ninja
 asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
+# With libvirt: its daemons started by PID (scripts/libvirt-env), and the demo
+# server a running VM (scripts/demo-vm), whose disks are the volumes attached.
 run: build
 	@mkdir -p $(dir $(DB))
-	./$(BUILD)/attachd serve --listen $(LISTEN) --db $(DB) --demo
+ifeq ($(DRIVER),libvirt)
+	@scripts/ensure-debs $(HV_DEBS)
+	@scripts/libvirt-env start
+	@scripts/demo-vm start
+endif
+	./$(BUILD)/attachd serve --listen $(LISTEN) --db $(DB) --driver $(DRIVER) \
+	    --volume-dir $(VOLUME_DIR) --demo
 
 # Every suite, on the normal build and again under ASan+UBSan.
 check: test-deps build asan

@@ -15,6 +15,7 @@
 #include "auth/auth.h"
 #include "cli/cli.h"
 #include "core/core.h"
+#include "driver/driver.h"
 #include "http/server.h"
 #include "store/store.h"
 #include "util/id.h"
@@ -166,8 +167,11 @@ static int do_demo(struct store_conn *w, void *arg)
 #define DEMO_VOLUME "hbs2012May03_0OxRg0Jz7"
 
 /* The demo account gets the seed page's own server and volume, attached, so
- * that its DELETE example answers 204 as written. */
-static bool demo_seed(struct core *core, const char *account)
+ * that its DELETE example answers 204 as written. With a hypervisor the
+ * server is the demo domain (a running VM) and the volume a file,
+ * hot-plugged into it. */
+static bool demo_seed(struct core *core, struct driver *driver, const char *domain,
+                      const char *account)
 {
     struct arena ar;
     arena_init(&ar);
@@ -175,6 +179,18 @@ static bool demo_seed(struct core *core, const char *account)
                            .home = account, .user_id = "demo", .version = 1};
     struct server_spec srv = {.id = DEMO_SERVER, .name = "demo", .image_ref = "demo-image",
                               .flavor_ref = "1"};
+    struct driver_domain dom;
+    struct driver_error de;
+    if (driver) {
+        if (driver->ops->domain_lookup(driver, domain, &dom, &de) != DRIVER_OK) {
+            fprintf(stderr, "attachd: demo: no domain \"%s\" to be the demo server (%s); make "
+                    "it with scripts/demo-vm start, or name one with --demo-domain\n", domain,
+                    de.message);
+            arena_release(&ar);
+            return false;
+        }
+        srv.domain = &dom;
+    }
     struct volume_spec vol = {.id = DEMO_VOLUME, .name = "demo", .size = 1};
     struct attach_spec at = {.volume_id = DEMO_VOLUME};
     struct server s;
@@ -208,6 +224,7 @@ int cmd_serve(int argc, char **argv)
         {"timeout", true, NULL, NULL, NULL}, {"header-timeout", true, NULL, NULL, NULL},
         {"max-connections", true, NULL, NULL, NULL}, {"max-per-ip", true, NULL, NULL, NULL},
         {"synchronous", true, NULL, NULL, NULL}, {"demo", false, NULL, NULL, NULL},
+        {"demo-domain", true, NULL, NULL, NULL},
         CLI_DRIVER_OPTIONS, {NULL, false, NULL, NULL, NULL},
     };
     struct cli c = {.command = "serve", .section = "serve", .options = opts};
@@ -311,13 +328,20 @@ int cmd_serve(int argc, char **argv)
             store_close(store);
             goto out;
         }
-        if (d.created && demo_seed(core, d.account))
+        const char *demo_domain = cli_get(&c, "demo-domain");
+        if (d.created && demo_seed(core, driver, demo_domain ? demo_domain : "attachd-demo",
+                                   d.account))
             printf("attachd: created demo account %s with user \"demo\", password \"%s\",\n"
                    "  and the seed page's server %s with volume %s attached. Try:\n"
                    "  curl -u demo:%s http://%s/servers/%s/os-volume_attachments\n"
                    "  curl -i -u demo:%s -X DELETE http://%s/servers/%s/os-volume_attachments/%s\n",
                    d.account, d.password, DEMO_SERVER, DEMO_VOLUME, d.password, h.listen,
                    DEMO_SERVER, d.password, h.listen, DEMO_SERVER, DEMO_VOLUME);
+        if (d.created && driver)
+            printf("  The server is the running VM \"%s\"; see its disks with\n"
+                   "  virsh -c qemu:///system domblklist %s\n",
+                   demo_domain ? demo_domain : "attachd-demo",
+                   demo_domain ? demo_domain : "attachd-demo");
         fflush(stdout);
     }
     struct auth *auth = auth_new(store);
