@@ -697,6 +697,42 @@ static int detach_revert(struct store_conn *w, void *arg)
     return rc == STORE_OK || rc == STORE_NOTFOUND ? 0 : -1;
 }
 
+/* A detach given up or refused leaves the volume attached, as the store
+ * will say; but asking for the removal took the disk out of the domain's
+ * persistent definition at once (only the live unplug did not complete).
+ * Put it back there, so that the domain keeps the disk when it restarts
+ * and agrees with the store: an attach of the same disk (same alias and
+ * path) adds only what is missing. */
+static void keep_disk(struct core *c, struct task *t)
+{
+    struct driver *d = c->driver;
+    struct driver_error de = {""};
+    char path[sizeof t->path], target[DRIVER_TARGET_MAX];
+    snprintf(path, sizeof path, "%s", t->path);
+    if (!path[0]) {             /* a server delete's detach: the volume has it */
+        struct store_conn *r = store_reader(c->store);
+        struct arena ar;
+        struct volume v;
+        arena_init(&ar);
+        if (r && store_volume_get(r, &ar, NULL, t->volume, &v) == STORE_OK && v.path)
+            snprintf(path, sizeof path, "%s", v.path);
+        arena_release(&ar);
+    }
+    int64_t bytes;
+    bool block = false;
+    enum driver_rc rc = DRIVER_NOT_FOUND;
+    if (path[0] && (rc = d->ops->volume_probe(d, path, &bytes, &block, &de)) == DRIVER_OK) {
+        struct driver_disk disk = {.domain = t->domain, .alias = t->alias, .serial = t->serial,
+                                   .path = path, .block = block, .bus = t->bus,
+                                   .target = t->target};
+        rc = d->ops->disk_attach(d, &disk, target, &de);
+    }
+    if (rc != DRIVER_OK)
+        log_warn("core: volume %s stays attached to server %s, but its disk could not be put "
+                 "back into the domain's definition: %s", t->volume, t->server,
+                 de.message[0] ? de.message : "the volume has no storage");
+}
+
 static void give_up(struct core *c, struct task *t)
 {
     core_fail(&t->err, CORE_HYPERVISOR,
@@ -704,6 +740,7 @@ static void give_up(struct core *c, struct task *t)
               "%d s (asked %d times); the volume stays attached", t->volume, t->server,
               c->opts.detach_timeout, t->attempts);
     log_warn("core: %s", t->err.message);
+    keep_disk(c, t);
     task_complete(c, t, detach_revert);
 }
 
@@ -752,6 +789,7 @@ static void detach_step(struct core *c, struct task *t)
         return;
     default:
         fail_task(t, CORE_HYPERVISOR, "detach", &de);
+        keep_disk(c, t);
         task_complete(c, t, detach_revert);
     }
 }
