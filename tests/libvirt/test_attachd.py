@@ -436,3 +436,114 @@ def test_attach_detach(request, libvirt_env, worlds, relay, workdir, state, bus,
         finally:
             if state == "paused" and vm.state() == "paused":
                 g.virsh("resume", dom)
+
+
+# ---------------------------------------------------------------------------
+# 2. what a booted Linux guest sees
+
+@pytest.mark.parametrize("bus", ["scsi", "virtio"])
+def test_guest_sees_volume(shared_guest, worlds, workdir, bus, timing):
+    """Once the attach is answered, the guest has a disk whose serial is the
+    volume id (virtio-blk shows its first 20 characters, SCSI up to 36);
+    after the Hostway 204 it has it no longer."""
+    vm = shared_guest
+    w = worlds(os.path.join(workdir, "vols"), bus=bus)
+    server = w.server(vm.name)
+    volume = w.volume(vid())                    # a UUID: 36 characters
+    want = g.expected_serial(volume, bus)
+    assert len(want) == (36 if bus == "scsi" else 20)
+    w.start()
+    t0 = time.monotonic()
+    r = w.attach(server, volume)
+    assert r.status_code == 200, r.text
+    answered = time.monotonic() - t0
+    gname = vm.wait_serial(want, present=True, timeout=30)
+    timing(f"{bus}: attach answered", answered)
+    timing(f"{bus}: attach, seen in the guest", time.monotonic() - t0)
+    assert gname.startswith("sd" if bus == "scsi" else "vd"), gname
+    assert vm.disks()[gname] == want            # the whole serial the bus can carry
+
+    t0 = time.monotonic()
+    r = w.detach(server, volume)
+    assert r.status_code == 204, r.text
+    timing(f"{bus}: hostway detach answered 204", time.monotonic() - t0)
+    vm.wait_serial(want, present=False, timeout=30)
+    timing(f"{bus}: detach, gone from the guest", time.monotonic() - t0)
+    assert want not in (vm.disks() or {}).values()
+    assert w.attachments(server) == {} and w.volume_status(volume) == "available"
+
+
+# ---------------------------------------------------------------------------
+# 3. the stuck detach: a virtio-blk disk that no guest OS releases
+
+def test_stuck_detach(libvirt_env, worlds, workdir, timing):
+    """--detach-timeout 4, --hostway-detach-wait 2, on a guestless domain
+    (nobody answers the unplug request)."""
+    with guestless(workdir) as vm, guestless(workdir, start=False) as other:
+        w = worlds(os.path.join(workdir, "vols"), bus="virtio",
+                   extra=["--detach-timeout", "4", "--hostway-detach-wait", "2"])
+        server = w.server(vm.name)
+        elsewhere = w.server(other.name, name="other")
+        volume = w.volume(vid())
+        w.start()
+        r = w.attach(server, volume)
+        assert r.status_code == 200, r.text
+        alias = w.alias_of(volume)
+        assert user_disks(vm.name)[alias]["target"] == "vdb"
+
+        def given_up():
+            """The detach is given up: attached again, with the fault."""
+            row = w.attachment_rows().get(volume)
+            return row and row["status"] == "attached"
+
+        # Hostway: 202 (not 204) once its wait is over
+        t0 = time.monotonic()
+        r = w.detach(server, volume)
+        waited = time.monotonic() - t0
+        assert r.status_code == 202, r.text
+        timing("hostway detach answered 202", waited)
+        assert waited >= 1.9, f"answered after {waited:.2f} s, before its 2 s wait"
+        assert w.attachment_rows()[volume]["status"] == "detaching"
+        assert w.volume_status(volume) == "detaching"
+        assert volume in w.attachments(server)
+
+        # meanwhile: a second detach, and attaching the volume elsewhere
+        r = w.detach(server, volume, NOVA)
+        assert r.status_code == 400, r.text
+        assert r.json()["badRequest"]["message"].startswith("Invalid volume"), r.text
+        r = w.detach(server, volume)
+        assert r.status_code == 409, r.text
+        for dialect, status in ((HOSTWAY, 409), (NOVA, 400)):
+            r = w.attach(elsewhere, volume, dialect)
+            assert r.status_code == status, r.text
+            assert "already attached" in r.text, r.text
+        assert w.attachments(elsewhere) == {}
+        assert user_disks(other.name, inactive=True) == {}
+
+        wait_for("the detach given up", given_up, 30)
+        timing("hostway detach: given up after", time.monotonic() - t0)
+        assert w.volume_status(volume) == "in-use"
+        fault = w.server_body(server).get("fault")
+        assert fault and "did not confirm the detach" in fault["message"], fault
+        assert volume in fault["message"]
+        assert alias in user_disks(vm.name), "the disk left the running domain"
+        defined = user_disks(vm.name, inactive=True)
+        assert alias in defined, "attached in the store, but gone from the definition"
+        rc, out, err = w.check()
+        assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+
+        # Nova: 202 at once, the same end
+        t0 = time.monotonic()
+        r = w.detach(server, volume, NOVA)
+        assert r.status_code == 202, r.text
+        timing("nova detach answered 202", time.monotonic() - t0)
+        assert w.attachment_rows()[volume]["status"] == "detaching"
+        assert w.volume_status(volume) == "detaching"
+        wait_for("the detach given up", given_up, 30)
+        timing("nova detach: given up after", time.monotonic() - t0)
+        assert w.volume_status(volume) == "in-use"
+        assert "did not confirm the detach" in w.server_body(server)["fault"]["message"]
+        assert alias in user_disks(vm.name)
+        assert alias in user_disks(vm.name, inactive=True)
+        rc, out, err = w.check()
+        assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
