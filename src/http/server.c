@@ -24,7 +24,8 @@
  * Content-Lengths, with two Host headers, or with a framing header it
  * misread ("Content-Length :"), each a way to make it and a proxy in front
  * disagree about where a request ends. They get 400 and the
- * connection is closed, before anything of the request happens.
+ * connection is closed, before anything of the request happens. The
+ * decision itself is framing.c's, a pure function of the header lines.
  *
  * Stopping: stop accepting; answer new requests on open connections 503
  * with Connection: close; wait until no request is in flight, so that no
@@ -47,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/framing.h"
 #include "http/guard.h"
 #include "util/id.h"
 #include "util/log.h"
@@ -246,80 +248,20 @@ static struct http_guard_conn *guard_conn(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
-static bool is_tchar(char ch)
-{
-    unsigned char c = (unsigned char)ch;
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-/* MHD keeps "Content-Length : 5" as a header named "Content-Length ", and
- * appends a folded line (obs-fold, RFC 9112 5.2) to the name of the header
- * before it, "Content-Length0"; either way it frames the request without
- * that header. A name that begins as a framing header's and is not one is
- * refused. Other odd names are left alone: the seed page's own example
- * folds a stray "Charset=UTF-8" onto Content-Type, and works. */
-static bool mangled_framing_name(const char *key)
-{
-    static const struct {
-        const char *name;
-        bool any_suffix;        /* "Hostname" may be someone's header; "Host :" is not */
-    } framing[] = {
-        {MHD_HTTP_HEADER_CONTENT_LENGTH, true},
-        {MHD_HTTP_HEADER_TRANSFER_ENCODING, true},
-        {MHD_HTTP_HEADER_HOST, false},
-    };
-    for (size_t i = 0; i < sizeof framing / sizeof framing[0]; i++) {
-        size_t n = strlen(framing[i].name);
-        if (!strncasecmp(key, framing[i].name, n) && key[n] &&
-            (framing[i].any_suffix || !is_tchar(key[n])))
-            return true;
-    }
-    return false;
-}
-
-struct framing {
-    int hosts, lengths, encodings;
-    const char *length, *encoding;
-    bool bad;
-};
-
 static enum MHD_Result framing_field(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *value)
 {
     (void)kind;
-    struct framing *f = cls;
-    value = value ? value : "";
-    if (mangled_framing_name(key)) {
-        f->bad = true;
-    } else if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) {
-        f->hosts++;
-    } else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
-        if (f->lengths++ && strcmp(value, f->length) != 0)
-            f->bad = true;      /* RFC 9112 6.3: identical repeats may pass */
-        f->length = value;
-    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-        f->encodings++;
-        f->encoding = value;
-    }
+    http_framing_field(cls, key, value);
     return MHD_YES;
 }
 
-/* RFC 9112 3.2 and 6: one Host; a body framed by one Content-Length (or
- * identical copies) or by Transfer-Encoding: chunked alone, never both;
- * and no Transfer-Encoding in HTTP/1.0, which predates it (6.1). Anything
- * else MHD would frame its own way (an unknown coding: read until the
- * client closes), which a proxy in front may not share. */
-static bool framing_ok(struct MHD_Connection *conn, const char *version)
+/* The framing decision (framing.h) on the head MHD parsed. */
+static enum http_framing framing(struct MHD_Connection *conn, const char *version)
 {
-    struct framing f = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_field, &f);
-    if (f.bad || f.hosts > 1)
-        return false;
-    if (f.encodings)
-        return f.encodings == 1 && !f.lengths && !strcasecmp(f.encoding, "chunked") &&
-               strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
-    return true;
+    struct http_framing_state st = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_field, &st);
+    return http_framing_verdict(&st, version);
 }
 
 /* From here the request is answered: its body, if any, no longer counts
@@ -359,14 +301,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             x->close = true;
             return answer_early(s, x, 503);
         }
-        if (!framing_ok(conn, version)) {
+        enum http_framing fr = framing(conn, version);
+        if (fr != HTTP_FRAMING_OK && fr != HTTP_FRAMING_NO_HOST) {
             x->close = true;
             return answer_early(s, x, 400);
         }
         if (x->too_large)       /* declared too large: answer before reading it */
             return answer_early(s, x, 413);
-        /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 */
-        if (!strcmp(version, MHD_HTTP_VERSION_1_1) && !get_header(conn, MHD_HTTP_HEADER_HOST))
+        /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400; where it
+         * ends is clear, so the connection may go on */
+        if (fr == HTTP_FRAMING_NO_HOST)
             return answer_early(s, x, 400);
         return MHD_YES;
     }
