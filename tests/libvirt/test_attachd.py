@@ -21,10 +21,8 @@ Timings are printed at the end of the run (conftest.py), never asserted:
 TCG on a shared 2-core machine is slow and noisy.
 """
 import contextlib
-import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import threading
@@ -256,6 +254,71 @@ def guestless(workdir, start=True):
         vm.cleanup()
 
 
+class DomainPool:
+    """Guestless persistent domains, running, shared by the module: starting
+    one takes 0.5-7 s on a loaded machine, and most tests need only a
+    domain without attachd's disks. Each test gets clean ones and they are
+    made clean again after it (see reset)."""
+
+    def __init__(self):
+        self.dir = g.shared_dir()
+        self.vms = []
+        self.lent = []
+
+    def take(self, n):
+        while len(self.vms) < n:
+            vm = g.Guest(g.unique_name(), self.dir, persistent=True)
+            self.vms.append(vm)
+            vm.start()
+        out = self.vms[:n]
+        for vm in out:
+            assert vm.state() == "running", (vm.name, vm.state())
+            assert user_disks(vm.name) == {} == user_disks(vm.name, inactive=True)
+        self.lent = out
+        return out
+
+    def reset(self):
+        """Make the lent domains running and clean again: a disk of
+        attachd's kind left in the live XML (a stuck virtio-blk unplug, a
+        failed test) goes with a restart of the domain."""
+        for vm in self.lent:
+            if vm.state() == "undefined":
+                self.vms.remove(vm)
+                continue
+            for alias in user_disks(vm.name, inactive=True):
+                g.virsh("detach-device-alias", vm.name, alias, "--config")
+            if vm.state() == "running":
+                for alias in user_disks(vm.name):       # SCSI unplugs need no guest
+                    g.virsh("detach-device-alias", vm.name, alias, "--live", check=False)
+                    vm.wait_alias_gone(alias, timeout=2)
+            if vm.state() != "running" or user_disks(vm.name):
+                g.virsh("destroy", vm.name, check=False)
+                g.virsh("start", vm.name)
+        self.lent = []
+
+    def close(self):
+        try:
+            for vm in self.vms:
+                vm.cleanup()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pool(libvirt_env):
+    p = DomainPool()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def idle(pool):
+    """idle(n=1): N guestless running domains without disks of attachd's
+    kind, for this test only."""
+    yield lambda n=1: pool.take(n)
+    pool.reset()
+
+
 class Pending:
     """A request running in a thread (one that waits for the hypervisor)."""
 
@@ -476,10 +539,11 @@ def test_guest_sees_volume(shared_guest, worlds, workdir, bus, timing):
 # ---------------------------------------------------------------------------
 # 3. the stuck detach: a virtio-blk disk that no guest OS releases
 
-def test_stuck_detach(libvirt_env, worlds, workdir, timing):
+def test_stuck_detach(idle, worlds, workdir, timing):
     """--detach-timeout 4, --hostway-detach-wait 2, on a guestless domain
     (nobody answers the unplug request)."""
-    with guestless(workdir) as vm, guestless(workdir, start=False) as other:
+    [vm] = idle()
+    with guestless(workdir, start=False) as other:
         w = worlds(os.path.join(workdir, "vols"), bus="virtio",
                    extra=["--detach-timeout", "4", "--hostway-detach-wait", "2"])
         server = w.server(vm.name)
@@ -547,3 +611,574 @@ def test_stuck_detach(libvirt_env, worlds, workdir, timing):
         assert alias in user_disks(vm.name, inactive=True)
         rc, out, err = w.check()
         assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+
+
+# ---------------------------------------------------------------------------
+# 4. libvirtd goes away and comes back
+
+def assert_unavailable(r, dialect):
+    """503 in the dialect's shape, with Retry-After."""
+    assert r.status_code == 503, r.text
+    assert int(r.headers["Retry-After"]) > 0, r.headers
+    body = r.json()["serviceUnavailable"]
+    assert body["code"] == 503
+    if dialect == HOSTWAY:
+        assert body["message"] == "Service unavailable", body
+        assert "hypervisor" in body["details"] and uuid.UUID(body["errorid"]), body
+        assert set(body) == {"message", "code", "details", "errorid"}, body
+    else:
+        assert "hypervisor" in body["message"] and set(body) == {"code", "message"}, body
+
+
+def api_matches_xml(w, server, dom):
+    """What the API lists for SERVER is what the domain has: the same
+    aliases, each at the device the API says, live and defined."""
+    listed = w.attachments(server)
+    want = {"ua-" + a["attachment_id"]: a["device"][5:] for a in listed.values()}
+    for inactive in (False, True):
+        have = {a: d["target"] for a, d in user_disks(dom, inactive).items()}
+        assert have == want, (inactive, have, want)
+    return listed
+
+
+@pytest.mark.parametrize("how", ["daemon", "connection"])
+def test_libvirtd_restart(libvirt_env, idle, worlds, relay, workdir, how, timing):
+    """daemon: libvirtd itself is stopped and started again (only when this
+    session owns the daemons). connection: attachd's connection is cut and
+    new ones refused, through the relay, for attachd alone; it runs in any
+    session. Either way: attach and detach get 503 with Retry-After at once,
+    reads go on, attachd reconnects by itself and ends agreeing."""
+    guard = lvd.own_daemons(libvirt_env) if how == "daemon" else contextlib.nullcontext()
+    with guard:
+        [vm] = idle()
+        uri = relay.uri if how == "connection" else None
+        w = worlds(os.path.join(workdir, "vols"), uri=uri)
+        server = w.server(vm.name)
+        kept, later, spare = (w.volume(vid()) for _ in range(3))
+        w.start()
+        assert w.attach(server, kept).status_code == 200
+
+        t0 = time.monotonic()
+        if how == "daemon":
+            lvd.env("stop")
+        else:
+            relay.down()
+        timing(f"{how}: taken down", time.monotonic() - t0)
+        # the driver notices a closed socket at once; wait for the core to
+        # hear it, so that every change below is refused up front
+        wait_for("attachd noticing the lost connection",
+                 lambda: "the hypervisor connection is lost" in w.d.read_log(), 15)
+        timing(f"{how}: attachd noticed", time.monotonic() - t0)
+
+        for dialect in (HOSTWAY, NOVA):
+            for call in (lambda: w.attach(server, later, dialect),
+                         lambda: w.detach(server, kept, dialect)):
+                t1 = time.monotonic()
+                r = call()
+                took = time.monotonic() - t1
+                assert_unavailable(r, dialect)
+                assert took < 5, f"503 after {took:.1f} s: a hang, not an answer"
+            timing(f"{how}: {dialect} detach answered 503", took)
+        # nothing of them was recorded
+        assert set(w.attachment_rows()) == {kept}
+        assert w.attachment_rows()[kept]["status"] == "attached"
+        # reads go on
+        for dialect, path in ((HOSTWAY, "/servers"), (HOSTWAY, f"/servers/{server}"),
+                              (NOVA, "/servers/detail"), (NOVA, f"/servers/{server}"),
+                              (HOSTWAY, f"/servers/{server}/os-volume_attachments"),
+                              (NOVA, f"/servers/{server}/os-volume_attachments/{kept}"),
+                              (HOSTWAY, "/volumes"), (HOSTWAY, f"/volumes/{later}"),
+                              (NOVA, "/os-volumes/detail")):
+            r = w.req("GET", path, dialect)
+            assert r.status_code == 200, (path, r.status_code, r.text)
+        assert w.volume_status(later) == "available"
+        assert w.volume_status(kept) == "in-use"
+
+        t0 = time.monotonic()
+        if how == "daemon":
+            lvd.env("start")
+        else:
+            relay.up()
+        # attachd reconnects by itself: an attach succeeds within 60 s
+        answers = []
+
+        def attached():
+            r = w.attach(server, later)
+            answers.append(r.status_code)
+            if r.status_code == 503:
+                return False
+            assert r.status_code == 200, r.text
+            return True
+        wait_for("an attach after the restart", attached, 60, interval=0.5)
+        timing(f"{how}: attach works again after", time.monotonic() - t0)
+        assert set(answers) <= {200, 503}, answers
+
+        r = w.detach(server, kept)
+        assert r.status_code == 204, r.text
+        assert w.attach(server, spare, NOVA).status_code == 200
+        assert vm.state() == "running"          # QEMU outlived libvirtd
+        listed = api_matches_xml(w, server, vm.name)
+        assert set(listed) == {later, spare}
+        rc, out, err = w.check()
+        assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+
+
+# ---------------------------------------------------------------------------
+# 5. kill -9 between an intent and its completion
+
+UNSETTLED_ATTACHMENTS = ("attaching", "detaching")
+UNSETTLED_VOLUMES = ("attaching", "detaching", "creating", "deleting")
+
+
+def settled(w):
+    """No intent left in the store (the reconciler's tasks have run)."""
+    return (all(r["status"] not in UNSETTLED_ATTACHMENTS for r in w.rows("attachments")) and
+            all(r["status"] not in UNSETTLED_VOLUMES for r in w.rows("volumes")))
+
+
+@contextlib.contextmanager
+def write_lock(db):
+    """SQLite's write lock, taken from outside attachd: its writer (and so
+    every completion) waits until it is released (SQLite's busy timeout in
+    attachd is 5 s: release it before that)."""
+    con = sqlite3.connect(db, timeout=10, isolation_level=None)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        yield con
+    finally:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        con.close()
+
+
+@pytest.mark.parametrize("op", ["attach", "detach"])
+@pytest.mark.parametrize("window", ["before-libvirt", "before-completion"])
+def test_kill9(idle, worlds, relay, workdir, window, op, timing):
+    """attachd killed (SIGKILL) with a change half done, then started again:
+    it reconciles before it listens, and the store and the hypervisor agree;
+    nothing acknowledged is lost.
+
+    How each window is made (not a race):
+    - before-libvirt: attachd's libvirt connection is held (the relay keeps
+      what attachd sends); the request's intent is committed (the row reads
+      attaching/detaching) and attachd has sent its call, which libvirtd
+      never gets; kill -9; the held bytes are thrown away. The disk is then
+      checked untouched in the domain's XML.
+    - before-completion: as above, and then SQLite's write lock is taken
+      from the test, so that no completion can commit; the relay lets the
+      call through; once libvirt has acted (the disk appeared in, or left,
+      the domain's XML) attachd is killed and the lock released.
+    The attach is never answered (it waits for the hypervisor). The Nova
+    detach is answered 202 once its intent is committed, before libvirt
+    acts: an acknowledged change, which must be finished after the restart.
+    Another attach, answered 200 before the kill, must still be there."""
+    [vm] = idle()
+    dom = vm.name
+    w = worlds(os.path.join(workdir, "vols"), uri=relay.uri)
+    server = w.server(dom)
+    base, x = w.volume(vid()), w.volume(vid())
+    w.start()
+    assert w.attach(server, base).status_code == 200          # acknowledged
+    base_alias = w.alias_of(base)
+    if op == "detach":
+        assert w.attach(server, x).status_code == 200
+    want_status = "attaching" if op == "attach" else "detaching"
+
+    relay.hold()
+    pending = None
+    try:
+        if op == "attach":
+            pending = Pending(w.attach, server, x, session=w.session())
+        else:
+            r = w.detach(server, x, NOVA)
+            assert r.status_code == 202, r.text                # acknowledged
+        wait_for(f"the {op} intent in the store",
+                 lambda: w.attachment_rows().get(x, {}).get("status") == want_status, 10)
+        assert relay.wait_held(5), "attachd did not call libvirt"
+        alias = w.alias_of(x)
+        if window == "before-libvirt":
+            w.d.kill9()
+            relay.cut()                 # what attachd sent never reaches libvirtd
+            relay.release()
+            gone = alias not in user_disks(dom, inactive=True)
+            assert gone == (op == "attach"), "libvirt acted in the before-libvirt window"
+        else:
+            with write_lock(w.d.db):
+                relay.release()         # the call reaches libvirtd now
+                t0 = time.monotonic()
+                if op == "attach":
+                    wait_for("the disk in the domain", lambda: alias in user_disks(dom) and
+                             alias in user_disks(dom, inactive=True), 4, 0.02)
+                else:
+                    wait_for("the disk gone from the domain",
+                             lambda: alias not in user_disks(dom) and
+                             alias not in user_disks(dom, inactive=True), 4, 0.02)
+                timing(f"{op}: libvirt acted after", time.monotonic() - t0)
+                w.d.kill9()
+            log = w.d.read_log()
+            assert "could not be committed" not in log, "the lock was held too long"
+    finally:
+        relay.release()
+    if pending:
+        with pytest.raises(requests.ConnectionError):
+            pending.get()
+
+    t0 = time.monotonic()
+    w.start()                                   # reconciles before listening
+    timing("restart: listening after", time.monotonic() - t0)
+    wait_for("the intents settled", lambda: settled(w), 30)
+    timing("restart: settled after", time.monotonic() - t0)
+    log = w.d.read_log()
+    assert f"volume {x} was left {want_status}; settling it" in log, log[-2000:]
+
+    listed = api_matches_xml(w, server, dom)
+    assert base in listed and listed[base]["attachment_id"] == base_alias[3:]
+    assert w.volume_status(base) == "in-use"
+    if op == "detach":
+        # acknowledged (202): finished, whichever window
+        assert x not in listed and w.volume_status(x) == "available"
+    elif window == "before-libvirt":
+        # never attached: undone
+        assert x not in listed and w.volume_status(x) == "available"
+    else:
+        # attached by libvirt: recorded, at the device the domain has
+        assert x in listed and w.volume_status(x) == "in-use"
+        assert "ua-" + listed[x]["attachment_id"] == alias
+    rc, out, err = w.check()
+    assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+    # and it still works
+    r = w.detach(server, base)
+    assert r.status_code == 204, r.text
+    assert base_alias not in user_disks(dom, inactive=True)
+
+
+# ---------------------------------------------------------------------------
+# 6. attachd check: disagreements listed, nothing changed
+
+def store_dump(w):
+    """What the store holds about servers, volumes and attachments."""
+    return {t: w.rows(t) for t in ("servers", "volumes", "attachments")}
+
+
+def test_check_disagreements(idle, worlds, workdir):
+    """A disk detached behind attachd's back (virsh), a disk with attachd's
+    kind of alias that the store does not know (virsh), a server whose
+    domain was undefined: `attachd check` names each (server and volume
+    ids) and exits 1, the same every time, changing nothing, whether or
+    not `attachd serve` runs. A hypervisor it cannot reach: exit 3."""
+    [vm] = idle()
+    with guestless(workdir, start=False) as gone_vm:
+        w = worlds(os.path.join(workdir, "vols"))
+        a = w.server(vm.name, name="a")
+        b = w.server(gone_vm.name, name="b")
+        v_lost, v_fine, v_b = (w.volume(vid()) for _ in range(3))
+        dom_a, dom_b = domain_uuid(vm.name), domain_uuid(gone_vm.name)
+        w.start()
+        for server, volume in ((a, v_lost), (a, v_fine), (b, v_b)):
+            assert w.attach(server, volume).status_code == 200
+        rc, out, err = w.check()
+        assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+        lost_alias = w.alias_of(v_lost)
+        lost_device = w.attachments(a)[v_lost]["device"]
+
+        # behind attachd's back
+        g.virsh("detach-device-alias", vm.name, lost_alias, "--live", "--config")
+        assert vm.wait_alias_gone(lost_alias, timeout=10)
+        stranger = "ua-" + vid()
+        stranger_path = g.sparse_file(os.path.join(workdir, "stranger.img"))
+        stranger_serial = "not-attachds"
+        vm.attach(g.disk_xml(stranger_path, stranger_serial, stranger, "scsi", target="sdz"))
+        g.virsh("undefine", gone_vm.name)
+        want = sorted([
+            f"server {a} volume {v_lost}: attached as {lost_device} in the store, but the "
+            f"domain {dom_a} has no disk {lost_alias}",
+            f"server {a}: the domain has a disk {stranger} ({stranger_path}, serial "
+            f"{stranger_serial}) that the store does not know",
+            f"server {b}: its domain {dom_b} is gone from the hypervisor",
+        ])
+
+        before = store_dump(w)
+        xml_before = g.virsh("dumpxml", vm.name).stdout
+        outputs = []
+        for serving in (True, False, True):
+            if serving and w.d.proc is None:
+                w.start()
+            elif not serving and w.d.proc is not None:
+                w.stop()
+            for _ in range(2):
+                rc, out, err = w.check()
+                assert rc == 1, (rc, out, err)
+                outputs.append(out)
+                assert sorted(out.splitlines()) == want, out
+                assert store_dump(w) == before
+        assert len(set(outputs)) == 1, outputs          # the same text every time
+        assert g.virsh("dumpxml", vm.name).stdout == xml_before
+        assert v_fine not in outputs[0]
+        # the API still says what the store says (check did not "fix" it)
+        assert set(w.attachments(a)) == {v_lost, v_fine}
+        assert set(w.attachments(b)) == {v_b}
+
+        # a hypervisor that cannot be asked
+        rc, out, err = w.check("--libvirt-uri", "qemu+unix:///system?socket=/nonexistent")
+        assert rc == 3, (rc, out, err)
+        assert "cannot connect" in err, err
+        assert store_dump(w) == before
+        vm.detach_alias(stranger)
+        assert vm.wait_alias_gone(stranger, timeout=10)
+
+
+# ---------------------------------------------------------------------------
+# 7. volume files
+
+def volume_file(voldir, volume):
+    return os.path.join(voldir, f"vol-{volume}.img")
+
+
+def assert_sparse(path, size):
+    st = os.stat(path)
+    assert st.st_size == size, (path, st.st_size, size)
+    assert st.st_blocks * 512 < (1 << 20), f"{path}: {st.st_blocks} blocks, not sparse"
+
+
+def test_volume_files(idle, worlds, workdir):
+    """POST /volumes and /v2.1/os-volumes make a sparse file of the size
+    asked (GiB) in the volume directory; DELETE removes it (before it is
+    answered). `volume add --path` adopts a file (its size read from it);
+    deleting that volume leaves the file."""
+    [vm] = idle()
+    voldir = os.path.join(workdir, "vols")
+    w = worlds(voldir)
+    server = w.server(vm.name)
+    adopted_path = os.path.join(workdir, "adopted.img")
+    with open(adopted_path, "wb") as f:
+        f.write(b"keep me")
+        f.truncate(3 * GIB)
+    os.chmod(adopted_path, 0o644)
+    adopted = w.volume(path=adopted_path)
+    w.start()
+
+    made = {}
+    for dialect, path, size in ((HOSTWAY, "/volumes", 1), (NOVA, "/os-volumes", 2)):
+        r = w.req("POST", path, dialect, json={"volume": {"size": size}})
+        assert r.status_code == 200, r.text
+        v = r.json()["volume"]
+        assert v["status"] == "available" and v["size"] == size, v
+        f = volume_file(voldir, v["id"])
+        assert_sparse(f, size * GIB)
+        assert w.volume_rows()[v["id"]]["path"] == f
+        made[dialect] = (v["id"], f)
+    assert sorted(os.listdir(voldir)) == sorted(os.path.basename(f) for _, f in made.values())
+
+    # the adopted file: its size, usable as it is, never removed
+    r = w.req("GET", f"/os-volumes/{adopted}", NOVA)
+    assert r.status_code == 200 and r.json()["volume"]["size"] == 3, r.text
+    row = w.volume_rows()[adopted]
+    assert (row["path"], row["adopted"], row["status"]) == (adopted_path, 1, "available")
+    assert w.attach(server, adopted).status_code == 200
+    alias = w.alias_of(adopted)
+    assert user_disks(vm.name)[alias]["path"] == adopted_path
+    assert w.detach(server, adopted).status_code == 204
+
+    for dialect, (volume, f), status in ((HOSTWAY, made[HOSTWAY], 204),
+                                         (NOVA, made[NOVA], 202)):
+        path = "/volumes/" if dialect == HOSTWAY else "/os-volumes/"
+        r = w.req("DELETE", path + volume, dialect)
+        assert r.status_code == status, r.text
+        assert not os.path.exists(f), "answered before the file was removed"
+        assert w.req("GET", "/volumes/" + volume).status_code == 404
+    assert os.listdir(voldir) == []
+    assert w.req("DELETE", f"/volumes/{adopted}").status_code == 204
+    assert w.req("GET", f"/volumes/{adopted}").status_code == 404
+    with open(adopted_path, "rb") as f:
+        assert f.read(7) == b"keep me"
+    assert os.path.getsize(adopted_path) == 3 * GIB
+
+
+def test_volume_dir_unwritable(libvirt_env, worlds, workdir):
+    """A volume directory on a read-only file system: the new volume ends
+    in status error, with nothing left behind; it can be deleted."""
+    mnt = os.path.join(workdir, "ro")
+    os.mkdir(mnt)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "attachd-test", mnt],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro", mnt], check=True)
+        w = worlds(mnt).start()
+        for dialect, path in ((HOSTWAY, "/volumes"), (NOVA, "/os-volumes")):
+            r = w.req("POST", path, dialect, json={"volume": {"size": 1}})
+            assert r.status_code == 200, r.text
+            v = r.json()["volume"]
+            assert v["status"] == "error", v
+            assert w.volume_status(v["id"]) == "error"
+            row = w.volume_rows()[v["id"]]
+            assert (row["status"], row["path"]) == ("error", None), row
+            assert os.listdir(mnt) == []
+            assert "Read-only file system" in w.d.read_log()
+            r = w.req("DELETE", f"{path}/{v['id']}", dialect)
+            assert r.status_code in (202, 204), r.text
+            assert w.req("GET", f"/volumes/{v['id']}").status_code == 404
+        assert w.volume_rows() == {}
+        w.stop()
+    finally:
+        subprocess.run(["umount", "-l", mnt])
+
+
+# ---------------------------------------------------------------------------
+# 8. deleting a server with attached volumes
+
+def test_server_delete(idle, worlds, relay, workdir, timing):
+    """204 at once (the intent), the server "deleting" meanwhile (observed
+    while attachd's libvirt connection is held), then gone; its disks are
+    gone from the domain, which itself stays (attachd did not make it); the
+    delete_on_termination volume and its file are gone, the other volume
+    is available with its file."""
+    [vm] = idle()
+    voldir = os.path.join(workdir, "vols")
+    w = worlds(voldir, uri=relay.uri)
+    server = w.server(vm.name)
+    doomed, kept, late = w.volume(vid()), w.volume(vid()), w.volume(vid())
+    w.start()
+    r = w.attach(server, doomed, NOVA, mv="2.79", delete_on_termination=True)
+    assert r.status_code == 200, r.text
+    assert r.json()["volumeAttachment"]["delete_on_termination"] is True
+    assert w.attach(server, kept).status_code == 200
+    aliases = [w.alias_of(doomed), w.alias_of(kept)]
+    assert set(user_disks(vm.name)) == set(aliases)
+
+    relay.hold()
+    try:
+        t0 = time.monotonic()
+        r = w.req("DELETE", f"/servers/{server}", NOVA)
+        assert r.status_code == 204, r.text
+        timing("server delete answered 204", time.monotonic() - t0)
+        body = w.server_body(server)
+        assert body["OS-EXT-STS:task_state"] == "deleting", body
+        assert {v: w.volume_status(v) for v in (doomed, kept)} == \
+            {doomed: "detaching", kept: "detaching"}
+        assert set(user_disks(vm.name)) == set(aliases)      # not asked yet
+        r = w.attach(server, late)
+        assert r.status_code == 409 and "task_state deleting" in r.text, r.text
+    finally:
+        relay.release()
+    wait_for("the server gone",
+             lambda: w.req("GET", f"/servers/{server}", NOVA).status_code == 404, 60)
+    timing("server delete: gone after", time.monotonic() - t0)
+    assert vm.state() == "running"
+    assert user_disks(vm.name) == {} and user_disks(vm.name, inactive=True) == {}
+    assert w.req("GET", f"/volumes/{doomed}").status_code == 404
+    assert not os.path.exists(volume_file(voldir, doomed))
+    assert w.volume_status(kept) == "available"
+    assert_sparse(volume_file(voldir, kept), GIB)
+    assert w.rows("servers") == [] and w.rows("attachments") == []
+    rc, out, err = w.check()
+    assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+
+
+# ---------------------------------------------------------------------------
+# 9. two servers, attaches racing
+
+def in_flight(calls):
+    """The largest number of CALLS (with a reply) in flight at one time."""
+    edges = sorted([(c.sent, 1) for c in calls] + [(c.replied, -1) for c in calls])
+    most = now = 0
+    for _, d in edges:
+        now += d
+        most = max(most, now)
+    return most
+
+
+def overlap(calls_a, calls_b):
+    """Seconds during which a call of A and a call of B were both in flight."""
+    total = 0.0
+    for a in calls_a:
+        for b in calls_b:
+            total += max(0.0, min(a.replied, b.replied) - max(a.sent, b.sent))
+    return total
+
+
+def test_two_servers_racing(idle, worlds, relay, workdir, timing):
+    """At most one hypervisor operation per server at a time; operations on
+    different servers at the same time.
+
+    Deterministic part: with the first attach of server A done by libvirt
+    but its completion unable to commit (SQLite's write lock held by the
+    test), A's second attach must not start (its lane is held until the
+    completion commits), while B's attach goes ahead. Then a free run of
+    eight attaches at once (four per server), then eleven detaches: what
+    attachd sent to libvirt (the relay's log) never has two disk changes of
+    one domain in flight together; how much the two servers overlapped is
+    printed."""
+    vm_a, vm_b = idle(2)
+    w = worlds(os.path.join(workdir, "vols"), uri=relay.uri)
+    a, b = w.server(vm_a.name, name="a"), w.server(vm_b.name, name="b")
+    dom_a, dom_b = domain_uuid(vm_a.name), domain_uuid(vm_b.name)
+    vols = {a: [w.volume(vid()) for _ in range(6)], b: [w.volume(vid()) for _ in range(5)]}
+    w.start()
+
+    # -- deterministic: A's lane held by an uncommitted completion
+    relay.hold()
+    try:
+        reqs = [Pending(w.attach, a, vols[a][0], session=w.session()),
+                Pending(w.attach, a, vols[a][1], session=w.session()),
+                Pending(w.attach, b, vols[b][0], session=w.session())]
+        wait_for("three intents", lambda: [r["status"] for r in w.rows("attachments")] ==
+                 ["attaching"] * 3, 10)
+        with write_lock(w.d.db):
+            relay.release()
+            wait_for("a disk in each domain", lambda: len(user_disks(vm_a.name)) == 1 and
+                     len(user_disks(vm_b.name)) == 1, 4, 0.02)
+            t_heads = time.monotonic()
+            time.sleep(1.0)
+            # A's second attach has not started: nothing more in A, and
+            # attachd has sent libvirt a single disk change for A
+            assert len(user_disks(vm_a.name)) == 1, user_disks(vm_a.name)
+            assert len(relay.calls_on(dom_a, b"<disk")) == 1
+            assert len(relay.calls_on(dom_b, b"<disk")) == 1
+            held = time.monotonic() - t_heads
+        assert "could not be committed" not in w.d.read_log()
+    finally:
+        relay.release()
+    for r in reqs:
+        assert r.get().status_code == 200, r.get().text
+    timing("A's second attach waited for the first's completion", held)
+    assert len(user_disks(vm_a.name)) == 2 and len(user_disks(vm_b.name)) == 1
+
+    # -- free run: 4 attaches per server at once, then every volume detached
+    start = len(relay.calls)
+    todo = [(a, v) for v in vols[a][2:]] + [(b, v) for v in vols[b][1:]]
+    assert len(todo) == 8
+    t0 = time.monotonic()
+    reqs = [Pending(w.attach, s, v, session=w.session()) for s, v in todo]
+    answers = [r.get() for r in reqs]
+    wall_attach = time.monotonic() - t0
+    assert [r.status_code for r in answers] == [200] * len(todo), [r.text for r in answers]
+    devices = {s: sorted(r.json()["volumeAttachment"]["device"]
+                         for (srv, _), r in zip(todo, answers) if srv == s) for s in (a, b)}
+    for s in (a, b):
+        assert len(set(devices[s])) == len(devices[s]), devices
+    t0 = time.monotonic()
+    detaching = [(s, v) for s in (a, b) for v in w.attachments(s)]
+    assert len(detaching) == 11
+    reqs = [Pending(w.detach, s, v, session=w.session()) for s, v in detaching]
+    assert [r.get().status_code for r in reqs] == [204] * len(detaching)
+    wall_detach = time.monotonic() - t0
+
+    changes = {d: [c for c in relay.calls[start:] if c.names(d) and b"ua-" in c.payload
+                   and c.replied is not None] for d in (dom_a, dom_b)}
+    for d, calls in changes.items():
+        assert len(calls) >= 9, (d, calls)              # 4 attaches and 5 detaches at least
+        assert in_flight(calls) == 1, f"two disk changes of one domain at once: {calls}"
+    busy = {d: sum(c.replied - c.sent for c in calls) for d, calls in changes.items()}
+    both = overlap(changes[dom_a], changes[dom_b])
+    timing("8 attaches (4 per server), all answered", wall_attach)
+    timing("11 detaches (6 and 5), all answered", wall_detach)
+    timing("libvirt disk changes, server A busy", busy[dom_a])
+    timing("libvirt disk changes, server B busy", busy[dom_b])
+    timing("libvirt disk changes, A and B at once", both)
+    print(f"\nparallelism: A busy {busy[dom_a]:.2f} s, B busy {busy[dom_b]:.2f} s, "
+          f"both at once {both:.2f} s, wall {wall_attach + wall_detach:.2f} s")
+    assert w.attachments(a) == {} and w.attachments(b) == {}
+    rc, out, err = w.check()
+    assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)

@@ -256,6 +256,9 @@ class Relay:
         except OSError:
             pass
         finally:
+            with self.cond:             # the other direction may be held: wake it
+                conn.dead = True
+                self.cond.notify_all()
             conn.kill()
 
     def _log(self, conn, messages, from_attachd, now):
