@@ -446,11 +446,18 @@ def test_attach_detach(request, libvirt_env, worlds, relay, workdir, state, bus,
                     g.virsh("suspend", dom)
                     wait_for("server paused", lambda: w.server_body(server)["status"] ==
                              "PAUSED", 10)
+                # a device asked for is a hint: taken when it is of the
+                # bus's kind and free, else the next free one is used
+                prefix = "sd" if bus == "scsi" else "vd"
+                other = "vd" if bus == "scsi" else "sd"
+                hint, expect = {HOSTWAY: (f"/dev/{other}c", f"/dev/{prefix}b"),
+                                NOVA: (f"/dev/{prefix}e", f"/dev/{prefix}e")}[dialect]
                 t0 = time.monotonic()
-                r = w.attach(server, volume, dialect)
+                r = w.attach(server, volume, dialect, device=hint)
                 assert r.status_code == 200, r.text
                 timing(f"{dialect} attach answered", time.monotonic() - t0)
                 device = r.json()["volumeAttachment"]["device"]
+                assert device == expect, (hint, device)
                 alias = assert_attached(w, dom, server, volume, bus, device, live)
 
                 if dialect == HOSTWAY:
@@ -721,6 +728,64 @@ def test_libvirtd_restart(libvirt_env, idle, worlds, relay, workdir, how, timing
         assert set(listed) == {later, spare}
         rc, out, err = w.check()
         assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+
+
+@pytest.mark.parametrize("op", ["attach", "nova-detach", "hostway-detach"])
+def test_connection_lost_mid_call(idle, worlds, relay, workdir, op, timing):
+    """The connection drops while attachd's call is on its way (held by the
+    relay, then cut: libvirtd never gets it); attachd itself lives on. The
+    attach is answered 503 with Retry-After at once and undone once libvirt
+    answers again (nothing happened), so a retry works; a detach is asked
+    again after the reconnect and completes: Nova's 202 is honoured, and the
+    waiting Hostway request still gets its 204."""
+    [vm] = idle()
+    w = worlds(os.path.join(workdir, "vols"), uri=relay.uri)
+    server = w.server(vm.name)
+    volume = w.volume(vid())
+    w.start()
+    if op != "attach":
+        assert w.attach(server, volume).status_code == 200
+    relay.hold()
+    try:
+        t0 = time.monotonic()
+        if op == "attach":
+            p = Pending(w.attach, server, volume, session=w.session())
+        elif op == "nova-detach":
+            r = w.detach(server, volume, NOVA)
+            assert r.status_code == 202, r.text
+        else:
+            p = Pending(w.detach, server, volume, session=w.session())
+        want = "attaching" if op == "attach" else "detaching"
+        wait_for("the intent", lambda: w.attachment_rows().get(volume, {}).get("status") ==
+                 want, 10)
+        assert relay.wait_held(5), "attachd did not call libvirt"
+        relay.cut()
+    finally:
+        relay.release()
+    if op == "attach":
+        r = p.get()
+        assert_unavailable(r, HOSTWAY)
+        timing("attach answered 503 after the cut", p.seconds)
+        wait_for("the attach undone", lambda: volume not in w.attachment_rows(), 30)
+        timing("attach undone after", time.monotonic() - t0)
+        assert user_disks(vm.name, inactive=True) == {}
+        assert w.volume_status(volume) == "available"
+        r = wait_for("a retried attach", lambda: (lambda r: r if r.status_code != 503 else None)(
+            w.attach(server, volume)), 30, 0.5)
+        assert r.status_code == 200, r.text
+        api_matches_xml(w, server, vm.name)
+    else:
+        if op == "hostway-detach":
+            r = p.get()
+            assert r.status_code == 204, r.text
+            timing("hostway detach answered 204 across the cut", p.seconds)
+        else:
+            wait_for("the detach finished", lambda: volume not in w.attachment_rows(), 30)
+            timing("nova detach finished after", time.monotonic() - t0)
+        assert user_disks(vm.name) == {} and user_disks(vm.name, inactive=True) == {}
+        assert w.volume_status(volume) == "available"
+    rc, out, err = w.check()
+    assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
 
 
 # ---------------------------------------------------------------------------
@@ -1180,5 +1245,54 @@ def test_two_servers_racing(idle, worlds, relay, workdir, timing):
     print(f"\nparallelism: A busy {busy[dom_a]:.2f} s, B busy {busy[dom_b]:.2f} s, "
           f"both at once {both:.2f} s, wall {wall_attach + wall_detach:.2f} s")
     assert w.attachments(a) == {} and w.attachments(b) == {}
+    rc, out, err = w.check()
+    assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+
+
+def test_server_delete_kill9(idle, worlds, relay, workdir, timing):
+    """attachd killed after the server delete was answered 204 and before
+    libvirt was asked anything (the relay holds the calls, then drops
+    them): after the restart the delete is finished (the server and its
+    disks gone, the domain kept), the store and the hypervisor agree. The
+    reconciler keeps volumes that were to be deleted with the server (as
+    reconcile.c says); either way a volume is whole: its record with its
+    file, or neither."""
+    [vm] = idle()
+    voldir = os.path.join(workdir, "vols")
+    w = worlds(voldir, uri=relay.uri)
+    server = w.server(vm.name)
+    doomed, kept = w.volume(vid()), w.volume(vid())
+    w.start()
+    r = w.attach(server, doomed, NOVA, mv="2.79", delete_on_termination=True)
+    assert r.status_code == 200, r.text
+    assert w.attach(server, kept).status_code == 200
+    relay.hold()
+    try:
+        r = w.req("DELETE", f"/servers/{server}", NOVA)
+        assert r.status_code == 204, r.text                # acknowledged
+        assert relay.wait_held(5), "attachd did not call libvirt"
+        w.d.kill9()
+        relay.cut()
+    finally:
+        relay.release()
+    assert len(user_disks(vm.name, inactive=True)) == 2    # libvirt was not asked
+    t0 = time.monotonic()
+    w.start()
+    wait_for("the server gone",
+             lambda: w.req("GET", f"/servers/{server}", NOVA).status_code == 404, 60)
+    timing("server delete finished after the restart", time.monotonic() - t0)
+    assert "was left deleting; finishing it" in w.d.read_log()
+    assert vm.state() == "running"
+    assert user_disks(vm.name) == {} and user_disks(vm.name, inactive=True) == {}
+    assert w.rows("servers") == [] and w.rows("attachments") == []
+    assert w.volume_status(kept) == "available"
+    assert_sparse(volume_file(voldir, kept), GIB)
+    if w.req("GET", f"/volumes/{doomed}").status_code == 404:
+        assert not os.path.exists(volume_file(voldir, doomed))
+        print("\nthe delete_on_termination volume was deleted after the restart")
+    else:
+        assert w.volume_status(doomed) == "available"
+        assert_sparse(volume_file(voldir, doomed), GIB)
+        print("\nthe delete_on_termination volume was kept after the restart")
     rc, out, err = w.check()
     assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
