@@ -428,6 +428,17 @@ bool server_metadata_ok(struct call *c, json_t *md)
     return false;
 }
 
+/* The first n characters of valid UTF-8 text s (in ar): a message shows a
+ * long key that far, and a cut inside a character would not be text. */
+static const char *first_chars(struct arena *ar, const char *s, int n)
+{
+    const char *e = s;
+    for (int k = 0; *e; e++)
+        if (((unsigned char)*e & 0xc0) != 0x80 && k++ == n)
+            break;
+    return arena_strndup(ar, s, (size_t)(e - s));
+}
+
 bool volume_metadata_ok(struct call *c, json_t *md)
 {
     const char *k;
@@ -440,8 +451,8 @@ bool volume_metadata_ok(struct call *c, json_t *md)
             return false;
         }
         if (utf8_chars(k) > 255) {
-            reply_error(c, 400, "Invalid metadata: Metadata key: %.255s... has more than 255 "
-                                "characters.", key);
+            reply_error(c, 400, "Invalid metadata: Metadata key: %s... has more than 255 "
+                                "characters.", first_chars(c->arena, key, 255));
             return false;
         }
         if (!json_is_string(v)) {

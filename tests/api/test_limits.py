@@ -263,6 +263,19 @@ def test_volume_metadata_is_bounded(world):
     assert r.json()["volume"]["metadata"] == md
 
 
+def test_long_volume_metadata_key_is_shown_by_characters(world):
+    """A key over 255 characters is shown as its first 255 characters, never cut
+    inside one (it was cut at byte 255: fuzz/crashes/fuzz_json-volume-metadata-key-cut)."""
+    for key in ("\u00e9" * 256, "k" * 300, "\U0001F600" * 256):
+        message = (f"Invalid metadata: Metadata key: {key[:255]}... has more than 255 "
+                   "characters.")
+        body = {"volume": {"size": 1, "metadata": {key: "v"}}}
+        r = world.sa.post(f"{world.base}/v2.1/os-volumes", json=body)
+        assert_nova_error(r, 400, "badRequest", message)
+        r = world.sa.post(f"{world.base}/volumes", json=body)
+        assert_hostway_error(r, 400, "badRequest", "Bad request", message)
+
+
 # -- the size of an answer ----------------------------------------------------------------
 
 BIG = "\U0001F600" * 255             # 255 characters, 1020 bytes of UTF-8
