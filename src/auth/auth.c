@@ -205,9 +205,12 @@ enum auth_result auth_check(struct auth *a, struct auth_check *ck)
         return ck->result = AUTH_DENIED;
     struct thread_state *t = thread_state(a);
     struct store_conn *r = store_reader(a->store);
-    if (!t || !r)
+    if (!t || !r || store_read_begin(r) != STORE_OK)
         return ck->result = AUTH_UNAVAILABLE;
-    if (store_changed(r) && store_auth_epoch(r, &t->epoch) != STORE_OK)
+    /* the epoch is re-read only when the reader's snapshot is a new one */
+    bool fresh = !store_changed(r) || store_auth_epoch(r, &t->epoch) == STORE_OK;
+    store_read_end(r);
+    if (!fresh)
         return ck->result = AUTH_UNAVAILABLE;
 
     int64_t now = now_seconds();

@@ -622,9 +622,11 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
+    /* The listening socket stays open until MHD has stopped: its pool
+     * threads drop it from their epoll sets in their own time after the
+     * quiesce, and one that finds it closed already aborts the process
+     * ("Failed to remove listen FD from epoll set"). */
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
     atomic_store(&s->draining, true);
     /* Every piece of work a request waits for ends in bounded time (a
      * commit within the store's busy timeout, a password check within the
@@ -636,6 +638,8 @@ void http_stop(struct http_server *s)
             log_info("http: waiting for %d requests in flight", atomic_load(&s->in_flight));
     }
     MHD_stop_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
     http_guard_free(s->guard);     /* after MHD, which reports every connection closed */
     free(s);
 }

@@ -7,7 +7,12 @@
  * Every statement is prepared once per connection, on first use, and kept.
  */
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +45,42 @@ struct store {
     dev_t dev;                      /* the database file as opened */
     ino_t ino;
     bool lost;                      /* writes refused for good (logged once) */
+    /* Changes: counted by the writer after each commit and by the watcher
+     * when another process (the CLI) writes the database; a reader keeps
+     * its snapshot while the count stays. */
+    atomic_uint_fast64_t changes;
+    pthread_t watcher, reaper;
+    int watch_fd, stop_fd;          /* inotify; an eventfd that stops both threads */
+    bool watching;
+    char *base;                     /* the database file's name, without its directory */
 };
+
+/* A kept snapshot older than this is ended: WAL frames a reader could still
+ * read cannot be checkpointed away, and it shows other processes' changes
+ * at the latest this late if the watcher missed them. */
+#define SNAPSHOT_MAX_AGE 0.5
 
 /* ---------------------------------------------------------------------------
  * Connections
  * ------------------------------------------------------------------------- */
 
+/* End a kept snapshot (the caller holds c->use). */
+static void end_kept(struct store_conn *c)
+{
+    c->kept = false;
+    if (!sqlite3_get_autocommit(c->db))
+        sq_exec_id(c, S_COMMIT);
+}
+
 sqlite3_stmt *sq_stmt(struct store_conn *c, enum stmt_id id)
 {
+    /* A read outside a snapshot reads the latest: a kept snapshot, which
+     * may be stale, ends first. (The reaper touches only kept snapshots.) */
+    if (c->reader && c->read_depth == 0 && c->kept) {
+        pthread_mutex_lock(&c->use);
+        end_kept(c);
+        pthread_mutex_unlock(&c->use);
+    }
     if (!c->st[id] &&
         sqlite3_prepare_v3(c->db, sqlite_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
                            NULL) != SQLITE_OK) {
@@ -291,6 +324,7 @@ static void run_transaction(struct store *s, struct queue *pending, struct queue
     if (!undone) {
         enum store_rc commit = sq_exec_id(w, S_COMMIT);
         if (commit == STORE_OK) {
+            atomic_fetch_add(&s->changes, 1);
             prepend(finished, &ran);    /* order does not matter there */
             return;
         }
@@ -439,6 +473,9 @@ int store_migrate(const char *path, int *from, int *to, char *err, int errlen)
     return rc;
 }
 
+static bool watch_start(struct store *s, char *err, int errlen);
+static void watch_stop(struct store *s);
+
 struct store *store_open(const struct store_options *opts, char *err, int errlen)
 {
     int from, to;
@@ -477,8 +514,18 @@ struct store *store_open(const struct store_options *opts, char *err, int errlen
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_key_create(&s->reader_key, NULL);
+    s->watch_fd = s->stop_fd = -1;
+    if (!watch_start(s, err, errlen)) {
+        watch_stop(s);
+        pthread_key_delete(s->reader_key);
+        conn_close(s->writer);
+        free(s->path);
+        free(s);
+        return NULL;
+    }
     if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
         snprintf(err, (size_t)errlen, "cannot start the writer thread");
+        watch_stop(s);
         pthread_key_delete(s->reader_key);
         conn_close(s->writer);
         free(s->path);
@@ -497,9 +544,11 @@ void store_close(struct store *s)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer_thread, NULL);
+    watch_stop(s);
     struct store_conn *r = s->readers;
     while (r) {
         struct store_conn *next = r->next;
+        pthread_mutex_destroy(&r->use);
         conn_close(r);
         r = next;
     }
@@ -509,6 +558,13 @@ void store_close(struct store *s)
     pthread_cond_destroy(&s->work);
     free(s->path);
     free(s);
+}
+
+static double monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 struct store_conn *store_reader(struct store *s)
@@ -522,7 +578,9 @@ struct store_conn *store_reader(struct store *s)
         log_error("store: %s", err);
         return NULL;
     }
-    c->data_version = -1;
+    c->store = s;
+    c->reader = true;
+    pthread_mutex_init(&c->use, NULL);
     pthread_mutex_lock(&s->lock);
     c->next = s->readers;
     s->readers = c;
@@ -531,14 +589,41 @@ struct store_conn *store_reader(struct store *s)
     return c;
 }
 
+/* A snapshot for the reads up to the matching store_read_end(). Most
+ * requests read, and most reads find nothing changed since the last one on
+ * their thread: the read transaction is then kept open between them rather
+ * than begun and ended (its WAL locks cost a few syscalls each time). It is
+ * begun anew when anything committed since (the change count moved) or when
+ * it is older than SNAPSHOT_MAX_AGE. */
 enum store_rc store_read_begin(struct store_conn *c)
 {
     if (c->read_depth++ > 0)
         return STORE_OK;
+    pthread_mutex_lock(&c->use);
+    uint64_t changes = atomic_load(&c->store->changes);
+    double now = monotonic();
+    if (c->kept && c->gen == changes && now - c->began < SNAPSHOT_MAX_AGE)
+        return STORE_OK;
+    end_kept(c);
+    /* The snapshot itself starts at the first read, after the count was
+     * taken: it holds at least what the count says. */
     enum store_rc rc = sq_exec_id(c, S_BEGIN);
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
         c->read_depth = 0;
-    return rc;
+        pthread_mutex_unlock(&c->use);
+        return rc;
+    }
+    c->kept = true;
+    c->gen = changes;
+    c->began = now;
+    return STORE_OK;
+}
+
+void store_read_end(struct store_conn *c)
+{
+    if (c->read_depth == 0 || --c->read_depth > 0)
+        return;
+    pthread_mutex_unlock(&c->use);      /* the snapshot is kept */
 }
 
 void store_conn_reset(struct store_conn *c)
@@ -546,17 +631,111 @@ void store_conn_reset(struct store_conn *c)
     for (int i = 0; i < N_STMT; i++)
         if (c->st[i])
             sq_done(c->st[i]);
-    c->read_depth = 0;
     if (!sqlite3_get_autocommit(c->db))
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    c->kept = false;
+    if (c->reader && c->read_depth > 0)
+        pthread_mutex_unlock(&c->use);
+    c->read_depth = 0;
 }
 
-void store_read_end(struct store_conn *c)
+/* ---------------------------------------------------------------------------
+ * Changes by other processes, and snapshots left idle
+ * ------------------------------------------------------------------------- */
+
+/* Another process (the CLI: a password changed, a user deleted) wrote the
+ * database: its WAL was written. inotify says so at once, for nothing per
+ * request; the change count moves and every reader begins a new snapshot. */
+static void *watcher_main(void *arg)
 {
-    if (c->read_depth == 0 || --c->read_depth > 0)
-        return;
-    if (!sqlite3_get_autocommit(c->db))
-        sq_exec_id(c, S_COMMIT);
+    struct store *s = arg;
+    char wal[PATH_MAX];
+    snprintf(wal, sizeof wal, "%s-wal", s->base);
+    struct pollfd fds[2] = {{s->watch_fd, POLLIN, 0}, {s->stop_fd, POLLIN, 0}};
+    _Alignas(struct inotify_event) char buf[4096];
+    while (poll(fds, 2, -1) >= 0 && !(fds[1].revents & POLLIN)) {
+        ssize_t n = read(s->watch_fd, buf, sizeof buf);
+        for (char *p = buf; n > 0 && p < buf + n;) {
+            struct inotify_event *e = (struct inotify_event *)p;
+            if (e->len && (!strcmp(e->name, wal) || !strcmp(e->name, s->base)))
+                atomic_fetch_add(&s->changes, 1);
+            p += sizeof *e + e->len;
+        }
+    }
+    return NULL;
+}
+
+/* A thread that stops reading (no requests come its way) would keep its
+ * snapshot, and with it WAL frames that a checkpoint could otherwise free:
+ * snapshots idle for longer than SNAPSHOT_MAX_AGE are ended here. */
+static void *reaper_main(void *arg)
+{
+    struct store *s = arg;
+    struct pollfd stop = {s->stop_fd, POLLIN, 0};
+    while (poll(&stop, 1, (int)(SNAPSHOT_MAX_AGE * 1000)) == 0) {
+        double now = monotonic();
+        pthread_mutex_lock(&s->lock);
+        for (struct store_conn *c = s->readers; c; c = c->next) {
+            if (pthread_mutex_trylock(&c->use) != 0)
+                continue;       /* in use: its thread renews it */
+            if (c->kept && now - c->began >= SNAPSHOT_MAX_AGE)
+                end_kept(c);
+            pthread_mutex_unlock(&c->use);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return NULL;
+}
+
+static bool watch_start(struct store *s, char *err, int errlen)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", s->path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : dir;
+    if (!(s->base = strdup(base))) {
+        snprintf(err, (size_t)errlen, "out of memory");
+        return false;
+    }
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        strcpy(dir, ".");
+    s->watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    s->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (s->watch_fd < 0 || s->stop_fd < 0 ||
+        inotify_add_watch(s->watch_fd, dir, IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+                                                IN_MOVED_TO) < 0 ||
+        pthread_create(&s->watcher, NULL, watcher_main, s) != 0) {
+        snprintf(err, (size_t)errlen, "cannot watch %s for changes: %s", dir, strerror(errno));
+        return false;
+    }
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        uint64_t one = 1;
+        ssize_t w = write(s->stop_fd, &one, sizeof one);
+        (void)w;
+        pthread_join(s->watcher, NULL);
+        snprintf(err, (size_t)errlen, "cannot start the snapshot reaper");
+        return false;
+    }
+    s->watching = true;
+    return true;
+}
+
+static void watch_stop(struct store *s)
+{
+    if (s->watching) {
+        uint64_t one = 1;
+        ssize_t w = write(s->stop_fd, &one, sizeof one);
+        (void)w;
+        pthread_join(s->watcher, NULL);
+        pthread_join(s->reaper, NULL);
+    }
+    if (s->watch_fd >= 0)
+        close(s->watch_fd);
+    if (s->stop_fd >= 0)
+        close(s->stop_fd);
+    free(s->base);
 }
 
 void store_now(char out[32])
@@ -659,16 +838,9 @@ enum store_rc sq_collect(struct store_conn *c, sqlite3_stmt *st, struct arena *a
 
 bool store_changed(struct store_conn *c)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_DATA_VERSION);
-    if (!st || sqlite3_step(st) != SQLITE_ROW) {
-        if (st)
-            sq_done(st);
-        return true;
-    }
-    int64_t v = sqlite3_column_int64(st, 0);
-    sq_done(st);
-    bool changed = v != c->data_version;
-    c->data_version = v;
+    bool changed = !c->kept || !c->asked || c->asked_gen != c->gen;
+    c->asked = c->kept;
+    c->asked_gen = c->gen;
     return changed;
 }
 

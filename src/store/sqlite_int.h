@@ -5,7 +5,9 @@
 #ifndef ATTACHD_SQLITE_INT_H
 #define ATTACHD_SQLITE_INT_H
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -30,8 +32,19 @@ extern const char *const sqlite_sql[N_STMT];
 struct store_conn {
     sqlite3 *db;
     sqlite3_stmt *st[N_STMT];
-    int64_t data_version;
+    struct store *store;
+    bool reader;
     int read_depth;             /* nesting of store_read_begin() */
+    /* A reader's snapshot is kept between its uses while nothing commits
+     * (see store_read_begin): `use` is held from the outermost begin to its
+     * end, so that the reaper can end a kept snapshot that its thread left
+     * idle without racing the thread. */
+    pthread_mutex_t use;
+    bool kept;                  /* a read transaction is open */
+    uint64_t gen;               /* the store's change count when it began */
+    bool asked;                 /* store_changed() answered in a kept snapshot */
+    uint64_t asked_gen;         /* ... of this change count */
+    double began;
     struct store_conn *next;    /* every reader, for store_close */
 };
 

@@ -6,7 +6,10 @@
  *    (store_reader()), created on first use, with its prepared statements
  *    kept for the life of the store. Readers never block each other or the
  *    writer (WAL). Everything a caller reads between store_read_begin() and
- *    store_read_end() comes from one snapshot.
+ *    store_read_end() comes from one snapshot, never older than the last
+ *    change committed before store_read_begin() (by this process, or by
+ *    another one such as the CLI: the database's directory is watched); a
+ *    snapshot is kept between uses while nothing changes.
  *  - Writes are jobs: store_submit() queues one and returns at once. The
  *    writer thread runs every job queued at that moment in one transaction,
  *    each inside a savepoint of its own (so that one refused change does not
@@ -71,7 +74,8 @@ void store_close(struct store *s);
  * a newer attachd. */
 int store_migrate(const char *path, int *from, int *to, char *err, int errlen);
 
-/* The calling thread's reader connection (created on first use). */
+/* The calling thread's reader connection (created on first use). A read
+ * outside store_read_begin()..store_read_end() reads the latest state. */
 struct store_conn *store_reader(struct store *s);
 /* Abandon whatever a connection was in the middle of (after its thread ran
  * out of memory, util/oom.h): every statement reset, the snapshot ended. */
@@ -111,7 +115,8 @@ int store_write(struct store *s, store_write_fn fn, void *arg);
  * that each node's credential cache can tell when to forget. */
 enum store_rc store_auth_epoch(struct store_conn *c, int64_t *epoch);
 enum store_rc store_auth_epoch_bump(struct store_conn *w);
-/* True when another connection committed since this one last asked. */
+/* In a snapshot: may anything have changed since this reader last asked
+ * (its snapshot is a new one)? */
 bool store_changed(struct store_conn *c);
 
 /* Accounts. `key` is an id or a name. */

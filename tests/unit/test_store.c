@@ -941,32 +941,41 @@ static void test_reader_other_thread(void **state)
     assert_ptr_not_equal(conn, f->r);
 }
 
+/* store_changed() in a snapshot of its own, as auth_check() asks it. */
+static bool changed(struct store_conn *r)
+{
+    assert_int_equal(store_read_begin(r), STORE_OK);
+    bool c = store_changed(r);
+    store_read_end(r);
+    return c;
+}
+
 static void test_changed_and_epoch(void **state)
 {
     struct fx *f = *state;
     int64_t epoch = 0;
-    (void)store_changed(f->r);                              /* settle */
-    assert_false(store_changed(f->r));
-    assert_false(store_changed(f->r));
+    (void)changed(f->r);                                    /* settle */
+    assert_false(changed(f->r));
+    assert_false(changed(f->r));
     assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
     assert_int_equal(epoch, 1);
 
     assert_int_equal(store_write(f->s, job_bump_epoch, NULL), 0);
-    assert_true(store_changed(f->r));
-    assert_false(store_changed(f->r));
+    assert_true(changed(f->r));
+    assert_false(changed(f->r));
     assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
     assert_int_equal(epoch, 2);
 
     assert_int_equal(store_write(f->s, job_bump_epoch, NULL), 0);
     assert_int_equal(store_write(f->s, job_bump_epoch, NULL), 0);
-    assert_true(store_changed(f->r));
+    assert_true(changed(f->r));
     assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
     assert_int_equal(epoch, 4);
 
     /* any committed change counts, not just the epoch */
     add_volume(f, "vol", "acct-a");
-    assert_true(store_changed(f->r));
-    assert_false(store_changed(f->r));
+    assert_true(changed(f->r));
+    assert_false(changed(f->r));
     /* a rolled-back write changes nothing */
     struct add_then_fail j = {"vol-2", 5};
     assert_int_equal(store_write(f->s, job_add_volume_then_return, &j), 5);
@@ -980,9 +989,67 @@ static void test_first_changed_is_true(void **state)
     /* a new reader has never asked: it must treat everything as changed */
     struct tmp_store t;
     tmp_store_open(&t);
-    assert_true(store_changed(store_reader(t.store)));
-    assert_false(store_changed(store_reader(t.store)));
+    assert_true(changed(store_reader(t.store)));
+    assert_false(changed(store_reader(t.store)));
     tmp_store_close(&t);
+}
+
+/* A snapshot is kept between reads while nothing changes, and begun anew as
+ * soon as anything commits: through this store, or through another process
+ * (here a connection of the test's own, as the CLI would write). */
+static void test_kept_snapshot_sees_every_change(void **state)
+{
+    struct fx *f = *state;
+    struct account a;
+    assert_int_equal(store_read_begin(f->r), STORE_OK);
+    assert_int_equal(store_account_get(f->r, &f->ar, "late", &a), STORE_NOTFOUND);
+    store_read_end(f->r);
+    /* another process writes */
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open(f->t.path, &other), SQLITE_OK);
+    sqlite3_busy_timeout(other, 5000);
+    assert_int_equal(sqlite3_exec(other, "INSERT INTO accounts VALUES ('late', 'late', 'x')",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    bool seen = false;
+    for (int i = 0; i < 100 && !seen; i++) {     /* the watcher tells within moments */
+        assert_int_equal(store_read_begin(f->r), STORE_OK);
+        seen = store_account_get(f->r, &f->ar, "late", &a) == STORE_OK;
+        store_read_end(f->r);
+        if (!seen)
+            usleep(1000);
+    }
+    assert_true(seen);
+    /* and this store's own writes at once */
+    add_account(f->s, "later", "later");
+    assert_int_equal(store_read_begin(f->r), STORE_OK);
+    assert_int_equal(store_account_get(f->r, &f->ar, "later", &a), STORE_OK);
+    store_read_end(f->r);
+}
+
+/* A snapshot left idle is ended, so that checkpoints can go on: after a
+ * while a checkpoint completes whole although the reader kept one. */
+static void test_idle_snapshot_does_not_pin_the_wal(void **state)
+{
+    struct fx *f = *state;
+    struct account a;
+    assert_int_equal(store_read_begin(f->r), STORE_OK);
+    assert_int_equal(store_account_get(f->r, &f->ar, "acct-a", &a), STORE_OK);
+    store_read_end(f->r);                  /* kept, and now idle */
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "w%d", i);
+        add_account(f->s, id, id);
+    }
+    usleep(1200 * 1000);                   /* more than twice the reaper's period */
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open(f->t.path, &other), SQLITE_OK);
+    sqlite3_busy_timeout(other, 5000);
+    int log = -1, done = -2;
+    assert_int_equal(sqlite3_wal_checkpoint_v2(other, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                               &done), SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(log, done);           /* every frame checkpointed */
 }
 
 static void test_store_now_format(void **state)
@@ -1090,6 +1157,8 @@ int main(void)
         T(test_reader_other_thread),
         T(test_changed_and_epoch),
         cmocka_unit_test(test_first_changed_is_true),
+        T(test_kept_snapshot_sees_every_change),
+        T(test_idle_snapshot_does_not_pin_the_wal),
         cmocka_unit_test(test_store_now_format),
         cmocka_unit_test(test_close_and_reopen_keeps_data),
         cmocka_unit_test(test_open_refuses_unwritable_database),
