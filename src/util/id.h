@@ -1,4 +1,5 @@
-/* id.h: identifiers. Generated ids come from libsodium's CSPRNG. */
+/* id.h: identifiers. Generated ids come from a ChaCha20 stream per thread,
+ * keyed from the kernel's random source (id.c). */
 #ifndef ATTACHD_ID_H
 #define ATTACHD_ID_H
 

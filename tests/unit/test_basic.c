@@ -1,8 +1,12 @@
 /* test_basic.c: auth_parse_basic and utf8_valid. Every byte of an
  * Authorization header comes from the network: base64 is strict, lengths
- * are bounded, names and passwords are UTF-8 without NUL. */
+ * are bounded, names and passwords are UTF-8 without NUL. And the ids
+ * attachd makes (util/id.h). */
 #include "helpers.h"
+#include "util/id.h"
 #include "util/utf8.h"
+
+#include <pthread.h>
 
 #define USER_SIZE (AUTH_NAME_MAX + 1)
 #define PASS_SIZE AUTH_HEADER_MAX
@@ -337,6 +341,82 @@ static void test_utf8_nul(void **state)
     U("abc\0", false);
 }
 
+/* ---- generated ids --------------------------------------------------------------------- */
+
+#define DRAWS 4096
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void assert_uuid4(const char *u)
+{
+    assert_int_equal(strlen(u), UUID_STR_LEN);
+    for (int i = 0; i < UUID_STR_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            assert_int_equal(u[i], '-');
+        else if (!strchr("0123456789abcdef", u[i]))
+            fail_msg("\"%s\": not lowercase hex at %d", u, i);
+    }
+    assert_int_equal(u[14], '4');                       /* version 4 */
+    assert_non_null(strchr("89ab", u[19]));             /* RFC 4122 variant */
+    assert_true(id_valid(u, strlen(u)));
+}
+
+static void *draw_uuids(void *arg)
+{
+    char (*out)[UUID_STR_LEN + 1] = arg;
+    for (int i = 0; i < DRAWS; i++)
+        id_uuid4(out[i]);
+    return NULL;
+}
+
+/* Well formed, and never the same twice: not within a thread (whose stream
+ * moves on past each block), nor across threads (each keyed on its own). */
+static void test_uuid4_unique(void **state)
+{
+    (void)state;
+    static char ids[2 * DRAWS][UUID_STR_LEN + 1];
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, draw_uuids, ids[DRAWS]), 0);
+    draw_uuids(ids[0]);
+    pthread_join(t, NULL);
+    int bits[128] = {0};
+    for (int i = 0; i < 2 * DRAWS; i++) {
+        assert_uuid4(ids[i]);
+        for (int c = 0; c < 32; c++) {
+            const char *hexes = "0123456789abcdef";
+            int pos = c + (c >= 8) + (c >= 12) + (c >= 16) + (c >= 20);
+            int v = (int)(strchr(hexes, ids[i][pos]) - hexes);
+            for (int b = 0; b < 4; b++)
+                bits[c * 4 + b] += (v >> b) & 1;
+        }
+    }
+    qsort(ids, 2 * DRAWS, sizeof ids[0], cmp_ids);
+    for (int i = 1; i < 2 * DRAWS; i++)
+        if (strcmp(ids[i - 1], ids[i]) == 0)
+            fail_msg("id %s drawn twice", ids[i]);
+    /* every random bit is set in about half the draws (a stream that failed
+     * to move on, or zeroes, would not be) */
+    for (int b = 0; b < 128; b++) {
+        bool fixed = (b >= 48 && b < 52) || b == 66 || b == 67;   /* version, variant */
+        if (!fixed && (bits[b] < DRAWS * 2 * 4 / 10 || bits[b] > DRAWS * 2 * 6 / 10))
+            fail_msg("bit %d set in %d of %d ids", b, bits[b], 2 * DRAWS);
+    }
+}
+
+static void test_hex32(void **state)
+{
+    (void)state;
+    char a[33], b[33];
+    id_hex32(a);
+    id_hex32(b);
+    assert_int_equal(strlen(a), 32);
+    assert_int_equal(strspn(a, "0123456789abcdef"), 32);
+    assert_string_not_equal(a, b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +439,8 @@ int main(void)
         cmocka_unit_test(test_utf8_beyond_10ffff),
         cmocka_unit_test(test_utf8_truncated_and_broken),
         cmocka_unit_test(test_utf8_nul),
+        cmocka_unit_test(test_uuid4_unique),
+        cmocka_unit_test(test_hex32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
