@@ -350,22 +350,33 @@ static void answer_follower(struct auth_check *f, const struct auth_check *leade
     oom_leave(&p);
 }
 
-/* verify(), answering AUTH_UNAVAILABLE if it runs out of memory. */
-static void verify_or_give_up(struct auth *a, struct auth_check *ck)
+/* A check not verified: answered AUTH_UNAVAILABLE, to be retried. */
+static void give_up(struct auth *a, struct auth_check *ck)
 {
+    struct store_conn *r = store_reader(a->store);
+    if (r)
+        store_conn_reset(r);
+    sodium_memzero(ck->pass, sizeof ck->pass);
+    ck->result = AUTH_UNAVAILABLE;
+    ck->retry_after = 1;
+    settle(a, ck, true);
+}
+
+/* verify(), giving up if it runs out of memory or attachd is stopping (a
+ * check still queued then is not worth its CPU: its client is answered 503
+ * at once, and stopping takes no longer than the checks under way). */
+static void verify_or_give_up(struct auth *a, struct auth_check *ck, bool stopping)
+{
+    if (stopping) {
+        give_up(a, ck);
+        return;
+    }
     struct oom_point p;
     oom_enter(&p);
-    if (setjmp(p.jb) == 0) {
+    if (setjmp(p.jb) == 0)
         verify(a, ck);
-    } else {
-        struct store_conn *r = store_reader(a->store);
-        if (r)
-            store_conn_reset(r);
-        sodium_memzero(ck->pass, sizeof ck->pass);
-        ck->result = AUTH_UNAVAILABLE;
-        ck->retry_after = 1;
-        settle(a, ck, true);
-    }
+    else
+        give_up(a, ck);
     oom_leave(&p);
 }
 
@@ -385,8 +396,9 @@ static void *verifier_main(void *arg)
         a->head = ck->next;
         if (!a->head)
             a->tail = NULL;
+        bool stopping = a->stopping;
         pthread_mutex_unlock(&a->lock);
-        verify_or_give_up(a, ck);
+        verify_or_give_up(a, ck, stopping);
         pthread_mutex_lock(&a->lock);
         a->queued--;
         for (int i = 0; i < AUTH_QUEUE_MAX; i++)
@@ -439,7 +451,7 @@ struct auth *auth_new(struct store *store)
     return a;
 }
 
-void auth_free(struct auth *a)
+void auth_drain(struct auth *a)
 {
     if (!a)
         return;
@@ -447,6 +459,13 @@ void auth_free(struct auth *a)
     a->stopping = true;
     pthread_cond_broadcast(&a->work);
     pthread_mutex_unlock(&a->lock);
+}
+
+void auth_free(struct auth *a)
+{
+    if (!a)
+        return;
+    auth_drain(a);
     for (int i = 0; i < a->n_verifiers; i++)
         pthread_join(a->verifiers[i], NULL);
     struct thread_state *t = a->threads;

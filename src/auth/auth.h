@@ -90,7 +90,11 @@ struct auth;
 
 /* Start the verifier threads. */
 struct auth *auth_new(struct store *store);
-/* Finish the checks queued, then stop. */
+/* Stopping: every check from now on, queued or new, is answered
+ * AUTH_UNAVAILABLE (with retry_after) without verifying its password. Call
+ * it before waiting for the requests in flight, which may wait for checks. */
+void auth_drain(struct auth *a);
+/* auth_drain, then stop the verifiers. */
 void auth_free(struct auth *a);
 
 /* The fast part; sets and returns ck->result (AUTH_VERIFY: call
