@@ -17,7 +17,8 @@ static char *trim(char *s)
     return s;
 }
 
-static int add(struct config *cfg, const char *section, const char *key, const char *value)
+static int add(struct config *cfg, const char *section, const char *key, const char *value,
+               int line)
 {
     struct config_entry *n = realloc(cfg->entries, (size_t)(cfg->count + 1) * sizeof *n);
     if (!n)
@@ -27,6 +28,7 @@ static int add(struct config *cfg, const char *section, const char *key, const c
     e->section = strdup(section);
     e->key = strdup(key);
     e->value = strdup(value);
+    e->line = line;
     if (!e->section || !e->key || !e->value) {
         free(e->section);
         free(e->key);
@@ -83,7 +85,7 @@ int config_load(struct config *cfg, const char *path, char *err, int errlen)
             snprintf(err, (size_t)errlen, "%s:%d: empty key", path, lineno);
             goto fail;
         }
-        if (add(cfg, section, key, value) < 0) {
+        if (add(cfg, section, key, value, lineno) < 0) {
             snprintf(err, (size_t)errlen, "out of memory");
             goto fail;
         }

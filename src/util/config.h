@@ -2,13 +2,17 @@
  *
  * Syntax: `[section]` headers, `key = value` lines, `#` or `;` comments,
  * blank lines. Keys before the first header belong to section "". Values are
- * trimmed; surrounding double quotes are removed. A later duplicate wins.
+ * trimmed; surrounding double quotes are removed. A later duplicate wins
+ * here; what the keys mean, and whether a duplicate is allowed, is the
+ * reader's business (src/cli/options.c refuses unknown keys and repeats,
+ * naming the file and the line, which is why each entry keeps its line).
  */
 #ifndef ATTACHD_CONFIG_H
 #define ATTACHD_CONFIG_H
 
 struct config_entry {
     char *section, *key, *value;
+    int line;                   /* 1-based, in the file */
 };
 
 struct config {
