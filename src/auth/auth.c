@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/oom.h"
 
 /* ---- throttle tables ----------------------------------------------------------
@@ -165,20 +166,24 @@ static enum auth_result admit_attempt(struct auth *a, struct auth_check *ck, int
     if (pair && pair->failures >= AUTH_MAX_FAILURES) {
         ck->retry_after = (int)(AUTH_WINDOW - (now - pair->window_start));
         ck->throttle = THROTTLE_USER;
+        metrics_inc(METRIC_THROTTLE_USER);
         return AUTH_THROTTLED;
     }
     if (addr && addr->failures >= AUTH_ADDR_MAX_FAILURES) {
         ck->retry_after = (int)(AUTH_WINDOW - (now - addr->window_start));
         ck->throttle = THROTTLE_ADDRESS;
+        metrics_inc(METRIC_THROTTLE_ADDRESS);
         return AUTH_THROTTLED;
     }
     if (!addr || addr->pending >= AUTH_ADDR_PENDING) {
         ck->retry_after = 1;
         ck->throttle = THROTTLE_CONCURRENT;
+        metrics_inc(METRIC_THROTTLE_CONCURRENT);
         return AUTH_THROTTLED;
     }
     if (a->queued >= AUTH_QUEUE_MAX || a->stopping) {
         ck->retry_after = 1;
+        metrics_inc(METRIC_THROTTLE_QUEUE);
         return AUTH_UNAVAILABLE;
     }
     if (pair)
@@ -215,8 +220,10 @@ enum auth_result auth_check(struct auth *a, struct auth_check *ck)
 
     int64_t now = now_seconds();
     if (auth_cache_get(a->cache, a->cache_key, ck->header, t->epoch, now, ck->arena,
-                       &ck->principal))
+                       &ck->principal)) {
+        metrics_inc(METRIC_AUTH_CACHED);
         return ck->result = AUTH_OK;
+    }
     if (!auth_parse_basic(ck->header, ck->user, sizeof ck->user, ck->pass, sizeof ck->pass)) {
         sodium_memzero(ck->pass, sizeof ck->pass);
         return ck->result = AUTH_DENIED;
@@ -309,6 +316,7 @@ static void verify(struct auth *a, struct auth_check *ck)
         store_read_end(r);
     }
     if (rc != STORE_OK && rc != STORE_NOTFOUND) {
+        metrics_inc(METRIC_AUTH_UNAVAILABLE);
         ck->result = AUTH_UNAVAILABLE;
         ck->retry_after = 1;
         sodium_memzero(ck->pass, sizeof ck->pass);
@@ -319,6 +327,7 @@ static void verify(struct auth *a, struct auth_check *ck)
     bool verified = crypto_pwhash_str_verify(hash, ck->pass, strlen(ck->pass)) == 0;
     sodium_memzero(ck->pass, sizeof ck->pass);
     if (rc != STORE_OK || !verified) {
+        metrics_inc(METRIC_AUTH_DENIED);
         ck->result = AUTH_DENIED;
         settle(a, ck, false);
         return;
@@ -326,6 +335,7 @@ static void verify(struct auth *a, struct auth_check *ck)
     ck->principal = (struct principal){.user = u.name, .account = u.account_id,
                                        .admin = u.role == ROLE_ADMIN};
     auth_cache_put(a->cache, a->cache_key, ck->header, epoch, now_seconds(), &ck->principal);
+    metrics_inc(METRIC_AUTH_OK);
     ck->result = AUTH_OK;
     settle(a, ck, true);
 }

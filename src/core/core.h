@@ -85,6 +85,12 @@ void core_drain(struct core *c);
 void core_stop_driver(struct core *c);
 /* Is the hypervisor reachable now (always true without a driver)? */
 bool core_hypervisor_up(struct core *c);
+/* For the metrics: hypervisor operations queued or in progress, counted by
+ * kind into counts[] (names[] gets each kind's name), and the age in
+ * seconds of the oldest (0 when there is none). */
+#define CORE_TASK_KINDS 6
+double core_tasks_pending(struct core *c, const char *names[CORE_TASK_KINDS],
+                          int counts[CORE_TASK_KINDS]);
 
 /* A disagreement between the store and the hypervisor. */
 struct core_disagreement {

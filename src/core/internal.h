@@ -26,6 +26,7 @@ enum task_state { TASK_READY, TASK_RUNNING, TASK_WAITING, TASK_COMMITTING };
 struct task {
     enum task_kind kind;
     enum task_state state;
+    double queued_at;                   /* core_clock(), for the metrics */
     char lane[TASK_KEY_MAX];            /* "server:<id>" or "volume:<id>" */
     char server[ID_MAX + 1];
     char domain[DRIVER_UUID_LEN + 1];

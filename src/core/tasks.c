@@ -146,6 +146,7 @@ bool task_enqueue(struct core *c, struct task *t)
         return false;
     }
     t->state = TASK_READY;
+    t->queued_at = core_clock();
     t->next = NULL;
     if (l->tail)
         l->tail->next = t;
@@ -302,6 +303,32 @@ static void on_connection(void *cls, bool up)
     pthread_cond_broadcast(&c->wake);
     pthread_mutex_unlock(&c->lock);
     log_info("core: the hypervisor connection is %s", up ? "back" : "lost");
+}
+
+double core_tasks_pending(struct core *c, const char *names[CORE_TASK_KINDS],
+                          int counts[CORE_TASK_KINDS])
+{
+    static const char *const label[] = {
+        [TASK_ATTACH] = "attach", [TASK_SETTLE_ATTACH] = "attach_settle",
+        [TASK_DETACH] = "detach", [TASK_VOLUME_CREATE] = "volume_create",
+        [TASK_VOLUME_DELETE] = "volume_delete", [TASK_SERVER_DELETE] = "server_delete",
+    };
+    _Static_assert(sizeof label / sizeof label[0] == CORE_TASK_KINDS, "CORE_TASK_KINDS");
+    double oldest = 0, now = core_clock();
+    for (int i = 0; i < CORE_TASK_KINDS; i++) {
+        names[i] = label[i];
+        counts[i] = 0;
+    }
+    pthread_mutex_lock(&c->lock);
+    for (struct lane *l = c->lanes; l; l = l->next) {
+        for (struct task *t = l->head; t; t = t->next) {
+            counts[t->kind]++;
+            if (now - t->queued_at > oldest)
+                oldest = now - t->queued_at;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return oldest;
 }
 
 bool core_hypervisor_up(struct core *c)

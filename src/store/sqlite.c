@@ -23,6 +23,7 @@
 #include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/oom.h"
 
 /* How often one job may be run again after SQLite undid its transaction
@@ -106,6 +107,7 @@ enum store_rc sq_fail(struct store_conn *c, sqlite3_stmt *st, int rc)
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         return STORE_BUSY;
     log_error("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(c->db));
+    metrics_inc(METRIC_STORE_ERROR);
     return STORE_ERROR;
 }
 
@@ -292,8 +294,10 @@ static void run_transaction(struct store *s, struct queue *pending, struct queue
     struct store_conn *w = s->writer;
     if (!database_usable(s)) {
         finish_all(pending, finished, -STORE_UNAVAILABLE);
+        metrics_inc(METRIC_STORE_UNAVAILABLE);
         return;
     }
+    double began = metrics_now();
     enum store_rc begin = sq_exec_id(w, S_BEGIN_IMMEDIATE);
     if (begin != STORE_OK) {
         finish_all(pending, finished, -(int)begin);
@@ -324,11 +328,13 @@ static void run_transaction(struct store *s, struct queue *pending, struct queue
     if (!undone) {
         enum store_rc commit = sq_exec_id(w, S_COMMIT);
         if (commit == STORE_OK) {
+            metrics_commit((unsigned)ran.n, metrics_now() - began);
             atomic_fetch_add(&s->changes, 1);
             prepend(finished, &ran);    /* order does not matter there */
             return;
         }
         log_error("store: commit failed: %s", sqlite3_errmsg(w->db));
+        metrics_inc(METRIC_STORE_COMMIT_FAILED);
         if (!sqlite3_get_autocommit(w->db))
             sq_exec_id(w, S_ROLLBACK);
         /* A failed commit keeps nothing: every job of it is answered so,

@@ -203,4 +203,27 @@ enum store_rc store_attachment_unsettled(struct store_conn *c, struct arena *ar,
 /* The current UTC time in the store's timestamp form, into out[32]. */
 void store_now(char out[32]);
 
+/* ---- for operators (sqlite_admin.c) ------------------------------------------------------ */
+
+/* The health check's write (a store_write_fn): one row of the meta table,
+ * committed like any change. */
+int store_probe_write(struct store_conn *w, void *arg);
+/* A consistent copy of the live database into the file dest (made 0600,
+ * replaced whole: never left half-written), while writes go on: every change
+ * committed before the copy began is in it. -1 with a reason in err. */
+int store_backup(struct store *s, const char *dest, char *err, int errlen);
+/* Is path an attachd database this attachd can open (SQLite's quick_check
+ * passes, a schema version it knows)? -1 with a reason in err. */
+int store_check_file(const char *path, int *version, char *err, int errlen);
+/* Every account, by name; an account's users, servers and volumes counted;
+ * an account deleted (STORE_EXISTS while anything is still in it). */
+enum store_rc store_account_list(struct store_conn *c, struct arena *ar, struct account **out,
+                                 int *n);
+enum store_rc store_account_counts(struct store_conn *c, const char *id, int64_t *users,
+                                   int64_t *servers, int64_t *volumes);
+enum store_rc store_account_del(struct store_conn *w, const char *id);
+/* Users by name, of one account or (NULL) all; without their hashes. */
+enum store_rc store_user_list(struct store_conn *c, struct arena *ar, const char *account,
+                              struct user **out, int *n);
+
 #endif
