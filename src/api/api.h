@@ -44,6 +44,17 @@ struct request {
     const struct sockaddr *client;  /* the peer's address; NULL if unknown */
     const char *request_id;         /* "req-<uuid4>" */
     const char *user;               /* set once authenticated, for the access log */
+    /* How the client reached attachd, for the links in answers (the HTTP
+     * layer's): the scheme it used ("http" when NULL) and the host it named
+     * (NULL: the Host header), each as a trusted proxy forwarded them; or the
+     * base every link has (--public-url). */
+    const char *scheme;
+    const char *host;
+    const char *public_url;
+    /* What the API made of it, for the metrics: the route that matched and
+     * the dialect (strings that live as long as the process), or NULL. */
+    const char *route;
+    const char *dialect;
     /* Set by the HTTP layer: see the top of this file. suspend() is called
      * on the request's own thread, resume() on any, once per suspend(). */
     void (*suspend)(struct request *req);

@@ -42,9 +42,24 @@ struct call {
     const char *account_in_path;/* the account the path named, or NULL */
     const char *param[3];       /* ids from the path, in order */
     json_t *body;               /* the parsed request body, if any */
+    /* /healthcheck and /metrics (ops.c) */
+    int ops;                    /* OPS_HEALTHCHECK, OPS_METRICS, or 0 */
+    struct call *health_next;   /* the checks waiting for one store probe */
+    int health_rc;              /* its outcome */
 };
 
 typedef void (*handler_fn)(struct call *c);
+
+/* ---- operators' routes, outside both dialects (ops.c) ------------------- */
+enum { OPS_HEALTHCHECK = 1, OPS_METRICS = 2 };
+struct health;
+struct health *health_new(struct store *store);
+void health_free(struct health *h);
+/* GET /healthcheck: the store answers a read and accepts a write. */
+void ops_healthcheck(struct call *c, struct health *h, struct store *store);
+void ops_health_stopping(struct call *c);
+/* GET /metrics, once authenticated: admins only. */
+void ops_metrics(struct call *c);
 
 /* Start a change for this call: returns the op to start it on. If the
  * change goes to another thread the connection waits meanwhile; `then` runs

@@ -12,6 +12,8 @@
  *   5. Nova's microversion headers are negotiated;
  *   6. the rest of the path is matched against the route table: no match is
  *      404, a match without the method is 405.
+ * /healthcheck and /metrics, for operators, are outside both dialects
+ * (ops.c): the first needs no credentials, the second an admin's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ struct api {
     struct store *store;
     struct auth *auth;
     unsigned detach_wait;
+    struct health *health;
 };
 
 #define MAX_SEGMENTS 16
@@ -72,6 +75,10 @@ static bool nova_collection(const char *seg)
 struct api *api_new(struct core *core, struct store *store, struct auth *auth)
 {
     struct api *a = calloc(1, sizeof *a);
+    if (a && !(a->health = health_new(store))) {
+        free(a);
+        a = NULL;
+    }
     if (a) {
         a->core = core;
         a->store = store;
@@ -92,6 +99,8 @@ unsigned api_detach_wait(const struct api *a)
 
 void api_free(struct api *a)
 {
+    if (a)
+        health_free(a->health);
     free(a);
 }
 
@@ -136,13 +145,18 @@ static bool match(const char *pattern, char **seg, int n, const char **params)
     return i == n;
 }
 
+/* The base of links: --public-url, else the scheme and host the client used
+ * (as the HTTP layer saw them, or a trusted proxy forwarded them). */
 static const char *request_base(struct call *c)
 {
-    const char *host = c->req->header(c->req->http, "Host");
+    struct request *req = c->req;
+    if (req->public_url)
+        return req->public_url;
+    const char *host = req->host ? req->host : req->header(req->http, "Host");
     if (!host || !*host || strlen(host) > 255 || !utf8_valid(host, strlen(host)) ||
         strpbrk(host, " /\\\"<>"))
         host = "localhost";
-    return arena_printf(c->arena, "http://%s", host);
+    return arena_printf(c->arena, "%s://%s", req->scheme ? req->scheme : "http", host);
 }
 
 static void dispatch(struct call *c, char **seg, int n)
@@ -161,6 +175,7 @@ static void dispatch(struct call *c, char **seg, int n)
         reply_error(c, 404, "The resource could not be found.");
         return;
     }
+    c->req->route = found->pattern;
     /* ids are ASCII (D5): anything else names nothing, and must not reach
      * a message that has to be valid UTF-8 JSON */
     for (int i = 0; i < 3 && c->param[i]; i++) {
@@ -308,7 +323,9 @@ static void proceed(struct call *c)
 {
     if (!admit(c))
         return;
-    if (c->n_segments < 0)
+    if (c->ops == OPS_METRICS)
+        ops_metrics(c);
+    else if (c->n_segments < 0)
         reply_error(c, 404, "The resource could not be found.");
     else
         dispatch(c, c->segments, c->n_segments);
@@ -503,16 +520,30 @@ static void start(struct call *c)
     }
     c->segments = rest;
     c->n_segments = n;
+    req->dialect = c->cinder ? "cinder" : c->dialect == DIALECT_NOVA ? "nova" : "hostway";
 
     bool discovery = is_read(c) && !c->account_in_path && n == 0;
-    if (discovery && c->cinder)
-        versions_v3(c);
-    else if (discovery && c->dialect == DIALECT_NOVA)
-        versions_v21(c);
-    else if (discovery)
-        versions_root(c);
-    else
+    if (discovery)
+        req->route = c->cinder ? "v3" : c->dialect == DIALECT_NOVA ? "v2.1" : "/";
+    if (!strcmp(req->path, "/healthcheck")) {
+        c->ops = OPS_HEALTHCHECK;
+        req->route = "healthcheck";
+        req->dialect = NULL;
+        ops_healthcheck(c, c->api->health, c->api->store);
+    } else if (!strcmp(req->path, "/metrics")) {
+        c->ops = OPS_METRICS;
+        req->route = "metrics";
+        req->dialect = NULL;
         authenticate(c);
+    } else if (discovery && c->cinder) {
+        versions_v3(c);
+    } else if (discovery && c->dialect == DIALECT_NOVA) {
+        versions_v21(c);
+    } else if (discovery) {
+        versions_root(c);
+    } else {
+        authenticate(c);
+    }
 }
 
 /* The call is the request's first allocation and fits the arena's inline
@@ -540,6 +571,8 @@ void api_http_error(struct request *req, struct response *res, int status)
         reply_error(&call, 400, "Bad request: the request is not framed as RFC 9112 asks "
                                 "(one Host header; a body framed by one Content-Length or "
                                 "by Transfer-Encoding: chunked, not both).");
+    else if (status == 503 && !strcmp(req->path, "/healthcheck"))
+        ops_health_stopping(&call);
     else if (status == 503)
         reply_error(&call, 503, "The service is stopping; retry on a new connection.");
     else

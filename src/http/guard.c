@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 
 #define SHARDS 16
 /* How often the watchdog looks for heads that began: a head's clock starts
@@ -135,6 +136,7 @@ static void watch(struct http_guard *g, struct http_guard_conn *c, int64_t now, 
         if (now >= deadline) {
             cut(g, c);
             atomic_fetch_add(&g->cut_heads, 1);
+            metrics_inc(METRIC_CONN_HEAD_TIMEOUT);
             return;
         }
     } else if (c->phase == PHASE_BODY) {
@@ -142,6 +144,7 @@ static void watch(struct http_guard *g, struct http_guard_conn *c, int64_t now, 
         if (now >= deadline) {
             cut(g, c);
             atomic_fetch_add(&g->cut_bodies, 1);
+            metrics_inc(METRIC_CONN_BODY_TIMEOUT);
             return;
         }
     } else {
@@ -219,6 +222,7 @@ static bool evict_oldest(struct http_guard *g)
     if (victim) {
         cut(g, victim);
         atomic_fetch_add(&g->evicted, 1);
+        metrics_inc(METRIC_CONN_EVICTED);
     }
     for (unsigned i = SHARDS; i-- > 0;)
         pthread_mutex_unlock(&g->shards[i].lock);
@@ -228,16 +232,27 @@ static bool evict_oldest(struct http_guard *g)
 bool http_guard_admit(struct http_guard *g)
 {
     int n = atomic_fetch_add(&g->count, 1);     /* open before this one */
-    if (n < g->max)
-        return true;
-    /* At the cap. Connections already cut make room as MHD cleans them up;
+    /* At the cap, connections already cut make room as MHD cleans them up;
      * past those, close one more. Either way at most g->slack over the
      * cap, so that the descriptors stay within what was budgeted. */
-    if (n < g->max + g->slack &&
-        (n - atomic_load(&g->closing) < g->max || evict_oldest(g)))
+    if (n < g->max || (n < g->max + g->slack &&
+                       (n - atomic_load(&g->closing) < g->max || evict_oldest(g)))) {
+        metrics_inc(METRIC_CONN_ACCEPTED);
         return true;
+    }
     atomic_fetch_sub(&g->count, 1);
+    metrics_inc(METRIC_CONN_REFUSED);
     return false;
+}
+
+int http_guard_open(struct http_guard *g)
+{
+    return atomic_load(&g->count);
+}
+
+int http_guard_cap(struct http_guard *g)
+{
+    return g->max;
 }
 
 /* ---- the connections' lifecycle -------------------------------------------------------- */

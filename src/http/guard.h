@@ -48,6 +48,10 @@ void http_guard_free(struct http_guard *g);
 /* The accept policy: count a new connection, making room if the cap is
  * reached. false: refuse it (nothing counted). */
 bool http_guard_admit(struct http_guard *g);
+/* For the metrics: connections open now (admitted and not yet closed), and
+ * the cap. */
+int http_guard_open(struct http_guard *g);
+int http_guard_cap(struct http_guard *g);
 /* MHD started the connection admitted last on this thread, on socket fd.
  * NULL when out of memory: the connection is then shut down. */
 struct http_guard_conn *http_guard_opened(struct http_guard *g, int fd);

@@ -30,6 +30,12 @@
  * Stopping: stop accepting; answer new requests on open connections 503
  * with Connection: close; wait until no request is in flight, so that no
  * connection is left suspended (MHD aborts if one is); then stop MHD.
+ *
+ * HTTPS is libmicrohttpd's, on GnuTLS, with the certificate tls.c keeps
+ * (and reloads). Each request is counted in the metrics (util/metrics.h)
+ * and logged (util/log.h: buffered per thread) when MHD reports it
+ * complete. Its raw query string is only seen by the URI log callback,
+ * which is where a request's exchange is made.
  */
 #include "http/server.h"
 
@@ -48,12 +54,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "http/framing.h"
 #include "http/guard.h"
 #include "util/id.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 struct exchange;
+
+/* A trusted proxy's address range. */
+struct cidr {
+    int family;
+    unsigned char addr[16];
+    unsigned bits;
+};
+
+#define MAX_PROXIES 32
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -61,24 +78,34 @@ struct http_server {
     struct http_guard *guard;       /* the cap and the deadlines MHD lacks */
     size_t max_body;
     atomic_int in_flight;           /* requests being handled */
+    atomic_int suspended;           /* of those, waiting for work on another thread */
     atomic_bool draining;           /* stopping: no new requests */
+    const char *scheme;             /* "https" with TLS */
+    char *public_url;
+    struct cidr proxies[MAX_PROXIES];
+    int n_proxies;
 };
 
 struct exchange {
     struct arena arena;
     struct request req;
     struct response res;
+    struct http_server *server;
     struct timespec start;
     char request_id[4 + UUID_STR_LEN + 1];
     const char *method;
+    const char *query;              /* as the client sent it, NULL if none */
+    const char *failed_user;        /* the name a refused login gave */
+    const char *forwarded_for;      /* X-Forwarded-For from a trusted proxy */
     char *body;
     size_t body_len, body_cap;
+    bool begun;                     /* the access handler has seen it: it is a request */
     bool too_large;
     bool answered;
     bool body_done;                 /* told the guard: the body is in (or ignored) */
     bool started;                   /* the API has it */
     bool close;                     /* answer with Connection: close */
-    char *logged;                   /* the log line's request fields, once the arena is gone */
+    char *kept;                     /* the log line's strings, once the arena is gone */
     struct MHD_Connection *conn;
 };
 
@@ -133,13 +160,41 @@ static enum method parse_method(const char *m)
 
 /* ---- responses ------------------------------------------------------------ */
 
-static const char *printable(struct arena *ar, const char *s);
-
-/* The request's fields of its access-log line. */
-static char *log_fields(struct exchange *x, struct arena *ar)
+/* A refused login (401, or 429 for too many failures): the user name it
+ * gave, for the access log. Never the password. */
+static void note_failed_user(struct exchange *x)
 {
-    return arena_printf(ar, "method=%s path=\"%s\"", printable(ar, x->method),
-                        printable(ar, x->req.path));
+    if (x->res.status != 401 && x->res.status != 429)
+        return;
+    const char *h = get_header(x->conn, MHD_HTTP_HEADER_AUTHORIZATION);
+    char user[AUTH_NAME_MAX + 1], pass[AUTH_HEADER_MAX];
+    if (h && strlen(h) <= AUTH_HEADER_MAX &&
+        auth_parse_basic(h, user, sizeof user, pass, sizeof pass))
+        x->failed_user = arena_strdup(&x->arena, user);
+    memset(pass, 0, sizeof pass);
+}
+
+/* The arena is about to go with a large answer: keep copies of the strings
+ * the access-log line needs, in one block. */
+static bool keep_for_log(struct exchange *x)
+{
+    const char **fields[] = {&x->method, &x->req.path, &x->query, &x->req.user,
+                             &x->failed_user};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        n += *fields[i] ? strlen(*fields[i]) + 1 : 0;
+    char *p = x->kept = malloc(n ? n : 1);
+    if (!p)
+        return false;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (*fields[i]) {
+            size_t len = strlen(*fields[i]) + 1;
+            memcpy(p, *fields[i], len);
+            *fields[i] = p;
+            p += len;
+        }
+    }
+    return true;
 }
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchange *x)
@@ -168,13 +223,14 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchang
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
     x->answered = true;
+    note_failed_user(x);
     if (release) {
-        x->logged = strdup(log_fields(x, &x->arena));
-        const char *user = x->req.user ? printable(&x->arena, x->req.user) : NULL;
-        x->req.user = user ? strdup(user) : NULL;
-        x->req.path = x->method = NULL;
+        bool kept = keep_for_log(x);
+        x->res.body = NULL;
+        x->res.content_type = NULL;
+        x->res.n_headers = 0;
         arena_release(&x->arena);
-        if (!x->logged)
+        if (!kept)
             return MHD_NO;
     }
     return ok;
@@ -200,26 +256,113 @@ static double seconds_since(const struct timespec *t)
 
 /* ---- suspension: the API's hooks --------------------------------------------- */
 
+static struct exchange *exchange_of(struct request *req)
+{
+    return (struct exchange *)((char *)req - offsetof(struct exchange, req));
+}
+
 static void suspend(struct request *req)
 {
+    atomic_fetch_add_explicit(&exchange_of(req)->server->suspended, 1, memory_order_relaxed);
     MHD_suspend_connection(req->http);
 }
 
 static void resume(struct request *req)
 {
+    atomic_fetch_sub_explicit(&exchange_of(req)->server->suspended, 1, memory_order_relaxed);
     MHD_resume_connection(req->http);
+}
+
+/* ---- how the client reached us: links and the log ------------------------------ */
+
+static bool in_cidr(const struct cidr *c, const struct sockaddr *sa)
+{
+    const unsigned char *a;
+    if (sa->sa_family == AF_INET && c->family == AF_INET)
+        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6 && c->family == AF_INET6)
+        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    else if (sa->sa_family == AF_INET6 && c->family == AF_INET &&
+             IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr))
+        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr + 12;
+    else
+        return false;
+    unsigned full = c->bits / 8, rest = c->bits % 8;
+    if (memcmp(a, c->addr, full) != 0)
+        return false;
+    return !rest || ((a[full] ^ c->addr[full]) & (0xff << (8 - rest))) == 0;
+}
+
+static bool trusted(const struct http_server *s, const struct sockaddr *peer)
+{
+    for (int i = 0; peer && i < s->n_proxies; i++)
+        if (in_cidr(&s->proxies[i], peer))
+            return true;
+    return false;
+}
+
+/* The first element of a forwarded list ("https, http" from a chain of
+ * proxies: the first is what the client used), in the arena. */
+static const char *first_of(struct arena *ar, const char *v)
+{
+    if (!v)
+        return NULL;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strcspn(v, ", \t");
+    return n ? arena_strndup(ar, v, n) : NULL;
+}
+
+/* The scheme and host for links: as this connection is (TLS or not, and
+ * the Host header, which the router checks), unless a trusted proxy says
+ * what the client used. */
+static void link_base(struct http_server *s, struct exchange *x)
+{
+    x->req.scheme = s->scheme;
+    x->req.public_url = s->public_url;
+    if (!s->n_proxies || !trusted(s, x->req.client))
+        return;
+    const char *proto = first_of(&x->arena, get_header(x->conn, "X-Forwarded-Proto"));
+    if (proto && (!strcasecmp(proto, "https") || !strcasecmp(proto, "http")))
+        x->req.scheme = strcasecmp(proto, "https") ? "http" : "https";
+    x->req.host = first_of(&x->arena, get_header(x->conn, "X-Forwarded-Host"));
+    x->forwarded_for = get_header(x->conn, "X-Forwarded-For");
 }
 
 /* ---- the access handler --------------------------------------------------- */
 
-static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn,
-                              const char *url, const char *method)
+/* The URI log callback: the request line is in. The exchange is made here
+ * because this is the only place the raw query string is seen. NULL (out of
+ * memory) makes the access handler try again. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+    (void)conn;
     struct exchange *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
+    x->server = cls;
     arena_init(&x->arena);
     clock_gettime(CLOCK_MONOTONIC, &x->start);
+    const char *q = strchr(uri, '?');
+    if (q && q[1])
+        x->query = arena_strdup(&x->arena, q + 1);
+    return x;
+}
+
+static void exchange_free(struct exchange *x)
+{
+    free(x->kept);
+    free(x->body);
+    arena_release(&x->arena);
+    free(x);
+}
+
+static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn,
+                              struct exchange *x, const char *url, const char *method)
+{
+    if (!x && !(x = on_uri(s, url, conn)))
+        return NULL;
+    x->begun = true;
     char uuid[UUID_STR_LEN + 1];
     id_uuid4(uuid);
     snprintf(x->request_id, sizeof x->request_id, "req-%s", uuid);
@@ -233,6 +376,7 @@ static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn
         .suspend = suspend, .resume = resume,
     };
     x->conn = conn;
+    link_base(s, x);
     const char *cl = get_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > s->max_body)
         x->too_large = true;
@@ -290,11 +434,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct http_server *s = cls;
     struct exchange *x = *con_cls;
-    if (!x) {
+    if (!x || !x->begun) {
         /* The head is complete: the body's clock starts (the guard's).
          * MHD_NO closes the connection (here: one the guard closed). */
-        if (!http_guard_head_done(s->guard, guard_conn(conn)) ||
-            !(x = begin(s, conn, url, method)))
+        if (!http_guard_head_done(s->guard, guard_conn(conn)))
+            return MHD_NO;
+        if (!(x = begin(s, conn, x, url, method)))
             return MHD_NO;
         *con_cls = x;
         if (atomic_load(&s->draining)) {
@@ -351,6 +496,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         api_http_error(&x->req, &x->res, 413);
     } else {
         enum api_status st;
+        log_set_request(x->request_id);     /* for the errors it may log */
         if (!x->started) {
             x->started = true;
             x->req.body = x->body;
@@ -359,31 +505,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         } else {
             st = api_resume(s->api, &x->req, &x->res);
         }
+        log_set_request(NULL);
         if (st == API_SUSPENDED)
             return MHD_YES;     /* called again once resumed */
     }
     return send_response(conn, x);
 }
 
-/* Escape what would break a log line or fake a field in it: the method,
- * path and user name are the client's. */
-static const char *printable(struct arena *ar, const char *s)
+static unsigned method_index(enum method m)
 {
-    size_t n = strlen(s);
-    if (n > 512)
-        n = 512;
-    char *out = arena_alloc(ar, n * 4 + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
-            o += sprintf(o, "\\x%02x", c);
-        else
-            *o++ = (char)c;
+    switch (m) {
+    case METHOD_GET: return 0;
+    case METHOD_HEAD: return 1;
+    case METHOD_POST: return 2;
+    case METHOD_PUT: return 3;
+    case METHOD_DELETE: return 4;
+    case METHOD_PATCH: return 5;
+    default: return 6;
     }
-    *o = '\0';
-    return out;
 }
 
+/* The peer's address as text, into buf. */
+static const char *client_text(const struct sockaddr *sa, char *buf, size_t size)
+{
+    if (!sa)
+        return NULL;
+    const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                    : sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : NULL;
+    return a && inet_ntop(sa->sa_family, a, buf, (socklen_t)size) ? buf : NULL;
+}
+
+/* The request is over (answered, or its connection ended): count it, log
+ * it, free it. An exchange the access handler never saw was no request
+ * (the connection ended inside its head): it goes without a trace. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -393,24 +549,26 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_guard_request_done(s->guard, guard_conn(conn));
     if (!x)
         return;
-    double ms = seconds_since(&x->start) * 1e3;
-    if (x->logged)      /* its arena went with its large answer */
-        log_info("access %s status=%d duration_ms=%.3f request_id=%s user=%s%s", x->logged,
-                 x->res.status, ms, x->request_id, x->req.user ? x->req.user : "-",
-                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
-    else
-        log_info("access %s status=%d duration_ms=%.3f request_id=%s user=%s%s",
-                 log_fields(x, &x->arena), x->answered ? x->res.status : 0, ms, x->request_id,
-                 x->req.user ? printable(&x->arena, x->req.user) : "-",
-                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
-    if (x->logged) {
-        free(x->logged);
-        free((char *)x->req.user);
-    }
-    free(x->body);
-    arena_release(&x->arena);
-    free(x);
     *con_cls = NULL;
+    if (!x->begun) {
+        exchange_free(x);
+        return;
+    }
+    double secs = seconds_since(&x->start);
+    int status = x->answered ? x->res.status : 0;
+    metrics_request(x->req.route, x->req.dialect, method_index(x->req.method), status, secs);
+    char client[INET6_ADDRSTRLEN];
+    struct log_access a = {
+        .method = x->method, .path = x->req.path, .query = x->query, .status = status,
+        .duration_ms = secs * 1e3, .bytes = x->answered ? x->res.body_len : 0,
+        .request_id = x->request_id, .user = x->req.user, .failed_user = x->failed_user,
+        .client = client_text(x->req.client, client, sizeof client),
+        .forwarded_for = x->forwarded_for,
+        .user_agent = get_header(conn, MHD_HTTP_HEADER_USER_AGENT),
+        .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
+    };
+    log_access(&a);
+    exchange_free(x);
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -492,6 +650,12 @@ int http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err
         snprintf(err, (size_t)errlen, "--listen wants ADDR:PORT, got \"%s\"", listen);
         return -1;
     }
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 1 || port > 65535) {
+        snprintf(err, (size_t)errlen, "--listen %s: the port must be 1 to 65535", listen);
+        return -1;
+    }
     size_t hlen = (size_t)(colon - listen);
     const char *h = listen;
     if (h[0] == '[' && h[hlen - 1] == ']') {
@@ -565,6 +729,60 @@ static unsigned eviction_slack(unsigned threads, unsigned max_connections)
     return HTTP_GUARD_SLACK_MIN + (spare < want ? spare : want);
 }
 
+/* "ADDR[/BITS],..." into s->proxies (the CLI checked the form). */
+static bool parse_proxies(struct http_server *s, const char *list, char *err, int errlen)
+{
+    const char *p = list;
+    while (p && *p) {
+        size_t n = strcspn(p, ",");
+        char item[64];
+        if (n >= sizeof item || s->n_proxies == MAX_PROXIES)
+            goto bad;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        struct cidr *c = &s->proxies[s->n_proxies];
+        char *slash = strchr(item, '/');
+        if (slash)
+            *slash = '\0';
+        c->family = strchr(item, ':') ? AF_INET6 : AF_INET;
+        c->bits = c->family == AF_INET ? 32 : 128;
+        if (inet_pton(c->family, item, c->addr) != 1)
+            goto bad;
+        if (slash) {
+            char *end;
+            unsigned long bits = strtoul(slash + 1, &end, 10);
+            if (*end || bits > c->bits)
+                goto bad;
+            c->bits = (unsigned)bits;
+        }
+        s->n_proxies++;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return true;
+bad:
+    snprintf(err, (size_t)errlen, "--trusted-proxy: \"%s\" is not a list of at most %d "
+             "addresses or CIDR ranges", list, MAX_PROXIES);
+    return false;
+}
+
+/* For GET /metrics: what the HTTP layer has now. */
+static void collect(void *cls, struct metrics_out *o)
+{
+    struct http_server *s = cls;
+    metrics_gauge(o, "attachd_http_requests_in_flight",
+                  "Requests being handled now, suspended ones included.", NULL,
+                  atomic_load(&s->in_flight));
+    metrics_gauge(o, "attachd_http_requests_suspended",
+                  "Requests waiting for work on another thread (a commit, a password check, "
+                  "the hypervisor).", NULL, atomic_load(&s->suspended));
+    metrics_gauge(o, "attachd_http_connections_open", "Client connections open now.", NULL,
+                  http_guard_open(s->guard));
+    metrics_gauge(o, "attachd_http_connections_max", "The connection cap (--max-connections).",
+                  NULL, http_guard_cap(s->guard));
+}
+
 struct http_server *http_start(const struct http_options *o, struct api *api, char *err,
                                int errlen)
 {
@@ -578,11 +796,21 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     }
     s->api = api;
     s->max_body = o->max_body;
+    s->scheme = o->tls ? "https" : "http";
+    if ((o->public_url && !(s->public_url = strdup(o->public_url))) ||
+        (o->trusted_proxies && !parse_proxies(s, o->trusted_proxies, err, errlen))) {
+        if (o->public_url && !s->public_url)
+            snprintf(err, (size_t)errlen, "out of memory");
+        free(s->public_url);
+        free(s);
+        return NULL;
+    }
     unsigned threads = o->threads > 1 ? o->threads : 1;
     unsigned slack = eviction_slack(threads, o->max_connections);
     s->guard = http_guard_new(o->max_connections, slack, o->header_timeout, o->timeout, err,
                               errlen);
     if (!s->guard) {
+        free(s->public_url);
         free(s);
         return NULL;
     }
@@ -594,9 +822,12 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
                      MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (o->tls)
+        flags |= MHD_USE_TLS;
     s->daemon = MHD_start_daemon(
         flags, 0, accept_policy, s, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, o->threads > 1 ? o->threads : 0u,
         MHD_OPTION_CONNECTION_TIMEOUT, o->timeout,
@@ -607,14 +838,21 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        /* the TLS options last: without TLS, MHD stops reading here (it
+         * would not take their arguments, and misread what follows) */
+        o->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END,
+        o->tls ? http_tls_callback(o->tls) : NULL,
+        MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES,
         MHD_OPTION_END);
     if (!s->daemon) {
-        snprintf(err, (size_t)errlen, "cannot listen on %s (address in use or not available)",
-                 o->listen);
+        snprintf(err, (size_t)errlen, "cannot listen on %s (address in use or not available%s)",
+                 o->listen, o->tls ? ", or TLS could not be set up" : "");
         http_guard_free(s->guard);
+        free(s->public_url);
         free(s);
         return NULL;
     }
+    metrics_register(collect, s);
     return s;
 }
 
@@ -637,10 +875,12 @@ void http_stop(struct http_server *s)
         if (i % 500 == 0)
             log_info("http: waiting for %d requests in flight", atomic_load(&s->in_flight));
     }
+    metrics_unregister(collect, s);
     MHD_stop_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     http_guard_free(s->guard);     /* after MHD, which reports every connection closed */
+    free(s->public_url);
     free(s);
 }
 
