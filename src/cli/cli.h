@@ -1,6 +1,17 @@
-/* cli.h: the command line. One binary, subcommands; every option can also
- * come from an INI file given with --config (see cli.c for the mapping).
- * Errors are one line on stderr and exit status 2. */
+/* cli.h: the command line. One binary, subcommands; every option an
+ * operator sets once (the database, the listener, the hypervisor, TLS, ...)
+ * can also come from an INI file (--config). One table (options.c) says, for
+ * every option, its config section and key, the values it takes, its default
+ * and what it means: the parser checks the command line and the file
+ * against it, and `attachd config reference` prints it, which is where the
+ * documentation's reference comes from.
+ *
+ * Exit status, everywhere: 0 done; 1 failed (the database, the hypervisor or
+ * the system failed; the message says what); 2 the command cannot be done as
+ * asked (unknown command, option or config key, a bad value, a database that
+ * does not exist, an unknown account/user/server/volume, a change refused as
+ * things stand). `check` adds its own (see --help). Errors are one line on
+ * stderr. */
 #ifndef ATTACHD_CLI_H
 #define ATTACHD_CLI_H
 
@@ -9,53 +20,100 @@
 #include "util/config.h"
 
 #define CLI_MAX_POSITIONAL 4
+/* The exit statuses (see above). */
+#define CLI_OK 0
+#define CLI_FAILED 1
+#define CLI_USAGE 2
 
-struct cli_option {
-    const char *name;           /* without the leading "--" */
-    bool takes_value;
-    const char *value;          /* after parsing: from argv, the config, or NULL */
-    /* where the config file has it; NULL: the command's section, and the
-     * name with dashes as underscores */
-    const char *section, *key;
+enum cli_type {
+    CLI_STRING,     /* any non-empty text */
+    CLI_PATH,       /* a file or directory name */
+    CLI_UINT,       /* a whole number in [min, max] */
+    CLI_FLAG,       /* no value on the command line; true/false, yes/no, on/off, 1/0 in a file */
+    CLI_ENUM,       /* one of `choices`, in any case */
+    CLI_LISTEN,     /* ADDR:PORT or [ADDR6]:PORT, the port 1-65535 */
+    CLI_URL,        /* http(s)://HOST[:PORT][/PATH] */
+    CLI_ADDRS,      /* IP addresses or CIDR ranges, comma-separated */
 };
 
-/* The options of every command that works with the hypervisor, and where
- * the config file has them (hypervisor.c reads them). */
-#define CLI_DRIVER_OPTIONS                                                            \
-    {"driver", true, NULL, "driver", "kind"}, {"libvirt-uri", true, NULL, "driver", "uri"}, \
-    {"volume-dir", true, NULL, "volumes", "dir"},                                       \
-    {"disk-bus", true, NULL, "driver", "disk_bus"},                                     \
-    {"detach-timeout", true, NULL, "driver", "detach_timeout"},                         \
-    {"hostway-detach-wait", true, NULL, "driver", "hostway_detach_wait"},               \
-    {"reconcile-interval", true, NULL, "driver", "reconcile_interval"}
+struct cli_spec {
+    const char *name;           /* the option, without the leading "--" */
+    const char *section, *key;  /* where a config file has it; NULL: the command line only */
+    enum cli_type type;
+    unsigned min, max;          /* CLI_UINT */
+    const char *choices;        /* CLI_ENUM: "full|normal" */
+    const char *arg;            /* the value's name in the reference: "ADDR:PORT" */
+    const char *def;            /* the default the commands apply, as a value; NULL: none */
+    const char *def_doc;        /* the default as the reference shows it, when `def` is
+                                 * computed or differs between builds */
+    const char *help;           /* what it does, for the reference */
+};
+
+/* Every option (options.c), ending with a NULL name. */
+extern const struct cli_spec cli_specs[];
+#define CLI_MAX_SPECS 64
+
+enum cli_source { CLI_FROM_DEFAULT, CLI_FROM_ARGV, CLI_FROM_FILE };
 
 struct cli {
     const char *command;        /* "serve", "user add", ... */
-    const char *section;        /* its config file section: "serve", "user", ... */
-    struct cli_option *options; /* terminated by a NULL name */
+    const char *const *names;   /* the options the command takes, NULL-terminated */
     const char *positional[CLI_MAX_POSITIONAL];
     int n_positional;
+    /* after parsing, by index in cli_specs: the value given (NULL: none)
+     * and where it came from */
+    const char *value[CLI_MAX_SPECS];
+    enum cli_source source[CLI_MAX_SPECS];
+    int line[CLI_MAX_SPECS];
+    char *owned[CLI_MAX_SPECS];
+    const char *config_path;    /* the file read, or NULL */
     struct config config;
 };
 
-/* Parse argv (after the command words) into c. false: error printed. */
+/* Parse argv (after the command words) into c, and the config file (--config,
+ * or the installed default when there is one): false after an error was
+ * printed (exit status 2). Every key of the file is checked, whatever the
+ * command: an unknown section or key, a key given twice, or a bad value is
+ * an error naming the file and the line. */
 bool cli_parse(struct cli *c, int argc, char **argv, int min_pos, int max_pos);
+/* An option's value: as given, else its default (NULL when it has none). */
 const char *cli_get(const struct cli *c, const char *name);
+/* Was the option given (on the command line or in the file)? */
+bool cli_given(const struct cli *c, const char *name);
 bool cli_flag(const struct cli *c, const char *name);
+/* A CLI_UINT option's value (its default when not given; 0 when none). */
+unsigned cli_uint(const struct cli *c, const char *name);
 /* A one-line error on stderr; returns 2, the exit status for usage errors. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_done(struct cli *c);
+/* The spec of an option by name (NULL: none). */
+const struct cli_spec *cli_spec(const char *name);
 
 int cli_main(int argc, char **argv);
 
 /* A whole number in [min, max]; a name of 1-255 printable characters. */
 bool cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 bool cli_name_ok(const char *s);
+/* Check a value against an option's type; NULL when it is fine (*norm
+ * then holds its normal form, malloc'd, or NULL when it is the value as
+ * given), else why not, e.g. "a whole number from 1 to 256". */
+const char *cli_check_value(const struct cli_spec *s, const char *value, char **norm);
 
 struct store;
-/* Open the store of a command's --db (create_dir: make its folder first). */
-struct store *cli_open_store_at(const struct cli *c, bool create_dir);
-#define cli_open_store(c) cli_open_store_at((c), false)
+/* Open the store of a command's --db: the one place the CLI does. `serve`
+ * (create: true) makes the database, its folder included, when there is
+ * none; every other command refuses a database file that does not exist
+ * (*status 2), so that a wrong --db never creates an empty one. NULL after
+ * the reason was printed, with the exit status in *status. */
+struct store *cli_open_store_at(const struct cli *c, bool create, int *status);
+/* The database path a command uses. */
+const char *cli_db_path(const struct cli *c);
+/* Make the folders above a file, as a first start expects. */
+void cli_make_parent(const char *path);
+/* A flock(2) on the database file (backup.c): shared for serve, which holds
+ * it while it runs (making the file, empty, if there is none), exclusive and
+ * without waiting for db restore; its descriptor, or -1 with a reason. */
+int cli_db_lock(const char *path, bool exclusive, char *err, int errlen);
 
 struct driver;
 struct driver_options;
@@ -69,21 +127,47 @@ struct hv_settings {
     int disk_bus;               /* enum driver_bus */
     unsigned detach_timeout, hostway_detach_wait, reconcile_interval;
 };
+/* The options of every command that works with the hypervisor. */
+#define CLI_DRIVER_OPTIONS \
+    "driver", "libvirt-uri", "volume-dir", "disk-bus", "detach-timeout", \
+    "hostway-detach-wait", "reconcile-interval"
 bool cli_hv_settings(const struct cli *c, struct hv_settings *hv);
 /* Open the driver (NULL for none, or after printing why it failed: *failed). */
 struct driver *cli_open_driver(const struct hv_settings *hv, bool *failed);
 void cli_core_options(const struct hv_settings *hv, bool daemon, struct core_options *o);
 
-/* The subcommands (commands.c). */
-int cmd_serve(int argc, char **argv);
-int cmd_db_migrate(int argc, char **argv);
+/* Output of the inspecting commands (--format table|json, show.c). */
+struct cli_table;
+struct cli_table *cli_table_new(const struct cli *c, const char *const *columns);
+void cli_table_row(struct cli_table *t, const char *const *cells);
+/* Print and free; for json, rows are objects of the columns' names. */
+void cli_table_print(struct cli_table *t);
+
+/* The subcommands. */
+int cmd_serve(int argc, char **argv);           /* serve.c */
+int cmd_db_migrate(int argc, char **argv);      /* commands.c */
 int cmd_account_add(int argc, char **argv);
 int cmd_account_quota(int argc, char **argv);
 int cmd_user_add(int argc, char **argv);
 int cmd_user_passwd(int argc, char **argv);
 int cmd_user_del(int argc, char **argv);
-int cmd_server_add(int argc, char **argv);
+int cmd_server_add(int argc, char **argv);      /* resources.c */
 int cmd_volume_add(int argc, char **argv);
-int cmd_check(int argc, char **argv);
+int cmd_server_del(int argc, char **argv);
+int cmd_volume_del(int argc, char **argv);
+int cmd_check(int argc, char **argv);           /* hypervisor.c */
+int cmd_config_check(int argc, char **argv);    /* options.c */
+int cmd_config_reference(int argc, char **argv);
+int cmd_db_backup(int argc, char **argv);       /* backup.c */
+int cmd_db_restore(int argc, char **argv);
+int cmd_account_list(int argc, char **argv);    /* show.c */
+int cmd_account_show(int argc, char **argv);
+int cmd_account_del(int argc, char **argv);
+int cmd_user_list(int argc, char **argv);
+int cmd_user_show(int argc, char **argv);
+int cmd_server_list(int argc, char **argv);
+int cmd_server_show(int argc, char **argv);
+int cmd_volume_list(int argc, char **argv);
+int cmd_volume_show(int argc, char **argv);
 
 #endif

@@ -13,23 +13,6 @@
 #include "core/core.h"
 #include "driver/driver.h"
 
-#define DEFAULT_VOLUME_DIR "data/volumes"
-
-static bool seconds(const struct cli *c, const char *name, unsigned max, unsigned *out)
-{
-    const char *v = cli_get(c, name);
-    if (!v)
-        return true;
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (!*v || *end || errno || *v == '-' || n > max) {
-        cli_error("%s: --%s is a whole number of seconds up to %u", c->command, name, max);
-        return false;
-    }
-    *out = (unsigned)n;
-    return true;
-}
 
 /* mkdir -p, then the absolute path: libvirt's QEMU opens the files from
  * elsewhere. */
@@ -50,35 +33,17 @@ static bool absolute_dir(const char *dir, char out[4096])
 
 bool cli_hv_settings(const struct cli *c, struct hv_settings *hv)
 {
+    /* the values were checked against the option table when parsed */
     *hv = (struct hv_settings){.kind = cli_get(c, "driver"), .uri = cli_get(c, "libvirt-uri"),
-                               .disk_bus = BUS_SCSI, .detach_timeout = 20,
-                               .hostway_detach_wait = 20, .reconcile_interval = 60};
-    if (!hv->kind)
-        hv->kind = "none";
-    if (strcmp(hv->kind, "none") != 0 && strcmp(hv->kind, "libvirt") != 0) {
-        cli_error("%s: --driver is none or libvirt", c->command);
-        return false;
-    }
-    const char *bus = cli_get(c, "disk-bus");
-    if (bus && strcmp(bus, "scsi") != 0 && strcmp(bus, "virtio") != 0) {
-        cli_error("%s: --disk-bus is scsi or virtio", c->command);
-        return false;
-    }
-    if (bus && !strcmp(bus, "virtio"))
-        hv->disk_bus = BUS_VIRTIO;
-    if (!seconds(c, "detach-timeout", 3600, &hv->detach_timeout) ||
-        !seconds(c, "hostway-detach-wait", 3600, &hv->hostway_detach_wait) ||
-        !seconds(c, "reconcile-interval", 86400, &hv->reconcile_interval))
-        return false;
-    if (hv->detach_timeout == 0) {
-        cli_error("%s: --detach-timeout must be at least 1 second", c->command);
-        return false;
-    }
+                               .disk_bus = strcmp(cli_get(c, "disk-bus"), "virtio") ? BUS_SCSI
+                                                                                   : BUS_VIRTIO,
+                               .detach_timeout = cli_uint(c, "detach-timeout"),
+                               .hostway_detach_wait = cli_uint(c, "hostway-detach-wait"),
+                               .reconcile_interval = cli_uint(c, "reconcile-interval")};
     const char *dir = cli_get(c, "volume-dir");
-    if (!strcmp(hv->kind, "libvirt") &&
-        !absolute_dir(dir && *dir ? dir : DEFAULT_VOLUME_DIR, hv->volume_dir)) {
-        cli_error("%s: cannot make the volume directory %s: %s", c->command,
-                  dir && *dir ? dir : DEFAULT_VOLUME_DIR, strerror(errno));
+    if (!strcmp(hv->kind, "libvirt") && !absolute_dir(dir, hv->volume_dir)) {
+        cli_error("%s: cannot make the volume directory %s: %s", c->command, dir,
+                  strerror(errno));
         return false;
     }
     return true;
@@ -121,11 +86,10 @@ static void print_disagreement(void *cls, const struct core_disagreement *d)
 
 int cmd_check(int argc, char **argv)
 {
-    struct cli_option opts[] = {{"db", true, NULL, NULL, NULL}, CLI_DRIVER_OPTIONS,
-                                {NULL, false, NULL, NULL, NULL}};
-    struct cli c = {.command = "check", .section = "check", .options = opts};
+    static const char *const names[] = {"db", CLI_DRIVER_OPTIONS, NULL};
+    struct cli c = {.command = "check", .names = names};
     if (!cli_parse(&c, argc, argv, 0, 0))
-        return 2;
+        return CLI_USAGE;
     struct hv_settings hv;
     int status = 2;
     if (!cli_hv_settings(&c, &hv))
@@ -140,7 +104,10 @@ int cmd_check(int argc, char **argv)
         status = 0;
         goto out;
     }
-    struct store *s = cli_open_store(&c);
+    int open_status;
+    struct store *s = cli_open_store_at(&c, false, &open_status);
+    if (!s && open_status == CLI_USAGE)
+        status = CLI_USAGE;
     struct core *core = s ? core_new(s) : NULL;
     if (core) {
         struct core_options o;

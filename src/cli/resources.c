@@ -1,5 +1,6 @@
-/* resources.c: `server add` and `volume add`. Both run the core's own
- * create, as an admin of the account; with the libvirt driver a server is
+/* resources.c: `server add|del` and `volume add|del`. Each runs the core's
+ * own create or delete, as an admin of the account, so that the CLI and the
+ * API change things by the same rules; with the libvirt driver a server is
  * an existing domain (--domain) and a volume is a file the driver makes in
  * the volume directory, or a file or block device adopted as it is
  * (--path, its size read from it). */
@@ -73,10 +74,10 @@ static int run_add(struct cli *c, struct add_job *j, const struct hv_settings *h
     if (failed)
         return 1;
     int status = prepare(j, d);
-    struct store *s = status == 0 ? cli_open_store(c) : NULL;
+    struct store *s = status == 0 ? cli_open_store_at(c, false, &status) : NULL;
     struct core *core = s ? core_new(s) : NULL;
     if (status == 0 && !core)
-        status = 1;
+        status = CLI_FAILED;
     struct arena ar;
     arena_init(&ar);
     if (core && d) {
@@ -129,14 +130,11 @@ static int run_add(struct cli *c, struct add_job *j, const struct hv_settings *h
 
 int cmd_server_add(int argc, char **argv)
 {
-    struct cli_option opts[] = {
-        {"account", true, NULL, NULL, NULL}, {"id", true, NULL, NULL, NULL},
-        {"name", true, NULL, NULL, NULL}, {"domain", true, NULL, NULL, NULL},
-        {"db", true, NULL, NULL, NULL}, CLI_DRIVER_OPTIONS, {NULL, false, NULL, NULL, NULL},
-    };
-    struct cli c = {.command = "server add", .section = "server", .options = opts};
+    static const char *const names[] = {"account", "id", "name", "domain", "db",
+                                        CLI_DRIVER_OPTIONS, NULL};
+    struct cli c = {.command = "server add", .names = names};
     if (!cli_parse(&c, argc, argv, 0, 0))
-        return 2;
+        return CLI_USAGE;
     struct add_job j = {.account_key = cli_get(&c, "account"),
                         .domain_key = cli_get(&c, "domain")};
     j.server = (struct server_spec){.id = cli_get(&c, "id"), .name = cli_get(&c, "name"),
@@ -157,15 +155,11 @@ int cmd_server_add(int argc, char **argv)
 
 int cmd_volume_add(int argc, char **argv)
 {
-    struct cli_option opts[] = {
-        {"account", true, NULL, NULL, NULL}, {"id", true, NULL, NULL, NULL},
-        {"size", true, NULL, NULL, NULL}, {"name", true, NULL, NULL, NULL},
-        {"path", true, NULL, NULL, NULL}, {"db", true, NULL, NULL, NULL}, CLI_DRIVER_OPTIONS,
-        {NULL, false, NULL, NULL, NULL},
-    };
-    struct cli c = {.command = "volume add", .section = "volume", .options = opts};
+    static const char *const names[] = {"account", "id", "size", "name", "path", "db",
+                                        CLI_DRIVER_OPTIONS, NULL};
+    struct cli c = {.command = "volume add", .names = names};
     if (!cli_parse(&c, argc, argv, 0, 0))
-        return 2;
+        return CLI_USAGE;
     struct add_job j = {.account_key = cli_get(&c, "account"), .is_volume = true};
     unsigned size = 0;
     j.volume = (struct volume_spec){.id = cli_get(&c, "id"), .name = cli_get(&c, "name"),
@@ -187,6 +181,91 @@ int cmd_volume_add(int argc, char **argv)
         j.volume.size = size;
         status = run_add(&c, &j, &hv);
     }
+    cli_done(&c);
+    return status;
+}
+
+/* ---- delete ------------------------------------------------------------------------- */
+
+/* server del ID / volume del ID: the core's delete, as an admin, waiting
+ * for the hypervisor's confirmation as long as a detach may take. */
+static int run_del(struct cli *c, bool volume)
+{
+    struct hv_settings hv;
+    if (!cli_hv_settings(c, &hv))
+        return CLI_USAGE;
+    bool failed;
+    struct driver *d = cli_open_driver(&hv, &failed);
+    if (failed)
+        return CLI_FAILED;
+    int status = CLI_OK;
+    struct store *s = cli_open_store_at(c, false, &status);
+    struct core *core = s ? core_new(s) : NULL;
+    if (s && !core)
+        status = CLI_FAILED;
+    if (core && d) {
+        struct core_options o;
+        char err[256];
+        cli_core_options(&hv, false, &o);
+        if (!core_start_driver(core, d, &o, err, sizeof err)) {
+            fprintf(stderr, "attachd: %s: %s\n", c->command, err);
+            status = CLI_FAILED;
+        }
+    }
+    if (core && status == CLI_OK) {
+        struct arena ar;
+        arena_init(&ar);
+        struct core_ctx ctx = {.core = core, .arena = &ar, .user_id = "attachd-cli",
+                               .admin = true, .version = 1};
+        struct core_sync sync;
+        struct core_error err;
+        const char *id = c->positional[0];
+        core_sync_init(&sync, &ctx);
+        sync.op.wait = hv.detach_timeout + 5;
+        if (volume)
+            core_volume_delete(&sync.op, id);
+        else
+            core_server_delete(&sync.op, id);
+        if (!core_sync_wait(&sync, &err)) {
+            bool usage = err.code == CORE_NOT_FOUND || err.code == CORE_CONFLICT ||
+                         err.code == CORE_VOLUME_BUSY || err.code == CORE_BAD_REQUEST ||
+                         err.code == CORE_DETACHING;
+            fprintf(stderr, "attachd: %s: %s\n", c->command, err.message);
+            status = usage ? CLI_USAGE : CLI_FAILED;
+        } else if (sync.op.pending) {
+            printf("%s %s is being deleted; the hypervisor has not confirmed yet (attachd "
+                   "serve's reconciler finishes it)\n", volume ? "volume" : "server", id);
+        } else {
+            printf("deleted %s %s\n", volume ? "volume" : "server", id);
+        }
+        arena_release(&ar);
+    }
+    if (core)
+        core_stop_driver(core);
+    core_free(core);
+    driver_close(d);
+    store_close(s);
+    return status;
+}
+
+int cmd_server_del(int argc, char **argv)
+{
+    static const char *const names[] = {"db", CLI_DRIVER_OPTIONS, NULL};
+    struct cli c = {.command = "server del", .names = names};
+    if (!cli_parse(&c, argc, argv, 1, 1))
+        return CLI_USAGE;
+    int status = run_del(&c, false);
+    cli_done(&c);
+    return status;
+}
+
+int cmd_volume_del(int argc, char **argv)
+{
+    static const char *const names[] = {"db", CLI_DRIVER_OPTIONS, NULL};
+    struct cli c = {.command = "volume del", .names = names};
+    if (!cli_parse(&c, argc, argv, 1, 1))
+        return CLI_USAGE;
+    int status = run_del(&c, true);
     cli_done(&c);
     return status;
 }

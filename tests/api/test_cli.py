@@ -216,6 +216,7 @@ def test_failed_server_add_writes_nothing(tmp_path):
 
 def test_db_option_before_and_after_arguments(tmp_path):
     db = str(tmp_path / "x.db")
+    assert run("db", "migrate", "--db", db).returncode == 0
     p = run("account", "add", "--db", db, "--id", "acct-before", "before")
     assert p.returncode == 0 and p.stdout.strip() == "acct-before", p.stderr
     p = run("account", "add", "--id", "acct-after", "after", "--db", db)
@@ -239,6 +240,7 @@ def _write(path, text):
 def test_config_file_names_the_database_for_cli(tmp_path, section):
     db = str(tmp_path / "conf.db")
     conf = _write(tmp_path / "attachd.ini", "; comment\n# comment\n" + section.format(db=db))
+    assert run("db", "migrate", "--config", conf).returncode == 0
     p = run("account", "add", "--config", conf, "--id", "c-acct", "c")
     assert p.returncode == 0, p.stderr
     assert os.path.exists(db)
@@ -285,6 +287,7 @@ def test_serve_from_config_file(tmp_path):
     conf = _write(tmp_path / "a.ini",
                   f"[serve]\nlisten = 127.0.0.1:{port}\ndb = {db}\nthreads = 2\ntimeout = 2\n"
                   "max_connections = 20\nmax_per_ip = 3\n")
+    run("db", "migrate", "--db", db)
     run("account", "add", "--db", db, "--id", "cfg", "cfg")
     run("user", "add", "--db", db, "--account", "cfg", "--role", "member", "cfguser",
         stdin="cfgpw\n")
@@ -319,6 +322,7 @@ def test_command_line_wins_over_config_file(tmp_path):
     other_db = str(tmp_path / "other.db")
     file_port, cli_port = free_port(), free_port()
     conf = _write(tmp_path / "b.ini", f"[serve]\nlisten = 127.0.0.1:{file_port}\ndb = {other_db}\n")
+    run("db", "migrate", "--db", db)
     run("account", "add", "--db", db, "--id", "wins", "wins")
     run("user", "add", "--db", db, "--account", "wins", "--role", "member", "winner",
         stdin="pw\n")

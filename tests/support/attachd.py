@@ -47,7 +47,11 @@ class Attachd:
 
     # -- the CLI ---------------------------------------------------------
     def cli(self, *args, stdin=None, check=True):
-        """Run `attachd ARGS --db DB`; return the CompletedProcess."""
+        """Run `attachd ARGS --db DB`; return the CompletedProcess. Commands
+        other than serve and db refuse a database that does not exist, so
+        the first one makes it with `attachd db migrate`."""
+        if not os.path.exists(self.db) and args and args[0] not in ("db", "serve"):
+            self.migrate()
         cmd = [binary(), *args, "--db", self.db]
         # in the daemon's folder, so that a call that lost its --db cannot
         # write into the source tree
@@ -56,6 +60,13 @@ class Attachd:
         if check and p.returncode != 0:
             raise AssertionError(f"{cmd} exited {p.returncode}: {p.stderr}")
         return p
+
+    def migrate(self):
+        """`attachd db migrate`: make (or upgrade) the database."""
+        p = subprocess.run([binary(), "db", "migrate", "--db", self.db], capture_output=True,
+                           text=True, timeout=60, cwd=self.dir)
+        if p.returncode != 0:
+            raise AssertionError(f"db migrate exited {p.returncode}: {p.stderr}")
 
     def add_account(self, name=None, account_id=None, unlimited=True):
         """A new account; by default without quotas, so that tests about

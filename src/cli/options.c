@@ -1,0 +1,465 @@
+/* options.c: the table of every option, the checks of their values, and
+ * the two commands that show it: `config check` (is this file right, and
+ * what would attachd run with?) and `config reference` (every key, for the
+ * documentation: docs/operations.md and attachd.conf(5) carry its output,
+ * and a test keeps them equal, so that the reference cannot drift from the
+ * parser).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "http/server.h"
+
+#ifndef ATTACHD_DEFAULT_DB
+#define ATTACHD_DEFAULT_DB "data/attachd.db"
+#endif
+#ifndef ATTACHD_DEFAULT_VOLUME_DIR
+#define ATTACHD_DEFAULT_VOLUME_DIR "data/volumes"
+#endif
+
+#define DB_DOC "`/var/lib/attachd/attachd.db` (installed); `data/attachd.db` (built from source)"
+#define VOLDIR_DOC "`/var/lib/attachd/volumes` (installed); `data/volumes` (built from source)"
+
+/* The order is the reference's: the sections an operator sets first. */
+const struct cli_spec cli_specs[] = {
+    {"db", "db", "path", CLI_PATH, 0, 0, NULL, "PATH", ATTACHD_DEFAULT_DB, DB_DOC,
+     "The SQLite database. `serve` and `db migrate` create it (and its folder) when it "
+     "does not exist; every other command refuses a missing one. Also accepted as `db` in "
+     "[serve], or as `path` before any section."},
+    {"listen", "serve", "listen", CLI_LISTEN, 0, 0, NULL, "ADDR:PORT", "127.0.0.1:8774", NULL,
+     "The address and port of the API (`[::1]:8774` for IPv6, `0.0.0.0:8774` for every "
+     "address)."},
+    {"threads", "serve", "threads", CLI_UINT, 1, 256, NULL, "N", NULL, "one per core",
+     "HTTP worker threads, an epoll loop each; they never wait: work that takes time is "
+     "handed on."},
+    {"timeout", "serve", "timeout", CLI_UINT, 1, 3600, NULL, "SECONDS", "30", NULL,
+     "Seconds a connection may stay silent, and a request body may take in all (from the "
+     "end of its head)."},
+    {"header-timeout", "serve", "header_timeout", CLI_UINT, 1, 3600, NULL, "SECONDS", "10", NULL,
+     "Seconds a request head may take from its first byte."},
+    {"max-connections", "serve", "max_connections", CLI_UINT, 1, 65536, NULL, "N", NULL,
+     "1024, or what the open-files limit allows",
+     "Connections at once. At the cap a new connection closes the oldest one that has not "
+     "sent a whole request head, or is refused. A cap the open-files limit cannot hold is "
+     "refused at start."},
+    {"max-per-ip", "serve", "max_per_ip", CLI_UINT, 1, 65536, NULL, "N", "64", NULL,
+     "Connections at once from one client address."},
+    {"synchronous", "serve", "synchronous", CLI_ENUM, 0, 0, "full|normal", "MODE", "full", NULL,
+     "`full`: an acknowledged change survives a power cut; `normal` trades that for speed "
+     "(a crash of attachd still loses nothing)."},
+    {"public-url", "serve", "public_url", CLI_URL, 0, 0, NULL, "URL", NULL, NULL,
+     "The base of every link in answers (`https://cloud.example.com/attachd`), for attachd "
+     "behind a proxy. Without it links use the scheme and host the client used."},
+    {"trusted-proxy", "serve", "trusted_proxy", CLI_ADDRS, 0, 0, NULL, "ADDRS", NULL, NULL,
+     "Addresses (or CIDR ranges, comma-separated) of proxies whose `X-Forwarded-Proto`, "
+     "`X-Forwarded-Host` and `X-Forwarded-For` are believed: links then use the first two, "
+     "and the access log shows the third."},
+    {"demo", "serve", "demo", CLI_FLAG, 0, 0, NULL, NULL, "false", NULL,
+     "On first start, create account `demo` with user `demo` (password printed) and the "
+     "Hostway example's server and volume, attached."},
+    {"demo-domain", "serve", "demo_domain", CLI_STRING, 0, 0, NULL, "NAME", "attachd-demo", NULL,
+     "With `--driver libvirt`: the libvirt domain that is the demo server."},
+    {"tls-cert", "tls", "cert", CLI_PATH, 0, 0, NULL, "FILE", NULL, NULL,
+     "Serve HTTPS (TLS 1.2 and 1.3 only) with this PEM certificate chain, server "
+     "certificate first. Read again on SIGHUP."},
+    {"tls-key", "tls", "key", CLI_PATH, 0, 0, NULL, "FILE", NULL, NULL,
+     "The PEM private key of `--tls-cert`. Read again on SIGHUP."},
+    {"metrics-listen", "metrics", "listen", CLI_LISTEN, 0, 0, NULL, "ADDR:PORT", NULL, NULL,
+     "Also serve `GET /metrics` (Prometheus text format) on this address, without "
+     "credentials: to anyone who can reach it. On the API listener `/metrics` answers "
+     "admins only."},
+    {"log-format", "log", "format", CLI_ENUM, 0, 0, "text|json", "FORMAT", "text", NULL,
+     "The log on standard error: `text` (key=value) or `json` (one object per line)."},
+    {"driver", "driver", "kind", CLI_ENUM, 0, 0, "none|libvirt", "KIND", "none", NULL,
+     "`libvirt` attaches for real (docs/hypervisor.md); `none` records state only."},
+    {"libvirt-uri", "driver", "uri", CLI_STRING, 0, 0, NULL, "URI", NULL, "`qemu:///system`",
+     "The libvirt connection (`qemu+ssh://HOST/system` for a remote host)."},
+    {"disk-bus", "driver", "disk_bus", CLI_ENUM, 0, 0, "scsi|virtio", "BUS", "scsi", NULL,
+     "The bus of new disks: virtio-scsi or virtio-blk."},
+    {"detach-timeout", "driver", "detach_timeout", CLI_UINT, 1, 3600, NULL, "SECONDS", "20", NULL,
+     "Seconds until an unconfirmed detach is given up."},
+    {"hostway-detach-wait", "driver", "hostway_detach_wait", CLI_UINT, 0, 3600, NULL, "SECONDS",
+     "20", NULL,
+     "Seconds a Hostway detach waits for the hypervisor before it answers 202."},
+    {"reconcile-interval", "driver", "reconcile_interval", CLI_UINT, 0, 86400, NULL, "SECONDS",
+     "60", NULL,
+     "Seconds between comparisons of the store with the hypervisor (0: at start only)."},
+    {"volume-dir", "volumes", "dir", CLI_PATH, 0, 0, NULL, "DIR", ATTACHD_DEFAULT_VOLUME_DIR,
+     VOLDIR_DOC,
+     "Where volume files are made (libvirt driver). Every directory above it must be "
+     "traversable by QEMU's user."},
+    /* the command line only */
+    {"id", NULL, NULL, CLI_STRING, 0, 0, NULL, "ID", NULL, NULL, NULL},
+    {"name", NULL, NULL, CLI_STRING, 0, 0, NULL, "NAME", NULL, NULL, NULL},
+    {"account", NULL, NULL, CLI_STRING, 0, 0, NULL, "ACCOUNT", NULL, NULL, NULL},
+    {"role", NULL, NULL, CLI_ENUM, 0, 0, "member|admin", "ROLE", NULL, NULL, NULL},
+    {"size", NULL, NULL, CLI_STRING, 0, 0, NULL, "GB", NULL, NULL, NULL},
+    {"path", NULL, NULL, CLI_PATH, 0, 0, NULL, "FILE", NULL, NULL, NULL},
+    {"domain", NULL, NULL, CLI_STRING, 0, 0, NULL, "NAME|UUID", NULL, NULL, NULL},
+    {"instances", NULL, NULL, CLI_STRING, 0, 0, NULL, "N", NULL, NULL, NULL},
+    {"cores", NULL, NULL, CLI_STRING, 0, 0, NULL, "N", NULL, NULL, NULL},
+    {"ram", NULL, NULL, CLI_STRING, 0, 0, NULL, "MB", NULL, NULL, NULL},
+    {"volumes", NULL, NULL, CLI_STRING, 0, 0, NULL, "N", NULL, NULL, NULL},
+    {"gigabytes", NULL, NULL, CLI_STRING, 0, 0, NULL, "GB", NULL, NULL, NULL},
+    {"format", NULL, NULL, CLI_ENUM, 0, 0, "table|json", "FORMAT", "table", NULL, NULL},
+    {"force", NULL, NULL, CLI_FLAG, 0, 0, NULL, NULL, "false", NULL, NULL},
+    {NULL, NULL, NULL, CLI_STRING, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+
+_Static_assert(sizeof cli_specs / sizeof cli_specs[0] <= CLI_MAX_SPECS, "CLI_MAX_SPECS");
+
+const struct cli_spec *cli_spec(const char *name)
+{
+    for (const struct cli_spec *s = cli_specs; s->name; s++)
+        if (!strcmp(s->name, name))
+            return s;
+    return NULL;
+}
+
+/* ---- values ---------------------------------------------------------------------- */
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* ADDR:PORT or [ADDR6]:PORT: the port 1-65535 (the listener would take a
+ * larger one modulo 65536, and listen somewhere else than asked). */
+static const char *check_listen(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return "ADDR:PORT is expected (e.g. 127.0.0.1:8774, [::1]:8774)";
+    if (v[0] == '[' && colon[-1] != ']')
+        return "ADDR:PORT is expected; an IPv6 address goes in brackets ([::1]:8774)";
+    if (v[0] != '[' && memchr(v, ':', (size_t)(colon - v)))
+        return "an IPv6 address goes in brackets ([::1]:8774)";
+    unsigned port;
+    if (!cli_parse_uint(colon + 1, 1, 65535, &port))
+        return "the port must be a whole number from 1 to 65535";
+    return NULL;
+}
+
+static const char *check_url(const char *v, char **norm)
+{
+    const char *rest = !strncmp(v, "https://", 8) ? v + 8 : !strncmp(v, "http://", 7) ? v + 7
+                                                                                        : NULL;
+    if (!rest || !*rest || *rest == '/')
+        return "an http:// or https:// URL with a host is expected";
+    if (strpbrk(v, " \t\"'<>\\?#") || !printable(v))
+        return "a URL without spaces, quotes, query or fragment is expected";
+    size_t n = strlen(v);
+    while (n > 0 && v[n - 1] == '/')
+        n--;
+    if (n != strlen(v))
+        *norm = strndup(v, n);      /* links are built as base + "/v2.1/..." */
+    return NULL;
+}
+
+static const char *check_addrs(const char *v, char **norm)
+{
+    char *copy = strdup(v), *out = calloc(1, strlen(v) + 1);
+    const char *why = NULL;
+    if (!copy || !out) {
+        why = "out of memory";
+        goto done;
+    }
+    char *save = NULL;
+    int n = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *e = tok + strlen(tok);
+        while (e > tok && isspace((unsigned char)e[-1]))
+            *--e = '\0';
+        if (!*tok)
+            continue;
+        char addr[64];
+        const char *slash = strchr(tok, '/');
+        size_t alen = slash ? (size_t)(slash - tok) : strlen(tok);
+        unsigned char buf[16];
+        int family = memchr(tok, ':', alen) ? AF_INET6 : AF_INET;
+        unsigned bits;
+        if (alen >= sizeof addr) {
+            why = "IP addresses or CIDR ranges, comma-separated, are expected";
+            goto done;
+        }
+        memcpy(addr, tok, alen);
+        addr[alen] = '\0';
+        if (inet_pton(family, addr, buf) != 1 ||
+            (slash && !cli_parse_uint(slash + 1, 0, family == AF_INET ? 32 : 128, &bits))) {
+            why = "IP addresses or CIDR ranges, comma-separated, are expected";
+            goto done;
+        }
+        if (n++)
+            strcat(out, ",");
+        strcat(out, tok);
+    }
+    if (n == 0)
+        why = "at least one IP address or CIDR range is expected";
+done:
+    free(copy);
+    if (why)
+        free(out);
+    else
+        *norm = out;
+    return why;
+}
+
+const char *cli_check_value(const struct cli_spec *s, const char *value, char **norm)
+{
+    static __thread char why[160];
+    *norm = NULL;
+    switch (s->type) {
+    case CLI_STRING:
+    case CLI_PATH:
+        if (!*value || !printable(value))
+            return "a non-empty value of printable characters is expected";
+        return NULL;
+    case CLI_UINT: {
+        unsigned v;
+        if (cli_parse_uint(value, s->min, s->max, &v))
+            return NULL;
+        snprintf(why, sizeof why, "a whole number from %u to %u is expected", s->min, s->max);
+        return why;
+    }
+    case CLI_FLAG: {
+        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                  "off", "0"};
+        for (int i = 0; i < 4; i++) {
+            if (!strcasecmp(value, yes[i])) {
+                *norm = strdup("true");
+                return NULL;
+            }
+            if (!strcasecmp(value, no[i])) {
+                *norm = strdup("false");
+                return NULL;
+            }
+        }
+        return "true or false (yes/no, on/off, 1/0) is expected";
+    }
+    case CLI_ENUM: {
+        const char *p = s->choices;
+        size_t n = strlen(value);
+        while (*p) {
+            const char *bar = strchr(p, '|');
+            size_t len = bar ? (size_t)(bar - p) : strlen(p);
+            if (len == n && !strncasecmp(p, value, n)) {
+                *norm = strndup(p, len);    /* FULL is full */
+                return NULL;
+            }
+            p += len + (bar ? 1 : 0);
+        }
+        snprintf(why, sizeof why, "one of %s is expected", s->choices);
+        for (char *q = why; *q; q++)
+            if (*q == '|')
+                *q = ',';
+        return why;
+    }
+    case CLI_LISTEN:
+        return check_listen(value);
+    case CLI_URL:
+        return check_url(value, norm);
+    case CLI_ADDRS:
+        return check_addrs(value, norm);
+    }
+    return "a valid value is expected";
+}
+
+/* ---- config reference ---------------------------------------------------------------- */
+
+static const char *type_doc(const struct cli_spec *s, char *buf, size_t size)
+{
+    switch (s->type) {
+    case CLI_UINT:
+        snprintf(buf, size, "%u to %u", s->min, s->max);
+        return buf;
+    case CLI_FLAG:
+        return "true or false";
+    case CLI_ENUM: {
+        snprintf(buf, size, "`%s`", s->choices);
+        char out[256] = "";
+        for (const char *p = buf; *p; p++) {
+            if (*p == '|')
+                strcat(out, "` or `");
+            else
+                strncat(out, p, 1);
+        }
+        snprintf(buf, size, "%s", out);
+        return buf;
+    }
+    case CLI_LISTEN: return "ADDR:PORT";
+    case CLI_URL: return "URL";
+    case CLI_ADDRS: return "addresses";
+    case CLI_PATH: return "path";
+    case CLI_STRING: return "text";
+    }
+    return "";
+}
+
+static const char *default_doc(const struct cli_spec *s, char *buf, size_t size)
+{
+    if (s->def_doc)
+        return s->def_doc;
+    if (!s->def)
+        return "none";
+    snprintf(buf, size, "`%s`", s->def);
+    return buf;
+}
+
+/* roff: the reference's backquotes become bold, and a leading dot or a
+ * backslash cannot be read as a request. */
+static void man_text(const char *s)
+{
+    bool bold = false;
+    for (; *s; s++) {
+        if (*s == '`') {
+            fputs(bold ? "\\fR" : "\\fB", stdout);
+            bold = !bold;
+        } else if (*s == '\\') {
+            fputs("\\e", stdout);
+        } else if (*s == '-') {
+            fputs("\\-", stdout);
+        } else {
+            putchar(*s);
+        }
+    }
+    if (bold)
+        fputs("\\fR", stdout);
+}
+
+int cmd_config_reference(int argc, char **argv)
+{
+    static const char *const names[] = {"format", NULL};
+    struct cli c = {.command = "config reference", .names = names};
+    if (!cli_parse(&c, argc, argv, 0, 0))
+        return CLI_USAGE;
+    const char *format = cli_given(&c, "format") ? cli_get(&c, "format") : "markdown";
+    bool man = !strcmp(format, "man");
+    if (!man && strcmp(format, "markdown") != 0) {
+        cli_done(&c);
+        return cli_error("config reference: --format is markdown or man");
+    }
+    const char *section = NULL;
+    char tbuf[256], dbuf[256];
+    for (const struct cli_spec *s = cli_specs; s->name; s++) {
+        if (!s->section)
+            continue;
+        bool new_section = !section || strcmp(section, s->section) != 0;
+        section = s->section;
+        if (man) {
+            if (new_section)
+                printf(".SS [%s]\n", section);
+            printf(".TP\n.BR %s \" = \" %s\n", s->key, s->arg ? s->arg : "BOOL");
+            man_text(s->help);
+            printf("\n.br\nOption \\fB\\-\\-%s\\fR; ", s->name);
+            man_text(type_doc(s, tbuf, sizeof tbuf));
+            fputs("; default ", stdout);
+            man_text(default_doc(s, dbuf, sizeof dbuf));
+            puts(".");
+        } else {
+            if (new_section)
+                printf("%s### [%s]\n\n| key | option | values | default | meaning |\n"
+                       "|---|---|---|---|---|\n", s == cli_specs ? "" : "\n", section);
+            printf("| `%s` | `--%s` | %s | %s | %s |\n", s->key, s->name,
+                   type_doc(s, tbuf, sizeof tbuf), default_doc(s, dbuf, sizeof dbuf), s->help);
+        }
+    }
+    cli_done(&c);
+    return CLI_OK;
+}
+
+/* ---- config check -------------------------------------------------------------------- */
+
+/* Every option a config file can hold, so that `config check` sees them all. */
+static const char *const config_names[] = {
+    "db", "listen", "threads", "timeout", "header-timeout", "max-connections", "max-per-ip",
+    "synchronous", "public-url", "trusted-proxy", "demo", "demo-domain", "tls-cert",
+    "tls-key", "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, NULL,
+};
+
+/* What serve would refuse at start, beyond each value's own form: a listener
+ * that does not resolve, TLS files that do not load or do not match. */
+static int deeper_checks(const struct cli *c)
+{
+    char err[512];
+    struct sockaddr_storage ss;
+    int bad = 0;
+    const char *names[] = {"listen", "metrics-listen"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = cli_get(c, names[i]);
+        if (v && http_parse_listen(v, &ss, err, sizeof err) < 0) {
+            cli_error("config check: %s", err);
+            bad++;
+        }
+    }
+    if (cli_given(c, "tls-cert") != cli_given(c, "tls-key")) {
+        cli_error("config check: [tls] cert and key go together");
+        bad++;
+    } else if (cli_given(c, "tls-cert")) {
+        struct http_tls *t = http_tls_load(cli_get(c, "tls-cert"), cli_get(c, "tls-key"), err,
+                                           sizeof err);
+        if (!t) {
+            cli_error("config check: %s", err);
+            bad++;
+        }
+        http_tls_free(t);
+    }
+    return bad;
+}
+
+int cmd_config_check(int argc, char **argv)
+{
+    struct cli c = {.command = "config check", .names = config_names};
+    if (!cli_parse(&c, argc, argv, 0, 0))
+        return CLI_USAGE;
+    int status = deeper_checks(&c) ? CLI_USAGE : CLI_OK;
+    if (status == CLI_OK) {
+        printf("# attachd %s: the effective configuration, from %s\n", ATTACHD_VERSION,
+               c.config_path ? c.config_path : "the defaults and the command line (no file)");
+        const char *section = NULL;
+        for (const struct cli_spec *s = cli_specs; s->name; s++) {
+            if (!s->section)
+                continue;
+            if (!section || strcmp(section, s->section) != 0)
+                printf("%s[%s]\n", section ? "\n" : "", s->section);
+            section = s->section;
+            int i = (int)(s - cli_specs);
+            const char *v = cli_get(&c, s->name);
+            char where[64];
+            if (c.source[i] == CLI_FROM_FILE)
+                snprintf(where, sizeof where, "line %d", c.line[i]);
+            else
+                snprintf(where, sizeof where, "%s",
+                         c.source[i] == CLI_FROM_ARGV ? "command line"
+                         : v                          ? "default"
+                                                      : s->def_doc ? s->def_doc : "not set");
+            if (v)
+                printf("%s = %s", s->key, v);
+            else
+                printf("# %s =", s->key);
+            printf("    # %s\n", where);
+        }
+        const char *db = cli_db_path(&c);
+        struct stat st;
+        if (stat(db, &st) != 0)
+            fprintf(stderr, "attachd: config check: note: the database %s does not exist yet "
+                    "(attachd serve or attachd db migrate creates it)\n", db);
+        fprintf(stderr, "attachd: configuration %s is valid\n",
+                c.config_path ? c.config_path : "(defaults)");
+    }
+    cli_done(&c);
+    return status;
+}
