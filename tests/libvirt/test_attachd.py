@@ -8,8 +8,9 @@ Every test runs its own attachd (tests/support/attachd.py) on a fresh
 database and volume directory; domains come from tests/support/guest.py:
 one booted guest (a tiny Linux printing the serials of the disks it sees)
 shared by the module where the guest's view matters, guestless domains
-(no OS; they start in under a second) otherwise. At most 3 domains of this
-module run at once, 128 MiB each.
+(no OS) otherwise, two of them shared by the module as well (starting a
+domain takes 0.5 s on an idle machine, up to 7 s on a loaded one). At most
+3 domains of this module run at once, 128 MiB each.
 
 Some attachds talk to libvirtd through a relay (tests/support/
 libvirt_proxy.py) that the test can hold, cut or take down: that is how the
@@ -578,19 +579,6 @@ def test_stuck_detach(idle, worlds, workdir, timing):
         assert w.volume_status(volume) == "detaching"
         assert volume in w.attachments(server)
 
-        # meanwhile: a second detach, and attaching the volume elsewhere
-        r = w.detach(server, volume, NOVA)
-        assert r.status_code == 400, r.text
-        assert r.json()["badRequest"]["message"].startswith("Invalid volume"), r.text
-        r = w.detach(server, volume)
-        assert r.status_code == 409, r.text
-        for dialect, status in ((HOSTWAY, 409), (NOVA, 400)):
-            r = w.attach(elsewhere, volume, dialect)
-            assert r.status_code == status, r.text
-            assert "already attached" in r.text, r.text
-        assert w.attachments(elsewhere) == {}
-        assert user_disks(other.name, inactive=True) == {}
-
         wait_for("the detach given up", given_up, 30)
         timing("hostway detach: given up after", time.monotonic() - t0)
         assert w.volume_status(volume) == "in-use"
@@ -610,12 +598,31 @@ def test_stuck_detach(idle, worlds, workdir, timing):
         timing("nova detach answered 202", time.monotonic() - t0)
         assert w.attachment_rows()[volume]["status"] == "detaching"
         assert w.volume_status(volume) == "detaching"
+
+        # meanwhile (the 4 s before it is given up): a second detach, and
+        # attaching the volume elsewhere
+        r = w.detach(server, volume, NOVA)
+        assert r.status_code == 400, r.text
+        assert r.json()["badRequest"]["message"].startswith("Invalid volume"), r.text
+        r = w.detach(server, volume)
+        assert r.status_code == 409, r.text
+        assert r.json()["conflict"]["code"] == 409, r.text
+        for dialect, status in ((HOSTWAY, 409), (NOVA, 400)):
+            r = w.attach(elsewhere, volume, dialect)
+            assert r.status_code == status, r.text
+            assert "already attached" in r.text, r.text
+        assert w.attachment_rows()[volume]["status"] == "detaching", \
+            "given up before the checks ran: they proved nothing (a very slow machine?)"
+        timing("nova detach: the refusals done after", time.monotonic() - t0)
+
         wait_for("the detach given up", given_up, 30)
         timing("nova detach: given up after", time.monotonic() - t0)
         assert w.volume_status(volume) == "in-use"
         assert "did not confirm the detach" in w.server_body(server)["fault"]["message"]
         assert alias in user_disks(vm.name)
         assert alias in user_disks(vm.name, inactive=True)
+        assert w.attachments(elsewhere) == {}
+        assert user_disks(other.name, inactive=True) == {}
         rc, out, err = w.check()
         assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
 
@@ -871,13 +878,15 @@ def test_kill9(idle, worlds, relay, workdir, window, op, timing):
             with write_lock(w.d.db):
                 relay.release()         # the call reaches libvirtd now
                 t0 = time.monotonic()
+                # attachd's completion waits for the lock from when libvirt
+                # has acted; attachd is killed right after that
                 if op == "attach":
                     wait_for("the disk in the domain", lambda: alias in user_disks(dom) and
-                             alias in user_disks(dom, inactive=True), 4, 0.02)
+                             alias in user_disks(dom, inactive=True), 15, 0.02)
                 else:
                     wait_for("the disk gone from the domain",
                              lambda: alias not in user_disks(dom) and
-                             alias not in user_disks(dom, inactive=True), 4, 0.02)
+                             alias not in user_disks(dom, inactive=True), 15, 0.02)
                 timing(f"{op}: libvirt acted after", time.monotonic() - t0)
                 w.d.kill9()
             log = w.d.read_log()
@@ -1192,10 +1201,12 @@ def test_two_servers_racing(idle, worlds, relay, workdir, timing):
                  ["attaching"] * 3, 10)
         with write_lock(w.d.db):
             relay.release()
-            wait_for("a disk in each domain", lambda: len(user_disks(vm_a.name)) == 1 and
-                     len(user_disks(vm_b.name)) == 1, 4, 0.02)
+            # A's first completion waits for the lock from here on (at most
+            # 5 s, SQLite's busy timeout in attachd): look within 3.5 s
+            wait_for("a disk in A", lambda: len(user_disks(vm_a.name)) == 1, 15, 0.02)
             t_heads = time.monotonic()
-            time.sleep(1.0)
+            wait_for("a disk in B", lambda: len(user_disks(vm_b.name)) == 1, 3.0, 0.02)
+            time.sleep(max(0.0, t_heads + 1.5 - time.monotonic()))
             # A's second attach has not started: nothing more in A, and
             # attachd has sent libvirt a single disk change for A
             assert len(user_disks(vm_a.name)) == 1, user_disks(vm_a.name)
