@@ -22,7 +22,8 @@ The structure is checked too: each `### \\`METHOD /path\\`` section under
 (whose paths are written out in full) documents one endpoint, its
 examples use that method and path (on any prefix of the dialect, D1), and
 its status table lists exactly the codes that its examples show plus the
-codes whose row names a test (`test_file.py::test_name`) that exists. The
+codes whose row names a test (`test_file.py::test_name`, under tests/api,
+tests/libvirt or tests/compat) that exists. The
 sections together are exactly the endpoints attachd serves (ENDPOINTS).
 
 To rewrite the outputs after a deliberate change:
@@ -349,10 +350,11 @@ def test_docs_cover_every_endpoint_and_status():
             assert m, f"no status line after {cmd}"
             shown[b.section].add(int(m.group(1)))
     tests_text = {}
-    for name in os.listdir(HERE):
-        if name.startswith("test_") and name.endswith(".py"):
-            with open(os.path.join(HERE, name)) as f:
-                tests_text[name] = f.read()
+    for folder in (HERE, os.path.join(ROOT, "tests", "libvirt"), os.path.join(ROOT, "tests", "compat")):
+        for name in os.listdir(folder):
+            if name.startswith("test_") and name.endswith(".py"):
+                with open(os.path.join(folder, name)) as f:
+                    tests_text[name] = f.read()
     problems = []
     for key, line in sections.items():
         table = status_table(text, line)
