@@ -5,6 +5,16 @@
  * One writer connection owned by the writer thread, one reader connection per
  * calling thread, WAL journal so that readers never wait for the writer.
  * Every statement is prepared once per connection, on first use, and kept.
+ * Checkpoints are not made inside a commit (SQLite's default) but by a
+ * checkpointer thread on a connection of its own, PASSIVE, once the WAL
+ * passes C pages (store_options.checkpoint_pages). A WAL starts again from
+ * its beginning only when a write begins after every frame was copied,
+ * which a busy writer never lets the checkpointer see; so past 4 C the
+ * writer itself copies what is left (little: the checkpointer copied the
+ * rest) between two batches, after answering the first, if it can do so
+ * without waiting. Past 16 C (the checkpointer is slow: a long fsync) the
+ * writer waits until it can: the WAL stays bounded, and commits slow down
+ * instead.
  */
 #include <errno.h>
 #include <limits.h>
@@ -31,6 +41,16 @@
 #define MAX_ATTEMPTS 3
 /* The most jobs one transaction takes; the rest wait for the next. */
 #define MAX_BATCH 4096
+/* The WAL's length, in pages, past which the checkpointer copies it back
+ * (SQLite's own auto-checkpoint threshold), by default. */
+#define CHECKPOINT_PAGES 1000
+/* Every connection maps the database file up to this length: a page read
+ * from the file (not from the WAL) is then a memory access, not a pread. */
+#define MMAP_SIZE (1LL << 30)
+/* A WAL restarted from its start is cut back to this length (bytes). */
+#define JOURNAL_LIMIT "16777216"
+/* How long the writer waits at most for a checkpoint past 16 C, in 1 ms steps. */
+#define CHECKPOINT_WAIT_MS 5000
 
 struct store {
     char *path;
@@ -54,6 +74,15 @@ struct store {
     int watch_fd, stop_fd;          /* inotify; an eventfd that stops both threads */
     bool watching;
     char *base;                     /* the database file's name, without its directory */
+    /* The checkpointer: woken by the writer's WAL hook. */
+    struct store_conn *checkpointer;
+    pthread_t checkpointer_thread;
+    bool checkpointing;             /* the thread runs */
+    pthread_mutex_t ckpt_lock;      /* guards wanted, ckpt_stopping */
+    pthread_cond_t ckpt_cond;
+    bool wanted, ckpt_stopping;
+    atomic_int wal_pages;           /* the WAL's length after the last commit */
+    int checkpoint_pages;           /* C, above */
 };
 
 /* A kept snapshot older than this is ended: WAL frames a reader could still
@@ -165,9 +194,10 @@ static struct store_conn *conn_open(const char *path, bool writer, bool synchron
     sqlite3_busy_timeout(c->db, 5000);
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA foreign_keys = ON; PRAGMA synchronous = %s; %s",
-             synchronous_full ? "FULL" : "NORMAL",
-             writer ? "PRAGMA journal_mode = WAL;" : "PRAGMA query_only = ON;");
+             "PRAGMA foreign_keys = ON; PRAGMA synchronous = %s; PRAGMA mmap_size = %lld; %s",
+             synchronous_full ? "FULL" : "NORMAL", MMAP_SIZE,
+             writer ? "PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = " JOURNAL_LIMIT ";"
+                    : "PRAGMA query_only = ON;");
     char *msg = NULL;
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, (size_t)errlen, "cannot configure database %s: %s", path,
@@ -369,6 +399,27 @@ static void run_transaction(struct store *s, struct queue *pending, struct queue
     prepend(pending, &again);
 }
 
+/* On the writer thread, between transactions: see the top of this file.
+ * BUSY is another checkpoint under way (the checkpointer's). */
+static void finish_checkpoint(struct store *s)
+{
+    int pages = atomic_load(&s->wal_pages);
+    if (pages < 4 * s->checkpoint_pages)
+        return;
+    int wait_ms = pages >= 16 * s->checkpoint_pages ? CHECKPOINT_WAIT_MS : 0;
+    int rc;
+    for (;;) {
+        rc = sqlite3_wal_checkpoint_v2(s->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                       NULL);
+        if (rc != SQLITE_BUSY || wait_ms-- <= 0)
+            break;
+        usleep(1000);
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        log_error("store: checkpoint: %s", sqlite3_errmsg(s->writer->db));
+    atomic_store(&s->wal_pages, 0);     /* the next commit's hook says how long it is */
+}
+
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
@@ -395,6 +446,7 @@ static void *writer_main(void *arg)
              * submit again). */
             while ((j = pop(&finished)))
                 j->done(j);
+            finish_checkpoint(s);
         }
         pthread_mutex_lock(&s->lock);
     }
@@ -460,6 +512,85 @@ int store_write(struct store *s, store_write_fn fn, void *arg)
  * Opening and closing
  * ------------------------------------------------------------------------- */
 
+/* ---------------------------------------------------------------------------
+ * The checkpointer
+ * ------------------------------------------------------------------------- */
+
+/* Called by SQLite on the writer thread after each commit, with the WAL's
+ * length: replaces the auto-checkpoint, which would run inside COMMIT. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    struct store *s = arg;
+    atomic_store(&s->wal_pages, pages);
+    if (pages >= s->checkpoint_pages && pages < 4 * s->checkpoint_pages) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        if (!s->wanted) {
+            s->wanted = true;
+            pthread_cond_signal(&s->ckpt_cond);
+        }
+        pthread_mutex_unlock(&s->ckpt_lock);
+    }
+    return SQLITE_OK;
+}
+
+/* PASSIVE: copies what no reader still needs, without taking the write lock
+ * or waiting for anyone; the writer restarts the WAL from its start once a
+ * checkpoint copied all of it. A checkpoint that copied only part (a reader
+ * held an older snapshot) is tried again at the next commit's hook. */
+static void *checkpointer_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->ckpt_lock);
+    for (;;) {
+        while (!s->wanted && !s->ckpt_stopping)
+            pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
+        if (s->ckpt_stopping)
+            break;
+        s->wanted = false;
+        if (atomic_load(&s->wal_pages) >= 4 * s->checkpoint_pages)
+            continue;   /* the writer's turn: the two would take turns at BUSY */
+        pthread_mutex_unlock(&s->ckpt_lock);
+        int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                           NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_error("store: checkpoint: %s", sqlite3_errmsg(s->checkpointer->db));
+        pthread_mutex_lock(&s->ckpt_lock);
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    return NULL;
+}
+
+static bool checkpointer_start(struct store *s, char *err, int errlen)
+{
+    s->checkpointer = conn_open(s->path, false, s->synchronous_full, err, errlen);
+    if (!s->checkpointer)
+        return false;
+    if (pthread_create(&s->checkpointer_thread, NULL, checkpointer_main, s) != 0) {
+        snprintf(err, (size_t)errlen, "cannot start the checkpointer thread");
+        return false;
+    }
+    s->checkpointing = true;
+    sqlite3_wal_hook(s->writer->db, wal_hook, s);
+    return true;
+}
+
+/* After the writer thread stopped. Closing the last connection then
+ * checkpoints what is left and removes the WAL (SQLite does). */
+static void checkpointer_stop(struct store *s)
+{
+    if (s->checkpointing) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->ckpt_stopping = true;
+        pthread_cond_signal(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_lock);
+        pthread_join(s->checkpointer_thread, NULL);
+    }
+    conn_close(s->checkpointer);
+    s->checkpointer = NULL;
+}
+
 static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
 
 static void sqlite_setup(void)
@@ -497,6 +628,7 @@ struct store *store_open(const struct store_options *opts, char *err, int errlen
         return NULL;
     }
     s->synchronous_full = opts->synchronous_full;
+    s->checkpoint_pages = opts->checkpoint_pages > 0 ? opts->checkpoint_pages : CHECKPOINT_PAGES;
     s->writer = conn_open(s->path, true, s->synchronous_full, err, errlen);
     struct stat st;
     char *msg = NULL;
@@ -520,17 +652,16 @@ struct store *store_open(const struct store_options *opts, char *err, int errlen
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_key_create(&s->reader_key, NULL);
+    pthread_mutex_init(&s->ckpt_lock, NULL);
+    pthread_cond_init(&s->ckpt_cond, NULL);
     s->watch_fd = s->stop_fd = -1;
-    if (!watch_start(s, err, errlen)) {
-        watch_stop(s);
-        pthread_key_delete(s->reader_key);
-        conn_close(s->writer);
-        free(s->path);
-        free(s);
-        return NULL;
-    }
-    if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
+    bool started = watch_start(s, err, errlen) && checkpointer_start(s, err, errlen);
+    if (started && pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
         snprintf(err, (size_t)errlen, "cannot start the writer thread");
+        started = false;
+    }
+    if (!started) {
+        checkpointer_stop(s);
         watch_stop(s);
         pthread_key_delete(s->reader_key);
         conn_close(s->writer);
@@ -550,6 +681,7 @@ void store_close(struct store *s)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer_thread, NULL);
+    checkpointer_stop(s);
     watch_stop(s);
     struct store_conn *r = s->readers;
     while (r) {
@@ -562,6 +694,8 @@ void store_close(struct store *s)
     pthread_key_delete(s->reader_key);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->work);
+    pthread_mutex_destroy(&s->ckpt_lock);
+    pthread_cond_destroy(&s->ckpt_cond);
     free(s->path);
     free(s);
 }

@@ -62,6 +62,7 @@ struct store_conn;
 struct store_options {
     const char *path;
     bool synchronous_full;      /* synchronous=FULL (power-safe) or NORMAL */
+    int checkpoint_pages;       /* WAL length that starts a checkpoint; 0: 1000 */
 };
 
 /* Open (creating and migrating as needed) the database at opts->path and

@@ -1052,6 +1052,39 @@ static void test_idle_snapshot_does_not_pin_the_wal(void **state)
     assert_int_equal(log, done);           /* every frame checkpointed */
 }
 
+/* Checkpoints are made by the checkpointer thread, not inside commits (the
+ * writer's WAL hook replaces SQLite's auto-checkpoint), and the writer
+ * finishes them when it must: under a writer that never pauses, the WAL
+ * stays within 16 times the checkpoint length (plus a batch) instead of
+ * growing with the commits. */
+static void test_wal_stays_bounded(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    char err[256];
+    tmp_dir_make(&t);
+    struct store_options o = {.path = t.path, .checkpoint_pages = 50};
+    t.store = store_open(&o, err, sizeof err);
+    assert_non_null(t.store);
+    char wal[PATH_MAX];
+    snprintf(wal, sizeof wal, "%s-wal", t.path);
+    off_t largest = 0;
+    for (int i = 0; i < 3000; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "bounded-%d", i);
+        add_account(t.store, id, id);
+        struct stat st;
+        if (stat(wal, &st) == 0 && st.st_size > largest)
+            largest = st.st_size;
+    }
+    tmp_store_close(&t);
+    /* 3000 commits of a few pages each: about 40 MB of WAL unchecked;
+     * 16 x 50 pages is 3.2 MB */
+    print_message("largest WAL: %lld bytes\n", (long long)largest);
+    assert_true(largest > 0);
+    assert_true(largest < (16 * 50 + 100) * 4096 + 32);
+}
+
 static void test_store_now_format(void **state)
 {
     (void)state;
@@ -1159,6 +1192,7 @@ int main(void)
         cmocka_unit_test(test_first_changed_is_true),
         T(test_kept_snapshot_sees_every_change),
         T(test_idle_snapshot_does_not_pin_the_wal),
+        cmocka_unit_test(test_wal_stays_bounded),
         cmocka_unit_test(test_store_now_format),
         cmocka_unit_test(test_close_and_reopen_keeps_data),
         cmocka_unit_test(test_open_refuses_unwritable_database),
