@@ -130,6 +130,9 @@ bool server_metadata_ok(struct call *c, json_t *md);
 bool volume_metadata_ok(struct call *c, json_t *md);
 /* At most CORE_MAX_METADATA_ITEMS items: Nova's 403 otherwise. */
 bool metadata_count_ok(struct call *c, json_t *md);
+/* A JSON value's compact text, in an arena (NUL-terminated; its length in
+ * *len). */
+char *json_render(struct arena *ar, json_t *v, size_t *len);
 /* A JSON object's text, in the call's arena. */
 char *json_text(struct call *c, json_t *v);
 /* Python's repr() of a JSON value, as Nova's messages show it. */

@@ -33,10 +33,7 @@ void reply_json(struct call *c, int status, json_t *body)
     struct response *res = c->res;
     res->status = status;
     res->content_type = "application/json";
-    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    char *buf = arena_alloc(c->arena, n + 1);
-    res->body_len = json_dumpb(body, buf, n, JSON_COMPACT);
-    res->body = buf;
+    res->body = json_render(c->arena, body, &res->body_len);
     json_decref(body);
 }
 

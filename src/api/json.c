@@ -477,13 +477,50 @@ bool metadata_count_ok(struct call *c, json_t *md)
     return false;
 }
 
+/* Most answers are small: dumped once into a buffer on the stack and copied.
+ * A larger one is dumped twice, to learn its size and then into the arena,
+ * rather than into buffers grown by doubling that the arena would keep. */
+#define SMALL_TEXT 4096
+
+struct small_sink {
+    char buf[SMALL_TEXT];
+    size_t len;
+};
+
+static int small_put(const char *text, size_t size, void *arg)
+{
+    struct small_sink *s = arg;
+    if (size > SMALL_TEXT - s->len)
+        return -1;      /* too large: json_dump_callback stops */
+    memcpy(s->buf + s->len, text, size);
+    s->len += size;
+    return 0;
+}
+
+char *json_render(struct arena *ar, json_t *v, size_t *len)
+{
+    struct small_sink small;
+    small.len = 0;
+    char *buf;
+    size_t n;
+    if (json_dump_callback(v, small_put, &small, JSON_COMPACT) == 0) {
+        n = small.len;
+        buf = arena_alloc(ar, n + 1);
+        memcpy(buf, small.buf, n);
+    } else {
+        n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+        buf = arena_alloc(ar, n + 1);
+        json_dumpb(v, buf, n, JSON_COMPACT);
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
 char *json_text(struct call *c, json_t *v)
 {
-    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-    char *buf = arena_alloc(c->arena, n + 1);
-    json_dumpb(v, buf, n, JSON_COMPACT);
-    buf[n] = '\0';
-    return buf;
+    size_t n;
+    return json_render(c->arena, v, &n);
 }
 
 bool validate_object(struct call *c, json_t *obj, const char *at, const struct field *fields)
