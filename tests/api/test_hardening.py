@@ -121,6 +121,42 @@ def test_unknown_user_flood_does_not_slow_cached_reads(tmp_path):
         assert d.stop() == 0
 
 
+def test_stopping_answers_queued_password_checks_at_once(tmp_path):
+    """SIGTERM with the verifiers' queue full: the checks still queued are
+    answered 503 with Retry-After instead of each costing its argon2id (which
+    would make stopping wait for the whole queue), every request is answered,
+    and attachd exits 0."""
+    d = Attachd(tmp_path).start()
+    socks = []
+    try:
+        # 16 addresses x AUTH_ADDR_PENDING (4) = AUTH_QUEUE_MAX (64) checks queued
+        for n in range(64):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=30,
+                                         source_address=("127.0.0.%d" % (2 + n % 16), 0))
+            name = unique("nobody")
+            s.sendall(("GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+                       "Connection: close\r\n\r\n" % basic(name, name)).encode())
+            socks.append(s)
+        time.sleep(0.1)
+    finally:
+        rc = d.stop()
+    answers = []
+    for s in socks:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        answers.append(data)
+    statuses = [a.split(b" ", 2)[1] if a.startswith(b"HTTP/1.1 ") else a[:40] for a in answers]
+    print(f"\nanswers at SIGTERM: {statuses.count(b'401')} 401, {statuses.count(b'503')} 503")
+    assert rc == 0
+    assert set(statuses) <= {b"401", b"503"}, statuses
+    assert statuses.count(b"503") > 0, "every queued check was verified before stopping"
+    for a in answers:
+        if a.startswith(b"HTTP/1.1 503"):
+            assert b"\r\nRetry-After: " in a, a
+
+
 # -- memory: metadata and slow readers ---------------------------------------------------
 
 BIG = "\U0001F600" * 255
