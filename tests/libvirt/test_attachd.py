@@ -1051,6 +1051,14 @@ def test_volume_files(idle, worlds, workdir):
         made[dialect] = (v["id"], f)
     assert sorted(os.listdir(voldir)) == sorted(os.path.basename(f) for _, f in made.values())
 
+    # adopted while attachd serves (another process's commit): seen at once
+    late_path = g.sparse_file(os.path.join(workdir, "late.img"), GIB)
+    late = w.volume(path=late_path)
+    r = w.req("GET", f"/volumes/{late}")
+    assert r.status_code == 200 and r.json()["volume"]["size"] == 1, r.text
+    assert w.req("DELETE", f"/volumes/{late}").status_code == 204
+    assert os.path.exists(late_path)
+
     # the adopted file: its size, usable as it is, never removed
     r = w.req("GET", f"/os-volumes/{adopted}", NOVA)
     assert r.status_code == 200 and r.json()["volume"]["size"] == 3, r.text
