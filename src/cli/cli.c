@@ -213,6 +213,17 @@ static bool apply_config(struct cli *c, const char *path)
         return false;
     }
     c->config_path = path;
+    for (int k = 0; k < c->config.n_sections; k++) {
+        const struct config_section *sec = &c->config.sections[k];
+        bool known = false;
+        for (int i = 0; cli_specs[i].name && !known; i++)
+            known = cli_specs[i].section && !strcmp(cli_specs[i].section, sec->name);
+        if (!known) {
+            cli_error("%s:%d: unknown section [%s] (see attachd config reference)", path,
+                      sec->line, sec->name);
+            return false;
+        }
+    }
     int first_line[CLI_MAX_SPECS] = {0};
     for (int k = 0; k < c->config.count; k++) {
         const struct config_entry *e = &c->config.entries[k];

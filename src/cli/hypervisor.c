@@ -91,12 +91,22 @@ int cmd_check(int argc, char **argv)
     if (!cli_parse(&c, argc, argv, 0, 0))
         return CLI_USAGE;
     struct hv_settings hv;
-    int status = 2;
+    int status = CLI_USAGE;
+    struct driver *d = NULL;
+    struct store *s = NULL;
+    struct core *core = NULL;
     if (!cli_hv_settings(&c, &hv))
         goto out;
+    /* the store first, so that a wrong --db is a usage error whatever the driver */
+    int open_status;
+    s = cli_open_store_at(&c, false, &open_status);
+    if (!s) {
+        status = open_status == CLI_USAGE ? CLI_USAGE : 3;
+        goto out;
+    }
     status = 3;
     bool failed;
-    struct driver *d = cli_open_driver(&hv, &failed);
+    d = cli_open_driver(&hv, &failed);
     if (failed)
         goto out;
     if (!d) {
@@ -104,11 +114,7 @@ int cmd_check(int argc, char **argv)
         status = 0;
         goto out;
     }
-    int open_status;
-    struct store *s = cli_open_store_at(&c, false, &open_status);
-    if (!s && open_status == CLI_USAGE)
-        status = CLI_USAGE;
-    struct core *core = s ? core_new(s) : NULL;
+    core = core_new(s);
     if (core) {
         struct core_options o;
         int disagreements = 0;
@@ -121,10 +127,10 @@ int cmd_check(int argc, char **argv)
         if (status == 0)
             puts("the store and the hypervisor agree");
     }
+out:
     core_free(core);
     driver_close(d);
     store_close(s);
-out:
     cli_done(&c);
     return status;
 }

@@ -110,8 +110,9 @@ const struct cli_spec cli_specs[] = {
     {"ram", NULL, NULL, CLI_STRING, 0, 0, NULL, "MB", NULL, NULL, NULL},
     {"volumes", NULL, NULL, CLI_STRING, 0, 0, NULL, "N", NULL, NULL, NULL},
     {"gigabytes", NULL, NULL, CLI_STRING, 0, 0, NULL, "GB", NULL, NULL, NULL},
-    {"format", NULL, NULL, CLI_ENUM, 0, 0, "table|json", "FORMAT", "table", NULL, NULL},
-    {"force", NULL, NULL, CLI_FLAG, 0, 0, NULL, NULL, "false", NULL, NULL},
+    /* table|json for list and show; markdown|man for config reference */
+    {"format", NULL, NULL, CLI_ENUM, 0, 0, "table|json|markdown|man", "FORMAT", "table", NULL,
+     NULL},
     {NULL, NULL, NULL, CLI_STRING, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -330,8 +331,6 @@ static void man_text(const char *s)
             bold = !bold;
         } else if (*s == '\\') {
             fputs("\\e", stdout);
-        } else if (*s == '-') {
-            fputs("\\-", stdout);
         } else {
             putchar(*s);
         }
@@ -362,9 +361,12 @@ int cmd_config_reference(int argc, char **argv)
         if (man) {
             if (new_section)
                 printf(".SS [%s]\n", section);
-            printf(".TP\n.BR %s \" = \" %s\n", s->key, s->arg ? s->arg : "BOOL");
+            printf(".TP\n\\fB%s\\fR = \\fI%s\\fR\n", s->key, s->arg ? s->arg : "true|false");
             man_text(s->help);
-            printf("\n.br\nOption \\fB\\-\\-%s\\fR; ", s->name);
+            fputs("\n.br\nOption \\fB\\-\\-", stdout);
+            for (const char *p = s->name; *p; p++)
+                fputs(*p == '-' ? "\\-" : (char[]){*p, 0}, stdout);
+            fputs("\\fR; ", stdout);
             man_text(type_doc(s, tbuf, sizeof tbuf));
             fputs("; default ", stdout);
             man_text(default_doc(s, dbuf, sizeof dbuf));

@@ -230,7 +230,7 @@ static int run_del(struct cli *c, bool volume)
             bool usage = err.code == CORE_NOT_FOUND || err.code == CORE_CONFLICT ||
                          err.code == CORE_VOLUME_BUSY || err.code == CORE_BAD_REQUEST ||
                          err.code == CORE_DETACHING;
-            fprintf(stderr, "attachd: %s: %s\n", c->command, err.message);
+            fprintf(stderr, "attachd: %s %s: %s\n", c->command, id, err.message);
             status = usage ? CLI_USAGE : CLI_FAILED;
         } else if (sync.op.pending) {
             printf("%s %s is being deleted; the hypervisor has not confirmed yet (attachd "

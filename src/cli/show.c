@@ -181,6 +181,9 @@ static int session_open(struct cli *c, struct session *s)
     int status = CLI_OK;
     *s = (struct session){0};
     arena_init(&s->ar);
+    const char *format = cli_get(c, "format");
+    if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
+        return cli_error("%s: --format is table or json", c->command);
     s->store = cli_open_store_at(c, false, &status);
     if (!s->store)
         return status;

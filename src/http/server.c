@@ -629,14 +629,28 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
+/* libmicrohttpd's messages. A failed TLS handshake is a client's doing
+ * (a scanner, plain HTTP on the HTTPS port, an old TLS version) and may
+ * come by the thousand: it is counted, and written at most once a minute. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
+    static atomic_long last_tls_line;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')
         msg[--n] = '\0';
+    if (strstr(msg, "andshake") || strstr(msg, "TLS")) {
+        metrics_inc(METRIC_TLS_HANDSHAKE_FAILED);
+        long now = (long)time(NULL), last = atomic_load(&last_tls_line);
+        if (now - last < 60 || !atomic_compare_exchange_strong(&last_tls_line, &last, now))
+            return;
+        log_warn("http: %s (failed TLS handshakes are counted in "
+                 "attachd_tls_handshake_failures_total; this line is written at most once a "
+                 "minute)", msg);
+        return;
+    }
     log_warn("http: %s", msg);
 }
 

@@ -39,10 +39,25 @@ static int add(struct config *cfg, const char *section, const char *key, const c
     return 0;
 }
 
+static int add_section(struct config *cfg, const char *name, int line)
+{
+    struct config_section *n =
+        realloc(cfg->sections, (size_t)(cfg->n_sections + 1) * sizeof *n);
+    if (!n)
+        return -1;
+    cfg->sections = n;
+    if (!(n[cfg->n_sections].name = strdup(name)))
+        return -1;
+    n[cfg->n_sections++].line = line;
+    return 0;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, int errlen)
 {
     cfg->entries = NULL;
     cfg->count = 0;
+    cfg->sections = NULL;
+    cfg->n_sections = 0;
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, (size_t)errlen, "cannot read config file %s: %s", path, strerror(errno));
@@ -67,6 +82,10 @@ int config_load(struct config *cfg, const char *path, char *err, int errlen)
             }
             *end = '\0';
             snprintf(section, sizeof section, "%s", trim(s + 1));
+            if (add_section(cfg, section, lineno) < 0) {
+                snprintf(err, (size_t)errlen, "out of memory");
+                goto fail;
+            }
             continue;
         }
         char *eq = strchr(s, '=');
@@ -116,4 +135,9 @@ void config_free(struct config *cfg)
     free(cfg->entries);
     cfg->entries = NULL;
     cfg->count = 0;
+    for (int i = 0; i < cfg->n_sections; i++)
+        free(cfg->sections[i].name);
+    free(cfg->sections);
+    cfg->sections = NULL;
+    cfg->n_sections = 0;
 }

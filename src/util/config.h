@@ -15,9 +15,17 @@ struct config_entry {
     int line;                   /* 1-based, in the file */
 };
 
+struct config_section {
+    char *name;
+    int line;                   /* of its [header] */
+};
+
 struct config {
     struct config_entry *entries;
     int count;
+    /* every [section] header, so that one without keys is seen too */
+    struct config_section *sections;
+    int n_sections;
 };
 
 /* Load FILE; on error return -1 and write a one-line reason into err. */

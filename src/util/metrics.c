@@ -72,6 +72,9 @@ static const struct {
                             "TLS certificate and key read again on SIGHUP, by outcome (a "
                             "failed reload keeps the previous ones)."},
     [METRIC_TLS_RELOAD_FAILURES] = {"attachd_tls_reloads_total", "result=\"failed\"", NULL},
+    [METRIC_TLS_HANDSHAKE_FAILED] = {"attachd_tls_handshake_failures_total", NULL,
+                                     "TLS handshakes that failed (a client without TLS, or "
+                                     "only older versions, a scanner)."},
 };
 
 struct hist {
@@ -348,7 +351,7 @@ static void render_hist(struct metrics_out *o, const char *name, const char *hel
                         size_t n, uint64_t count, double sum)
 {
     head(o, name, "histogram", help);
-    char lb[512];
+    char lb[640];           /* the labels (at most 512) and le="..." */
     uint64_t cum = 0;
     for (size_t i = 0; i < n; i++) {
         cum += buckets[i];

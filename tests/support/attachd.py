@@ -44,6 +44,7 @@ class Attachd:
         self.extra_args = list(extra_args)
         self.proc = None
         self.log_path = os.path.join(self.dir, "attachd.log")
+        self.env = None             # the daemon's environment, when not ours
 
     # -- the CLI ---------------------------------------------------------
     def cli(self, *args, stdin=None, check=True):
@@ -115,7 +116,7 @@ class Attachd:
         cmd = [binary(), "serve", "--listen", f"127.0.0.1:{self.port}",
                "--db", self.db, *self.extra_args, *args]
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
