@@ -13,13 +13,21 @@ VOLUME_DIR ?= data/volumes
 
 # What building needs, and what the test suites need on top.
 BUILD_DEBS := gcc meson ninja-build pkg-config libmicrohttpd-dev libjansson-dev \
-              libsqlite3-dev libsodium-dev libcmocka-dev libvirt-dev libxml2-dev
+              libsqlite3-dev libsodium-dev libcmocka-dev libvirt-dev libxml2-dev \
+              libgnutls28-dev
 # The hypervisor: QEMU and libvirt's daemons (started by scripts/libvirt-env).
 HV_DEBS    := qemu-system-x86 libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients
+# The operators' suites (tests/api/test_ops*.py, tests/install): a Prometheus
+# parser, openssl for test certificates, man and groff for the man pages,
+# systemd-analyze (systemd is installed for it, never started), and what
+# dpkg-buildpackage needs to build the .deb.
+OPS_DEBS   := python3-prometheus-client openssl man-db groff-base systemd \
+              debhelper dpkg-dev fakeroot
 TEST_DEBS  := python3-pytest python3-requests python3-openstacksdk \
-              python3-novaclient python3-openstackclient python3-tempest curl $(HV_DEBS)
+              python3-novaclient python3-openstackclient python3-tempest curl $(HV_DEBS) \
+              $(OPS_DEBS)
 
-.PHONY: all build asan deps test-deps run check unit api compat clean
+.PHONY: all build asan deps test-deps run check unit api compat clean install deb
 
 all: build
 
@@ -57,5 +65,25 @@ endif
 check: test-deps build asan
 	@PYTHON=$(PYTHON) scripts/run-tests $(BUILD) $(ASAN_BUILD)
 
+# Install as a service (docs/operations.md): the binary with the installed
+# defaults (/etc/attachd, /var/lib/attachd), the man pages, the systemd unit
+# and its sysusers.d entry, and /etc/attachd/attachd.conf unless there is one.
+# DESTDIR works as usual.
+PREFIX        ?= /usr/local
+INSTALL_BUILD ?= build-install
+
+$(INSTALL_BUILD)/build.ninja:
+	meson setup $(INSTALL_BUILD) --buildtype=release --prefix=$(PREFIX) \
+	    --sysconfdir=/etc --localstatedir=/var -Dfhs=true
+
+install: deps $(INSTALL_BUILD)/build.ninja
+	ninja -C $(INSTALL_BUILD)
+	meson install -C $(INSTALL_BUILD) --no-rebuild
+
+# The Debian package, in the parent directory (dpkg-buildpackage's way).
+deb: deps
+	@scripts/ensure-debs debhelper dpkg-dev fakeroot
+	DEB_BUILD_OPTIONS=nocheck dpkg-buildpackage -b -us -uc
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(INSTALL_BUILD)
