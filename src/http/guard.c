@@ -49,6 +49,7 @@ struct http_guard_conn {
     bool served;            /* completed a request: a head-wait without bytes is idle */
     bool head_seen;         /* the current head's first byte has arrived */
     bool cut;               /* shut down by the guard, not yet reported closed */
+    bool baseline_due;      /* baseline is to be read at the watchdog's next look */
     uint64_t baseline;      /* bytes received when it began to wait for this head */
     int64_t opened;         /* milliseconds (CLOCK_MONOTONIC) */
     int64_t head_began;     /* when the watchdog saw the head's first byte */
@@ -98,12 +99,22 @@ static bool bytes_received(int fd, uint64_t *out)
 
 /* Has the head this connection waits for begun to arrive? Without
  * TCP_INFO, a new connection's clock runs from its start and a kept-alive
- * one is left to the inactivity timeout. */
-static bool head_begun(const struct http_guard_conn *c)
+ * one is left to the inactivity timeout. A kept-alive connection's baseline
+ * is read here, at the watchdog's first look after its request, rather than
+ * by the HTTP thread at the end of every request: bytes of the next head
+ * that arrived before that look count as before the wait, so its clock
+ * starts at the next byte after it (one tick later at most), as the clock
+ * of any head starts up to a tick late. */
+static bool head_begun(struct http_guard_conn *c)
 {
     uint64_t n;
     if (!bytes_received(c->fd, &n))
         return !c->served;
+    if (c->baseline_due) {
+        c->baseline_due = false;
+        c->baseline = n;
+        return false;
+    }
     return n > c->baseline;
 }
 
@@ -172,6 +183,7 @@ static void report(struct http_guard *g, int64_t now)
 
 static void *watchdog_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "http-guard");
     struct http_guard *g = arg;
     pthread_mutex_lock(&g->stop_lock);
     while (!g->stopping) {
@@ -328,18 +340,14 @@ void http_guard_request_done(struct http_guard *g, struct http_guard_conn *c)
 {
     if (!c)
         return;
-    /* Bytes that arrived with this request (a pipelined next head) count as
-     * before the wait: such a head's clock starts at its next byte, as a
-     * kept-alive connection's does. */
-    uint64_t n;
-    if (!bytes_received(c->fd, &n))
-        n = UINT64_MAX;
+    /* The baseline of bytes received is read by the watchdog (head_begun):
+     * no system call here, on every request's path. */
     struct shard *sh = &g->shards[c->shard];
     pthread_mutex_lock(&sh->lock);
     c->phase = PHASE_HEAD;
     c->served = true;
     c->head_seen = false;
-    c->baseline = n;
+    c->baseline_due = true;
     pthread_mutex_unlock(&sh->lock);
 }
 
