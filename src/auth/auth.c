@@ -392,6 +392,7 @@ static void verify_or_give_up(struct auth *a, struct auth_check *ck, bool stoppi
 
 static void *verifier_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "auth-verify");
     struct auth *a = arg;
     /* Password checks yield the CPU to everything else: requests answered
      * from the cache keep their pace while a flood of guesses waits. */

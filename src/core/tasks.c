@@ -351,6 +351,7 @@ static struct task *next_ready(struct core *c)
 
 static void *worker_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "core-worker");
     struct core *c = arg;
     pthread_mutex_lock(&c->lock);
     while (!c->stopping) {
@@ -382,6 +383,7 @@ static void *worker_main(void *arg)
  * runs every reconcile_interval. */
 static void *timer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "core-timer");
     struct core *c = arg;
     pthread_mutex_lock(&c->lock);
     while (!c->stopping) {

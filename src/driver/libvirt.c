@@ -131,6 +131,7 @@ static int loop_barrier_seen;
 
 static void *loop_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "lv-events");
     (void)arg;
     while (!atomic_load(&loop_quit))
         if (virEventRunDefaultImpl() < 0) {
@@ -495,6 +496,7 @@ static void lv_free(struct lv *lv);
 
 static void *watch_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "lv-watch");
     struct lv *lv = arg;
     char why[512] = "";
     pthread_mutex_lock(&lv->mu);

@@ -47,8 +47,10 @@
 /* Every connection maps the database file up to this length: a page read
  * from the file (not from the WAL) is then a memory access, not a pread. */
 #define MMAP_SIZE (1LL << 30)
-/* A WAL restarted from its start is cut back to this length (bytes). */
-#define JOURNAL_LIMIT "16777216"
+/* A WAL restarted from its start is cut back to this length (bytes): 16 C
+ * of the default C, the most it reaches, so that a busy WAL file is written
+ * over in place rather than cut and extended again (block allocation). */
+#define JOURNAL_LIMIT "67108864"
 /* How long the writer waits at most for a checkpoint past 16 C, in 1 ms steps. */
 #define CHECKPOINT_WAIT_MS 5000
 
@@ -72,6 +74,8 @@ struct store {
     atomic_uint_fast64_t changes;
     pthread_t watcher, reaper;
     int watch_fd, stop_fd;          /* inotify; an eventfd that stops both threads */
+    atomic_int writing;             /* threads of this process writing its files now */
+    atomic_int_fast64_t written;    /* ms: when one last stopped */
     bool watching;
     char *base;                     /* the database file's name, without its directory */
     /* The checkpointer: woken by the writer's WAL hook. */
@@ -85,10 +89,40 @@ struct store {
     int checkpoint_pages;           /* C, above */
 };
 
+/* While this process writes the database's files (and this long after),
+ * the watcher, woken by its own writes, looks again only this often. */
+#define WATCH_QUIET_MS 5
+
 /* A kept snapshot older than this is ended: WAL frames a reader could still
  * read cannot be checkpointed away, and it shows other processes' changes
  * at the latest this late if the watcher missed them. */
 #define SNAPSHOT_MAX_AGE 0.5
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A thread of this process begins, or ends, writing the database's files
+ * (the writer a transaction, the checkpointer a checkpoint). */
+static void writing_begins(struct store *s)
+{
+    atomic_fetch_add(&s->writing, 1);
+}
+
+static void writing_ends(struct store *s)
+{
+    atomic_store(&s->written, monotonic_ms());
+    atomic_fetch_sub(&s->writing, 1);
+}
+
+static bool writing_lately(struct store *s)
+{
+    return atomic_load(&s->writing) > 0 ||
+           monotonic_ms() - atomic_load(&s->written) < WATCH_QUIET_MS;
+}
 
 /* ---------------------------------------------------------------------------
  * Connections
@@ -319,14 +353,10 @@ static int run_job(struct store_conn *w, struct store_job *j)
 /* Run jobs from `pending` in one transaction. Jobs whose outcome is known
  * go to `finished`; jobs to run again (the transaction was undone under
  * them) go back to the front of `pending`. */
-static void run_transaction(struct store *s, struct queue *pending, struct queue *finished)
+/* run_transaction's body, between writing_begins and writing_ends. */
+static void transaction(struct store *s, struct store_conn *w, struct queue *pending,
+                        struct queue *finished)
 {
-    struct store_conn *w = s->writer;
-    if (!database_usable(s)) {
-        finish_all(pending, finished, -STORE_UNAVAILABLE);
-        metrics_inc(METRIC_STORE_UNAVAILABLE);
-        return;
-    }
     double began = metrics_now();
     enum store_rc begin = sq_exec_id(w, S_BEGIN_IMMEDIATE);
     if (begin != STORE_OK) {
@@ -399,6 +429,18 @@ static void run_transaction(struct store *s, struct queue *pending, struct queue
     prepend(pending, &again);
 }
 
+static void run_transaction(struct store *s, struct queue *pending, struct queue *finished)
+{
+    if (!database_usable(s)) {
+        finish_all(pending, finished, -STORE_UNAVAILABLE);
+        metrics_inc(METRIC_STORE_UNAVAILABLE);
+        return;
+    }
+    writing_begins(s);
+    transaction(s, s->writer, pending, finished);
+    writing_ends(s);
+}
+
 /* On the writer thread, between transactions: see the top of this file.
  * BUSY is another checkpoint under way (the checkpointer's). */
 static void finish_checkpoint(struct store *s)
@@ -408,6 +450,7 @@ static void finish_checkpoint(struct store *s)
         return;
     int wait_ms = pages >= 16 * s->checkpoint_pages ? CHECKPOINT_WAIT_MS : 0;
     int rc;
+    writing_begins(s);
     for (;;) {
         rc = sqlite3_wal_checkpoint_v2(s->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
                                        NULL);
@@ -415,6 +458,7 @@ static void finish_checkpoint(struct store *s)
             break;
         usleep(1000);
     }
+    writing_ends(s);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         log_error("store: checkpoint: %s", sqlite3_errmsg(s->writer->db));
     atomic_store(&s->wal_pages, 0);     /* the next commit's hook says how long it is */
@@ -422,6 +466,7 @@ static void finish_checkpoint(struct store *s)
 
 static void *writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "store-writer");
     struct store *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
@@ -541,6 +586,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
  * held an older snapshot) is tried again at the next commit's hook. */
 static void *checkpointer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "store-ckpt");
     struct store *s = arg;
     pthread_mutex_lock(&s->ckpt_lock);
     for (;;) {
@@ -552,8 +598,10 @@ static void *checkpointer_main(void *arg)
         if (atomic_load(&s->wal_pages) >= 4 * s->checkpoint_pages)
             continue;   /* the writer's turn: the two would take turns at BUSY */
         pthread_mutex_unlock(&s->ckpt_lock);
+        writing_begins(s);
         int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                            NULL, NULL);
+        writing_ends(s);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_error("store: checkpoint: %s", sqlite3_errmsg(s->checkpointer->db));
         pthread_mutex_lock(&s->ckpt_lock);
@@ -785,9 +833,14 @@ void store_conn_reset(struct store_conn *c)
 
 /* Another process (the CLI: a password changed, a user deleted) wrote the
  * database: its WAL was written. inotify says so at once, for nothing per
- * request; the change count moves and every reader begins a new snapshot. */
+ * request; the change count moves and every reader begins a new snapshot.
+ * This process's own writes wake the watcher too (every page written):
+ * while it writes, the watcher looks only every WATCH_QUIET_MS, so that
+ * another process's change is seen that much later at most, and a commit
+ * does not cost a wake per page. */
 static void *watcher_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "store-watch");
     struct store *s = arg;
     char wal[PATH_MAX];
     snprintf(wal, sizeof wal, "%s-wal", s->base);
@@ -801,6 +854,11 @@ static void *watcher_main(void *arg)
                 atomic_fetch_add(&s->changes, 1);
             p += sizeof *e + e->len;
         }
+        bool stopping = false;
+        while (!stopping && writing_lately(s))
+            stopping = poll(&fds[1], 1, WATCH_QUIET_MS) != 0;
+        if (stopping)
+            break;
     }
     return NULL;
 }
@@ -810,6 +868,7 @@ static void *watcher_main(void *arg)
  * snapshots idle for longer than SNAPSHOT_MAX_AGE are ended here. */
 static void *reaper_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "store-reaper");
     struct store *s = arg;
     struct pollfd stop = {s->stop_fd, POLLIN, 0};
     while (poll(&stop, 1, (int)(SNAPSHOT_MAX_AGE * 1000)) == 0) {

@@ -297,6 +297,7 @@ static void flush_all(void)
 
 static void *flusher_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "log-flush");
     (void)arg;
     pthread_mutex_lock(&flusher_lock);
     while (!flusher_stop) {
