@@ -7,9 +7,10 @@
  *    kept for the life of the store. Readers never block each other or the
  *    writer (WAL). Everything a caller reads between store_read_begin() and
  *    store_read_end() comes from one snapshot, never older than the last
- *    change committed before store_read_begin() (by this process, or by
- *    another one such as the CLI: the database's directory is watched); a
- *    snapshot is kept between uses while nothing changes.
+ *    change this process committed before store_read_begin(), nor than one
+ *    another process (the CLI) committed a few milliseconds before it (the
+ *    database's directory is watched); a snapshot is kept between uses
+ *    while nothing changes.
  *  - Writes are jobs: store_submit() queues one and returns at once. The
  *    writer thread runs every job queued at that moment in one transaction,
  *    each inside a savepoint of its own (so that one refused change does not
