@@ -346,6 +346,46 @@ static void test_detach_never_confirmed_is_given_up(void **state)
     assert_string_equal(now.status, "attached");
 }
 
+/* The metrics' view of the work (core_tasks_pending): a detach the guest
+ * never confirms is one pending detach, older each time it is asked, until
+ * it is given up. */
+static void test_pending_work_is_counted(void **state)
+{
+    struct fx *f = *state;
+    f->fake->detach = DETACH_NEVER;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    struct attachment at;
+    struct core_error err;
+    bool pending;
+    quiet_logs();
+    const char *names[CORE_TASK_KINDS];
+    int counts[CORE_TASK_KINDS];
+    assert_true(core_tasks_pending(f->core, names, counts) == 0);
+    for (int i = 0; i < CORE_TASK_KINDS; i++)
+        assert_int_equal(counts[i], 0);
+    assert_true(attach(f, "s1", "v1", &at, &err));
+    assert_true(detach(f, "s1", "v1", 0, &pending, &err));
+    assert_true(pending);
+    double first = core_tasks_pending(f->core, names, counts);
+    int detaches = 0, others = 0;
+    for (int i = 0; i < CORE_TASK_KINDS; i++) {
+        if (!strcmp(names[i], "detach"))
+            detaches += counts[i];
+        else
+            others += counts[i];
+    }
+    assert_int_equal(detaches, 1);
+    assert_int_equal(others, 0);
+    fake_sleep_ms(50);
+    assert_true(core_tasks_pending(f->core, names, counts) > first);
+    assert_true(volume_becomes(f, "v1", "in-use", 6));      /* given up */
+    for (int i = 0; i < 100 && core_tasks_pending(f->core, names, counts) > 0; i++)
+        fake_sleep_ms(20);
+    assert_true(core_tasks_pending(f->core, names, counts) == 0);
+}
+
 /* Stopping: a requester waiting for a confirmation is answered pending at
  * once, and the intent stays for the next start. */
 static void test_drain_answers_waiting_requesters(void **state)
@@ -606,6 +646,7 @@ int main(void)
         T(test_detach_confirmed_at_once),
         T(test_detach_confirmed_by_event),
         T(test_detach_never_confirmed_is_given_up),
+        T(test_pending_work_is_counted),
         T(test_drain_answers_waiting_requesters),
         T(test_one_operation_per_server),
         T(test_volume_files),
