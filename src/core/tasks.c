@@ -101,8 +101,10 @@ static struct lane *lane_of(struct core *c, const char *key, bool create)
     if (!l)
         return NULL;
     snprintf(l->key, sizeof l->key, "%s", key);
-    l->next = c->lanes;
-    c->lanes = l;
+    struct lane **end = &c->lanes;      /* FIFO: the oldest lane is served first */
+    while (*end)
+        end = &(*end)->next;
+    *end = l;
     return l;
 }
 

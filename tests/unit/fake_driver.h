@@ -47,6 +47,7 @@ struct fake_hv {
     bool volume_fails;
     /* counters */
     int attaches, detaches, lists, volumes_made, volumes_deleted;
+    char attached_to[FAKE_DISKS][64];   /* the domain of each attach call, in order */
     int max_busy_domain, busy_all, max_busy_all;
 };
 
@@ -172,6 +173,8 @@ static inline enum driver_rc fake_disk_attach(struct driver *d, const struct dri
         return fake_fail(err, DRIVER_NOT_FOUND, "no such domain");
     }
     fake_enter(f, dom);
+    if (f->attaches < FAKE_DISKS)
+        snprintf(f->attached_to[f->attaches], sizeof f->attached_to[0], "%s", dom->name);
     f->attaches++;
     pthread_mutex_unlock(&f->lock);
     fake_sleep_ms(f->delay_ms);

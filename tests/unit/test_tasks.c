@@ -53,6 +53,15 @@ static int setup(void **state)
     return 0;
 }
 
+static void start_workers(struct fx *f, int workers)
+{
+    struct core_options o = options();
+    o.workers = workers;
+    char err[256];
+    if (!core_start_driver(f->core, &f->fake->base, &o, err, sizeof err))
+        fail_msg("core_start_driver: %s", err);
+}
+
 static void start(struct fx *f)
 {
     struct core_options o = options();
@@ -459,6 +468,44 @@ static void test_one_operation_per_server(void **state)
     assert_int_equal(fake_disks(f->fake, DOM_B), 3);
 }
 
+/* Servers waiting for a worker are served in the order they came: with one
+ * worker busy, attaches to three more servers queued in turn run in that
+ * turn (the newest first would leave the oldest waiting behind any number
+ * of newcomers). */
+static void test_servers_served_in_order(void **state)
+{
+    struct fx *f = *state;
+    fake_add_domain(f->fake, "33333333-3333-4333-8333-333333333333", "vm-c", DOMAIN_RUNNING);
+    fake_add_domain(f->fake, "44444444-4444-4444-8444-444444444444", "vm-d", DOMAIN_RUNNING);
+    f->fake->delay_ms = 200;
+    start_workers(f, 1);
+    const char *doms[] = {DOM_A, DOM_B, "33333333-3333-4333-8333-333333333333",
+                          "44444444-4444-4444-8444-444444444444"};
+    const char *srvs[] = {"s1", "s2", "s3", "s4"}, *vols[] = {"v1", "v2", "v3", "v4"};
+    struct racer r[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        server(f, srvs[i], doms[i]);
+        volume(f, vols[i]);
+        r[i] = (struct racer){f, srvs[i], vols[i], false};
+    }
+    pthread_create(&th[0], NULL, race, &r[0]);
+    for (int i = 0; i < 100 && f->fake->attaches == 0; i++)
+        fake_sleep_ms(10);                  /* the one worker is busy with s1 */
+    for (int i = 1; i < 4; i++) {
+        pthread_create(&th[i], NULL, race, &r[i]);
+        fake_sleep_ms(40);                  /* queued before the next one */
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(r[i].ok);
+    }
+    assert_int_equal(f->fake->attaches, 4);
+    const char *want[] = {"vm-a", "vm-b", "vm-c", "vm-d"};
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(f->fake->attached_to[i], want[i]);
+}
+
 /* ---- volumes and servers ----------------------------------------------------------------- */
 
 static void test_volume_files(void **state)
@@ -649,6 +696,7 @@ int main(void)
         T(test_pending_work_is_counted),
         T(test_drain_answers_waiting_requesters),
         T(test_one_operation_per_server),
+        T(test_servers_served_in_order),
         T(test_volume_files),
         T(test_server_delete_detaches_first),
         T(test_servers_follow_their_domains),
