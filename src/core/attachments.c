@@ -418,13 +418,18 @@ bool core_attachment_get(struct core_ctx *c, const char *server_id, const char *
                          struct attachment *out, struct core_error *err)
 {
     struct store_conn *r = core_reader(c, err);
-    struct server s;
     if (!r || !core_read_begin(c, err))
         return false;
-    bool ok = core_find_server(c, r, server_id, &s, err) &&
-              find_attachment(c, r, &s, volume_id, out, err);
+    bool server_found;
+    enum store_rc rc = store_attachment_find(r, c->arena, c->scope, server_id, volume_id,
+                                             &server_found, out);
     core_read_end(c);
-    return ok;
+    if (rc == STORE_NOTFOUND && !server_found)
+        return core_fail(err, CORE_NOT_FOUND, "Instance %s could not be found.", server_id);
+    if (rc == STORE_NOTFOUND)
+        return core_fail(err, CORE_NOT_FOUND, "Instance %s is not attached to volume %s",
+                         server_id, volume_id);
+    return rc == STORE_OK || core_store_failed(err, rc);
 }
 
 /* ---- update and swap ------------------------------------------------------ */

@@ -85,6 +85,11 @@ const char *const sqlite_sql[N_STMT] = {
                            "ORDER BY seq",
     [S_ATTACH_GET] = "SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
                      "AND volume_id = ?2",
+    [S_ATTACH_FIND] = "SELECT a.id, a.bdm_uuid, a.server_id, a.volume_id, a.device, a.tag, "
+                      "a.delete_on_termination, a.boot_index, a.created_at, a.status "
+                      "FROM servers s LEFT JOIN attachments a "
+                      "ON a.server_id = s.id AND a.volume_id = ?2 "
+                      "WHERE s.id = ?1 AND (?3 IS NULL OR s.account_id = ?3)",
     [S_ATTACH_BY_VOLUME] = "SELECT " ATTACH_COLS " FROM attachments WHERE volume_id = ?1",
     [S_ATTACH_LIST] = "SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
                       "ORDER BY seq LIMIT ?3 OFFSET ?2",
@@ -526,6 +531,29 @@ enum store_rc store_attachment_get(struct store_conn *c, struct arena *ar, const
     sq_bind_text(st, 1, server_id);
     sq_bind_text(st, 2, volume_id);
     return sq_get(c, st, ar, read_attachment, out);
+}
+
+enum store_rc store_attachment_find(struct store_conn *c, struct arena *ar, const char *account,
+                                    const char *server_id, const char *volume_id,
+                                    bool *server_found, struct attachment *out)
+{
+    *server_found = false;
+    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_FIND);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, server_id);
+    sq_bind_text(st, 2, volume_id);
+    sq_bind_text(st, 3, account);
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc != STORE_OK)
+        return rc;
+    *server_found = true;
+    if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+        rc = STORE_NOTFOUND;
+    else
+        read_attachment(st, ar, out);
+    sq_done(st);
+    return rc;
 }
 
 enum store_rc store_attachment_by_volume(struct store_conn *c, struct arena *ar,

@@ -184,6 +184,12 @@ enum store_rc store_attachment_get(struct store_conn *c, struct arena *ar, const
                                    const char *volume_id, struct attachment *out);
 enum store_rc store_attachment_by_volume(struct store_conn *c, struct arena *ar,
                                          const char *volume_id, struct attachment *out);
+/* The attachment of a volume to a server of `account` (NULL: any), in one
+ * lookup: STORE_NOTFOUND with *server_found false when there is no such
+ * server (in that account), true when it is not attached to it. */
+enum store_rc store_attachment_find(struct store_conn *c, struct arena *ar, const char *account,
+                                    const char *server_id, const char *volume_id,
+                                    bool *server_found, struct attachment *out);
 /* Attachments of one server in attach order; limit < 0 means all. */
 enum store_rc store_attachment_list(struct store_conn *c, struct arena *ar, const char *server_id,
                                     int64_t offset, int limit, struct attachment **out, int *n);
