@@ -8,7 +8,6 @@
  */
 #include "util/metrics.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -324,9 +323,10 @@ static void sample(struct metrics_out *o, const char *name, const char *suffix,
     fprintf(o->f, "%s%s", name, suffix ? suffix : "");
     if (labels && *labels)
         fprintf(o->f, "{%s}", labels);
-    if (isinf(v))
+    /* no libm: whole numbers (counts) are written as such, the rest %g */
+    if (v > 1e300)
         fputs(" +Inf\n", o->f);
-    else if (v == floor(v) && fabs(v) < 1e15)
+    else if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v)
         fprintf(o->f, " %.0f\n", v);
     else
         fprintf(o->f, " %.9g\n", v);
