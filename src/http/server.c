@@ -629,13 +629,26 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
-/* libmicrohttpd's messages. A failed TLS handshake is a client's doing
- * (a scanner, plain HTTP on the HTTPS port, an old TLS version) and may
- * come by the thousand: it is counted, and written at most once a minute. */
+/* At most one line a minute for a message that a client can cause by the
+ * thousand; the metric counts them all. */
+static void log_seldom(atomic_long *last, const char *msg, const char *metric)
+{
+    long now = (long)time(NULL), was = atomic_load(last);
+    if (now - was < 60 || !atomic_compare_exchange_strong(last, &was, now))
+        return;
+    log_warn("http: %s (counted in %s; this line is written at most once a minute)", msg,
+             metric);
+}
+
+/* libmicrohttpd's messages. A failed TLS handshake (a scanner, plain HTTP
+ * on the HTTPS port, an old TLS version) and a connection refused at
+ * --max-per-ip (MHD refuses those before our accept policy sees them; its
+ * own cap is set out of reach, so its "connection limit" is the per-address
+ * one) are counted, and written seldom. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    static atomic_long last_tls_line;
+    static atomic_long last_tls_line, last_per_ip_line;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
@@ -643,15 +656,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         msg[--n] = '\0';
     if (strstr(msg, "andshake") || strstr(msg, "TLS")) {
         metrics_inc(METRIC_TLS_HANDSHAKE_FAILED);
-        long now = (long)time(NULL), last = atomic_load(&last_tls_line);
-        if (now - last < 60 || !atomic_compare_exchange_strong(&last_tls_line, &last, now))
-            return;
-        log_warn("http: %s (failed TLS handshakes are counted in "
-                 "attachd_tls_handshake_failures_total; this line is written at most once a "
-                 "minute)", msg);
-        return;
+        log_seldom(&last_tls_line, msg, "attachd_tls_handshake_failures_total");
+    } else if (strstr(msg, "reached connection limit")) {
+        metrics_inc(METRIC_CONN_REFUSED_PER_IP);
+        log_seldom(&last_per_ip_line, msg,
+                   "attachd_http_connections_refused_total{reason=\"per_ip\"}");
+    } else {
+        log_warn("http: %s", msg);
     }
-    log_warn("http: %s", msg);
 }
 
 /* ---- start and stop --------------------------------------------------------- */

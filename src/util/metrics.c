@@ -34,9 +34,12 @@ static const struct {
 } counter_info[METRIC_COUNTERS] = {
     [METRIC_CONN_ACCEPTED] = {"attachd_http_connections_total", NULL,
                               "Connections admitted."},
-    [METRIC_CONN_REFUSED] = {"attachd_http_connections_refused_total", NULL,
-                             "Connections refused at --max-connections (none could be "
-                             "closed to make room)."},
+    [METRIC_CONN_REFUSED] = {"attachd_http_connections_refused_total", "reason=\"cap\"",
+                             "Connections refused: at --max-connections when none could be "
+                             "closed to make room (cap), or their address at --max-per-ip "
+                             "(per_ip)."},
+    [METRIC_CONN_REFUSED_PER_IP] = {"attachd_http_connections_refused_total",
+                                    "reason=\"per_ip\"", NULL},
     [METRIC_CONN_EVICTED] = {"attachd_http_connections_closed_total", "reason=\"evicted\"",
                              "Connections closed by attachd: evicted to make room at the cap, "
                              "or over --header-timeout or --timeout."},

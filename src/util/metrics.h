@@ -27,6 +27,7 @@
 enum metrics_counter {
     METRIC_CONN_ACCEPTED,       /* connections admitted */
     METRIC_CONN_REFUSED,        /* refused at the connection cap */
+    METRIC_CONN_REFUSED_PER_IP, /* refused: its address at --max-per-ip */
     METRIC_CONN_EVICTED,        /* closed to make room at the cap */
     METRIC_CONN_HEAD_TIMEOUT,   /* closed: request head over --header-timeout */
     METRIC_CONN_BODY_TIMEOUT,   /* closed: request body over --timeout */

@@ -160,8 +160,20 @@ def test_metrics_count_what_happens(ops):
     assert requests.get(ops.url("/servers"), headers={"Authorization": basic("x", "y")}
                         ).status_code == 401
     assert requests.get(ops.url("/")).status_code == 200
-    fams = families(requests.get(ops.metrics_url).text)
     req = "attachd_http_requests_total"
+
+    def counted():
+        """The scrape once every request above is counted: a request is
+        counted when libmicrohttpd reports it complete, a moment after its
+        client has the answer."""
+        f = families(requests.get(ops.metrics_url).text)
+        got = {(l.get("route"), l.get("status")) for l, v in samples(f, req)}
+        return f if {("servers/*", "200"), ("servers", "202"), ("servers/*", "404"),
+                     ("none", "401"), ("/", "200")} <= got and \
+            value(f, req, route="servers/*", status="200") == 3 else None
+
+    fams = wait_for(counted)
+    assert fams, requests.get(ops.metrics_url).text
     assert fams["attachd_http_requests"].type == "counter"
     assert value(fams, req, route="servers/*", method="GET", status="200", dialect="nova") == 3
     assert value(fams, req, route="servers", method="POST", status="202", dialect="nova") == 1
@@ -197,6 +209,30 @@ def test_metrics_count_throttles(ops):
         requests.get(ops.url("/servers"), headers={"Authorization": basic("victim", "wrong")})
     fams = families(requests.get(ops.metrics_url).text)
     assert value(fams, "attachd_auth_throttled_total", reason="user") >= 1
+
+
+def test_metrics_count_refused_connections(tmp_path):
+    mport = free_port()
+    d = Attachd(tmp_path, extra_args=["--max-per-ip", "2", "--metrics-listen",
+                                      f"127.0.0.1:{mport}"]).start()
+    try:
+        held = [Conn(d.port, source="127.0.0.7", timeout=5) for _ in range(2)]
+        try:
+            for c in held:
+                assert c.request("GET", "/v2.1/").status == 200
+            extra = Conn(d.port, source="127.0.0.7", timeout=5)
+            extra.closed_within(5)
+            extra.close()
+        finally:
+            for c in held:
+                c.close()
+        fams = families(requests.get(f"http://127.0.0.1:{mport}/metrics").text)
+        assert value(fams, "attachd_http_connections_refused_total", reason="per_ip") >= 1
+        assert value(fams, "attachd_http_connections_refused_total", reason="cap") == 0
+        # counted, not logged once per connection
+        assert d.read_log().count("reached connection limit") <= 1
+    finally:
+        assert d.stop() == 0
 
 
 def test_metrics_are_documented_and_documented_metrics_exist(ops):
