@@ -113,6 +113,7 @@ const struct cli_spec cli_specs[] = {
     /* table|json for list and show; markdown|man for config reference */
     {"format", NULL, NULL, CLI_ENUM, 0, 0, "table|json|markdown|man", "FORMAT", "table", NULL,
      NULL},
+    {"quiet", NULL, NULL, CLI_FLAG, 0, 0, NULL, NULL, "false", NULL, NULL},
     {NULL, NULL, NULL, CLI_STRING, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -387,7 +388,7 @@ int cmd_config_reference(int argc, char **argv)
 
 /* Every option a config file can hold, so that `config check` sees them all. */
 static const char *const config_names[] = {
-    "db", "listen", "threads", "timeout", "header-timeout", "max-connections", "max-per-ip",
+    "quiet", "db", "listen", "threads", "timeout", "header-timeout", "max-connections", "max-per-ip",
     "synchronous", "public-url", "trusted-proxy", "demo", "demo-domain", "tls-cert",
     "tls-key", "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, NULL,
 };
@@ -428,7 +429,7 @@ int cmd_config_check(int argc, char **argv)
     if (!cli_parse(&c, argc, argv, 0, 0))
         return CLI_USAGE;
     int status = deeper_checks(&c) ? CLI_USAGE : CLI_OK;
-    if (status == CLI_OK) {
+    if (status == CLI_OK && !cli_flag(&c, "quiet")) {
         printf("# attachd %s: the effective configuration, from %s\n", ATTACHD_VERSION,
                c.config_path ? c.config_path : "the defaults and the command line (no file)");
         const char *section = NULL;
@@ -459,9 +460,10 @@ int cmd_config_check(int argc, char **argv)
         if (stat(db, &st) != 0)
             fprintf(stderr, "attachd: config check: note: the database %s does not exist yet "
                     "(attachd serve or attachd db migrate creates it)\n", db);
+    }
+    if (status == CLI_OK)
         fprintf(stderr, "attachd: configuration %s is valid\n",
                 c.config_path ? c.config_path : "(defaults)");
-    }
     cli_done(&c);
     return status;
 }

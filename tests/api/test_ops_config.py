@@ -125,6 +125,8 @@ def test_config_check_prints_the_effective_configuration(tmp_path):
     for section in ("[db]", "[serve]", "[tls]", "[metrics]", "[log]", "[driver]", "[volumes]"):
         assert f"\n{section}\n" in "\n" + out, section
     assert "is valid" in p.stderr
+    q = run("config", "check", "--config", conf, "--quiet")
+    assert q.returncode == 0 and q.stdout == "" and "is valid" in q.stderr
 
 
 def test_config_check_refuses_what_serve_would(tmp_path):
