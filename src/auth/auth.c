@@ -86,6 +86,8 @@ struct auth {
 /* The auth epoch as this thread's reader last saw it. */
 struct thread_state {
     int64_t epoch;
+    bool known;                 /* epoch was read at generation gen */
+    uint64_t gen;               /* store_auth_generation() then */
     struct thread_state *next;
 };
 
@@ -209,14 +211,21 @@ enum auth_result auth_check(struct auth *a, struct auth_check *ck)
     if (!ck->header || strlen(ck->header) > AUTH_HEADER_MAX)
         return ck->result = AUTH_DENIED;
     struct thread_state *t = thread_state(a);
-    struct store_conn *r = store_reader(a->store);
-    if (!t || !r || store_read_begin(r) != STORE_OK)
+    if (!t)
         return ck->result = AUTH_UNAVAILABLE;
-    /* the epoch is re-read only when the reader's snapshot is a new one */
-    bool fresh = !store_changed(r) || store_auth_epoch(r, &t->epoch) == STORE_OK;
-    store_read_end(r);
-    if (!fresh)
-        return ck->result = AUTH_UNAVAILABLE;
+    /* The epoch is read again only when it may have changed: most requests
+     * (a write among them) then open no read transaction here at all. */
+    uint64_t gen = store_auth_generation(a->store);
+    if (!t->known || t->gen != gen) {
+        struct store_conn *r = store_reader(a->store);
+        if (!r || store_read_begin(r) != STORE_OK)
+            return ck->result = AUTH_UNAVAILABLE;
+        t->known = store_auth_epoch(r, &t->epoch) == STORE_OK;
+        store_read_end(r);
+        if (!t->known)
+            return ck->result = AUTH_UNAVAILABLE;
+        t->gen = gen;
+    }
 
     int64_t now = now_seconds();
     if (auth_cache_get(a->cache, a->cache_key, ck->header, t->epoch, now, ck->arena,

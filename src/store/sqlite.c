@@ -72,6 +72,9 @@ struct store {
      * when another process (the CLI) writes the database; a reader keeps
      * its snapshot while the count stays. */
     atomic_uint_fast64_t changes;
+    /* Moves when the auth epoch may have changed: a commit of this process
+     * that bumped it, or any write of another process (store_auth_generation). */
+    atomic_uint_fast64_t auth_gen;
     pthread_t watcher, reaper;
     int watch_fd, stop_fd;          /* inotify; an eventfd that stops both threads */
     atomic_int writing;             /* threads of this process writing its files now */
@@ -358,6 +361,7 @@ static void transaction(struct store *s, struct store_conn *w, struct queue *pen
                         struct queue *finished)
 {
     double began = metrics_now();
+    w->epoch_bumped = false;
     enum store_rc begin = sq_exec_id(w, S_BEGIN_IMMEDIATE);
     if (begin != STORE_OK) {
         finish_all(pending, finished, -(int)begin);
@@ -390,6 +394,8 @@ static void transaction(struct store *s, struct store_conn *w, struct queue *pen
         if (commit == STORE_OK) {
             metrics_commit((unsigned)ran.n, metrics_now() - began);
             atomic_fetch_add(&s->changes, 1);
+            if (w->epoch_bumped)
+                atomic_fetch_add(&s->auth_gen, 1);
             prepend(finished, &ran);    /* order does not matter there */
             return;
         }
@@ -850,8 +856,10 @@ static void *watcher_main(void *arg)
         ssize_t n = read(s->watch_fd, buf, sizeof buf);
         for (char *p = buf; n > 0 && p < buf + n;) {
             struct inotify_event *e = (struct inotify_event *)p;
-            if (e->len && (!strcmp(e->name, wal) || !strcmp(e->name, s->base)))
+            if (e->len && (!strcmp(e->name, wal) || !strcmp(e->name, s->base))) {
                 atomic_fetch_add(&s->changes, 1);
+                atomic_fetch_add(&s->auth_gen, 1);
+            }
             p += sizeof *e + e->len;
         }
         bool stopping = false;
@@ -1035,12 +1043,9 @@ enum store_rc sq_collect(struct store_conn *c, sqlite3_stmt *st, struct arena *a
  * Meta
  * ------------------------------------------------------------------------- */
 
-bool store_changed(struct store_conn *c)
+uint64_t store_auth_generation(struct store *s)
 {
-    bool changed = !c->kept || !c->asked || c->asked_gen != c->gen;
-    c->asked = c->kept;
-    c->asked_gen = c->gen;
-    return changed;
+    return atomic_load(&s->auth_gen);
 }
 
 enum store_rc store_auth_epoch(struct store_conn *c, int64_t *epoch)
@@ -1050,5 +1055,6 @@ enum store_rc store_auth_epoch(struct store_conn *c, int64_t *epoch)
 
 enum store_rc store_auth_epoch_bump(struct store_conn *w)
 {
+    w->epoch_bumped = true;     /* counted if its transaction commits */
     return sq_exec_id(w, S_AUTH_EPOCH_BUMP);
 }

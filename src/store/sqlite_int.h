@@ -34,6 +34,7 @@ struct store_conn {
     sqlite3_stmt *st[N_STMT];
     struct store *store;
     bool reader;
+    bool epoch_bumped;          /* the writer's transaction bumped the auth epoch */
     int read_depth;             /* nesting of store_read_begin() */
     /* A reader's snapshot is kept between its uses while nothing commits
      * (see store_read_begin): `use` is held from the outermost begin to its
@@ -42,8 +43,6 @@ struct store_conn {
     pthread_mutex_t use;
     bool kept;                  /* a read transaction is open */
     uint64_t gen;               /* the store's change count when it began */
-    bool asked;                 /* store_changed() answered in a kept snapshot */
-    uint64_t asked_gen;         /* ... of this change count */
     double began;
     struct store_conn *next;    /* every reader, for store_close */
 };

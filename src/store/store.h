@@ -117,9 +117,10 @@ int store_write(struct store *s, store_write_fn fn, void *arg);
  * that each node's credential cache can tell when to forget. */
 enum store_rc store_auth_epoch(struct store_conn *c, int64_t *epoch);
 enum store_rc store_auth_epoch_bump(struct store_conn *w);
-/* In a snapshot: may anything have changed since this reader last asked
- * (its snapshot is a new one)? */
-bool store_changed(struct store_conn *c);
+/* A number that moves whenever the auth epoch may have changed (this
+ * process committed a bump, or another process wrote the database): the
+ * epoch needs reading again only when it moved. Read it before the epoch. */
+uint64_t store_auth_generation(struct store *s);
 
 /* Accounts. `key` is an id or a name. */
 enum store_rc store_account_add(struct store_conn *w, const struct account *a);

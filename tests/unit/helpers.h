@@ -102,6 +102,13 @@ static inline int job_bump_epoch(struct store_conn *w, void *arg)
     return (int)store_auth_epoch_bump(w);
 }
 
+/* Bumps the epoch, then refuses (9): the bump is rolled back with the job. */
+static inline int job_bump_epoch_then_fail(struct store_conn *w, void *arg)
+{
+    (void)arg;
+    return store_auth_epoch_bump(w) == STORE_OK ? 9 : -1;
+}
+
 static inline int job_unlimited_quota(struct store_conn *w, void *arg)
 {
     struct quota q = {-1, -1, -1, -1, -1};
