@@ -9,12 +9,12 @@
  * checkpointer thread on a connection of its own, PASSIVE, once the WAL
  * passes C pages (store_options.checkpoint_pages). A WAL starts again from
  * its beginning only when a write begins after every frame was copied,
- * which a busy writer never lets the checkpointer see; so past 4 C the
- * writer itself copies what is left (little: the checkpointer copied the
- * rest) between two batches, after answering the first, if it can do so
- * without waiting. Past 16 C (the checkpointer is slow: a long fsync) the
- * writer waits until it can: the WAL stays bounded, and commits slow down
- * instead.
+ * which a busy writer never lets the checkpointer see; so past 4 C, after
+ * each of its passes, the checkpointer hands over to the writer, which
+ * copies what is left (what was committed during that pass) between two
+ * batches, after answering the first; the WAL then starts over at the next
+ * commit. Past 16 C (checkpoints are slow: a long fsync) the writer waits
+ * for its turn: the WAL stays bounded, and commits slow down instead.
  */
 #include <errno.h>
 #include <limits.h>
@@ -85,9 +85,10 @@ struct store {
     struct store_conn *checkpointer;
     pthread_t checkpointer_thread;
     bool checkpointing;             /* the thread runs */
-    pthread_mutex_t ckpt_lock;      /* guards wanted, ckpt_stopping */
+    pthread_mutex_t ckpt_lock;      /* guards wanted, writer_turn, ckpt_stopping */
     pthread_cond_t ckpt_cond;
     bool wanted, ckpt_stopping;
+    bool writer_turn;               /* the writer is to finish the checkpoint */
     atomic_int wal_pages;           /* the WAL's length after the last commit */
     int checkpoint_pages;           /* C, above */
 };
@@ -452,9 +453,13 @@ static void run_transaction(struct store *s, struct queue *pending, struct queue
 static void finish_checkpoint(struct store *s)
 {
     int pages = atomic_load(&s->wal_pages);
-    if (pages < 4 * s->checkpoint_pages)
+    pthread_mutex_lock(&s->ckpt_lock);
+    bool turn = s->writer_turn;
+    pthread_mutex_unlock(&s->ckpt_lock);
+    bool must = pages >= 16 * s->checkpoint_pages;
+    if (!turn && !must)
         return;
-    int wait_ms = pages >= 16 * s->checkpoint_pages ? CHECKPOINT_WAIT_MS : 0;
+    int wait_ms = must ? CHECKPOINT_WAIT_MS : 0;
     int rc;
     writing_begins(s);
     for (;;) {
@@ -467,6 +472,12 @@ static void finish_checkpoint(struct store *s)
     writing_ends(s);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         log_error("store: checkpoint: %s", sqlite3_errmsg(s->writer->db));
+    if (rc != SQLITE_BUSY) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->writer_turn = false;
+        pthread_cond_broadcast(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_lock);
+    }
     atomic_store(&s->wal_pages, 0);     /* the next commit's hook says how long it is */
 }
 
@@ -575,11 +586,11 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     (void)name;
     struct store *s = arg;
     atomic_store(&s->wal_pages, pages);
-    if (pages >= s->checkpoint_pages && pages < 4 * s->checkpoint_pages) {
+    if (pages >= s->checkpoint_pages) {
         pthread_mutex_lock(&s->ckpt_lock);
-        if (!s->wanted) {
+        if (!s->wanted && !s->writer_turn) {
             s->wanted = true;
-            pthread_cond_signal(&s->ckpt_cond);
+            pthread_cond_broadcast(&s->ckpt_cond);
         }
         pthread_mutex_unlock(&s->ckpt_lock);
     }
@@ -601,8 +612,6 @@ static void *checkpointer_main(void *arg)
         if (s->ckpt_stopping)
             break;
         s->wanted = false;
-        if (atomic_load(&s->wal_pages) >= 4 * s->checkpoint_pages)
-            continue;   /* the writer's turn: the two would take turns at BUSY */
         pthread_mutex_unlock(&s->ckpt_lock);
         writing_begins(s);
         int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
@@ -611,6 +620,12 @@ static void *checkpointer_main(void *arg)
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_error("store: checkpoint: %s", sqlite3_errmsg(s->checkpointer->db));
         pthread_mutex_lock(&s->ckpt_lock);
+        if (atomic_load(&s->wal_pages) >= 4 * s->checkpoint_pages) {
+            /* the writer's turn; a pass now would only make it wait */
+            s->writer_turn = true;
+            while (s->writer_turn && !s->ckpt_stopping)
+                pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
+        }
     }
     pthread_mutex_unlock(&s->ckpt_lock);
     return NULL;
@@ -637,7 +652,7 @@ static void checkpointer_stop(struct store *s)
     if (s->checkpointing) {
         pthread_mutex_lock(&s->ckpt_lock);
         s->ckpt_stopping = true;
-        pthread_cond_signal(&s->ckpt_cond);
+        pthread_cond_broadcast(&s->ckpt_cond);
         pthread_mutex_unlock(&s->ckpt_lock);
         pthread_join(s->checkpointer_thread, NULL);
     }
