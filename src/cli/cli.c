@@ -93,6 +93,15 @@ static const char usage[] =
     "  volume list [--account ACCOUNT] | volume show ID\n"
     "  volume del ID [HYPERVISOR OPTIONS]\n"
     "      delete a volume that is not attached.\n"
+    "  image add --name NAME --file FILE [--id ID] [--image-dir DIR]\n"
+    "        [--kernel FILE [--initrd FILE] [--cmdline TEXT]]\n"
+    "      add an image servers can be made from (a raw or qcow2 disk, the format\n"
+    "      read from the file); the file is copied into the image directory\n"
+    "      (default %s). --kernel, --initrd, --cmdline: a kernel booted\n"
+    "      directly, with the image as its disk. Prints the image's id.\n"
+    "  image list | image show ID|NAME\n"
+    "  image del ID|NAME\n"
+    "      delete an image no server was made from, and its files.\n"
     "  check [HYPERVISOR OPTIONS]\n"
     "      compare the store with the hypervisor and print every disagreement;\n"
     "      changes nothing. Exit status 0: they agree, 1: they do not, 3: the store\n"
@@ -136,13 +145,14 @@ static const char *const default_config = NULL;
 
 static void print_usage(FILE *f)
 {
-    const struct cli_spec *db = cli_spec("db"), *vd = cli_spec("volume-dir");
+    const struct cli_spec *db = cli_spec("db"), *vd = cli_spec("volume-dir"),
+                          *id = cli_spec("image-dir");
     char conf[300];
     if (default_config)
         snprintf(conf, sizeof conf, "default %s when it exists", default_config);
     else
         snprintf(conf, sizeof conf, "none by default");
-    fprintf(f, usage, vd->def, db->def, conf);
+    fprintf(f, usage, id->def, vd->def, db->def, conf);
 }
 
 int cli_error(const char *fmt, ...)
@@ -410,6 +420,10 @@ int cli_main(int argc, char **argv)
         {"volume", "list", cmd_volume_list},
         {"volume", "show", cmd_volume_show},
         {"volume", "del", cmd_volume_del},
+        {"image", "add", cmd_image_add},
+        {"image", "list", cmd_image_list},
+        {"image", "show", cmd_image_show},
+        {"image", "del", cmd_image_del},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {

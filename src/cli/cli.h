@@ -108,6 +108,9 @@ struct store;
 struct store *cli_open_store_at(const struct cli *c, bool create, int *status);
 /* The database path a command uses. */
 const char *cli_db_path(const struct cli *c);
+/* mkdir -p DIR, then its absolute path into out: libvirt's QEMU opens the
+ * files in it from elsewhere. */
+bool cli_absolute_dir(const char *dir, char out[4096]);
 /* Make the folders above a file, as a first start expects. */
 void cli_make_parent(const char *path);
 /* A flock(2) on the database file (backup.c): shared for serve, which holds
@@ -140,8 +143,12 @@ void cli_core_options(const struct hv_settings *hv, bool daemon, struct core_opt
 struct cli_table;
 struct cli_table *cli_table_new(const struct cli *c, const char *const *columns);
 void cli_table_row(struct cli_table *t, const char *const *cells);
+/* Show the one row as "field  value" lines (or one JSON object). */
+void cli_table_record(struct cli_table *t);
 /* Print and free; for json, rows are objects of the columns' names. */
 void cli_table_print(struct cli_table *t);
+/* Is --format table or json? False after saying it is not. */
+bool cli_table_format_ok(const struct cli *c);
 
 /* The subcommands. */
 int cmd_serve(int argc, char **argv);           /* serve.c */
@@ -169,5 +176,9 @@ int cmd_server_list(int argc, char **argv);
 int cmd_server_show(int argc, char **argv);
 int cmd_volume_list(int argc, char **argv);
 int cmd_volume_show(int argc, char **argv);
+int cmd_image_add(int argc, char **argv);       /* images.c */
+int cmd_image_del(int argc, char **argv);
+int cmd_image_list(int argc, char **argv);
+int cmd_image_show(int argc, char **argv);
 
 #endif

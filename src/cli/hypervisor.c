@@ -14,9 +14,7 @@
 #include "driver/driver.h"
 
 
-/* mkdir -p, then the absolute path: libvirt's QEMU opens the files from
- * elsewhere. */
-static bool absolute_dir(const char *dir, char out[4096])
+bool cli_absolute_dir(const char *dir, char out[4096])
 {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", dir);
@@ -41,7 +39,7 @@ bool cli_hv_settings(const struct cli *c, struct hv_settings *hv)
                                .hostway_detach_wait = cli_uint(c, "hostway-detach-wait"),
                                .reconcile_interval = cli_uint(c, "reconcile-interval")};
     const char *dir = cli_get(c, "volume-dir");
-    if (!strcmp(hv->kind, "libvirt") && !absolute_dir(dir, hv->volume_dir)) {
+    if (!strcmp(hv->kind, "libvirt") && !cli_absolute_dir(dir, hv->volume_dir)) {
         cli_error("%s: cannot make the volume directory %s: %s", c->command, dir,
                   strerror(errno));
         return false;

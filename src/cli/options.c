@@ -26,8 +26,13 @@
 #define ATTACHD_DEFAULT_VOLUME_DIR "data/volumes"
 #endif
 
+#ifndef ATTACHD_DEFAULT_IMAGE_DIR
+#define ATTACHD_DEFAULT_IMAGE_DIR "data/images"
+#endif
+
 #define DB_DOC "`/var/lib/attachd/attachd.db` (installed); `data/attachd.db` (built from source)"
 #define VOLDIR_DOC "`/var/lib/attachd/volumes` (installed); `data/volumes` (built from source)"
+#define IMGDIR_DOC "`/var/lib/attachd/images` (installed); `data/images` (built from source)"
 
 /* The order is the reference's: the sections an operator sets first. */
 const struct cli_spec cli_specs[] = {
@@ -97,6 +102,10 @@ const struct cli_spec cli_specs[] = {
      VOLDIR_DOC,
      "Where volume files are made (libvirt driver). Every directory above it must be "
      "traversable by QEMU's user."},
+    {"image-dir", "images", "dir", CLI_PATH, 0, 0, NULL, "DIR", ATTACHD_DEFAULT_IMAGE_DIR,
+     IMGDIR_DOC,
+     "Where `attachd image add` copies image files (and their kernels and initramfs). Every "
+     "directory above it must be traversable by QEMU's user."},
     /* the command line only */
     {"id", NULL, NULL, CLI_STRING, 0, 0, NULL, "ID", NULL, NULL, NULL},
     {"name", NULL, NULL, CLI_STRING, 0, 0, NULL, "NAME", NULL, NULL, NULL},
@@ -110,6 +119,10 @@ const struct cli_spec cli_specs[] = {
     {"ram", NULL, NULL, CLI_STRING, 0, 0, NULL, "MB", NULL, NULL, NULL},
     {"volumes", NULL, NULL, CLI_STRING, 0, 0, NULL, "N", NULL, NULL, NULL},
     {"gigabytes", NULL, NULL, CLI_STRING, 0, 0, NULL, "GB", NULL, NULL, NULL},
+    {"file", NULL, NULL, CLI_PATH, 0, 0, NULL, "FILE", NULL, NULL, NULL},
+    {"kernel", NULL, NULL, CLI_PATH, 0, 0, NULL, "FILE", NULL, NULL, NULL},
+    {"initrd", NULL, NULL, CLI_PATH, 0, 0, NULL, "FILE", NULL, NULL, NULL},
+    {"cmdline", NULL, NULL, CLI_STRING, 0, 0, NULL, "TEXT", NULL, NULL, NULL},
     /* table|json for list and show; markdown|man for config reference */
     {"format", NULL, NULL, CLI_ENUM, 0, 0, "table|json|markdown|man", "FORMAT", "table", NULL,
      NULL},
@@ -390,7 +403,7 @@ int cmd_config_reference(int argc, char **argv)
 static const char *const config_names[] = {
     "quiet", "db", "listen", "threads", "timeout", "header-timeout", "max-connections", "max-per-ip",
     "synchronous", "public-url", "trusted-proxy", "demo", "demo-domain", "tls-cert",
-    "tls-key", "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, NULL,
+    "tls-key", "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, "image-dir", NULL,
 };
 
 /* What serve would refuse at start, beyond each value's own form: a listener

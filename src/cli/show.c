@@ -45,6 +45,21 @@ struct cli_table *cli_table_new(const struct cli *c, const char *const *columns)
     return t;
 }
 
+void cli_table_record(struct cli_table *t)
+{
+    if (t)
+        t->record = true;
+}
+
+bool cli_table_format_ok(const struct cli *c)
+{
+    const char *format = cli_get(c, "format");
+    if (!strcmp(format, "table") || !strcmp(format, "json"))
+        return true;
+    cli_error("%s: --format is table or json", c->command);
+    return false;
+}
+
 void cli_table_row(struct cli_table *t, const char *const *cells)
 {
     if (!t)
@@ -181,9 +196,8 @@ static int session_open(struct cli *c, struct session *s)
     int status = CLI_OK;
     *s = (struct session){0};
     arena_init(&s->ar);
-    const char *format = cli_get(c, "format");
-    if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
-        return cli_error("%s: --format is table or json", c->command);
+    if (!cli_table_format_ok(c))
+        return CLI_USAGE;
     s->store = cli_open_store_at(c, false, &status);
     if (!s->store)
         return status;

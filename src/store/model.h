@@ -70,6 +70,26 @@ struct flavor_count {
     int64_t servers;
 };
 
+/* An image servers are made from (`attachd image add`): a disk file of its
+ * own, copied into the image directory and never changed after, so that a
+ * server's disk may be an overlay backed by it. Every account sees every
+ * image (Glance's "public"); names are unique. */
+struct image {
+    const char *id, *name;
+    const char *disk_format;    /* "raw" or "qcow2", read from the file's header */
+    int64_t size;               /* bytes of the file */
+    int64_t virtual_size;       /* bytes of the disk it holds (qcow2: its header's; raw: size) */
+    const char *checksum;       /* MD5 of the file, hex (Glance's checksum) */
+    const char *hash_value;     /* SHA-512 of the file, hex (Glance's os_hash_value) */
+    const char *path;           /* the file, absolute */
+    /* Direct kernel boot, optional (NULL when not set): the kernel and the
+     * initramfs (absolute paths of their copies beside the image file) and
+     * the kernel's command line. A server of such an image boots that
+     * kernel, its disk being the image's. */
+    const char *kernel, *initrd, *cmdline;
+    const char *created_at, *updated_at;
+};
+
 struct attachment {
     const char *id;             /* the attachment's own UUID (2.89 attachment_id) */
     const char *bdm_uuid;

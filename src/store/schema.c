@@ -101,6 +101,24 @@ static const char *const migrations[] = {
     "ALTER TABLE attachments ADD COLUMN status TEXT NOT NULL DEFAULT 'attached' "
     "  CHECK (status IN ('attaching', 'attached', 'detaching'));"
     "CREATE INDEX attachments_unsettled ON attachments(status) WHERE status <> 'attached';",
+    /* 5: images (attachd image add), and the servers made from each */
+    "CREATE TABLE images ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  disk_format TEXT NOT NULL CHECK (disk_format IN ('raw', 'qcow2')),"
+    "  size INTEGER NOT NULL CHECK (size >= 0),"
+    "  virtual_size INTEGER NOT NULL CHECK (virtual_size >= 0),"
+    "  checksum TEXT NOT NULL,"
+    "  hash_value TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  kernel TEXT,"
+    "  initrd TEXT,"
+    "  cmdline TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  updated_at TEXT NOT NULL"
+    ");"
+    "CREATE INDEX servers_image ON servers(image_ref);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

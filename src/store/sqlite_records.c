@@ -1,5 +1,5 @@
 /* sqlite_records.c: the SQL of the SQLite store and the record functions
- * of store.h: accounts, users, servers, volumes, attachments. Every
+ * of store.h: accounts, users, servers, volumes, attachments, images. Every
  * statement has bound parameters and is prepared once per connection. */
 #include <stdint.h>
 #include <string.h>
@@ -15,6 +15,8 @@
                     "metadata, created_at, updated_at, launched_at, domain, fault"
 #define VOLUME_COLS "id, account_id, name, description, size, status, volume_type, " \
                     "availability_zone, snapshot_id, metadata, created_at, updated_at, path, adopted"
+#define IMAGE_COLS "id, name, disk_format, size, virtual_size, checksum, hash_value, path, " \
+                   "kernel, initrd, cmdline, created_at, updated_at"
 #define ATTACH_COLS "id, bdm_uuid, server_id, volume_id, device, tag, delete_on_termination, " \
                     "boot_index, created_at, status"
 
@@ -97,6 +99,12 @@ const char *const sqlite_sql[N_STMT] = {
                         "delete_on_termination = ?7 WHERE id = ?1",
     [S_ATTACH_SWAP] = "UPDATE attachments SET volume_id = ?2 WHERE id = ?1",
     [S_ATTACH_DEL] = "DELETE FROM attachments WHERE id = ?1",
+    [S_IMAGE_ADD] = "INSERT INTO images (" IMAGE_COLS ") VALUES "
+                    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [S_IMAGE_GET] = "SELECT " IMAGE_COLS " FROM images WHERE id = ?1",
+    [S_IMAGE_LIST] = "SELECT " IMAGE_COLS " FROM images ORDER BY seq",
+    [S_IMAGE_USERS] = "SELECT count(*) FROM servers WHERE image_ref = ?1",
+    [S_IMAGE_DEL] = "DELETE FROM images WHERE id = ?1",
 };
 
 
@@ -679,4 +687,95 @@ enum store_rc store_volume_unsettled(struct store_conn *c, struct arena *ar, str
     if (!st)
         return STORE_ERROR;
     return sq_collect(c, st, ar, sizeof **out, read_volume, (void **)out, n);
+}
+
+/* ---------------------------------------------------------------------------
+ * Images
+ * ------------------------------------------------------------------------- */
+
+static void read_image(sqlite3_stmt *st, struct arena *ar, void *out)
+{
+    struct image *img = out;
+    img->id = sq_col_text(st, 0, ar);
+    img->name = sq_col_text(st, 1, ar);
+    img->disk_format = sq_col_text(st, 2, ar);
+    img->size = sqlite3_column_int64(st, 3);
+    img->virtual_size = sqlite3_column_int64(st, 4);
+    img->checksum = sq_col_text(st, 5, ar);
+    img->hash_value = sq_col_text(st, 6, ar);
+    img->path = sq_col_text(st, 7, ar);
+    img->kernel = sq_col_text(st, 8, ar);
+    img->initrd = sq_col_text(st, 9, ar);
+    img->cmdline = sq_col_text(st, 10, ar);
+    img->created_at = sq_col_text(st, 11, ar);
+    img->updated_at = sq_col_text(st, 12, ar);
+}
+
+enum store_rc store_image_add(struct store_conn *w, const struct image *img)
+{
+    sqlite3_stmt *st = sq_stmt(w, S_IMAGE_ADD);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, img->id);
+    sq_bind_text(st, 2, img->name);
+    sq_bind_text(st, 3, img->disk_format);
+    sqlite3_bind_int64(st, 4, img->size);
+    sqlite3_bind_int64(st, 5, img->virtual_size);
+    sq_bind_text(st, 6, img->checksum);
+    sq_bind_text(st, 7, img->hash_value);
+    sq_bind_text(st, 8, img->path);
+    sq_bind_text(st, 9, img->kernel);
+    sq_bind_text(st, 10, img->initrd);
+    sq_bind_text(st, 11, img->cmdline);
+    sq_bind_text(st, 12, img->created_at);
+    sq_bind_text(st, 13, img->updated_at);
+    return sq_exec(w, st);
+}
+
+enum store_rc store_image_get(struct store_conn *c, struct arena *ar, const char *id,
+                              struct image *out)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_IMAGE_GET);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, id);
+    return sq_get(c, st, ar, read_image, out);
+}
+
+enum store_rc store_image_list(struct store_conn *c, struct arena *ar, struct image **out,
+                               int *n)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_IMAGE_LIST);
+    if (!st)
+        return STORE_ERROR;
+    return sq_collect(c, st, ar, sizeof **out, read_image, (void **)out, n);
+}
+
+enum store_rc store_image_users(struct store_conn *c, const char *id, int64_t *servers)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_IMAGE_USERS);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, id);
+    enum store_rc rc = sq_step_row(c, st);
+    if (rc == STORE_OK) {
+        *servers = sqlite3_column_int64(st, 0);
+        sq_done(st);
+    }
+    return rc;
+}
+
+enum store_rc store_image_del(struct store_conn *w, const char *id)
+{
+    int64_t servers = 0;
+    enum store_rc rc = store_image_users(w, id, &servers);
+    if (rc != STORE_OK)
+        return rc;
+    if (servers > 0)
+        return STORE_EXISTS;
+    sqlite3_stmt *st = sq_stmt(w, S_IMAGE_DEL);
+    if (!st)
+        return STORE_ERROR;
+    sq_bind_text(st, 1, id);
+    return sq_exec_one(w, st);
 }

@@ -55,7 +55,7 @@ enum store_rc {
 };
 
 /* The schema this attachd writes (schema.c holds one migration per version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 struct store_conn;
@@ -208,6 +208,19 @@ enum store_rc store_attachment_set_status(struct store_conn *w, const char *id, 
 /* Every attachment that is attaching or detaching, oldest first. */
 enum store_rc store_attachment_unsettled(struct store_conn *c, struct arena *ar,
                                          struct attachment **out, int *n);
+
+/* Images (model.h: struct image). store_image_add is STORE_EXISTS when the
+ * id or the name is taken; a list is every image, oldest first (there are
+ * few: an operator adds them); store_image_users counts the servers made
+ * from one, and store_image_del refuses (STORE_EXISTS) while there is any,
+ * as their disks may be backed by its file. */
+enum store_rc store_image_add(struct store_conn *w, const struct image *img);
+enum store_rc store_image_get(struct store_conn *c, struct arena *ar, const char *id,
+                              struct image *out);
+enum store_rc store_image_list(struct store_conn *c, struct arena *ar, struct image **out,
+                               int *n);
+enum store_rc store_image_users(struct store_conn *c, const char *id, int64_t *servers);
+enum store_rc store_image_del(struct store_conn *w, const char *id);
 
 /* The current UTC time in the store's timestamp form, into out[32]. */
 void store_now(char out[32]);

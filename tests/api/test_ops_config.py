@@ -122,7 +122,8 @@ def test_config_check_prints_the_effective_configuration(tmp_path):
     assert re.search(r"^timeout = 30\s+# default$", out, re.M), out
     assert re.search(r"^# cert =\s+# not set$", out, re.M), out
     # every section the reference has, in INI form
-    for section in ("[db]", "[serve]", "[tls]", "[metrics]", "[log]", "[driver]", "[volumes]"):
+    for section in ("[db]", "[serve]", "[tls]", "[metrics]", "[log]", "[driver]", "[volumes]",
+                    "[images]"):
         assert f"\n{section}\n" in "\n" + out, section
     assert "is valid" in p.stderr
     q = run("config", "check", "--config", conf, "--quiet")
@@ -234,7 +235,8 @@ def test_config_reference_lists_every_key():
               "key", "format", "kind", "uri", "dir"):
         assert k in names, (k, p.stdout)
     sections = re.findall(r"^### \[(\w+)\]$", p.stdout, re.M)
-    assert sections == ["db", "serve", "tls", "metrics", "log", "driver", "volumes"], sections
+    assert sections == ["db", "serve", "tls", "metrics", "log", "driver", "volumes", "images"], \
+        sections
     # every key documented is one the parser takes: a file with all of them is valid
     man = run("config", "reference", "--format", "man")
     assert man.returncode == 0 and ".SS [serve]" in man.stdout
