@@ -10,7 +10,7 @@
 
 static json_t *render_flavor(struct call *c, const struct server *s)
 {
-    const struct flavor *f = core_flavor(s->flavor_ref);
+    const struct flavor *f = core_flavor(c->core.core, s->flavor_ref);
     if (c->version >= 47)
         return json_pack("{s:i, s:I, s:I, s:i, s:i, s:s, s:{}}", "vcpus", f ? f->vcpus : 1,
                          "ram", (json_int_t)(f ? f->ram_mb : 512),

@@ -226,7 +226,7 @@ static bool apply_config(struct cli *c, const char *path)
     c->config_path = path;
     for (int k = 0; k < c->config.n_sections; k++) {
         const struct config_section *sec = &c->config.sections[k];
-        bool known = false;
+        bool known = cli_flavor_section(sec->name);
         for (int i = 0; cli_specs[i].name && !known; i++)
             known = cli_specs[i].section && !strcmp(cli_specs[i].section, sec->name);
         if (!known) {
@@ -239,6 +239,8 @@ static bool apply_config(struct cli *c, const char *path)
     for (int k = 0; k < c->config.count; k++) {
         const struct config_entry *e = &c->config.entries[k];
         bool section_known;
+        if (cli_flavor_section(e->section))
+            continue;           /* cli_read_flavors' */
         int i = entry_spec(e, &section_known);
         if (i < 0 && !section_known) {
             cli_error("%s:%d: unknown section [%s] (see attachd config reference)", path,
@@ -274,10 +276,21 @@ static bool apply_config(struct cli *c, const char *path)
         else
             free(norm);
     }
-    return true;
+    return cli_read_flavors(c, path);
 }
 
+static bool parse(struct cli *c, int argc, char **argv, int min_pos, int max_pos);
+
+/* A command returns at once when parsing fails: what was kept is freed here. */
 bool cli_parse(struct cli *c, int argc, char **argv, int min_pos, int max_pos)
+{
+    if (parse(c, argc, argv, min_pos, max_pos))
+        return true;
+    cli_done(c);
+    return false;
+}
+
+static bool parse(struct cli *c, int argc, char **argv, int min_pos, int max_pos)
 {
     const char *config = NULL;
     for (const char *const *n = c->names; *n; n++) {

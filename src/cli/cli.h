@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 
+#include "core/core.h"
 #include "util/config.h"
 
 #define CLI_MAX_POSITIONAL 4
@@ -52,6 +53,7 @@ struct cli_spec {
 /* Every option (options.c), ending with a NULL name. */
 extern const struct cli_spec cli_specs[];
 #define CLI_MAX_SPECS 64
+#define CLI_MAX_FLAVORS 256
 
 enum cli_source { CLI_FROM_DEFAULT, CLI_FROM_ARGV, CLI_FROM_FILE };
 
@@ -68,6 +70,9 @@ struct cli {
     char *owned[CLI_MAX_SPECS];
     const char *config_path;    /* the file read, or NULL */
     struct config config;
+    /* the file's [flavor ID] sections, in its order (strings in config) */
+    struct flavor flavors[CLI_MAX_FLAVORS];
+    int n_flavors;
 };
 
 /* Parse argv (after the command words) into c, and the config file (--config,
@@ -91,6 +96,12 @@ const struct cli_spec *cli_spec(const char *name);
 
 int cli_main(int argc, char **argv);
 
+/* Is a config file's section one of its [flavor ID] sections? */
+bool cli_flavor_section(const char *section);
+/* Read the file's [flavor ID] sections into c->flavors (options.c): false
+ * after an error naming the file and the line was printed. */
+bool cli_read_flavors(struct cli *c, const char *path);
+
 /* A whole number in [min, max]; a name of 1-255 printable characters. */
 bool cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 bool cli_name_ok(const char *s);
@@ -100,6 +111,8 @@ bool cli_name_ok(const char *s);
 const char *cli_check_value(const struct cli_spec *s, const char *value, char **norm);
 
 struct store;
+/* A core over store with the configuration's flavors (NULL: out of memory). */
+struct core *cli_core_new(const struct cli *c, struct store *store);
 /* Open the store of a command's --db: the one place the CLI does. `serve`
  * (create: true) makes the database, its folder included, when there is
  * none; every other command refuses a database file that does not exist

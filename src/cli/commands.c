@@ -44,6 +44,16 @@ void cli_make_parent(const char *path)
     mkdir(dir, 0755);
 }
 
+struct core *cli_core_new(const struct cli *c, struct store *store)
+{
+    struct core *core = core_new(store);
+    if (core && c->n_flavors > 0 && !core_set_flavors(core, c->flavors, c->n_flavors)) {
+        core_free(core);
+        core = NULL;
+    }
+    return core;
+}
+
 struct store *cli_open_store_at(const struct cli *c, bool create, int *status)
 {
     char err[512];
@@ -266,7 +276,7 @@ int cmd_account_quota(int argc, char **argv)
         j.given[i] = true;
     }
     struct store *s = cli_open_store_at(&c, false, &status);
-    struct core *core = s ? core_new(s) : NULL;
+    struct core *core = s ? cli_core_new(&c, s) : NULL;
     if (s)
         status = CLI_FAILED;
     if (core && (status = write_or_fail(s, do_account_quota, &j)) == 0) {

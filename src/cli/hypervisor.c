@@ -112,7 +112,7 @@ int cmd_check(int argc, char **argv)
         status = 0;
         goto out;
     }
-    core = core_new(s);
+    core = cli_core_new(&c, s);
     if (core) {
         struct core_options o;
         int disagreements = 0;

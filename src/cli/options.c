@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "http/server.h"
+#include "util/id.h"
 
 #ifndef ATTACHD_DEFAULT_DB
 #define ATTACHD_DEFAULT_DB "data/attachd.db"
@@ -132,12 +133,133 @@ const struct cli_spec cli_specs[] = {
 
 _Static_assert(sizeof cli_specs / sizeof cli_specs[0] <= CLI_MAX_SPECS, "CLI_MAX_SPECS");
 
+/* The keys of a [flavor ID] section, every one required. */
+static const struct cli_spec flavor_specs[] = {
+    {"name", "flavor ID", "name", CLI_STRING, 0, 0, NULL, "NAME", NULL, "required",
+     "The flavor's name, unique among the flavors (a server's `flavor` shows it from "
+     "microversion 2.47)."},
+    {"vcpus", "flavor ID", "vcpus", CLI_UINT, 1, 1024, NULL, "N", NULL, "required",
+     "Virtual CPUs."},
+    {"ram_mb", "flavor ID", "ram_mb", CLI_UINT, 1, 16777216, NULL, "MB", NULL, "required",
+     "Memory, in MiB."},
+    {"disk_gb", "flavor ID", "disk_gb", CLI_UINT, 0, 1048576, NULL, "GB", NULL, "required",
+     "The root disk, in GiB (0: as large as the image)."},
+    {NULL, NULL, NULL, CLI_STRING, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+
+#define FLAVOR_DOC "Flavors, a section each, named by the flavor's id (`[flavor 1]`, " \
+    "`[flavor gp.small]`: 1-255 characters of A-Z a-z 0-9 . _ ~ : -), the id a server's " \
+    "`flavorRef` names; the first is the flavor of servers made without one. Without any, " \
+    "Nova's classic set is built in: `1` m1.tiny (1 vCPU, 512 MiB, 1 GiB), `2` m1.small (1, " \
+    "2048, 20), `3` m1.medium (2, 4096, 40), `4` m1.large (4, 8192, 80), `5` m1.xlarge (8, " \
+    "16384, 160)."
+
 const struct cli_spec *cli_spec(const char *name)
 {
     for (const struct cli_spec *s = cli_specs; s->name; s++)
         if (!strcmp(s->name, name))
             return s;
     return NULL;
+}
+
+/* ---- flavors ---------------------------------------------------------------------- */
+
+bool cli_flavor_section(const char *section)
+{
+    return !strncmp(section, "flavor", 6) && (section[6] == '\0' || section[6] == ' ');
+}
+
+/* One [flavor ID] section's keys into f; false after an error. */
+static bool read_flavor(struct cli *c, const char *path, const struct config_section *sec,
+                        struct flavor *f)
+{
+    int given[4] = {0};
+    for (int k = 0; k < c->config.count; k++) {
+        const struct config_entry *e = &c->config.entries[k];
+        if (strcmp(e->section, sec->name) != 0)
+            continue;
+        int i = 0;
+        while (flavor_specs[i].name && strcmp(flavor_specs[i].key, e->key) != 0)
+            i++;
+        if (!flavor_specs[i].name) {
+            cli_error("%s:%d: unknown key \"%s\" in section [%s] (a flavor has name, vcpus, "
+                      "ram_mb and disk_gb)", path, e->line, e->key, sec->name);
+            return false;
+        }
+        if (given[i]) {
+            cli_error("%s:%d: [%s] %s is given a second time (first on line %d)", path, e->line,
+                      sec->name, e->key, given[i]);
+            return false;
+        }
+        given[i] = e->line;
+        char *norm;
+        const char *why = cli_check_value(&flavor_specs[i], e->value, &norm);
+        if (!why && i == 0 && !cli_name_ok(e->value))
+            why = "1-255 printable characters are expected";
+        free(norm);
+        if (why) {
+            cli_error("%s:%d: [%s] %s = \"%s\": %s", path, e->line, sec->name, e->key,
+                      e->value, why);
+            return false;
+        }
+        unsigned v = 0;
+        cli_parse_uint(e->value, 0, ~0u, &v);
+        switch (i) {
+        case 0: f->name = e->value; break;
+        case 1: f->vcpus = (int)v; break;
+        case 2: f->ram_mb = v; break;
+        default: f->disk_gb = v; break;
+        }
+    }
+    for (int i = 0; flavor_specs[i].name; i++) {
+        if (!given[i]) {
+            cli_error("%s:%d: [%s] has no %s (a flavor needs name, vcpus, ram_mb and disk_gb)",
+                      path, sec->line, sec->name, flavor_specs[i].key);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool cli_read_flavors(struct cli *c, const char *path)
+{
+    c->n_flavors = 0;
+    for (int k = 0; k < c->config.n_sections; k++) {
+        const struct config_section *sec = &c->config.sections[k];
+        if (!cli_flavor_section(sec->name))
+            continue;
+        const char *id = sec->name + 6;
+        while (*id == ' ')
+            id++;
+        if (!*id || !id_valid(id, strlen(id))) {
+            cli_error("%s:%d: [%s]: a flavor's section is [flavor ID], ID 1-255 characters of "
+                      "A-Z a-z 0-9 . _ ~ : -", path, sec->line, sec->name);
+            return false;
+        }
+        if (c->n_flavors == CLI_MAX_FLAVORS) {
+            cli_error("%s:%d: more than %d flavors", path, sec->line, CLI_MAX_FLAVORS);
+            return false;
+        }
+        struct flavor *f = &c->flavors[c->n_flavors];
+        *f = (struct flavor){.id = id};
+        for (int i = 0; i < c->n_flavors; i++) {
+            if (!strcmp(c->flavors[i].id, id)) {
+                cli_error("%s:%d: [%s] is given a second time", path, sec->line, sec->name);
+                return false;
+            }
+        }
+        if (!read_flavor(c, path, sec, f))
+            return false;
+        for (int i = 0; i < c->n_flavors; i++) {
+            if (!strcmp(c->flavors[i].name, f->name)) {
+                cli_error("%s:%d: [%s]: the name \"%s\" is flavor %s's already", path,
+                          sec->line, sec->name, f->name, c->flavors[i].id);
+                return false;
+            }
+        }
+        c->n_flavors++;
+    }
+    return true;
 }
 
 /* ---- values ---------------------------------------------------------------------- */
@@ -393,6 +515,26 @@ int cmd_config_reference(int argc, char **argv)
                    type_doc(s, tbuf, sizeof tbuf), default_doc(s, dbuf, sizeof dbuf), s->help);
         }
     }
+    if (man) {
+        puts(".SS [flavor ID]");
+        man_text(FLAVOR_DOC);
+        putchar('\n');
+    } else {
+        printf("\n### [flavor ID]\n\n%s\n\n| key | option | values | default | meaning |\n"
+               "|---|---|---|---|---|\n", FLAVOR_DOC);
+    }
+    for (const struct cli_spec *s = flavor_specs; s->name; s++) {
+        if (man) {
+            printf(".TP\n\\fB%s\\fR = \\fI%s\\fR\n", s->key, s->arg);
+            man_text(s->help);
+            fputs("\n.br\n", stdout);
+            man_text(type_doc(s, tbuf, sizeof tbuf));
+            puts("; required.");
+        } else {
+            printf("| `%s` | none | %s | required | %s |\n", s->key,
+                   type_doc(s, tbuf, sizeof tbuf), s->help);
+        }
+    }
     cli_done(&c);
     return CLI_OK;
 }
@@ -468,6 +610,14 @@ int cmd_config_check(int argc, char **argv)
                 printf("# %s =", s->key);
             printf("    # %s\n", where);
         }
+        for (int i = 0; i < c.n_flavors; i++) {
+            const struct flavor *f = &c.flavors[i];
+            printf("\n[flavor %s]\nname = %s\nvcpus = %d\nram_mb = %lld\ndisk_gb = %lld\n",
+                   f->id, f->name, f->vcpus, (long long)f->ram_mb, (long long)f->disk_gb);
+        }
+        if (c.n_flavors == 0)
+            puts("\n# [flavor ID]: none; Nova's classic set is built in (1 m1.tiny, 2 m1.small, "
+                 "3 m1.medium, 4 m1.large, 5 m1.xlarge)");
         const char *db = cli_db_path(&c);
         struct stat st;
         if (stat(db, &st) != 0)

@@ -75,7 +75,7 @@ static int run_add(struct cli *c, struct add_job *j, const struct hv_settings *h
         return 1;
     int status = prepare(j, d);
     struct store *s = status == 0 ? cli_open_store_at(c, false, &status) : NULL;
-    struct core *core = s ? core_new(s) : NULL;
+    struct core *core = s ? cli_core_new(c, s) : NULL;
     if (status == 0 && !core)
         status = CLI_FAILED;
     struct arena ar;
@@ -137,8 +137,7 @@ int cmd_server_add(int argc, char **argv)
         return CLI_USAGE;
     struct add_job j = {.account_key = cli_get(&c, "account"),
                         .domain_key = cli_get(&c, "domain")};
-    j.server = (struct server_spec){.id = cli_get(&c, "id"), .name = cli_get(&c, "name"),
-                                    .image_ref = "attachd-image", .flavor_ref = "1"};
+    j.server = (struct server_spec){.id = cli_get(&c, "id"), .name = cli_get(&c, "name")};
     struct hv_settings hv;
     int status = 2;
     if (!j.account_key || !j.server.name)
@@ -200,7 +199,7 @@ static int run_del(struct cli *c, bool volume)
         return CLI_FAILED;
     int status = CLI_OK;
     struct store *s = cli_open_store_at(c, false, &status);
-    struct core *core = s ? core_new(s) : NULL;
+    struct core *core = s ? cli_core_new(c, s) : NULL;
     if (s && !core)
         status = CLI_FAILED;
     if (core && d) {

@@ -75,8 +75,7 @@ static bool demo_seed(struct core *core, struct driver *driver, const char *doma
     arena_init(&ar);
     struct core_ctx ctx = {.core = core, .arena = &ar, .scope = account, .account = account,
                            .home = account, .user_id = "demo", .version = 1};
-    struct server_spec srv = {.id = DEMO_SERVER, .name = "demo", .image_ref = "demo-image",
-                              .flavor_ref = "1"};
+    struct server_spec srv = {.id = DEMO_SERVER, .name = "demo"};
     struct driver_domain dom;
     struct driver_error de;
     if (driver) {
@@ -345,7 +344,7 @@ int cmd_serve(int argc, char **argv)
     if (!store)
         goto out;
     status = CLI_FAILED;
-    core = core_new(store);
+    core = cli_core_new(&c, store);
     if (core && driver) {
         /* before listening: every intent a crash left is settled */
         struct core_options o;

@@ -201,7 +201,7 @@ static int session_open(struct cli *c, struct session *s)
     s->store = cli_open_store_at(c, false, &status);
     if (!s->store)
         return status;
-    if (!(s->core = core_new(s->store)))
+    if (!(s->core = cli_core_new(c, s->store)))
         return CLI_FAILED;
     s->ctx = (struct core_ctx){.core = s->core, .arena = &s->ar, .user_id = "attachd-cli",
                                .admin = true, .version = 1};

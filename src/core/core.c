@@ -35,6 +35,7 @@ struct core *core_new(struct store *store)
         return NULL;
     c->store = store;
     c->hypervisor_up = true;
+    core_set_flavors(c, NULL, 0);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->wake, NULL);
     pthread_cond_init(&c->tick, NULL);
@@ -46,6 +47,7 @@ void core_free(struct core *c)
     if (!c)
         return;
     core_stop_driver(c);
+    core_set_flavors(c, NULL, 0);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->wake);
     pthread_cond_destroy(&c->tick);

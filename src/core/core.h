@@ -165,11 +165,16 @@ struct flavor {
     int64_t ram_mb, disk_gb;
 };
 
-/* The flavor of that id (Nova's classic set: m1.tiny ... m1.xlarge, ids 1 to
- * 5), or NULL. */
-const struct flavor *core_flavor(const char *id);
-/* Every flavor, in id order: their number, the array in *out. */
-int core_flavors(const struct flavor **out);
+/* The flavors servers are made with: the configuration's ([flavor ID]
+ * sections, in the file's order), or Nova's classic set when it has none
+ * (m1.tiny, m1.small, m1.medium, m1.large, m1.xlarge: ids 1 to 5).
+ * core_set_flavors copies them (false: out of memory; the set is then
+ * unchanged). */
+bool core_set_flavors(struct core *c, const struct flavor *f, int n);
+/* The flavor of that id, or NULL. */
+const struct flavor *core_flavor(const struct core *c, const char *id);
+/* Every flavor, in their order: their number, the array in *out. */
+int core_flavors(const struct core *c, const struct flavor **out);
 
 /* Nova's default quotas for servers, Cinder's for volumes. */
 extern const struct quota core_default_quota;
@@ -187,6 +192,7 @@ struct server_spec {
     const char *id;             /* NULL: generate a UUID4 */
     /* the hypervisor's domain it is (server add --domain): its UUID and state */
     const struct driver_domain *domain;
+    /* image_ref: NULL for "" (none); flavor_ref: NULL for the first flavor */
     const char *name, *image_ref, *flavor_ref, *availability_zone, *key_name;
     const char *metadata;       /* JSON object text, NULL: {} */
     const char *root_volume_id; /* boot from this volume (boot_index 0) */

@@ -81,6 +81,10 @@ struct core {
     int n_workers;
     bool timer_running;
     bool started;                       /* the workers run: reconciling may queue tasks */
+    /* the flavors (limits.c); `owned` when they are copies */
+    const struct flavor *flavors;
+    int n_flavors;
+    struct flavor *owned;
 };
 
 /* Free a task and what it owns. */

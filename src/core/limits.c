@@ -5,10 +5,11 @@
 #include "core/internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Nova's classic flavors. */
-static const struct flavor flavors[] = {
+/* Nova's classic flavors: the set when the configuration names none. */
+static const struct flavor classic[] = {
     {"1", "m1.tiny", 1, 512, 1},
     {"2", "m1.small", 1, 2048, 20},
     {"3", "m1.medium", 2, 4096, 40},
@@ -20,18 +21,43 @@ static const struct flavor flavors[] = {
  * gigabytes). */
 const struct quota core_default_quota = {10, 20, 50 * 1024, 10, 1000};
 
-const struct flavor *core_flavor(const char *id)
+/* One block: the array, then the strings. Called before the core serves
+ * (and by core_new and core_free), never while requests read the set. */
+bool core_set_flavors(struct core *c, const struct flavor *f, int n)
 {
-    for (size_t i = 0; id && i < sizeof flavors / sizeof flavors[0]; i++)
-        if (!strcmp(flavors[i].id, id))
-            return &flavors[i];
+    size_t size = (size_t)n * sizeof *f;
+    for (int i = 0; i < n; i++)
+        size += strlen(f[i].id) + strlen(f[i].name) + 2;
+    struct flavor *copy = n > 0 ? malloc(size) : NULL;
+    if (n > 0 && !copy)
+        return false;
+    char *text = (char *)(copy + n);
+    for (int i = 0; i < n; i++) {
+        copy[i] = f[i];
+        copy[i].id = strcpy(text, f[i].id);
+        text += strlen(text) + 1;
+        copy[i].name = strcpy(text, f[i].name);
+        text += strlen(text) + 1;
+    }
+    free(c->owned);
+    c->owned = copy;
+    c->flavors = n > 0 ? copy : classic;
+    c->n_flavors = n > 0 ? n : (int)(sizeof classic / sizeof classic[0]);
+    return true;
+}
+
+const struct flavor *core_flavor(const struct core *c, const char *id)
+{
+    for (int i = 0; id && i < c->n_flavors; i++)
+        if (!strcmp(c->flavors[i].id, id))
+            return &c->flavors[i];
     return NULL;
 }
 
-int core_flavors(const struct flavor **out)
+int core_flavors(const struct core *c, const struct flavor **out)
 {
-    *out = flavors;
-    return (int)(sizeof flavors / sizeof flavors[0]);
+    *out = c->flavors;
+    return c->n_flavors;
 }
 
 static int64_t either(int64_t set, int64_t dflt)
@@ -59,7 +85,7 @@ static bool read_limits(struct core_ctx *c, struct store_conn *conn, const char 
                                 either(q.gigabytes, d->gigabytes)};
     out->used.instances = out->used.cores = out->used.ram = 0;
     for (int i = 0; i < n; i++) {
-        const struct flavor *f = core_flavor(fc[i].flavor_ref);
+        const struct flavor *f = core_flavor(c->core, fc[i].flavor_ref);
         out->used.instances += fc[i].servers;
         if (f) {
             out->used.cores += fc[i].servers * f->vcpus;

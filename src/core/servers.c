@@ -122,13 +122,13 @@ void core_server_create(struct core_op *op, const struct server_spec *spec, stru
         .vm_state = vm_state, .task_state = NULL, .power_state = power,
         .domain = spec->domain ? arena_strdup(c->arena, spec->domain->uuid) : NULL,
         .image_ref = spec->image_ref ? spec->image_ref : "",
-        .flavor_ref = spec->flavor_ref ? spec->flavor_ref : "1",
+        .flavor_ref = spec->flavor_ref ? spec->flavor_ref : c->core->flavors[0].id,
         .availability_zone = spec->availability_zone ? spec->availability_zone : "nova",
         .key_name = spec->key_name, .metadata = spec->metadata ? spec->metadata : "{}",
         .created_at = now, .updated_at = now, .launched_at = now,
     };
     struct create_job *j = arena_alloc(c->arena, sizeof *j);
-    *j = (struct create_job){c, out, spec, core_flavor(out->flavor_ref), &op->err};
+    *j = (struct create_job){c, out, spec, core_flavor(c->core, out->flavor_ref), &op->err};
     if (!j->flavor) {
         core_fail(&op->err, CORE_BAD_REQUEST, "Flavor %s could not be found.", out->flavor_ref);
         core_finish(op, false);

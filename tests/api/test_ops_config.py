@@ -240,3 +240,70 @@ def test_config_reference_lists_every_key():
     # every key documented is one the parser takes: a file with all of them is valid
     man = run("config", "reference", "--format", "man")
     assert man.returncode == 0 and ".SS [serve]" in man.stdout
+
+
+# -- flavors from the configuration --------------------------------------------------------
+
+FLAVORS = ("[flavor gp.small]\nname = gp.small\nvcpus = 2\nram_mb = 1024\ndisk_gb = 10\n"
+           "[flavor 7]\nname = big\nvcpus = 8\nram_mb = 32768\ndisk_gb = 0\n")
+
+
+def test_configured_flavors_replace_the_classic_set(tmp_path):
+    conf = write(tmp_path / "f.conf", FLAVORS)
+    d = Attachd(tmp_path, extra_args=["--config", conf])
+    account = d.add_account()
+    user, password = d.add_user(account, role="admin")
+    d.start()
+    try:
+        s = d.session(user, password, microversion="2.47")
+        made = {}
+        for ref, status in (("gp.small", 202), ("7", 202), ("1", 400)):
+            r = s.post(d.url("/v2.1/servers"), json={"server": {
+                "name": "f", "imageRef": "img", "flavorRef": ref, "networks": "none"}})
+            assert r.status_code == status, (ref, r.text)
+            if status == 202:
+                made[ref] = r.json()["server"]["id"]
+            else:
+                assert r.json()["badRequest"]["message"] == "Flavor 1 could not be found."
+        flavor = s.get(d.url(f"/v2.1/servers/{made['gp.small']}")).json()["server"]["flavor"]
+        assert (flavor["original_name"], flavor["vcpus"], flavor["ram"], flavor["disk"]) == \
+            ("gp.small", 2, 1024, 10)
+        # without a flavorRef (the CLI's server add): the first flavor of the file
+        sid = d.cli("server", "add", "--account", account, "--name", "c", "--config",
+                    conf).stdout.strip()
+        flavor = s.get(d.url(f"/v2.1/servers/{sid}")).json()["server"]["flavor"]
+        assert flavor["original_name"] == "gp.small"
+        # the quota counts the configured sizes
+        limits = s.get(d.url("/v2.1/limits")).json()["limits"]["absolute"]
+        assert (limits["totalCoresUsed"], limits["totalRAMUsed"]) == (2 + 8 + 2, 1024 + 32768 + 1024)
+    finally:
+        assert d.stop() == 0
+    shown = run("config", "check", "--config", conf).stdout
+    assert "[flavor gp.small]\nname = gp.small\nvcpus = 2\nram_mb = 1024\ndisk_gb = 10" in shown
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("[flavor 1]\nname = a\nvcpus = 1\nram_mb = 512\n", 1, ["[flavor 1]", "disk_gb"]),
+    ("[flavor 1]\nname = a\nvcpus = 0\nram_mb = 512\ndisk_gb = 1\n", 3, ["vcpus"]),
+    ("[flavor 1]\nname = a\nvcpus = 1\nram_mb = 512\ndisk_gb = 1\ncolour = red\n", 6,
+     ["unknown key", "colour"]),
+    ("[flavor 1]\nname = a\nname = b\nvcpus = 1\nram_mb = 512\ndisk_gb = 1\n", 3,
+     ["name", "second time"]),
+    ("[flavor a/b]\nname = a\nvcpus = 1\nram_mb = 512\ndisk_gb = 1\n", 1, ["[flavor a/b]"]),
+    ("[flavor]\nname = a\nvcpus = 1\nram_mb = 512\ndisk_gb = 1\n", 1, ["[flavor ID]"]),
+    ("[flavor 1]\nname = a\nvcpus = 1\nram_mb = 512\ndisk_gb = 1\n"
+     "[flavor 2]\nname = a\nvcpus = 1\nram_mb = 512\ndisk_gb = 1\n", 6, ["\"a\"", "flavor 1"]),
+])
+def test_flavor_errors_name_file_line_and_key(tmp_path, text, line, words):
+    conf = write(tmp_path / "bad.conf", text)
+    err = one_line_error(run("config", "check", "--config", conf))
+    assert f"{conf}:{line}:" in err, err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def test_config_reference_documents_flavors():
+    out = run("config", "reference").stdout
+    assert "### [flavor ID]" in out and "m1.tiny" in out
+    for key in ("name", "vcpus", "ram_mb", "disk_gb"):
+        assert f"| `{key}` |" in out
