@@ -403,15 +403,25 @@ bool core_attachment_list(struct core_ctx *c, const char *server_id, int64_t off
     return ok;
 }
 
-static bool find_attachment(struct core_ctx *c, struct store_conn *conn, const struct server *s,
-                            const char *volume_id, struct attachment *out,
-                            struct core_error *err)
+/* The server, the volume and their attachment, in one lookup, with Nova's
+ * errors in Nova's order: the server, the volume, the attachment. */
+static bool find_parts(struct core_ctx *c, struct store_conn *conn, const char *server_id,
+                       const char *volume_id, struct server *s, struct volume *v,
+                       struct attachment *at, struct core_error *err)
 {
-    enum store_rc rc = store_attachment_get(conn, c->arena, s->id, volume_id, out);
-    if (rc == STORE_NOTFOUND)
-        return core_fail(err, CORE_NOT_FOUND, "Instance %s is not attached to volume %s", s->id,
-                         volume_id);
-    return rc == STORE_OK || core_store_failed(err, rc);
+    enum store_rc rc;
+    unsigned found = store_attachment_parts(conn, c->arena, c->scope, server_id, volume_id, s,
+                                            v, at, &rc);
+    if (rc != STORE_OK)
+        return core_store_failed(err, rc);
+    if (!(found & FOUND_SERVER))
+        return core_fail(err, CORE_NOT_FOUND, "Instance %s could not be found.", server_id);
+    if (!(found & FOUND_VOLUME))
+        return core_fail(err, CORE_NOT_FOUND, "Volume %s could not be found.", volume_id);
+    if (!(found & FOUND_ATTACHMENT))
+        return core_fail(err, CORE_NOT_FOUND, "Instance %s is not attached to volume %s",
+                         s->id, v->id);
+    return true;
 }
 
 bool core_attachment_get(struct core_ctx *c, const char *server_id, const char *volume_id,
@@ -573,9 +583,7 @@ static int do_detach(struct store_conn *w, void *arg)
     struct server s;
     struct volume v;
     struct attachment at;
-    if (!core_find_server(c, w, j->server_id, &s, j->err) ||
-        !core_find_volume(c, w, j->volume_id, &v, j->err) ||
-        !find_attachment(c, w, &s, v.id, &at, j->err))
+    if (!find_parts(c, w, j->server_id, j->volume_id, &s, &v, &at, j->err))
         return 1;
     if (at.boot_index == 0) {
         core_fail(j->err, CORE_BAD_REQUEST, "Cannot detach a root device volume");

@@ -19,6 +19,8 @@
                    "kernel, initrd, cmdline, created_at, updated_at"
 #define ATTACH_COLS "id, bdm_uuid, server_id, volume_id, device, tag, delete_on_termination, " \
                     "boot_index, created_at, status"
+/* How many columns each list has (read_*_at read them from a base column). */
+enum { SERVER_NCOLS = 19, VOLUME_NCOLS = 14 };
 
 const char *const sqlite_sql[N_STMT] = {
     [S_BEGIN] = "BEGIN",
@@ -92,6 +94,14 @@ const char *const sqlite_sql[N_STMT] = {
                       "FROM servers s LEFT JOIN attachments a "
                       "ON a.server_id = s.id AND a.volume_id = ?2 "
                       "WHERE s.id = ?1 AND (?3 IS NULL OR s.account_id = ?3)",
+    /* one row, always: each part NULL when it is not found */
+    [S_ATTACH_PARTS] = "SELECT s.*, v.*, a.* FROM (SELECT 1) "
+                       "LEFT JOIN (SELECT " SERVER_COLS " FROM servers WHERE id = ?1 "
+                       "AND (?3 IS NULL OR account_id = ?3)) s "
+                       "LEFT JOIN (SELECT " VOLUME_COLS " FROM volumes WHERE id = ?2 "
+                       "AND (?3 IS NULL OR account_id = ?3)) v "
+                       "LEFT JOIN (SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
+                       "AND volume_id = ?2) a",
     [S_ATTACH_BY_VOLUME] = "SELECT " ATTACH_COLS " FROM attachments WHERE volume_id = ?1",
     [S_ATTACH_LIST] = "SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
                       "ORDER BY seq LIMIT ?3 OFFSET ?2",
@@ -305,28 +315,33 @@ static void bind_server(sqlite3_stmt *st, const struct server *s)
     sq_bind_text(st, 19, s->fault);
 }
 
-static void read_server(sqlite3_stmt *st, struct arena *ar, void *out)
+static void read_server_at(sqlite3_stmt *st, int b, struct arena *ar, void *out)
 {
     struct server *s = out;
-    s->id = sq_col_text(st, 0, ar);
-    s->account_id = sq_col_text(st, 1, ar);
-    s->user_id = sq_col_text(st, 2, ar);
-    s->name = sq_col_text(st, 3, ar);
-    s->vm_state = sq_col_text(st, 4, ar);
-    s->task_state = sq_col_text(st, 5, ar);
-    s->power_state = sqlite3_column_int(st, 6);
-    s->locked = sqlite3_column_int(st, 7) != 0;
-    s->locked_by = sq_col_text(st, 8, ar);
-    s->image_ref = sq_col_text(st, 9, ar);
-    s->flavor_ref = sq_col_text(st, 10, ar);
-    s->availability_zone = sq_col_text(st, 11, ar);
-    s->key_name = sq_col_text(st, 12, ar);
-    s->metadata = sq_col_text(st, 13, ar);
-    s->created_at = sq_col_text(st, 14, ar);
-    s->updated_at = sq_col_text(st, 15, ar);
-    s->launched_at = sq_col_text(st, 16, ar);
-    s->domain = sq_col_text(st, 17, ar);
-    s->fault = sq_col_text(st, 18, ar);
+    s->id = sq_col_text(st, b, ar);
+    s->account_id = sq_col_text(st, b + 1, ar);
+    s->user_id = sq_col_text(st, b + 2, ar);
+    s->name = sq_col_text(st, b + 3, ar);
+    s->vm_state = sq_col_text(st, b + 4, ar);
+    s->task_state = sq_col_text(st, b + 5, ar);
+    s->power_state = sqlite3_column_int(st, b + 6);
+    s->locked = sqlite3_column_int(st, b + 7) != 0;
+    s->locked_by = sq_col_text(st, b + 8, ar);
+    s->image_ref = sq_col_text(st, b + 9, ar);
+    s->flavor_ref = sq_col_text(st, b + 10, ar);
+    s->availability_zone = sq_col_text(st, b + 11, ar);
+    s->key_name = sq_col_text(st, b + 12, ar);
+    s->metadata = sq_col_text(st, b + 13, ar);
+    s->created_at = sq_col_text(st, b + 14, ar);
+    s->updated_at = sq_col_text(st, b + 15, ar);
+    s->launched_at = sq_col_text(st, b + 16, ar);
+    s->domain = sq_col_text(st, b + 17, ar);
+    s->fault = sq_col_text(st, b + 18, ar);
+}
+
+static void read_server(sqlite3_stmt *st, struct arena *ar, void *out)
+{
+    read_server_at(st, 0, ar, out);
 }
 
 enum store_rc store_server_add(struct store_conn *w, const struct server *srv)
@@ -398,23 +413,28 @@ enum store_rc store_server_del(struct store_conn *w, const char *id)
  * Volumes
  * ------------------------------------------------------------------------- */
 
-static void read_volume(sqlite3_stmt *st, struct arena *ar, void *out)
+static void read_volume_at(sqlite3_stmt *st, int b, struct arena *ar, void *out)
 {
     struct volume *v = out;
-    v->id = sq_col_text(st, 0, ar);
-    v->account_id = sq_col_text(st, 1, ar);
-    v->name = sq_col_text(st, 2, ar);
-    v->description = sq_col_text(st, 3, ar);
-    v->size = sqlite3_column_int64(st, 4);
-    v->status = sq_col_text(st, 5, ar);
-    v->volume_type = sq_col_text(st, 6, ar);
-    v->availability_zone = sq_col_text(st, 7, ar);
-    v->snapshot_id = sq_col_text(st, 8, ar);
-    v->metadata = sq_col_text(st, 9, ar);
-    v->created_at = sq_col_text(st, 10, ar);
-    v->updated_at = sq_col_text(st, 11, ar);
-    v->path = sq_col_text(st, 12, ar);
-    v->adopted = sqlite3_column_int(st, 13) != 0;
+    v->id = sq_col_text(st, b, ar);
+    v->account_id = sq_col_text(st, b + 1, ar);
+    v->name = sq_col_text(st, b + 2, ar);
+    v->description = sq_col_text(st, b + 3, ar);
+    v->size = sqlite3_column_int64(st, b + 4);
+    v->status = sq_col_text(st, b + 5, ar);
+    v->volume_type = sq_col_text(st, b + 6, ar);
+    v->availability_zone = sq_col_text(st, b + 7, ar);
+    v->snapshot_id = sq_col_text(st, b + 8, ar);
+    v->metadata = sq_col_text(st, b + 9, ar);
+    v->created_at = sq_col_text(st, b + 10, ar);
+    v->updated_at = sq_col_text(st, b + 11, ar);
+    v->path = sq_col_text(st, b + 12, ar);
+    v->adopted = sqlite3_column_int(st, b + 13) != 0;
+}
+
+static void read_volume(sqlite3_stmt *st, struct arena *ar, void *out)
+{
+    read_volume_at(st, 0, ar, out);
 }
 
 enum store_rc store_volume_add(struct store_conn *w, const struct volume *v)
@@ -506,19 +526,24 @@ static void bind_attachment(sqlite3_stmt *st, const struct attachment *a)
     sq_bind_text(st, 10, a->status ? a->status : "attached");
 }
 
-static void read_attachment(sqlite3_stmt *st, struct arena *ar, void *out)
+static void read_attachment_at(sqlite3_stmt *st, int b, struct arena *ar, void *out)
 {
     struct attachment *a = out;
-    a->id = sq_col_text(st, 0, ar);
-    a->bdm_uuid = sq_col_text(st, 1, ar);
-    a->server_id = sq_col_text(st, 2, ar);
-    a->volume_id = sq_col_text(st, 3, ar);
-    a->device = sq_col_text(st, 4, ar);
-    a->tag = sq_col_text(st, 5, ar);
-    a->delete_on_termination = sqlite3_column_int(st, 6) != 0;
-    a->boot_index = sqlite3_column_int(st, 7);
-    a->created_at = sq_col_text(st, 8, ar);
-    a->status = sq_col_text(st, 9, ar);
+    a->id = sq_col_text(st, b, ar);
+    a->bdm_uuid = sq_col_text(st, b + 1, ar);
+    a->server_id = sq_col_text(st, b + 2, ar);
+    a->volume_id = sq_col_text(st, b + 3, ar);
+    a->device = sq_col_text(st, b + 4, ar);
+    a->tag = sq_col_text(st, b + 5, ar);
+    a->delete_on_termination = sqlite3_column_int(st, b + 6) != 0;
+    a->boot_index = sqlite3_column_int(st, b + 7);
+    a->created_at = sq_col_text(st, b + 8, ar);
+    a->status = sq_col_text(st, b + 9, ar);
+}
+
+static void read_attachment(sqlite3_stmt *st, struct arena *ar, void *out)
+{
+    read_attachment_at(st, 0, ar, out);
 }
 
 enum store_rc store_attachment_add(struct store_conn *w, const struct attachment *at)
@@ -562,6 +587,37 @@ enum store_rc store_attachment_find(struct store_conn *c, struct arena *ar, cons
         read_attachment(st, ar, out);
     sq_done(st);
     return rc;
+}
+
+unsigned store_attachment_parts(struct store_conn *c, struct arena *ar, const char *account,
+                                const char *server_id, const char *volume_id, struct server *s,
+                                struct volume *v, struct attachment *a, enum store_rc *rc)
+{
+    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_PARTS);
+    if (!st) {
+        *rc = STORE_ERROR;
+        return 0;
+    }
+    sq_bind_text(st, 1, server_id);
+    sq_bind_text(st, 2, volume_id);
+    sq_bind_text(st, 3, account);
+    if ((*rc = sq_step_row(c, st)) != STORE_OK)
+        return 0;
+    unsigned found = 0;
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        read_server_at(st, 0, ar, s);
+        found |= FOUND_SERVER;
+    }
+    if (sqlite3_column_type(st, SERVER_NCOLS) != SQLITE_NULL) {
+        read_volume_at(st, SERVER_NCOLS, ar, v);
+        found |= FOUND_VOLUME;
+    }
+    if (sqlite3_column_type(st, SERVER_NCOLS + VOLUME_NCOLS) != SQLITE_NULL) {
+        read_attachment_at(st, SERVER_NCOLS + VOLUME_NCOLS, ar, a);
+        found |= FOUND_ATTACHMENT;
+    }
+    sq_done(st);
+    return found;
 }
 
 enum store_rc store_attachment_by_volume(struct store_conn *c, struct arena *ar,

@@ -191,6 +191,13 @@ enum store_rc store_attachment_by_volume(struct store_conn *c, struct arena *ar,
 enum store_rc store_attachment_find(struct store_conn *c, struct arena *ar, const char *account,
                                     const char *server_id, const char *volume_id,
                                     bool *server_found, struct attachment *out);
+/* A server and a volume of `account` (NULL: any), and the attachment between
+ * those ids (whatever their account), in one lookup: which were found
+ * (FOUND_* bits); *rc says whether the lookup itself worked. */
+enum { FOUND_SERVER = 1, FOUND_VOLUME = 2, FOUND_ATTACHMENT = 4 };
+unsigned store_attachment_parts(struct store_conn *c, struct arena *ar, const char *account,
+                                const char *server_id, const char *volume_id, struct server *s,
+                                struct volume *v, struct attachment *a, enum store_rc *rc);
 /* Attachments of one server in attach order; limit < 0 means all. */
 enum store_rc store_attachment_list(struct store_conn *c, struct arena *ar, const char *server_id,
                                     int64_t offset, int limit, struct attachment **out, int *n);

@@ -504,6 +504,30 @@ static void test_attachment_crud(void **state)
     assert_false(got.delete_on_termination);
     assert_int_equal(store_attachment_by_volume(f->r, &f->ar, "v3", &got), STORE_NOTFOUND);
 
+    /* the three parts in one lookup: each found or not, within an account */
+    struct server ps;
+    struct volume pv;
+    enum store_rc prc;
+    unsigned found = store_attachment_parts(f->r, &f->ar, NULL, "srv", "v1", &ps, &pv, &got, &prc);
+    assert_int_equal(prc, STORE_OK);
+    assert_int_equal(found, FOUND_SERVER | FOUND_VOLUME | FOUND_ATTACHMENT);
+    assert_string_equal(ps.id, "srv");
+    assert_string_equal(ps.account_id, "acct-a");
+    assert_string_equal(pv.id, "v1");
+    assert_int_equal(pv.size, 1);
+    assert_string_equal(got.id, "att-1");
+    assert_string_equal(got.tag, "t1");
+    assert_true(got.delete_on_termination);
+    found = store_attachment_parts(f->r, &f->ar, "acct-a", "srv", "v3", &ps, &pv, &got, &prc);
+    assert_int_equal(found, FOUND_SERVER | FOUND_VOLUME);
+    found = store_attachment_parts(f->r, &f->ar, NULL, "nosuch", "v1", &ps, &pv, &got, &prc);
+    assert_int_equal(found, FOUND_VOLUME);
+    found = store_attachment_parts(f->r, &f->ar, NULL, "srv", "nosuch", &ps, &pv, &got, &prc);
+    assert_int_equal(found, FOUND_SERVER);
+    found = store_attachment_parts(f->r, &f->ar, "acct-b", "srv", "v1", &ps, &pv, &got, &prc);
+    assert_int_equal(prc, STORE_OK);
+    assert_int_equal(found, FOUND_ATTACHMENT);  /* another account's server and volume: neither */
+
     struct attachment *list;
     int n;
     assert_int_equal(store_attachment_list(f->r, &f->ar, "srv", 0, -1, &list, &n), STORE_OK);
