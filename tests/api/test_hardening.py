@@ -19,6 +19,7 @@ against (a cached read went from 1 ms to 1 s under the flood; memory reached
 """
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -111,8 +112,9 @@ def test_unknown_user_flood_does_not_slow_cached_reads(tmp_path):
         # verifiers, so how many complete depends on what else the machine
         # runs; what matters is that they kept the verifiers busy throughout
         assert sent > 50, "the flood did not flow"
-        # before the verifier threads the ratio was about 1000 (1 ms -> 1 s)
-        assert l50 < max(5 * q50, 0.02), (q50, l50)
+        # before the verifier threads the ratio was about 1000 (1 ms -> 1 s);
+        # now the flood costs the reads only the CPU it takes on two cores
+        assert l50 < 4 * q50, (q50, l50)
         # the daemon still checks passwords: a new, right one is let in
         user2, pw2 = d.add_user(account)
         r = d.session(user2, pw2).get(d.url("/v2.1/servers"))
@@ -312,3 +314,47 @@ def test_refuses_to_start_on_a_database_it_cannot_write(tmp_path):
     assert d.db in p.stderr and any(w in p.stderr for w in (
         "read-only", "cannot be written", "cannot open database")), \
         p.stderr
+
+
+# -- signals and pages --------------------------------------------------------------------
+
+def test_sighup_without_tls_keeps_serving(tmp_path):
+    """SIGHUP reloads what can be reloaded (the TLS pair); without TLS it is
+    noted, and the daemon serves on: it never kills."""
+    d = Attachd(tmp_path).start()
+    try:
+        account = d.add_account("hup")
+        user, pw = d.add_user(account)
+        s = d.session(user, pw)
+        for _ in range(3):
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while d.read_log().count("SIGHUP received") < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert s.post(d.url("/v2.1/servers"), json=server_body(unique("hup"))).status_code == 202
+        assert d.proc.poll() is None
+        assert d.read_log().count("SIGHUP received; nothing to reload") == 3
+    finally:
+        assert d.stop() == 0
+
+
+def test_lists_are_paged_at_most_a_thousand(tmp_path):
+    """Nova's max_limit: no list answers more than 1000 items, whatever the
+    limit asked; the rest is on the next page."""
+    d = Attachd(tmp_path).start()
+    try:
+        account = d.add_account("pages")
+        user, pw = d.add_user(account)
+        s = d.session(user, pw)
+        for i in range(1001):
+            r = s.post(d.url("/v2.1/os-volumes"), json={"volume": {"size": 1}})
+            assert r.status_code == 200, r.text
+        for path in ("/v2.1/os-volumes", "/v2.1/os-volumes?limit=5000", "/v2.1/os-volumes?limit=0",
+                     "/v2.1/os-volumes/detail?limit=1001", "/volumes"):
+            r = s.get(d.url(path))
+            assert r.status_code == 200, (path, r.text)
+            assert len(r.json()["volumes"]) == 1000, path
+        rest = s.get(d.url("/v2.1/os-volumes?offset=1000&limit=5000")).json()["volumes"]
+        assert len(rest) == 1
+    finally:
+        assert d.stop() == 0

@@ -295,10 +295,10 @@ def test_slowloris_from_many_addresses_cannot_starve_whole_requests(tmp_path):
 
 # -- the open-files limit -------------------------------------------------------------------
 
-def _limited_binary(tmp_path, nofile):
-    """A wrapper that runs attachd under `prlimit --nofile=N:N`."""
+def _limited_binary(tmp_path, nofile, hard=None):
+    """A wrapper that runs attachd under `prlimit --nofile=N:HARD` (HARD: N)."""
     path = tmp_path / "attachd-limited"
-    path.write_text(f'#!/bin/sh\nexec prlimit --nofile={nofile}:{nofile} "{binary()}" "$@"\n')
+    path.write_text(f'#!/bin/sh\nexec prlimit --nofile={nofile}:{hard or nofile} "{binary()}" "$@"\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path)
 
@@ -328,6 +328,22 @@ def test_default_cap_fits_a_small_open_files_limit(tmp_path, monkeypatch):
     finally:
         for c in conns:
             c.close()
+        assert d.stop() == 0
+
+
+def test_soft_open_files_limit_is_raised_to_the_hard_one(tmp_path, monkeypatch):
+    """A soft limit of 64 under a hard one of 4096 (a common shell default is
+    1024:524288): attachd raises its soft limit and keeps the default cap."""
+    monkeypatch.setenv("ATTACHD_BIN", _limited_binary(tmp_path, 64, hard=4096))
+    d = Attachd(tmp_path, extra_args=["--threads", "2"]).start()
+    try:
+        with open(f"/proc/{d.proc.pid}/limits") as f:
+            row = next(l for l in f if l.startswith("Max open files"))
+        assert row.split()[3:5] == ["4096", "4096"], row
+        m = re.search(r"(\d+) connections at most", d.read_log())
+        assert m and int(m.group(1)) == 1024, d.read_log()
+        assert served(d.port, timeout=2.0) is not None
+    finally:
         assert d.stop() == 0
 
 
