@@ -33,6 +33,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 import guest as g
 import libvirt_daemons as lvd
@@ -561,11 +562,16 @@ def test_stuck_detach(idle, worlds, workdir, timing):
         server = w.server(vm.name)
         elsewhere = w.server(other.name, name="other")
         volume = w.volume(vid())
+        admin = w.d.session(*w.d.add_user(w.account, role="admin"))
         w.start()
         r = w.attach(server, volume)
         assert r.status_code == 200, r.text
         alias = w.alias_of(volume)
         assert user_disks(vm.name)[alias]["target"] == "vdb"
+        idle_metrics = hypervisor_metrics(w, admin)
+        assert idle_metrics[("attachd_hypervisor_operations_pending", "detach")] == 0
+        assert idle_metrics[("attachd_hypervisor_oldest_operation_seconds", None)] == 0
+        assert idle_metrics[("attachd_hypervisor_connected", None)] == 1
 
         def given_up():
             """The detach is given up: attached again, with the fault."""
@@ -606,6 +612,11 @@ def test_stuck_detach(idle, worlds, workdir, timing):
         status = w.volume_status(volume)
         assert w.attachment_rows()[volume]["status"] == "detaching"
         assert status == "detaching"
+        # /metrics: the detach waiting for its confirmation, and its age
+        m = hypervisor_metrics(w, admin)
+        assert m[("attachd_hypervisor_operations_pending", "detach")] == 1, m
+        assert m[("attachd_hypervisor_operations_pending", "attach")] == 0, m
+        assert m[("attachd_hypervisor_oldest_operation_seconds", None)] > 0, m
 
         # meanwhile (the 4 s before it is given up): a second detach, and
         # attaching the volume elsewhere
@@ -633,6 +644,22 @@ def test_stuck_detach(idle, worlds, workdir, timing):
         assert user_disks(other.name, inactive=True) == {}
         rc, out, err = w.check()
         assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+        m = hypervisor_metrics(w, admin)
+        assert m[("attachd_hypervisor_operations_pending", "detach")] == 0, m
+        assert m[("attachd_hypervisor_oldest_operation_seconds", None)] == 0, m
+
+
+def hypervisor_metrics(w, session):
+    """attachd_hypervisor_* from GET /metrics, read by Prometheus' own parser:
+    {(name, kind label or None): value}."""
+    r = session.get(w.d.url("/metrics"), timeout=30)
+    assert r.status_code == 200, r.text
+    out = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name.startswith("attachd_hypervisor_"):
+                out[(sample.name, sample.labels.get("kind"))] = sample.value
+    return out
 
 
 # ---------------------------------------------------------------------------
