@@ -598,39 +598,48 @@ static enum driver_rc dom_get(struct lv *lv, virConnectPtr c, const char *name_o
     return rc;
 }
 
-struct dom_info {
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    int state;                  /* virDomainState */
+/* Both definitions of a domain, as its disks. */
+struct dom_view {
     bool active, persistent;
+    struct lvxml_disk *live, *conf;     /* none when not running / when transient */
+    int nlive, nconf;
 };
 
-static enum driver_rc dom_info(struct lv *lv, virConnectPtr c, virDomainPtr dom,
-                               struct dom_info *out, struct driver_error *err)
+/* A domain's view in as few calls as libvirt allows. The live XML comes
+ * first: libvirt writes <domain id='N'> only for a running (or paused)
+ * domain, and a domain that exists while shut off is persistent, its live
+ * XML being its definition; so a shut-off domain costs one call. A running
+ * one costs three: the live XML, whether it is persistent (libvirt gives a
+ * transient domain's live definition for VIR_DOMAIN_XML_INACTIVE, so that
+ * XML alone cannot tell), and then its persistent definition. */
+static enum driver_rc dom_view(struct lv *lv, virConnectPtr c, virDomainPtr dom,
+                               struct arena *ar, struct dom_view *out, struct driver_error *err)
 {
-    int reason, persistent;
-    if (virDomainGetUUIDString(dom, out->uuid) < 0 ||
-        virDomainGetState(dom, &out->state, &reason, 0) < 0 ||
-        (persistent = virDomainIsPersistent(dom)) < 0)
-        return lv_failed(lv, c, err);
-    out->active = out->state != VIR_DOMAIN_SHUTOFF;
-    out->persistent = persistent == 1;
-    return DRIVER_OK;
-}
-
-/* The disks of the live definition (inactive=false; none when the domain
- * is not running) or of the persistent one (none when transient). */
-static enum driver_rc dom_disks(struct lv *lv, virConnectPtr c, virDomainPtr dom,
-                                const struct dom_info *info, bool inactive, struct arena *ar,
-                                struct lvxml_disk **out, int *n, struct driver_error *err)
-{
-    *out = NULL;
-    *n = 0;
-    if (inactive ? !info->persistent : !info->active)
-        return DRIVER_OK;
-    char *xml = virDomainGetXMLDesc(dom, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+    memset(out, 0, sizeof *out);
+    char *xml = virDomainGetXMLDesc(dom, 0);
     if (!xml)
         return lv_failed(lv, c, err);
-    bool ok = lvxml_disks(xml, ar, out, n);
+    struct lvxml_disk *d;
+    int n;
+    bool active;
+    bool ok = lvxml_domain_disks(xml, ar, &d, &n, &active);
+    free(xml);
+    if (!ok)
+        return fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
+    if (!active) {
+        *out = (struct dom_view){.persistent = true, .conf = d, .nconf = n};
+        return DRIVER_OK;
+    }
+    *out = (struct dom_view){.active = true, .live = d, .nlive = n};
+    int persistent = virDomainIsPersistent(dom);
+    if (persistent < 0)
+        return lv_failed(lv, c, err);
+    if (!persistent)
+        return DRIVER_OK;
+    out->persistent = true;
+    if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE)))
+        return lv_failed(lv, c, err);
+    ok = lvxml_disks(xml, ar, &out->conf, &out->nconf);
     free(xml);
     return ok ? DRIVER_OK : fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
 }
@@ -659,16 +668,18 @@ static enum driver_rc lv_domain_lookup(struct driver *d, const char *name_or_uui
     if (!c)
         return DRIVER_UNAVAILABLE;
     virDomainPtr dom;
-    struct dom_info info;
     enum driver_rc rc = dom_get(lv, c, name_or_uuid, &dom, err);
     if (rc == DRIVER_OK) {
-        if ((rc = dom_info(lv, c, dom, &info, err)) == DRIVER_OK) {
-            memset(out, 0, sizeof *out);
-            snprintf(out->uuid, sizeof out->uuid, "%s", info.uuid);
-            snprintf(out->name, sizeof out->name, "%s", virDomainGetName(dom));
-            out->state = state_of(info.state);
-            out->persistent = info.persistent;
-        }
+        memset(out, 0, sizeof *out);
+        int state, reason, persistent = -1;
+        if (virDomainGetUUIDString(dom, out->uuid) < 0 ||
+            virDomainGetState(dom, &state, &reason, 0) < 0 ||
+            (persistent = virDomainIsPersistent(dom)) < 0)
+            rc = lv_failed(lv, c, err);
+        else
+            out->state = state_of(state);
+        snprintf(out->name, sizeof out->name, "%s", virDomainGetName(dom));
+        out->persistent = persistent == 1;
         virDomainFree(dom);
     }
     virConnectClose(c);
@@ -739,13 +750,11 @@ static enum driver_rc attach_locked(struct lv *lv, virConnectPtr c, virDomainPtr
     /* A second pass only after a refusal that a concurrent change explains
      * (the domain started or stopped, the target was taken). */
     for (int pass = 0; pass < 3; pass++) {
-        struct dom_info info;
-        struct lvxml_disk *live, *conf;
-        int nlive, nconf;
-        if ((rc = dom_info(lv, c, dom, &info, err)) != DRIVER_OK ||
-            (rc = dom_disks(lv, c, dom, &info, false, &ar, &live, &nlive, err)) != DRIVER_OK ||
-            (rc = dom_disks(lv, c, dom, &info, true, &ar, &conf, &nconf, err)) != DRIVER_OK)
+        struct dom_view info;
+        if ((rc = dom_view(lv, c, dom, &ar, &info, err)) != DRIVER_OK)
             break;
+        const struct lvxml_disk *live = info.live, *conf = info.conf;
+        int nlive = info.nlive, nconf = info.nconf;
         const struct lvxml_disk *in_live = find_alias(live, nlive, disk->alias);
         const struct lvxml_disk *in_conf = find_alias(conf, nconf, disk->alias);
         const struct lvxml_disk *found = in_live ? in_live : in_conf;
@@ -788,13 +797,11 @@ static enum driver_rc attach_locked(struct lv *lv, virConnectPtr c, virDomainPtr
             break;
         /* Refused. Look again: undo a half, or retry after a race. */
         struct driver_error again;
-        struct dom_info now;
-        struct lvxml_disk *live2, *conf2;
-        int nlive2, nconf2;
-        if (dom_info(lv, c, dom, &now, &again) != DRIVER_OK ||
-            dom_disks(lv, c, dom, &now, false, &ar, &live2, &nlive2, &again) != DRIVER_OK ||
-            dom_disks(lv, c, dom, &now, true, &ar, &conf2, &nconf2, &again) != DRIVER_OK)
+        struct dom_view now;
+        if (dom_view(lv, c, dom, &ar, &now, &again) != DRIVER_OK)
             break;
+        const struct lvxml_disk *live2 = now.live, *conf2 = now.conf;
+        int nlive2 = now.nlive, nconf2 = now.nconf;
         bool live_added = need_live && find_alias(live2, nlive2, disk->alias);
         bool conf_added = need_conf && find_alias(conf2, nconf2, disk->alias);
         bool raced = now.active != info.active || now.persistent != info.persistent;
@@ -851,15 +858,12 @@ static enum driver_rc detach_locked(struct lv *lv, virConnectPtr c, virDomainPtr
     struct arena ar;
     arena_init(&ar);
     enum driver_rc rc;
-    struct dom_info info;
-    struct lvxml_disk *live, *conf;
-    int nlive, nconf;
+    struct dom_view v;
     *asked_live = false;
-    if ((rc = dom_info(lv, c, dom, &info, err)) != DRIVER_OK ||
-        (rc = dom_disks(lv, c, dom, &info, false, &ar, &live, &nlive, err)) != DRIVER_OK ||
-        (rc = dom_disks(lv, c, dom, &info, true, &ar, &conf, &nconf, err)) != DRIVER_OK)
+    if ((rc = dom_view(lv, c, dom, &ar, &v, err)) != DRIVER_OK)
         goto out;
-    bool in_live = find_alias(live, nlive, alias), in_conf = find_alias(conf, nconf, alias);
+    bool in_live = find_alias(v.live, v.nlive, alias);
+    bool in_conf = find_alias(v.conf, v.nconf, alias);
     if (!in_live && !in_conf) {
         rc = DRIVER_OK;
         goto out;
@@ -898,13 +902,11 @@ static int presence(struct lv *lv, virConnectPtr c, virDomainPtr dom, const char
 {
     struct arena ar;
     arena_init(&ar);
-    struct dom_info info;
-    struct lvxml_disk *live, *conf;
-    int nlive, nconf, where = -1;
-    if ((*rc = dom_info(lv, c, dom, &info, err)) == DRIVER_OK &&
-        (*rc = dom_disks(lv, c, dom, &info, false, &ar, &live, &nlive, err)) == DRIVER_OK &&
-        (*rc = dom_disks(lv, c, dom, &info, true, &ar, &conf, &nconf, err)) == DRIVER_OK)
-        where = (find_alias(live, nlive, alias) ? 1 : 0) | (find_alias(conf, nconf, alias) ? 2 : 0);
+    struct dom_view v;
+    int where = -1;
+    if ((*rc = dom_view(lv, c, dom, &ar, &v, err)) == DRIVER_OK)
+        where = (find_alias(v.live, v.nlive, alias) ? 1 : 0) |
+                (find_alias(v.conf, v.nconf, alias) ? 2 : 0);
     arena_release(&ar);
     return where;
 }
@@ -988,12 +990,10 @@ static enum driver_rc lv_disk_list(struct driver *d, const char *domain, struct 
         virConnectClose(c);
         return rc;
     }
-    struct dom_info info;
-    struct lvxml_disk *live, *conf;
-    int nlive, nconf;
-    if ((rc = dom_info(lv, c, dom, &info, err)) == DRIVER_OK &&
-        (rc = dom_disks(lv, c, dom, &info, false, ar, &live, &nlive, err)) == DRIVER_OK &&
-        (rc = dom_disks(lv, c, dom, &info, true, ar, &conf, &nconf, err)) == DRIVER_OK) {
+    struct dom_view v;
+    if ((rc = dom_view(lv, c, dom, ar, &v, err)) == DRIVER_OK) {
+        const struct lvxml_disk *live = v.live, *conf = v.conf;
+        int nlive = v.nlive, nconf = v.nconf;
         /* merged by user alias; disks without one by target */
         struct driver_present *p = arena_alloc(ar, sizeof *p * (size_t)(nlive + nconf + 1));
         int np = 0;

@@ -104,8 +104,16 @@ static const char *xstr(struct arena *ar, xmlXPathContextPtr ctx, xmlNodePtr nod
 
 bool lvxml_disks(const char *xml, struct arena *ar, struct lvxml_disk **out, int *n)
 {
+    bool active;
+    return lvxml_domain_disks(xml, ar, out, n, &active);
+}
+
+bool lvxml_domain_disks(const char *xml, struct arena *ar, struct lvxml_disk **out, int *n,
+                        bool *active)
+{
     *out = NULL;
     *n = 0;
+    *active = false;
     xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (!doc)
@@ -114,6 +122,8 @@ bool lvxml_disks(const char *xml, struct arena *ar, struct lvxml_disk **out, int
     xmlXPathObjectPtr set = ctx ? xmlXPathEvalExpression(
         (const xmlChar *)"/domain/devices/disk", ctx) : NULL;
     bool ok = set != NULL;
+    if (ok)
+        *active = xstr(ar, ctx, (xmlNodePtr)doc, "string(/domain/@id)")[0] != '\0';
     if (ok && set->nodesetval && set->nodesetval->nodeNr > 0) {
         int count = set->nodesetval->nodeNr;
         struct lvxml_disk *d = arena_alloc(ar, sizeof *d * (size_t)count);

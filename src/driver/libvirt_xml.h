@@ -17,6 +17,11 @@ struct lvxml_disk {
 
 /* Every <disk> of a domain XML. false when the XML does not parse. */
 bool lvxml_disks(const char *xml, struct arena *ar, struct lvxml_disk **out, int *n);
+/* The same, and whether the XML is a running domain's: libvirt writes
+ * <domain id='N'> only for a domain that runs (or is paused), so the live
+ * XML also tells the state the driver needs, without another call. */
+bool lvxml_domain_disks(const char *xml, struct arena *ar, struct lvxml_disk **out, int *n,
+                        bool *active);
 
 /* The <disk> element to attach `disk` as `target`. direct: cache='none'
  * io='native' (the file system supports O_DIRECT), else cache='writeback'

@@ -812,3 +812,45 @@ def test_embedded_driver(libvirt_env, shell, workdir):
     finally:
         sh("virsh", "destroy", name)
         sh("virsh", "undefine", name)
+
+
+# ---------------------------------------------------------------------------
+# what the driver asks libvirt: calls per attach and detach
+
+def test_calls_per_change(libvirt_env, dcbin, workdir):
+    """The libvirt calls (RPC round trips, counted by a relay in front of
+    libvirtd) an attach and a detach make, on a running persistent domain
+    and on a shut-off one. Each reads the domain's disks before it acts;
+    the detach reads them again after DEVICE_REMOVED, so that it answers
+    from the XML. Reading the live XML first tells whether the domain runs
+    (and a shut-off domain's live XML is its definition)."""
+    from libvirt_proxy import Relay
+    with Relay(os.path.join(workdir, "relay.sock")) as relay, \
+            g.Guest(g.unique_name(), workdir, persistent=True) as vm:
+        vm.start()
+        sh = Shell(dcbin, os.path.join(workdir, "vols"), uri=relay.uri)
+        try:
+            dom = sh("lookup", vm.name)["uuid"]
+            counts = {}
+            for state in ("running", "shut off"):
+                if state == "shut off":
+                    g.virsh("destroy", vm.name)
+                v, path = new_volume(sh)
+                att = vid()
+                n0 = len(relay.calls)
+                assert sh("attach", dom, att, v, path, "scsi")["rc"] == "OK"
+                n1 = len(relay.calls)
+                r, _ = detach_done(sh, dom, att, dom)
+                assert r["rc"] == "OK", r            # scsi: removed within the grace
+                n2 = len(relay.calls)
+                counts[state] = (n1 - n0, n2 - n1)
+                print(f"{state}: attach {n1 - n0} calls "
+                      f"{[c.proc for c in relay.calls[n0:n1]]}, detach {n2 - n1} calls "
+                      f"{[c.proc for c in relay.calls[n1:n2]]}")
+        finally:
+            assert sh.close() == 0, sh.stderr[-20:]
+    # running: lookup, live XML, persistent?, inactive XML, attach; the
+    # detach: lookup, those 3 reads, detach, the 3 reads again. Shut off:
+    # lookup, XML, attach; lookup, XML, detach, XML. (Reading the state, the
+    # persistence and both XMLs each time, it was (6, 10) and (5, 8).)
+    assert counts == {"running": (5, 8), "shut off": (3, 4)}, counts

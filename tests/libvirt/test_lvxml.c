@@ -147,11 +147,44 @@ static void domain_disks(void **state)
     arena_release(&ar);
 }
 
+/* Whether the XML is a running domain's: libvirt writes <domain id='N'>
+ * only then (the driver reads the state from the XML it needs anyway). */
+static void domain_active(void **state)
+{
+    (void)state;
+    struct arena ar;
+    arena_init(&ar);
+    struct lvxml_disk *d;
+    int n;
+    bool active = true;
+    assert_true(lvxml_domain_disks("<domain type='qemu'><name>d</name><devices>"
+                                   "<disk device='disk'><target dev='sda'/></disk></devices>"
+                                   "</domain>", &ar, &d, &n, &active));
+    assert_false(active);
+    assert_int_equal(n, 1);
+    assert_true(lvxml_domain_disks("<domain type='qemu' id='7'><name>d</name></domain>", &ar, &d,
+                                   &n, &active));
+    assert_true(active);
+    assert_int_equal(n, 0);
+    assert_true(lvxml_domain_disks("<domain type='qemu' id=''/>", &ar, &d, &n, &active));
+    assert_false(active);
+    /* an id elsewhere is not the domain's */
+    assert_true(lvxml_domain_disks("<domain><devices><disk id='3'/></devices></domain>", &ar, &d,
+                                   &n, &active));
+    assert_false(active);
+    active = true;
+    assert_false(lvxml_domain_disks("<domain id='1'", &ar, &d, &n, &active));
+    assert_false(active);
+    assert_int_equal(n, 0);
+    arena_release(&ar);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(file_names), cmocka_unit_test(targets), cmocka_unit_test(aliases),
         cmocka_unit_test(disk_xml), cmocka_unit_test(domain_disks),
+        cmocka_unit_test(domain_active),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
