@@ -1,9 +1,10 @@
-/* attachments.c: /servers/{id}/os-volume_attachments (spec section 3).
+/* attachments.c: /servers/{id}/os-volume_attachments (docs/api.md,
+ * the os-volume_attachments sections of both dialects).
  *
- * Nova dialect: fields by microversion (3.0): tag from 2.70,
+ * Nova dialect: fields by microversion: tag from 2.70,
  * delete_on_termination from 2.79, attachment_id and bdm_uuid instead of id
  * from 2.89; detach 202. Hostway dialect: the 2.1 fields, show returns the
- * volume ({"volume": ...}), detach 204 (D2).
+ * volume ({"volume": ...}), detach 204 (docs/api.md, decision D2).
  */
 #include <string.h>
 
@@ -59,7 +60,8 @@ void attachments_show(struct call *c)
         reply_core_error(c, &err);
         return;
     }
-    if (c->dialect == DIALECT_HOSTWAY) {     /* the attached volume (spec 3.3, D2) */
+    /* Hostway: the attached volume (docs/api.md, decision D2) */
+    if (c->dialect == DIALECT_HOSTWAY) {
         struct volume v;
         json_t *o = core_volume_get(&c->core, a.volume_id, &v, &err)
                         ? render_volume(c, &v, &err) : NULL;

@@ -1,10 +1,12 @@
-/* dialect.c: how a response looks in each dialect (D2, D3, spec 1.6).
+/* dialect.c: how a response looks in each dialect
+ * (docs/api.md, decisions D2 and D3, and "Errors" under "Common rules").
  *
  * Handlers state what happened (a status and Nova's text); this file alone
  * decides the fault name and body shape:
  *   Nova:    {"<name>": {"code": N, "message": "<Nova text>"}}
  *   Hostway: {"<name>": {"message": "<title>", "code": N, "details": "<reason>",
- *             "errorid": "<uuid4>"}}, a 404 exactly as the seed shows it.
+ *             "errorid": "<uuid4>"}}, a 404 exactly as Hostway's
+ *             DetachVolumeFromServer page shows it (docs/api.md).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,7 +16,8 @@
 #include "util/id.h"
 #include "util/utf8.h"
 
-/* The seed's 401 text: its five lines, each ending in a newline (D6). */
+/* Hostway's 401 text (its DetachVolumeFromServer page, docs/api.md): its
+ * five lines, each ending in a newline (docs/api.md, decision D6). */
 static const char unauthorized_body[] =
     "401 Unauthorized\n"
     "This server could not verify that you are authorized to\n"
@@ -128,7 +131,8 @@ void reply_core_error(struct call *c, const struct core_error *err)
     case CORE_NOT_FOUND: status = 404; break;
     case CORE_CONFLICT: status = 409; break;
     case CORE_UNAVAILABLE: status = 503; break;
-    case CORE_ALREADY_ATTACHED:     /* D2: Hostway 409; Nova (as Cinder) 400 */
+    case CORE_ALREADY_ATTACHED:     /* Hostway 409 (docs/api.md, decision D2);
+                                       * Nova (as Cinder) 400 */
         status = hostway ? 409 : 400;
         title = "VolumeAlreadyAttached";
         break;

@@ -1,4 +1,5 @@
-/* microversion.c: OpenStack-API-Version negotiation (spec 1.5).
+/* microversion.c: OpenStack-API-Version negotiation (docs/api.md,
+ * "Microversions" under "Common rules").
  * "OpenStack-API-Version: compute 2.79" wins over the legacy
  * "X-OpenStack-Nova-API-Version: 2.79"; none means 2.1; "latest" the max. */
 #include <ctype.h>

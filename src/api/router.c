@@ -1,4 +1,5 @@
-/* router.c: from a path to a handler (D1, D6).
+/* router.c: from a path to a handler
+ * (docs/api.md, decisions D1 and D6).
  *
  * The steps, in this order for every request:
  *   1. the prefix picks the dialect: "/v2.1[/{project_id}]" is Nova,
@@ -6,7 +7,8 @@
  *      looks volumes up in (Nova's error shape), "/accounts/{accountId}/flexcloud"
  *      and everything else Hostway;
  *   2. version discovery answers without credentials;
- *   3. Basic credentials are checked (401 before any lookup, D6);
+ *   3. Basic credentials are checked (401 before any lookup:
+ *      docs/api.md, decision D6);
  *   4. an account named in the path must be the caller's (or the caller an
  *      admin), else 404 as if it did not exist;
  *   5. Nova's microversion headers are negotiated;
@@ -176,8 +178,9 @@ static void dispatch(struct call *c, char **seg, int n)
         return;
     }
     c->req->route = found->pattern;
-    /* ids are ASCII (D5): anything else names nothing, and must not reach
-     * a message that has to be valid UTF-8 JSON */
+    /* ids are ASCII (docs/api.md, decision D5): anything else names
+     * nothing, and must not reach a message that has to be valid UTF-8
+     * JSON */
     for (int i = 0; i < 3 && c->param[i]; i++) {
         if (!utf8_valid(c->param[i], strlen(c->param[i]))) {
             reply_error(c, 404, "The resource could not be found.");
@@ -331,9 +334,10 @@ static void proceed(struct call *c)
         dispatch(c, c->segments, c->n_segments);
 }
 
-/* A read sees one snapshot from the credential check on (D4: never half a
- * change): the auth epoch and the resources come from one read
- * transaction. A snapshot is never held across a suspension. */
+/* A read sees one snapshot from the credential check on (never half a
+ * change: docs/api.md, decision D4): the auth epoch and the resources come
+ * from one read transaction. A snapshot is never held across a
+ * suspension. */
 static bool snapshot_begin(struct call *c)
 {
     struct core_error err;

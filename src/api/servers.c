@@ -1,5 +1,5 @@
-/* servers.c: /servers in both dialects (spec section 5, D9). One body shape,
- * Nova's, with fields chosen by microversion. */
+/* servers.c: /servers in both dialects (docs/api.md, decision D9). One body
+ * shape, Nova's, with fields chosen by microversion. */
 #include <sodium.h>
 #include <string.h>
 

@@ -1,4 +1,5 @@
-/* versions.c: version discovery without credentials (spec section 2).
+/* versions.c: version discovery without credentials (docs/api.md,
+ * "Version discovery").
  * hrefs come from the request's Host, as Nova builds them. */
 #include "api/call.h"
 

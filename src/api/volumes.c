@@ -1,5 +1,6 @@
 /* volumes.c: Nova's os-volumes proxy (camelCase, 2.1-2.35) and Hostway's
- * /volumes (snake_case with links), over the same core (spec section 4). */
+ * /volumes (snake_case with links), over the same core (docs/api.md, the
+ * volume sections of both dialects). */
 #include <stdlib.h>
 #include <string.h>
 

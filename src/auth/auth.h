@@ -1,4 +1,5 @@
-/* auth.h: HTTP Basic authentication against the users in the store (D6).
+/* auth.h: HTTP Basic authentication against the users in the store
+ * (docs/api.md, decision D6).
  *
  * A check has a fast part and a slow part:
  *  - auth_check() runs on the caller's thread and never waits: it answers

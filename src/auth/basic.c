@@ -50,6 +50,7 @@ int auth_hash_password(const char *password, char *out, size_t out_size)
 {
     if (out_size < crypto_pwhash_STRBYTES)
         return -1;
-    /* argon2id, t=2, m=19 MiB: the OWASP minimum (research/c-stack.md 3). */
+    /* argon2id, t=2, m=19 MiB: the OWASP minimum (OWASP Password
+     * Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1). */
     return crypto_pwhash_str(out, password, strlen(password), 2, 19u * 1024 * 1024);
 }

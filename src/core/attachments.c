@@ -1,7 +1,8 @@
-/* attachments.c: attach, update (and swap), detach: spec section 3, with the
- * checks in Nova's order. Each change and its checks run in one transaction,
- * so two clients racing for one volume cannot both win (and the store's
- * unique key on attachments.volume_id would refuse the second regardless).
+/* attachments.c: attach, update (and swap), detach (docs/api.md, the
+ * os-volume_attachments sections), with the checks in Nova's order. Each
+ * change and its checks run in one transaction, so two clients racing for
+ * one volume cannot both win (and the store's unique key on
+ * attachments.volume_id would refuse the second regardless).
  */
 #include "core/internal.h"
 

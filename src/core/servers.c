@@ -1,4 +1,4 @@
-/* servers.c: the server lifecycle (spec section 5, D9).
+/* servers.c: the server lifecycle (docs/api.md, decision D9).
  *
  * A new server is active and launched at once. The actions follow Nova's
  * check_instance_state / check_instance_lock rules; a refused action is 409
@@ -180,8 +180,8 @@ struct id_job {
 };
 
 /* Deleting a server detaches its volumes and deletes those marked
- * delete_on_termination (D9). Without a hypervisor that is one
- * transaction. With one, the server is "deleting" and each volume
+ * delete_on_termination (docs/api.md, decision D9). Without a hypervisor
+ * that is one transaction. With one, the server is "deleting" and each volume
  * "detaching" (the intent, answered 204 as Nova does), each disk's removal
  * is asked and confirmed in the server's lane, and then a last task deletes
  * the delete_on_termination volumes and forgets the server. */

@@ -1,4 +1,4 @@
-/* volumes.c: block-storage volumes (spec section 4, D8). A volume is
+/* volumes.c: block-storage volumes (docs/api.md, decision D8). A volume is
  * "available" when created and "in-use" while attached; an attached volume
  * cannot be deleted.
  *

@@ -15,8 +15,9 @@
  *    "Content-Length" or "Transfer-Encoding" (in any case) and is longer is
  *    MANGLED; a name "Host" followed by a character that is not a tchar
  *    (RFC 9110 5.6.2) is too ("Hostname" may be someone's header; "Host :"
- *    is not). Other odd names are left alone: the seed page's own example
- *    folds a stray "Charset=UTF-8" onto Content-Type, and works;
+ *    is not). Other odd names are left alone: the example of Hostway's
+ *    DetachVolumeFromServer page (docs/api.md) folds a stray
+ *    "Charset=UTF-8" onto Content-Type, and works;
  *  - there is more than one Host line (HOSTS, 3.2);
  *  - Content-Length lines disagree (LENGTHS, 6.3: identical repeats may
  *    pass; the values are compared as text);

@@ -48,7 +48,8 @@ struct server {
 struct volume {
     const char *id, *account_id, *name, *description;
     int64_t size;               /* GiB */
-    const char *status;         /* D8: creating, available, attaching, in-use, ... */
+    const char *status;         /* creating, available, attaching, in-use, ...
+                                   (docs/api.md, decision D8) */
     const char *volume_type, *availability_zone, *snapshot_id;
     const char *metadata;       /* JSON object text */
     const char *created_at, *updated_at;

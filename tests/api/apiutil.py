@@ -1,8 +1,9 @@
 """Shared helpers for the black-box API tests (tests/api).
 
 Everything here talks to a running attachd over HTTP only; nothing reads the
-database or the source. Assertions check the contract of ../../shared/spec/api.md
-(Decisions D1-D9) and issue 2.
+database or the source. Assertions check the contract that docs/api.md
+documents: its endpoints, its common rules and its decisions
+(docs/api.md, decisions D1-D9), and issue 2.
 """
 import base64
 import json
@@ -15,7 +16,8 @@ UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 REQ_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
-# The seed page's 401 body (D6): five lines, no indentation, two spaces after
+# The 401 body of Hostway's DetachVolumeFromServer page
+# (docs/api.md, decision D6): five lines, no indentation, two spaces after
 # "requested.", every line ending in a newline.
 UNAUTHORIZED_BODY = (
     b"401 Unauthorized\n"
@@ -29,7 +31,7 @@ IMAGE_REF = "70a599e0-31e7-49b7-b260-868f441e862b"
 FLAVOR_REF = "1"
 MAX_MICROVERSION = "2.89"
 
-# Path prefixes (D1). Each kind maps to (dialect, prefix template).
+# Path prefixes (docs/api.md, decision D1). Each kind maps to (dialect, prefix template).
 PREFIX_KINDS = ["hostway", "hostway-acct", "nova", "nova-proj"]
 
 
@@ -83,7 +85,8 @@ def assert_json(resp):
 
 
 def assert_hostway_error(resp, status, name, message=None, details=None):
-    """A Hostway fault: {"<name>": {"message", "code", "details", "errorid"}} (D2)."""
+    """A Hostway fault: {"<name>": {"message", "code", "details", "errorid"}}
+    (docs/api.md, decision D2)."""
     assert resp.status_code == status, (resp.status_code, resp.text[:500])
     assert_request_ids(resp)
     assert_json(resp)
@@ -107,7 +110,8 @@ def assert_hostway_error(resp, status, name, message=None, details=None):
 
 
 def assert_nova_error(resp, status, name, message=None, extra_keys=()):
-    """A Nova fault: {"<name>": {"code", "message"}} (D3, section 1.6)."""
+    """A Nova fault: {"<name>": {"code", "message"}} (docs/api.md, decision D3,
+    and "Errors" under "Common rules")."""
     assert resp.status_code == status, (resp.status_code, resp.text[:500])
     assert_request_ids(resp)
     assert_json(resp)
@@ -160,7 +164,7 @@ def assert_not_found(dialect, resp, server_id=None):
 
 
 def assert_unauthorized(resp):
-    """The plain-text 401 of D6, byte for byte."""
+    """The plain-text 401 (docs/api.md, decision D6), byte for byte."""
     assert resp.status_code == 401, (resp.status_code, resp.text[:300])
     assert resp.headers.get("Content-Type") == "text/plain; charset=UTF-8", resp.headers
     assert resp.headers.get("WWW-Authenticate") == 'Basic realm="attachd"', resp.headers

@@ -3,7 +3,8 @@ test_attachments.py, test_seed.py, test_concurrency.py, test_docs.py.
 
 Not a conftest: a plain module the test files import. Everything talks to a
 real attachd over HTTP; nothing reads the database or the source. The
-contract is ../../shared/spec/api.md (Decisions D1-D9 win; sections 3 and 4).
+contract is docs/api.md: the attachment and volume sections of both
+dialects, and the decisions (docs/api.md, decisions D1-D9).
 
 `vol_env` (each module defines it with make_env) is one daemon per test
 module with three accounts: A (a member), B (a member of another account)
@@ -19,7 +20,7 @@ from attachd import Attachd
 from apiutil import (UUID4, assert_hostway_error, assert_nova_error,
                      assert_request_ids, ordered)
 
-# Every prefix of D1: two per dialect.
+# Every prefix (docs/api.md, decision D1): two per dialect.
 KINDS = ["hostway", "hostway-acct", "nova", "nova-proj"]
 HOSTWAY_KINDS = ["hostway", "hostway-acct"]
 NOVA_KINDS = ["nova", "nova-proj"]
@@ -155,8 +156,9 @@ class Env:
                 {vid: self.volume_view(vid) for vid in volumes if vid})
 
     def assert_consistent(self, servers=(), volumes=()):
-        """D4: a volume is in-use iff it has an attachment, and the server's
-        attachments, its volumes_attached and the volume agree."""
+        """A volume is in-use iff it has an attachment, and the server's
+        attachments, its volumes_attached and the volume agree (changes are
+        synchronous: docs/api.md, decision D4)."""
         svs, vols = self.snapshot(servers, volumes)
         for sid, sv in svs.items():
             if sv is None:
@@ -191,12 +193,14 @@ def make_env(tmp_path_factory):
 # -- fault assertions ------------------------------------------------------------
 
 def assert_fault(kind, resp, status, nova_message, hostway_message=None):
-    """The dialect-shaped fault of spec 1.6 and D2.
+    """The dialect-shaped fault ("Errors" under "Common rules" in docs/api.md;
+    docs/api.md, decision D2).
 
     Nova: {"<name>": {"code", "message"}} with Nova's exact text (or a regex
     when NOVA_MESSAGE is a compiled pattern).
     Hostway: {"<name>": {"message", "code", "details", "errorid"}} in that
-    order; a 404 is the seed's body ("Resource not found", details ""); any
+    order; a 404 is the body of Hostway's DetachVolumeFromServer page
+    (docs/api.md: "Resource not found", details ""); any
     other error carries the specific reason (Nova's text) in details, and the
     409 key is `conflict`. HOSTWAY_MESSAGE, when given, is the exact message.
     """

@@ -1,4 +1,4 @@
-"""Server actions (D9, issue 2 item 8): os-stop, os-start, lock, unlock,
+"""Server actions (docs/api.md, decision D9; issue 2 item 8): os-stop, os-start, lock, unlock,
 pause, unpause, suspend, resume with Nova's state rules
 (nova/compute/api.py check_instance_state / check_instance_lock) in both
 dialects."""
@@ -75,7 +75,7 @@ def test_action_state_rules(world, dialect, start, act):
     else:
         f = assert_error(dialect, r, 409, nova_message=(
             f"Cannot '{word}' instance {sid} while it is in vm_state {start}"))
-        if dialect == "hostway":   # D2: details carry the specific reason
+        if dialect == "hostway":   # details carry the specific reason (docs/api.md, decision D2)
             assert start in f["details"] and word in f["details"], f
         assert_state(world.sa, world.base, pfx, sid, start)
 

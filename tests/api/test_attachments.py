@@ -1,12 +1,16 @@
-"""Volume attachments, /servers/{server_id}/os-volume_attachments (issue 3,
-spec sections 3.0-3.5, D2-D4).
+"""Volume attachments, /servers/{server_id}/os-volume_attachments (issue 3;
+the os-volume_attachments sections of both dialects in docs/api.md, and
+docs/api.md, decisions D2-D4).
 
-Every check table of the spec is a list of rows below, one case per row that
-can occur here, run on all four prefixes of D1 (Hostway `/` and
-`/accounts/{id}/flexcloud`, Nova `/v2.1` and `/v2.1/{project_id}`). A refused
-request is checked three ways: the status, the fault (Nova: name and exact
-message; Hostway: name, message, details and errorid in that order, details
-carrying Nova's reason, a 404 exactly as the seed shows it), and that nothing
+Nova checks each operation's request in a fixed order (nova's
+api/openstack/compute/volume_attachments.py and compute/api.py); numbered
+from 1 in that order, those checks are the rows below, one case per row that
+can occur here, run on all four prefixes (docs/api.md, decision D1: Hostway
+`/` and `/accounts/{id}/flexcloud`, Nova `/v2.1` and `/v2.1/{project_id}`). A
+refused request is checked three ways: the status, the fault (Nova: name and
+exact message; Hostway: name, message, details and errorid in that order,
+details carrying Nova's reason, a 404 exactly as Hostway's
+DetachVolumeFromServer page shows it in docs/api.md), and that nothing
 changed (the servers' attachments and volumes_attached and the volumes'
 status and attachments are read again, as the admin, and compared).
 
@@ -262,7 +266,7 @@ def attachment_path(c):
 
 
 # =====================================================================================
-# 3.1 List
+# List: GET /servers/{server_id}/os-volume_attachments
 #
 # Rows not covered: "policy 403" cannot occur (attachd has no policy file;
 # every member may list the attachments of its own servers). The 401 row is
@@ -272,7 +276,7 @@ def attachment_path(c):
 LIST_ROWS = [
     Row("unknown-server", s_unknown_server, e_instance_404()),
     Row("other-accounts-server", s_foreign_server, e_instance_404()),
-    # limit/offset (section 3.1): a negative value or a non-integer gives 400.
+    # limit/offset (as Nova's): a negative value or a non-integer gives 400.
     Row("limit-negative", s_attached, e_regex(400, r".*limit.*"), query="?limit=-1"),
     Row("limit-not-integer", s_attached, e_regex(400, r".*limit.*"), query="?limit=abc"),
     Row("offset-negative", s_attached, e_regex(400, r".*offset.*"), query="?offset=-1"),
@@ -297,7 +301,7 @@ def test_list_unauthorized(vol_env, kind):
     user, _ = vol_env.victim()
     assert_unauthorized(vol_env.d.session(user, "wrong-password").get(url))
     assert_unauthorized(vol_env.d.session().get(url))
-    # D6: before any lookup, so an unknown server is 401 too
+    # before any lookup (docs/api.md, decision D6), so an unknown server is 401 too
     url = vol_env.url(kind, f"/servers/{uid('nope')}/os-volume_attachments")
     r = vol_env.d.session(user, "wrong-password").get(url)
     assert r.status_code == 401 and r.content == UNAUTHORIZED_BODY
@@ -333,13 +337,14 @@ def test_list_limit_offset(vol_env, kind):
     assert listed("?offset=4") == everything[4:]
     assert listed("?offset=5") == []
     assert listed("?offset=99") == []
-    # spec 3.1: [offset:offset+min(limit or max_limit, max_limit)], so 0 means "no limit"
+    # as Nova: [offset:offset+min(limit or max_limit, max_limit)], so 0 means "no limit"
     assert listed("?limit=0") == everything
     assert listed("?limit=0&offset=3") == everything[3:]
     assert listed("?limit=1000") == everything
 
 
-# Representation by microversion (section 3.0): exact key sets.
+# Representation by microversion (docs/api.md, the Nova dialect's attachment
+# sections): exact key sets.
 KEYS_21 = {"id", "serverId", "volumeId", "device"}
 KEYS_270 = KEYS_21 | {"tag"}
 KEYS_279 = KEYS_270 | {"delete_on_termination"}
@@ -385,7 +390,8 @@ def test_list_and_show_fields_by_microversion(vol_env, kind, mv, keys):
 
 @pytest.mark.parametrize("kind", ["hostway", "hostway-acct"])
 def test_list_hostway_has_the_2_1_fields(vol_env, kind):
-    """D2: no microversions in the Hostway dialect, even when asked for."""
+    """No microversions in the Hostway dialect, even when asked for
+    (docs/api.md, decision D2)."""
     ctx = s_tagged(vol_env)
     for mv in (None, "2.89"):
         s = vol_env.s("a", mv)
@@ -404,19 +410,21 @@ def test_list_empty(vol_env, kind):
 
 
 # =====================================================================================
-# 3.2 Attach
+# Attach: POST /servers/{server_id}/os-volume_attachments
 #
 # Rows not covered, because they cannot occur in attachd:
 #   3  policy 403: no policy file; every member may attach to its own servers.
-#   4  shelved and version < 2.20: attachd has no shelve action (D9), so no
-#      server is ever shelved.
-#   7  task_state not null: actions are synchronous (D4, D9), task_state is
-#      always null.
-#   8  launched_at null: a new server is launched at once (D9).
+#   4  shelved and version < 2.20: attachd has no shelve action
+#      (docs/api.md, decision D9), so no server is ever shelved.
+#   7  task_state not null: actions are synchronous
+#      (docs/api.md, decisions D4 and D9), task_state is always null.
+#   8  launched_at null: a new server is launched at once
+#      (docs/api.md, decision D9).
 #   9  device fails match_device: the schema's pattern is match_device's own,
 #      so such a device is refused by row 1 first (case r1-device-pattern).
 #   12 volume status not available: volumes are only available or in-use
-#      (D4, synchronous); in-use means attached, which is row 11.
+#      (changes are synchronous: docs/api.md, decision D4); in-use means
+#      attached, which is row 11.
 #   13 availability zones: one zone, no cross_az_attach setting.
 #   14 multiattach: no multiattach volumes.
 # Row 16 (too many disks) is test_attach_too_many_disks.
@@ -448,7 +456,7 @@ ATTACH_ROWS = [
     Row("r1-malformed-json", s_plain, e(400, "Malformed request body"),
         raw=b'{"volumeAttachment": '),
     # tag exists from 2.49, delete_on_termination from 2.79; the Hostway
-    # dialect has the 2.1 fields only (D2).
+    # dialect has the 2.1 fields only (docs/api.md, decision D2).
     Row("r1-tag-before-2.49", s_plain,
         e_extra("tag", lambda c: "{'volumeId': '%s', 'tag': 'x'}" % c["vid"]),
         body=lambda c: {"volumeAttachment": {"volumeId": c["vid"], "tag": "x"}}, mv="2.48"),
@@ -475,7 +483,8 @@ ATTACH_ROWS = [
                     lambda c: "{'volumeId': '%s', 'delete_on_termination': 'maybe'}" % c["vid"])),
         body=lambda c: {"volumeAttachment": {"volumeId": c["vid"],
                                              "delete_on_termination": "maybe"}}, mv="2.79"),
-    # 2: server not found (another account's server is not found either, D6)
+    # 2: server not found (another account's server is not found either:
+    # docs/api.md, decision D6)
     Row("r2-unknown-server", s_unknown_server, e_instance_404(),
         body=lambda c: {"volumeAttachment": {"volumeId": c["vid"]}}),
     Row("r2-other-accounts-server", s_foreign_server, e_instance_404(),
@@ -493,7 +502,8 @@ ATTACH_ROWS = [
         body=lambda c: {"volumeAttachment": {"volumeId": c["vid"]}}),
     Row("r10-other-accounts-volume", s_foreign_volume, e_volume_404(),
         body=lambda c: {"volumeAttachment": {"volumeId": c["vid"]}}),
-    # 11: already attached, to this server or another (D2: Hostway 409 conflict)
+    # 11: already attached, to this server or another (Hostway 409 conflict:
+    # docs/api.md, decision D2)
     Row("r11-attached-here", s_attached, e_already_attached("sid"),
         body=lambda c: {"volumeAttachment": {"volumeId": c["vid"]}}),
     Row("r11-attached-elsewhere", s_attached_elsewhere, e_already_attached("other"),
@@ -542,7 +552,7 @@ ATTACH_RESPONSE = [(None, KEYS_21), ("2.49", KEYS_21), ("2.70", KEYS_270),
 @pytest.mark.parametrize("mv,keys", ATTACH_RESPONSE, ids=[str(m) for m, _ in ATTACH_RESPONSE])
 @pytest.mark.parametrize("kind", KINDS)
 def test_attach_response(vol_env, kind, mv, keys):
-    """Section 3.2/3.0: 200 + volumeAttachment; tag from 2.70,
+    """Attach answers 200 + volumeAttachment; tag from 2.70,
     delete_on_termination from 2.79, never the 2.89 fields; the Hostway
     dialect answers with the 2.1 fields."""
     env = vol_env
@@ -681,7 +691,7 @@ def test_attach_too_many_disks(vol_env, kind):
 
 
 # =====================================================================================
-# 3.3 Show
+# Show: GET /servers/{server_id}/os-volume_attachments/{volume_id}
 #
 # Rows not covered: "policy 403" cannot occur (no policy file). At >= 2.89
 # an attachment with a null attachment_id cannot exist (every attachment
@@ -718,7 +728,8 @@ HOSTWAY_VOLUME_KEYS = {"id", "display_name", "display_description", "size", "vol
 
 @pytest.mark.parametrize("kind", ["hostway", "hostway-acct"])
 def test_show_hostway_returns_the_volume(vol_env, kind):
-    """D2 and section 3.3: {"volume": {...}} in the snake_case volume form."""
+    """{"volume": {...}} in the snake_case volume form
+    (docs/api.md, decision D2)."""
     env = vol_env
     sid = env.server()
     r = env.s("a").post(env.base + "/volumes", json={"volume": {
@@ -741,15 +752,16 @@ def test_show_hostway_returns_the_volume(vol_env, kind):
 
 
 # =====================================================================================
-# 3.4 Update / swap
+# Update / swap: PUT /servers/{server_id}/os-volume_attachments/{volume_id}
 #
 # From 2.85 a PUT with the same volumeId updates delete_on_termination and
 # refuses changes to device, tag, serverId and id; a different volumeId is a
-# swap, for admins only (D3), as is every PUT before 2.85. The Hostway dialect
-# updates as 2.85 does.
+# swap, for admins only (docs/api.md, decision D3), as is every PUT before
+# 2.85. The Hostway dialect updates as 2.85 does.
 # Not covered: Nova's "volume <id> is not migrating; this API should only be
-# called by Cinder" (409): D3 lets an admin swap without Cinder. The swap
-# policy's "service" role does not exist in attachd: admins stand in (D3).
+# called by Cinder" (409): attachd lets an admin swap without Cinder. The
+# swap policy's "service" role does not exist in attachd: admins stand in
+# (docs/api.md, decision D3).
 # =====================================================================================
 
 def put_body(**kw):
@@ -834,7 +846,8 @@ UPDATE_ROWS = [
 
 @pytest.mark.parametrize("row,kind", cases(UPDATE_ROWS))
 def test_update_refused(vol_env, row, kind):
-    # an admin's request names the owner's account where the path carries one (D1)
+    # an admin's request names the owner's account where the path carries one
+    # (docs/api.md, decision D1)
     run_refused(vol_env, row, kind, "PUT", attachment_path)
 
 
@@ -884,7 +897,8 @@ SWAP_MVS = [("nova", None), ("nova", "2.84"), ("nova", "2.85"), ("nova-proj", "2
 @pytest.mark.parametrize("kind,mv", SWAP_MVS, ids=[f"{k}-{m}" for k, m in SWAP_MVS])
 def test_admin_swap_moves_the_attachment(vol_env, kind, mv):
     """A swap: the attachment (and its device) moves to the new volume, the old
-    one becomes available and the new one in-use, together (D4)."""
+    one becomes available and the new one in-use, together
+    (docs/api.md, decision D4)."""
     env = vol_env
     ctx = s_two_attached(env)
     sid, old, new = ctx["sid"], ctx["vid"], ctx["new"]
@@ -918,14 +932,16 @@ def test_admin_swap_to_the_same_volume_changes_nothing(vol_env, kind):
 
 
 # =====================================================================================
-# 3.5 Detach
+# Detach: DELETE /servers/{server_id}/os-volume_attachments/{volume_id}
 #
 # Rows not covered, because they cannot occur in attachd:
 #   2  policy 403: no policy file.
-#   3  shelved and version < 2.20: no shelve action (D9).
-#   8  task_state / launched_at: always null / set (D9); vm_state is covered.
+#   3  shelved and version < 2.20: no shelve action (docs/api.md, decision D9).
+#   8  task_state / launched_at: always null / set (docs/api.md, decision D9);
+#      vm_state is covered.
 #   9  compute host down: there is no compute host.
-#   10 volume not in-use while attached: detach is synchronous (D4); an
+#   10 volume not in-use while attached: detach is synchronous
+#      (docs/api.md, decision D4); an
 #      attached volume is always in-use (checked by assert_consistent).
 # =====================================================================================
 
@@ -967,7 +983,8 @@ def test_detach_unauthorized(vol_env, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_detach(vol_env, kind):
     """Nova 202, Hostway 204, no body either way; the volume is available at
-    once (D4) and the server no longer lists it; a second detach is 404."""
+    once (docs/api.md, decision D4) and the server no longer lists it; a
+    second detach is 404."""
     env = vol_env
     sid = env.server()
     keep, gone = env.volume(), env.volume()
@@ -1001,7 +1018,7 @@ def test_root_volume_is_listed_and_in_use(vol_env):
 
 
 # =====================================================================================
-# Server delete (D9, issue 3 item 3): detaches the server's volumes and
+# Server delete (docs/api.md, decision D9; issue 3 item 3): detaches the server's volumes and
 # deletes those marked delete_on_termination, in one transaction.
 # =====================================================================================
 
@@ -1035,8 +1052,9 @@ def test_server_delete_keeps_a_root_volume_without_delete_on_termination(vol_env
 
 
 # =====================================================================================
-# D1 on the attachment paths: {accountId} / {project_id} must be the caller's
-# own account (an admin may name any, and then sees only that account).
+# Accounts on the attachment paths (docs/api.md, decision D1): {accountId} /
+# {project_id} must be the caller's own account (an admin may name any, and
+# then sees only that account).
 # =====================================================================================
 
 ATTACHMENT_CALLS = [

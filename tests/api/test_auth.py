@@ -1,5 +1,6 @@
-"""Authentication (issue 2 item 5, D6): HTTP Basic on every request except
-version discovery, the seed's 401 byte for byte in both dialects, 401 before
+"""Authentication (issue 2 item 5; docs/api.md, decision D6): HTTP Basic on
+every request except version discovery, the 401 of Hostway's
+DetachVolumeFromServer page (docs/api.md) byte for byte in both dialects, 401 before
 any lookup, throttling of failed attempts, and CLI password changes taking
 effect at once on the running daemon."""
 import base64
@@ -88,7 +89,8 @@ def test_401_body_is_exactly_the_seed_text(world):
 ])
 @pytest.mark.parametrize("method", ["GET", "DELETE", "POST"])
 def test_401_comes_before_any_lookup(world, path, method):
-    """A bad password on an unknown resource is 401, not 404 (D6)."""
+    """A bad password on an unknown resource is 401, not 404
+    (docs/api.md, decision D6)."""
     user, _ = world.d.add_user(world.a)   # a real user, fresh so no throttling
     r = world.anon.request(method, world.base + path,
                            headers={"Authorization": basic(user, "wrong-password")},

@@ -432,8 +432,9 @@ def test_database_from_newer_schema_is_refused(tmp_path):
 
 def test_demo_on_first_start_only(tmp_path):
     """`serve --demo` (what `make run` starts): on the first start a demo
-    account, a user `demo` with a random password, and the seed page's server
-    and volume, attached, so that the page's DELETE answers 204 as written; on
+    account, a user `demo` with a random password, and the server
+    and volume of Hostway's DetachVolumeFromServer page (docs/api.md),
+    attached, so that the page's DELETE answers 204 as written; on
     the next start nothing new is made and no password is printed."""
     db = str(tmp_path / "demo.db")
     passwords = []

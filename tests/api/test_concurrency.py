@@ -1,4 +1,5 @@
-"""Concurrency and crash consistency of attachments (issue 3 item 3, D4).
+"""Concurrency and crash consistency of attachments (issue 3 item 3;
+docs/api.md, decision D4).
 
 Many clients attach, detach and swap at once on a few servers and volumes,
 in both dialects. Then:

@@ -20,7 +20,7 @@ must be exactly what the command prints now:
 The structure is checked too: each `### \\`METHOD /path\\`` section under
 "## Hostway dialect", "## Nova dialect" or "## Block storage (Cinder v3, read-only)"
 (whose paths are written out in full) documents one endpoint, its
-examples use that method and path (on any prefix of the dialect, D1), and
+examples use that method and path (on any prefix of the dialect: docs/api.md, decision D1), and
 its status table lists exactly the codes that its examples show plus the
 codes whose row names a test (`test_file.py::test_name`, under tests/api,
 tests/libvirt or tests/compat) that exists. The
@@ -51,7 +51,7 @@ SHOWN_HEADERS = ["Content-Type", "Location", "Allow", "WWW-Authenticate", "Retry
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z?$")
 
-# (dialect, method, path template without prefix): every endpoint (D1, spec 2-5).
+# (dialect, method, path template without prefix): every endpoint (docs/api.md's index).
 ENDPOINTS = {("discovery", "GET", "/"), ("discovery", "GET", "/v2.1")}
 for _d in ("hostway", "nova"):
     vols = "/volumes" if _d == "hostway" else "/os-volumes"

@@ -1,4 +1,4 @@
-"""The HTTP layer (issue 2 item 2, D7): keep-alive, Connection: close, a 204
+"""The HTTP layer (issue 2 item 2; docs/api.md, decision D7): keep-alive, Connection: close, a 204
 without body bytes, request-size limits, idle timeouts, connection caps,
 graceful SIGTERM/SIGINT and the access log. Most of these talk raw sockets."""
 import json

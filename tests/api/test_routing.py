@@ -1,6 +1,7 @@
-"""Routing and dialects (issue 2 item 6; D1, D2, D3, D5, D7): the four
-prefixes, unknown paths and methods, the fault bodies of each dialect and the
-request-id headers on every response."""
+"""Routing and dialects (issue 2 item 6;
+docs/api.md, decisions D1, D2, D3, D5 and D7): the four prefixes, unknown
+paths and methods, the fault bodies of each dialect and the request-id
+headers on every response."""
 import json
 import urllib.parse
 
@@ -98,7 +99,8 @@ def test_nova_404_body_exact(world):
 
 
 @pytest.mark.parametrize("method,path,details", [
-    # The seed's own examples (DetachVolumeFromServer): details "" exactly.
+    # The examples of Hostway's DetachVolumeFromServer page (docs/api.md):
+    # details "" exactly.
     ("DELETE", "/servers/fake_server_id/os-volume_attachments/hbs2012May03_0OxRg0Jz7", ""),
     ("GET", "/servers/test-server-0013/os-volume_attachments/fake_volume_id", ""),
 ])
@@ -126,7 +128,8 @@ def test_unknown_account_in_prefix_is_404(world, kind):
     "%25", "a%0Ab",
 ])
 def test_ids_outside_the_id_alphabet_are_simply_404(world, kind, bad_id):
-    """D5: 1-255 chars of [A-Za-z0-9._~:-]; anything else is not found, never 500."""
+    """1-255 chars of [A-Za-z0-9._~:-]; anything else is not found, never 500
+    (docs/api.md, decision D5)."""
     for method in ("GET", "DELETE"):
         r = world.sa.request(method, f"{world.base}{prefix(kind, world.a)}/servers/{bad_id}")
         assert r.status_code == 404, (method, bad_id, r.status_code, r.text[:300])

@@ -1,10 +1,11 @@
-"""The seed page, DetachVolumeFromServer, run exactly as written (issue 3
-item 4; ../../shared/seed/DetachVolumeFromServer.txt).
+"""Hostway's DetachVolumeFromServer page, run exactly as written (issue 3
+item 4; docs/api.md describes the page under its
+`DELETE /servers/{server_id}/os-volume_attachments/{volume_id}`).
 
 The page's four examples, in its order, with its request headers
 (`Content-Type:application/json`, the stray `Charset=UTF-8`, and
 `Authorization:` Basic credentials; see test_seed_raw_headers for what the
-Charset line can mean on the wire), on both Hostway prefixes (D1): `/` and
+Charset line can mean on the wire), on both Hostway prefixes (docs/api.md, decision D1): `/` and
 `/accounts/{accountId}/flexcloud`. The account, the user, the server
 `test-server-0013` and the volume `hbs2012May03_0OxRg0Jz7` are made with the
 CLI, and the volume is attached, as item 4 says.
@@ -103,7 +104,7 @@ def test_seed_examples_in_order(seed):
     # 3. Failure for a server that does not exist
     r = s.s.delete(s.url(f"/servers/fake_server_id/os-volume_attachments/{VOLUME}"))
     ids.add(seed_404_body(r))
-    assert len(ids) == 4, "errorid must be fresh for every error (D2)"
+    assert len(ids) == 4, "errorid must be fresh for every error (docs/api.md, decision D2)"
 
     # 4. Unauthorized request: the page's five lines as text/plain
     s.attach()
@@ -123,7 +124,7 @@ def test_seed_examples_in_order(seed):
 
 
 def test_seed_example_1_then_reattach_and_detach_again(seed):
-    """The seed's detach is repeatable after a new attach (nothing is left behind)."""
+    """The page's detach is repeatable after a new attach (nothing is left behind)."""
     s = seed
     for _ in range(3):
         r = s.s.delete(s.url(f"/servers/{SERVER}/os-volume_attachments/{VOLUME}"))
@@ -154,7 +155,8 @@ def _raw_detach(s, header_block, expect_close=False):
 ], ids=["folded", "as-header"])
 def test_seed_raw_headers(seed, block):
     """Example 1 as a raw HTTP/1.1 request with the page's header lines; the
-    stray Charset is ignored (spec 1.4)."""
+    stray Charset is ignored (docs/api.md, under the Hostway DELETE of an
+    attachment)."""
     raw, _ = _raw_detach(seed, block)
     assert raw.head.split(b"\r\n")[0] == b"HTTP/1.1 204 No Content", raw.head
     assert raw.body == b""

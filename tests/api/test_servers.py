@@ -1,4 +1,4 @@
-"""Servers (spec section 5, D9, issue 2 item 8) in both dialects: create,
+"""Servers (docs/api.md, decision D9; issue 2 item 8) in both dialects: create,
 list with limit/marker, detail, show, delete, and Nova-like body validation."""
 import urllib.parse
 

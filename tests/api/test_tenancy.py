@@ -1,4 +1,4 @@
-"""Tenancy (D1, D6, issue 2 item 5): a member sees only its own account;
+"""Tenancy (docs/api.md, decisions D1 and D6; issue 2 item 5): a member sees only its own account;
 another account's server is 404 exactly as if absent, whichever prefix names
 it; an admin may act in any account."""
 import pytest

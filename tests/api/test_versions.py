@@ -1,5 +1,5 @@
-"""Version discovery (spec section 2) and microversion negotiation (section
-1.5): issue 2 item 7."""
+"""Version discovery and microversion negotiation (docs/api.md: "Version
+discovery", and "Microversions" under "Common rules"): issue 2 item 7."""
 import pytest
 
 from apiutil import MAX_MICROVERSION, assert_json, assert_nova_error, assert_request_ids, unique
@@ -119,7 +119,8 @@ def test_microversion_applies_to_writes(world):
 
 
 def test_hostway_has_no_microversions(world):
-    """D2: no microversions on the Hostway paths; a header there changes nothing."""
+    """No microversions on the Hostway paths (docs/api.md, decision D2); a
+    header there changes nothing."""
     for value in ("compute 9.9", "compute 2.x"):
         r = world.sa.get(world.base + "/servers", headers={"OpenStack-API-Version": value})
         assert r.status_code == 200, (value, r.status_code, r.text)

@@ -1,13 +1,14 @@
-"""Volumes (issue 3 item 1, spec sections 4.1 and 4.2, D2, D3, D8).
+"""Volumes (issue 3 item 1; the volume sections of both dialects in
+docs/api.md, and docs/api.md, decisions D2, D3 and D8).
 
 Nova dialect: /v2.1[/{project_id}]/os-volumes, camelCase, microversions
 2.1-2.35 only (404 from 2.36), create 200 + Location, delete 202, an attached
 volume's delete 400. Hostway dialect: [/accounts/{id}/flexcloud]/volumes,
 snake_case with links, delete 204, an attached volume's delete 409 conflict.
 
-As in test_attachments.py each check-table row is a case on both prefixes of
-its dialect, and a refused request must leave the volumes (and the servers
-involved) as they were.
+As in test_attachments.py each way a request can be refused (a row) is a case
+on both prefixes of its dialect, and a refused request must leave the volumes
+(and the servers involved) as they were.
 
 Rows not covered, because they cannot occur in attachd: 403 of list/show/
 create (no policy file, no quotas); create's 400 "invalid" from Cinder (no
@@ -284,7 +285,7 @@ def test_list_unauthorized(vol_env, kind, detail):
 @pytest.mark.parametrize("detail", ["", "/detail"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_list(vol_env, kind, detail):
-    """Own volumes only (D6), in the dialect's form, available or in-use with
+    """Own volumes only (docs/api.md, decision D6), in the dialect's form, available or in-use with
     the attachment shown; limit/offset slice the list."""
     env = vol_env
     mine = [env.volume() for _ in range(3)]
@@ -313,13 +314,13 @@ def test_list(vol_env, kind, detail):
     assert listed("?limit=2&offset=1") == ids[1:3]
     assert listed(f"?offset={len(ids) - 1}") == ids[-1:]
     assert listed(f"?offset={len(ids)}") == []
-    assert listed("?limit=0") == ids      # spec 3.1/4.1: limit 0 means max_limit
+    assert listed("?limit=0") == ids      # as Nova: limit 0 means max_limit
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_admin_lists_volumes_of_a_named_account(vol_env, kind):
-    """D1: an admin may name any account where the path carries one; without
-    one it sees its own account's."""
+    """An admin may name any account where the path carries one; without
+    one it sees its own account's (docs/api.md, decision D1)."""
     env = vol_env
     vid = env.volume()
     r = env.req(kind, "GET", coll(kind), who="admin", account=env.a)
@@ -334,7 +335,8 @@ def test_admin_lists_volumes_of_a_named_account(vol_env, kind):
 @pytest.mark.parametrize("path", ["", "/detail", "/{vid}"])
 @pytest.mark.parametrize("kind", ["hostway-acct", "nova-proj"])
 def test_other_accounts_prefix_is_not_found(vol_env, kind, path):
-    """D1: {accountId}/{project_id} must be the caller's own account, else 404."""
+    """{accountId}/{project_id} must be the caller's own account, else 404
+    (docs/api.md, decision D1)."""
     env = vol_env
     vid = env.volume(who="b")
     url = env.url(kind, coll(kind) + path.format(vid=vid), account=env.b)
@@ -388,7 +390,8 @@ def test_show(vol_env, kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_cli_volume_with_given_id(vol_env, kind):
-    """D5: `attachd volume add --id` makes a volume with that id (issue 3 item 1)."""
+    """`attachd volume add --id` makes a volume with that id
+    (docs/api.md, decision D5; issue 3 item 1)."""
     env = vol_env
     vid = uid("hbs2012May03")
     assert env.d.add_volume(env.a, size=4, name="cli-vol", volume_id=vid) == vid
@@ -459,7 +462,7 @@ def test_delete(vol_env, kind):
 
 
 # =====================================================================================
-# os-volumes is gone from 2.36 (4.1): every operation is 404 and changes nothing.
+# os-volumes is gone from 2.36 (as in Nova): every operation is 404 and changes nothing.
 # =====================================================================================
 
 GONE = [("GET", "/os-volumes"), ("GET", "/os-volumes/detail"), ("GET", "/os-volumes/{vid}"),
@@ -482,8 +485,8 @@ def test_os_volumes_gone_from_2_36(vol_env, kind, method, path, mv):
 
 @pytest.mark.parametrize("kind", HOSTWAY_KINDS)
 def test_hostway_volumes_ignore_microversions(vol_env, kind):
-    """D2: no microversions in the Hostway dialect; /volumes works whatever
-    the headers say."""
+    """No microversions in the Hostway dialect (docs/api.md, decision D2);
+    /volumes works whatever the headers say."""
     vid = vol_env.volume()
     s = vol_env.s("a", "2.89")
     r = s.get(vol_env.url(kind, f"/volumes/{vid}"))
@@ -494,7 +497,8 @@ def test_hostway_volumes_ignore_microversions(vol_env, kind):
 
 @pytest.mark.parametrize("kind", ["nova", "hostway"])
 def test_no_cross_dialect_collections(vol_env, kind):
-    """/volumes is Hostway's and /os-volumes Nova's (spec 4.1/4.2)."""
+    """/volumes is Hostway's and /os-volumes Nova's
+    (docs/api.md, decisions D2 and D3)."""
     other = "/volumes" if dialect(kind) == "nova" else "/os-volumes"
     r = vol_env.req(kind, "GET", other)
     assert_fault(kind, r, 404, "The resource could not be found.")

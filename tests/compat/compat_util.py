@@ -24,7 +24,8 @@ FLAVOR_REF = "1"
 
 MAX_MICROVERSION = "2.89"
 
-# The seed page's 401 body (spec D6).
+# The 401 body of Hostway's DetachVolumeFromServer page
+# (docs/api.md, decision D6).
 UNAUTHORIZED_BODY = (
     b"401 Unauthorized\n"
     b"This server could not verify that you are authorized to\n"

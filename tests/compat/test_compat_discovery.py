@@ -33,7 +33,7 @@ def test_compute_root_document_lists_v21(cloud):
 
 def test_discovery_needs_no_credentials(cloud):
     import requests
-    # D6; /v3 may ask for credentials (keystoneauth then retries with them)
+    # docs/api.md, decision D6; /v3 may ask for credentials (keystoneauth then retries with them)
     for path in ("/", "/v2.1", "/v2.1/"):
         r = requests.get(cloud.base + path, headers={"Accept": "application/json"}, timeout=30)
         assert r.status_code == 200, (path, r.status_code, r.text)

@@ -3,7 +3,7 @@
 The same attach/list/show/detach flow as the Nova clients, on the Hostway
 paths `/` and `/accounts/{accountId}/flexcloud`, driven with a keystoneauth1
 Session carrying the http_basic plugin (the way any keystoneauth-based tool
-would call them). Spec D2: detach is 204 with an empty body, GET of one
+would call them). As docs/api.md, decision D2 says: detach is 204 with an empty body, GET of one
 attachment returns the Hostway volume, and errors are
 {"<name>": {"message", "code", "details", "errorid"}} in that order.
 """
@@ -88,7 +88,8 @@ def test_attach_list_show_detach(cloud, prefix):
 
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_no_microversions_on_hostway_paths(cloud, prefix):
-    """A Nova microversion header does not change the Hostway bodies (D2):
+    """A Nova microversion header does not change the Hostway bodies
+    (docs/api.md, decision D2):
     the attachment fields stay the 2.1 set."""
     api = adapter(cloud, prefix)
     sid = cloud.server()
@@ -143,7 +144,8 @@ def test_another_accounts_prefix_is_not_found(cloud):
 
 
 def test_seed_example(cloud):
-    """The seed page's own request, with the ids it shows (spec D5)."""
+    """The request of Hostway's DetachVolumeFromServer page (docs/api.md), with
+    the ids it shows (docs/api.md, decision D5)."""
     sid = cloud.server(name="test-server", server_id="test-server-0013")
     vid = cloud.volume(name="seed", volume_id="hbs2012May03_0OxRg0Jz7")
     api = adapter(cloud, "root")
@@ -156,7 +158,8 @@ def test_seed_example(cloud):
 
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_volumes(cloud, prefix):
-    """Hostway volumes (snake_case) at /volumes; delete is 204 (D2)."""
+    """Hostway volumes (snake_case) at /volumes; delete is 204
+    (docs/api.md, decision D2)."""
     api = adapter(cloud, prefix)
     vid = cloud.volume(name="listed", size=2)
     r = api.get("/volumes")

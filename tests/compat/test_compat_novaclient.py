@@ -15,7 +15,8 @@ FIELDS_21 = {"id", "serverId", "volumeId", "device"}
 
 
 def expected_fields(version, create=False):
-    """Attachment keys by microversion (spec 3.0); the attach response never
+    """Attachment keys by microversion (docs/api.md, the Nova dialect's
+    attachment sections); the attach response never
     carries the 2.89 fields and keeps `id`."""
     v = mv_tuple(version)
     keys = set(FIELDS_21)
@@ -100,7 +101,8 @@ def test_volume_calls(cloud, version):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_update_server_volume_swaps_as_admin(cloud, version):
-    """PUT with a different volumeId is a swap, allowed to admins only (D3)."""
+    """PUT with a different volumeId is a swap, allowed to admins only
+    (docs/api.md, decision D3)."""
     from novaclient import exceptions
     member = nova_client(cloud, version)
     admin = nova_client(cloud, version, admin=True)
@@ -127,8 +129,8 @@ def test_update_server_volume_swaps_as_admin(cloud, version):
 
 
 def test_update_server_volume_delete_on_termination(cloud):
-    """From 2.85 the same volumeId updates delete_on_termination (D3); a member
-    may do that."""
+    """From 2.85 the same volumeId updates delete_on_termination
+    (docs/api.md, decision D3); a member may do that."""
     nova = nova_client(cloud, "2.89")
     sid = cloud.server(name="dot")
     vid = cloud.volume(name="dot-vol")

@@ -139,7 +139,7 @@ def test_volume_attachments(cloud, mv):
 def test_attach_with_tag_and_delete_on_termination(cloud, mv):
     """The optional attach fields, where the microversion has them (2.49 tag,
     2.79 delete_on_termination); a server deleted with such a volume deletes
-    the volume as well (spec D9)."""
+    the volume as well (docs/api.md, decision D9)."""
     conn = sdk_connection(cloud, mv)
     sid = cloud.server(name="dot-server")
     keep = cloud.volume(name="keep")

@@ -68,7 +68,8 @@ def test_volume_attachments(cloud, microversion):
     shown = servers.show_volume_attachment(sid, vid)["volumeAttachment"]
     assert shown == listed[0]
 
-    # update_attached_volume: a swap to another volume (admin, D3); 202, no body
+    # update_attached_volume: a swap to another volume (admin:
+    # docs/api.md, decision D3); 202, no body
     body = admin_servers.update_attached_volume(sid, vid, volumeId=other)
     assert body.response.status == 202
     assert cloud.attachments(sid) == {other: "/dev/vdb"}
@@ -175,7 +176,8 @@ def test_volume_calls(cloud, microversion):
 
 @pytest.mark.parametrize("microversion", ["2.70", "2.79"], indirect=True)
 def test_volume_calls_are_gone_after_2_35(cloud, microversion):
-    """Nova serves os-volumes for 2.1-2.35 only (D3); tempest sees 404."""
+    """Nova serves os-volumes for 2.1-2.35 only (docs/api.md, decision D3);
+    tempest sees 404."""
     from tempest.lib import exceptions
     _, volumes = clients(cloud)
     vid = cloud.volume(name="hidden")

@@ -116,7 +116,7 @@ static void test_locked_409_both(void **state)
     fake_release(&f);
 }
 
-/* ---- already attached, volume in use: D2 ----------------------------------------------------- */
+/* ---- already attached, volume in use: docs/api.md, decision D2 ------------------------------ */
 
 static void test_already_attached_by_dialect(void **state)
 {
@@ -207,7 +207,8 @@ static void test_attach_detach_by_dialect(void **state)
     assert_null(f.res.body);
     fake_release(&f);
 
-    /* detaching again: Hostway's seed 404, Nova's specific text */
+    /* detaching again: the 404 of Hostway's DetachVolumeFromServer page
+     * (docs/api.md), Nova's specific text */
     call(w, &f, METHOD_DELETE,
          arena_printf(&w->ar, "/servers/%s/os-volume_attachments/%s", srv, v2), NULL, NULL, 404);
     expect_hostway_error(&f, "itemNotFound", 404, "Resource not found", "");
@@ -384,7 +385,7 @@ static void test_validation_inner_error_before_top_level_extra(void **state)
 
 /* Regression (src/api/json.c, json_boolish): Nova's parameter_types.boolean is an
  * enum of True/False and the strings 'True','TRUE','true','1','ON','On','on',
- * 'YES','Yes','yes' (and their negatives); spec 3.2 lists the same. attachd
+ * 'YES','Yes','yes' (and their negatives). attachd
  * also takes "t", "y", "f", "n" and any mixed case ("tRuE"), where Nova
  * answers 400. */
 static void test_delete_on_termination_accepts_too_much(void **state)

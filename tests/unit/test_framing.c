@@ -30,7 +30,8 @@ static void test_framing_ok(void **state)
     /* a name that only begins like Host is someone's own header */
     CHECK_HEAD("HTTP/1.1", HTTP_FRAMING_OK, {"Host", "x"}, {"Hostname", "y"},
                {"Host-Name", "z"});
-    /* the seed page's folded "Charset=UTF-8" is left alone */
+    /* the folded "Charset=UTF-8" of Hostway's DetachVolumeFromServer page
+     * (docs/api.md) is left alone */
     CHECK_HEAD("HTTP/1.1", HTTP_FRAMING_OK, {"Host", "x"},
                {"Content-Type: application/json; Charset=UTF-8", ""});
     CHECK_HEAD("HTTP/1.1", HTTP_FRAMING_OK, {"Host", NULL});

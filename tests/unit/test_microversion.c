@@ -1,6 +1,7 @@
 /* test_microversion.c: mv_parse (Nova's ^([1-9]\d*)\.([1-9]\d*|0)$) and
- * mv_negotiate (spec 1.5: OpenStack-API-Version "compute X.Y" wins over
- * X-OpenStack-Nova-API-Version; absent is 2.1; "latest" is the maximum). */
+ * mv_negotiate (docs/api.md, "Microversions" under "Common rules":
+ * OpenStack-API-Version "compute X.Y" wins over X-OpenStack-Nova-API-Version;
+ * absent is 2.1; "latest" is the maximum). */
 #include "helpers.h"
 
 #include "api/call.h"

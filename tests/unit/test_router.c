@@ -282,7 +282,7 @@ static void test_404_unroutable_paths(void **state)
     expect_status(w, METHOD_GET, "/v2.1/servers/", w->alice, 200);
 }
 
-/* D5: ids are ASCII; a path segment that is not even UTF-8 names nothing,
+/* ids are ASCII (docs/api.md, decision D5); a path segment that is not even UTF-8 names nothing,
  * and the 404 is still well-formed JSON. */
 static void test_non_utf8_id_is_404(void **state)
 {
@@ -363,7 +363,7 @@ static void test_405_bodies(void **state)
     fake_release(&f);
 }
 
-/* ---- accounts in the path (D1, D6) ------------------------------------------------------- */
+/* ---- accounts in the path (docs/api.md, decisions D1 and D6) ---------------------------- */
 
 static int count_servers(struct api_world *w, const char *path, const char *auth,
                          const char *want_id)
@@ -570,8 +570,8 @@ static void test_microversion_406(void **state)
  * assigns api_version_request, then raises InvalidGlobalAPIVersion), and its
  * Fault adds OpenStack-API-Version / X-OpenStack-Nova-API-Version / Vary for
  * any non-null version; so a 406 echoes the version asked for
- * ("compute 2.90"). attachd sends no version headers on a 406 (spec 1.4:
- * "Send these on error responses too"). */
+ * ("compute 2.90"). attachd sends no version headers on a 406 (Nova sends
+ * them on error responses too). */
 static void test_microversion_406_echoes_version(void **state)
 {
     struct api_world *w = *state;
