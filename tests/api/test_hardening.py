@@ -316,6 +316,39 @@ def test_refuses_to_start_on_a_database_it_cannot_write(tmp_path):
         p.stderr
 
 
+def test_database_made_read_only_refuses_writes(tmp_path, monkeypatch):
+    """The daemon runs as nobody (root may write any file); its database is
+    made read-only under it: writes answer 503 and the log says why."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the daemon as another user")
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    home = tempfile.mkdtemp(prefix="attachd-ro-", dir="/tmp")     # /tmp: nobody reaches it
+    os.chown(home, nobody.pw_uid, nobody.pw_gid)
+    wrapper = tmp_path / "attachd-as-nobody"
+    wrapper.write_text("#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups "
+                       f'"{os.path.abspath(os.environ["ATTACHD_BIN"])}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("ATTACHD_BIN", str(wrapper))
+    d = Attachd(home)
+    try:
+        account = d.add_account("ro")
+        user, pw = d.add_user(account)
+        d.start()
+        s = d.session(user, pw)
+        assert s.post(d.url("/v2.1/servers"), json=server_body("before")).status_code == 202
+        os.chmod(d.db, 0o444)
+        assert_error("nova", s.post(d.url("/v2.1/servers"), json=server_body("after")), 503)
+        assert_error("hostway", s.post(d.url("/servers"), json=server_body("after")), 503)
+        names = [x["name"] for x in s.get(d.url("/v2.1/servers")).json()["servers"]]
+        assert names == ["before"]
+        assert "is no longer writable" in d.read_log(), d.read_log()
+    finally:
+        assert d.stop() in (0, None)
+        subprocess.run(["rm", "-rf", home])
+
+
 # -- signals and pages --------------------------------------------------------------------
 
 def test_sighup_without_tls_keeps_serving(tmp_path):
