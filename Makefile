@@ -13,7 +13,7 @@ VOLUME_DIR ?= data/volumes
 
 # What building needs, and what the test suites need on top.
 BUILD_DEBS := gcc meson ninja-build pkg-config libmicrohttpd-dev libjansson-dev \
-              libsqlite3-dev libsodium-dev libcmocka-dev libvirt-dev libxml2-dev \
+              libsqlite3-dev libpq-dev libsodium-dev libcmocka-dev libvirt-dev libxml2-dev \
               libgnutls28-dev
 # The hypervisor: QEMU and libvirt's daemons (started by scripts/libvirt-env).
 HV_DEBS    := qemu-system-x86 libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients
@@ -23,9 +23,11 @@ HV_DEBS    := qemu-system-x86 libvirt-daemon-system libvirt-daemon-system-sysv l
 # dpkg-buildpackage needs to build the .deb.
 OPS_DEBS   := python3-prometheus-client openssl man-db groff-base systemd \
               debhelper dpkg-dev fakeroot
+# PostgreSQL: the throwaway cluster of scripts/pg-env (tests/unit/test_pg).
+PG_DEBS    := postgresql postgresql-client
 TEST_DEBS  := python3-pytest python3-requests python3-openstacksdk \
               python3-novaclient python3-openstackclient python3-tempest curl $(HV_DEBS) \
-              $(OPS_DEBS)
+              $(OPS_DEBS) $(PG_DEBS)
 
 .PHONY: all build asan deps test-deps run check unit api compat clean install deb
 

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/pg.h"
 #include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/log.h"
@@ -219,6 +220,14 @@ static struct store_conn *conn_open(const char *path, bool writer, bool synchron
     struct store_conn *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, (size_t)errlen, "out of memory");
+        return NULL;
+    }
+    if (pg_is_conninfo(path)) {
+        /* not a file name: never create a file of that name */
+        snprintf(err, (size_t)errlen, "%s is a PostgreSQL connection string: this attachd keeps "
+                 "its state in SQLite only (PostgreSQL is not supported yet: docs/scale-out.md)",
+                 path);
+        free(c);
         return NULL;
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);

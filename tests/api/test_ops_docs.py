@@ -137,7 +137,7 @@ def test_api_md_opens_with_an_index_of_its_endpoints():
 # -- no dangling paths, no private words -------------------------------------------------------
 
 DOCS = ["README.md", "docs/operations.md", "docs/api.md", "docs/hypervisor.md",
-        "docs/clients.md", "docs/client-requirements.md", "bench/README.md"]
+        "docs/clients.md", "docs/client-requirements.md", "docs/scale-out.md", "bench/README.md"]
 REPO_DIRS = ("docs/", "src/", "tests/", "scripts/", "bench/", "man/", "dist/", "debian/",
              "fuzz/", ".ci/")
 

@@ -1,0 +1,149 @@
+/* pg.h: PostgreSQL connections for the store, through libpq; not part of
+ * the store's interface (store.h is).
+ *
+ * A connection (struct pg_conn) is made with a table of statements, each
+ * prepared on connect (one round trip for all of them) and known by its
+ * index from then on. It runs in libpq's pipeline mode: a statement is sent
+ * together with whatever commands were deferred before it (a BEGIN, a
+ * SAVEPOINT, the RELEASE of the last one), in one round trip, and a read
+ * transaction's COMMIT is sent without waiting for its answer (read at the
+ * next use). So a transaction costs no round trip of its own: a read
+ * transaction of one statement is one round trip, a write transaction one per
+ * statement and one for its COMMIT.
+ *
+ * Errors are mapped by SQLSTATE (never by message text):
+ *   23505 unique violation            STORE_EXISTS (the constraint's name kept)
+ *   40001, 40P01 serialization, deadlock  STORE_BUSY; the transaction is doomed:
+ *                                     only its ROLLBACK goes on (the writer runs
+ *                                     its jobs again)
+ *   55P03 lock timeout, 57014 statement timeout or cancel   STORE_BUSY
+ *   class 08, 57P01-57P03, a broken connection   STORE_UNAVAILABLE; the
+ *                                     connection is lost and made again later
+ *   anything else                     STORE_ERROR, logged
+ * After a failed statement inside a transaction, the next statements fail
+ * at once (no round trip) until the transaction or the savepoint is rolled
+ * back: PostgreSQL refuses them anyway.
+ *
+ * A lost connection is made again, with its statements prepared again, by
+ * pg_ready() on its next use, no sooner than its backoff allows (50 ms,
+ * doubling to 2 s): a request meanwhile fails at once. A transaction it was
+ * in is gone, and stays refused (STORE_UNAVAILABLE, at once) until it is
+ * ended (pg_commit, pg_rollback, pg_end_read), even once the connection is
+ * made again, so that none of its statements runs outside it; a COMMIT it
+ * was waiting for has an unknown outcome (pg_commit says so).
+ *
+ * The server's warnings go to the log (libpq would print them on stderr).
+ *
+ * A connection belongs to one thread at a time.
+ */
+#ifndef ATTACHD_PG_H
+#define ATTACHD_PG_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/arena.h"
+
+#define PG_MAX_PARAMS 24
+
+struct pg_conn;
+
+struct pg_stmt {
+    struct pg_conn *c;
+    int id;
+    int nparams;                        /* the highest position bound */
+    int want;                           /* how many the statement takes */
+    const char *val[PG_MAX_PARAMS];     /* NULL: SQL NULL */
+    char num[PG_MAX_PARAMS][24];        /* integers, as text */
+    PGresult *res;                      /* after the first step: its rows */
+    int row, nrows;                     /* the current row; how many */
+};
+
+/* How a transaction begins. */
+enum pg_begin { PG_READ, PG_WRITE };
+
+/* Translate an SQLite statement's ?N parameters into PostgreSQL's $N
+ * (malloc'd; NULL when out of memory). */
+char *pg_translate(const char *sql);
+
+/* Is `db` a PostgreSQL connection string (a postgresql:// or postgres://
+ * URI, or libpq's key=value form) rather than a file name? */
+bool pg_is_conninfo(const char *db);
+
+/* Connect and prepare sql[0..n-1] (PostgreSQL's text, $N parameters; a NULL
+ * entry is left unprepared). `name` says what the connection is for in
+ * pg_stat_activity (application_name "attachd <name>" unless the conninfo
+ * sets one). NULL on failure, with a reason in err. The texts must outlive
+ * the connection. */
+struct pg_conn *pg_connect(const char *conninfo, const char *const *sql, int n, const char *name,
+                           char *err, int errlen);
+void pg_close(struct pg_conn *c);
+/* The connection is usable now: made again if it was lost (and its backoff
+ * allows). False when it is lost still. */
+bool pg_ready(struct pg_conn *c);
+/* Has it lost its server (since the last pg_ready)? */
+bool pg_lost(const struct pg_conn *c);
+/* How many times it was made again since pg_connect. */
+uint64_t pg_reconnects(const struct pg_conn *c);
+/* libpq's connection, for what the statement layer does not do (LISTEN). */
+PGconn *pg_raw(struct pg_conn *c);
+
+/* ---- statements ---------------------------------------------------------- */
+
+/* Statement `id`, its bindings cleared; NULL when the connection is lost.
+ * A position left unbound is NULL, as in SQLite. */
+struct pg_stmt *pg_stmt(struct pg_conn *c, int id);
+void pg_bind_text(struct pg_stmt *st, int i, const char *s);
+void pg_bind_int64(struct pg_stmt *st, int i, int64_t v);
+/* The first call runs the statement; each call makes the next row current.
+ * 1: a row; 0: no more rows; < 0: -store_rc. */
+int pg_step(struct pg_stmt *st);
+bool pg_col_null(const struct pg_stmt *st, int i);
+const char *pg_col_text(const struct pg_stmt *st, int i, struct arena *ar);
+int64_t pg_col_int64(const struct pg_stmt *st, int i);
+/* Forget its rows and bindings, ready for the next use. */
+void pg_reset(struct pg_stmt *st);
+/* Rows the last statement changed. */
+int64_t pg_changes(const struct pg_conn *c);
+/* After STORE_EXISTS: the unique constraint that was violated. */
+const char *pg_constraint(const struct pg_conn *c);
+/* The last error's SQLSTATE and message ("" when none). */
+const char *pg_sqlstate(const struct pg_conn *c);
+const char *pg_message(const struct pg_conn *c);
+
+/* ---- transactions -------------------------------------------------------- */
+
+/* Begin one (sent with the next statement). PG_READ: REPEATABLE READ, READ
+ * ONLY: every read sees one snapshot. PG_WRITE: READ COMMITTED. */
+void pg_begin(struct pg_conn *c, enum pg_begin how);
+/* A savepoint (sent with the next statement), its rollback (a round trip,
+ * unless nothing was sent since), its release (sent with the next command).
+ * One at a time: the next pg_savepoint comes after pg_release. */
+void pg_savepoint(struct pg_conn *c);
+enum store_rc pg_rollback_to(struct pg_conn *c);
+void pg_release(struct pg_conn *c);
+/* COMMIT and wait for it: STORE_OK; STORE_BUSY when a serialization
+ * failure undid it; STORE_UNAVAILABLE when the connection was lost before
+ * the answer came: *unknown then says whether it might have committed. */
+enum store_rc pg_commit(struct pg_conn *c, bool *unknown);
+/* End a read transaction without waiting (COMMIT, its answer read later). */
+void pg_end_read(struct pg_conn *c);
+/* ROLLBACK (without a round trip if nothing was sent). */
+void pg_rollback(struct pg_conn *c);
+/* The transaction can only be rolled back (a serialization failure, a
+ * deadlock, the connection lost), or the savepoint only rolled back to (a
+ * statement failed in it). */
+bool pg_doomed(const struct pg_conn *c);
+bool pg_failed(const struct pg_conn *c);
+/* Is a transaction open (or about to be)? */
+bool pg_in_transaction(const struct pg_conn *c);
+
+/* ---- the database's clock -------------------------------------------------- */
+
+/* Microseconds since the epoch by the server's clock, measured on c, and the
+ * local CLOCK_REALTIME at the middle of the round trip. */
+bool pg_clock(struct pg_conn *c, int64_t *server_us, int64_t *local_us);
+
+#endif
