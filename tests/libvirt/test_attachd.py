@@ -1350,3 +1350,102 @@ def test_server_delete_kill9(idle, worlds, relay, workdir, timing):
         print("\nthe delete_on_termination volume was kept after the restart")
     rc, out, err = w.check()
     assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+
+
+# ---------------------------------------------------------------------------
+# 10. what the libvirt driver refuses over HTTP
+
+def assert_fault(r, dialect, status, name, hostway_title):
+    """An error in the dialect's shape; its reason (Hostway's details,
+    Nova's message)."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {name}, body
+    body = body[name]
+    assert body["code"] == status, body
+    if dialect == HOSTWAY:
+        assert set(body) == {"message", "code", "details", "errorid"}, body
+        assert body["message"] == hostway_title and uuid.UUID(body["errorid"]), body
+        return body["details"]
+    assert set(body) == {"code", "message"}, body
+    return body["message"]
+
+
+def test_server_changes_refused(idle, worlds, workdir):
+    """A server is an existing domain (`server add --domain`): POST /servers
+    is 501 notImplemented in both dialects, with an image or a root volume,
+    and makes nothing; the power actions of a bound server are 501 too
+    (its state follows the domain), whatever its state, and change
+    neither the server nor the domain; lock and unlock still work."""
+    [vm] = idle()
+    w = worlds(os.path.join(workdir, "vols"))
+    server = w.server(vm.name)
+    root = w.volume(vid())
+    w.start()
+    before = store_dump(w)
+    image = "70a599e0-31e7-49b7-b260-868f441e862b"
+    bodies = [{"name": "app", "flavorRef": "1", "imageRef": image},
+              {"name": "bfv", "flavorRef": "1", "block_device_mapping_v2": [
+                  {"boot_index": 0, "source_type": "volume", "uuid": root,
+                   "destination_type": "volume", "delete_on_termination": True}]}]
+    for dialect in (HOSTWAY, NOVA):
+        for body in bodies:
+            r = w.req("POST", "/servers", dialect, json={"server": body})
+            why = assert_fault(r, dialect, 501, "notImplemented", "Not implemented")
+            assert why.startswith("Creating a server is not supported with the libvirt "
+                                  "driver yet"), why
+            assert "attachd server add --domain" in why, why
+    assert w.volume_status(root) == "available"
+    listed = w.req("GET", "/servers/detail", NOVA)
+    assert [s["id"] for s in listed.json()["servers"]] == [server], listed.text
+
+    names = {"os-stop": "stop", "os-start": "start", "pause": "pause", "unpause": "unpause",
+             "suspend": "suspend", "resume": "resume"}
+    for dialect in (HOSTWAY, NOVA):
+        for action, name in names.items():
+            r = w.req("POST", f"/servers/{server}/action", dialect, json={action: None})
+            why = assert_fault(r, dialect, 501, "notImplemented", "Not implemented")
+            assert why == (f"Cannot '{name}' instance {server}: its virtual machine's power "
+                           "is not driven by attachd yet (its status follows the "
+                           "hypervisor)."), why
+    assert store_dump(w) == before
+    assert vm.state() == "running"
+    assert w.server_body(server)["status"] == "ACTIVE"
+    for action in ("lock", "unlock"):
+        r = w.req("POST", f"/servers/{server}/action", NOVA, json={action: None})
+        assert r.status_code == 202, r.text
+    assert vm.state() == "running"
+
+
+def test_attach_refused(idle, worlds, workdir):
+    """An attach the hypervisor refuses (QEMU, as libvirt-qemu, cannot open
+    a file in a 0700 directory) is 409 in both dialects, with libvirt's
+    reason, and leaves nothing: no attachment, the volume available, no
+    disk of attachd's kind in the domain, live or defined; `attachd check`
+    agrees, and a volume QEMU can open attaches afterwards."""
+    [vm] = idle()
+    w = worlds(os.path.join(workdir, "vols"))
+    server = w.server(vm.name)
+    private = os.path.join(workdir, "private")
+    os.mkdir(private, 0o700)
+    refused = {d: w.volume(path=g.sparse_file(os.path.join(private, f"{d}.img"), GIB))
+               for d in (HOSTWAY, NOVA)}
+    fine = w.volume(vid())
+    w.start()
+    for dialect, name in ((HOSTWAY, "conflict"), (NOVA, "conflictingRequest")):
+        volume = refused[dialect]
+        r = w.attach(server, volume, dialect)
+        why = assert_fault(r, dialect, 409, name, "Conflict")
+        assert why.startswith(f"The hypervisor refused to attach volume {volume} to server "
+                              f"{server}: "), why
+        assert "Permission denied" in why, why
+        assert w.attachment_rows() == {}
+        assert w.volume_status(volume) == "available"
+        assert w.attachments(server) == {}
+        assert user_disks(vm.name) == {} and user_disks(vm.name, inactive=True) == {}
+    assert "The hypervisor refused to attach volume" in w.d.read_log()
+    rc, out, err = w.check()
+    assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+    r = w.attach(server, fine)
+    assert r.status_code == 200, r.text
+    assert r.json()["volumeAttachment"]["device"] == "/dev/sdb"
