@@ -1449,3 +1449,37 @@ def test_attach_refused(idle, worlds, workdir):
     r = w.attach(server, fine)
     assert r.status_code == 200, r.text
     assert r.json()["volumeAttachment"]["device"] == "/dev/sdb"
+
+
+def test_domain_backs_one_server(idle, worlds, workdir):
+    """A domain backs at most one server: `server add --domain` a second
+    time, by name or by UUID, in the same account or another, with attachd
+    serving or not, is refused ("Domain D is server S already."), exit 2,
+    and makes nothing; the first server keeps its disks."""
+    [vm] = idle()
+    w = worlds(os.path.join(workdir, "vols"))
+    first = w.server(vm.name)
+    other_account = w.d.add_account("other")
+    dom = domain_uuid(vm.name)
+    volume = w.volume(vid())
+    want = f"attachd: server add: Domain {dom} is server {first} already.\n"
+
+    def refused():
+        before = store_dump(w)
+        for account in (w.account, other_account):
+            for key in (vm.name, dom):
+                p = w.d.cli("server", "add", "--account", account, "--name", "again",
+                            "--domain", key, *w.hv, check=False)
+                assert (p.returncode, p.stdout, p.stderr) == (2, "", want), \
+                    (account, key, p.returncode, p.stdout, p.stderr)
+        assert store_dump(w) == before
+        assert [(s["id"], s["domain"]) for s in w.rows("servers")] == [(first, dom)]
+
+    refused()
+    w.start()
+    assert w.attach(first, volume).status_code == 200
+    refused()
+    listed = w.req("GET", "/servers", NOVA).json()["servers"]
+    assert [s["id"] for s in listed] == [first], listed
+    assert set(w.attachments(first)) == {volume}
+    assert len(user_disks(vm.name)) == 1
