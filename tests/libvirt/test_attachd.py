@@ -1483,3 +1483,62 @@ def test_domain_backs_one_server(idle, worlds, workdir):
     assert [s["id"] for s in listed] == [first], listed
     assert set(w.attachments(first)) == {volume}
     assert len(user_disks(vm.name)) == 1
+
+
+def http_metrics(w, session):
+    """The attachd_http_* and attachd_hypervisor_* samples of GET /metrics:
+    {(name, kind label or None): value}."""
+    r = session.get(w.d.url("/metrics"), timeout=30)
+    assert r.status_code == 200, r.text
+    out = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name.startswith(("attachd_http_", "attachd_hypervisor_")):
+                out[(sample.name, sample.labels.get("kind"))] = sample.value
+    return out
+
+
+def test_waiting_detach_holds_no_thread(idle, worlds, workdir, timing):
+    """With one HTTP thread (--threads 1), a Hostway detach waiting for the
+    hypervisor (virtio-blk on a guestless domain: the unplug is never
+    confirmed) is a suspended connection, not a busy thread: other requests
+    are answered while it waits, each before the detach's own answer (the
+    202 after --hostway-detach-wait), and /metrics counts it suspended."""
+    [vm] = idle()
+    w = worlds(os.path.join(workdir, "vols"), bus="virtio",
+               extra=["--threads", "1", "--detach-timeout", "12",
+                      "--hostway-detach-wait", "10"])
+    server = w.server(vm.name)
+    volume = w.volume(vid())
+    admin = w.d.session(*w.d.add_user(w.account, role="admin"))
+    w.start()
+    assert w.attach(server, volume).status_code == 200
+    alias = w.alias_of(volume)
+
+    t0 = time.monotonic()
+    p = Pending(w.detach, server, volume, session=w.session())
+    wait_for("the detach intent", lambda: w.attachment_rows()[volume]["status"] ==
+             "detaching", 10)
+    m = wait_for("the detach pending at the hypervisor", lambda: (lambda m: m if m[
+        ("attachd_hypervisor_operations_pending", "detach")] == 1 else None)(
+        http_metrics(w, admin)), 10)
+    assert not p.done(), "the detach was answered before the other requests were made"
+    assert m[("attachd_http_requests_suspended", None)] >= 1, m
+    reads = [("servers", HOSTWAY, "/servers"), ("servers", NOVA, "/servers/detail"),
+             ("attachment", HOSTWAY, f"/servers/{server}/os-volume_attachments/{volume}"),
+             ("attachment", NOVA, f"/servers/{server}/os-volume_attachments/{volume}"),
+             ("volume", HOSTWAY, f"/volumes/{volume}")]
+    for what, dialect, path in reads:
+        t1 = time.monotonic()
+        r = w.req("GET", path, dialect)
+        assert r.status_code == 200, (path, r.text)
+        assert not p.done(), f"GET {path} was answered only after the detach"
+        timing(f"{dialect} GET of the {what} while the detach waits", time.monotonic() - t1)
+    assert w.volume_status(volume) == "detaching"
+    assert not p.done()
+    r = p.get()
+    assert r.status_code == 202, r.text
+    timing("the waiting detach answered 202 after", time.monotonic() - t0)
+    assert alias in user_disks(vm.name)
+    wait_for("the detach given up", lambda: w.attachment_rows()[volume]["status"] ==
+             "attached", 30)
