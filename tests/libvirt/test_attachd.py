@@ -1542,3 +1542,78 @@ def test_waiting_detach_holds_no_thread(idle, worlds, workdir, timing):
     assert alias in user_disks(vm.name)
     wait_for("the detach given up", lambda: w.attachment_rows()[volume]["status"] ==
              "attached", 30)
+
+
+def test_periodic_reconcile(idle, worlds, relay, workdir, timing):
+    """--reconcile-interval 1: what reconcile.c does every interval, seen
+    while attachd keeps serving (no restart).
+
+    An intent left pending: an attach whose completion cannot commit (the
+    test holds SQLite's write lock past attachd's 5 s busy timeout, after
+    libvirt attached the disk) is answered 503 and stays "attaching" with
+    no task; the next reconciliation logs "was left attaching; settling
+    it" and records the attach the domain has.
+
+    A disagreement made behind attachd's back (virsh detaches a disk
+    attachd attached): logged as a disagreement at every reconciliation,
+    never "fixed" (the store still says attached), and `attachd check`
+    names the same."""
+    [vm] = idle()
+    dom = domain_uuid(vm.name)
+    w = worlds(os.path.join(workdir, "vols"), uri=relay.uri,
+               extra=["--reconcile-interval", "1"])
+    server = w.server(vm.name)
+    left, lost = w.volume(vid()), w.volume(vid())
+    w.start()
+    assert "reconcile: the store and the hypervisor agree (1 servers)" in w.d.read_log()
+
+    # -- an intent left pending
+    relay.hold()
+    try:
+        p = Pending(w.attach, server, left, session=w.session())
+        wait_for("the attach intent", lambda: w.attachment_rows().get(left, {}).get(
+            "status") == "attaching", 10)
+        assert relay.wait_held(5), "attachd did not call libvirt"
+        alias = w.alias_of(left)
+        with write_lock(w.d.db):
+            relay.release()
+            wait_for("the disk in the domain", lambda: alias in user_disks(vm.name), 15, 0.02)
+            wait_for("the completion failing", lambda: "the completion could not be "
+                     "committed" in w.d.read_log(), 20)
+    finally:
+        relay.release()
+    r = p.get()
+    assert r.status_code == 503, r.text
+    t0 = time.monotonic()
+    settling = f"reconcile: server {server} volume {left} was left attaching; settling it"
+    wait_for("the reconciler settling the intent", lambda: settling in w.d.read_log(), 30)
+    wait_for("the attach recorded", lambda: w.attachment_rows()[left]["status"] ==
+             "attached", 30)
+    timing("intent left attaching: settled after", time.monotonic() - t0)
+    assert w.volume_status(left) == "in-use"
+    assert "ua-" + w.attachments(server)[left]["attachment_id"] == alias
+    assert api_matches_xml(w, server, vm.name).keys() == {left}
+    assert w.d.proc.poll() is None
+
+    # -- a disagreement behind attachd's back
+    r = w.attach(server, lost)
+    assert r.status_code == 200, r.text
+    device = r.json()["volumeAttachment"]["device"]
+    lost_alias = w.alias_of(lost)
+    line = (f"reconcile: server {server} volume {lost}: attached as {device} in the store, "
+            f"but the domain {dom} has no disk {lost_alias}")
+    assert line not in w.d.read_log()
+    g.virsh("detach-device-alias", vm.name, lost_alias, "--live", "--config")
+    assert vm.wait_alias_gone(lost_alias, timeout=10)
+    t0 = time.monotonic()
+    wait_for("the disagreement logged", lambda: line in w.d.read_log(), 30)
+    timing("disk detached by virsh: logged after", time.monotonic() - t0)
+    wait_for("the disagreement logged again", lambda: w.d.read_log().count(line) >= 2, 30)
+    assert w.attachment_rows()[lost]["status"] == "attached"     # reported, not fixed
+    assert w.volume_status(lost) == "in-use"
+    assert set(w.attachments(server)) == {left, lost}
+    rc, out, err = w.check()
+    assert (rc, out) == (1, f"server {server} volume {lost}: attached as {device} in the "
+                            f"store, but the domain {dom} has no disk {lost_alias}\n"), \
+        (rc, out, err)
+    assert w.d.proc.poll() is None
