@@ -2,7 +2,10 @@
 and real TCG domains: the API answers, what the domains' XML and a booted
 guest show, the stuck detach, libvirtd going away, crashes (kill -9) between
 an intent and its completion, `attachd check`, volume files, server delete,
-and operations racing on two servers.
+operations racing on two servers, what the driver refuses (POST /servers,
+power actions, an attach QEMU cannot open, a domain bound twice), requests
+answered while a detach waits on a single HTTP thread, and the periodic
+reconciliation.
 
 Every test runs its own attachd (tests/support/attachd.py) on a fresh
 database and volume directory; domains come from tests/support/guest.py:
