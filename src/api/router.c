@@ -577,9 +577,10 @@ void api_http_error(struct request *req, struct response *res, int status)
                                 "by Transfer-Encoding: chunked, not both).");
     else if (status == 503 && !strcmp(req->path, "/healthcheck"))
         ops_health_stopping(&call);
-    else if (status == 503)
+    else if (status == 503) {
         reply_error(&call, 503, "The service is stopping; retry on a new connection.");
-    else
+        api_add_header(res, "Retry-After", "1");
+    } else
         reply_error(&call, status, "The request could not be handled.");
     add_common_headers(&call);
 }
