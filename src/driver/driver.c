@@ -36,3 +36,8 @@ void driver_serial(const char *volume_id, char out[256])
         if (*p == ':' || *p == '~')
             *p = '_';
 }
+
+void driver_domain_name(const char *server_id, char out[DRIVER_NAME_MAX + 1])
+{
+    snprintf(out, DRIVER_NAME_MAX + 1, "attachd-%s", server_id);
+}

@@ -52,6 +52,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "driver/libvirt_int.h"
 #include "driver/libvirt_xml.h"
 #include "driver/volfile.h"
 #include "util/log.h"
@@ -97,6 +98,8 @@ struct lv {
     char *uri, *volume_dir;
     const char *hv_user;        /* who must reach volume_dir, when local */
     enum driver_bus bus;
+    char *instance_dir, *owner;
+    struct lv_settings settings;    /* for libvirt_domain.c */
 
     pthread_mutex_t mu;
     pthread_cond_t cond;        /* watch thread: queue, loss, close */
@@ -334,22 +337,26 @@ static enum driver_state state_of(int st)
     case VIR_DOMAIN_RUNNING:
     case VIR_DOMAIN_BLOCKED: return DOMAIN_RUNNING;
     case VIR_DOMAIN_PAUSED: return DOMAIN_PAUSED;
-    case VIR_DOMAIN_SHUTOFF:
-    case VIR_DOMAIN_SHUTDOWN: return DOMAIN_SHUTOFF;
+    /* SHUTDOWN: on its way off, QEMU not gone yet (a start would be
+     * refused): still running until libvirt says shut off */
+    case VIR_DOMAIN_SHUTDOWN: return DOMAIN_RUNNING;
+    case VIR_DOMAIN_SHUTOFF: return DOMAIN_SHUTOFF;
     case VIR_DOMAIN_CRASHED: return DOMAIN_CRASHED;
     default: return DOMAIN_OTHER;
     }
 }
 
-/* A lifecycle event as the state the domain is in after it (the same
- * mapping as state_of(); -1: not a change of state). */
-static int state_after(int event)
+/* A lifecycle event as the state the domain is in after it (as lv_state()
+ * maps states, but for SHUTDOWN: the guest has powered off, and STOPPED
+ * follows; -1: not a change of state). */
+static int state_after(int event, int detail)
 {
     switch (event) {
     case VIR_DOMAIN_EVENT_STARTED:
     case VIR_DOMAIN_EVENT_RESUMED: return DOMAIN_RUNNING;
     case VIR_DOMAIN_EVENT_SUSPENDED: return DOMAIN_PAUSED;
     case VIR_DOMAIN_EVENT_STOPPED:
+        return detail == VIR_DOMAIN_EVENT_STOPPED_SAVED ? DOMAIN_SAVED : DOMAIN_SHUTOFF;
     case VIR_DOMAIN_EVENT_SHUTDOWN: return DOMAIN_SHUTOFF;
     case VIR_DOMAIN_EVENT_CRASHED: return DOMAIN_CRASHED;
     case VIR_DOMAIN_EVENT_PMSUSPENDED: return DOMAIN_OTHER;
@@ -360,9 +367,8 @@ static int state_after(int event)
 static int on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail, void *opaque)
 {
     (void)c;
-    (void)detail;
     struct lv *lv = opaque;
-    int st = state_after(event);
+    int st = state_after(event, detail);
     char uuid[VIR_UUID_STRING_BUFLEN];
     if (st < 0 || virDomainGetUUIDString(dom, uuid) < 0)
         return 0;
@@ -671,13 +677,12 @@ static enum driver_rc lv_domain_lookup(struct driver *d, const char *name_or_uui
     enum driver_rc rc = dom_get(lv, c, name_or_uuid, &dom, err);
     if (rc == DRIVER_OK) {
         memset(out, 0, sizeof *out);
-        int state, reason, persistent = -1;
+        int persistent = -1;
         if (virDomainGetUUIDString(dom, out->uuid) < 0 ||
-            virDomainGetState(dom, &state, &reason, 0) < 0 ||
             (persistent = virDomainIsPersistent(dom)) < 0)
             rc = lv_failed(lv, c, err);
         else
-            out->state = state_of(state);
+            rc = lv_state(d, c, dom, &out->state, err);
         snprintf(out->name, sizeof out->name, "%s", virDomainGetName(dom));
         out->persistent = persistent == 1;
         virDomainFree(dom);
@@ -1065,6 +1070,8 @@ static void lv_free(struct lv *lv)
         pthread_mutex_destroy(&lv->stripe[i]);
     free(lv->uri);
     free(lv->volume_dir);
+    free(lv->instance_dir);
+    free(lv->owner);
     free(lv);
 }
 
@@ -1116,6 +1123,11 @@ static const struct driver_ops lv_ops = {
     .disk_attach = lv_disk_attach,
     .disk_detach = lv_disk_detach,
     .disk_list = lv_disk_list,
+    .domain_define = lv_domain_define,
+    .domain_undefine = lv_domain_undefine,
+    .domain_power = lv_domain_power,
+    .console_log = lv_console_log,
+    .domain_list = lv_domain_list,
     .close = lv_close,
 };
 
@@ -1131,6 +1143,10 @@ struct driver *driver_libvirt_open(const struct driver_options *o, char *err, si
         snprintf(err, errlen, "the libvirt driver needs an absolute volume directory");
         return NULL;
     }
+    if (o->instance_dir && o->instance_dir[0] != '/') {
+        snprintf(err, errlen, "the libvirt driver needs an absolute instance directory");
+        return NULL;
+    }
     if (virInitialize() < 0) {
         snprintf(err, errlen, "cannot initialise libvirt");
         return NULL;
@@ -1139,16 +1155,24 @@ struct driver *driver_libvirt_open(const struct driver_options *o, char *err, si
     xmlInitParser();
 
     struct lv *lv = calloc(1, sizeof *lv);
-    if (!lv || !(lv->uri = strdup(uri)) || !(lv->volume_dir = strdup(o->volume_dir))) {
+    if (!lv || !(lv->uri = strdup(uri)) || !(lv->volume_dir = strdup(o->volume_dir)) ||
+        !(lv->owner = strdup(o->owner ? o->owner : "")) ||
+        (o->instance_dir && !(lv->instance_dir = strdup(o->instance_dir)))) {
         snprintf(err, errlen, "out of memory");
-        if (lv)
+        if (lv) {
             free(lv->uri);
+            free(lv->volume_dir);
+            free(lv->owner);
+        }
         free(lv);
         return NULL;
     }
     lv->base.ops = &lv_ops;
     lv->bus = o->bus;
     lv->hv_user = local_system(uri) ? "libvirt-qemu" : NULL;
+    lv->settings = (struct lv_settings){.uri = lv->uri, .instance_dir = lv->instance_dir,
+                                        .owner = lv->owner, .hv_user = lv->hv_user,
+                                        .virt = o->virt};
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1181,4 +1205,39 @@ struct driver *driver_libvirt_open(const struct driver_options *o, char *err, si
         return NULL;
     }
     return &lv->base;
+}
+
+/* ------------------------------------------------------------------ */
+/* for libvirt_domain.c (libvirt_int.h)                                */
+
+struct lv_settings *lv_settings(struct driver *d)
+{
+    return &((struct lv *)d)->settings;
+}
+
+virConnectPtr lv_connection(struct driver *d, struct driver_error *err)
+{
+    return conn_get((struct lv *)d, err);
+}
+
+enum driver_rc lv_domain(struct driver *d, virConnectPtr c, const char *name_or_uuid,
+                         virDomainPtr *out, struct driver_error *err)
+{
+    return dom_get((struct lv *)d, c, name_or_uuid, out, err);
+}
+
+enum driver_rc lv_error(struct driver *d, virConnectPtr c, struct driver_error *err)
+{
+    return lv_failed((struct lv *)d, c, err);
+}
+
+enum driver_rc lv_state(struct driver *d, virConnectPtr c, virDomainPtr dom,
+                        enum driver_state *out, struct driver_error *err)
+{
+    int state, reason, saved = 0;
+    if (virDomainGetState(dom, &state, &reason, 0) < 0 ||
+        (state == VIR_DOMAIN_SHUTOFF && (saved = virDomainHasManagedSaveImage(dom, 0)) < 0))
+        return lv_failed((struct lv *)d, c, err);
+    *out = saved ? DOMAIN_SAVED : state_of(state);
+    return DRIVER_OK;
 }

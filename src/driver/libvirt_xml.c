@@ -1,5 +1,6 @@
-/* libvirt_xml.c: the disk XML the libvirt driver writes (one <disk>, shaped
- * as Nova writes it) and reads (every <disk> of a domain, via XPath).
+/* libvirt_xml.c: the XML the libvirt driver writes (one <disk>, shaped as
+ * Nova writes it; a server's whole <domain>) and reads (every <disk> of a
+ * domain, its console log, attachd's metadata; via XPath).
  *
  * Invariants: every value written into XML is escaped; reading never
  * trusts the XML's shape (a missing element or attribute reads as "").
@@ -89,6 +90,84 @@ char *lvxml_disk_xml(struct arena *ar, const struct driver_disk *disk, const cha
         escape(ar, disk->serial), escape(ar, disk->alias));
 }
 
+/* How many PCIe root ports a server's domain gets: one for the virtio-scsi
+ * controller, one for the root disk, the rest free for hot-plugged
+ * virtio-blk volumes (libvirt cannot add root ports to a running q35
+ * domain). */
+#define ROOT_PORTS 8
+
+char *lvxml_domain_xml(struct arena *ar, const struct lvxml_domain *d)
+{
+    const struct driver_domain_spec *s = d->spec;
+    const char *boot = "    <boot dev='hd'/>\n";
+    if (s->kernel && *s->kernel)
+        boot = arena_printf(ar, "    <kernel>%s</kernel>\n%s%s", escape(ar, s->kernel),
+                            s->initrd && *s->initrd
+                                ? arena_printf(ar, "    <initrd>%s</initrd>\n",
+                                               escape(ar, s->initrd))
+                                : "",
+                            s->cmdline && *s->cmdline
+                                ? arena_printf(ar, "    <cmdline>%s</cmdline>\n",
+                                               escape(ar, s->cmdline))
+                                : "");
+    const char *root;
+    if (d->overlay)
+        root = arena_printf(ar,
+            "<disk type='file' device='disk'>\n"
+            "  <driver name='qemu' type='qcow2' %s/>\n"
+            "  <source file='%s'/>\n"
+            "  <target dev='vda' bus='virtio'/>\n"
+            "</disk>\n",
+            d->direct ? "cache='none' io='native'" : "cache='writeback' io='threads'",
+            escape(ar, d->overlay));
+    else {
+        struct driver_disk vda = *s->root_volume;
+        vda.bus = BUS_VIRTIO;               /* "vda": virtio-blk, whatever the volumes' bus */
+        root = lvxml_disk_xml(ar, &vda, "vda", d->direct);
+    }
+    char *ports = arena_alloc(ar, ROOT_PORTS * 64 + 1);
+    ports[0] = '\0';
+    for (int i = 1, n = 0; i <= ROOT_PORTS; i++)
+        n += snprintf(ports + n, 64, "    <controller type='pci' index='%d' "
+                                     "model='pcie-root-port'/>\n", i);
+    return arena_printf(ar,
+        "<domain type='%s'>\n"
+        "  <name>%s</name>\n"
+        "  <uuid>%s</uuid>\n"
+        "  <metadata>\n"
+        "    <attachd:server xmlns:attachd='%s' id='%s' owner='%s'/>\n"
+        "  </metadata>\n"
+        "  <memory unit='MiB'>%lld</memory>\n"
+        "  <vcpu>%d</vcpu>\n"
+        "  <os>\n"
+        "    <type arch='x86_64' machine='q35'>hvm</type>\n"
+        "%s"
+        "  </os>\n"
+        "  <features><acpi/></features>\n"
+        "  <clock offset='utc'/>\n"
+        "  <on_poweroff>destroy</on_poweroff>\n"
+        "  <on_reboot>restart</on_reboot>\n"
+        "  <on_crash>destroy</on_crash>\n"
+        "  <devices>\n"
+        "    <controller type='pci' index='0' model='pcie-root'/>\n"
+        "%s"
+        "    <controller type='scsi' index='0' model='virtio-scsi'/>\n"
+        "    <controller type='usb' model='none'/>\n"
+        "%s"
+        "    <serial type='pty'>\n"
+        "      <log file='%s' append='on'/>\n"
+        "      <target port='0'/>\n"
+        "    </serial>\n"
+        "    <console type='pty'><target type='serial' port='0'/></console>\n"
+        "    <video><model type='none'/></video>\n"
+        "    <memballoon model='none'/>\n"
+        "  </devices>\n"
+        "</domain>\n",
+        d->type, escape(ar, d->name), escape(ar, s->uuid), LVXML_NS, escape(ar, s->server),
+        escape(ar, d->owner), (long long)s->ram_mb, s->vcpus, boot, ports, root,
+        escape(ar, d->console));
+}
+
 /* The string value of an XPath expression relative to node, in the arena. */
 static const char *xstr(struct arena *ar, xmlXPathContextPtr ctx, xmlNodePtr node,
                         const char *expr)
@@ -143,4 +222,37 @@ bool lvxml_domain_disks(const char *xml, struct arena *ar, struct lvxml_disk **o
     xmlXPathFreeContext(ctx);
     xmlFreeDoc(doc);
     return ok;
+}
+
+/* The string value of an XPath expression on a whole document; false when
+ * the XML does not parse. */
+static bool doc_string(const char *xml, struct arena *ar, const char *expr, const char **out)
+{
+    *out = "";
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc)
+        return false;
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    if (ctx)
+        *out = xstr(ar, ctx, xmlDocGetRootElement(doc), expr);
+    xmlXPathFreeContext(ctx);
+    xmlFreeDoc(doc);
+    return ctx != NULL;
+}
+
+bool lvxml_console_path(const char *xml, struct arena *ar, const char **path)
+{
+    /* a chardev's log, or the file a file chardev writes: serial first */
+    return doc_string(xml, ar,
+                      "string((/domain/devices/serial/log/@file"
+                      " | /domain/devices/serial[@type='file']/source/@path"
+                      " | /domain/devices/console/log/@file"
+                      " | /domain/devices/console[@type='file']/source/@path)[1])", path);
+}
+
+bool lvxml_metadata(const char *xml, struct arena *ar, const char **server, const char **owner)
+{
+    return doc_string(xml, ar, "string(/*/@id)", server) &&
+           doc_string(xml, ar, "string(/*/@owner)", owner);
 }

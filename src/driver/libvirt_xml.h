@@ -1,4 +1,5 @@
-/* libvirt_xml.h: the disk XML the libvirt driver writes and reads. */
+/* libvirt_xml.h: the XML the libvirt driver writes (a disk, a server's
+ * domain) and reads (a domain's disks, its console log, its metadata). */
 #ifndef ATTACHD_DRIVER_LIBVIRT_XML_H
 #define ATTACHD_DRIVER_LIBVIRT_XML_H
 
@@ -28,6 +29,29 @@ bool lvxml_domain_disks(const char *xml, struct arena *ar, struct lvxml_disk **o
  * io='threads'. */
 char *lvxml_disk_xml(struct arena *ar, const struct driver_disk *disk, const char *target,
                      bool direct);
+
+/* The namespace of the metadata attachd puts in the domains it defines:
+ * <attachd:server xmlns:attachd=LVXML_NS id=SERVER owner=OWNER/>. */
+#define LVXML_NS "http://attachd.invalid/xmlns/server/1"
+
+/* A server's domain, as domain_define() has it made. */
+struct lvxml_domain {
+    const struct driver_domain_spec *spec;
+    const char *name;           /* "attachd-<server id>" */
+    const char *owner;          /* the metadata's owner */
+    const char *type;           /* "kvm" or "qemu" */
+    const char *overlay;        /* the root disk's overlay file; NULL: spec->root_volume */
+    const char *console;        /* the serial console's log file */
+    bool direct;                /* the overlay's file system supports O_DIRECT */
+};
+/* The <domain> element to define. */
+char *lvxml_domain_xml(struct arena *ar, const struct lvxml_domain *d);
+/* The file a domain's serial console is logged to ("" when none) from its
+ * XML; false when the XML does not parse. */
+bool lvxml_console_path(const char *xml, struct arena *ar, const char **path);
+/* The server id and the owner of attachd's metadata element (as
+ * virDomainGetMetadata returns it); false when it does not parse. */
+bool lvxml_metadata(const char *xml, struct arena *ar, const char **server, const char **owner);
 
 /* Disk names as libvirt and Linux count them: 0 -> "sda", 25 -> "sdz",
  * 26 -> "sdaa". */

@@ -69,7 +69,7 @@ static int make_dirs(const char *dir, struct driver_error *err)
 {
     char p[PATH_MAX];
     if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
-        fail(err, DRIVER_REFUSED, "volume directory path too long");
+        fail(err, DRIVER_REFUSED, "directory path too long: %s", dir);
         return -1;
     }
     for (char *s = p + 1;; s++) {
@@ -83,8 +83,7 @@ static int make_dirs(const char *dir, struct driver_error *err)
                 return -1;
             }
         } else if (errno != EEXIST) {
-            fail(err, DRIVER_REFUSED, "cannot create volume directory %s: %s", p,
-                 strerror(errno));
+            fail(err, DRIVER_REFUSED, "cannot create the directory %s: %s", p, strerror(errno));
             return -1;
         }
         *s = c;
@@ -150,11 +149,22 @@ static enum driver_rc existing(const char *path, int64_t bytes, struct driver_er
     return DRIVER_OK;
 }
 
+enum driver_rc volfile_dir(const char *dir, const char *hv_user, struct driver_error *err)
+{
+    char why[PATH_MAX + 64];
+    if (make_dirs(dir, err) != 0)
+        return DRIVER_REFUSED;
+    if (hv_user && !reachable_by(dir, hv_user, why, sizeof why))
+        return fail(err, DRIVER_REFUSED, "the hypervisor could not open files in %s: %s", dir,
+                    why);
+    return DRIVER_OK;
+}
+
 enum driver_rc volfile_create(const char *dir, const char *volume_id, int64_t bytes,
                               const char *hv_user, char *path, size_t path_size,
                               struct driver_error *err)
 {
-    char name[256], why[PATH_MAX + 64];
+    char name[256];
     if (!volfile_name(volume_id, name))
         return fail(err, DRIVER_REFUSED, "invalid volume id (1-255 characters of "
                     "A-Z a-z 0-9 . _ ~ : -)");
@@ -166,11 +176,9 @@ enum driver_rc volfile_create(const char *dir, const char *volume_id, int64_t by
     if ((size_t)snprintf(path, path_size, "%s/%s", dir, name) >= path_size)
         return fail(err, DRIVER_REFUSED, "volume path too long");
 
-    if (make_dirs(dir, err) != 0)
-        return DRIVER_REFUSED;
-    if (hv_user && !reachable_by(dir, hv_user, why, sizeof why))
-        return fail(err, DRIVER_REFUSED, "the hypervisor could not open volumes in %s: %s",
-                    dir, why);
+    enum driver_rc rc = volfile_dir(dir, hv_user, err);
+    if (rc != DRIVER_OK)
+        return rc;
 
     struct stat st;
     if (lstat(path, &st) == 0)
@@ -182,7 +190,6 @@ enum driver_rc volfile_create(const char *dir, const char *volume_id, int64_t by
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return fail(err, DRIVER_REFUSED, "cannot create a file in %s: %s", dir, strerror(errno));
-    enum driver_rc rc = DRIVER_OK;
     if (fchmod(fd, 0600) != 0 || ftruncate(fd, bytes) != 0 || fsync(fd) != 0)
         rc = fail(err, DRIVER_REFUSED, "cannot make %s of %lld bytes: %s", path,
                   (long long)bytes, strerror(errno));

@@ -17,6 +17,10 @@
  * false when the id is not 1-255 characters of [A-Za-z0-9._~:-]. */
 bool volfile_name(const char *volume_id, char out[256]);
 
+/* Make `dir` (0755, parents too) if missing, and check that hv_user (the
+ * user the hypervisor opens files as, "libvirt-qemu"; NULL: nobody to
+ * check) can reach it. */
+enum driver_rc volfile_dir(const char *dir, const char *hv_user, struct driver_error *err);
 /* Make `dir` (0755, parents too) if missing, then the volume's sparse file
  * of `bytes` in it; its path into path[]. An existing file of that size is
  * fine; of another size: DRIVER_REFUSED. A failure leaves no file behind.

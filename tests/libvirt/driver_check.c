@@ -16,6 +16,15 @@
  *                          N volumes attached from N threads at once, then
  *                          detached from N threads at once (the driver's
  *                          callers are several workers)
+ *   define UUID SERVER VCPUS RAM_MB IMAGE FORMAT DISK_BYTES [KERNEL INITRD CMDLINE...]
+ *                          a server's domain (its files in VOLDIR/instances;
+ *                          the owner is "driver_check", or $DRIVER_CHECK_OWNER)
+ *   define-on-volume UUID SERVER VCPUS RAM_MB ATTACHMENT_ID VOLUME_ID PATH
+ *                          the same, booted from a volume (its root disk)
+ *   undefine UUID SERVER
+ *   power DOMAIN start|shutdown|destroy|pause|unpause|save
+ *   console DOMAIN         the console log: its length, last line and text
+ *   domains                the server domains of this owner
  *   watch SECONDS          print events for that long
  *   sleep SECONDS
  *   virsh CMD ARGS...      a few domain operations on a connection of its own
@@ -76,8 +85,9 @@ static const char *rc_name(enum driver_rc rc)
 
 static const char *state_name(enum driver_state s)
 {
-    static const char *const names[] = {"running", "paused", "shutoff", "crashed", "other"};
-    return (unsigned)s < 5 ? names[s] : "?";
+    static const char *const names[] = {"running", "paused", "shutoff", "crashed", "other",
+                                        "saved"};
+    return (unsigned)s < 6 ? names[s] : "?";
 }
 
 static void ev_removed(void *cls, const char *domain, const char *alias)
@@ -369,6 +379,99 @@ static json_t *run(struct driver *d, int argc, char **argv, enum driver_rc *rc)
         return concurrent(d, argv[1], n, !strcmp(argv[3], "virtio") ? BUS_VIRTIO : BUS_SCSI,
                           rc);
     }
+    if (!strcmp(cmd, "define")) {
+        /* the command line is the rest, so that a shell line can give one */
+        if (argc != 8 && argc < 11)
+            return usage_error(cmd, "usage: define UUID SERVER VCPUS RAM_MB IMAGE FORMAT "
+                                    "DISK_BYTES [KERNEL INITRD CMDLINE...]");
+        char cmdline[1024] = "";
+        for (int i = 10, n = 0; i < argc && n < (int)sizeof cmdline; i++)
+            n += snprintf(cmdline + n, sizeof cmdline - (size_t)n, "%s%s", i > 10 ? " " : "",
+                          argv[i]);
+        struct driver_domain_spec spec = {
+            .uuid = argv[1], .server = argv[2], .vcpus = atoi(argv[3]),
+            .ram_mb = strtoll(argv[4], NULL, 10), .image = argv[5], .image_format = argv[6],
+            .disk_bytes = strtoll(argv[7], NULL, 10)};
+        if (argc > 8) {
+            spec.kernel = argv[8];
+            spec.initrd = argv[9];
+            spec.cmdline = cmdline;
+        }
+        double ms = TIMED(ops->domain_define(d, &spec, &err));
+        return result(cmd, *rc, ms, &err);
+    }
+    if (!strcmp(cmd, "define-on-volume")) {
+        NEED(7, "define-on-volume UUID SERVER VCPUS RAM_MB ATTACHMENT_ID VOLUME_ID PATH");
+        char alias[DRIVER_ALIAS_MAX + 1], serial[256];
+        driver_alias(argv[5], alias);
+        driver_serial(argv[6], serial);
+        struct driver_disk root = {.alias = alias, .serial = serial, .path = argv[7],
+                                   .bus = BUS_VIRTIO};
+        int64_t bytes;
+        if ((*rc = ops->volume_probe(d, argv[7], &bytes, &root.block, &err)) != DRIVER_OK)
+            return result(cmd, *rc, 0, &err);
+        struct driver_domain_spec spec = {
+            .uuid = argv[1], .server = argv[2], .vcpus = atoi(argv[3]),
+            .ram_mb = strtoll(argv[4], NULL, 10), .root_volume = &root};
+        double ms = TIMED(ops->domain_define(d, &spec, &err));
+        return result(cmd, *rc, ms, &err);
+    }
+    if (!strcmp(cmd, "undefine")) {
+        NEED(2, "undefine UUID SERVER");
+        double ms = TIMED(ops->domain_undefine(d, argv[1], argv[2], &err));
+        return result(cmd, *rc, ms, &err);
+    }
+    if (!strcmp(cmd, "power")) {
+        NEED(2, "power DOMAIN start|shutdown|destroy|pause|unpause|save");
+        static const char *const what[] = {[DP_START] = "start", [DP_SHUTDOWN] = "shutdown",
+                                           [DP_DESTROY] = "destroy", [DP_PAUSE] = "pause",
+                                           [DP_UNPAUSE] = "unpause", [DP_SAVE] = "save"};
+        size_t i = 0;
+        while (i < sizeof what / sizeof what[0] && strcmp(what[i], argv[2]) != 0)
+            i++;
+        if (i == sizeof what / sizeof what[0])
+            return usage_error(cmd, "start|shutdown|destroy|pause|unpause|save");
+        double ms = TIMED(ops->domain_power(d, argv[1], (enum driver_power)i, &err));
+        return result(cmd, *rc, ms, &err);
+    }
+    if (!strcmp(cmd, "console")) {
+        NEED(1, "console DOMAIN");
+        struct arena ar;
+        arena_init(&ar);
+        char *text = NULL;
+        size_t len = 0;
+        double ms = TIMED(ops->console_log(d, argv[1], &ar, &text, &len, &err));
+        json_t *o = result(cmd, *rc, ms, &err);
+        if (*rc == DRIVER_OK) {
+            while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+                text[--len] = '\0';
+            const char *last = strrchr(text, '\n');
+            merge(o, json_pack("{s:I, s:s%, s:s%}", "bytes", (json_int_t)len, "last",
+                               last ? last + 1 : text, strlen(last ? last + 1 : text), "text",
+                               text, len));
+        }
+        arena_release(&ar);
+        return o;
+    }
+    if (!strcmp(cmd, "domains")) {
+        NEED(0, "domains");
+        struct arena ar;
+        arena_init(&ar);
+        struct driver_domain *doms;
+        int n;
+        double ms = TIMED(ops->domain_list(d, &ar, &doms, &n, &err));
+        json_t *o = result(cmd, *rc, ms, &err);
+        if (*rc == DRIVER_OK) {
+            json_t *list = json_array();
+            for (int i = 0; i < n; i++)
+                json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "uuid", doms[i].uuid,
+                                                      "name", doms[i].name, "state",
+                                                      state_name(doms[i].state)));
+            json_object_set_new(o, "domains", list);
+        }
+        arena_release(&ar);
+        return o;
+    }
     if (!strcmp(cmd, "watch") || !strcmp(cmd, "sleep")) {
         NEED(1, "watch|sleep SECONDS");
         sleep_s(atof(argv[1]));
@@ -391,7 +494,12 @@ int main(int argc, char **argv)
         return 2;
     }
     uri = argv[1];
-    struct driver_options o = {.kind = "libvirt", .uri = argv[1], .volume_dir = argv[2]};
+    char instances[4096];
+    snprintf(instances, sizeof instances, "%s/instances", argv[2]);
+    const char *owner = getenv("DRIVER_CHECK_OWNER");
+    struct driver_options o = {.kind = "libvirt", .uri = argv[1], .volume_dir = argv[2],
+                               .instance_dir = instances, .virt = VIRT_QEMU,
+                               .owner = owner ? owner : "driver_check"};
     char err[1024];
     clock_gettime(CLOCK_MONOTONIC, &t_open);
     struct driver *d = driver_open(&o, err, sizeof err);

@@ -59,12 +59,16 @@ def parse(out):
     return [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
 
 
-def dc(dcbin, voldir, *args, uri=URI, timeout=120):
+def dc(dcbin, voldir, *args, uri=URI, timeout=120, owner=None):
     """One driver_check command; returns its result object (the JSON line
-    whose "cmd" is args[0]) and the process's wall time."""
+    whose "cmd" is args[0]) and the process's wall time. OWNER: the owner
+    the driver opens with (driver_check's own, "driver_check", by default)."""
+    env = dict(os.environ)
+    if owner is not None:
+        env["DRIVER_CHECK_OWNER"] = owner
     t0 = time.monotonic()
     p = subprocess.run([dcbin, uri, voldir, *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout, env=env)
     wall = time.monotonic() - t0
     lines = parse(p.stdout)
     res = [o for o in lines if o.get("cmd") == args[0]]
@@ -812,6 +816,249 @@ def test_embedded_driver(libvirt_env, shell, workdir):
     finally:
         sh("virsh", "destroy", name)
         sh("virsh", "undefine", name)
+
+
+# ---------------------------------------------------------------------------
+# servers' own domains: domain_define, domain_power, console_log, domain_list,
+# domain_undefine (src/driver/libvirt_domain.c)
+
+SAVE_DIR = "/var/lib/libvirt/qemu/save"     # libvirtd's managed save images
+
+
+def server_id():
+    """A server id whose domain ("attachd-<id>") the session's safety net
+    (conftest.py) knows as this run's."""
+    return f"test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def overlay_info(path):
+    p = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True,
+                       text=True, check=True)
+    return json.loads(p.stdout)
+
+
+def guest_files(guest_dir, workdir):
+    """Private copies of the test guest's kernel and initrd (libvirt
+    relabels them while a domain uses them), and its command line."""
+    out = []
+    for f in ("vmlinuz", "initrd.img"):
+        dst = os.path.join(workdir, f"{uuid.uuid4().hex[:8]}.{f}")
+        shutil.copyfile(os.path.join(guest_dir, f), dst)
+        os.chmod(dst, 0o644)
+        out.append(dst)
+    with open(os.path.join(guest_dir, "cmdline")) as f:
+        out.append(f.read().strip())
+    return out
+
+
+def wait_console(sh, dom, text, timeout=g.BOOT_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        r = sh("console", dom)
+        assert r["rc"] == "OK", r
+        if text in r["text"]:
+            return r
+        assert time.monotonic() < deadline, f"no {text!r} on the console: {r}"
+        time.sleep(0.2)
+
+
+def state_of(sh, dom):
+    r = sh("lookup", dom)
+    assert r["rc"] == "OK", r
+    return r["state"]
+
+
+def test_server_domain_lifecycle(libvirt_env, dcbin, guest_dir, shell, workdir, timing):
+    """A server's domain from define to undefine, booting the test guest
+    from an overlay of an image: define (twice: unchanged), listed, start,
+    the console log, pause, an ACPI shutdown the guest never carries out
+    (PENDING, still running), destroy, save and start again (resumed),
+    refusals (a shut-off domain paused; another owner's domain defined,
+    started or undefined; another server's undefined), and an undefine
+    that leaves nothing behind."""
+    voldir = os.path.join(workdir, "vols")
+    kernel, initrd, cmdline = guest_files(guest_dir, workdir)
+    image = g.sparse_file(os.path.join(workdir, "image.raw"), 32 << 20)
+    server, dom = server_id(), vid()
+    name = f"attachd-{server}"
+    inst = os.path.join(voldir, "instances", dom)
+    sh = shell(voldir)
+
+    r = sh("define", dom, server, 1, 128, image, "raw", 0, kernel, initrd, cmdline)
+    assert r["rc"] == "OK", r
+    timing("define (overlay, domain)", r["ms"] / 1000)
+    try:
+        assert sorted(os.listdir(inst)) == ["disk.qcow2"], os.listdir(inst)
+        info = overlay_info(os.path.join(inst, "disk.qcow2"))
+        assert info["virtual-size"] == 32 << 20 and info["backing-filename"] == image, info
+        xml = g.virsh("dumpxml", "--inactive", name).stdout
+        assert f"<uuid>{dom}</uuid>" in xml and "driver_check" in xml, xml
+        assert "<interface" not in xml
+        assert sh("define", dom, server, 1, 128, image, "raw", 0, kernel, initrd,
+                  cmdline)["rc"] == "OK"                        # defined already: unchanged
+        assert g.virsh("dumpxml", "--inactive", name).stdout == xml
+        other, _ = dc(dcbin, voldir, "define", dom, server, 1, 128, image, "raw", 0,
+                      owner="another-attachd")
+        assert other["rc"] == "REFUSED" and "another attachd" in other["error"], other
+
+        mine = sh("domains")
+        assert {"uuid": dom, "name": name, "state": "shutoff"} in mine["domains"], mine
+        theirs, _ = dc(dcbin, voldir, "domains", owner="another-attachd")
+        assert dom not in {d["uuid"] for d in theirs["domains"]}, theirs
+
+        empty = sh("console", dom)                      # never started: nothing written yet
+        assert empty["rc"] == "OK" and empty["bytes"] == 0, empty
+        r = sh("power", dom, "pause")
+        assert r["rc"] == "REFUSED" and "not running" in r["error"], r
+
+        # start, the console
+        t0 = time.monotonic()
+        r = sh("power", dom, "start")
+        assert r["rc"] == "OK" and state_of(sh, dom) == "running", r
+        assert sh.wait_event(10, event="domain_state", domain=dom, state="running")
+        assert sh("power", dom, "start")["rc"] == "OK"          # running already
+        con = wait_console(sh, dom, "ATTACHD-GUEST READY")
+        timing("start to READY on the console log", time.monotonic() - t0)
+        with open(os.path.join(inst, "console.log"), "rb") as f:
+            assert con["bytes"] <= len(f.read().rstrip(b"\r\n"))
+        assert "ATTACHD-GUEST DISKS vda=" in wait_console(sh, dom, "DISKS")["text"]
+
+        # pause, unpause
+        for what, state in (("pause", "paused"), ("pause", "paused"), ("unpause", "running")):
+            r = sh("power", dom, what)
+            assert r["rc"] == "OK" and state_of(sh, dom) == state, (what, r)
+
+        # ACPI: this guest has no handler for the power button, so the
+        # shutdown stays up to the guest
+        for _ in range(2):
+            r = sh("power", dom, "shutdown")
+            assert r["rc"] == "PENDING", r
+            assert state_of(sh, dom) == "running"
+        r = sh("power", dom, "destroy")
+        assert r["rc"] == "OK" and state_of(sh, dom) == "shutoff", r
+        assert sh.wait_event(10, event="domain_state", domain=dom, state="shutoff")
+        assert sh("power", dom, "shutdown")["rc"] == "OK"       # off already
+        assert sh("power", dom, "destroy")["rc"] == "OK"
+
+        # a managed save, and a start that resumes from it
+        assert sh("power", dom, "start")["rc"] == "OK"
+        wait_console(sh, dom, "ATTACHD-GUEST READY")
+        r = sh("power", dom, "save")
+        assert r["rc"] == "OK" and state_of(sh, dom) == "saved", r
+        timing("managed save (128 MiB, TCG)", r["ms"] / 1000)
+        assert sh.wait_event(10, event="domain_state", domain=dom, state="saved")
+        assert {"uuid": dom, "name": name, "state": "saved"} in sh("domains")["domains"]
+        assert os.path.exists(os.path.join(SAVE_DIR, f"{name}.save"))
+        r = sh("power", dom, "start")
+        assert r["rc"] == "OK" and state_of(sh, dom) == "running", r
+        assert not os.path.exists(os.path.join(SAVE_DIR, f"{name}.save"))
+        # a volume, as any server's
+        v, path = new_volume(sh)
+        att = vid()
+        assert sh("attach", dom, att, v, path, "scsi")["rc"] == "OK"
+        vm = g.Guest(name, workdir)
+        vm.console = os.path.join(inst, "console.log")
+        vm.wait_serial(g.expected_serial(v, "scsi"), present=True, timeout=60)
+        assert sh("power", dom, "save")["rc"] == "OK"           # undefined while saved
+
+        # only the owner's, and the server's, domain is undefined
+        r, _ = dc(dcbin, voldir, "undefine", dom, server, owner="another-attachd")
+        assert r["rc"] == "REFUSED" and "another attachd" in r["error"], r
+        r = sh("undefine", dom, server_id())
+        assert r["rc"] == "REFUSED" and name in r["error"], r
+        r, _ = dc(dcbin, voldir, "power", dom, "start", owner="another-attachd")
+        assert r["rc"] == "REFUSED" and "another attachd" in r["error"], r
+        assert state_of(sh, dom) == "saved"
+        assert g.domain_exists(name) and os.path.isdir(inst)
+    finally:
+        r = sh("undefine", dom, server)
+    assert r["rc"] == "OK", r
+    assert not g.domain_exists(name)
+    assert not os.path.exists(inst)
+    assert not os.path.exists(os.path.join(SAVE_DIR, f"{name}.save"))
+    assert dom not in {d["uuid"] for d in sh("domains")["domains"]}
+    assert os.path.exists(path) and os.path.getsize(image) == 32 << 20     # not the server's
+    assert sh("undefine", dom, server)["rc"] == "OK"                    # gone already
+    for call in (("power", dom, "start"), ("console", dom)):
+        assert sh(*call)["rc"] == "NOT_FOUND"
+
+
+def test_server_domain_on_volume(libvirt_env, shell, workdir):
+    """Booted from a volume (virtio-blk vda; nothing in it to boot: the
+    firmware waits): undefined while it runs, it is destroyed first, and
+    the volume stays."""
+    voldir = os.path.join(workdir, "vols")
+    sh = shell(voldir)
+    v, path = new_volume(sh)
+    server, dom, att = server_id(), vid(), vid()
+    name = f"attachd-{server}"
+    r = sh("define-on-volume", dom, server, 1, 128, att, v, path)
+    assert r["rc"] == "OK", r
+    try:
+        d = disks_by_alias(sh, dom)[f"ua-{att}"]
+        assert (d["target"], d["serial"], d["path"], d["config"]) == ("vda", v, path, True), d
+        assert os.listdir(os.path.join(voldir, "instances", dom)) == []     # no overlay
+        assert sh("power", dom, "start")["rc"] == "OK"
+        assert disks_by_alias(sh, dom)[f"ua-{att}"]["live"]
+        assert sh("power", dom, "pause")["rc"] == "OK"
+    finally:
+        r = sh("undefine", dom, server)
+    assert r["rc"] == "OK", r
+    assert not g.domain_exists(name)
+    assert not os.path.exists(os.path.join(voldir, "instances", dom))
+    assert os.path.getsize(path) == 64 << 20
+
+
+def test_server_domain_define_failures(libvirt_env, shell, workdir):
+    """A define that fails leaves no directory; the root disk is never
+    smaller than its image."""
+    voldir = os.path.join(workdir, "vols")
+    instances = os.path.join(voldir, "instances")
+    sh = shell(voldir)
+    image = g.sparse_file(os.path.join(workdir, "image.raw"), 32 << 20)
+
+    dom = vid()
+    r = sh("define", dom, server_id(), 1, 128, os.path.join(workdir, "nope.raw"), "raw", 0)
+    assert r["rc"] == "REFUSED" and "nope.raw" in r["error"], r
+    assert not os.path.exists(os.path.join(instances, dom))
+    assert sh("lookup", dom)["rc"] == "NOT_FOUND"
+
+    # the name is taken by a domain of another UUID: libvirt refuses
+    server, first, second = server_id(), vid(), vid()
+    assert sh("define", first, server, 1, 128, image, "raw", 0)["rc"] == "OK"
+    try:
+        r = sh("define", second, server, 1, 128, image, "raw", 0)
+        assert r["rc"] == "REFUSED" and "already exists" in r["error"], r
+        assert not os.path.exists(os.path.join(instances, second))
+        assert os.path.exists(os.path.join(instances, first, "disk.qcow2"))
+        assert sh("undefine", second, server)["rc"] == "OK"         # no such domain
+        assert g.domain_exists(f"attachd-{server}")
+    finally:
+        assert sh("undefine", first, server)["rc"] == "OK"
+
+    # sizes: larger than the image is that size; smaller is the image's
+    qcow2 = os.path.join(workdir, "image.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", qcow2, "48M"], check=True)
+    os.chmod(qcow2, 0o644)
+    for img, fmt, ask, want in ((image, "raw", 64 << 20, 64 << 20),
+                                (image, "raw", 1 << 20, 32 << 20),
+                                (qcow2, "qcow2", 0, 48 << 20),
+                                (qcow2, "qcow2", 16 << 20, 48 << 20)):
+        server, dom = server_id(), vid()
+        r = sh("define", dom, server, 1, 128, img, fmt, ask)
+        assert r["rc"] == "OK", r
+        try:
+            info = overlay_info(os.path.join(instances, dom, "disk.qcow2"))
+            assert info["virtual-size"] == want and info["backing-filename"] == img, info
+        finally:
+            assert sh("undefine", dom, server)["rc"] == "OK"
+    r = sh("define", vid(), server_id(), 1, 128, image, "qcow2", 0)         # not a qcow2
+    assert r["rc"] == "REFUSED" and "not a qcow2" in r["error"], r
+    for bad in ("../../tmp", vid() + "/x", vid()[:-1]):        # names a directory: UUIDs only
+        r = sh("define", bad, server_id(), 1, 128, image, "raw", 0)
+        assert r["rc"] == "REFUSED" and "invalid domain UUID" in r["error"], r
+        assert sh("undefine", bad, "x")["rc"] == "REFUSED"
+    assert os.listdir(instances) == []
 
 
 # ---------------------------------------------------------------------------

@@ -179,11 +179,82 @@ static void domain_active(void **state)
     arena_release(&ar);
 }
 
+/* A server's domain: the root disk (an overlay, or the root volume), the
+ * console logged to a file, attachd's metadata, every value escaped. */
+static void server_domain(void **state)
+{
+    (void)state;
+    struct arena ar;
+    arena_init(&ar);
+    struct driver_domain_spec spec = {
+        .uuid = "0a1b2c3d-0000-4000-8000-000000000001", .server = "web<1>", .vcpus = 2,
+        .ram_mb = 256, .image = "/img/base.raw", .image_format = "raw",
+        .kernel = "/img/k&1", .initrd = "/img/i", .cmdline = "console=ttyS0 x='y'"};
+    struct lvxml_domain x = {.spec = &spec, .name = "attachd-web<1>", .owner = "/db/a'b.db",
+                             .type = "qemu", .overlay = "/inst/disk.qcow2",
+                             .console = "/inst/console.log", .direct = true};
+    const char *xml = lvxml_domain_xml(&ar, &x);
+    assert_non_null(strstr(xml, "<domain type='qemu'>"));
+    assert_non_null(strstr(xml, "<name>attachd-web&lt;1&gt;</name>"));
+    assert_non_null(strstr(xml, "<memory unit='MiB'>256</memory>"));
+    assert_non_null(strstr(xml, "<vcpu>2</vcpu>"));
+    assert_non_null(strstr(xml, "<kernel>/img/k&amp;1</kernel>"));
+    assert_non_null(strstr(xml, "<cmdline>console=ttyS0 x=&apos;y&apos;</cmdline>"));
+    assert_non_null(strstr(xml, "<controller type='scsi' index='0' model='virtio-scsi'/>"));
+    assert_null(strstr(xml, "<interface"));         /* no network */
+    struct lvxml_disk *d;
+    int n;
+    assert_true(lvxml_disks(xml, &ar, &d, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].path, "/inst/disk.qcow2");
+    assert_string_equal(d[0].target, "vda");
+    assert_non_null(strstr(xml, "type='qcow2' cache='none'"));
+    const char *path;
+    assert_true(lvxml_console_path(xml, &ar, &path));
+    assert_string_equal(path, "/inst/console.log");
+    /* the metadata element, as virDomainGetMetadata gives it back */
+    const char *server, *owner;
+    assert_true(lvxml_metadata("<server xmlns=\"" LVXML_NS "\" id=\"web&lt;1&gt;\" "
+                               "owner=\"/db/a'b.db\"/>", &ar, &server, &owner));
+    assert_string_equal(server, "web<1>");
+    assert_string_equal(owner, "/db/a'b.db");
+    assert_non_null(strstr(xml, "id='web&lt;1&gt;' owner='/db/a&apos;b.db'"));
+
+    /* booted by the firmware, from the root volume: virtio-blk vda, even
+     * when the volumes' bus is scsi */
+    struct driver_disk root = {.alias = "ua-r", .serial = "vol1", .path = "/dev/vg/v",
+                               .block = true, .bus = BUS_SCSI};
+    spec = (struct driver_domain_spec){.uuid = "u", .server = "s", .vcpus = 1, .ram_mb = 128,
+                                       .root_volume = &root};
+    x.overlay = NULL;
+    xml = lvxml_domain_xml(&ar, &x);
+    assert_non_null(strstr(xml, "<boot dev='hd'/>"));
+    assert_null(strstr(xml, "<kernel>"));
+    assert_true(lvxml_disks(xml, &ar, &d, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].path, "/dev/vg/v");
+    assert_string_equal(d[0].alias, "ua-r");
+    assert_string_equal(d[0].serial, "vol1");
+    assert_string_equal(d[0].target, "vda");
+    assert_non_null(strstr(xml, "<target dev='vda' bus='virtio'/>"));
+    assert_null(strstr(xml, "bus='scsi'"));
+    /* a file console (an adopted domain's), and none */
+    assert_true(lvxml_console_path("<domain><devices><serial type='file'><source path='/c.log'/>"
+                                   "</serial></devices></domain>", &ar, &path));
+    assert_string_equal(path, "/c.log");
+    assert_true(lvxml_console_path("<domain><devices><serial type='pty'/></devices></domain>",
+                                   &ar, &path));
+    assert_string_equal(path, "");
+    assert_false(lvxml_console_path("<domain", &ar, &path));
+    arena_release(&ar);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(file_names), cmocka_unit_test(targets), cmocka_unit_test(aliases),
         cmocka_unit_test(disk_xml), cmocka_unit_test(domain_disks),
+        cmocka_unit_test(server_domain),
         cmocka_unit_test(domain_active),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
