@@ -18,10 +18,11 @@ mkdir -p "$out"
 version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$root/meson.build" | head -n 1)
 sources=$(awk '/^core_sources *= *files\(/ {on=1} on {print} on && /\)/ {exit}' "$root/meson.build" |
           grep -o "'src/[^']*\.c'" | tr -d "'" | sed "s|^|$root/|")
-deps="libmicrohttpd jansson sqlite3 libsodium"
+# meson.build's pkg-config dependencies (all but threads), read from it
+deps=$(sed -n "s/^[a-z0-9_]* *= *dependency('\([^']*\)'.*/\1/p" "$root/meson.build" | grep -v '^threads$' | tr '\n' ' ')
 
 if [ ! -x "$out/$h" ] || [ "$here/$h.c" -nt "$out/$h" ] ||
-   [ -n "$(find "$root/src" -newer "$out/$h" -name '*.[ch]' | head -n 1)" ]; then
+   [ -n "$(find "$root/src" "$here" -newer "$out/$h" -name '*.[ch]' | head -n 1)" ]; then
     # shellcheck disable=SC2046,SC2086
     clang -g -O0 -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -DATTACHD_VERSION="\"$version\"" \
         -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping -I"$root/src" \
@@ -43,5 +44,5 @@ if [ "$mode" = show ]; then
 else
     # shellcheck disable=SC2086
     llvm-cov-14 report "$out/$h" -instr-profile="$out/$h.profdata" \
-        $(echo "$sources" | grep -v -e /cli/ -e /http/)
+        $(echo "$sources" | grep -v -e /cli/ -e /http/server -e /http/guard -e /driver/)
 fi

@@ -3,24 +3,40 @@
  * store) without the HTTP adapter.
  *
  * One temp store per process (in /dev/shm when it exists), made once in
- * LLVMFuzzerInitialize: accounts acct-0001 (example), acct-0002 (other) and
- * ops-0001; users demo (member of acct-0001), other (member of acct-0002),
- * ops (admin), eve (member, only ever sent with a wrong password); servers,
- * volumes and attachments with the ids docs/api.md uses, in every state a
- * rule looks at (stopped, suspended, locked by an admin, a task in progress,
- * never launched, booted from a volume; volumes available, in-use, in error,
- * of several sizes): see job_reset(). argon2 runs once per user; afterwards
- * the credential cache makes a valid Authorization cheap.
+ * LLVMFuzzerInitialize, and one core on it without a hypervisor driver (the
+ * none driver: core_new(store)): accounts acct-0001 (example, the default
+ * quotas), acct-0002 (other, quotas it already fills: one more server or
+ * 6 GB more of volumes is over) and ops-0001 (no limits); users demo (member
+ * of acct-0001), other (member of acct-0002), ops (admin), eve (member, only
+ * ever sent with a wrong password); servers, volumes and attachments with
+ * the ids docs/api.md uses, in every state a rule looks at (stopped,
+ * suspended, locked by an admin, a task in progress, never launched, booted
+ * from a volume; volumes available, in-use, in error, of several sizes): see
+ * job_reset(). argon2 runs once per user; afterwards the credential cache
+ * makes a valid Authorization cheap. Requests come from 192.0.2.1.
+ *
+ * The API never waits: api_handle() may answer API_SUSPENDED after calling
+ * req->suspend() (a password check, a commit); the harness then waits for
+ * req->resume() from the thread that did the work and calls api_resume(),
+ * as the HTTP layer does, until API_DONE (see drive()).
  *
  * An input is up to 4 requests separated by "\n\x1e\x1e\n", run in order
  * on the same state (so that attach-then-swap-then-detach is reachable).
  *
  * Request layout (see README.md):
- *   byte 0   method:  % 8 -> GET HEAD POST PUT DELETE PATCH OTHER GET
+ *   byte 0   method:  % 8 -> GET HEAD POST PUT DELETE PATCH OTHER GET;
+ *                     bit 3: through a trusted proxy (req->host is the Host
+ *                     field's first element, as server.c takes it from
+ *                     X-Forwarded-Host, and the scheme https); bit 4: with
+ *                     --public-url https://cloud.example.com/attachd
  *   byte 1   auth:    % 8 -> none, demo, ops, other, eve (wrong password),
  *                             nobody (unknown user), raw field, "Basic " + raw field
  *   byte 2   flags:   1 OpenStack-API-Version, 2 X-OpenStack-Nova-API-Version,
- *                     4 Host, 8 Content-Type: application/json
+ *                     4 Host, 8 Content-Type: application/json; the high four
+ *                     bits, when not 0: the n-th new arena chunk the request
+ *                     asks for fails (oom_test_fail_after(), util/oom.h), and
+ *                     its answer may then be the 503 of router.c's
+ *                     answer_out_of_memory()
  *   then '\n'-separated fields: target (path[?query], percent-decoded as the
  *   daemon does), OpenStack-API-Version value, X-OpenStack-Nova-API-Version
  *   value, Host value, raw Authorization text; everything after the fifth
@@ -36,13 +52,18 @@
  * attachments are put back to the baseline in one write, so that every input
  * runs against the same data and the store never grows.
  *
- * Checks after every api_handle() (abort() on failure, with the request and
- * response on stderr): see check_response().
+ * Checks after every request's answer (abort() on failure, with the request
+ * and response on stderr): see drive() and check_response() (links:
+ * check_links(); GET /metrics: check_exposition()); after an input
+ * that changed something, no account uses more than its quotas allow
+ * (check_quotas()).
  */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sodium.h>
@@ -52,9 +73,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/call.h"
 #include "auth/auth.h"
 #include "core/core.h"
 #include "store/sqlite_int.h"
@@ -62,6 +85,7 @@
 #include "util/arena.h"
 #include "util/id.h"
 #include "util/log.h"
+#include "util/oom.h"
 
 #define MAX_KV 16
 
@@ -71,12 +95,15 @@ static struct {
     char dir[96];
     char path[160];
     struct store *store;
+    struct core *core;
     struct auth *auth;
     struct api *api;
+    struct sockaddr_in client;
     char *hdr_demo, *hdr_ops, *hdr_other, *hdr_eve, *hdr_nobody;
     unsigned long runs, resets;
     bool allow_fallback;        /* FUZZ_API_ALLOW contains "fallback": its known causes */
     bool allow_dialect;         /* FUZZ_API_ALLOW contains "dialect": unroutable paths */
+    bool allow_oom_call;        /* FUZZ_API_ALLOW contains "oom-call": see one_request() */
     bool trace;                 /* FUZZ_API_TRACE set: one line per input */
 } W;
 
@@ -110,13 +137,31 @@ static int job_user(struct store_conn *w, void *arg)
     return (int)store_user_add(w, arg);
 }
 
-static void add_account(const char *id, const char *name)
+struct quota_job {
+    const char *account;
+    struct quota q;
+};
+
+static int job_quota(struct store_conn *w, void *arg)
+{
+    struct quota_job *j = arg;
+    return (int)store_quota_set(w, j->account, &j->q);
+}
+
+/* An account and its quotas (NULL: none set, Nova's and Cinder's defaults). */
+static void add_account(const char *id, const char *name, const struct quota *q)
 {
     char now[32];
     store_now(now);
     struct account a = {.id = id, .name = name, .created_at = now};
     if (store_write(W.store, job_account, &a) != 0)
         die("account");
+    struct quota_job j = {.account = id};
+    if (q) {
+        j.q = *q;
+        if (store_write(W.store, job_quota, &j) != 0)
+            die("quota");
+    }
 }
 
 static void add_user(const char *name, const char *account, const char *pw, enum role role)
@@ -227,6 +272,8 @@ static void cleanup(void)
         api_free(W.api);
     if (W.auth)
         auth_free(W.auth);
+    if (W.core)
+        core_free(W.core);
     if (W.store)
         store_close(W.store);
     static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
@@ -242,6 +289,7 @@ static void cleanup(void)
     free(W.hdr_eve);
     free(W.hdr_nobody);
     W.api = NULL;
+    W.core = NULL;
     W.auth = NULL;
     W.store = NULL;
 }
@@ -283,6 +331,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *allow = getenv("FUZZ_API_ALLOW");
     W.allow_fallback = allow && strstr(allow, "fallback");
     W.allow_dialect = allow && strstr(allow, "dialect");
+    W.allow_oom_call = allow && strstr(allow, "oom-call");
     W.trace = getenv("FUZZ_API_TRACE") != NULL;
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     sweep_stale(base);
@@ -296,16 +345,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (!W.store)
         die(err);
     atexit(cleanup);
-    add_account("acct-0001", "example");
-    add_account("acct-0002", "other");
-    add_account("ops-0001", "operations");
+    /* acct-0002 has one m1.tiny server and a 5 GB volume: another server
+     * is over its instances, a volume over 5 GB over its gigabytes */
+    static const struct quota tight = {1, 2, 1024, 2, 10};
+    static const struct quota unlimited = {-1, -1, -1, -1, -1};
+    add_account("acct-0001", "example", NULL);
+    add_account("acct-0002", "other", &tight);
+    add_account("ops-0001", "operations", &unlimited);
     add_user("demo", "acct-0001", "secret", ROLE_MEMBER);
     add_user("other", "acct-0002", "other-secret", ROLE_MEMBER);
     add_user("ops", "ops-0001", "0ps-secret", ROLE_ADMIN);
     add_user("eve", "acct-0002", "eve-secret", ROLE_MEMBER);
     reset_state();
+    W.core = core_new(W.store);
     W.auth = auth_new(W.store);
-    W.api = W.auth ? api_new(W.store, W.auth) : NULL;
+    W.api = W.core && W.auth ? api_new(W.core, W.store, W.auth) : NULL;
+    W.client = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(40000),
+                                    .sin_addr.s_addr = htonl(0xc0000201)};
     if (!W.api)
         die("api_new");
     W.hdr_demo = basic_header("demo", "secret");
@@ -327,7 +383,28 @@ struct fake {
     int n_headers;
     struct kv query[MAX_KV];
     int n_query;
+    /* the API's suspension hooks: resume() comes from another thread */
+    pthread_mutex_t lock;
+    pthread_cond_t resumed_cond;
+    int suspended, resumed;
 };
+
+static void fake_suspend(struct request *req)
+{
+    struct fake *f = req->http;
+    pthread_mutex_lock(&f->lock);
+    f->suspended++;
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void fake_resume(struct request *req)
+{
+    struct fake *f = req->http;
+    pthread_mutex_lock(&f->lock);
+    f->resumed++;
+    pthread_cond_signal(&f->resumed_cond);
+    pthread_mutex_unlock(&f->lock);
+}
 
 static const char *fake_header(void *http, const char *name)
 {
@@ -453,6 +530,24 @@ static const char *nova_name(int status)
     }
 }
 
+static const char *hostway_title(int status)
+{
+    switch (status) {
+    case 400: return "Bad request";
+    case 403: return "Forbidden";
+    case 404: return "Resource not found";
+    case 405: return "Method not allowed";
+    case 406: return "Not acceptable";
+    case 409: return "Conflict";
+    case 413: return "Request entity too large";
+    case 415: return "Unsupported media type";
+    case 501: return "Not implemented";
+    case 429: return "Too many requests";
+    case 503: return "Service unavailable";
+    default: return "Internal server error";
+    }
+}
+
 static bool is_uuid4(const char *s)
 {
     if (!s || strlen(s) != 36)
@@ -478,6 +573,9 @@ struct exchange {
     const char *body;
     size_t body_len;
     struct response *res;
+    int oom_at;                 /* the request's n-th new arena chunk failed (0: none) */
+    const char *base;           /* what every link must begin with */
+    struct arena *ar;
 };
 
 static const char *res_header(const struct response *res, const char *name)
@@ -633,7 +731,9 @@ static void check_error_body(const struct exchange *x, json_t *j)
         /* Nova: {"<name>": {"code": N, "message": "..."}} (+ retryAfter on 429) */
         if (strcmp(name, nova_name(status)) != 0)
             fail(x, "Nova fault name %s, want %s", name, nova_name(status));
-        size_t want = 2 + (status == 429 && json_object_get(inner, "retryAfter") ? 1 : 0);
+        /* retryAfter: a throttle's 429, and Cinder's OverLimit 413 */
+        size_t want = 2 + ((status == 429 || status == 413) &&
+                                   json_object_get(inner, "retryAfter") ? 1 : 0);
         if (json_object_size(inner) != want)
             fail(x, "Nova fault has %zu members, want %zu", json_object_size(inner), want);
     } else {
@@ -656,7 +756,195 @@ static void check_error_body(const struct exchange *x, json_t *j)
         if (status == 404 && (strcmp(json_string_value(message), "Resource not found") != 0 ||
                               *json_string_value(details) != '\0'))
             fail(x, "Hostway 404 must be the seed's body");
+        /* the title: the status's, or one of the few dialect.c names */
+        const char *title = json_string_value(message);
+        if (strcmp(title, hostway_title(status)) != 0 &&
+            strcmp(title, "VolumeAlreadyAttached") != 0 && strcmp(title, "VolumeInUse") != 0 &&
+            !(strcmp(title, "Quota exceeded") == 0 && (status == 413 || status == 403)))
+            fail(x, "Hostway title \"%s\" for %d", title, status);
     }
+}
+
+/* GET .../limits: {"limits": {"rate": [], "absolute": {...}}}, every
+ * absolute value an integer, and no usage above its limit: a quota is
+ * checked in the transaction that creates, and the fixture starts within
+ * every limit. */
+static void check_limits(const struct exchange *x, json_t *j)
+{
+    json_t *limits = json_object_get(j, "limits");
+    json_t *absolute = json_object_get(limits, "absolute");
+    if (json_object_size(j) != 1 || !json_is_object(limits) ||
+        !json_is_array(json_object_get(limits, "rate")) || !json_is_object(absolute))
+        fail(x, "limits: not {\"limits\": {\"rate\": [], \"absolute\": {...}}}");
+    const char *k;
+    json_t *v;
+    json_object_foreach(absolute, k, v)
+        if (!json_is_integer(v))
+            fail(x, "limits: %s is not an integer", k);
+    static const char *const pairs[][2] = {
+        {"maxTotalInstances", "totalInstancesUsed"}, {"maxTotalCores", "totalCoresUsed"},
+        {"maxTotalRAMSize", "totalRAMUsed"}, {"maxTotalVolumes", "totalVolumesUsed"},
+        {"maxTotalVolumeGigabytes", "totalGigabytesUsed"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        json_t *max = json_object_get(absolute, pairs[i][0]);
+        json_t *used = json_object_get(absolute, pairs[i][1]);
+        if (!max != !used)
+            fail(x, "limits: %s without %s", max ? pairs[i][0] : pairs[i][1],
+                 max ? pairs[i][1] : pairs[i][0]);
+        if (max && json_integer_value(max) >= 0 && json_integer_value(used) > json_integer_value(max))
+            fail(x, "limits: %s %lld over %s %lld", pairs[i][1],
+                 (long long)json_integer_value(used), pairs[i][0],
+                 (long long)json_integer_value(max));
+    }
+}
+
+/* Every link of an answer begins with the base the request gave: the
+ * --public-url, or the scheme and the host the client named (a trusted
+ * proxy's, else the Host header) when it is a plausible host, else
+ * "localhost" (router.c's request_base()), then "/". */
+static void check_hrefs(const struct exchange *x, json_t *v)
+{
+    size_t n = strlen(x->base);
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        /* (but a version's "describedby": the API's documentation) */
+        json_t *rel = json_object_get(v, "rel");
+        bool doc = json_is_string(rel) && !strcmp(json_string_value(rel), "describedby");
+        json_object_foreach(v, k, m) {
+            if (!strcmp(k, "href") && json_is_string(m) && !doc &&
+                (strncmp(json_string_value(m), x->base, n) != 0 ||
+                 json_string_value(m)[n] != '/'))
+                fail(x, "a link %s that does not begin with %s/", json_string_value(m), x->base);
+            check_hrefs(x, m);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m)
+            check_hrefs(x, m);
+    }
+}
+
+static void check_links(const struct exchange *x, json_t *body)
+{
+    check_hrefs(x, body);
+    const char *location = res_header(x->res, "Location");
+    size_t n = strlen(x->base);
+    if (location && (strncmp(location, x->base, n) != 0 || location[n] != '/'))
+        fail(x, "Location %s does not begin with %s/", location, x->base);
+}
+
+static bool metric_name(const char **p)
+{
+    const char *s = *p;
+    if (!(isalpha((unsigned char)*s) || *s == '_' || *s == ':'))
+        return false;
+    while (isalnum((unsigned char)*s) || *s == '_' || *s == ':')
+        s++;
+    *p = s;
+    return true;
+}
+
+/* GET /metrics: Prometheus' text format 0.0.4, every line of it: "# HELP
+ * name text", "# TYPE name type", or name{label="value",...} value. */
+static void check_exposition(const struct exchange *x)
+{
+    const struct response *res = x->res;
+    if (strcmp(res->content_type, "text/plain; version=0.0.4; charset=utf-8") != 0)
+        fail(x, "metrics: content type %s", res->content_type);
+    if (!res->body_len || res->body[res->body_len - 1] != '\n' ||
+        memchr(res->body, '\0', res->body_len) || !utf8(arena_strndup(x->ar, res->body,
+                                                                        res->body_len)))
+        fail(x, "metrics: not lines of UTF-8 text");
+    const char *p = res->body, *end = res->body + res->body_len;
+    for (int line = 1; p < end; line++) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *s = p;
+        bool ok;
+        if (!strncmp(s, "# HELP ", 7)) {
+            s += 7;
+            ok = metric_name(&s) && *s == ' ';
+        } else if (!strncmp(s, "# TYPE ", 7)) {
+            s += 7;
+            ok = metric_name(&s) && *s == ' ';
+            if (ok) {
+                s++;
+                size_t n = (size_t)(eol - s);
+                ok = (n == 7 && !strncmp(s, "counter", 7)) || (n == 5 && !strncmp(s, "gauge", 5)) ||
+                     (n == 9 && !strncmp(s, "histogram", 9)) ||
+                     (n == 7 && !strncmp(s, "summary", 7)) || (n == 7 && !strncmp(s, "untyped", 7));
+            }
+        } else {
+            ok = metric_name(&s);
+            if (ok && *s == '{') {
+                s++;
+                while (ok && *s != '}') {
+                    ok = (isalpha((unsigned char)*s) || *s == '_');
+                    while (ok && (isalnum((unsigned char)*s) || *s == '_'))
+                        s++;
+                    ok = ok && s[0] == '=' && s[1] == '"';
+                    if (!ok)
+                        break;
+                    for (s += 2; *s != '"' && s < eol; s++)
+                        if (*s == '\\' && (s[1] == '\\' || s[1] == '"' || s[1] == 'n'))
+                            s++;
+                        else if (*s == '\\')
+                            ok = false;
+                    ok = ok && *s == '"';
+                    s++;
+                    if (ok && *s == ',')
+                        s++;
+                    else
+                        ok = ok && *s == '}';
+                }
+                s++;
+            }
+            if (ok) {
+                ok = *s == ' ';
+                s++;
+                char *num_end;
+                if (!strncmp(s, "+Inf", 4) || !strncmp(s, "-Inf", 4))
+                    num_end = (char *)s + 4;
+                else if (!strncmp(s, "NaN", 3))
+                    num_end = (char *)s + 3;
+                else
+                    strtod(s, &num_end);
+                ok = ok && num_end > s && (num_end == eol || *num_end == ' ');
+            }
+        }
+        if (!ok)
+            fail(x, "metrics: line %d is not Prometheus' text format: %.*s", line,
+                 (int)(eol - p), p);
+        p = eol + 1;
+    }
+}
+
+/* The answer of a request that ran out of memory (router.c): 503 in the
+ * dialect's shape, "retry it", Retry-After: 1, the request ids. */
+static void check_out_of_memory(const struct exchange *x)
+{
+    const struct response *res = x->res;
+    const char *rid = res_header(res, "x-openstack-request-id");
+    if (!rid || strcmp(rid, x->request_id) != 0 || !res_header(res, "Retry-After") ||
+        strcmp(res_header(res, "Retry-After"), "1") != 0)
+        fail(x, "out of memory: the request id or Retry-After: 1 missing");
+    if (!res->content_type || strcmp(res->content_type, "application/json") != 0 || !res->body)
+        fail(x, "out of memory: not a JSON answer");
+    json_t *j = json_loadb(res->body, res->body_len, 0, NULL);
+    if (!j)
+        fail(x, "out of memory: the answer is not JSON");
+    json_t *inner = json_object_get(j, "serviceUnavailable");
+    bool nova = nova_path(x->path) && !(W.allow_dialect && unroutable(x->path));
+    json_t *text = json_object_get(inner, nova ? "message" : "details");
+    if (json_object_size(j) != 1 || !json_is_object(inner) ||
+        json_integer_value(json_object_get(inner, "code")) != 503 || !json_is_string(text) ||
+        !strstr(json_string_value(text), "ran out of memory") ||
+        json_object_size(inner) != (nova ? 2 : 4) ||
+        (!nova && !is_uuid4(json_string_value(json_object_get(inner, "errorid")))))
+        fail(x, "out of memory: not the %s shape of the 503", nova ? "Nova" : "Hostway");
+    json_decref(j);
 }
 
 static void check_response(const struct exchange *x)
@@ -668,6 +956,10 @@ static void check_response(const struct exchange *x)
         fail(x, "no status set");
     if (status < 200 || status > 599)
         fail(x, "status %d out of range", status);
+    if (status == 503 && x->oom_at) {
+        check_out_of_memory(x);
+        return;
+    }
     if (status >= 500)
         fail(x, "status %d: hostile input must not give a server error", status);
 
@@ -691,6 +983,9 @@ static void check_response(const struct exchange *x)
         fail(x, "a body needs a content type and a content type a body");
     if (!res->body && res->body_len != 0)
         fail(x, "body_len without a body");
+    /* lists are cut at an item near API_MAX_ANSWER (one item may pass it) */
+    if (res->body_len > API_MAX_ANSWER + (256u << 10))
+        fail(x, "an answer of %zu bytes", res->body_len);
 
     if (status == 204) {
         if (res->body || res->body_len)
@@ -716,6 +1011,10 @@ static void check_response(const struct exchange *x)
             fail(x, "error %d without a body", status);
         return;
     }
+    if (status == 200 && !strcmp(x->path, "/metrics")) {
+        check_exposition(x);
+        return;
+    }
     if (strcmp(res->content_type, "application/json") != 0)
         fail(x, "content type %s", res->content_type);
     json_error_t e;
@@ -726,7 +1025,54 @@ static void check_response(const struct exchange *x)
         check_error_body(x, j);
     else if (!json_is_object(j) || json_object_size(j) < 1)
         fail(x, "a success body must be a non-empty object");
+    else if (json_object_get(j, "limits"))
+        check_limits(x, j);
+    if (status < 400)
+        check_links(x, j);
     json_decref(j);
+}
+
+/* ---- running a request ------------------------------------------------------ */
+
+/* How long a suspended request may wait for its resume(): the work behind
+ * it (an argon2 check, a commit) takes milliseconds; a lost resume() would
+ * otherwise hang the fuzzer until libFuzzer's own timeout. */
+#define RESUME_WAIT_SECONDS 60
+
+/* Run the request to its answer as the HTTP layer does: each time the API
+ * answers API_SUSPENDED, it must have called suspend() (once more than
+ * before); wait for the resume() from the thread that did the work, then
+ * api_resume(). At the end every suspend() had its one resume(). */
+static void drive(const struct exchange *x, struct request *req)
+{
+    struct fake *f = x->fake;
+    enum api_status st = api_handle(W.api, req, x->res);
+    for (int waits = 1; st == API_SUSPENDED; waits++) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += RESUME_WAIT_SECONDS;
+        pthread_mutex_lock(&f->lock);
+        int suspended = f->suspended;
+        bool late = false;
+        while (f->resumed < waits && !late)
+            late = pthread_cond_timedwait(&f->resumed_cond, &f->lock, &until) != 0 &&
+                   f->resumed < waits;
+        pthread_mutex_unlock(&f->lock);
+        if (suspended != waits)
+            fail(x, "API_SUSPENDED number %d after %d calls of suspend()", waits, suspended);
+        if (late)
+            fail(x, "suspended, and not resumed within %d s", RESUME_WAIT_SECONDS);
+        if (waits > 64)
+            fail(x, "suspended more than 64 times");
+        st = api_resume(W.api, req, x->res);
+    }
+    if (st != API_DONE)
+        fail(x, "api_handle/api_resume answered %d", (int)st);
+    pthread_mutex_lock(&f->lock);
+    int suspended = f->suspended, resumed = f->resumed;
+    pthread_mutex_unlock(&f->lock);
+    if (suspended != resumed)
+        fail(x, "answered with %d suspend() and %d resume()", suspended, resumed);
 }
 
 /* ---- the input ------------------------------------------------------------ */
@@ -779,6 +1125,8 @@ static bool one_request(const uint8_t *data, size_t size)
     arena_init(&ar);
     struct fake f;
     memset(&f, 0, sizeof f);
+    pthread_mutex_init(&f.lock, NULL);
+    pthread_cond_init(&f.resumed_cond, NULL);
 
     size_t n;
     const char *s = field(&p, end, &n);
@@ -830,23 +1178,62 @@ static bool one_request(const uint8_t *data, size_t size)
     if (flags & 8)
         f.headers[f.n_headers++] = (struct kv){"Content-Type", "application/json"};
 
+    /* how the client reached attachd (server.c's link_base()) */
+    bool proxied = data[0] & 8, public_url = data[0] & 16;
+    const char *fwd_host = NULL;
+    if (proxied) {
+        /* server.c's first_of(): the first element of X-Forwarded-Host */
+        const char *v = host;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t len = strcspn(v, ", \t");
+        fwd_host = len ? arena_strndup(&ar, v, len) : NULL;
+    }
+    const char *link_host = fwd_host ? fwd_host : (flags & 4) ? host : NULL;
+    if (!link_host || !*link_host || strlen(link_host) > 255 || !utf8(link_host) ||
+        strpbrk(link_host, " /\\\"<>"))
+        link_host = "localhost";
+    const char *base = public_url ? "https://cloud.example.com/attachd"
+                                  : arena_printf(&ar, "%s://%s", proxied ? "https" : "http",
+                                                 link_host);
+
     char uuid[UUID_STR_LEN + 1], request_id[48];
     id_uuid4(uuid);
     snprintf(request_id, sizeof request_id, "req-%s", uuid);
     struct request req = {
         .arena = &ar, .method = methods[msel].m, .path = path, .body = body,
         .body_len = body_len, .header = fake_header, .query = fake_query,
-        .each_query = fake_each_query, .http = &f, .request_id = request_id,
+        .each_query = fake_each_query, .http = &f,
+        .client = (const struct sockaddr *)&W.client, .request_id = request_id,
+        .suspend = fake_suspend, .resume = fake_resume,
+        .scheme = proxied ? "https" : NULL, .host = fwd_host,
+        .public_url = public_url ? "https://cloud.example.com/attachd" : NULL,
     };
     struct response res;
     memset(&res, 0, sizeof res);
-    api_handle(W.api, &req, &res);
-
     struct exchange x = {
         .method_name = methods[msel].name, .method = methods[msel].m, .target = target,
         .path = path, .fake = &f, .request_id = request_id, .body = body,
-        .body_len = body_len, .res = &res,
+        .body_len = body_len, .res = &res, .oom_at = flags >> 4, .base = base, .ar = &ar,
     };
+    /* api_handle() takes its call from the arena outside any recovery point,
+     * trusting it to fit the inline buffer (router.c); when what the request
+     * holds before (the path, the query, ... as server.c's begin() puts them
+     * there) leaves no room, an allocation failure there aborts the process
+     * (README.md, finding 8). FUZZ_API_ALLOW=oom-call makes no allocation of
+     * such a request fail. */
+    if (x.oom_at && W.allow_oom_call &&
+        ar.inline_used + ((sizeof(struct call) + 15) & ~(size_t)15) > ARENA_INLINE)
+        x.oom_at = 0;
+    if (x.oom_at) {
+        log_set_level(LOG_ERROR + 1);   /* "ran out of memory; answered 503" each time */
+        oom_test_fail_after(x.oom_at);
+    }
+    drive(&x, &req);
+    if (x.oom_at) {
+        oom_test_fail_after(0);
+        log_set_level(LOG_WARN);
+    }
     if (W.trace) {
         fprintf(stderr, "fuzz_api: %s ", x.method_name);
         printable(stderr, target, strlen(target));
@@ -857,11 +1244,52 @@ static bool one_request(const uint8_t *data, size_t size)
     }
     check_response(&x);
 
-    bool wrote = req.method != METHOD_GET && req.method != METHOD_HEAD && res.status >= 200 &&
-                 res.status < 300;
+    /* a request abandoned for memory may or may not have made its change */
+    bool wrote = (req.method != METHOD_GET && req.method != METHOD_HEAD && res.status >= 200 &&
+                  res.status < 300) || (x.oom_at && res.status == 503);
     free(body);
     arena_release(&ar);
+    pthread_mutex_destroy(&f.lock);
+    pthread_cond_destroy(&f.resumed_cond);
     return wrote;
+}
+
+/* After an input that changed something: no account uses more than its
+ * quotas allow, however the requests went (the checks are in the
+ * transactions that create). */
+static void check_quotas(const uint8_t *data, size_t size)
+{
+    static const char *const accounts[] = {"acct-0001", "acct-0002", "ops-0001"};
+    struct arena ar;
+    arena_init(&ar);
+    for (size_t i = 0; i < sizeof accounts / sizeof accounts[0]; i++) {
+        struct core_ctx c = {.core = W.core, .arena = &ar, .scope = accounts[i],
+                             .account = accounts[i], .home = accounts[i], .user_id = "fuzz",
+                             .version = 1};
+        struct limits l;
+        struct core_error err;
+        if (!core_limits(&c, &l, &err)) {
+            fprintf(stderr, "fuzz_api: CHECK FAILED: core_limits(%s): %s\n", accounts[i],
+                    err.message);
+            abort();
+        }
+        const int64_t q[5] = {l.quota.instances, l.quota.cores, l.quota.ram, l.quota.volumes,
+                              l.quota.gigabytes};
+        const int64_t u[5] = {l.used.instances, l.used.cores, l.used.ram, l.used.volumes,
+                              l.used.gigabytes};
+        static const char *const names[] = {"instances", "cores", "ram", "volumes", "gigabytes"};
+        for (int k = 0; k < 5; k++) {
+            if (q[k] >= 0 && u[k] > q[k]) {
+                fprintf(stderr, "\n==== fuzz_api: CHECK FAILED: after this input %s uses "
+                                "%lld %s, over its quota of %lld\n---- input (%zu bytes): ",
+                        accounts[i], (long long)u[k], names[k], (long long)q[k], size);
+                printable(stderr, (const char *)data, size);
+                fprintf(stderr, "\n");
+                abort();
+            }
+        }
+    }
+    arena_release(&ar);
 }
 
 /* An input is up to MAX_REQUESTS requests separated by SEPARATOR, run in
@@ -885,7 +1313,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         p = next + sizeof SEPARATOR - 1;
     }
-    if (dirty)
+    if (dirty) {
+        check_quotas(data, size);
         reset_state();
+    }
     return 0;
 }

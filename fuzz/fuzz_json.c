@@ -1,11 +1,18 @@
 /* fuzz_json.c: py_repr(), validate_object() and body_object() (src/api/json.c)
  * on arbitrary JSON, with field tables like the handlers' (every field type,
- * length bounds, patterns, microversion ranges).
+ * length bounds, patterns, microversion ranges), and the metadata rules:
+ * server_metadata_ok() (Nova's parameter_types.metadata), volume_metadata_ok()
+ * (Cinder's), metadata_count_ok().
  *
  * Input: byte 0 picks the microversion (2.1 to 2.89), byte 1 bit 0 the
  * dialect (1: Nova), bit 1 whether the object is named ("thing") or is the
  * top level, bit 2 whether the body goes through body_object() (the text
- * as a request body, the object under "thing") instead; the rest is JSON.
+ * as a request body, the object under "thing") instead, bit 3 whether it
+ * runs as a request's step does (inside a recovery point, jansson
+ * allocating from the arena: json_memory_use()) or with jansson on malloc
+ * (so that ASan and LeakSanitizer see its references), bits 4-5 the
+ * metadata check the JSON also goes through when it is an object (0 none,
+ * 1 servers, 2 volumes, 3 the count); the rest is JSON.
  *
  * Checks:
  *  - py_repr() of any JSON value (JSON_DECODE_ANY) is valid UTF-8 (JSON
@@ -17,10 +24,21 @@
  *    {"badRequest": {"message", "code", "details", "errorid"}}), with
  *    a real message (not dialect.c's fallback for unencodable text) that
  *    starts as jsonschema's messages do.
+ *  - the metadata checks accept exactly what a reference of their rules
+ *    accepts (servers: every key of 1-255 characters of [a-zA-Z0-9-_:. ]
+ *    with a string value of at most 255 characters; volumes: keys of 1-255
+ *    characters, string values of at most 255; at most 128 items), and
+ *    refuse with 400 (403 for the count) whose message names what the
+ *    reference says failed first (volumes: the whole message, the key shown
+ *    up to 255 characters);
+ *  - no message has a U+FFFD that the input did not (the input is valid
+ *    JSON, so valid UTF-8: a replacement character in a message means the
+ *    text was cut inside a character).
  * FUZZ_JSON_ALLOW=truncate lets a truncated py_repr() ("...") be invalid
  * UTF-8, and =fallback lets the fallback body pass (both: a known finding,
  * see README.md), to look for other failures.
  */
+#include <ctype.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +49,7 @@
 #include "ref_utf8.h"
 #include "api/call.h"
 #include "util/arena.h"
+#include "util/oom.h"
 
 #define CHECK(cond, ...)                                                    \
     do {                                                                    \
@@ -125,59 +144,232 @@ static void check_error(struct call *c, const char *what)
     json_decref(j);
 }
 
+/* The message of an error response (Hostway: its details), in ar. */
+static const char *error_message(struct call *c, struct arena *ar)
+{
+    json_t *j = json_loadb(c->res->body, c->res->body_len, 0, NULL);
+    CHECK(j && json_object_size(j) == 1, "error body: %.*s", (int)c->res->body_len, c->res->body);
+    json_t *inner = json_object_iter_value(json_object_iter(j));
+    json_t *m = json_object_get(inner, c->dialect == DIALECT_NOVA ? "message" : "details");
+    CHECK(json_is_string(m), "error without a message: %.*s", (int)c->res->body_len,
+          c->res->body);
+    const char *msg = arena_strdup(ar, json_string_value(m));
+    json_decref(j);
+    return msg;
+}
+
+static bool has_replacement(const char *s, size_t n)
+{
+    return memmem(s, n, "\xef\xbf\xbd", 3) != NULL;
+}
+
+/* ---- metadata: references of the rules ------------------------------------------- */
+
+static size_t chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* The first n characters of s (valid UTF-8), in ar. */
+static char *first_chars(struct arena *ar, const char *s, size_t n)
+{
+    const char *e = s;
+    for (size_t k = 0; *e && k <= n; e++)
+        if (((unsigned char)*e & 0xc0) != 0x80 && k++ == n)
+            break;
+    return arena_strndup(ar, s, (size_t)(e - s));
+}
+
+static bool server_key_ok(const char *k)
+{
+    size_t n = chars(k);
+    if (n < 1 || n > 255)
+        return false;
+    for (; *k; k++)
+        if (!(isalnum((unsigned char)*k) && (unsigned char)*k < 0x80) && !strchr("-_:. ", *k))
+            return false;
+    return true;
+}
+
+/* Nova: the values of matching keys first (jsonschema's patternProperties),
+ * in order, then the keys that match nothing. NULL: accepted; else the
+ * start of the message. */
+static const char *ref_server_metadata(struct arena *ar, json_t *md)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(md, k, v) {
+        if (server_key_ok(k) && (!json_is_string(v) || chars(json_string_value(v)) > 255))
+            return arena_printf(ar, "Invalid input for field/attribute %s. Value: ", k);
+    }
+    json_object_foreach(md, k, v) {
+        if (!server_key_ok(k))
+            return "Invalid input for field/attribute metadata. Value: ";
+    }
+    return NULL;
+}
+
+/* Cinder: each item in order, the key then the value. NULL: accepted;
+ * else the whole message. */
+static const char *ref_volume_metadata(struct arena *ar, json_t *md)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(md, k, v) {
+        if (!*k)
+            return "Invalid metadata: Metadata key:  has a minimum character requirement of 1.";
+        if (chars(k) > 255)
+            return arena_printf(ar, "Invalid metadata: Metadata key: %s... has more than 255 "
+                                    "characters.", first_chars(ar, k, 255));
+        if (!json_is_string(v))
+            return arena_printf(ar, "Invalid metadata: Value for metadata key: %s is not a "
+                                    "string or unicode", k);
+        if (chars(json_string_value(v)) > 255)
+            return arena_printf(ar, "Invalid metadata: Value for metadata key: %s has more "
+                                    "than 255 characters.", k);
+    }
+    return NULL;
+}
+
+/* ---- the harness ------------------------------------------------------------------ */
+
+struct run {
+    const uint8_t *data;
+    size_t size;
+    struct arena *ar;
+    json_t *v;                  /* the input as any JSON value, or NULL */
+    struct call c, mc;          /* validation, metadata */
+    struct request req, mreq;
+    struct response res, mres;
+    int md_mode;
+    bool via_body, named, accepted, md_ran, md_ok;
+};
+
+/* The part that runs as a request's step does, in arena mode. */
+static void run(struct run *r)
+{
+    int version = r->data[0] % MAX_VERSION + 1;
+    bool nova = r->data[1] & 1;
+    const char *text = (const char *)r->data + 2;
+    size_t len = r->size - 2;
+    r->v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+    r->req = (struct request){.arena = r->ar, .method = METHOD_POST, .path = "/fuzz",
+                              .request_id = "req-fuzz", .body = text, .body_len = len};
+    r->c = (struct call){.req = &r->req, .res = &r->res, .arena = r->ar,
+                         .dialect = nova ? DIALECT_NOVA : DIALECT_HOSTWAY, .version = version,
+                         .prefix = ""};
+    r->mreq = r->req;
+    r->mc = r->c;
+    r->mc.req = &r->mreq;
+    r->mc.res = &r->mres;
+    if (r->via_body) {
+        r->accepted = body_object(&r->c, "thing", fields, NULL) != NULL;
+        json_decref(r->c.body);
+        r->c.body = NULL;
+    } else if (r->v) {
+        r->accepted = validate_object(&r->c, r->v, r->named ? "thing" : NULL, fields);
+    }
+    if (r->md_mode && json_is_object(r->v)) {
+        r->md_ran = true;
+        r->md_ok = r->md_mode == 1 ? server_metadata_ok(&r->mc, r->v)
+                 : r->md_mode == 2 ? volume_metadata_ok(&r->mc, r->v)
+                                   : metadata_count_ok(&r->mc, r->v);
+    }
+}
+
+static void check_metadata(struct run *r)
+{
+    struct call *c = &r->mc;
+    const char *want = r->md_mode == 1 ? ref_server_metadata(r->ar, r->v)
+                     : r->md_mode == 2 ? ref_volume_metadata(r->ar, r->v)
+                     : json_object_size(r->v) > 128
+                         ? "Maximum number of metadata items exceeds 128" : NULL;
+    static const char *const what[] = {"", "servers", "volumes", "count"};
+    CHECK(r->md_ok == !want, "metadata (%s): %s, the reference %s", what[r->md_mode],
+          r->md_ok ? "accepted" : "refused", want ? "refuses" : "accepts");
+    if (r->md_ok) {
+        CHECK(c->res->status == 0 && !c->res->body, "metadata accepted but answered %d",
+              c->res->status);
+        return;
+    }
+    int status = r->md_mode == 3 ? 403 : 400;
+    CHECK(c->res->status == status && c->res->body, "metadata (%s) refused with %d",
+          what[r->md_mode], c->res->status);
+    const char *msg = error_message(c, r->ar);
+    bool exact = r->md_mode != 1;
+    CHECK(exact ? !strcmp(msg, want) : !strncmp(msg, want, strlen(want)),
+          "metadata (%s): message\n  \"%s\"\nwant %s\n  \"%s\"", what[r->md_mode], msg,
+          exact ? "" : "it to begin with", want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    int version = data[0] % MAX_VERSION + 1;
-    bool nova = data[1] & 1, named = data[1] & 2, via_body = data[1] & 4;
-    const char *text = (const char *)data + 2;
-    size_t len = size - 2;
-
     struct arena ar;
     arena_init(&ar);
+    struct run *r = arena_alloc(&ar, sizeof *r);
+    *r = (struct run){.data = data, .size = size, .ar = &ar, .named = data[1] & 2,
+                      .via_body = data[1] & 4, .md_mode = (data[1] >> 4) & 3};
+    bool arena_mode = data[1] & 8;
+
+    if (arena_mode) {
+        /* as router.c's run_step(): out of memory would unwind here */
+        struct oom_point p;
+        json_memory_use(&ar);
+        oom_enter(&p);
+        if (setjmp(p.jb) == 0)
+            run(r);
+        else
+            CHECK(false, "out of memory in a step");
+        oom_leave(&p);
+        json_memory_use(NULL);
+    } else {
+        run(r);
+    }
 
     /* py_repr of anything */
-    json_t *v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+    json_t *v = r->v;
     if (v) {
-        char *r = py_repr(&ar, v);
-        CHECK(r != NULL, "py_repr returned NULL");
-        size_t n = strlen(r);
+        char *rp = py_repr(&ar, v);
+        CHECK(rp != NULL, "py_repr returned NULL");
+        size_t n = strlen(rp);
         CHECK(n <= 512, "py_repr is %zu bytes", n);     /* > 512 is cut to 500 + "..." */
         for (size_t i = 0; i < n; i++)
-            CHECK((unsigned char)r[i] >= 0x20 && r[i] != 0x7f,
-                  "py_repr has a raw control byte 0x%02x at %zu", (unsigned char)r[i], i);
-        bool truncated = n == 503 && !strcmp(r + 500, "...");
-        CHECK(ref_utf8((const unsigned char *)r, n) || (allow_truncate && truncated),
+            CHECK((unsigned char)rp[i] >= 0x20 && rp[i] != 0x7f,
+                  "py_repr has a raw control byte 0x%02x at %zu", (unsigned char)rp[i], i);
+        bool truncated = n == 503 && !strcmp(rp + 500, "...");
+        CHECK(ref_utf8((const unsigned char *)rp, n) || (allow_truncate && truncated),
               "py_repr is not valid UTF-8 (%zu bytes, truncated: %s)", n,
               truncated ? "yes" : "no");
     }
 
     /* validate_object / body_object */
-    struct request req = {.arena = &ar, .method = METHOD_POST, .path = "/fuzz",
-                          .request_id = "req-fuzz", .body = text, .body_len = len};
-    struct response res;
-    memset(&res, 0, sizeof res);
-    struct call c = {.req = &req, .res = &res, .arena = &ar,
-                     .dialect = nova ? DIALECT_NOVA : DIALECT_HOSTWAY, .version = version,
-                     .prefix = ""};
-    if (via_body) {
-        json_t *o = body_object(&c, "thing", fields, NULL);
-        if (o)
-            CHECK(res.status == 0 && !res.body, "body_object accepted but answered %d",
-                  res.status);
+    const char *what = r->via_body ? "body_object" : "validate_object";
+    bool input_fffd = has_replacement((const char *)data + 2, size - 2);
+    if (r->via_body || v) {
+        if (r->accepted)
+            CHECK(r->res.status == 0 && !r->res.body && (r->via_body || json_is_object(v)),
+                  "%s accepted but answered %d", what, r->res.status);
         else
-            check_error(&c, "body_object");
-        json_decref(c.body);
-    } else if (v) {
-        bool ok = validate_object(&c, v, named ? "thing" : NULL, fields);
-        if (ok)
-            CHECK(json_is_object(v) && res.status == 0 && !res.body,
-                  "validate_object accepted but answered %d", res.status);
-        else
-            check_error(&c, "validate_object");
+            check_error(&r->c, what);
+        CHECK(r->accepted || input_fffd || !has_replacement(r->res.body, r->res.body_len),
+              "%s: a U+FFFD the input did not have: %.*s", what, (int)r->res.body_len,
+              r->res.body);
     }
-    json_decref(v);
+
+    /* metadata */
+    if (r->md_ran) {
+        check_metadata(r);
+        CHECK(r->md_ok || input_fffd || !has_replacement(r->mres.body, r->mres.body_len),
+              "metadata: a U+FFFD the input did not have: %.*s", (int)r->mres.body_len,
+              r->mres.body);
+    }
+    if (!arena_mode)
+        json_decref(v);     /* in arena mode its blocks go with the arena */
     arena_release(&ar);
     return 0;
 }

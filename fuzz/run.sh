@@ -32,6 +32,6 @@ cd "$logs"
     -artifact_prefix="$art" $dict "$@" "$work" "$here/corpus/$h" >/dev/null 2>&1 || true
 mv "$logs/fuzz-0.log" "$log"
 echo "log: $log"
-grep -E '^#[0-9]+ +(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1
+grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1
 grep -E 'stat::|CHECK FAILED|ERROR: |SUMMARY' "$log" || true
 ls -1 "$art" 2>/dev/null | sed 's/^/artifact: /'
