@@ -94,6 +94,8 @@ static bool domain_status(enum driver_state state, const char **vm_state, int *p
     case DOMAIN_RUNNING: *vm_state = "active"; *power = POWER_RUNNING; return true;
     case DOMAIN_PAUSED: *vm_state = "paused"; *power = POWER_PAUSED; return true;
     case DOMAIN_SHUTOFF: *vm_state = "stopped"; *power = POWER_SHUTDOWN; return true;
+    /* a managed save (Nova's suspend on libvirt): off, to be resumed */
+    case DOMAIN_SAVED: *vm_state = "suspended"; *power = POWER_SHUTDOWN; return true;
     case DOMAIN_CRASHED: *vm_state = "error"; *power = POWER_CRASHED; return true;
     default: return false;
     }

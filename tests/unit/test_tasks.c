@@ -576,6 +576,12 @@ static void test_servers_follow_their_domains(void **state)
     for (int i = 0; i < 100 && strcmp(get_server(f, "s1").vm_state, "paused"); i++)
         fake_sleep_ms(20);
     assert_string_equal(get_server(f, "s1").vm_state, "paused");
+    fake_set_state(f->fake, DOM_A, DOMAIN_SAVED);     /* managed-saved outside attachd */
+    for (int i = 0; i < 100 && strcmp(get_server(f, "s1").vm_state, "suspended"); i++)
+        fake_sleep_ms(20);
+    s = get_server(f, "s1");
+    assert_string_equal(s.vm_state, "suspended");
+    assert_int_equal(s.power_state, POWER_SHUTDOWN);
 }
 
 /* ---- the reconciler ------------------------------------------------------------------------ */
