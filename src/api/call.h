@@ -187,6 +187,10 @@ void cinder_volumes_list(struct call *c);
 void cinder_volumes_detail(struct call *c);
 void cinder_volumes_show(struct call *c);
 
+void flavors_list(struct call *c);
+void flavors_detail(struct call *c);
+void flavors_show(struct call *c);
+
 void limits_show(struct call *c);
 void cinder_limits(struct call *c);
 

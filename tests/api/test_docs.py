@@ -67,6 +67,8 @@ for _d in ("hostway", "nova"):
         (_d, "GET", vols), (_d, "POST", vols), (_d, "GET", vols + "/detail"),
         (_d, "GET", vols + "/{volume_id}"), (_d, "DELETE", vols + "/{volume_id}"),
         (_d, "GET", "/limits"),
+        (_d, "GET", "/flavors"), (_d, "GET", "/flavors/detail"),
+        (_d, "GET", "/flavors/{flavor_id}"),
     }
 # the read-only block-storage API for the openstack CLI (issue 4)
 ENDPOINTS |= {("cinder", "GET", "/v3"), ("cinder", "GET", "/v3/{project_id}/volumes"),

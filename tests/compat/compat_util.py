@@ -17,8 +17,9 @@ import uuid
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
-# What clients send when they create a server. attachd keeps no images or
-# flavors, so any well-formed reference will do.
+# What clients send when they create a server. attachd keeps no images, so
+# any well-formed image reference will do; flavor 1 is Nova's m1.tiny (the
+# classic set attachd serves when the configuration names no flavors).
 IMAGE_REF = "70a599e0-31e7-49b7-b260-868f441e862b"
 FLAVOR_REF = "1"
 

@@ -1,0 +1,391 @@
+/* flavors.c: GET /flavors, /flavors/detail and /flavors/{flavor_id} in both
+ * dialects: Nova's read-only flavor API over the flavors the core was given
+ * (the configuration's [flavor ID] sections, or Nova's classic set), with
+ * Nova's bodies, filters, sorting and paging (nova/api/openstack/compute/
+ * flavors.py and views/flavors.py). Every flavor is public and enabled, with
+ * no swap, no ephemeral disk, an rxtx_factor of 1.0, no description and no
+ * extra specs. There is no write side: the router answers 405 for POST,
+ * PUT and DELETE (flavors are configuration). */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/call.h"
+
+/* ---- the query ------------------------------------------------------------- */
+
+struct last_ctx {
+    const char *name, *value;
+};
+
+static bool last_value(void *cls, const char *key, const char *value)
+{
+    struct last_ctx *l = cls;
+    if (!strcmp(key, l->name))
+        l->value = value;
+    return true;
+}
+
+/* A query parameter as webob's req.params[name] has it: the last value
+ * given, "" for one without '=', NULL when absent. */
+static const char *param(struct call *c, const char *name)
+{
+    struct last_ctx l = {name, NULL};
+    c->req->each_query(c->req->http, last_value, &l);
+    return l.value;
+}
+
+/* Python's repr() of a string the client sent (any bytes). */
+static const char *repr(struct call *c, const char *s)
+{
+    json_t *j = json_string_nocheck(s);
+    const char *r = j ? py_repr(c->arena, j) : "''";
+    json_decref(j);
+    return r;
+}
+
+/* Python's int() of a string: surrounding white space, a sign, digits with
+ * single underscores between them. A value past int64 is saturated (it
+ * compares the same against any flavor's size). */
+static bool py_int(const char *s, int64_t *out)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    bool neg = *s == '-';
+    if (*s == '+' || *s == '-')
+        s++;
+    if (!isdigit((unsigned char)*s))
+        return false;
+    int64_t v = 0;
+    for (; isdigit((unsigned char)*s) || (*s == '_' && isdigit((unsigned char)s[1])); s++) {
+        if (*s == '_')
+            continue;
+        v = v > (INT64_MAX - 9) / 10 ? INT64_MAX : v * 10 + (*s - '0');
+    }
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s)
+        return false;
+    *out = neg ? -v : v;
+    return true;
+}
+
+/* oslo's bool_from_string(strict=True): 1 true, 0 false, -1 neither. */
+static int py_bool(const char *s)
+{
+    static const char *const yes[] = {"1", "t", "true", "on", "y", "yes"};
+    static const char *const no[] = {"0", "f", "false", "off", "n", "no"};
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strlen(yes[i]) == n && !strncasecmp(s, yes[i], n))
+            return 1;
+        if (strlen(no[i]) == n && !strncasecmp(s, no[i], n))
+            return 0;
+    }
+    return -1;
+}
+
+/* Nova's VALID_SORT_KEYS, in its order (the 400's message lists them). */
+static const char *const sort_keys[] = {
+    "created_at", "description", "disabled", "ephemeral_gb", "flavorid", "id", "is_public",
+    "memory_mb", "name", "root_gb", "rxtx_factor", "swap", "updated_at", "vcpu_weight", "vcpus",
+    NULL,
+};
+
+static const char *const sort_dirs[] = {"asc", "desc", NULL};
+
+static int one_of(const char *s, const char *const *list)
+{
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(s, list[i]))
+            return i;
+    return -1;
+}
+
+static const char *py_list(struct call *c, const char *const *list)
+{
+    const char *s = "[";
+    for (int i = 0; list[i]; i++)
+        s = arena_printf(c->arena, "%s%s'%s'", s, i ? ", " : "", list[i]);
+    return arena_printf(c->arena, "%s]", s);
+}
+
+/* jsonschema's 400 for a query parameter, as Nova words it. */
+static void invalid_query(struct call *c, const char *name, const char *value, const char *why)
+{
+    reply_error(c, 400, "Invalid input for query parameters %s. Value: %s. %s", name, value,
+                why);
+}
+
+struct listing {
+    int limit;                  /* at most 1000 */
+    const char *marker;
+    int is_public;              /* 1 public only, 0 private only, -1 all */
+    bool min_ram_given, min_disk_given;
+    int64_t min_ram, min_disk;
+    const char *sort_key;
+    bool desc;
+};
+
+/* Nova's _get_flavors: the query schema (limit, sort_key, sort_dir; from
+ * 2.75 nothing else), then is_public (an admin's only: other users see the
+ * public flavors whatever they ask), minRam and minDisk. False after a 400. */
+static bool parse_listing(struct call *c, struct listing *l)
+{
+    static const char *const allowed[] = {"limit", "marker", "is_public", "minRam", "minDisk",
+                                          "sort_key", "sort_dir", NULL};
+    *l = (struct listing){.limit = 1000, .is_public = 1, .sort_key = "flavorid"};
+    const char *limit = param(c, "limit");
+    if (limit && strspn(limit, "0123456789") != strlen(limit)) {
+        invalid_query(c, "limit", limit,
+                      arena_printf(c->arena, "%s does not match '^[0-9]*$'", repr(c, limit)));
+        return false;
+    }
+    if (limit && !*limit) {
+        invalid_query(c, "limit", limit, "'' is too short");
+        return false;
+    }
+    const char *key = param(c, "sort_key"), *dir = param(c, "sort_dir");
+    if (key && one_of(key, sort_keys) < 0) {
+        invalid_query(c, "sort_key", key, arena_printf(c->arena, "%s is not one of %s",
+                                                       repr(c, key), py_list(c, sort_keys)));
+        return false;
+    }
+    if (dir && one_of(dir, sort_dirs) < 0) {
+        invalid_query(c, "sort_dir", dir, arena_printf(c->arena, "%s is not one of %s",
+                                                       repr(c, dir), py_list(c, sort_dirs)));
+        return false;
+    }
+    if (c->version >= 75 && !query_only(c, allowed))
+        return false;
+    if (limit) {
+        l->limit = 0;
+        for (const char *d = limit; *d && l->limit <= 1000; d++)
+            l->limit = l->limit * 10 + (*d - '0');
+        if (l->limit > 1000)
+            l->limit = 1000;    /* Nova's max_limit */
+    }
+    l->marker = param(c, "marker");
+    if (key && *key)
+        l->sort_key = key;      /* Nova: `or 'flavorid'` */
+    l->desc = dir && !strcmp(dir, "desc");
+    const char *pub = param(c, "is_public");
+    if (c->core.admin && pub) {
+        if (!strcasecmp(pub, "none")) {
+            l->is_public = -1;
+        } else if ((l->is_public = py_bool(pub)) < 0) {
+            reply_error(c, 400, "Invalid is_public filter [%s]", pub);
+            return false;
+        }
+    }
+    const char *ram = param(c, "minRam"), *disk = param(c, "minDisk");
+    if (ram && !(l->min_ram_given = py_int(ram, &l->min_ram))) {
+        reply_error(c, 400, "Invalid minRam filter [%s]", ram);
+        return false;
+    }
+    if (disk && !(l->min_disk_given = py_int(disk, &l->min_disk))) {
+        reply_error(c, 400, "Invalid minDisk filter [%s]", disk);
+        return false;
+    }
+    return true;
+}
+
+/* ---- order ------------------------------------------------------------------ */
+
+static int cmp_int(int64_t a, int64_t b)
+{
+    return a < b ? -1 : a > b;
+}
+
+/* Nova's paginate_query order: the sort key, then the flavor's row id (here
+ * its place in the configuration), both in the one direction. */
+static int compare(const struct flavor *all, int a, int b, const char *key, bool desc)
+{
+    const struct flavor *x = &all[a], *y = &all[b];
+    int r = 0;
+    if (!strcmp(key, "flavorid"))
+        r = strcmp(x->id, y->id);
+    else if (!strcmp(key, "name"))
+        r = strcmp(x->name, y->name);
+    else if (!strcmp(key, "memory_mb"))
+        r = cmp_int(x->ram_mb, y->ram_mb);
+    else if (!strcmp(key, "root_gb"))
+        r = cmp_int(x->disk_gb, y->disk_gb);
+    else if (!strcmp(key, "vcpus"))
+        r = cmp_int(x->vcpus, y->vcpus);
+    if (r == 0)
+        r = cmp_int(a, b);      /* "id"; every other key is equal for all */
+    return desc ? -r : r;
+}
+
+/* ---- rendering ---------------------------------------------------------------- */
+
+static json_t *render_brief(struct call *c, const struct flavor *f)
+{
+    json_t *o = json_pack("{s:s, s:s, s:o}", "id", f->id, "name", f->name, "links",
+                          render_links(c, "flavors", f->id));
+    if (c->version >= 55)
+        json_object_set_new(o, "description", json_null());
+    return o;
+}
+
+/* views/flavors.py's show(): its keys in its order; swap "" for none until
+ * 2.75, then 0. */
+static json_t *render_flavor(struct call *c, const struct flavor *f)
+{
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:i, s:b, s:i, s:b, s:f, s:o}",
+                          "id", f->id, "name", f->name, "ram", (json_int_t)f->ram_mb,
+                          "disk", (json_int_t)f->disk_gb,
+                          "swap", c->version >= 75 ? json_integer(0) : json_string(""),
+                          "OS-FLV-EXT-DATA:ephemeral", 0, "OS-FLV-DISABLED:disabled", 0,
+                          "vcpus", f->vcpus, "os-flavor-access:is_public", 1,
+                          "rxtx_factor", 1.0, "links", render_links(c, "flavors", f->id));
+    if (c->version >= 55)
+        json_object_set_new(o, "description", json_null());
+    if (c->version >= 61)
+        json_object_set_new(o, "extra_specs", json_object());
+    return o;
+}
+
+/* application/x-www-form-urlencoded, as Python's urlencode. */
+static char *form_escape(struct arena *ar, const char *s)
+{
+    char *out = arena_alloc(ar, strlen(s) * 3 + 1), *o = out;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+            *o++ = (char)ch;
+        else if (ch == ' ')
+            *o++ = '+';
+        else
+            o += sprintf(o, "%%%02X", ch);
+    }
+    *o = '\0';
+    return out;
+}
+
+struct query_item {
+    const char *key, *value;
+};
+
+struct query_copy {
+    struct arena *arena;
+    struct query_item *items;
+    int n, cap;
+};
+
+static bool copy_param(void *cls, const char *key, const char *value)
+{
+    struct query_copy *q = cls;
+    for (int i = 0; i < q->n; i++) {
+        if (!strcmp(q->items[i].key, key)) {
+            q->items[i].value = value;      /* the last value, the first place */
+            return true;
+        }
+    }
+    if (q->n == q->cap) {
+        int cap = q->cap ? q->cap * 2 : 8;
+        struct query_item *items = arena_alloc(q->arena, (size_t)cap * sizeof *items);
+        if (q->n)
+            memcpy(items, q->items, (size_t)q->n * sizeof *items);
+        q->items = items;
+        q->cap = cap;
+    }
+    q->items[q->n++] = (struct query_item){key, value};
+    return true;
+}
+
+/* Nova's next link: the request's parameters sorted by name, with the
+ * marker set to the last flavor shown. */
+static const char *next_link(struct call *c, bool detail, const char *marker)
+{
+    struct query_copy q = {.arena = c->arena};
+    c->req->each_query(c->req->http, copy_param, &q);
+    copy_param(&q, "marker", marker);
+    for (int i = 1; i < q.n; i++)           /* few: insertion sort */
+        for (int j = i; j > 0 && strcmp(q.items[j - 1].key, q.items[j].key) > 0; j--) {
+            struct query_item t = q.items[j];
+            q.items[j] = q.items[j - 1];
+            q.items[j - 1] = t;
+        }
+    const char *s = "";
+    for (int i = 0; i < q.n; i++)
+        s = arena_printf(c->arena, "%s%s%s=%s", s, i ? "&" : "",
+                         form_escape(c->arena, q.items[i].key),
+                         form_escape(c->arena, q.items[i].value));
+    return arena_printf(c->arena, "%s%s/flavors%s?%s", c->base, c->prefix,
+                        detail ? "/detail" : "", s);
+}
+
+/* ---- the handlers ---------------------------------------------------------------- */
+
+static void list(struct call *c, bool detail)
+{
+    struct listing l;
+    if (!parse_listing(c, &l))
+        return;
+    const struct flavor *all;
+    int n = core_flavors(c->core.core, &all);
+    int *order = arena_alloc(c->arena, (size_t)(n > 0 ? n : 1) * sizeof *order);
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        for (; j > 0 && compare(all, order[j - 1], i, l.sort_key, l.desc) > 0; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    int from = 0;
+    if (l.marker) {
+        while (from < n && strcmp(all[order[from]].id, l.marker) != 0)
+            from++;
+        if (from == n) {
+            reply_error(c, 400, "marker [%s] not found", l.marker);
+            return;
+        }
+        from++;
+    }
+    json_t *items = json_array();
+    const char *last = NULL;
+    int shown = 0;
+    for (int i = from; i < n && shown < l.limit; i++) {
+        const struct flavor *f = &all[order[i]];
+        if (l.is_public == 0 ||             /* every flavor is public */
+            (l.min_ram_given && f->ram_mb < l.min_ram) ||
+            (l.min_disk_given && f->disk_gb < l.min_disk))
+            continue;
+        json_array_append_new(items, detail ? render_flavor(c, f) : render_brief(c, f));
+        last = f->id;
+        shown++;
+    }
+    json_t *body = json_pack("{s:o}", "flavors", items);
+    if (shown > 0 && shown == l.limit)
+        json_object_set_new(body, "flavors_links",
+                            json_pack("[{s:s, s:s}]", "rel", "next", "href",
+                                      next_link(c, detail, last)));
+    reply_json(c, 200, body);
+}
+
+void flavors_list(struct call *c)
+{
+    list(c, false);
+}
+
+void flavors_detail(struct call *c)
+{
+    list(c, true);
+}
+
+void flavors_show(struct call *c)
+{
+    const struct flavor *f = core_flavor(c->core.core, c->param[0]);
+    if (!f) {
+        reply_error(c, 404, "Flavor %s could not be found.", c->param[0]);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:o}", "flavor", render_flavor(c, f)));
+}
