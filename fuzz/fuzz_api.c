@@ -1123,6 +1123,7 @@ static bool one_request(const uint8_t *data, size_t size)
 
     struct arena ar;
     arena_init(&ar);
+    void *slot = api_reserve(&ar);      /* first, as server.c's on_uri() does */
     struct fake f;
     memset(&f, 0, sizeof f);
     pthread_mutex_init(&f.lock, NULL);
@@ -1205,7 +1206,7 @@ static bool one_request(const uint8_t *data, size_t size)
         .body_len = body_len, .header = fake_header, .query = fake_query,
         .each_query = fake_each_query, .http = &f,
         .client = (const struct sockaddr *)&W.client, .request_id = request_id,
-        .suspend = fake_suspend, .resume = fake_resume,
+        .suspend = fake_suspend, .resume = fake_resume, .api_state = slot,
         .scheme = proxied ? "https" : NULL, .host = fwd_host,
         .public_url = public_url ? "https://cloud.example.com/attachd" : NULL,
     };
@@ -1216,12 +1217,11 @@ static bool one_request(const uint8_t *data, size_t size)
         .path = path, .fake = &f, .request_id = request_id, .body = body,
         .body_len = body_len, .res = &res, .oom_at = flags >> 4, .base = base, .ar = &ar,
     };
-    /* api_handle() takes its call from the arena outside any recovery point,
-     * trusting it to fit the inline buffer (router.c); when what the request
-     * holds before (the path, the query, ... as server.c's begin() puts them
-     * there) leaves no room, an allocation failure there aborts the process
-     * (README.md, finding 8). FUZZ_API_ALLOW=oom-call makes no allocation of
-     * such a request fail. */
+    /* Before finding 8 was fixed (README.md), api_handle() took its call
+     * from the arena after the request's own copies, and an allocation
+     * failure there aborted the process; FUZZ_API_ALLOW=oom-call makes no
+     * allocation of such a request fail, for replaying that finding against
+     * an old build. The call is now api_reserve()'s slot, taken first. */
     if (x.oom_at && W.allow_oom_call &&
         ar.inline_used + ((sizeof(struct call) + 15) & ~(size_t)15) > ARENA_INLINE)
         x.oom_at = 0;

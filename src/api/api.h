@@ -59,7 +59,9 @@ struct request {
      * on the request's own thread, resume() on any, once per suspend(). */
     void (*suspend)(struct request *req);
     void (*resume)(struct request *req);
-    void *api_state;                /* the API's, across a suspension */
+    /* The API's, across a suspension. The HTTP layer may set it before
+     * api_handle() to api_reserve()'s slot; else api_handle() makes it. */
+    void *api_state;
 };
 
 struct response_header {
@@ -84,6 +86,12 @@ struct api *api_new(struct core *core, struct store *store, struct auth *auth);
  * it answers 202 instead of 204 (seconds). */
 void api_set_detach_wait(struct api *a, unsigned seconds);
 void api_free(struct api *a);
+/* Room for a request's state, taken from a fresh arena: its first
+ * allocation, which the arena's inline buffer holds, so that it cannot fail
+ * (running out of memory later is answered 503; util/oom.h). The HTTP layer
+ * reserves it before it copies anything of the request into the arena, and
+ * hands it over in req->api_state. */
+void *api_reserve(struct arena *fresh);
 /* Handle a request: API_DONE with res filled in, or API_SUSPENDED. */
 enum api_status api_handle(struct api *a, struct request *req, struct response *res);
 /* Go on with a request whose work is done (after req->resume()). */

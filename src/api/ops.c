@@ -19,6 +19,7 @@
 #include "api/call.h"
 #include "store/store.h"
 #include "util/metrics.h"
+#include "util/oom.h"
 
 struct health {
     struct store *store;
@@ -164,11 +165,24 @@ void ops_metrics(struct call *c)
     char *text = metrics_render(&len);
     if (!text) {
         reply_error(c, 503, "The service ran out of memory for this request; retry it.");
+        api_add_header(c->res, "Retry-After", "1");
         return;
     }
-    char *copy = arena_alloc(c->arena, len + 1);
-    memcpy(copy, text, len);
+    /* into the arena, where running out of memory must not lose `text` */
+    char *volatile copy = NULL;
+    struct oom_point p;
+    oom_enter(&p);
+    if (setjmp(p.jb) == 0)
+        copy = arena_alloc(c->arena, len + 1);
+    oom_leave(&p);
+    if (copy)
+        memcpy(copy, text, len);
     free(text);
+    if (!copy) {
+        reply_error(c, 503, "The service ran out of memory for this request; retry it.");
+        api_add_header(c->res, "Retry-After", "1");
+        return;
+    }
     c->res->status = 200;
     c->res->content_type = "text/plain; version=0.0.4; charset=utf-8";
     c->res->body = copy;

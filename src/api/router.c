@@ -431,7 +431,18 @@ static enum api_status finish(struct call *c)
 {
     if (c->suspended)
         return API_SUSPENDED;
-    add_common_headers(c);
+    /* The common headers allocate too. Out of memory there, the answer
+     * becomes the 503, whose headers need none. */
+    struct oom_point p;
+    oom_enter(&p);
+    if (setjmp(p.jb) == 0) {
+        add_common_headers(c);
+    } else {
+        log_error("api: request %s ran out of memory; answered 503", c->req->request_id);
+        answer_out_of_memory(c);
+        add_common_headers(c);
+    }
+    oom_leave(&p);
     if (c->body)
         json_decref(c->body);
     c->body = NULL;
@@ -480,17 +491,20 @@ enum api_status api_resume(struct api *a, struct request *req, struct response *
 static void start(struct call *c)
 {
     struct request *req = c->req;
+    /* The dialect the prefix names, before anything that may run out of
+     * memory, and for a path that cannot be split (an empty segment, too
+     * many): both are answered in it. */
+    const char *p = req->path;
+    if (!strncmp(p, "/v2.1", 5) && (p[5] == '\0' || p[5] == '/'))
+        c->dialect = DIALECT_NOVA;
+    if (!strncmp(p, "/v3", 3) && (p[3] == '\0' || p[3] == '/')) {
+        c->dialect = DIALECT_NOVA;
+        c->cinder = true;
+    }
     char **seg = arena_alloc(c->arena, MAX_SEGMENTS * sizeof *seg);
     int n = split(c->arena, req->path, seg);
     c->base = request_base(c);
     char **rest = seg;
-    if (n < 0) {
-        /* unroutable (an empty segment, too many): still answer in the
-         * dialect the prefix names */
-        if (!strncmp(req->path, "/v2.1/", 6) || !strncmp(req->path, "/v3/", 4))
-            c->dialect = DIALECT_NOVA;
-        c->cinder = !strncmp(req->path, "/v3/", 4);
-    }
 
     if (n > 0 && !strcmp(seg[0], "v2.1")) {
         c->dialect = DIALECT_NOVA;
@@ -553,14 +567,20 @@ static void start(struct call *c)
     }
 }
 
-/* The call is the request's first allocation and fits the arena's inline
- * buffer, so it cannot run out of memory: everything after it is inside a
- * step, where running out is answered. */
+/* The call is its arena's first allocation (api_reserve(), or here when
+ * nobody reserved it) and fits the arena's inline buffer, so it cannot run
+ * out of memory: everything after it is inside a step, where running out
+ * is answered. */
 _Static_assert(sizeof(struct call) + 16 <= ARENA_INLINE, "a call fits the arena's inline buffer");
+
+void *api_reserve(struct arena *fresh)
+{
+    return arena_alloc(fresh, sizeof(struct call));
+}
 
 enum api_status api_handle(struct api *a, struct request *req, struct response *res)
 {
-    struct call *c = arena_alloc(req->arena, sizeof *c);
+    struct call *c = req->api_state ? req->api_state : arena_alloc(req->arena, sizeof *c);
     *c = (struct call){.api = a, .req = req, .res = res, .arena = req->arena,
                        .dialect = DIALECT_HOSTWAY, .version = 1, .prefix = ""};
     req->api_state = c;

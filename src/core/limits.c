@@ -31,7 +31,7 @@ bool core_set_flavors(struct core *c, const struct flavor *f, int n)
     struct flavor *copy = n > 0 ? malloc(size) : NULL;
     if (n > 0 && !copy)
         return false;
-    char *text = (char *)(copy + n);
+    char *text = n > 0 ? (char *)(copy + n) : NULL;
     for (int i = 0; i < n; i++) {
         copy[i] = f[i];
         copy[i].id = strcpy(text, f[i].id);

@@ -88,6 +88,7 @@ struct http_server {
 
 struct exchange {
     struct arena arena;
+    void *api_slot;                 /* api_reserve()'s, the arena's first */
     struct request req;
     struct response res;
     struct http_server *server;
@@ -342,6 +343,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     x->server = cls;
     arena_init(&x->arena);
+    x->api_slot = api_reserve(&x->arena);   /* first: it cannot fail */
     clock_gettime(CLOCK_MONOTONIC, &x->start);
     const char *q = strchr(uri, '?');
     if (q && q[1])
@@ -373,7 +375,7 @@ static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn
         .arena = &x->arena, .method = parse_method(method), .path = arena_strdup(&x->arena, url),
         .header = get_header, .query = get_query, .each_query = each_query, .http = conn,
         .client = peer ? peer->client_addr : NULL, .request_id = x->request_id,
-        .suspend = suspend, .resume = resume,
+        .suspend = suspend, .resume = resume, .api_state = x->api_slot,
     };
     x->conn = conn;
     link_base(s, x);
