@@ -295,6 +295,17 @@ def test_slowloris_from_many_addresses_cannot_starve_whole_requests(tmp_path):
 
 # -- the open-files limit -------------------------------------------------------------------
 
+def listening_cap(d, timeout=10):
+    """The cap the daemon's "listening" line states (the log is written in
+    batches: it may come a little after the port answers), or None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = re.search(r"(\d+) connections at most", d.read_log())
+        if m or time.monotonic() > deadline:
+            return m
+        time.sleep(0.05)
+
+
 def _limited_binary(tmp_path, nofile, hard=None):
     """A wrapper that runs attachd under `prlimit --nofile=N:HARD` (HARD: N)."""
     path = tmp_path / "attachd-limited"
@@ -310,7 +321,7 @@ def test_default_cap_fits_a_small_open_files_limit(tmp_path, monkeypatch):
     d = Attachd(tmp_path, extra_args=["--threads", "2"]).start()
     conns = []
     try:
-        m = re.search(r"(\d+) connections at most", d.read_log())
+        m = listening_cap(d)
         assert m, d.read_log()
         cap = int(m.group(1))
         assert 0 < cap < 64 - 20, cap
@@ -340,7 +351,7 @@ def test_soft_open_files_limit_is_raised_to_the_hard_one(tmp_path, monkeypatch):
         with open(f"/proc/{d.proc.pid}/limits") as f:
             row = next(l for l in f if l.startswith("Max open files"))
         assert row.split()[3:5] == ["4096", "4096"], row
-        m = re.search(r"(\d+) connections at most", d.read_log())
+        m = listening_cap(d)
         assert m and int(m.group(1)) == 1024, d.read_log()
         assert served(d.port, timeout=2.0) is not None
     finally:
