@@ -1,6 +1,8 @@
-/* driver.c: choosing a driver, and the names every driver gives disks. */
+/* driver.c: choosing a driver, the names every driver gives disks, and
+ * the error helper the implementations share. */
 #include "driver/driver.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +18,15 @@ struct driver *driver_open(const struct driver_options *o, char *err, size_t err
         return driver_libvirt_open(o, err, errlen);
     snprintf(err, errlen, "unknown driver \"%s\" (none or libvirt)", o->kind);
     return NULL;
+}
+
+enum driver_rc driver_fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 void driver_close(struct driver *d)

@@ -53,6 +53,10 @@ struct driver_error {
     char message[512];          /* the hypervisor's own words where it gave any */
 };
 
+/* For implementations: err's message from fmt, and rc returned. */
+enum driver_rc driver_fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* DOMAIN_SAVED: shut off with a managed save image, which the next start
  * resumes from (Nova's suspend). */
 enum driver_state {

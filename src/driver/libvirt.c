@@ -45,7 +45,6 @@
 #include <libxml/parser.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,18 +211,6 @@ static void quiet(void *opaque, virErrorPtr e)
 {
     (void)opaque;
     (void)e;                    /* every error is copied into driver_error */
-}
-
-static enum driver_rc fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum driver_rc fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return rc;
 }
 
 static void conn_lost(struct lv *lv, virConnectPtr c, const char *why);
@@ -471,7 +458,7 @@ static virConnectPtr conn_get(struct lv *lv, struct driver_error *err)
         virConnectRef(c);
     pthread_mutex_unlock(&lv->mu);
     if (!c)
-        fail(err, DRIVER_UNAVAILABLE, "not connected to %s (reconnecting)", lv->uri);
+        driver_fail(err, DRIVER_UNAVAILABLE, "not connected to %s (reconnecting)", lv->uri);
     return c;
 }
 
@@ -600,7 +587,7 @@ static enum driver_rc dom_get(struct lv *lv, virConnectPtr c, const char *name_o
         return DRIVER_OK;
     enum driver_rc rc = lv_failed(lv, c, err);
     if (rc == DRIVER_NOT_FOUND)
-        fail(err, rc, "no domain with UUID or name '%s'", name_or_uuid);
+        driver_fail(err, rc, "no domain with UUID or name '%s'", name_or_uuid);
     return rc;
 }
 
@@ -631,7 +618,7 @@ static enum driver_rc dom_view(struct lv *lv, virConnectPtr c, virDomainPtr dom,
     bool ok = lvxml_domain_disks(xml, ar, &d, &n, &active);
     free(xml);
     if (!ok)
-        return fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
+        return driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
     if (!active) {
         *out = (struct dom_view){.persistent = true, .conf = d, .nconf = n};
         return DRIVER_OK;
@@ -647,7 +634,7 @@ static enum driver_rc dom_view(struct lv *lv, virConnectPtr c, virDomainPtr dom,
         return lv_failed(lv, c, err);
     ok = lvxml_disks(xml, ar, &out->conf, &out->nconf);
     free(xml);
-    return ok ? DRIVER_OK : fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
+    return ok ? DRIVER_OK : driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
 }
 
 static const struct lvxml_disk *find_alias(const struct lvxml_disk *d, int n, const char *alias)
@@ -766,8 +753,8 @@ static enum driver_rc attach_locked(struct lv *lv, virConnectPtr c, virDomainPtr
         char tgt[DRIVER_TARGET_MAX];
         if (found) {
             if (strcmp(found->path, disk->path) != 0) {
-                rc = fail(err, DRIVER_REFUSED, "alias %s is in use by another disk (%s)",
-                          disk->alias, found->path);
+                rc = driver_fail(err, DRIVER_REFUSED, "alias %s is in use by another disk (%s)",
+                                 disk->alias, found->path);
                 break;
             }
             snprintf(tgt, sizeof tgt, "%s", found->target);
@@ -775,9 +762,10 @@ static enum driver_rc attach_locked(struct lv *lv, virConnectPtr c, virDomainPtr
             const struct lvxml_disk *there = target_user(live, nlive, conf, nconf,
                                                          disk->target);
             if (there) {
-                rc = fail(err, DRIVER_REFUSED, "target %s is in use by another disk (%s%s%s)",
-                          disk->target, there->path, there->alias[0] ? ", alias " : "",
-                          there->alias);
+                rc = driver_fail(err, DRIVER_REFUSED,
+                                 "target %s is in use by another disk (%s%s%s)",
+                                 disk->target, there->path, there->alias[0] ? ", alias " : "",
+                                 there->alias);
                 break;
             }
             snprintf(tgt, sizeof tgt, "%s", disk->target);
@@ -829,13 +817,14 @@ static enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk 
 {
     struct lv *lv = (struct lv *)d;
     if (!lvxml_alias_ok(disk->alias))
-        return fail(err, DRIVER_REFUSED, "libvirt keeps only aliases of 'ua-' and "
-                    "[A-Za-z0-9_-], not '%s'", disk->alias);
+        return driver_fail(err, DRIVER_REFUSED, "libvirt keeps only aliases of 'ua-' and "
+                           "[A-Za-z0-9_-], not '%s'", disk->alias);
     if (disk->target && disk->target[0] &&
         (strlen(disk->target) >= DRIVER_TARGET_MAX ||
          (lvxml_target_index(disk->target, "sd") < 0 &&
           lvxml_target_index(disk->target, "vd") < 0)))
-        return fail(err, DRIVER_REFUSED, "invalid target '%.32s' (sdX or vdX)", disk->target);
+        return driver_fail(err, DRIVER_REFUSED, "invalid target '%.32s' (sdX or vdX)",
+                           disk->target);
     virConnectPtr c = conn_get(lv, err);
     if (!c)
         return DRIVER_UNAVAILABLE;
@@ -966,13 +955,13 @@ static enum driver_rc lv_disk_detach(struct driver *d, const char *domain, const
         if (where == 0)
             rc = DRIVER_OK;
         else if (where > 0 && w.outcome == W_FAILED)
-            rc = fail(err, DRIVER_REFUSED, "the hypervisor reported that removing %s failed",
-                      alias);
+            rc = driver_fail(err, DRIVER_REFUSED, "the hypervisor reported that removing %s failed",
+                             alias);
         else if (where == 1 && asked_live)
             rc = DRIVER_PENDING;
         else if (where > 0)
-            rc = fail(err, DRIVER_REFUSED, "%s is still in the domain's %s after the detach",
-                      alias, where & 2 ? "definition" : "live XML");
+            rc = driver_fail(err, DRIVER_REFUSED, "%s is still in the domain's %s after the detach",
+                             alias, where & 2 ? "definition" : "live XML");
     }
     virDomainFree(dom);
     virConnectClose(c);

@@ -28,7 +28,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,18 +46,6 @@
 #define CONSOLE "console.log"
 
 extern char **environ;
-
-static enum driver_rc fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum driver_rc fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 /* ------------------------------------------------------------------ */
 /* files                                                               */
@@ -98,7 +85,7 @@ static enum driver_rc qemu_img(char *const argv[], struct driver_error *err)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
-        return fail(err, DRIVER_REFUSED, "cannot run qemu-img: %s", strerror(errno));
+        return driver_fail(err, DRIVER_REFUSED, "cannot run qemu-img: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -110,8 +97,8 @@ static enum driver_rc qemu_img(char *const argv[], struct driver_error *err)
     close(fds[1]);
     if (e != 0) {
         close(fds[0]);
-        return fail(err, DRIVER_REFUSED, "cannot run qemu-img: %s (install qemu-utils)",
-                    strerror(e));
+        return driver_fail(err, DRIVER_REFUSED, "cannot run qemu-img: %s (install qemu-utils)",
+                           strerror(e));
     }
     char out[sizeof err->message];
     size_t n = 0;
@@ -134,8 +121,8 @@ static enum driver_rc qemu_img(char *const argv[], struct driver_error *err)
     for (char *p = out; *p; p++)
         if (*p == '\n')
             *p = ' ';
-    return fail(err, DRIVER_REFUSED, "qemu-img could not make the root disk: %s",
-                n ? out : "it failed without a message");
+    return driver_fail(err, DRIVER_REFUSED, "qemu-img could not make the root disk: %s",
+                       n ? out : "it failed without a message");
 }
 
 /* The size of the disk an image is: a raw file's (or block device's) own
@@ -149,7 +136,7 @@ static enum driver_rc image_bytes(const char *path, const char *format, int64_t 
     if (rc != DRIVER_OK) {
         char why[sizeof err->message];
         snprintf(why, sizeof why, "%s", err->message);
-        return fail(err, DRIVER_REFUSED, "the image: %s", why);
+        return driver_fail(err, DRIVER_REFUSED, "the image: %s", why);
     }
     if (strcmp(format, "qcow2") != 0)
         return DRIVER_OK;
@@ -159,12 +146,12 @@ static enum driver_rc image_bytes(const char *path, const char *format, int64_t 
     if (fd >= 0)
         close(fd);
     if (n != (ssize_t)sizeof h || memcmp(h, "QFI\xfb", 4) != 0)
-        return fail(err, DRIVER_REFUSED, "the image %s is not a qcow2 file", path);
+        return driver_fail(err, DRIVER_REFUSED, "the image %s is not a qcow2 file", path);
     uint64_t v = 0;
     for (int i = 24; i < 32; i++)
         v = v << 8 | h[i];
     if (v > INT64_MAX)
-        return fail(err, DRIVER_REFUSED, "the image %s has an impossible size", path);
+        return driver_fail(err, DRIVER_REFUSED, "the image %s has an impossible size", path);
     *bytes = (int64_t)v;
     return DRIVER_OK;
 }
@@ -191,7 +178,7 @@ static enum driver_rc make_overlay(const struct driver_domain_spec *spec, const 
     unlink(tmp);
     rc = qemu_img(argv, err);
     if (rc == DRIVER_OK && rename(tmp, path) != 0)
-        rc = fail(err, DRIVER_REFUSED, "cannot make %s: %s", path, strerror(errno));
+        rc = driver_fail(err, DRIVER_REFUSED, "cannot make %s: %s", path, strerror(errno));
     if (rc != DRIVER_OK)
         unlink(tmp);
     return rc;
@@ -231,22 +218,23 @@ static enum driver_rc ours(struct driver *d, virConnectPtr c, virDomainPtr dom,
     driver_domain_name(server, name);
     const char *has = virDomainGetName(dom);
     if (!has || strcmp(has, name) != 0)
-        return fail(err, DRIVER_REFUSED, "the domain with that UUID is %s, not %s",
-                    has ? has : "?", name);
+        return driver_fail(err, DRIVER_REFUSED, "the domain with that UUID is %s, not %s",
+                           has ? has : "?", name);
     char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, LVXML_NS, 0);
     if (!xml) {
         if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN_METADATA)
             return lv_error(d, c, err);
-        return fail(err, DRIVER_REFUSED, "domain %s was not defined by attachd", name);
+        return driver_fail(err, DRIVER_REFUSED, "domain %s was not defined by attachd", name);
     }
     struct arena ar;
     arena_init(&ar);
     const char *id, *owner;
     enum driver_rc rc = DRIVER_OK;
     if (!lvxml_metadata(xml, &ar, &id, &owner) || strcmp(id, server) != 0)
-        rc = fail(err, DRIVER_REFUSED, "domain %s is not server %s's", name, server);
+        rc = driver_fail(err, DRIVER_REFUSED, "domain %s is not server %s's", name, server);
     else if (strcmp(owner, lv_settings(d)->owner) != 0)
-        rc = fail(err, DRIVER_REFUSED, "domain %s belongs to another attachd (%s)", name, owner);
+        rc = driver_fail(err, DRIVER_REFUSED, "domain %s belongs to another attachd (%s)",
+                         name, owner);
     arena_release(&ar);
     free(xml);
     return rc;
@@ -278,12 +266,12 @@ enum driver_rc lv_domain_define(struct driver *d, const struct driver_domain_spe
 {
     const struct lv_settings *s = lv_settings(d);
     if (!s->instance_dir)
-        return fail(err, DRIVER_REFUSED, "no instance directory: servers cannot be made");
+        return driver_fail(err, DRIVER_REFUSED, "no instance directory: servers cannot be made");
     if ((!spec->image || !spec->image_format) && !spec->root_volume)
-        return fail(err, DRIVER_REFUSED, "a server needs an image or a root volume");
+        return driver_fail(err, DRIVER_REFUSED, "a server needs an image or a root volume");
     if (!spec->uuid || !uuid_ok(spec->uuid))
-        return fail(err, DRIVER_REFUSED, "invalid domain UUID '%.64s'",
-                    spec->uuid ? spec->uuid : "");
+        return driver_fail(err, DRIVER_REFUSED, "invalid domain UUID '%.64s'",
+                           spec->uuid ? spec->uuid : "");
     virConnectPtr c = lv_connection(d, err);
     if (!c)
         return DRIVER_UNAVAILABLE;
@@ -301,7 +289,7 @@ enum driver_rc lv_domain_define(struct driver *d, const struct driver_domain_spe
     if (rc == DRIVER_OK && (!instance_path(s, spec->uuid, NULL, dir) ||
                             !instance_path(s, spec->uuid, OVERLAY, overlay) ||
                             !instance_path(s, spec->uuid, CONSOLE, console)))
-        rc = fail(err, DRIVER_REFUSED, "instance directory path too long");
+        rc = driver_fail(err, DRIVER_REFUSED, "instance directory path too long");
     if (rc == DRIVER_OK && (rc = volfile_dir(dir, s->hv_user, err)) == DRIVER_OK && spec->image)
         rc = make_overlay(spec, overlay, err);
     if (rc == DRIVER_OK) {
@@ -333,7 +321,7 @@ enum driver_rc lv_domain_undefine(struct driver *d, const char *uuid, const char
 {
     const struct lv_settings *s = lv_settings(d);
     if (!uuid_ok(uuid))
-        return fail(err, DRIVER_REFUSED, "invalid domain UUID '%.64s'", uuid);
+        return driver_fail(err, DRIVER_REFUSED, "invalid domain UUID '%.64s'", uuid);
     virConnectPtr c = lv_connection(d, err);
     if (!c)
         return DRIVER_UNAVAILABLE;
@@ -352,7 +340,8 @@ enum driver_rc lv_domain_undefine(struct driver *d, const char *uuid, const char
         virDomainPtr again = NULL;
         if (rc == DRIVER_OK && (rc = by_uuid(d, c, uuid, &again, err)) == DRIVER_OK && again) {
             virDomainFree(again);
-            rc = fail(err, DRIVER_REFUSED, "domain %s is still defined after its undefine", uuid);
+            rc = driver_fail(err, DRIVER_REFUSED, "domain %s is still defined after its undefine",
+                             uuid);
         }
     }
     if (rc == DRIVER_OK && s->instance_dir)
@@ -400,8 +389,8 @@ static enum driver_rc not_foreign(struct driver *d, virConnectPtr c, virDomainPt
     const char *server, *owner;
     enum driver_rc rc = DRIVER_OK;
     if (lvxml_metadata(xml, &ar, &server, &owner) && strcmp(owner, lv_settings(d)->owner) != 0)
-        rc = fail(err, DRIVER_REFUSED, "domain %s belongs to another attachd (%s)",
-                  virDomainGetName(dom), owner);
+        rc = driver_fail(err, DRIVER_REFUSED, "domain %s belongs to another attachd (%s)",
+                         virDomainGetName(dom), owner);
     arena_release(&ar);
     free(xml);
     return rc;
@@ -411,7 +400,7 @@ enum driver_rc lv_domain_power(struct driver *d, const char *domain, enum driver
                                struct driver_error *err)
 {
     if ((unsigned)what >= sizeof powers / sizeof powers[0])
-        return fail(err, DRIVER_REFUSED, "unknown power change %d", (int)what);
+        return driver_fail(err, DRIVER_REFUSED, "unknown power change %d", (int)what);
     virConnectPtr c = lv_connection(d, err);
     if (!c)
         return DRIVER_UNAVAILABLE;
@@ -430,12 +419,12 @@ enum driver_rc lv_domain_power(struct driver *d, const char *domain, enum driver
         /* the answer is the state now (a refusal may only say that the
          * domain got there meanwhile) */
         if (called == DRIVER_UNAVAILABLE)
-            rc = fail(err, called, "%s", refused.message);
+            rc = driver_fail(err, called, "%s", refused.message);
         else if ((rc = lv_state(d, c, dom, &state, err)) == DRIVER_OK && !arrived(state, want))
-            rc = called != DRIVER_OK ? fail(err, called, "%s", refused.message)
+            rc = called != DRIVER_OK ? driver_fail(err, called, "%s", refused.message)
                  : what == DP_SHUTDOWN ? DRIVER_PENDING
-                                       : fail(err, DRIVER_REFUSED, "the domain did not %s",
-                                              powers[what].verb);
+                                       : driver_fail(err, DRIVER_REFUSED, "the domain did not %s",
+                                                     powers[what].verb);
     }
     virDomainFree(dom);
     virConnectClose(c);
@@ -451,12 +440,12 @@ static enum driver_rc tail_file(const char *path, struct arena *ar, char **out, 
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? DRIVER_OK
-                               : fail(err, DRIVER_REFUSED, "cannot read %s: %s", path,
-                                      strerror(errno));
+                               : driver_fail(err, DRIVER_REFUSED, "cannot read %s: %s", path,
+                                             strerror(errno));
     struct stat st;
     enum driver_rc rc = DRIVER_OK;
     if (fstat(fd, &st) != 0) {
-        rc = fail(err, DRIVER_REFUSED, "cannot read %s: %s", path, strerror(errno));
+        rc = driver_fail(err, DRIVER_REFUSED, "cannot read %s: %s", path, strerror(errno));
     } else {
         off_t from = st.st_size > CONSOLE_MAX ? st.st_size - CONSOLE_MAX : 0;
         size_t want = (size_t)(st.st_size - from);
@@ -467,7 +456,7 @@ static enum driver_rc tail_file(const char *path, struct arena *ar, char **out, 
                             (r < 0 && errno == EINTR)))
             n += r > 0 ? (size_t)r : 0;
         if (r < 0)
-            rc = fail(err, DRIVER_REFUSED, "cannot read %s: %s", path, strerror(errno));
+            rc = driver_fail(err, DRIVER_REFUSED, "cannot read %s: %s", path, strerror(errno));
         buf[n] = '\0';
         *out = buf;
         *len = n;
@@ -490,9 +479,9 @@ enum driver_rc lv_console_log(struct driver *d, const char *domain, struct arena
         if (!xml)
             rc = lv_error(d, c, err);
         else if (!lvxml_console_path(xml, ar, &path))
-            rc = fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
+            rc = driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
         else if (!*path)
-            rc = fail(err, DRIVER_NOT_FOUND, "the domain's console is not logged to a file");
+            rc = driver_fail(err, DRIVER_NOT_FOUND, "the domain's console is not logged to a file");
         else
             rc = tail_file(path, ar, out, len, err);
         free(xml);

@@ -22,7 +22,6 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,18 +33,6 @@
 #include "util/id.h"
 
 #define NAME_PREFIX_KEEP 100    /* characters of a long id kept readable */
-
-static enum driver_rc fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum driver_rc fail(struct driver_error *err, enum driver_rc rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 bool volfile_name(const char *volume_id, char out[256])
 {
@@ -69,7 +56,7 @@ static int make_dirs(const char *dir, struct driver_error *err)
 {
     char p[PATH_MAX];
     if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
-        fail(err, DRIVER_REFUSED, "directory path too long: %s", dir);
+        driver_fail(err, DRIVER_REFUSED, "directory path too long: %s", dir);
         return -1;
     }
     for (char *s = p + 1;; s++) {
@@ -79,11 +66,12 @@ static int make_dirs(const char *dir, struct driver_error *err)
         *s = '\0';
         if (mkdir(p, 0755) == 0) {
             if (chmod(p, 0755) != 0) {
-                fail(err, DRIVER_REFUSED, "cannot chmod %s: %s", p, strerror(errno));
+                driver_fail(err, DRIVER_REFUSED, "cannot chmod %s: %s", p, strerror(errno));
                 return -1;
             }
         } else if (errno != EEXIST) {
-            fail(err, DRIVER_REFUSED, "cannot create the directory %s: %s", p, strerror(errno));
+            driver_fail(err, DRIVER_REFUSED, "cannot create the directory %s: %s",
+                        p, strerror(errno));
             return -1;
         }
         *s = c;
@@ -140,12 +128,12 @@ static enum driver_rc existing(const char *path, int64_t bytes, struct driver_er
 {
     struct stat st;
     if (lstat(path, &st) != 0)
-        return fail(err, DRIVER_REFUSED, "cannot stat %s: %s", path, strerror(errno));
+        return driver_fail(err, DRIVER_REFUSED, "cannot stat %s: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return fail(err, DRIVER_REFUSED, "%s exists and is not a regular file", path);
+        return driver_fail(err, DRIVER_REFUSED, "%s exists and is not a regular file", path);
     if (st.st_size != bytes)
-        return fail(err, DRIVER_REFUSED, "%s exists with %lld bytes, not %lld", path,
-                    (long long)st.st_size, (long long)bytes);
+        return driver_fail(err, DRIVER_REFUSED, "%s exists with %lld bytes, not %lld", path,
+                           (long long)st.st_size, (long long)bytes);
     return DRIVER_OK;
 }
 
@@ -155,8 +143,8 @@ enum driver_rc volfile_dir(const char *dir, const char *hv_user, struct driver_e
     if (make_dirs(dir, err) != 0)
         return DRIVER_REFUSED;
     if (hv_user && !reachable_by(dir, hv_user, why, sizeof why))
-        return fail(err, DRIVER_REFUSED, "the hypervisor could not open files in %s: %s", dir,
-                    why);
+        return driver_fail(err, DRIVER_REFUSED, "the hypervisor could not open files in %s: %s",
+                           dir, why);
     return DRIVER_OK;
 }
 
@@ -166,15 +154,15 @@ enum driver_rc volfile_create(const char *dir, const char *volume_id, int64_t by
 {
     char name[256];
     if (!volfile_name(volume_id, name))
-        return fail(err, DRIVER_REFUSED, "invalid volume id (1-255 characters of "
-                    "A-Z a-z 0-9 . _ ~ : -)");
+        return driver_fail(err, DRIVER_REFUSED, "invalid volume id (1-255 characters of "
+                           "A-Z a-z 0-9 . _ ~ : -)");
     if (bytes <= 0)
-        return fail(err, DRIVER_REFUSED, "a volume needs a positive size, not %lld",
-                    (long long)bytes);
+        return driver_fail(err, DRIVER_REFUSED, "a volume needs a positive size, not %lld",
+                           (long long)bytes);
     if (!dir || dir[0] != '/')
-        return fail(err, DRIVER_REFUSED, "the volume directory must be an absolute path");
+        return driver_fail(err, DRIVER_REFUSED, "the volume directory must be an absolute path");
     if ((size_t)snprintf(path, path_size, "%s/%s", dir, name) >= path_size)
-        return fail(err, DRIVER_REFUSED, "volume path too long");
+        return driver_fail(err, DRIVER_REFUSED, "volume path too long");
 
     enum driver_rc rc = volfile_dir(dir, hv_user, err);
     if (rc != DRIVER_OK)
@@ -186,19 +174,20 @@ enum driver_rc volfile_create(const char *dir, const char *volume_id, int64_t by
 
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s/.vol-new-XXXXXX", dir) >= (int)sizeof tmp)
-        return fail(err, DRIVER_REFUSED, "volume path too long");
+        return driver_fail(err, DRIVER_REFUSED, "volume path too long");
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
-        return fail(err, DRIVER_REFUSED, "cannot create a file in %s: %s", dir, strerror(errno));
+        return driver_fail(err, DRIVER_REFUSED, "cannot create a file in %s: %s",
+                           dir, strerror(errno));
     if (fchmod(fd, 0600) != 0 || ftruncate(fd, bytes) != 0 || fsync(fd) != 0)
-        rc = fail(err, DRIVER_REFUSED, "cannot make %s of %lld bytes: %s", path,
-                  (long long)bytes, strerror(errno));
+        rc = driver_fail(err, DRIVER_REFUSED, "cannot make %s of %lld bytes: %s", path,
+                         (long long)bytes, strerror(errno));
     close(fd);
     if (rc == DRIVER_OK && link(tmp, path) != 0) {
         if (errno == EEXIST)                    /* someone else made it meanwhile */
             rc = existing(path, bytes, err);
         else
-            rc = fail(err, DRIVER_REFUSED, "cannot create %s: %s", path, strerror(errno));
+            rc = driver_fail(err, DRIVER_REFUSED, "cannot create %s: %s", path, strerror(errno));
     }
     unlink(tmp);
     if (rc == DRIVER_OK) {                      /* the new name, durably */
@@ -221,9 +210,10 @@ enum driver_rc volfile_delete(const char *dir, const char *path, struct driver_e
                 (!strncmp(name, "vol-", 4) || !strncmp(name, "vol+", 4)) &&
                 strlen(name) > 8 && !strcmp(name + strlen(name) - 4, ".img");
     if (!ours)
-        return fail(err, DRIVER_REFUSED, "%s is not a volume file of %.*s", path, (int)dl, dir);
+        return driver_fail(err, DRIVER_REFUSED, "%s is not a volume file of %.*s",
+                           path, (int)dl, dir);
     if (unlink(path) != 0 && errno != ENOENT)
-        return fail(err, DRIVER_REFUSED, "cannot remove %s: %s", path, strerror(errno));
+        return driver_fail(err, DRIVER_REFUSED, "cannot remove %s: %s", path, strerror(errno));
     return DRIVER_OK;
 }
 
@@ -232,24 +222,25 @@ enum driver_rc volfile_probe(const char *path, int64_t *bytes, bool *block,
 {
     struct stat st;
     if (stat(path, &st) != 0)
-        return fail(err, errno == ENOENT ? DRIVER_NOT_FOUND : DRIVER_REFUSED,
-                    "cannot stat %s: %s", path, strerror(errno));
+        return driver_fail(err, errno == ENOENT ? DRIVER_NOT_FOUND : DRIVER_REFUSED,
+                           "cannot stat %s: %s", path, strerror(errno));
     if (S_ISREG(st.st_mode)) {
         *bytes = st.st_size;
         *block = false;
         return DRIVER_OK;
     }
     if (!S_ISBLK(st.st_mode))
-        return fail(err, DRIVER_REFUSED, "%s is neither a regular file nor a block device", path);
+        return driver_fail(err, DRIVER_REFUSED, "%s is neither a regular file nor a block device",
+                           path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, DRIVER_REFUSED, "cannot open %s: %s", path, strerror(errno));
+        return driver_fail(err, DRIVER_REFUSED, "cannot open %s: %s", path, strerror(errno));
     uint64_t size = 0;
     int r = ioctl(fd, BLKGETSIZE64, &size);
     int e = errno;
     close(fd);
     if (r != 0)
-        return fail(err, DRIVER_REFUSED, "cannot size %s: %s", path, strerror(e));
+        return driver_fail(err, DRIVER_REFUSED, "cannot size %s: %s", path, strerror(e));
     *bytes = (int64_t)size;
     *block = true;
     return DRIVER_OK;
