@@ -949,8 +949,12 @@ static enum driver_rc lv_disk_detach(struct driver *d, const char *domain, const
         }
     pthread_mutex_unlock(&lv->mu);
 
-    /* The answer comes from the XML, never from the request alone. */
-    if (rc == DRIVER_OK) {
+    /* The answer comes from libvirt's word, never from the request alone:
+     * DEVICE_REMOVED is libvirt's (sent once the live XML no longer has the
+     * disk; the definition lost it when the call returned), and without it
+     * the XML is read. */
+    bool confirmed = asked_live && w.outcome == W_REMOVED;
+    if (rc == DRIVER_OK && !confirmed) {
         int where = presence(lv, c, dom, alias, &rc, err);
         if (where == 0)
             rc = DRIVER_OK;

@@ -1067,10 +1067,11 @@ def test_server_domain_define_failures(libvirt_env, shell, workdir):
 def test_calls_per_change(libvirt_env, dcbin, workdir):
     """The libvirt calls (RPC round trips, counted by a relay in front of
     libvirtd) an attach and a detach make, on a running persistent domain
-    and on a shut-off one. Each reads the domain's disks before it acts;
-    the detach reads them again after DEVICE_REMOVED, so that it answers
-    from the XML. Reading the live XML first tells whether the domain runs
-    (and a shut-off domain's live XML is its definition)."""
+    and on a shut-off one. Each reads the domain's disks before it acts.
+    A live detach is confirmed by DEVICE_REMOVED alone (libvirt sends it
+    once the live XML has lost the disk); a detach from a definition only
+    reads the XML again. Reading the live XML first tells whether the
+    domain runs (and a shut-off domain's live XML is its definition)."""
     from libvirt_proxy import Relay
     with Relay(os.path.join(workdir, "relay.sock")) as relay, \
             g.Guest(g.unique_name(), workdir, persistent=True) as vm:
@@ -1097,7 +1098,8 @@ def test_calls_per_change(libvirt_env, dcbin, workdir):
         finally:
             assert sh.close() == 0, sh.stderr[-20:]
     # running: lookup, live XML, persistent?, inactive XML, attach; the
-    # detach: lookup, those 3 reads, detach, the 3 reads again. Shut off:
+    # detach: lookup, those 3 reads, detach, then the event. Shut off:
     # lookup, XML, attach; lookup, XML, detach, XML. (Reading the state, the
-    # persistence and both XMLs each time, it was (6, 10) and (5, 8).)
-    assert counts == {"running": (5, 8), "shut off": (3, 4)}, counts
+    # persistence and both XMLs each time, it was (6, 10) and (5, 8); the
+    # running detach read the 3 again after the event, 8.)
+    assert counts == {"running": (5, 5), "shut off": (3, 4)}, counts
