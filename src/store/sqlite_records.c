@@ -119,6 +119,47 @@ const char *const sqlite_sql[N_STMT] = {
 
 
 /* ---------------------------------------------------------------------------
+ * The shapes most record functions take
+ * ------------------------------------------------------------------------- */
+
+/* KEYS(a, b, ...): text parameters ?1, ?2, ... as an array and its length. */
+#define KEYS(...) (const char *const[]){__VA_ARGS__}, \
+    (int)(sizeof (const char *const[]){__VA_ARGS__} / sizeof(const char *))
+
+/* Statement `id` with keys[i] bound to ?i+1 (NULL binds NULL), or NULL. */
+static sqlite3_stmt *keyed(struct store_conn *c, enum stmt_id id, const char *const *keys, int n)
+{
+    sqlite3_stmt *st = sq_stmt(c, id);
+    for (int i = 0; st && i < n; i++)
+        sq_bind_text(st, i + 1, keys[i]);
+    return st;
+}
+
+/* The one row that `id` finds by its keys, read into *out. */
+static enum store_rc get_row(struct store_conn *c, struct arena *ar, sq_row_reader read,
+                             void *out, enum stmt_id id, const char *const *keys, int n)
+{
+    sqlite3_stmt *st = keyed(c, id, keys, n);
+    return st ? sq_get(c, st, ar, read, out) : STORE_ERROR;
+}
+
+/* A change that `id` makes to exactly one row found by its keys. */
+static enum store_rc change_row(struct store_conn *w, enum stmt_id id, const char *const *keys,
+                                int n)
+{
+    sqlite3_stmt *st = keyed(w, id, keys, n);
+    return st ? sq_exec_one(w, st) : STORE_ERROR;
+}
+
+/* Every row of `id` (no parameters), into a new array of *n records. */
+static enum store_rc all_rows(struct store_conn *c, enum stmt_id id, struct arena *ar,
+                              size_t size, sq_row_reader read, void **out, int *n)
+{
+    sqlite3_stmt *st = sq_stmt(c, id);
+    return st ? sq_collect(c, st, ar, size, read, out, n) : STORE_ERROR;
+}
+
+/* ---------------------------------------------------------------------------
  * Accounts and users
  * ------------------------------------------------------------------------- */
 
@@ -266,21 +307,12 @@ enum store_rc store_user_get(struct store_conn *c, struct arena *ar, const char 
 
 enum store_rc store_user_set_pwhash(struct store_conn *w, const char *name, const char *pwhash)
 {
-    sqlite3_stmt *st = sq_stmt(w, S_USER_SET_PWHASH);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, name);
-    sq_bind_text(st, 2, pwhash);
-    return sq_exec_one(w, st);
+    return change_row(w, S_USER_SET_PWHASH, KEYS(name, pwhash));
 }
 
 enum store_rc store_user_del(struct store_conn *w, const char *name)
 {
-    sqlite3_stmt *st = sq_stmt(w, S_USER_DEL);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, name);
-    return sq_exec_one(w, st);
+    return change_row(w, S_USER_DEL, KEYS(name));
 }
 
 enum store_rc store_user_count(struct store_conn *c, int64_t *n)
@@ -356,12 +388,7 @@ enum store_rc store_server_add(struct store_conn *w, const struct server *srv)
 enum store_rc store_server_get(struct store_conn *c, struct arena *ar, const char *account,
                                const char *id, struct server *out)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_SERVER_GET);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, id);
-    sq_bind_text(st, 2, account);
-    return sq_get(c, st, ar, read_server, out);
+    return get_row(c, ar, read_server, out, S_SERVER_GET, KEYS(id, account));
 }
 
 enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const char *account,
@@ -402,11 +429,7 @@ enum store_rc store_server_update(struct store_conn *w, const struct server *srv
 
 enum store_rc store_server_del(struct store_conn *w, const char *id)
 {
-    sqlite3_stmt *st = sq_stmt(w, S_SERVER_DEL);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, id);
-    return sq_exec_one(w, st);
+    return change_row(w, S_SERVER_DEL, KEYS(id));
 }
 
 /* ---------------------------------------------------------------------------
@@ -462,12 +485,7 @@ enum store_rc store_volume_add(struct store_conn *w, const struct volume *v)
 enum store_rc store_volume_get(struct store_conn *c, struct arena *ar, const char *account,
                                const char *id, struct volume *out)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_VOLUME_GET);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, id);
-    sq_bind_text(st, 2, account);
-    return sq_get(c, st, ar, read_volume, out);
+    return get_row(c, ar, read_volume, out, S_VOLUME_GET, KEYS(id, account));
 }
 
 enum store_rc store_volume_list(struct store_conn *c, struct arena *ar, const char *account,
@@ -488,24 +506,14 @@ enum store_rc store_volume_list(struct store_conn *c, struct arena *ar, const ch
 
 enum store_rc store_volume_set_status(struct store_conn *w, const char *id, const char *status)
 {
-    sqlite3_stmt *st = sq_stmt(w, S_VOLUME_SET_STATUS);
-    if (!st)
-        return STORE_ERROR;
     char now[32];
     store_now(now);
-    sq_bind_text(st, 1, id);
-    sq_bind_text(st, 2, status);
-    sq_bind_text(st, 3, now);
-    return sq_exec_one(w, st);
+    return change_row(w, S_VOLUME_SET_STATUS, KEYS(id, status, now));
 }
 
 enum store_rc store_volume_del(struct store_conn *w, const char *id)
 {
-    sqlite3_stmt *st = sq_stmt(w, S_VOLUME_DEL);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, id);
-    return sq_exec_one(w, st);
+    return change_row(w, S_VOLUME_DEL, KEYS(id));
 }
 
 /* ---------------------------------------------------------------------------
@@ -558,12 +566,7 @@ enum store_rc store_attachment_add(struct store_conn *w, const struct attachment
 enum store_rc store_attachment_get(struct store_conn *c, struct arena *ar, const char *server_id,
                                    const char *volume_id, struct attachment *out)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_GET);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, server_id);
-    sq_bind_text(st, 2, volume_id);
-    return sq_get(c, st, ar, read_attachment, out);
+    return get_row(c, ar, read_attachment, out, S_ATTACH_GET, KEYS(server_id, volume_id));
 }
 
 enum store_rc store_attachment_find(struct store_conn *c, struct arena *ar, const char *account,
@@ -623,11 +626,7 @@ unsigned store_attachment_parts(struct store_conn *c, struct arena *ar, const ch
 enum store_rc store_attachment_by_volume(struct store_conn *c, struct arena *ar,
                                          const char *volume_id, struct attachment *out)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_BY_VOLUME);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, volume_id);
-    return sq_get(c, st, ar, read_attachment, out);
+    return get_row(c, ar, read_attachment, out, S_ATTACH_BY_VOLUME, KEYS(volume_id));
 }
 
 enum store_rc store_attachment_list(struct store_conn *c, struct arena *ar, const char *server_id,
@@ -654,95 +653,56 @@ enum store_rc store_attachment_update(struct store_conn *w, const struct attachm
 enum store_rc store_attachment_swap(struct store_conn *w, const char *attachment_id,
                                     const char *new_volume_id)
 {
-    sqlite3_stmt *st = sq_stmt(w, S_ATTACH_SWAP);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, attachment_id);
-    sq_bind_text(st, 2, new_volume_id);
-    return sq_exec_one(w, st);
+    return change_row(w, S_ATTACH_SWAP, KEYS(attachment_id, new_volume_id));
 }
 
 enum store_rc store_attachment_del(struct store_conn *w, const char *attachment_id)
 {
-    sqlite3_stmt *st = sq_stmt(w, S_ATTACH_DEL);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, attachment_id);
-    return sq_exec_one(w, st);
+    return change_row(w, S_ATTACH_DEL, KEYS(attachment_id));
 }
 
 enum store_rc store_attachment_by_id(struct store_conn *c, struct arena *ar, const char *id,
                                      struct attachment *out)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_BY_ID);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, id);
-    return sq_get(c, st, ar, read_attachment, out);
+    return get_row(c, ar, read_attachment, out, S_ATTACH_BY_ID, KEYS(id));
 }
 
 enum store_rc store_attachment_set_status(struct store_conn *w, const char *id, const char *from,
                                           const char *to)
 {
-    sqlite3_stmt *st = sq_stmt(w, S_ATTACH_SET_STATUS);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, id);
-    sq_bind_text(st, 2, to);
-    sq_bind_text(st, 3, from);
-    return sq_exec_one(w, st);
+    return change_row(w, S_ATTACH_SET_STATUS, KEYS(id, to, from));
 }
 
 enum store_rc store_attachment_unsettled(struct store_conn *c, struct arena *ar,
                                          struct attachment **out, int *n)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_ATTACH_UNSETTLED);
-    if (!st)
-        return STORE_ERROR;
-    return sq_collect(c, st, ar, sizeof **out, read_attachment, (void **)out, n);
+    return all_rows(c, S_ATTACH_UNSETTLED, ar, sizeof **out, read_attachment, (void **)out, n);
 }
 
 enum store_rc store_server_by_domain(struct store_conn *c, struct arena *ar, const char *domain,
                                      struct server *out)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_SERVER_BY_DOMAIN);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, domain);
-    return sq_get(c, st, ar, read_server, out);
+    return get_row(c, ar, read_server, out, S_SERVER_BY_DOMAIN, KEYS(domain));
 }
 
 enum store_rc store_server_bound(struct store_conn *c, struct arena *ar, struct server **out,
                                  int *n)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_SERVER_BOUND);
-    if (!st)
-        return STORE_ERROR;
-    return sq_collect(c, st, ar, sizeof **out, read_server, (void **)out, n);
+    return all_rows(c, S_SERVER_BOUND, ar, sizeof **out, read_server, (void **)out, n);
 }
 
 enum store_rc store_volume_set_storage(struct store_conn *w, const char *id, const char *path,
                                        const char *status)
 {
-    sqlite3_stmt *st = sq_stmt(w, S_VOLUME_SET_STORAGE);
-    if (!st)
-        return STORE_ERROR;
     char now[32];
     store_now(now);
-    sq_bind_text(st, 1, id);
-    sq_bind_text(st, 2, path);
-    sq_bind_text(st, 3, status);
-    sq_bind_text(st, 4, now);
-    return sq_exec_one(w, st);
+    return change_row(w, S_VOLUME_SET_STORAGE, KEYS(id, path, status, now));
 }
 
 enum store_rc store_volume_unsettled(struct store_conn *c, struct arena *ar, struct volume **out,
                                      int *n)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_VOLUME_UNSETTLED);
-    if (!st)
-        return STORE_ERROR;
-    return sq_collect(c, st, ar, sizeof **out, read_volume, (void **)out, n);
+    return all_rows(c, S_VOLUME_UNSETTLED, ar, sizeof **out, read_volume, (void **)out, n);
 }
 
 /* ---------------------------------------------------------------------------
@@ -791,20 +751,13 @@ enum store_rc store_image_add(struct store_conn *w, const struct image *img)
 enum store_rc store_image_get(struct store_conn *c, struct arena *ar, const char *id,
                               struct image *out)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_IMAGE_GET);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, id);
-    return sq_get(c, st, ar, read_image, out);
+    return get_row(c, ar, read_image, out, S_IMAGE_GET, KEYS(id));
 }
 
 enum store_rc store_image_list(struct store_conn *c, struct arena *ar, struct image **out,
                                int *n)
 {
-    sqlite3_stmt *st = sq_stmt(c, S_IMAGE_LIST);
-    if (!st)
-        return STORE_ERROR;
-    return sq_collect(c, st, ar, sizeof **out, read_image, (void **)out, n);
+    return all_rows(c, S_IMAGE_LIST, ar, sizeof **out, read_image, (void **)out, n);
 }
 
 enum store_rc store_image_users(struct store_conn *c, const char *id, int64_t *servers)
@@ -829,9 +782,5 @@ enum store_rc store_image_del(struct store_conn *w, const char *id)
         return rc;
     if (servers > 0)
         return STORE_EXISTS;
-    sqlite3_stmt *st = sq_stmt(w, S_IMAGE_DEL);
-    if (!st)
-        return STORE_ERROR;
-    sq_bind_text(st, 1, id);
-    return sq_exec_one(w, st);
+    return change_row(w, S_IMAGE_DEL, KEYS(id));
 }
