@@ -156,10 +156,12 @@ void cli_core_options(const struct hv_settings *hv, bool daemon, struct core_opt
 struct cli_table;
 struct cli_table *cli_table_new(const struct cli *c, const char *const *columns);
 void cli_table_row(struct cli_table *t, const char *const *cells);
-/* Show the one row as "field  value" lines (or one JSON object). */
-void cli_table_record(struct cli_table *t);
 /* Print and free; for json, rows are objects of the columns' names. */
 void cli_table_print(struct cli_table *t);
+/* Print one record as "field  value" lines (or one JSON object). */
+void cli_print_record(const struct cli *c, const char *const *columns, const char *const *cells);
+/* A number as a cell. */
+const char *cli_num(struct arena *ar, long long v);
 /* Is --format table or json? False after saying it is not. */
 bool cli_table_format_ok(const struct cli *c);
 

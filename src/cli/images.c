@@ -454,11 +454,6 @@ int cmd_image_del(int argc, char **argv)
 
 /* ---- list, show ------------------------------------------------------------------- */
 
-static const char *num(struct arena *ar, long long v)
-{
-    return arena_printf(ar, "%lld", v);
-}
-
 int cmd_image_list(int argc, char **argv)
 {
     static const char *const names[] = {"db", "format", NULL};
@@ -481,7 +476,7 @@ int cmd_image_list(int argc, char **argv)
         struct cli_table *t = cli_table_new(&c, cols);
         for (int i = 0; i < n; i++) {
             const char *cells[] = {all[i].id, all[i].name, all[i].disk_format,
-                                   num(&ar, all[i].size), num(&ar, all[i].virtual_size),
+                                   cli_num(&ar, all[i].size), cli_num(&ar, all[i].virtual_size),
                                    all[i].kernel ? "true" : "false", all[i].created_at};
             cli_table_row(t, cells);
         }
@@ -519,14 +514,11 @@ int cmd_image_show(int argc, char **argv)
     else if (s && rc != STORE_OK)
         status = CLI_FAILED;
     if (s && status == CLI_OK) {
-        const char *cells[] = {img.id, img.name, img.disk_format, num(&ar, img.size),
-                               num(&ar, img.virtual_size), img.checksum, img.hash_value,
+        const char *cells[] = {img.id, img.name, img.disk_format, cli_num(&ar, img.size),
+                               cli_num(&ar, img.virtual_size), img.checksum, img.hash_value,
                                img.path, img.kernel, img.initrd, img.cmdline,
-                               num(&ar, servers), img.created_at, img.updated_at};
-        struct cli_table *t = cli_table_new(&c, cols);
-        cli_table_record(t);
-        cli_table_row(t, cells);
-        cli_table_print(t);
+                               cli_num(&ar, servers), img.created_at, img.updated_at};
+        cli_print_record(&c, cols, cells);
     }
     store_close(s);
     arena_release(&ar);

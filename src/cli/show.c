@@ -45,10 +45,13 @@ struct cli_table *cli_table_new(const struct cli *c, const char *const *columns)
     return t;
 }
 
-void cli_table_record(struct cli_table *t)
+void cli_print_record(const struct cli *c, const char *const *columns, const char *const *cells)
 {
+    struct cli_table *t = cli_table_new(c, columns);
     if (t)
         t->record = true;
+    cli_table_row(t, cells);
+    cli_table_print(t);
 }
 
 bool cli_table_format_ok(const struct cli *c)
@@ -215,7 +218,7 @@ static void session_close(struct session *s)
     arena_release(&s->ar);
 }
 
-static const char *num(struct arena *ar, long long v)
+const char *cli_num(struct arena *ar, long long v)
 {
     return arena_printf(ar, "%lld", v);
 }
@@ -254,8 +257,8 @@ static void account_row(struct session *s, struct cli_table *t, const struct acc
 {
     int64_t users = 0, servers = 0, volumes = 0;
     store_account_counts(store_reader(s->store), a->id, &users, &servers, &volumes);
-    const char *cells[] = {a->id, a->name, a->created_at, num(&s->ar, users),
-                           num(&s->ar, servers), num(&s->ar, volumes)};
+    const char *cells[] = {a->id, a->name, a->created_at, cli_num(&s->ar, users),
+                           cli_num(&s->ar, servers), cli_num(&s->ar, volumes)};
     cli_table_row(t, cells);
 }
 
@@ -308,17 +311,14 @@ int cmd_account_show(int argc, char **argv)
             "used_instances#", "used_cores#", "used_ram_mb#", "used_gigabytes#", NULL};
         int64_t users = 0, servers = 0, volumes = 0;
         store_account_counts(store_reader(s.store), a.id, &users, &servers, &volumes);
+        struct arena *ar = &s.ar;
         const char *cells[] = {
-            a.id, a.name, a.created_at, num(&s.ar, users), num(&s.ar, servers),
-            num(&s.ar, volumes), num(&s.ar, l.quota.instances), num(&s.ar, l.quota.cores),
-            num(&s.ar, l.quota.ram), num(&s.ar, l.quota.volumes), num(&s.ar, l.quota.gigabytes),
-            num(&s.ar, l.used.instances), num(&s.ar, l.used.cores), num(&s.ar, l.used.ram),
-            num(&s.ar, l.used.gigabytes)};
-        struct cli_table *t = cli_table_new(&c, cols);
-        if (t)
-            t->record = true;
-        cli_table_row(t, cells);
-        cli_table_print(t);
+            a.id, a.name, a.created_at, cli_num(ar, users), cli_num(ar, servers),
+            cli_num(ar, volumes), cli_num(ar, l.quota.instances), cli_num(ar, l.quota.cores),
+            cli_num(ar, l.quota.ram), cli_num(ar, l.quota.volumes), cli_num(ar, l.quota.gigabytes),
+            cli_num(ar, l.used.instances), cli_num(ar, l.used.cores), cli_num(ar, l.used.ram),
+            cli_num(ar, l.used.gigabytes)};
+        cli_print_record(&c, cols, cells);
     }
     session_close(&s);
     cli_done(&c);
@@ -421,13 +421,9 @@ int cmd_user_show(int argc, char **argv)
             status = CLI_FAILED;
     }
     if (status == CLI_OK) {
-        struct cli_table *t = cli_table_new(&c, user_cols);
-        if (t)
-            t->record = true;
         const char *cells[] = {u.name, u.account_id, u.role == ROLE_ADMIN ? "admin" : "member",
                                u.created_at};
-        cli_table_row(t, cells);
-        cli_table_print(t);
+        cli_print_record(&c, user_cols, cells);
     }
     session_close(&s);
     cli_done(&c);
@@ -472,7 +468,7 @@ static int list_servers(struct session *s, struct cli_table *t, const char *acco
         attachments_text(s, srv[i].id, &count);
         const char *cells[] = {srv[i].id, srv[i].account_id, srv[i].name,
                                core_server_status(srv[i].vm_state), srv[i].domain,
-                               num(&s->ar, count), srv[i].created_at};
+                               cli_num(&s->ar, count), srv[i].created_at};
         cli_table_row(t, cells);
     }
     return CLI_OK;
@@ -500,18 +496,25 @@ static int list_each(struct cli *c, struct session *s, const char *const *cols,
     return status;
 }
 
-int cmd_server_list(int argc, char **argv)
+/* The whole of `server list` and `volume list`. */
+static int list_command(int argc, char **argv, const char *command, const char *const *cols,
+                        int (*each)(struct session *s, struct cli_table *t, const char *account))
 {
-    struct cli c = {.command = "server list", .names = list_names};
+    struct cli c = {.command = command, .names = list_names};
     if (!cli_parse(&c, argc, argv, 0, 0))
         return CLI_USAGE;
     struct session s;
     int status = session_open(&c, &s);
     if (status == CLI_OK)
-        status = list_each(&c, &s, server_list_cols, list_servers);
+        status = list_each(&c, &s, cols, each);
     session_close(&s);
     cli_done(&c);
     return status;
+}
+
+int cmd_server_list(int argc, char **argv)
+{
+    return list_command(argc, argv, "server list", server_list_cols, list_servers);
 }
 
 int cmd_server_show(int argc, char **argv)
@@ -533,15 +536,11 @@ int cmd_server_show(int argc, char **argv)
             "updated_at", NULL};
         int count;
         const char *cells[] = {v.id, v.account_id, v.name, core_server_status(v.vm_state),
-                               v.vm_state, v.task_state, num(&s.ar, v.power_state),
+                               v.vm_state, v.task_state, cli_num(&s.ar, v.power_state),
                                v.locked ? "true" : "false", v.flavor_ref, v.image_ref, v.domain,
                                v.fault, attachments_text(&s, v.id, &count), v.created_at,
                                v.updated_at};
-        struct cli_table *t = cli_table_new(&c, cols);
-        if (t)
-            t->record = true;
-        cli_table_row(t, cells);
-        cli_table_print(t);
+        cli_print_record(&c, cols, cells);
     }
     session_close(&s);
     cli_done(&c);
@@ -575,7 +574,7 @@ static int list_volumes(struct session *s, struct cli_table *t, const char *acco
         return core_failed(&err, "volume list");
     for (int i = 0; i < n; i++) {
         const char *device;
-        const char *cells[] = {v[i].id, v[i].account_id, v[i].name, num(&s->ar, v[i].size),
+        const char *cells[] = {v[i].id, v[i].account_id, v[i].name, cli_num(&s->ar, v[i].size),
                                v[i].status, attached_to(s, v[i].id, &device), v[i].path,
                                v[i].created_at};
         cli_table_row(t, cells);
@@ -585,16 +584,7 @@ static int list_volumes(struct session *s, struct cli_table *t, const char *acco
 
 int cmd_volume_list(int argc, char **argv)
 {
-    struct cli c = {.command = "volume list", .names = list_names};
-    if (!cli_parse(&c, argc, argv, 0, 0))
-        return CLI_USAGE;
-    struct session s;
-    int status = session_open(&c, &s);
-    if (status == CLI_OK)
-        status = list_each(&c, &s, volume_list_cols, list_volumes);
-    session_close(&s);
-    cli_done(&c);
-    return status;
+    return list_command(argc, argv, "volume list", volume_list_cols, list_volumes);
 }
 
 int cmd_volume_show(int argc, char **argv)
@@ -616,15 +606,11 @@ int cmd_volume_show(int argc, char **argv)
             "updated_at", NULL};
         const char *device;
         const char *server = attached_to(&s, v.id, &device);
-        const char *cells[] = {v.id, v.account_id, v.name, v.description, num(&s.ar, v.size),
+        const char *cells[] = {v.id, v.account_id, v.name, v.description, cli_num(&s.ar, v.size),
                                v.status, v.volume_type, v.availability_zone, v.path,
                                v.adopted ? "true" : "false", server, device, v.created_at,
                                v.updated_at};
-        struct cli_table *t = cli_table_new(&c, cols);
-        if (t)
-            t->record = true;
-        cli_table_row(t, cells);
-        cli_table_print(t);
+        cli_print_record(&c, cols, cells);
     }
     session_close(&s);
     cli_done(&c);
