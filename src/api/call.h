@@ -190,6 +190,8 @@ void cinder_volumes_show(struct call *c);
 void flavors_list(struct call *c);
 void flavors_detail(struct call *c);
 void flavors_show(struct call *c);
+void flavors_extra_specs(struct call *c);
+void flavors_extra_spec(struct call *c);
 
 void limits_show(struct call *c);
 void cinder_limits(struct call *c);

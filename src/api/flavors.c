@@ -4,8 +4,10 @@
  * Nova's bodies, filters, sorting and paging (nova/api/openstack/compute/
  * flavors.py and views/flavors.py). Every flavor is public and enabled, with
  * no swap, no ephemeral disk, an rxtx_factor of 1.0, no description and no
- * extra specs. There is no write side: the router answers 405 for POST,
- * PUT and DELETE (flavors are configuration). */
+ * extra specs, which os-extra_specs shows (Nova's flavors_extraspecs.py:
+ * an empty set, and its 404 for any key). There is no write side: the
+ * router answers 405 for POST, PUT and DELETE (flavors are configuration;
+ * Nova lets only admins write extra specs). */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -380,12 +382,32 @@ void flavors_detail(struct call *c)
     list(c, true);
 }
 
-void flavors_show(struct call *c)
+/* The flavor the path names, or NULL after Nova's 404. */
+static const struct flavor *find(struct call *c)
 {
     const struct flavor *f = core_flavor(c->core.core, c->param[0]);
-    if (!f) {
+    if (!f)
         reply_error(c, 404, "Flavor %s could not be found.", c->param[0]);
-        return;
-    }
-    reply_json(c, 200, json_pack("{s:o}", "flavor", render_flavor(c, f)));
+    return f;
+}
+
+void flavors_show(struct call *c)
+{
+    const struct flavor *f = find(c);
+    if (f)
+        reply_json(c, 200, json_pack("{s:o}", "flavor", render_flavor(c, f)));
+}
+
+void flavors_extra_specs(struct call *c)
+{
+    if (find(c))
+        reply_json(c, 200, json_pack("{s:{}}", "extra_specs"));
+}
+
+/* No flavor has extra specs: every key is Nova's KeyError. */
+void flavors_extra_spec(struct call *c)
+{
+    if (find(c))
+        reply_error(c, 404, "Flavor %s has no extra specs with key %s.", c->param[0],
+                    c->param[1]);
 }

@@ -59,6 +59,8 @@ static const struct route routes[] = {
     {BOTH, "flavors", flavors_list, NULL, NULL, NULL},
     {BOTH, "flavors/detail", flavors_detail, NULL, NULL, NULL},
     {BOTH, "flavors/*", flavors_show, NULL, NULL, NULL},
+    {BOTH, "flavors/*/os-extra_specs", flavors_extra_specs, NULL, NULL, NULL},
+    {BOTH, "flavors/*/os-extra_specs/*", flavors_extra_spec, NULL, NULL, NULL},
     {BOTH, "limits", limits_show, NULL, NULL, NULL},
     {CINDER, "limits", cinder_limits, NULL, NULL, NULL},
     {CINDER, "volumes", cinder_volumes_list, NULL, NULL, NULL},

@@ -69,6 +69,8 @@ for _d in ("hostway", "nova"):
         (_d, "GET", "/limits"),
         (_d, "GET", "/flavors"), (_d, "GET", "/flavors/detail"),
         (_d, "GET", "/flavors/{flavor_id}"),
+        (_d, "GET", "/flavors/{flavor_id}/os-extra_specs"),
+        (_d, "GET", "/flavors/{flavor_id}/os-extra_specs/{key}"),
     }
 # the read-only block-storage API for the openstack CLI (issue 4)
 ENDPOINTS |= {("cinder", "GET", "/v3"), ("cinder", "GET", "/v3/{project_id}/volumes"),

@@ -430,3 +430,89 @@ def test_openstack_cli_creates_a_server_by_flavor_name(world, tmp_path):
     assert (shown["original_name"], shown["vcpus"], shown["ram"]) == ("m1.medium", 2, 4096)
     listed = openstack("server", "list", "--long", "--name", "by-flavor-name")
     assert [(s["Flavor Name"], s["Flavor ID"]) for s in listed] == [("m1.medium", "3")]
+
+
+# -- extra specs (issue 9) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+def test_extra_specs_are_empty(world, kind):
+    """GET /flavors/{id}/os-extra_specs: no flavor has any (Nova's
+    flavors_extraspecs.py index)."""
+    for fid in ("1", "5"):
+        for version in ([None, "2.60", "2.89"] if dialect_of(kind) == "nova" else [None]):
+            r = get(world, kind, f"/flavors/{fid}/os-extra_specs", version)
+            assert r.status_code == 200, r.text
+            assert ordered(r.text) == [("extra_specs", [])]
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+def test_an_extra_spec_is_404(world, kind):
+    for key in ("hw:cpu_policy", "quota:disk_read_bytes_sec", "x"):
+        r = get(world, kind, f"/flavors/2/os-extra_specs/{key}")
+        assert_error(dialect_of(kind), r, 404,
+                     nova_message=f"Flavor 2 has no extra specs with key {key}.")
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+def test_extra_specs_of_an_unknown_flavor_are_404(world, kind):
+    for tail in ("/flavors/99/os-extra_specs", "/flavors/m1.tiny/os-extra_specs/hw:x"):
+        fid = tail.split("/")[2]
+        r = get(world, kind, tail)
+        assert_error(dialect_of(kind), r, 404, nova_message=f"Flavor {fid} could not be found.")
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+@pytest.mark.parametrize("method,tail", [("POST", "/flavors/1/os-extra_specs"),
+                                         ("PUT", "/flavors/1/os-extra_specs"),
+                                         ("DELETE", "/flavors/1/os-extra_specs"),
+                                         ("PUT", "/flavors/1/os-extra_specs/hw:a"),
+                                         ("DELETE", "/flavors/1/os-extra_specs/hw:a"),
+                                         ("POST", "/flavors/1/os-extra_specs/hw:a")])
+def test_extra_specs_have_no_write_side(world, kind, method, tail):
+    """Nova lets only admins write extra specs; attachd's flavors are
+    configuration: 405, as every read-only path, for admins too."""
+    for who in (world.sa, world.admin):
+        r = who.request(method, f"{world.base}{prefix(kind, world.a)}{tail}",
+                        json={"extra_specs": {"hw:a": "1"}, "hw:a": "1"})
+        assert_error(dialect_of(kind), r, 405)
+        assert r.headers["Allow"] == "GET, HEAD"
+    r = get(world, "nova", "/flavors/1/os-extra_specs")
+    assert r.json() == {"extra_specs": {}}
+
+
+def test_extra_specs_need_credentials(world):
+    for tail in ("/flavors/1/os-extra_specs", "/flavors/1/os-extra_specs/k"):
+        assert_unauthorized(world.anon.get(f"{world.base}/v2.1{tail}"))
+        assert_unauthorized(world.anon.get(f"{world.base}{tail}"))
+
+
+def openstack_cli(tmp_path, world, *args, extra_conf=""):
+    """The real `openstack` CLI against the world's daemon; its JSON output."""
+    import json
+    import subprocess
+    import sys
+    conf = tmp_path / "clouds.yaml"
+    conf.write_text("clouds:\n  attachd:\n    auth_type: http_basic\n    auth:\n"
+                    f"      username: {world.a_user}\n      password: {world.a_pw}\n"
+                    f"      endpoint: {world.base}/v2.1\n" + extra_conf)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "OS_CLIENT_CONFIG_FILE": str(conf), "OS_CLOUD": "attachd"}
+    p = subprocess.run([sys.executable, "-m", "openstackclient.shell", *args, "-f", "json"],
+                       env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, (args, p.stdout, p.stderr)
+    return json.loads(p.stdout)
+
+
+@pytest.mark.parametrize("version", [None, "2.60"])
+def test_openstack_cli_lists_and_shows_flavors(world, tmp_path, version):
+    """Below 2.61 `flavor list` and `flavor show` read each flavor's
+    os-extra_specs (the flavor carries them only from 2.61)."""
+    mv_args = ["--os-compute-api-version", version] if version else []
+    listed = openstack_cli(tmp_path, world, "flavor", "list", *mv_args)
+    assert [(f["ID"], f["Name"], f["VCPUs"], f["RAM"], f["Disk"], f["Is Public"])
+            for f in listed] == [(i, n, v, r, d, True) for i, n, v, r, d in CLASSIC]
+    listed = openstack_cli(tmp_path, world, "flavor", "list", "--long", *mv_args)
+    assert [f["Properties"] for f in listed] == [{}] * 5
+    shown = openstack_cli(tmp_path, world, "flavor", "show", "m1.small", *mv_args)
+    assert (shown["id"], shown["name"], shown["vcpus"], shown["ram"], shown["disk"],
+            shown["properties"]) == ("2", "m1.small", 1, 2048, 20, {})

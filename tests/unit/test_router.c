@@ -243,7 +243,7 @@ static void test_404_nova_shape(void **state)
     struct api_world *w = *state;
     static const char *const paths[] = {
         "/v2.1/servers/x/nothing", "/v2.1/os-nothing", "/v2.1/acct-a/servers/x/y/z",
-        "/v2.1/extensions", "/v2.1/flavors/1/os-extra_specs",
+        "/v2.1/extensions", "/v2.1/flavors/1/os-flavor-access",
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         struct fake f;
