@@ -19,6 +19,7 @@ struct call {
     struct arena *arena;
     enum dialect dialect;
     bool cinder;                /* /v3: the block-storage API, in Nova's error shape */
+    bool glance;                /* /image: the image API, in Glance's shapes */
     int version;                /* 2.<version>; 1 in the Hostway dialect */
     bool versioned;             /* send the microversion headers */
     const char *version_echo;   /* an unsupported version, echoed on its 406 */
@@ -91,6 +92,9 @@ enum mv_result { MV_OK, MV_MALFORMED, MV_UNSUPPORTED };
 enum mv_result mv_negotiate(struct request *req, struct arena *ar, int *version,
                             const char **bad);
 enum mv_result mv_parse(const char *text, int *major, int *minor);
+/* False after a 404 from 2.36 on, where Nova removed its proxy APIs
+ * (os-volumes, images); true in the Hostway dialect. */
+bool proxy_available(struct call *c);
 
 /* ---- request bodies and queries (json.c) --------------------------------- */
 
@@ -145,6 +149,8 @@ struct paging {
     const char *marker;
 };
 bool query_paging(struct call *c, struct paging *p, bool with_marker);
+/* The query string of a next link (json.c: Nova's or Glance's form). */
+const char *query_with_marker(struct call *c, const char *marker, bool sorted);
 /* From 2.75 unknown query parameters are 400 on some lists. */
 bool query_only(struct call *c, const char *const *allowed);
 
@@ -192,6 +198,13 @@ void flavors_detail(struct call *c);
 void flavors_show(struct call *c);
 void flavors_extra_specs(struct call *c);
 void flavors_extra_spec(struct call *c);
+
+void images_list(struct call *c);
+void images_detail(struct call *c);
+void images_show(struct call *c);
+void glance_images_list(struct call *c);
+void glance_images_show(struct call *c);
+void versions_glance(struct call *c);
 
 void limits_show(struct call *c);
 void cinder_limits(struct call *c);

@@ -83,6 +83,25 @@ static const char *hostway_title(int status)
     }
 }
 
+/* Glance's errors are webob's, in JSON: the explanation with webob's
+ * trailing markup, the status line and its reason. */
+static void glance_fault(struct call *c, int status, const char *message)
+{
+    static const struct { int status; const char *title; } titles[] = {
+        {400, "Bad Request"}, {403, "Forbidden"}, {404, "Not Found"},
+        {405, "Method Not Allowed"}, {413, "Request Entity Too Large"},
+        {429, "Too Many Requests"}, {503, "Service Unavailable"},
+    };
+    const char *title = "Internal Server Error";
+    for (size_t i = 0; i < sizeof titles / sizeof titles[0]; i++)
+        if (titles[i].status == status)
+            title = titles[i].title;
+    reply_json(c, status, json_pack("{s:s, s:s, s:s}", "message",
+                                    arena_printf(c->arena, "%s<br /><br />\n\n\n", message),
+                                    "code", arena_printf(c->arena, "%d %s", status, title),
+                                    "title", title));
+}
+
 /* The one place an error body is built. title: the Hostway message (NULL
  * for the status's default); retry_after >= 0 adds Nova's retryAfter. */
 static void fault(struct call *c, int status, const char *title, const char *message,
@@ -92,6 +111,10 @@ static void fault(struct call *c, int status, const char *title, const char *mes
     const char *name;
     /* Messages quote what the client sent, which need not be UTF-8. */
     message = utf8_clean(c->arena, message);
+    if (c->glance) {
+        glance_fault(c, status, message);
+        return;
+    }
     if (c->dialect == DIALECT_HOSTWAY) {
         char errorid[UUID_STR_LEN + 1];
         id_uuid4(errorid);

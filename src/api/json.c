@@ -5,6 +5,7 @@
  * and with the same messages, so that clients that show Nova's errors show
  * ours unchanged.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -746,6 +747,85 @@ bool query_paging(struct call *c, struct paging *p, bool with_marker)
         p->offset = v;
     }
     return true;
+}
+
+/* application/x-www-form-urlencoded, as Python's urlencode. */
+static char *form_escape(struct arena *ar, const char *s)
+{
+    char *out = arena_alloc(ar, strlen(s) * 3 + 1), *o = out;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+            *o++ = (char)ch;
+        else if (ch == ' ')
+            *o++ = '+';
+        else
+            o += sprintf(o, "%%%02X", ch);
+    }
+    *o = '\0';
+    return out;
+}
+
+struct query_item {
+    const char *key, *value;
+};
+
+struct query_copy {
+    struct arena *arena;
+    struct query_item *items;
+    int n, cap;
+};
+
+static bool copy_param(void *cls, const char *key, const char *value)
+{
+    struct query_copy *q = cls;
+    for (int i = 0; i < q->n; i++) {
+        if (!strcmp(q->items[i].key, key)) {
+            q->items[i].value = value;      /* the last value, the first place */
+            return true;
+        }
+    }
+    if (q->n == q->cap) {
+        int cap = q->cap ? q->cap * 2 : 8;
+        struct query_item *items = arena_alloc(q->arena, (size_t)cap * sizeof *items);
+        if (q->n)
+            memcpy(items, q->items, (size_t)q->n * sizeof *items);
+        q->items = items;
+        q->cap = cap;
+    }
+    q->items[q->n++] = (struct query_item){key, value};
+    return true;
+}
+
+/* The request's query again, as Python's urlencode writes it, with the
+ * marker changed: Nova's next links set it and sort the parameters by name;
+ * Glance's keep the request's order without the marker, and add it last
+ * (marker NULL: none). */
+const char *query_with_marker(struct call *c, const char *marker, bool sorted)
+{
+    struct query_copy q = {.arena = c->arena};
+    c->req->each_query(c->req->http, copy_param, &q);
+    if (!sorted) {
+        int k = 0;
+        for (int i = 0; i < q.n; i++)
+            if (strcmp(q.items[i].key, "marker") != 0)
+                q.items[k++] = q.items[i];
+        q.n = k;
+    }
+    if (marker)
+        copy_param(&q, "marker", marker);
+    for (int i = 1; sorted && i < q.n; i++)     /* few: insertion sort */
+        for (int j = i; j > 0 && strcmp(q.items[j - 1].key, q.items[j].key) > 0; j--) {
+            struct query_item t = q.items[j];
+            q.items[j] = q.items[j - 1];
+            q.items[j - 1] = t;
+        }
+    const char *s = "";
+    for (int i = 0; i < q.n; i++)
+        s = arena_printf(c->arena, "%s%s%s=%s", s, i ? "&" : "",
+                         form_escape(c->arena, q.items[i].key),
+                         form_escape(c->arena, q.items[i].value));
+    return s;
 }
 
 struct only_ctx {

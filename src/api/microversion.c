@@ -86,3 +86,14 @@ enum mv_result mv_negotiate(struct request *req, struct arena *ar, int *version,
     *version = minor;
     return MV_OK;
 }
+
+/* Nova's proxy APIs (os-volumes, images) are gone from 2.36 on: 404 as if
+ * the path did not exist. */
+bool proxy_available(struct call *c)
+{
+    if (c->dialect == DIALECT_NOVA && c->version > 35) {
+        reply_error(c, 404, "The resource could not be found.");
+        return false;
+    }
+    return true;
+}

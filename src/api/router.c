@@ -4,8 +4,9 @@
  * The steps, in this order for every request:
  *   1. the prefix picks the dialect: "/v2.1[/{project_id}]" is Nova,
  *      "/v3[/{project_id}]" the read-only block-storage API the openstack CLI
- *      looks volumes up in (Nova's error shape), "/accounts/{accountId}/flexcloud"
- *      and everything else Hostway;
+ *      looks volumes up in (Nova's error shape), "/image[/v2]" the read-only
+ *      image API it finds images in (Glance's shapes),
+ *      "/accounts/{accountId}/flexcloud" and everything else Hostway;
  *   2. version discovery answers without credentials;
  *   3. Basic credentials are checked (401 before any lookup:
  *      docs/api.md, decision D6);
@@ -37,7 +38,7 @@ struct api {
 
 #define MAX_SEGMENTS 16
 
-enum { HOSTWAY = 1, NOVA = 2, BOTH = 3, CINDER = 4 };
+enum { HOSTWAY = 1, NOVA = 2, BOTH = 3, CINDER = 4, GLANCE = 8 };
 
 struct route {
     unsigned dialects;
@@ -61,6 +62,11 @@ static const struct route routes[] = {
     {BOTH, "flavors/*", flavors_show, NULL, NULL, NULL},
     {BOTH, "flavors/*/os-extra_specs", flavors_extra_specs, NULL, NULL, NULL},
     {BOTH, "flavors/*/os-extra_specs/*", flavors_extra_spec, NULL, NULL, NULL},
+    {BOTH, "images", images_list, NULL, NULL, NULL},
+    {BOTH, "images/detail", images_detail, NULL, NULL, NULL},
+    {BOTH, "images/*", images_show, NULL, NULL, NULL},
+    {GLANCE, "images", glance_images_list, NULL, NULL, NULL},
+    {GLANCE, "images/*", glance_images_show, NULL, NULL, NULL},
     {BOTH, "limits", limits_show, NULL, NULL, NULL},
     {CINDER, "limits", cinder_limits, NULL, NULL, NULL},
     {CINDER, "volumes", cinder_volumes_list, NULL, NULL, NULL},
@@ -168,7 +174,9 @@ static const char *request_base(struct call *c)
 
 static void dispatch(struct call *c, char **seg, int n)
 {
-    unsigned dialect = c->cinder ? CINDER : c->dialect == DIALECT_NOVA ? NOVA : HOSTWAY;
+    unsigned dialect = c->glance   ? GLANCE
+                       : c->cinder ? CINDER
+                       : c->dialect == DIALECT_NOVA ? NOVA : HOSTWAY;
     const struct route *found = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const char *params[3] = {0};
@@ -307,7 +315,7 @@ static bool admit(struct call *c)
         }
         c->core.scope = c->core.account = c->account_in_path;
     }
-    if (c->dialect == DIALECT_NOVA && !c->cinder) {
+    if (c->dialect == DIALECT_NOVA && !c->cinder && !c->glance) {
         const char *bad = NULL;
         switch (mv_negotiate(c->req, c->arena, &c->version, &bad)) {
         case MV_OK: break;
@@ -503,6 +511,10 @@ static void start(struct call *c)
         c->dialect = DIALECT_NOVA;
         c->cinder = true;
     }
+    if (!strncmp(p, "/image", 6) && (p[6] == '\0' || p[6] == '/')) {
+        c->dialect = DIALECT_NOVA;
+        c->glance = true;
+    }
     char **seg = arena_alloc(c->arena, MAX_SEGMENTS * sizeof *seg);
     int n = split(c->arena, req->path, seg);
     c->base = request_base(c);
@@ -531,6 +543,13 @@ static void start(struct call *c)
             rest++;
             n--;
         }
+    } else if (n > 0 && !strcmp(seg[0], "image")) {
+        /* Glance's root, its version list at /versions, and v2 */
+        c->prefix = "/image/v2";
+        rest = seg + 2;
+        n = n == 1 || (n == 2 && !strcmp(seg[1], "versions")) ? 0
+            : strcmp(seg[1], "v2") != 0                      ? -1
+                                                             : n - 2;
     } else if (n > 0 && !strcmp(seg[0], "accounts")) {
         if (n < 3 || strcmp(seg[2], "flexcloud") != 0) {
             n = -1;
@@ -543,11 +562,15 @@ static void start(struct call *c)
     }
     c->segments = rest;
     c->n_segments = n;
-    req->dialect = c->cinder ? "cinder" : c->dialect == DIALECT_NOVA ? "nova" : "hostway";
+    req->dialect = c->glance   ? "glance"
+                   : c->cinder ? "cinder"
+                   : c->dialect == DIALECT_NOVA ? "nova" : "hostway";
 
     bool discovery = is_read(c) && !c->account_in_path && n == 0;
     if (discovery)
-        req->route = c->cinder ? "v3" : c->dialect == DIALECT_NOVA ? "v2.1" : "/";
+        req->route = c->glance   ? "image"
+                     : c->cinder ? "v3"
+                     : c->dialect == DIALECT_NOVA ? "v2.1" : "/";
     if (!strcmp(req->path, "/healthcheck")) {
         c->ops = OPS_HEALTHCHECK;
         req->route = "healthcheck";
@@ -558,6 +581,8 @@ static void start(struct call *c)
         req->route = "metrics";
         req->dialect = NULL;
         authenticate(c);
+    } else if (discovery && c->glance) {
+        versions_glance(c);
     } else if (discovery && c->cinder) {
         versions_v3(c);
     } else if (discovery && c->dialect == DIALECT_NOVA) {

@@ -1,6 +1,8 @@
 /* versions.c: version discovery without credentials (docs/api.md,
  * "Version discovery").
  * hrefs come from the request's Host, as Nova builds them. */
+#include <string.h>
+
 #include "api/call.h"
 
 static json_t *v21(struct call *c, bool full)
@@ -41,4 +43,19 @@ void versions_v3(struct call *c)
                                  "min_version", "3.0", "updated", "2016-02-08T12:20:21Z",
                                  "links", "rel", "self", "href",
                                  arena_printf(c->arena, "%s/v3/", c->base)));
+}
+
+/* Glance's version list, which keystoneauth reads at the image endpoint
+ * (docs/api.md, decision D11): 300 Multiple Choices at the root, as Glance
+ * answers, 200 at /image/versions. Only v2.0 is claimed: the images are
+ * read-only, and no later v2 feature is served. */
+void versions_glance(struct call *c)
+{
+    const char *p = c->req->path;
+    size_t len = strlen(p);
+    bool listing = len >= 8 && !strcmp(p + len - 8, "versions");
+    reply_json(c, listing ? 200 : 300,
+               json_pack("{s:[{s:s, s:s, s:[{s:s, s:s}]}]}", "versions", "id", "v2.0", "status",
+                         "CURRENT", "links", "rel", "self", "href",
+                         arena_printf(c->arena, "%s/image/v2/", c->base)));
 }

@@ -7,16 +7,6 @@
 #include "api/call.h"
 #include "util/id.h"
 
-/* os-volumes is gone from 2.36 on: 404 as if the path did not exist. */
-static bool available(struct call *c)
-{
-    if (c->dialect == DIALECT_NOVA && c->version > 35) {
-        reply_error(c, 404, "The resource could not be found.");
-        return false;
-    }
-    return true;
-}
-
 /* A volume in the dialect's form: Hostway snake_case with links, or Nova's
  * camelCase os-volumes; NULL (err set) if its attachment cannot be read. */
 json_t *render_volume(struct call *c, const struct volume *v, struct core_error *err)
@@ -113,7 +103,7 @@ static void list(struct call *c)
     struct core_error err;
     struct volume *v;
     int n;
-    if (!available(c) || !query_paging(c, &p, false))
+    if (!proxy_available(c) || !query_paging(c, &p, false))
         return;
     if (!core_volume_list(&c->core, NULL, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err))
         reply_core_error(c, &err);
@@ -135,7 +125,7 @@ void volumes_show(struct call *c)
 {
     struct volume v;
     struct core_error err;
-    if (!available(c))
+    if (!proxy_available(c))
         return;
     json_t *o = core_volume_get(&c->core, c->param[0], &v, &err) ? render_volume(c, &v, &err)
                                                                    : NULL;
@@ -156,7 +146,7 @@ static void deleted(struct call *c)
 
 void volumes_delete(struct call *c)
 {
-    if (available(c))
+    if (proxy_available(c))
         core_volume_delete(call_op(c, deleted), c->param[0]);
 }
 
@@ -190,7 +180,7 @@ static void volume_created(struct call *c);
 
 void volumes_create(struct call *c)
 {
-    if (!available(c))
+    if (!proxy_available(c))
         return;
     json_t *o = body_object(c, "volume", nova_fields, NULL);
     if (!o)

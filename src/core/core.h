@@ -186,6 +186,14 @@ struct limits {
 /* The limits of the account the caller acts in. */
 bool core_limits(struct core_ctx *c, struct limits *out, struct core_error *err);
 
+/* ---- images ----------------------------------------------------------- */
+
+/* An image by id (CORE_NOT_FOUND: none), or every image, oldest first.
+ * Images are public: any caller sees each one. */
+bool core_image_get(struct core_ctx *c, const char *id, struct image *out,
+                    struct core_error *err);
+bool core_image_list(struct core_ctx *c, struct image **out, int *n, struct core_error *err);
+
 /* ---- servers ---------------------------------------------------------- */
 
 struct server_spec {

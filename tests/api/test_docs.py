@@ -5,7 +5,9 @@ order, against a fresh attachd, and what the block shows after each command
 must be exactly what the command prints now:
 
   * `$ attachd ...` lines run the CLI on the daemon's database (`echo X |`
-    feeds standard input); the lines after them are its output;
+    feeds standard input); the lines after them are its output; `$ truncate
+    ...` makes a file (an image's) as the shell does; both run in the
+    daemon's folder;
   * `$ curl ...` lines (continued with a trailing backslash) run the real
     curl against the daemon (the documented 127.0.0.1:8774 is replaced by
     the daemon's address); after them come the status line, the headers
@@ -71,19 +73,31 @@ for _d in ("hostway", "nova"):
         (_d, "GET", "/flavors/{flavor_id}"),
         (_d, "GET", "/flavors/{flavor_id}/os-extra_specs"),
         (_d, "GET", "/flavors/{flavor_id}/os-extra_specs/{key}"),
+        (_d, "GET", "/images"), (_d, "GET", "/images/detail"), (_d, "GET", "/images/{image_id}"),
     }
 # the read-only block-storage API for the openstack CLI (issue 4)
 ENDPOINTS |= {("cinder", "GET", "/v3"), ("cinder", "GET", "/v3/{project_id}/volumes"),
               ("cinder", "GET", "/v3/{project_id}/volumes/detail"),
               ("cinder", "GET", "/v3/{project_id}/volumes/{volume_id}"),
               ("cinder", "GET", "/v3/{project_id}/limits")}
+# the read-only image service for the openstack CLI and openstacksdk (issue 9)
+ENDPOINTS |= {("glance", "GET", "/image"), ("glance", "GET", "/image/v2/images"),
+              ("glance", "GET", "/image/v2/images/{image_id}")}
 
 PREFIXES = {"hostway": [r"", r"/accounts/[^/]+/flexcloud"],
             "nova": [r"/v2\.1", r"/v2\.1/[^/]+"],
-            "discovery": [r""], "cinder": [r""]}
+            "discovery": [r""], "cinder": [r""], "glance": [r""]}
 
 
 # -- reading the document ----------------------------------------------------------
+
+def dialect_of_title(title):
+    """The dialect of a "## " section, from its lowercased title."""
+    for word in ("hostway", "nova", "discovery", "cinder", "glance"):
+        if word in title:
+            return word
+    return None
+
 
 class Block:
     def __init__(self, start, end, lines, section, captures):
@@ -100,9 +114,7 @@ def parse(text):
         line = lines[i]
         if line.startswith("## "):
             title = line[3:].lower()
-            dialect = ("hostway" if "hostway" in title else "nova" if "nova" in title
-                       else "discovery" if "discovery" in title
-                       else "cinder" if "cinder" in title else None)
+            dialect = dialect_of_title(title)
             section = None
         m = re.match(r"^### `(GET|POST|PUT|DELETE) ([^`]+)`", line)
         if m:
@@ -172,9 +184,12 @@ class Runner:
             bar = argv.index("|")
             stdin = " ".join(argv[1:bar]) + "\n"
             argv = argv[bar + 1:]
-        if argv[0] == "attachd":
-            p = subprocess.run([binary(), *argv[1:], "--db", self.d.db], input=stdin,
-                               capture_output=True, text=True, timeout=60)
+        if argv[0] in ("attachd", "truncate"):
+            # in the daemon's folder: the files the examples make are there
+            if argv[0] == "attachd":
+                argv = [binary(), *argv[1:], "--db", self.d.db]
+            p = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60,
+                               cwd=self.d.dir)
             assert p.returncode == 0, (cmd, p.stderr)
             return p.stdout.rstrip("\n").split("\n") if p.stdout.strip() else []
         assert argv[0] == "curl", cmd
@@ -279,9 +294,7 @@ def section_lines(text):
     for n, line in enumerate(text.split("\n")):
         if line.startswith("## "):
             title = line[3:].lower()
-            dialect = ("hostway" if "hostway" in title else "nova" if "nova" in title
-                       else "discovery" if "discovery" in title
-                       else "cinder" if "cinder" in title else None)
+            dialect = dialect_of_title(title)
         m = re.match(r"^### `(GET|POST|PUT|DELETE) ([^`]+)`", line)
         if m:
             key = (dialect, m.group(1), m.group(2))

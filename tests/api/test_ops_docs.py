@@ -118,7 +118,8 @@ def test_api_md_opens_with_an_index_of_its_endpoints():
             t = line[3:].lower()
             dialect = ("Hostway" if "hostway" in t else "Nova" if "nova" in t
                        else "discovery" if "discovery" in t
-                       else "block storage" if "cinder" in t else None)
+                       else "block storage" if "cinder" in t
+                       else "image service" if "glance" in t else None)
         m = re.match(r"^### `(GET|POST|PUT|DELETE) ([^`]+)`", line)
         if m:
             sections.add((dialect, m.group(1), m.group(2)))
