@@ -42,6 +42,7 @@ struct server {
     const char *metadata;       /* JSON object text */
     const char *created_at, *updated_at, *launched_at;
     const char *domain;         /* the hypervisor's domain (UUID) it is, or NULL */
+    bool own_domain;            /* attachd defined the domain, and undefines it */
     const char *fault;          /* the last failure a client should see, or NULL */
 };
 

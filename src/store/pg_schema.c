@@ -130,6 +130,9 @@ static const char *const migrations[] = {
     "  updated_at TEXT NOT NULL"
     ");"
     "CREATE INDEX servers_image ON servers(image_ref);",
+    /* 6: a server whose domain attachd defined */
+    "ALTER TABLE servers ADD COLUMN own_domain INTEGER NOT NULL DEFAULT 0 "
+    "  CHECK (own_domain IN (0, 1));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -12,7 +12,7 @@
 
 #define SERVER_COLS "id, account_id, user_id, name, vm_state, task_state, power_state, " \
                     "locked, locked_by, image_ref, flavor_ref, availability_zone, key_name, " \
-                    "metadata, created_at, updated_at, launched_at, domain, fault"
+                    "metadata, created_at, updated_at, launched_at, domain, fault, own_domain"
 #define VOLUME_COLS "id, account_id, name, description, size, status, volume_type, " \
                     "availability_zone, snapshot_id, metadata, created_at, updated_at, path, adopted"
 #define IMAGE_COLS "id, name, disk_format, size, virtual_size, checksum, hash_value, path, " \
@@ -20,7 +20,7 @@
 #define ATTACH_COLS "id, bdm_uuid, server_id, volume_id, device, tag, delete_on_termination, " \
                     "boot_index, created_at, status"
 /* How many columns each list has (read_*_at read them from a base column). */
-enum { SERVER_NCOLS = 19, VOLUME_NCOLS = 14 };
+enum { SERVER_NCOLS = 20, VOLUME_NCOLS = 14 };
 
 const char *const sqlite_sql[N_STMT] = {
     [S_BEGIN] = "BEGIN",
@@ -55,7 +55,7 @@ const char *const sqlite_sql[N_STMT] = {
     [S_USER_COUNT] = "SELECT count(*) FROM users",
     [S_SERVER_ADD] = "INSERT INTO servers (" SERVER_COLS ") VALUES "
                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-                     "?18, ?19)",
+                     "?18, ?19, ?20)",
     [S_SERVER_GET] = "SELECT " SERVER_COLS " FROM servers WHERE id = ?1 "
                      "AND (?2 IS NULL OR account_id = ?2)",
     [S_SERVER_SEQ] = "SELECT seq FROM servers WHERE id = ?1 AND account_id = ?2",
@@ -345,6 +345,7 @@ static void bind_server(sqlite3_stmt *st, const struct server *s)
     sq_bind_text(st, 17, s->launched_at);
     sq_bind_text(st, 18, s->domain);
     sq_bind_text(st, 19, s->fault);
+    sqlite3_bind_int(st, 20, s->own_domain);
 }
 
 static void read_server_at(sqlite3_stmt *st, int b, struct arena *ar, void *out)
@@ -369,6 +370,7 @@ static void read_server_at(sqlite3_stmt *st, int b, struct arena *ar, void *out)
     s->launched_at = sq_col_text(st, b + 16, ar);
     s->domain = sq_col_text(st, b + 17, ar);
     s->fault = sq_col_text(st, b + 18, ar);
+    s->own_domain = sqlite3_column_int(st, b + 19) != 0;
 }
 
 static void read_server(sqlite3_stmt *st, struct arena *ar, void *out)
