@@ -37,6 +37,7 @@ struct call {
         struct server server;
         struct volume volume;
         struct attachment attachment;
+        const char *console;    /* os-getConsoleOutput's text */
     } made;
     const char *base;           /* scheme://host */
     const char *prefix;         /* the path prefix used: "", "/v2.1", "/accounts/x/flexcloud" */

@@ -1,10 +1,15 @@
 /* servers.c: /servers in both dialects (docs/api.md, decision D9). One body
  * shape, Nova's, with fields chosen by microversion. */
+#include <ctype.h>
+#include <limits.h>
 #include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/call.h"
 #include "util/id.h"
+#include "util/utf8.h"
 
 /* ---- rendering ------------------------------------------------------------ */
 
@@ -87,9 +92,11 @@ static json_t *render_server(struct call *c, const struct server *s, bool show,
     if (c->version >= 73)
         json_object_set_new(o, "locked_reason", json_null());
     /* what the hypervisor last refused or did not confirm, as Nova shows a
-     * server's fault */
+     * server's fault: 500 for a server in error (its build failed) */
     if (s->fault)
-        json_object_set_new(o, "fault", json_pack("{s:i, s:s, s:s}", "code", 409, "created",
+        json_object_set_new(o, "fault", json_pack("{s:i, s:s, s:s}", "code",
+                                                  strcmp(s->vm_state, "error") ? 409 : 500,
+                                                  "created",
                                                   render_time(c->arena, s->updated_at, TIME_ISO_Z),
                                                   "message", s->fault));
     return o;
@@ -336,6 +343,74 @@ static void acted(struct call *c)
         reply_core_error(c, &c->op.err);
 }
 
+/* os-getConsoleOutput's answer: Nova's {"output": ...}, without the
+ * control characters Nova removes (all below 0x20 but tab and newline). */
+static void console_answered(struct call *c)
+{
+    if (c->op.ok && c->op.pending) {
+        struct core_error e = {.code = CORE_UNAVAILABLE, .retry_after = 5};
+        snprintf(e.message, sizeof e.message, "The service is unavailable at this time.");
+        reply_core_error(c, &e);
+        return;
+    }
+    if (!c->op.ok) {
+        reply_core_error(c, &c->op.err);
+        return;
+    }
+    const char *text = c->made.console;
+    char *out = arena_alloc(c->arena, strlen(text) + 1), *o = out;
+    for (const char *p = text; *p; p++)
+        if ((unsigned char)*p >= 0x20 || *p == '\t' || *p == '\n')
+            *o++ = *p;
+    *o = '\0';
+    reply_json(c, 200, json_pack("{s:s}", "output", utf8_clean(c->arena, out)));
+}
+
+/* Nova's schema of os-getConsoleOutput: {"length": integer, an integer's
+ * digits or null; -1 or null for all}, nothing else. */
+static bool console_length(struct call *c, json_t *arg, int *lines)
+{
+    *lines = -1;
+    if (!json_is_object(arg)) {
+        reply_error(c, 400, "Invalid input for field/attribute os-getConsoleOutput. Value: %s. "
+                            "%s is not of type 'object'", py_repr(c->arena, arg),
+                    py_repr(c->arena, arg));
+        return false;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(arg, key, v) {
+        if (strcmp(key, "length") != 0) {
+            reply_error(c, 400, "Invalid input for field/attribute os-getConsoleOutput. Value: "
+                                "%s. Additional properties are not allowed ('%s' was "
+                                "unexpected)", py_repr(c->arena, arg), key);
+            return false;
+        }
+    }
+    json_t *len = json_object_get(arg, "length");
+    if (!len || json_is_null(len))
+        return true;
+    long long n = 0;
+    char *end = NULL;
+    bool ok = json_is_integer(len);
+    if (ok) {
+        n = json_integer_value(len);
+    } else if (json_is_string(len)) {
+        const char *s = json_string_value(len);
+        n = strtoll(s, &end, 10);
+        ok = *s && end && !*end && (isdigit((unsigned char)s[0]) || s[0] == '-');
+    }
+    if (!ok || n < -1) {
+        reply_error(c, 400, "Invalid input for field/attribute length. Value: %s. %s",
+                    py_repr(c->arena, len),
+                    !ok ? "is not of type 'integer', 'string', 'null'" :
+                          "is less than the minimum of -1");
+        return false;
+    }
+    *lines = n > INT_MAX ? INT_MAX : (int)n;
+    return true;
+}
+
 void servers_action(struct call *c)
 {
     static const struct { const char *name; enum server_action action; } actions[] = {
@@ -351,6 +426,13 @@ void servers_action(struct call *c)
     }
     const char *key = json_object_iter_key(json_object_iter(c->body));
     json_t *arg = json_object_iter_value(json_object_iter(c->body));
+    if (!strcmp(key, "os-getConsoleOutput")) {
+        int lines;
+        if (console_length(c, arg, &lines))
+            core_server_console(call_op(c, console_answered), c->param[0], lines,
+                                &c->made.console);
+        return;
+    }
     for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
         if (strcmp(actions[i].name, key) != 0)
             continue;

@@ -117,6 +117,10 @@ static const char usage[] =
     "  --detach-timeout SECONDS       [driver] detach_timeout (default 20)\n"
     "  --hostway-detach-wait SECONDS  [driver] hostway_detach_wait (default 20)\n"
     "  --reconcile-interval SECONDS   [driver] reconcile_interval (default 60)\n"
+    "  --instance-dir DIR             [driver] instance_dir (default %s): the root\n"
+    "                                 disks and console logs of the servers it creates\n"
+    "  --virt-type auto|kvm|qemu      [driver] virt_type (default auto: KVM if usable)\n"
+    "  --shutdown-timeout SECONDS     [driver] shutdown_timeout (default 60)\n"
     "\n"
     "every command also takes:\n"
     "  --db PATH        the database (default %s); commands other than serve and\n"
@@ -146,13 +150,13 @@ static const char *const default_config = NULL;
 static void print_usage(FILE *f)
 {
     const struct cli_spec *db = cli_spec("db"), *vd = cli_spec("volume-dir"),
-                          *id = cli_spec("image-dir");
+                          *id = cli_spec("image-dir"), *inst = cli_spec("instance-dir");
     char conf[300];
     if (default_config)
         snprintf(conf, sizeof conf, "default %s when it exists", default_config);
     else
         snprintf(conf, sizeof conf, "none by default");
-    fprintf(f, usage, id->def, vd->def, db->def, conf);
+    fprintf(f, usage, id->def, vd->def, inst->def, db->def, conf);
 }
 
 int cli_error(const char *fmt, ...)

@@ -139,15 +139,20 @@ struct core_options;
 struct hv_settings {
     const char *kind;           /* "none" or "libvirt" */
     char volume_dir[4096];      /* absolute */
+    char instance_dir[4096];    /* absolute */
+    char owner[4096];           /* the database's absolute path: whose domains */
     const char *uri;
     int disk_bus;               /* enum driver_bus */
-    unsigned detach_timeout, hostway_detach_wait, reconcile_interval;
+    int virt;                   /* enum driver_virt */
+    unsigned detach_timeout, hostway_detach_wait, reconcile_interval, shutdown_timeout;
 };
 /* The options of every command that works with the hypervisor. */
 #define CLI_DRIVER_OPTIONS \
     "driver", "libvirt-uri", "volume-dir", "disk-bus", "detach-timeout", \
-    "hostway-detach-wait", "reconcile-interval"
+    "hostway-detach-wait", "reconcile-interval", "instance-dir", "virt-type", "shutdown-timeout"
 bool cli_hv_settings(const struct cli *c, struct hv_settings *hv);
+/* --virt-type's value as an enum driver_virt. */
+int cli_virt(const char *name);
 /* Open the driver (NULL for none, or after printing why it failed: *failed). */
 struct driver *cli_open_driver(const struct hv_settings *hv, bool *failed);
 void cli_core_options(const struct hv_settings *hv, bool daemon, struct core_options *o);

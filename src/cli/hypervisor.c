@@ -4,10 +4,12 @@
  * `check` command. */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/core.h"
@@ -37,14 +39,35 @@ bool cli_hv_settings(const struct cli *c, struct hv_settings *hv)
                                                                                    : BUS_VIRTIO,
                                .detach_timeout = cli_uint(c, "detach-timeout"),
                                .hostway_detach_wait = cli_uint(c, "hostway-detach-wait"),
-                               .reconcile_interval = cli_uint(c, "reconcile-interval")};
-    const char *dir = cli_get(c, "volume-dir");
-    if (!strcmp(hv->kind, "libvirt") && !cli_absolute_dir(dir, hv->volume_dir)) {
-        cli_error("%s: cannot make the volume directory %s: %s", c->command, dir,
-                  strerror(errno));
-        return false;
+                               .reconcile_interval = cli_uint(c, "reconcile-interval"),
+                               .shutdown_timeout = cli_uint(c, "shutdown-timeout"),
+                               .virt = cli_virt(cli_get(c, "virt-type"))};
+    if (strcmp(hv->kind, "libvirt") != 0)
+        return true;
+    static const struct { const char *option, *what; size_t at; } dirs[] = {
+        {"volume-dir", "volume", offsetof(struct hv_settings, volume_dir)},
+        {"instance-dir", "instance", offsetof(struct hv_settings, instance_dir)},
+    };
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        const char *dir = cli_get(c, dirs[i].option);
+        if (!cli_absolute_dir(dir, (char *)hv + dirs[i].at)) {
+            cli_error("%s: cannot make the %s directory %s: %s", c->command, dirs[i].what, dir,
+                      strerror(errno));
+            return false;
+        }
     }
+    /* the owner of the domains this database's servers are: its path, whole */
+    const char *db = cli_get(c, "db");
+    char cwd[4096] = "";
+    if (db[0] != '/' && !getcwd(cwd, sizeof cwd))
+        cwd[0] = '\0';
+    snprintf(hv->owner, sizeof hv->owner, "%s%s%s", cwd, cwd[0] ? "/" : "", db);
     return true;
+}
+
+int cli_virt(const char *name)
+{
+    return !strcmp(name, "kvm") ? VIRT_KVM : !strcmp(name, "qemu") ? VIRT_QEMU : VIRT_AUTO;
 }
 
 struct driver *cli_open_driver(const struct hv_settings *hv, bool *failed)
@@ -53,7 +76,9 @@ struct driver *cli_open_driver(const struct hv_settings *hv, bool *failed)
     if (!strcmp(hv->kind, "none"))
         return NULL;
     struct driver_options o = {.kind = hv->kind, .uri = hv->uri, .volume_dir = hv->volume_dir,
-                               .bus = (enum driver_bus)hv->disk_bus};
+                               .bus = (enum driver_bus)hv->disk_bus,
+                               .instance_dir = hv->instance_dir,
+                               .virt = (enum driver_virt)hv->virt, .owner = hv->owner};
     char err[512];
     struct driver *d = driver_open(&o, err, sizeof err);
     if (!d) {
@@ -69,7 +94,8 @@ void cli_core_options(const struct hv_settings *hv, bool daemon, struct core_opt
     *o = (struct core_options){.bus = (enum driver_bus)hv->disk_bus,
                                .detach_timeout = (int)hv->detach_timeout, .detach_attempts = 4,
                                .reconcile = daemon,
-                               .reconcile_interval = (int)hv->reconcile_interval, .workers = 4};
+                               .reconcile_interval = (int)hv->reconcile_interval,
+                               .shutdown_timeout = (int)hv->shutdown_timeout, .workers = 4};
 }
 
 /* ---- check ------------------------------------------------------------------------ */

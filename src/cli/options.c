@@ -30,10 +30,15 @@
 #ifndef ATTACHD_DEFAULT_IMAGE_DIR
 #define ATTACHD_DEFAULT_IMAGE_DIR "data/images"
 #endif
+#ifndef ATTACHD_DEFAULT_INSTANCE_DIR
+#define ATTACHD_DEFAULT_INSTANCE_DIR "data/instances"
+#endif
 
 #define DB_DOC "`/var/lib/attachd/attachd.db` (installed); `data/attachd.db` (built from source)"
 #define VOLDIR_DOC "`/var/lib/attachd/volumes` (installed); `data/volumes` (built from source)"
 #define IMGDIR_DOC "`/var/lib/attachd/images` (installed); `data/images` (built from source)"
+#define INSTDIR_DOC \
+    "`/var/lib/attachd/instances` (installed); `data/instances` (built from source)"
 
 /* The order is the reference's: the sections an operator sets first. */
 const struct cli_spec cli_specs[] = {
@@ -96,9 +101,21 @@ const struct cli_spec cli_specs[] = {
     {"hostway-detach-wait", "driver", "hostway_detach_wait", CLI_UINT, 0, 3600, NULL, "SECONDS",
      "20", NULL,
      "Seconds a Hostway detach waits for the hypervisor before it answers 202."},
+    {"shutdown-timeout", "driver", "shutdown_timeout", CLI_UINT, 0, 3600, NULL, "SECONDS", "60",
+     NULL,
+     "Seconds a guest has to power off after `os-stop` (an ACPI shutdown) before its domain "
+     "is destroyed, as Nova's `shutdown_timeout`."},
     {"reconcile-interval", "driver", "reconcile_interval", CLI_UINT, 0, 86400, NULL, "SECONDS",
      "60", NULL,
      "Seconds between comparisons of the store with the hypervisor (0: at start only)."},
+    {"instance-dir", "driver", "instance_dir", CLI_PATH, 0, 0, NULL, "DIR",
+     ATTACHD_DEFAULT_INSTANCE_DIR, INSTDIR_DOC,
+     "Where the servers attachd creates keep their root disks (copy-on-write overlays of "
+     "their images) and console logs (libvirt driver). Every directory above it must be "
+     "traversable by QEMU's user."},
+    {"virt-type", "driver", "virt_type", CLI_ENUM, 0, 0, "auto|kvm|qemu", "TYPE", "auto", NULL,
+     "How the servers attachd creates run: `kvm`, `qemu` (QEMU's own emulation, TCG: slow, "
+     "needs no /dev/kvm), or `auto`: KVM when libvirt can use it here, else TCG."},
     {"volume-dir", "volumes", "dir", CLI_PATH, 0, 0, NULL, "DIR", ATTACHD_DEFAULT_VOLUME_DIR,
      VOLDIR_DOC,
      "Where volume files are made (libvirt driver). Every directory above it must be "

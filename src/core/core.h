@@ -68,6 +68,7 @@ struct core_options {
     int detach_attempts;        /* the removal is asked this often within it */
     bool reconcile;             /* at start and every reconcile_interval (the daemon) */
     int reconcile_interval;     /* seconds between reconciliations; 0: only at start */
+    int shutdown_timeout;       /* seconds a guest has to power off before it is destroyed */
     int workers;                /* threads that call the driver */
 };
 
@@ -88,7 +89,7 @@ bool core_hypervisor_up(struct core *c);
 /* For the metrics: hypervisor operations queued or in progress, counted by
  * kind into counts[] (names[] gets each kind's name), and the age in
  * seconds of the oldest (0 when there is none). */
-#define CORE_TASK_KINDS 6
+#define CORE_TASK_KINDS 9
 double core_tasks_pending(struct core *c, const char *names[CORE_TASK_KINDS],
                           int counts[CORE_TASK_KINDS]);
 
@@ -221,6 +222,12 @@ bool core_server_list(struct core_ctx *c, const char *marker, const char *name_c
                       int limit, struct server **out, int *n, struct core_error *err);
 void core_server_delete(struct core_op *op, const char *id);
 void core_server_action(struct core_op *op, const char *id, enum server_action action);
+/* Nova's os-getConsoleOutput: what the server's domain wrote on its serial
+ * console, its last `lines` lines (-1: all; as Nova, the text after the
+ * last newline counts as a line), in *out (ctx->arena). Read by a worker:
+ * the caller's op waits. No hypervisor: "". CORE_NOT_FOUND with Nova's
+ * message for a console that is not logged to a file (a bound domain's). */
+void core_server_console(struct core_op *op, const char *id, int lines, const char **out);
 /* Nova's status for a vm_state ("ACTIVE", "SHUTOFF", ...). */
 const char *core_server_status(const char *vm_state);
 

@@ -19,6 +19,9 @@ enum task_kind {
     TASK_VOLUME_CREATE,     /* make a volume's file */
     TASK_VOLUME_DELETE,     /* remove a volume's file and its record */
     TASK_SERVER_DELETE,     /* a server whose disks are all detached: forget it */
+    TASK_SERVER_CREATE,     /* define and start a server's domain; commit active, or error */
+    TASK_SERVER_POWER,      /* a power action on a server's domain (servers.c: rules) */
+    TASK_SERVER_CONSOLE,    /* read a domain's console log for a waiting requester */
 };
 
 enum task_state { TASK_READY, TASK_RUNNING, TASK_WAITING, TASK_COMMITTING };
@@ -39,6 +42,10 @@ struct task {
     enum driver_bus bus;
     int64_t bytes;
     bool adopted;
+    int action;                         /* a power action: enum server_action */
+    /* a console read: where the text goes (the requester's), how many lines */
+    const char **console;
+    int lines;
     /* a detach: how often asked, whether the removal event came, when to
      * look again and when to give up */
     int attempts;
@@ -102,6 +109,11 @@ bool task_pending_for(struct core *c, const char *attachment_id);
 void task_complete(struct core *c, struct task *t, store_write_fn fn);
 /* From a task's step: wait until retry_at (or a removal event). */
 void task_wait(struct core *c, struct task *t, double retry_at);
+/* A task with nothing to commit (a read) is done: the next of its lane runs. */
+void task_done(struct core *c, struct task *t);
+/* The task's waiting requester, taken off it (NULL: answered already, as
+ * pending, by a stopping core): the caller answers it. */
+struct core_op *task_take_op(struct core *c, struct task *t);
 /* Stopping: requesters are no longer made to wait (core_drain). */
 bool core_draining(struct core *c);
 /* Answer the requester now that its change is on its way ("pending"). */
@@ -120,7 +132,7 @@ void core_server_step(struct core *c, struct task *t);
 struct task *core_attachment_task(const struct server *s, const struct attachment *at,
                                   const struct volume *v);
 /* The task that finishes a volume left creating or deleting, and a server
- * left deleting. */
+ * left spawning (its create) or deleting. */
 struct task *core_volume_task(const struct volume *v);
 struct task *core_server_task(const struct server *s);
 

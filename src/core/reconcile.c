@@ -6,11 +6,12 @@
  *    was gone) is finished or undone by a task of its own: an attach whose
  *    disk is there is recorded, one whose disk is not is undone; a detach is
  *    asked again until confirmed or given up; a volume's file is made or
- *    removed; a server being deleted is finished;
+ *    removed; a server's create, delete or power action is finished;
  *  - every other disagreement is reported (logged, and to `report`), never
  *    "fixed" in either direction: a disk attached as far as the store knows
  *    that the domain does not have, a disk with attachd's alias that the
- *    store does not know, a server whose domain is gone;
+ *    store does not know, a server whose domain is gone, a domain attachd
+ *    defined that no server is;
  *  - a server's status follows its domain's state.
  * Tasks are queued only by a core whose workers run; `attachd check`
  * reports and changes nothing.
@@ -82,12 +83,13 @@ static bool settle_intents(struct reconciler *r, struct store_conn *conn)
         queue(c, core_volume_task(&v[i]));
     }
     for (int i = 0; i < ns; i++) {
-        if (!s[i].task_state || strcmp(s[i].task_state, "deleting") != 0 ||
-            task_pending_for(c, s[i].id))
+        struct task *t;
+        if (!s[i].task_state || task_pending_for(c, s[i].id) || !(t = core_server_task(&s[i])))
             continue;
-        log_info("reconcile: server %s was left deleting; finishing it (volumes that were to "
-                 "be deleted with it, if any, are kept)", s[i].id);
-        queue(c, core_server_task(&s[i]));
+        log_info("reconcile: server %s was left %s; finishing it%s", s[i].id, s[i].task_state,
+                 !strcmp(s[i].task_state, "deleting")
+                     ? " (volumes that were to be deleted with it, if any, are kept)" : "");
+        queue(c, t);
     }
     return true;
 }
@@ -155,6 +157,32 @@ static bool compare_server(struct reconciler *r, struct store_conn *conn, const 
     return true;
 }
 
+/* Domains this attachd defined (for POST /servers) that no server is: a
+ * crash between a delete's undefine and its completion cannot leave one
+ * (the server stays deleting until its domain is gone), so one is a
+ * disagreement. False: the hypervisor could not be asked. */
+static bool orphan_domains(struct reconciler *r, const struct server *s, int n)
+{
+    struct driver *d = r->c->driver;
+    struct driver_domain *dom;
+    struct driver_error de;
+    int nd;
+    if (!d->ops->domain_list)
+        return true;
+    if (d->ops->domain_list(d, r->ar, &dom, &nd, &de) != DRIVER_OK)
+        return false;
+    for (int i = 0; i < nd; i++) {
+        bool named = false;
+        for (int k = 0; k < n && !named; k++)
+            named = s[k].domain && !strcmp(s[k].domain, dom[i].uuid);
+        if (!named)
+            disagree(r, NULL, NULL,
+                     arena_printf(r->ar, "the domain %s (%s) that attachd defined is no "
+                                         "server's", dom[i].name, dom[i].uuid));
+    }
+    return true;
+}
+
 bool core_reconcile(struct core *c, void (*report)(void *cls, const struct core_disagreement *d),
                     void *cls)
 {
@@ -172,10 +200,16 @@ bool core_reconcile(struct core *c, void (*report)(void *cls, const struct core_
     if (ok)
         ok = store_server_bound(conn, &ar, &s, &n) == STORE_OK;
     for (int i = 0; ok && i < n; i++) {
+        if (s[i].task_state)
+            continue;           /* its domain is being made, changed or removed */
         if (!compare_server(&r, conn, &s[i])) {
             log_warn("reconcile: the hypervisor cannot be asked now; trying again later");
             ok = false;
         }
+    }
+    if (ok && !orphan_domains(&r, s, n)) {
+        log_warn("reconcile: the hypervisor cannot be asked now; trying again later");
+        ok = false;
     }
     if (ok && r.disagreements == 0)
         log_info("reconcile: the store and the hypervisor agree (%d servers)", n);

@@ -44,6 +44,16 @@ static int do_create(struct store_conn *w, void *arg)
     struct volume root;
     if (!core_check_server_quota(j->c, w, j->flavor, j->err))
         return 1;
+    struct image img;
+    if (j->srv->own_domain && j->srv->image_ref[0] &&
+        store_image_get(w, j->c->arena, j->srv->image_ref, &img) != STORE_OK) {
+        core_fail(j->err, CORE_BAD_REQUEST, "Can not find requested image");
+        return 1;
+    }
+    if (j->srv->own_domain && !j->srv->image_ref[0] && !j->spec->root_volume_id) {
+        core_fail(j->err, CORE_BAD_REQUEST, "Can not find requested image");
+        return 1;
+    }
     if (j->spec->root_volume_id) {
         if (!core_find_volume(j->c, w, j->spec->root_volume_id, &root, j->err) ||
             !core_same_account(&root, j->srv, j->err))
@@ -101,33 +111,55 @@ static bool domain_status(enum driver_state state, const char **vm_state, int *p
     }
 }
 
+/* The create's task: define and start the domain (create_step). */
+static void create_queued(struct core_op *op, bool ok)
+{
+    struct create_job *j = op->job.arg;
+    char lane[TASK_KEY_MAX];
+    snprintf(lane, sizeof lane, "server:%s", j->srv->id);
+    struct task *t = ok ? task_new(TASK_SERVER_CREATE, lane) : NULL;
+    if (t) {
+        snprintf(t->server, sizeof t->server, "%s", j->srv->id);
+        snprintf(t->domain, sizeof t->domain, "%s", j->srv->domain);
+        if (!task_enqueue(op->ctx->core, t))
+            task_free(t);       /* stopping: the next start's reconciler queues it */
+    } else if (ok) {
+        log_warn("core: server %s: out of memory for its create; the reconciler will "
+                 "start it", j->srv->id);
+    }
+    core_finish(op, ok);
+}
+
 void core_server_create(struct core_op *op, const struct server_spec *spec, struct server *out)
 {
     struct core_ctx *c = op->ctx;
-    if (c->core->driver && !spec->domain) {
-        core_fail(&op->err, CORE_NOT_IMPLEMENTED,
-                  "Creating a server is not supported with the %s driver yet: bind an existing "
-                  "domain with 'attachd server add --domain'.", c->core->driver->ops->name);
-        core_finish(op, false);
-        return;
-    }
+    /* under a driver, a server is a domain: bound (server add --domain), or
+     * defined and started by attachd from here on */
+    bool define = c->core->driver && !spec->domain;
     const char *now = core_now(c);
     const char *id = spec->id ? spec->id
                               : spec->domain ? arena_strdup(c->arena, spec->domain->uuid)
                                              : core_new_id(c);
-    const char *vm_state = "active";
-    int power = POWER_RUNNING;
+    if (define && !driver_uuid_ok(id)) {
+        core_fail(&op->err, CORE_BAD_REQUEST, "A server of the %s driver needs a UUID as its "
+                  "id, not '%s'.", c->core->driver->ops->name, id);
+        core_finish(op, false);
+        return;
+    }
+    const char *vm_state = define ? "building" : "active";
+    int power = define ? POWER_NOSTATE : POWER_RUNNING;
     if (spec->domain)
         domain_status(spec->domain->state, &vm_state, &power);
     *out = (struct server){
         .id = id, .account_id = c->account, .user_id = c->user_id, .name = spec->name,
-        .vm_state = vm_state, .task_state = NULL, .power_state = power,
-        .domain = spec->domain ? arena_strdup(c->arena, spec->domain->uuid) : NULL,
+        .vm_state = vm_state, .task_state = define ? "spawning" : NULL, .power_state = power,
+        .domain = spec->domain ? arena_strdup(c->arena, spec->domain->uuid) : define ? id : NULL,
+        .own_domain = define,
         .image_ref = spec->image_ref ? spec->image_ref : "",
         .flavor_ref = spec->flavor_ref ? spec->flavor_ref : c->core->flavors[0].id,
         .availability_zone = spec->availability_zone ? spec->availability_zone : "nova",
         .key_name = spec->key_name, .metadata = spec->metadata ? spec->metadata : "{}",
-        .created_at = now, .updated_at = now, .launched_at = now,
+        .created_at = now, .updated_at = now, .launched_at = define ? NULL : now,
     };
     struct create_job *j = arena_alloc(c->arena, sizeof *j);
     *j = (struct create_job){c, out, spec, core_flavor(c->core, out->flavor_ref), &op->err};
@@ -136,7 +168,10 @@ void core_server_create(struct core_op *op, const struct server_spec *spec, stru
         core_finish(op, false);
         return;
     }
-    core_submit(op, do_create, j);
+    if (define)
+        core_submit_then(op, do_create, j, create_queued);
+    else
+        core_submit(op, do_create, j);
 }
 
 /* ---- read ----------------------------------------------------------------- */
@@ -179,6 +214,8 @@ struct id_job {
     const char *id;
     int action;
     struct core_error *err;
+    bool power_task;            /* the domain is to change: queue a task */
+    const char *domain;
 };
 
 /* Deleting a server detaches its volumes and deletes those marked
@@ -195,6 +232,24 @@ struct delete_job {
     struct task **tasks;
     int n_tasks;
 };
+
+/* A server gone from the hypervisor (or never on one), forgotten: its
+ * attachments, its delete_on_termination volumes (their files removed
+ * before), the others available again, then the server. */
+static enum store_rc forget_server(struct store_conn *w, struct arena *ar, const char *id)
+{
+    struct attachment *at;
+    int n;
+    enum store_rc rc = store_attachment_list(w, ar, id, 0, -1, &at, &n);
+    for (int i = 0; rc == STORE_OK && i < n; i++) {
+        rc = store_attachment_del(w, at[i].id);
+        if (rc == STORE_OK)
+            rc = at[i].delete_on_termination ? store_volume_del(w, at[i].volume_id)
+                                             : store_volume_set_status(w, at[i].volume_id,
+                                                                       "available");
+    }
+    return rc == STORE_OK ? store_server_del(w, id) : rc;
+}
 
 static int do_delete(struct store_conn *w, void *arg)
 {
@@ -232,8 +287,9 @@ static int do_delete(struct store_conn *w, void *arg)
                 strcpy(volumes, at[i].volume_id);
                 volumes += strlen(volumes) + 1;
             }
-            if (strcmp(at[i].status, "attached") != 0)
-                continue;       /* being attached or detached: its own task is queued */
+            if (strcmp(at[i].status, "attached") != 0 || s.own_domain)
+                continue;       /* being changed: its own task is queued; or its disk goes
+                                   with the domain attachd made */
             rc = store_attachment_set_status(w, at[i].id, "attached", "detaching");
             if (rc == STORE_OK)
                 rc = store_volume_set_status(w, at[i].volume_id, "detaching");
@@ -247,15 +303,7 @@ static int do_delete(struct store_conn *w, void *arg)
         }
         j->tasks[j->n_tasks++] = last;
     } else {
-        for (int i = 0; rc == STORE_OK && i < n; i++) {
-            rc = store_attachment_del(w, at[i].id);
-            if (rc == STORE_OK)
-                rc = at[i].delete_on_termination ? store_volume_del(w, at[i].volume_id)
-                                                 : store_volume_set_status(w, at[i].volume_id,
-                                                                           "available");
-        }
-        if (rc == STORE_OK)
-            rc = store_server_del(w, s.id);
+        rc = forget_server(w, c->arena, s.id);
     }
     if (rc != STORE_OK) {
         core_store_failed(j->err, rc);
@@ -307,11 +355,12 @@ void core_server_delete(struct core_op *op, const char *id)
         core_submit(op, do_delete, j);
 }
 
-/* The last task of a server's delete: every disk detached, it forgets the
- * server and deletes its delete_on_termination volumes (files first: a
- * crash between leaves a record whose file is gone, never a file nobody
- * knows). A disk that would not detach stops the delete: the server is
- * back, with the fault. */
+/* The last task of a server's delete: every disk detached (or the domain
+ * attachd made undefined with its disks), it forgets the server and deletes
+ * its delete_on_termination volumes (files first: a crash between leaves a
+ * record whose file is gone, never a file nobody knows). A disk that would
+ * not detach, or a domain that would not go, stops the delete: the server
+ * is back, with the fault. */
 static int server_gone(struct store_conn *w, void *arg)
 {
     struct task *t = arg;
@@ -324,40 +373,69 @@ static int server_gone(struct store_conn *w, void *arg)
         s.fault = t->err.message;
         rc = store_server_update(w, &s);
     } else if (rc == STORE_OK) {
+        rc = forget_server(w, &ar, s.id);
+        /* and the ones whose disks were detached before */
         for (const char *v = t->volumes; rc == STORE_OK && v && *v; v += strlen(v) + 1) {
             rc = store_volume_del(w, v);
             if (rc == STORE_NOTFOUND)
                 rc = STORE_OK;
         }
-        if (rc == STORE_OK)
-            rc = store_server_del(w, s.id);
     }
     arena_release(&ar);
     return rc == STORE_OK || rc == STORE_NOTFOUND ? 0 : -1;
 }
 
-void core_server_step(struct core *c, struct task *t)
+/* Remove the domain attachd made for the server: 1 gone, 0 it would not
+ * go (t->err says why), -1 the hypervisor cannot be asked now. */
+static int undefine_own(struct core *c, struct task *t)
+{
+    struct driver_error de = {""};
+    switch (c->driver->ops->domain_undefine(c->driver, t->domain, t->server, &de)) {
+    case DRIVER_OK:
+    case DRIVER_NOT_FOUND:
+        return 1;
+    case DRIVER_UNAVAILABLE:
+        return -1;
+    default:
+        core_fail(&t->err, CORE_HYPERVISOR,
+                  "The server was not deleted: its domain could not be removed: %s",
+                  de.message);
+        log_warn("core: server %s: %s", t->server, t->err.message);
+        return 0;
+    }
+}
+
+static void delete_step(struct core *c, struct task *t)
 {
     struct store_conn *r = store_reader(c->store);
     struct arena ar;
+    struct server s;
     struct attachment *at;
     int n = 0;
     arena_init(&ar);
-    enum store_rc rc = r ? store_attachment_list(r, &ar, t->server, 0, -1, &at, &n) : STORE_ERROR;
-    if (rc != STORE_OK) {
+    enum store_rc rc = r ? store_server_get(r, &ar, NULL, t->server, &s) : STORE_ERROR;
+    if (rc == STORE_OK)
+        rc = store_attachment_list(r, &ar, t->server, 0, -1, &at, &n);
+    int gone = rc == STORE_OK && s.own_domain ? undefine_own(c, t) : 1;
+    if (rc == STORE_NOTFOUND) {
+        arena_release(&ar);
+        t->ok = true;           /* forgotten already: server_gone finds nothing */
+        task_complete(c, t, server_gone);
+        return;
+    }
+    if (rc != STORE_OK || gone < 0) {
         arena_release(&ar);
         task_wait(c, t, core_clock() + 5);
         return;
     }
-    t->ok = true;
-    for (int i = 0; i < n; i++) {
+    t->ok = gone == 1;
+    for (int i = 0; t->ok && !s.own_domain && i < n; i++) {
         if (at[i].boot_index == 0)
             continue;
         t->ok = false;
         core_fail(&t->err, CORE_HYPERVISOR,
                   "The server was not deleted: volume %s did not detach from it", at[i].volume_id);
         log_warn("core: server %s: %s", t->server, t->err.message);
-        break;
     }
     for (const char *v = t->volumes; t->ok && v && *v; v += strlen(v) + 1) {
         struct volume vol;
@@ -372,17 +450,162 @@ void core_server_step(struct core *c, struct task *t)
     task_complete(c, t, server_gone);
 }
 
-struct task *core_server_task(const struct server *s)
+/* ---- create: the domain defined and started -------------------------------------- */
+
+/* The completion of a create: active, or error with the fault (the step
+ * removed what it made). A server being deleted meanwhile is the delete's. */
+/* A server task's completion: if the server still has task_state `task`
+ * (a delete meanwhile takes it over), it has none any more, and leave()
+ * writes what the task changed, at `now`. */
+static int end_server_task(struct store_conn *w, struct task *t, const char *task,
+                           void (*leave)(const struct task *t, struct server *s,
+                                         const char *now))
 {
-    char lane[TASK_KEY_MAX];
-    snprintf(lane, sizeof lane, "server:%s", s->id);
-    struct task *t = task_new(TASK_SERVER_DELETE, lane);
-    if (t) {
-        snprintf(t->server, sizeof t->server, "%s", s->id);
-        snprintf(t->domain, sizeof t->domain, "%s", s->domain ? s->domain : "");
+    struct arena ar;
+    struct server s;
+    arena_init(&ar);
+    enum store_rc rc = store_server_get(w, &ar, NULL, t->server, &s);
+    if (rc == STORE_OK && s.task_state && !strcmp(s.task_state, task)) {
+        char now[32];
+        store_now(now);
+        s.task_state = NULL;
+        s.updated_at = now;
+        leave(t, &s, now);
+        rc = store_server_update(w, &s);
     }
-    return t;
+    arena_release(&ar);
+    return rc == STORE_OK || rc == STORE_NOTFOUND ? 0 : -1;
 }
+
+static void created(const struct task *t, struct server *s, const char *now)
+{
+    if (t->ok) {
+        s->vm_state = "active";
+        s->power_state = POWER_RUNNING;
+        s->launched_at = now;
+    } else {
+        s->vm_state = "error";
+        s->power_state = POWER_NOSTATE;
+        s->fault = t->err.message;
+    }
+}
+
+static int server_created(struct store_conn *w, void *arg)
+{
+    return end_server_task(w, arg, "spawning", created);
+}
+
+/* What the domain of server s is made of: its flavor, its image or root
+ * volume. False with t->err set when something it needs is gone. */
+static bool domain_spec(struct core *c, struct task *t, struct store_conn *r, struct arena *ar,
+                        const struct server *s, struct driver_domain_spec *spec,
+                        struct driver_disk *root)
+{
+    const struct flavor *f = core_flavor(c, s->flavor_ref);
+    if (!f)
+        return core_fail(&t->err, CORE_HYPERVISOR, "Flavor %s could not be found.",
+                         s->flavor_ref);
+    *spec = (struct driver_domain_spec){.uuid = s->domain, .server = s->id, .vcpus = f->vcpus,
+                                        .ram_mb = f->ram_mb, .disk_bytes = f->disk_gb << 30};
+    if (s->image_ref && s->image_ref[0]) {
+        struct image img;
+        if (store_image_get(r, ar, s->image_ref, &img) != STORE_OK)
+            return core_fail(&t->err, CORE_HYPERVISOR, "Image %s could not be found.",
+                             s->image_ref);
+        spec->image = img.path;
+        spec->image_format = img.disk_format;
+        spec->kernel = img.kernel;
+        spec->initrd = img.initrd;
+        spec->cmdline = img.cmdline;
+        return true;
+    }
+    struct attachment *at;
+    int n = 0;
+    if (store_attachment_list(r, ar, s->id, 0, -1, &at, &n) != STORE_OK)
+        n = 0;
+    for (int i = 0; i < n; i++) {
+        struct volume v;
+        if (at[i].boot_index != 0 ||
+            store_volume_get(r, ar, NULL, at[i].volume_id, &v) != STORE_OK || !v.path)
+            continue;
+        char *alias = arena_alloc(ar, DRIVER_ALIAS_MAX + 1), *serial = arena_alloc(ar, 256);
+        driver_alias(at[i].id, alias);
+        driver_serial(v.id, serial);
+        int64_t bytes;
+        bool block = false;
+        struct driver_error de;
+        c->driver->ops->volume_probe(c->driver, v.path, &bytes, &block, &de);
+        *root = (struct driver_disk){.domain = s->domain, .alias = alias, .serial = serial,
+                                     .path = v.path, .block = block, .bus = BUS_VIRTIO,
+                                     .target = "vda"};
+        spec->root_volume = root;
+        return true;
+    }
+    return core_fail(&t->err, CORE_HYPERVISOR, "The server has neither an image nor a root "
+                     "volume with storage.");
+}
+
+static void create_step(struct core *c, struct task *t)
+{
+    struct driver *d = c->driver;
+    struct store_conn *r = store_reader(c->store);
+    struct arena ar;
+    struct server s;
+    arena_init(&ar);
+    enum store_rc rc = r ? store_server_get(r, &ar, NULL, t->server, &s) : STORE_ERROR;
+    if (rc == STORE_ERROR) {
+        arena_release(&ar);
+        task_wait(c, t, core_clock() + 5);
+        return;
+    }
+    t->ok = true;
+    if (rc == STORE_NOTFOUND || !s.task_state || strcmp(s.task_state, "spawning") != 0) {
+        arena_release(&ar);     /* deleted meanwhile: the delete's to finish */
+        task_complete(c, t, server_created);
+        return;
+    }
+    struct driver_domain_spec spec;
+    struct driver_disk root;
+    struct driver_error de = {""};
+    enum driver_rc drc = DRIVER_REFUSED;
+    if (domain_spec(c, t, r, &ar, &s, &spec, &root)) {
+        drc = d->ops->domain_define(d, &spec, &de);
+        if (drc == DRIVER_OK)
+            drc = d->ops->domain_power(d, s.domain, DP_START, &de);
+        if (drc != DRIVER_OK && drc != DRIVER_UNAVAILABLE)
+            core_fail(&t->err, CORE_HYPERVISOR, "The server could not be created: %s",
+                      de.message);
+    }
+    arena_release(&ar);
+    if (drc == DRIVER_UNAVAILABLE) {
+        task_wait(c, t, core_clock() + 5);      /* both calls may be made again */
+        return;
+    }
+    if (drc != DRIVER_OK) {
+        t->ok = false;
+        log_warn("core: server %s: %s", t->server, t->err.message);
+        struct driver_error ue = {""};
+        drc = d->ops->domain_undefine(d, t->domain, t->server, &ue);
+        if (drc != DRIVER_OK && drc != DRIVER_NOT_FOUND)
+            log_warn("core: server %s: its half-made domain could not be removed (%s); "
+                     "deleting the server removes it", t->server, ue.message);
+    }
+    task_complete(c, t, server_created);
+}
+
+static void power_step(struct core *c, struct task *t);
+static void console_step(struct core *c, struct task *t);
+
+void core_server_step(struct core *c, struct task *t)
+{
+    switch (t->kind) {
+    case TASK_SERVER_CREATE: create_step(c, t); break;
+    case TASK_SERVER_POWER: power_step(c, t); break;
+    case TASK_SERVER_CONSOLE: console_step(c, t); break;
+    default: delete_step(c, t); break;
+    }
+}
+
 
 /* ---- following the hypervisor ------------------------------------------------ */
 
@@ -434,22 +657,46 @@ void core_follow_domain(struct core *c, const char *domain, enum driver_state st
 
 /* ---- actions -------------------------------------------------------------- */
 
+/* Under a driver, a power action is a task: its intent is Nova's
+ * task_state, the domain_power() call follows, and its completion sets the
+ * state the domain is then in (as a domain's events would). */
 static const struct action_rule {
     const char *name;           /* as in Nova's conflict message */
     const char *from;           /* the vm_state it needs; NULL: any */
     const char *to;             /* the vm_state it leaves; NULL: unchanged */
     int power;
     bool checks_lock;
+    const char *task;           /* its task_state while the domain changes */
+    enum driver_power how;      /* what the domain is asked */
+    enum driver_state after;    /* the domain's state once done */
 } rules[] = {
-    [ACTION_STOP] = {"stop", "active", "stopped", POWER_SHUTDOWN, true},
-    [ACTION_START] = {"start", "stopped", "active", POWER_RUNNING, true},
-    [ACTION_LOCK] = {"lock", NULL, NULL, 0, false},
-    [ACTION_UNLOCK] = {"unlock", NULL, NULL, 0, false},
-    [ACTION_PAUSE] = {"pause", "active", "paused", POWER_PAUSED, true},
-    [ACTION_UNPAUSE] = {"unpause", "paused", "active", POWER_RUNNING, true},
-    [ACTION_SUSPEND] = {"suspend", "active", "suspended", POWER_SUSPENDED, true},
-    [ACTION_RESUME] = {"resume", "suspended", "active", POWER_RUNNING, true},
+    [ACTION_STOP] = {"stop", "active", "stopped", POWER_SHUTDOWN, true, "powering-off",
+                     DP_SHUTDOWN, DOMAIN_SHUTOFF},
+    [ACTION_START] = {"start", "stopped", "active", POWER_RUNNING, true, "powering-on",
+                      DP_START, DOMAIN_RUNNING},
+    [ACTION_LOCK] = {"lock", NULL, NULL, 0, false, NULL, 0, 0},
+    [ACTION_UNLOCK] = {"unlock", NULL, NULL, 0, false, NULL, 0, 0},
+    [ACTION_PAUSE] = {"pause", "active", "paused", POWER_PAUSED, true, "pausing", DP_PAUSE,
+                      DOMAIN_PAUSED},
+    [ACTION_UNPAUSE] = {"unpause", "paused", "active", POWER_RUNNING, true, "unpausing",
+                        DP_UNPAUSE, DOMAIN_RUNNING},
+    [ACTION_SUSPEND] = {"suspend", "active", "suspended", POWER_SUSPENDED, true, "suspending",
+                        DP_SAVE, DOMAIN_SAVED},
+    [ACTION_RESUME] = {"resume", "suspended", "active", POWER_RUNNING, true, "resuming",
+                       DP_START, DOMAIN_RUNNING},
 };
+#define N_RULES ((int)(sizeof rules / sizeof rules[0]))
+
+/* The power action whose task_state this is, or -1. */
+static int action_of(const char *task_state)
+{
+    for (int i = 0; task_state && i < N_RULES; i++)
+        if (rules[i].task && !strcmp(rules[i].task, task_state))
+            return i;
+    return -1;
+}
+
+static bool apply_action(struct id_job *j, const struct action_rule *r, struct server *s);
 
 static int do_action(struct store_conn *w, void *arg)
 {
@@ -460,12 +707,6 @@ static int do_action(struct store_conn *w, void *arg)
         return 1;
     if (r->checks_lock && !core_check_unlocked(j->c, &s, j->err))
         return 1;
-    if (s.domain && r->to) {
-        core_fail(j->err, CORE_NOT_IMPLEMENTED,
-                  "Cannot '%s' instance %s: its virtual machine's power is not driven by "
-                  "attachd yet (its status follows the hypervisor).", r->name, s.id);
-        return 1;
-    }
     if (r->from && strcmp(s.vm_state, r->from) != 0) {
         core_fail(j->err, CORE_CONFLICT, "Cannot '%s' instance %s while it is in vm_state %s",
                   r->name, s.id, s.vm_state);
@@ -476,27 +717,14 @@ static int do_action(struct store_conn *w, void *arg)
                   r->name, s.id, s.task_state);
         return 1;
     }
-    switch (j->action) {
-    case ACTION_LOCK:
-        if (!s.locked) {
-            s.locked = true;
-            s.locked_by = strcmp(j->c->home, s.account_id) ? "admin" : "owner";
-        }
-        break;
-    case ACTION_UNLOCK:
-        /* Nova's unlock_override: only an admin lifts an admin's lock. */
-        if (s.locked && s.locked_by && !strcmp(s.locked_by, "admin") && !j->c->admin) {
-            core_fail(j->err, CORE_FORBIDDEN,
-                      "Policy doesn't allow os_compute_api:os-lock-server:unlock:"
-                      "unlock_override to be performed.");
-            return 1;
-        }
-        s.locked = false;
-        s.locked_by = NULL;
-        break;
-    default:
-        s.vm_state = r->to;
-        s.power_state = r->power;
+    /* under a driver the domain is to change: the task's completion sets
+     * the state, and task_state says what is under way meanwhile */
+    j->power_task = j->c->core->driver && s.domain && r->task;
+    if (j->power_task) {
+        s.task_state = r->task;
+        j->domain = arena_strdup(j->c->arena, s.domain);
+    } else if (!apply_action(j, r, &s)) {
+        return 1;
     }
     char now[32];
     store_now(now);
@@ -509,9 +737,226 @@ static int do_action(struct store_conn *w, void *arg)
     return 0;
 }
 
+/* An action that changes only the record: lock, unlock, or a power action
+ * without a hypervisor. False with j->err set when refused. */
+static bool apply_action(struct id_job *j, const struct action_rule *r, struct server *s)
+{
+    switch (j->action) {
+    case ACTION_LOCK:
+        if (!s->locked) {
+            s->locked = true;
+            s->locked_by = strcmp(j->c->home, s->account_id) ? "admin" : "owner";
+        }
+        return true;
+    case ACTION_UNLOCK:
+        /* Nova's unlock_override: only an admin lifts an admin's lock. */
+        if (s->locked && s->locked_by && !strcmp(s->locked_by, "admin") && !j->c->admin)
+            return core_fail(j->err, CORE_FORBIDDEN,
+                             "Policy doesn't allow os_compute_api:os-lock-server:unlock:"
+                             "unlock_override to be performed.");
+        s->locked = false;
+        s->locked_by = NULL;
+        return true;
+    default:
+        s->vm_state = r->to;
+        s->power_state = r->power;
+        return true;
+    }
+}
+
+static struct task *power_task(const char *server, const char *domain, int action)
+{
+    char lane[TASK_KEY_MAX];
+    snprintf(lane, sizeof lane, "server:%s", server);
+    struct task *t = task_new(TASK_SERVER_POWER, lane);
+    if (t) {
+        snprintf(t->server, sizeof t->server, "%s", server);
+        snprintf(t->domain, sizeof t->domain, "%s", domain);
+        t->action = action;
+    }
+    return t;
+}
+
+static void action_queued(struct core_op *op, bool ok)
+{
+    struct id_job *j = op->job.arg;
+    if (ok && j->power_task) {
+        struct task *t = power_task(j->id, j->domain, j->action);
+        if (!t || !task_enqueue(op->ctx->core, t)) {
+            task_free(t);       /* the reconciler queues it again */
+            log_warn("core: server %s: its %s waits for the reconciler", j->id,
+                     rules[j->action].name);
+        }
+    }
+    core_finish(op, ok);
+}
+
 void core_server_action(struct core_op *op, const char *id, enum server_action action)
 {
     struct id_job *j = arena_alloc(op->ctx->arena, sizeof *j);
-    *j = (struct id_job){op->ctx, id, (int)action, &op->err};
-    core_submit(op, do_action, j);
+    *j = (struct id_job){op->ctx, id, (int)action, &op->err, false, NULL};
+    if (op->ctx->core->driver)
+        core_submit_then(op, do_action, j, action_queued);
+    else
+        core_submit(op, do_action, j);
+}
+
+/* The completion of a power action: the state the domain is in now, or,
+ * refused, the state unchanged and the refusal as the server's fault. */
+static void powered(const struct task *t, struct server *s, const char *now)
+{
+    (void)now;
+    if (t->ok)
+        domain_status(rules[t->action].after, &s->vm_state, &s->power_state);
+    else
+        s->fault = t->err.message;
+}
+
+static int power_done(struct store_conn *w, void *arg)
+{
+    struct task *t = arg;
+    return end_server_task(w, t, rules[t->action].task, powered);
+}
+
+static void power_step(struct core *c, struct task *t)
+{
+    const struct action_rule *r = &rules[t->action];
+    struct driver *d = c->driver;
+    struct driver_error de = {""};
+    double now = core_clock();
+    /* a guest that has not powered off within shutdown_timeout: the plug */
+    enum driver_power how = r->how == DP_SHUTDOWN && t->deadline > 0 && now >= t->deadline
+                                ? DP_DESTROY : r->how;
+    switch (d->ops->domain_power(d, t->domain, how, &de)) {
+    case DRIVER_OK:
+        t->ok = true;
+        break;
+    case DRIVER_PENDING:        /* an ACPI shutdown, up to the guest */
+        if (t->deadline == 0)
+            t->deadline = now + c->opts.shutdown_timeout;
+        task_wait(c, t, now + 1 < t->deadline ? now + 1 : t->deadline);
+        return;
+    case DRIVER_UNAVAILABLE:
+        task_wait(c, t, now + 5);
+        return;
+    default:
+        t->ok = false;
+        core_fail(&t->err, CORE_HYPERVISOR, "Cannot '%s' instance %s: %s", r->name, t->server,
+                  de.message);
+        log_warn("core: %s", t->err.message);
+    }
+    if (how == DP_DESTROY)
+        log_warn("core: server %s did not power off within %d s; its domain was destroyed",
+                 t->server, c->opts.shutdown_timeout);
+    task_complete(c, t, power_done);
+}
+
+/* The task that finishes what a server was left doing: its create, its
+ * delete or a power action; NULL for anything else. */
+struct task *core_server_task(const struct server *s)
+{
+    int action = action_of(s->task_state);
+    if (action >= 0)
+        return power_task(s->id, s->domain, action);
+    bool spawning = s->task_state && !strcmp(s->task_state, "spawning");
+    if (!spawning && (!s->task_state || strcmp(s->task_state, "deleting") != 0))
+        return NULL;
+    char lane[TASK_KEY_MAX];
+    snprintf(lane, sizeof lane, "server:%s", s->id);
+    struct task *t = task_new(spawning ? TASK_SERVER_CREATE : TASK_SERVER_DELETE, lane);
+    if (t) {
+        snprintf(t->server, sizeof t->server, "%s", s->id);
+        snprintf(t->domain, sizeof t->domain, "%s", s->domain ? s->domain : "");
+    }
+    return t;
+}
+
+/* ---- the console ------------------------------------------------------------ */
+
+/* The last `lines` lines of text[0..len), as Nova's _tail_log: split at
+ * '\n' (a trailing newline makes an empty last line), and joined again. */
+static const char *tail_lines(struct arena *ar, const char *text, size_t len, int lines)
+{
+    size_t from = 0;
+    if (lines > 0) {
+        int seen = 0;
+        for (size_t i = len; i > 0; i--) {
+            if (text[i - 1] == '\n' && ++seen == lines) {
+                from = i;
+                break;
+            }
+        }
+    }
+    char *out = arena_alloc(ar, len - from + 1);
+    memcpy(out, text + from, len - from);
+    out[len - from] = '\0';
+    return out;
+}
+
+static void console_step(struct core *c, struct task *t)
+{
+    struct arena ar;
+    arena_init(&ar);
+    char *text = NULL;
+    size_t len = 0;
+    struct driver_error de = {""};
+    enum driver_rc rc = c->driver->ops->console_log(c->driver, t->domain, &ar, &text, &len, &de);
+    struct core_op *op = task_take_op(c, t);
+    if (op && rc == DRIVER_OK) {
+        /* NULs would end the text early: the API strips control bytes anyway */
+        for (size_t i = 0; i < len; i++)
+            if (!text[i])
+                text[i] = ' ';
+        *t->console = tail_lines(op->ctx->arena, text, len, t->lines);
+    } else if (op && rc == DRIVER_NOT_FOUND) {
+        core_fail(&op->err, CORE_NOT_FOUND, "Guest does not have a console available.");
+    } else if (op && rc == DRIVER_UNAVAILABLE) {
+        core_fail(&op->err, CORE_UNAVAILABLE, "The hypervisor cannot be reached now: %s",
+                  de.message);
+        op->err.retry_after = 5;
+    } else if (op) {
+        core_fail(&op->err, CORE_HYPERVISOR, "The console of server %s cannot be read: %s",
+                  t->server, de.message);
+    }
+    arena_release(&ar);
+    if (op)
+        core_finish(op, rc == DRIVER_OK);
+    task_done(c, t);
+}
+
+void core_server_console(struct core_op *op, const char *id, int lines, const char **out)
+{
+    struct core_ctx *c = op->ctx;
+    struct server s;
+    struct store_conn *r = core_reader(c, &op->err);
+    if (!r || !core_find_server(c, r, id, &s, &op->err)) {
+        core_finish(op, false);
+        return;
+    }
+    *out = "";
+    if (!c->core->driver || !s.domain) {
+        core_finish(op, true);          /* no hypervisor: nothing was printed */
+        return;
+    }
+    char lane[TASK_KEY_MAX];
+    snprintf(lane, sizeof lane, "console:%s", s.id);
+    struct task *t = task_new(TASK_SERVER_CONSOLE, lane);
+    if (!t) {
+        core_fail(&op->err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+        core_finish(op, false);
+        return;
+    }
+    snprintf(t->server, sizeof t->server, "%s", s.id);
+    snprintf(t->domain, sizeof t->domain, "%s", s.domain);
+    t->console = out;
+    t->lines = lines;
+    t->op = op;
+    if (op->handoff)
+        op->handoff(op);
+    if (!task_enqueue(c->core, t)) {
+        t->op = NULL;
+        task_free(t);
+        core_fail(&op->err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+        core_finish(op, false);
+    }
 }

@@ -43,6 +43,9 @@ static const struct {
     [TASK_VOLUME_CREATE] = {"volume create", core_volume_step},
     [TASK_VOLUME_DELETE] = {"volume delete", core_volume_step},
     [TASK_SERVER_DELETE] = {"server delete", core_server_step},
+    [TASK_SERVER_CREATE] = {"server create", core_server_step},
+    [TASK_SERVER_POWER] = {"server power", core_server_step},
+    [TASK_SERVER_CONSOLE] = {"console", core_server_step},
 };
 
 const char *task_name(enum task_kind kind)
@@ -163,12 +166,13 @@ bool task_enqueue(struct core *c, struct task *t)
 }
 
 /* Does a task work on this attachment, volume (its file) or server (its
- * delete)? */
+ * create or delete)? */
 static bool task_about(const struct task *t, const char *id)
 {
     switch (t->kind) {
     case TASK_VOLUME_CREATE: case TASK_VOLUME_DELETE: return !strcmp(t->volume, id);
-    case TASK_SERVER_DELETE: return !strcmp(t->server, id);
+    case TASK_SERVER_DELETE: case TASK_SERVER_CREATE: case TASK_SERVER_POWER:
+        return !strcmp(t->server, id);
     default: return !strcmp(t->attachment, id);
     }
 }
@@ -235,7 +239,8 @@ static void completion_done(struct store_job *job)
         core_store_failed(&t->err, (enum store_rc)-job->rc);
         t->ok = false;
         log_error("core: %s %s: the completion could not be committed; the reconciler will "
-                  "finish it", task_name(t->kind), t->attachment[0] ? t->attachment : t->volume);
+                  "finish it", task_name(t->kind),
+                  t->attachment[0] ? t->attachment : t->volume[0] ? t->volume : t->server);
     } else if (job->rc > 0) {
         t->ok = false;
     }
@@ -250,6 +255,19 @@ void task_complete(struct core *c, struct task *t, store_write_fn fn)
     t->state = TASK_COMMITTING;
     pthread_mutex_unlock(&c->lock);
     store_submit(c->store, &t->job);
+}
+
+void task_done(struct core *c, struct task *t)
+{
+    task_finished(c, t);
+}
+
+struct core_op *task_take_op(struct core *c, struct task *t)
+{
+    pthread_mutex_lock(&c->lock);
+    struct core_op *op = take_op(t);
+    pthread_mutex_unlock(&c->lock);
+    return op;
 }
 
 void task_wait(struct core *c, struct task *t, double retry_at)
@@ -314,6 +332,8 @@ double core_tasks_pending(struct core *c, const char *names[CORE_TASK_KINDS],
         [TASK_ATTACH] = "attach", [TASK_SETTLE_ATTACH] = "attach_settle",
         [TASK_DETACH] = "detach", [TASK_VOLUME_CREATE] = "volume_create",
         [TASK_VOLUME_DELETE] = "volume_delete", [TASK_SERVER_DELETE] = "server_delete",
+        [TASK_SERVER_CREATE] = "server_create", [TASK_SERVER_POWER] = "server_power",
+        [TASK_SERVER_CONSOLE] = "console",
     };
     _Static_assert(sizeof label / sizeof label[0] == CORE_TASK_KINDS, "CORE_TASK_KINDS");
     double oldest = 0, now = core_clock();

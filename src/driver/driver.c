@@ -48,6 +48,16 @@ void driver_serial(const char *volume_id, char out[256])
             *p = '_';
 }
 
+bool driver_uuid_ok(const char *s)
+{
+    for (int i = 0; i < 36; i++)
+        if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-'
+                                                    : !strchr("0123456789abcdefABCDEF", s[i]) ||
+                                                          !s[i])
+            return false;
+    return s[36] == '\0';
+}
+
 void driver_domain_name(const char *server_id, char out[DRIVER_NAME_MAX + 1])
 {
     snprintf(out, DRIVER_NAME_MAX + 1, "attachd-%s", server_id);

@@ -248,6 +248,9 @@ void driver_alias(const char *attachment_id, char out[DRIVER_ALIAS_MAX + 1]);
 /* A volume id as a disk serial: the characters libvirt refuses in a serial
  * (':' and '~' among the id's) become '_'. */
 void driver_serial(const char *volume_id, char out[256]);
+/* Is s a UUID as libvirt writes it (36 characters, hex either case)? A
+ * domain's UUID names its instance directory: nothing else is let through. */
+bool driver_uuid_ok(const char *s);
 /* The name of a server's domain: "attachd-<server id>". */
 void driver_domain_name(const char *server_id, char out[DRIVER_NAME_MAX + 1]);
 

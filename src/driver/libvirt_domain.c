@@ -240,18 +240,6 @@ static enum driver_rc ours(struct driver *d, virConnectPtr c, virDomainPtr dom,
     return rc;
 }
 
-/* A UUID as libvirt writes it (36 characters, lower or upper case hex):
- * it names a directory, so nothing else is let through. */
-static bool uuid_ok(const char *s)
-{
-    for (int i = 0; i < 36; i++)
-        if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-'
-                                                    : !strchr("0123456789abcdefABCDEF", s[i]) ||
-                                                          !s[i])
-            return false;
-    return s[36] == '\0';
-}
-
 /* The domain of that UUID, if any: *dom NULL when there is none. */
 static enum driver_rc by_uuid(struct driver *d, virConnectPtr c, const char *uuid,
                               virDomainPtr *dom, struct driver_error *err)
@@ -269,7 +257,7 @@ enum driver_rc lv_domain_define(struct driver *d, const struct driver_domain_spe
         return driver_fail(err, DRIVER_REFUSED, "no instance directory: servers cannot be made");
     if ((!spec->image || !spec->image_format) && !spec->root_volume)
         return driver_fail(err, DRIVER_REFUSED, "a server needs an image or a root volume");
-    if (!spec->uuid || !uuid_ok(spec->uuid))
+    if (!spec->uuid || !driver_uuid_ok(spec->uuid))
         return driver_fail(err, DRIVER_REFUSED, "invalid domain UUID '%.64s'",
                            spec->uuid ? spec->uuid : "");
     virConnectPtr c = lv_connection(d, err);
@@ -320,7 +308,7 @@ enum driver_rc lv_domain_undefine(struct driver *d, const char *uuid, const char
                                   struct driver_error *err)
 {
     const struct lv_settings *s = lv_settings(d);
-    if (!uuid_ok(uuid))
+    if (!driver_uuid_ok(uuid))
         return driver_fail(err, DRIVER_REFUSED, "invalid domain UUID '%.64s'", uuid);
     virConnectPtr c = lv_connection(d, err);
     if (!c)

@@ -235,3 +235,44 @@ def test_actions_under_account_prefix(world, kind):
     sid = world.d.add_server(world.a, name="acctpfx")
     assert ok_status(dialect, action(world.sa, world.base, pfx, sid, "os-stop"))
     assert_state(world.sa, world.base, pfx, sid, "stopped")
+
+
+# -- os-getConsoleOutput ------------------------------------------------------
+
+@pytest.mark.parametrize("dialect", ["nova", "hostway"])
+def test_console_output_without_a_hypervisor_is_empty(world, dialect):
+    """Nova's os-getConsoleOutput: 200 {"output": ...}. Without a
+    hypervisor (the none driver) nothing was ever printed: "". The length is
+    Nova's: an integer, its digits as a string, or null; -1 or null for
+    all."""
+    pfx = DIALECTS[dialect]
+    sid = world.d.add_server(world.a, name=unique("con"))
+    for arg in ({}, {"length": 5}, {"length": "12"}, {"length": -1}, {"length": None}):
+        r = action(world.sa, world.base, pfx, sid, "os-getConsoleOutput", arg)
+        assert r.status_code == 200, (arg, r.text)
+        assert r.json() == {"output": ""}, r.text
+
+
+@pytest.mark.parametrize("dialect", ["nova", "hostway"])
+@pytest.mark.parametrize("arg,why", [
+    (None, "is not of type 'object'"),
+    ({"length": -2}, "is less than the minimum of -1"),
+    ({"length": "x1"}, "is not of type"),
+    ({"length": 1.5}, "is not of type"),
+    ({"length": "-"}, "is not of type"),
+    ({"length": ""}, "is not of type"),
+    ({"length": [3]}, "is not of type"),
+    ({"lines": 3}, "Additional properties are not allowed ('lines' was unexpected)"),
+])
+def test_console_output_bad_length_is_400(world, dialect, arg, why):
+    pfx = DIALECTS[dialect]
+    sid = world.d.add_server(world.a, name=unique("con"))
+    r = action(world.sa, world.base, pfx, sid, "os-getConsoleOutput", arg)
+    assert_error(dialect, r, 400, text_contains=why)
+
+
+@pytest.mark.parametrize("dialect", ["nova", "hostway"])
+def test_console_output_of_an_unknown_server_is_404(world, dialect):
+    pfx = DIALECTS[dialect]
+    r = action(world.sa, world.base, pfx, "no-such-server", "os-getConsoleOutput", {})
+    assert_not_found(dialect, r, "no-such-server")

@@ -25,7 +25,9 @@ Timings are printed at the end of the run (conftest.py), never asserted:
 TCG on a shared 2-core machine is slow and noisy.
 """
 import contextlib
+import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -132,7 +134,9 @@ class World:
 
     def __init__(self, tmp_path, voldir, uri=None, bus="scsi", extra=()):
         self.voldir = voldir
-        self.hv = ["--driver", "libvirt", "--volume-dir", voldir]
+        # the servers attachd creates: beside the volumes, not among them
+        self.instdir = os.path.join(os.path.dirname(voldir.rstrip("/")), "instances")
+        self.hv = ["--driver", "libvirt", "--volume-dir", voldir, "--instance-dir", self.instdir]
         if uri:
             self.hv += ["--libvirt-uri", uri]
         self.d = Attachd(tmp_path, extra_args=[*self.hv, "--disk-bus", bus, *extra])
@@ -724,6 +728,8 @@ def test_libvirtd_restart(libvirt_env, idle, worlds, relay, workdir, how, timing
 
         for dialect in (HOSTWAY, NOVA):
             for call in (lambda: w.attach(server, later, dialect),
+                         lambda: w.req("POST", f"/servers/{server}/action", dialect,
+                                       json={"os-getConsoleOutput": {}}),
                          lambda: w.detach(server, kept, dialect)):
                 t1 = time.monotonic()
                 r = call()
@@ -1374,50 +1380,57 @@ def assert_fault(r, dialect, status, name, hostway_title):
     return body["message"]
 
 
-def test_server_changes_refused(idle, worlds, workdir):
-    """A server is an existing domain (`server add --domain`): POST /servers
-    is 501 notImplemented in both dialects, with an image or a root volume,
-    and makes nothing; the power actions of a bound server are 501 too
-    (its state follows the domain), whatever its state, and change
-    neither the server nor the domain; lock and unlock still work."""
-    [vm] = idle()
-    w = worlds(os.path.join(workdir, "vols"))
-    server = w.server(vm.name)
-    root = w.volume(vid())
-    w.start()
-    before = store_dump(w)
-    image = "70a599e0-31e7-49b7-b260-868f441e862b"
-    bodies = [{"name": "app", "flavorRef": "1", "imageRef": image},
-              {"name": "bfv", "flavorRef": "1", "block_device_mapping_v2": [
-                  {"boot_index": 0, "source_type": "volume", "uuid": root,
-                   "destination_type": "volume", "delete_on_termination": True}]}]
-    for dialect in (HOSTWAY, NOVA):
-        for body in bodies:
-            r = w.req("POST", "/servers", dialect, json={"server": body})
-            why = assert_fault(r, dialect, 501, "notImplemented", "Not implemented")
-            assert why.startswith("Creating a server is not supported with the libvirt "
-                                  "driver yet"), why
-            assert "attachd server add --domain" in why, why
-    assert w.volume_status(root) == "available"
-    listed = w.req("GET", "/servers/detail", NOVA)
-    assert [s["id"] for s in listed.json()["servers"]] == [server], listed.text
+def test_power_actions(worlds, workdir, timing):
+    """The power actions drive the domain: each is answered 202 once its
+    task_state is recorded, and the server reaches the state the domain is
+    then in (pause, unpause; suspend as a managed save, resume; stop as an
+    ACPI shutdown that a guestless domain never carries out, so destroyed
+    after --shutdown-timeout; start), in both dialects. An action the state
+    does not allow is Nova's 409. Lock and unlock change nothing on the
+    hypervisor. POST /servers with an image that is not there is 400,
+    Nova's "Can not find requested image", and makes nothing."""
+    with guestless(workdir) as vm:
+        w = worlds(os.path.join(workdir, "vols"), extra=["--shutdown-timeout", "1"])
+        server = w.server(vm.name)
+        w.start()
+        before = store_dump(w)
+        for dialect in (HOSTWAY, NOVA):
+            r = w.req("POST", "/servers", dialect, json={"server": {
+                "name": "app", "flavorRef": "1",
+                "imageRef": "70a599e0-31e7-49b7-b260-868f441e862b"}})
+            why = assert_fault(r, dialect, 400, "badRequest", "Bad request")
+            assert why == "Can not find requested image", why
+        assert store_dump(w) == before
 
-    names = {"os-stop": "stop", "os-start": "start", "pause": "pause", "unpause": "unpause",
-             "suspend": "suspend", "resume": "resume"}
-    for dialect in (HOSTWAY, NOVA):
-        for action, name in names.items():
+        steps = [("pause", "PAUSED", "paused"), ("unpause", "ACTIVE", "running"),
+                 ("suspend", "SUSPENDED", "shut off"), ("resume", "ACTIVE", "running"),
+                 ("os-stop", "SHUTOFF", "shut off"), ("os-start", "ACTIVE", "running")]
+        for i, (action, status, state) in enumerate(steps):
+            dialect = (HOSTWAY, NOVA)[i % 2]
+            t0 = time.monotonic()
             r = w.req("POST", f"/servers/{server}/action", dialect, json={action: None})
-            why = assert_fault(r, dialect, 501, "notImplemented", "Not implemented")
-            assert why == (f"Cannot '{name}' instance {server}: its virtual machine's power "
-                           "is not driven by attachd yet (its status follows the "
-                           "hypervisor)."), why
-    assert store_dump(w) == before
-    assert vm.state() == "running"
-    assert w.server_body(server)["status"] == "ACTIVE"
-    for action in ("lock", "unlock"):
-        r = w.req("POST", f"/servers/{server}/action", NOVA, json={action: None})
-        assert r.status_code == 202, r.text
-    assert vm.state() == "running"
+            assert r.status_code == 202, (action, r.text)
+            wait_for(f"{action}: {status}", lambda: w.server_body(server)["status"] == status and
+                     w.server_body(server)["OS-EXT-STS:task_state"] is None, 60)
+            timing(f"{action} to {status}", time.monotonic() - t0)
+            assert vm.state() == state, (action, vm.state())
+            info = g.virsh("dominfo", vm.name).stdout
+            saved = re.search(r"^Managed save:\s+yes$", info, re.M) is not None
+            assert saved == (action == "suspend"), (action, info)
+        assert "did not power off within 1 s; its domain was destroyed" in w.d.read_log()
+        # a guestless domain's console log (a file) has nothing in it
+        r = w.req("POST", f"/servers/{server}/action", NOVA, json={"os-getConsoleOutput": {}})
+        assert r.status_code == 200 and r.json() == {"output": ""}, r.text
+
+        r = w.req("POST", f"/servers/{server}/action", NOVA, json={"unpause": None})
+        why = assert_fault(r, NOVA, 409, "conflictingRequest", "Conflict")
+        assert why == f"Cannot 'unpause' instance {server} while it is in vm_state active", why
+        for action in ("lock", "unlock"):
+            r = w.req("POST", f"/servers/{server}/action", NOVA, json={action: None})
+            assert r.status_code == 202, r.text
+        assert vm.state() == "running"
+        rc, out, err = w.check()
+        assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
 
 
 def test_attach_refused(idle, worlds, workdir):
@@ -1620,3 +1633,186 @@ def test_periodic_reconcile(idle, worlds, relay, workdir, timing):
                             f"store, but the domain {dom} has no disk {lost_alias}\n"), \
         (rc, out, err)
     assert w.d.proc.poll() is None
+
+
+# ---------------------------------------------------------------------------
+# servers attachd creates (POST /servers): a domain defined and started
+
+TINY = "[flavor 1]\nname = t1.tiny\nvcpus = 1\nram_mb = 128\ndisk_gb = 1\n"
+
+
+def server_world(worlds, workdir, guest_dir, **kw):
+    """A World whose flavor 1 fits the test machine (1 vCPU, 128 MiB, TCG),
+    and the test guest as an image (an empty raw disk booted by direct
+    kernel boot); (world, image id)."""
+    voldir = os.path.join(workdir, "vols")
+    conf = os.path.join(workdir, "flavors.conf")
+    with open(conf, "w") as f:
+        f.write(TINY)
+    w = worlds(voldir, extra=["--config", conf, "--virt-type", "qemu"], **kw)
+    with open(os.path.join(guest_dir, "cmdline")) as f:
+        cmdline = f.read().strip()
+    raw = g.sparse_file(os.path.join(workdir, "guest.raw"), 32 << 20)
+    image = w.d.cli("image", "add", "--name", "guest", "--file", raw,
+                    "--kernel", os.path.join(guest_dir, "vmlinuz"),
+                    "--initrd", os.path.join(guest_dir, "initrd.img"), "--cmdline", cmdline,
+                    "--image-dir", os.path.join(workdir, "images")).stdout.strip()
+    return w, image
+
+
+@contextlib.contextmanager
+def created(w):
+    """Removes, at the end, any domain of attachd's that a failed test left."""
+    made = []
+    try:
+        yield made
+    finally:
+        for sid in made:
+            name = f"attachd-{sid}"
+            g.virsh("destroy", name, check=False)
+            g.virsh("undefine", "--nvram", "--managed-save", name, check=False)
+
+
+def create_server(w, image, made, dialect=NOVA):
+    r = w.req("POST", "/servers", dialect, json={"server": {
+        "name": "made", "imageRef": image, "flavorRef": "1"}})
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    made.append(sid)
+    return sid
+
+
+def domain_exists(name):
+    return g.virsh("dominfo", name, check=False).returncode == 0
+
+
+def server_status(w, sid):
+    r = w.req("GET", f"/servers/{sid}", NOVA, mv="2.89")
+    return r.json()["server"]["status"] if r.status_code == 200 else r.status_code
+
+
+def test_server_created_as_a_domain(libvirt_env, guest_dir, worlds, workdir, timing):
+    """POST /servers defines and starts a domain: BUILD, then ACTIVE once
+    it runs; the domain is "attachd-<server id>" with the server's id as
+    its UUID, the flavor's vCPUs and memory, a root disk that is a qcow2
+    overlay of the image in the instance directory, no network, and a
+    console log in which the guest boots. A volume attaches to it as to any
+    server. DELETE destroys and undefines it, removes its files and leaves
+    the volume available."""
+    w, image = server_world(worlds, workdir, guest_dir)
+    volume = w.volume(vid())
+    w.start()
+    with created(w) as made:
+        t0 = time.monotonic()
+        sid = create_server(w, image, made)
+        assert server_status(w, sid) in ("BUILD", "ACTIVE")
+        wait_for("the server ACTIVE", lambda: server_status(w, sid) == "ACTIVE", 60)
+        timing("POST /servers to ACTIVE", time.monotonic() - t0)
+        name = f"attachd-{sid}"
+        assert g.virsh("domstate", name).stdout.strip() == "running"
+        assert domain_uuid(name) == sid
+        root = ET.fromstring(g.virsh("dumpxml", "--inactive", name).stdout)
+        assert root.findtext("vcpu") == "1"
+        assert int(root.findtext("memory")) == 128 * 1024          # KiB
+        assert root.find("devices/interface") is None
+        inst = os.path.join(w.instdir, sid)
+        assert "disk.qcow2" in os.listdir(inst), os.listdir(inst)
+        console = os.path.join(inst, "console.log")
+        wait_for("the guest's boot on its console log", lambda: os.path.exists(console) and
+                 b"ATTACHD-GUEST READY" in open(console, "rb").read(), g.BOOT_TIMEOUT, 0.5)
+        body = w.server_body(sid)
+        assert body["OS-EXT-STS:vm_state"] == "active" and "fault" not in body, body
+        # Nova's os-getConsoleOutput: the log, or its last lines
+        r = w.req("POST", f"/servers/{sid}/action", NOVA, json={"os-getConsoleOutput": {}})
+        assert r.status_code == 200, r.text
+        whole = r.json()["output"]
+        assert "ATTACHD-GUEST READY" in whole and "\r" not in whole, whole[-500:]
+        r = w.req("POST", f"/servers/{sid}/action", HOSTWAY,
+                  json={"os-getConsoleOutput": {"length": 3}})
+        assert r.status_code == 200, r.text
+        assert r.json()["output"] == "\n".join(whole.split("\n")[-3:]), r.text
+
+        r = w.attach(sid, volume)
+        assert r.status_code == 200, r.text
+        assert r.json()["volumeAttachment"]["device"] == "/dev/sdb"
+        assert "ua-" + w.attachment_rows()[volume]["id"] in user_disks(name)
+
+        r = w.req("DELETE", f"/servers/{sid}", NOVA)
+        assert r.status_code == 204, r.text
+        wait_for("the server gone", lambda: server_status(w, sid) == 404, 60)
+        assert not domain_exists(name)
+        assert not os.path.exists(inst)
+        assert w.volume_status(volume) == "available"
+        rc, out, err = w.check()
+        assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+
+
+def test_server_create_failure_leaves_nothing(libvirt_env, guest_dir, worlds, workdir):
+    """A create the hypervisor cannot carry out (the image's file is gone)
+    ends with the server in ERROR and a fault (Nova's code 500) that says
+    why, and nothing behind: no domain, no instance directory. The server
+    can then be deleted."""
+    w, image = server_world(worlds, workdir, guest_dir)
+    shown = json.loads(w.d.cli("image", "show", image, "--format", "json").stdout)
+    os.unlink(shown["path"])
+    w.start()
+    with created(w) as made:
+        sid = create_server(w, image, made, HOSTWAY)
+        wait_for("the server in ERROR", lambda: server_status(w, sid) == "ERROR", 60)
+        body = w.server_body(sid)
+        assert body["fault"]["code"] == 500, body
+        assert body["fault"]["message"].startswith("The server could not be created: "), body
+        assert not domain_exists(f"attachd-{sid}")
+        assert not os.path.exists(os.path.join(w.instdir, sid))
+        r = w.req("DELETE", f"/servers/{sid}", NOVA)
+        assert r.status_code == 204, r.text
+        wait_for("the server gone", lambda: server_status(w, sid) == 404, 30)
+
+
+def test_server_create_kill9(libvirt_env, guest_dir, worlds, relay, workdir):
+    """attachd killed (SIGKILL) after a create's intent is committed and
+    answered 202, before libvirt got its call (held by the relay): started
+    again, it defines and starts the domain itself (the server was left
+    spawning), and the server becomes ACTIVE."""
+    w, image = server_world(worlds, workdir, guest_dir, uri=relay.uri)
+    w.start()
+    with created(w) as made:
+        relay.hold()
+        try:
+            sid = create_server(w, image, made)                 # acknowledged
+            assert relay.wait_held(5), "attachd did not call libvirt"
+            w.d.kill9()
+            relay.cut()                 # what attachd sent never reaches libvirtd
+        finally:
+            relay.release()
+        assert not domain_exists(f"attachd-{sid}")
+        assert w.rows("servers")[0]["task_state"] == "spawning"
+        w.start()
+        wait_for("the server ACTIVE", lambda: server_status(w, sid) == "ACTIVE", 60)
+        assert f"server {sid} was left spawning" in w.d.read_log()
+        assert g.virsh("domstate", f"attachd-{sid}").stdout.strip() == "running"
+        r = w.req("DELETE", f"/servers/{sid}", NOVA)
+        assert r.status_code == 204, r.text
+        wait_for("the server gone", lambda: server_status(w, sid) == 404, 60)
+        assert not domain_exists(f"attachd-{sid}")
+
+
+def test_check_reports_a_domain_no_server_is(libvirt_env, guest_dir, worlds, workdir):
+    """A domain attachd defined whose server the store no longer has (here
+    removed behind attachd's back) is reported by `attachd check` (exit 1),
+    and left alone."""
+    w, image = server_world(worlds, workdir, guest_dir)
+    w.start()
+    with created(w) as made:
+        sid = create_server(w, image, made)
+        wait_for("the server ACTIVE", lambda: server_status(w, sid) == "ACTIVE", 60)
+        w.stop()
+        con = sqlite3.connect(w.d.db)
+        with con:
+            con.execute("DELETE FROM servers WHERE id = ?", (sid,))
+        con.close()
+        rc, out, err = w.check()
+        assert rc == 1, (rc, out, err)
+        assert out == (f"server -: the domain attachd-{sid} ({sid}) that attachd defined is "
+                       "no server's\n"), out
+        assert g.virsh("domstate", f"attachd-{sid}").stdout.strip() == "running"

@@ -27,7 +27,7 @@ struct fake_disk {
 };
 
 struct fake_domain {
-    char uuid[DRIVER_UUID_LEN + 1], name[64];
+    char uuid[DRIVER_UUID_LEN + 1], name[DRIVER_NAME_MAX + 1];
     enum driver_state state;
     bool persistent, used;
     struct fake_disk disks[FAKE_DISKS];
@@ -45,9 +45,11 @@ struct fake_hv {
     char refuse[256];                   /* non-empty: attach refuses with this */
     bool unavailable;
     bool volume_fails;
+    char domain_refuse[256];            /* non-empty: define and power refuse with this */
+    bool acpi_ignored;                  /* a shutdown stays pending (no guest OS) */
     /* counters */
     int attaches, detaches, lists, volumes_made, volumes_deleted;
-    char attached_to[FAKE_DISKS][64];   /* the domain of each attach call, in order */
+    char attached_to[FAKE_DISKS][DRIVER_NAME_MAX + 1];   /* the domain of each attach call, in order */
     int max_busy_domain, busy_all, max_busy_all;
 };
 
@@ -286,6 +288,98 @@ static inline enum driver_rc fake_disk_list(struct driver *d, const char *domain
     return dom ? DRIVER_OK : fake_fail(err, DRIVER_NOT_FOUND, "no such domain");
 }
 
+/* ---- the domains attachd defines ---- */
+
+static inline void fake_add_domain(struct fake_hv *f, const char *uuid, const char *name,
+                                   enum driver_state state);
+
+/* What define and power answer first: not connected, or refused. */
+static inline enum driver_rc fake_domain_refusal(struct fake_hv *f, struct driver_error *err)
+{
+    if (f->unavailable)
+        return fake_fail(err, DRIVER_UNAVAILABLE, "not connected");
+    if (f->domain_refuse[0])
+        return fake_fail(err, DRIVER_REFUSED, f->domain_refuse);
+    return DRIVER_OK;
+}
+
+static inline enum driver_rc fake_domain_define(struct driver *d,
+                                                const struct driver_domain_spec *spec,
+                                                struct driver_error *err)
+{
+    struct fake_hv *f = fake_of(d);
+    enum driver_rc rc = fake_domain_refusal(f, err);
+    if (rc != DRIVER_OK)
+        return rc;
+    pthread_mutex_lock(&f->lock);
+    bool there = fake_domain(f, spec->uuid) != NULL;
+    pthread_mutex_unlock(&f->lock);
+    if (!there) {
+        char name[DRIVER_NAME_MAX + 1];
+        driver_domain_name(spec->server, name);
+        fake_add_domain(f, spec->uuid, name, DOMAIN_SHUTOFF);
+    }
+    return DRIVER_OK;
+}
+
+static inline enum driver_rc fake_domain_undefine(struct driver *d, const char *uuid,
+                                                  const char *server, struct driver_error *err)
+{
+    struct fake_hv *f = fake_of(d);
+    (void)server;
+    if (f->unavailable)
+        return fake_fail(err, DRIVER_UNAVAILABLE, "not connected");
+    pthread_mutex_lock(&f->lock);
+    struct fake_domain *dom = fake_domain(f, uuid);
+    if (dom)
+        dom->used = false;
+    pthread_mutex_unlock(&f->lock);
+    return DRIVER_OK;
+}
+
+static inline enum driver_rc fake_domain_power(struct driver *d, const char *uuid,
+                                               enum driver_power what, struct driver_error *err)
+{
+    static const enum driver_state after[] = {
+        [DP_START] = DOMAIN_RUNNING, [DP_SHUTDOWN] = DOMAIN_SHUTOFF,
+        [DP_DESTROY] = DOMAIN_SHUTOFF, [DP_PAUSE] = DOMAIN_PAUSED,
+        [DP_UNPAUSE] = DOMAIN_RUNNING, [DP_SAVE] = DOMAIN_SAVED,
+    };
+    struct fake_hv *f = fake_of(d);
+    enum driver_rc rc = fake_domain_refusal(f, err);
+    if (rc != DRIVER_OK)
+        return rc;
+    pthread_mutex_lock(&f->lock);
+    struct fake_domain *dom = fake_domain(f, uuid);
+    rc = dom ? DRIVER_OK : DRIVER_NOT_FOUND;
+    if (dom && what == DP_SHUTDOWN && f->acpi_ignored && dom->state != DOMAIN_SHUTOFF)
+        rc = DRIVER_PENDING;
+    else if (dom)
+        dom->state = after[what];
+    pthread_mutex_unlock(&f->lock);
+    return rc == DRIVER_NOT_FOUND ? fake_fail(err, rc, "no such domain") : rc;
+}
+
+/* Every domain's console says the same; one without a log: unplugged. */
+static inline enum driver_rc fake_console_log(struct driver *d, const char *uuid,
+                                              struct arena *ar, char **out, size_t *len,
+                                              struct driver_error *err)
+{
+    struct fake_hv *f = fake_of(d);
+    if (f->unavailable)
+        return fake_fail(err, DRIVER_UNAVAILABLE, "not connected");
+    pthread_mutex_lock(&f->lock);
+    bool there = fake_domain(f, uuid) != NULL;
+    pthread_mutex_unlock(&f->lock);
+    if (!there)
+        return fake_fail(err, DRIVER_NOT_FOUND, "no such domain");
+    static const char text[] = "boot\r\none\ntwo\nthree\n";
+    *out = arena_alloc(ar, sizeof text);
+    memcpy(*out, text, sizeof text);
+    *len = sizeof text - 1;
+    return DRIVER_OK;
+}
+
 static inline void fake_close(struct driver *d)
 {
     pthread_mutex_destroy(&fake_of(d)->lock);
@@ -296,7 +390,10 @@ static const struct driver_ops fake_ops = {
     .name = "fake", .volume_create = fake_volume_create, .volume_delete = fake_volume_delete,
     .volume_probe = fake_volume_probe, .domain_lookup = fake_domain_lookup,
     .disk_attach = fake_disk_attach, .disk_detach = fake_disk_detach,
-    .disk_list = fake_disk_list, .close = fake_close,
+    .disk_list = fake_disk_list, .domain_define = fake_domain_define,
+    .domain_undefine = fake_domain_undefine, .domain_power = fake_domain_power,
+    .console_log = fake_console_log,
+    .close = fake_close,
 };
 
 static inline struct fake_hv *fake_open(void)

@@ -223,10 +223,11 @@ static void test_attach_needs_a_domain_and_storage(void **state)
     assert_false(attach(f, "plain", "v1", &at, &err));
     assert_int_equal(err.code, CORE_CONFLICT);
     assert_non_null(strstr(err.message, "not a virtual machine"));
-    /* and a new server needs a domain */
+    /* and a server attachd makes needs an image it knows */
     struct server_spec api = {.name = "new", .image_ref = "i", .flavor_ref = "1"};
     assert_false(CORE_RUN(&f->admin, &err, core_server_create, &api, &s));
-    assert_int_equal(err.code, CORE_NOT_IMPLEMENTED);
+    assert_int_equal(err.code, CORE_BAD_REQUEST);
+    assert_string_equal(err.message, "Can not find requested image");
 }
 
 static void test_hypervisor_unreachable_is_503(void **state)
@@ -584,6 +585,185 @@ static void test_servers_follow_their_domains(void **state)
     assert_int_equal(s.power_state, POWER_SHUTDOWN);
 }
 
+/* ---- servers attachd makes, and power actions ------------------------------------------------ */
+
+static int job_add_image(struct store_conn *w, void *arg)
+{
+    return (int)store_image_add(w, arg);
+}
+
+/* A server made through the API (POST /servers) from image "img". */
+static struct server made_server(struct fx *f)
+{
+    char now[32];
+    store_now(now);
+    struct image img = {.id = "img", .name = "img", .disk_format = "raw", .size = 1,
+                        .virtual_size = 1, .checksum = "-", .hash_value = "-",
+                        .path = "/fake/img.raw", .created_at = now, .updated_at = now};
+    store_write(f->t.store, job_add_image, &img);       /* there already: fine */
+    struct server_spec spec = {.name = "new", .image_ref = "img", .flavor_ref = "1"};
+    struct server s;
+    struct core_error err;
+    if (!CORE_RUN(&f->admin, &err, core_server_create, &spec, &s))
+        fail_msg("server create: %s", err.message);
+    return s;
+}
+
+/* Wait (at most 5 s) until the server has no task and that vm_state. */
+static bool server_becomes(struct fx *f, const char *id, const char *vm_state)
+{
+    for (int i = 0; i < 250; i++) {
+        struct server s = get_server(f, id);
+        if (!s.task_state && !strcmp(s.vm_state, vm_state))
+            return true;
+        fake_sleep_ms(20);
+    }
+    return false;
+}
+
+static enum driver_state fake_state(struct fx *f, const char *uuid)
+{
+    pthread_mutex_lock(&f->fake->lock);
+    struct fake_domain *d = fake_domain(f->fake, uuid);
+    enum driver_state st = d ? d->state : DOMAIN_OTHER;
+    pthread_mutex_unlock(&f->fake->lock);
+    return st;
+}
+
+/* POST /servers: building and spawning at once (the answer), then the
+ * domain defined as attachd-<id> and started, and the server active and
+ * launched. A delete undefines it. */
+static void test_server_create_defines_and_starts(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct server s = made_server(f);
+    assert_string_equal(s.vm_state, "building");
+    assert_string_equal(s.task_state, "spawning");
+    assert_true(s.own_domain);
+    assert_string_equal(s.domain, s.id);
+    assert_true(server_becomes(f, s.id, "active"));
+    struct server now = get_server(f, s.id);
+    assert_int_equal(now.power_state, POWER_RUNNING);
+    assert_non_null(now.launched_at);
+    char name[DRIVER_NAME_MAX + 1];
+    driver_domain_name(s.id, name);
+    pthread_mutex_lock(&f->fake->lock);
+    struct fake_domain *d = fake_domain(f->fake, name);
+    assert_non_null(d);
+    assert_string_equal(d->uuid, s.id);
+    pthread_mutex_unlock(&f->fake->lock);
+    assert_int_equal(fake_state(f, s.id), DOMAIN_RUNNING);
+
+    struct core_error err;
+    assert_true(CORE_RUN(&f->admin, &err, core_server_delete, s.id));
+    for (int i = 0; i < 250 && core_server_get(&f->admin, s.id, &now, &err); i++)
+        fake_sleep_ms(20);
+    assert_false(core_server_get(&f->admin, s.id, &now, &err));
+    assert_int_equal(fake_state(f, s.id), DOMAIN_OTHER);       /* undefined */
+}
+
+/* A create the hypervisor refuses: the server in error with the refusal
+ * as its fault, and no domain behind. */
+static void test_server_create_refused(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    quiet_logs();
+    snprintf(f->fake->domain_refuse, sizeof f->fake->domain_refuse, "no space for the disk");
+    struct server s = made_server(f);
+    assert_true(server_becomes(f, s.id, "error"));
+    struct server now = get_server(f, s.id);
+    assert_string_equal(now.fault, "The server could not be created: no space for the disk");
+    assert_int_equal(fake_state(f, s.id), DOMAIN_OTHER);
+}
+
+/* Power actions under a driver: the task_state first (the answer), then
+ * the domain changed and the state it is in. */
+static void test_power_actions_drive_the_domain(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    static const struct {
+        enum server_action action;
+        const char *task, *vm_state;
+        enum driver_state domain;
+        int power;
+    } steps[] = {
+        {ACTION_PAUSE, "pausing", "paused", DOMAIN_PAUSED, POWER_PAUSED},
+        {ACTION_UNPAUSE, "unpausing", "active", DOMAIN_RUNNING, POWER_RUNNING},
+        {ACTION_SUSPEND, "suspending", "suspended", DOMAIN_SAVED, POWER_SHUTDOWN},
+        {ACTION_RESUME, "resuming", "active", DOMAIN_RUNNING, POWER_RUNNING},
+        {ACTION_STOP, "powering-off", "stopped", DOMAIN_SHUTOFF, POWER_SHUTDOWN},
+        {ACTION_START, "powering-on", "active", DOMAIN_RUNNING, POWER_RUNNING},
+    };
+    struct core_error err;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        f->fake->delay_ms = 0;
+        assert_true(CORE_RUN(&f->admin, &err, core_server_action, "s1", steps[i].action));
+        assert_true(server_becomes(f, "s1", steps[i].vm_state));
+        assert_int_equal(fake_state(f, DOM_A), steps[i].domain);
+        assert_int_equal(get_server(f, "s1").power_state, steps[i].power);
+    }
+    /* a refusal: the state unchanged, the refusal as the fault */
+    quiet_logs();
+    snprintf(f->fake->domain_refuse, sizeof f->fake->domain_refuse, "domain is not running");
+    assert_true(CORE_RUN(&f->admin, &err, core_server_action, "s1", ACTION_PAUSE));
+    assert_true(server_becomes(f, "s1", "active"));
+    assert_string_equal(get_server(f, "s1").fault,
+                        "Cannot 'pause' instance s1: domain is not running");
+    assert_int_equal(fake_state(f, DOM_A), DOMAIN_RUNNING);
+}
+
+/* A guest that never powers off: destroyed after shutdown_timeout. */
+static void test_stop_destroys_after_the_timeout(void **state)
+{
+    struct fx *f = *state;
+    struct core_options o = options();
+    o.shutdown_timeout = 1;
+    char why[256];
+    if (!core_start_driver(f->core, &f->fake->base, &o, why, sizeof why))
+        fail_msg("core_start_driver: %s", why);
+    server(f, "s1", DOM_A);
+    f->fake->acpi_ignored = true;
+    quiet_logs();
+    struct core_error err;
+    assert_true(CORE_RUN(&f->admin, &err, core_server_action, "s1", ACTION_STOP));
+    fake_sleep_ms(300);
+    struct server s = get_server(f, "s1");
+    assert_string_equal(s.task_state, "powering-off");      /* still up to the guest */
+    assert_int_equal(fake_state(f, DOM_A), DOMAIN_RUNNING);
+    assert_true(server_becomes(f, "s1", "stopped"));
+    assert_int_equal(fake_state(f, DOM_A), DOMAIN_SHUTOFF);
+}
+
+/* os-getConsoleOutput: read by a worker for the waiting requester; the
+ * last lines as Nova's _tail_log counts them (the text after the last
+ * newline is a line: "" here). */
+static void test_console_output(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    static const struct { int lines; const char *want; } cases[] = {
+        {-1, "boot\r\none\ntwo\nthree\n"}, {0, "boot\r\none\ntwo\nthree\n"},
+        {1, ""}, {2, "three\n"}, {3, "two\nthree\n"}, {99, "boot\r\none\ntwo\nthree\n"},
+    };
+    struct core_error err;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *out = NULL;
+        assert_true(CORE_RUN(&f->admin, &err, core_server_console, "s1", cases[i].lines, &out));
+        assert_string_equal(out, cases[i].want);
+    }
+    const char *out = NULL;
+    assert_false(CORE_RUN(&f->admin, &err, core_server_console, "nope", -1, &out));
+    assert_int_equal(err.code, CORE_NOT_FOUND);
+    f->fake->unavailable = true;
+    assert_false(CORE_RUN(&f->admin, &err, core_server_console, "s1", -1, &out));
+    assert_int_equal(err.code, CORE_UNAVAILABLE);
+}
+
 /* ---- the reconciler ------------------------------------------------------------------------ */
 
 struct reported {
@@ -706,6 +886,11 @@ int main(void)
         T(test_volume_files),
         T(test_server_delete_detaches_first),
         T(test_servers_follow_their_domains),
+        T(test_server_create_defines_and_starts),
+        T(test_server_create_refused),
+        T(test_power_actions_drive_the_domain),
+        T(test_stop_destroys_after_the_timeout),
+        T(test_console_output),
         T(test_reconcile_settles_what_a_crash_left),
         T(test_reconcile_reports_disagreements),
     };
