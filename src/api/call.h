@@ -106,6 +106,10 @@ enum field_type {
     FT_INTISH = 256,            /* an integer >= 1 or a string of digits (`pattern`) */
 };
 
+/* A field named FIELD_ANY_OTHER (last) lets an object have members no
+ * field names, as a schema with additionalProperties true does. */
+#define FIELD_ANY_OTHER "*"
+
 struct field {
     const char *name;
     unsigned types;
@@ -193,6 +197,9 @@ void volumes_delete(struct call *c);
 void cinder_volumes_list(struct call *c);
 void cinder_volumes_detail(struct call *c);
 void cinder_volumes_show(struct call *c);
+void cinder_volumes_create(struct call *c);
+void cinder_volumes_update(struct call *c);
+void cinder_volumes_delete(struct call *c);
 
 void flavors_list(struct call *c);
 void flavors_detail(struct call *c);

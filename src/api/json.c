@@ -662,6 +662,11 @@ bool validate_object(struct call *c, json_t *obj, const char *at, const struct f
             return false;
         }
     }
+    const struct field *last = fields;
+    while (last->name && last[1].name)
+        last++;
+    if (last->name && !strcmp(last->name, FIELD_ANY_OTHER))
+        return true;
     const char *k;
     json_t *v;
     char *extra = NULL;     /* the unexpected names, bounded like any value */

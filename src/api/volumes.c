@@ -176,6 +176,33 @@ static const struct field nova_fields[] = {
     {0},
 };
 
+/* The size of a create (the schema has checked its form), bounded above;
+ * false after the 400. */
+static bool sized(struct call *c, json_t *o, struct volume_spec *spec)
+{
+    json_t *size = json_object_get(o, "size");
+    if (size_ok(size, &spec->size))
+        return true;
+    reply_error(c, 400, "Invalid input for field/attribute size. Value: %s. %s is greater "
+                        "than the maximum of %d", py_repr(c->arena, size),
+                py_repr(c->arena, size), MAX_SIZE_GB);
+    return false;
+}
+
+/* A create's volume type ("" is none) and metadata (at most 128 items);
+ * false after the 403. */
+static bool typed(struct call *c, json_t *o, struct volume_spec *spec)
+{
+    if (spec->volume_type && *spec->volume_type == '\0')
+        spec->volume_type = NULL;
+    json_t *md = json_object_get(o, "metadata");
+    if (!metadata_count_ok(c, md))
+        return false;
+    if (json_is_object(md))
+        spec->metadata = json_text(c, md);
+    return true;
+}
+
 static void volume_created(struct call *c);
 
 void volumes_create(struct call *c)
@@ -192,26 +219,15 @@ void volumes_create(struct call *c)
         .volume_type = json_string_value(json_object_get(o, "volume_type")),
         .availability_zone = json_string_value(json_object_get(o, "availability_zone")),
     };
-    json_t *size = json_object_get(o, "size");
-    if (!size_ok(size, &spec->size)) {
-        reply_error(c, 400, "Invalid input for field/attribute size. Value: %s. %s is greater "
-                            "than the maximum of %d", py_repr(c->arena, size),
-                    py_repr(c->arena, size), MAX_SIZE_GB);
-        return;
-    }
     const char *snap = json_string_value(json_object_get(o, "snapshot_id"));
+    if (!sized(c, o, spec))
+        return;
     if (snap) {
         reply_error(c, 404, "Snapshot %s could not be found.", snap);
         return;
     }
-    if (spec->volume_type && *spec->volume_type == '\0')
-        spec->volume_type = NULL;
-    json_t *md = json_object_get(o, "metadata");
-    if (!metadata_count_ok(c, md))
-        return;
-    if (json_is_object(md))
-        spec->metadata = json_text(c, md);
-    core_volume_create(call_op(c, volume_created), spec, &c->made.volume);
+    if (typed(c, o, spec))
+        core_volume_create(call_op(c, volume_created), spec, &c->made.volume);
 }
 
 static void volume_created(struct call *c)
@@ -229,9 +245,10 @@ static void volume_created(struct call *c)
     reply_json(c, 200, json_pack("{s:o}", "volume", made));
 }
 
-/* ---- Cinder v3, read-only ---------------------------------------------------
- * What `openstack server add/remove volume` needs to find a volume by id or
- * name, in Cinder's body shape. */
+/* ---- Cinder v3 ---------------------------------------------------------------
+ * What the `openstack` CLI, openstacksdk and libcloud call on volumes, in
+ * Cinder's body shape: the reads that find a volume by id or name, and
+ * create, update (name, description, metadata) and delete. */
 
 static json_t *render_cinder(struct call *c, const struct volume *v, bool detail,
                             struct core_error *err)
@@ -312,4 +329,142 @@ void cinder_volumes_show(struct call *c)
         return;
     }
     reply_json(c, 200, json_pack("{s:o}", "volume", o));
+}
+
+/* cinder/api/schemas/volumes.py: create (additionalProperties true) and
+ * update (false). */
+static const struct field cinder_create_fields[] = {
+    {.name = "name", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "description", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "display_name", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "display_description", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "size", .types = FT_INTISH, .pattern = "^[0-9]+$"},
+    {.name = "availability_zone", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "volume_type", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "metadata", .types = FT_OBJECT | FT_NULL, .check_value = volume_metadata_ok},
+    {.name = "snapshot_id", .types = FT_STRING | FT_NULL},
+    {.name = "source_volid", .types = FT_STRING | FT_NULL},
+    {.name = "backup_id", .types = FT_STRING | FT_NULL},
+    {.name = "imageRef", .types = FT_STRING | FT_NULL},
+    {.name = "consistencygroup_id", .types = FT_STRING | FT_NULL},
+    {.name = "group_id", .types = FT_STRING | FT_NULL},
+    {.name = "multiattach", .types = FT_BOOLEAN | FT_NULL},
+    {.name = FIELD_ANY_OTHER},
+    {0},
+};
+static const struct field cinder_create_also[] = {
+    {.name = "OS-SCH-HNT:scheduler_hints", .types = FT_OBJECT | FT_NULL},
+    {0},
+};
+static const struct field cinder_update_fields[] = {
+    {.name = "name", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "description", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "display_name", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "display_description", .types = FT_STRING | FT_NULL, .max_len = 255},
+    {.name = "metadata", .types = FT_OBJECT | FT_NULL, .check_value = volume_metadata_ok},
+    {0},
+};
+
+/* A string member of o, or the older name's (Cinder's v1 display_*). */
+static const char *either(json_t *o, const char *name, const char *v1_name)
+{
+    json_t *v = json_object_get(o, name);
+    return json_is_string(v) ? json_string_value(v)
+                             : json_string_value(json_object_get(o, v1_name));
+}
+
+/* What a create may name that attachd has none of: Cinder's 404 for each
+ * source it cannot find, a 400 for what it cannot do. False after it. */
+static bool cinder_sources_ok(struct call *c, json_t *o)
+{
+    static const struct { const char *field, *what; } sources[] = {
+        {"snapshot_id", "Snapshot"}, {"source_volid", "Volume"}, {"backup_id", "Backup"},
+        {"consistencygroup_id", "ConsistencyGroup"}, {"group_id", "Group"},
+    };
+    for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
+        const char *id = json_string_value(json_object_get(o, sources[i].field));
+        if (id) {
+            reply_error(c, 404, "%s %s could not be found.", sources[i].what, id);
+            return false;
+        }
+    }
+    if (json_string_value(json_object_get(o, "imageRef"))) {
+        reply_error(c, 400, "Invalid input received: attachd does not make volumes from "
+                            "images.");
+        return false;
+    }
+    if (json_is_true(json_object_get(o, "multiattach"))) {
+        reply_error(c, 400, "Invalid input received: attachd does not make multiattach "
+                            "volumes.");
+        return false;
+    }
+    return true;
+}
+
+/* Cinder's answer to a create or an update: the volume in its detail shape. */
+static void cinder_made(struct call *c, int status)
+{
+    struct core_error err;
+    json_t *o = c->op.ok ? render_cinder(c, &c->made.volume, true, &err) : NULL;
+    if (!o) {
+        reply_core_error(c, c->op.ok ? &err : &c->op.err);
+        return;
+    }
+    reply_json(c, status, json_pack("{s:o}", "volume", o));
+}
+
+static void cinder_created(struct call *c)
+{
+    cinder_made(c, 202);
+}
+
+static void cinder_updated(struct call *c)
+{
+    cinder_made(c, 200);
+}
+
+void cinder_volumes_create(struct call *c)
+{
+    json_t *o = body_object(c, "volume", cinder_create_fields, cinder_create_also);
+    if (!o || !cinder_sources_ok(c, o))
+        return;
+    struct volume_spec *spec = arena_alloc(c->arena, sizeof *spec);
+    *spec = (struct volume_spec){
+        .name = either(o, "name", "display_name"),
+        .description = either(o, "description", "display_description"),
+        .volume_type = json_string_value(json_object_get(o, "volume_type")),
+        .availability_zone = json_string_value(json_object_get(o, "availability_zone")),
+    };
+    if (!json_object_get(o, "size")) {
+        reply_error(c, 400, "Invalid input received: a volume's size must be given (attachd "
+                            "makes no volume from a snapshot, a volume or a backup).");
+        return;
+    }
+    if (sized(c, o, spec) && typed(c, o, spec))
+        core_volume_create(call_op(c, cinder_created), spec, &c->made.volume);
+}
+
+void cinder_volumes_update(struct call *c)
+{
+    json_t *o = body_object(c, "volume", cinder_update_fields, NULL);
+    if (!o)
+        return;
+    json_t *md = json_object_get(o, "metadata");
+    if (!metadata_count_ok(c, md))
+        return;
+    struct volume_update *u = arena_alloc(c->arena, sizeof *u);
+    *u = (struct volume_update){
+        .name_set = json_object_get(o, "name") || json_object_get(o, "display_name"),
+        .description_set = json_object_get(o, "description") ||
+                           json_object_get(o, "display_description"),
+        .name = either(o, "name", "display_name"),
+        .description = either(o, "description", "display_description"),
+        .metadata = json_is_object(md) ? json_text(c, md) : NULL,
+    };
+    core_volume_update(call_op(c, cinder_updated), c->param[0], u, &c->made.volume);
+}
+
+void cinder_volumes_delete(struct call *c)
+{
+    core_volume_delete(call_op(c, deleted), c->param[0]);
 }

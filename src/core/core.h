@@ -242,6 +242,15 @@ struct volume_spec {
 };
 
 void core_volume_create(struct core_op *op, const struct volume_spec *spec, struct volume *out);
+/* Cinder's volume update: what is set replaces the volume's (a name or a
+ * description may be set to NULL); the volume as it is then in *out. */
+struct volume_update {
+    bool name_set, description_set;
+    const char *name, *description;
+    const char *metadata;       /* JSON object text; NULL: unchanged */
+};
+void core_volume_update(struct core_op *op, const char *id, const struct volume_update *u,
+                        struct volume *out);
 bool core_volume_get(struct core_ctx *c, const char *id, struct volume *out,
                      struct core_error *err);
 bool core_volume_list(struct core_ctx *c, const char *name, int64_t offset, int limit,

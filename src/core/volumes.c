@@ -185,6 +185,38 @@ bool core_volume_attachment(struct core_ctx *c, const char *volume_id, struct at
     return rc == STORE_OK || rc == STORE_NOTFOUND || core_store_failed(err, rc);
 }
 
+struct update_job {
+    struct core_ctx *c;
+    const char *id;
+    const struct volume_update *u;
+    struct volume *out;
+    struct core_error *err;
+};
+
+static int do_update(struct store_conn *w, void *arg)
+{
+    struct update_job *j = arg;
+    if (!core_find_volume(j->c, w, j->id, j->out, j->err))
+        return 1;
+    if (j->u->name_set)
+        j->out->name = j->u->name;
+    if (j->u->description_set)
+        j->out->description = j->u->description;
+    if (j->u->metadata)
+        j->out->metadata = j->u->metadata;
+    j->out->updated_at = core_now(j->c);
+    enum store_rc rc = store_volume_update(w, j->out);
+    return rc == STORE_OK ? 0 : (core_store_failed(j->err, rc), 1);
+}
+
+void core_volume_update(struct core_op *op, const char *id, const struct volume_update *u,
+                        struct volume *out)
+{
+    struct update_job *j = arena_alloc(op->ctx->arena, sizeof *j);
+    *j = (struct update_job){op->ctx, id, u, out, &op->err};
+    core_submit(op, do_update, j);
+}
+
 static int do_delete(struct store_conn *w, void *arg)
 {
     struct volume_job *j = arg;

@@ -77,6 +77,8 @@ const char *const sqlite_sql[N_STMT] = {
                            "AND name = ?4 ORDER BY seq DESC LIMIT ?3 OFFSET ?2",
     [S_VOLUME_SET_STATUS] = "UPDATE volumes SET status = ?2, updated_at = ?3 WHERE id = ?1",
     [S_VOLUME_DEL] = "DELETE FROM volumes WHERE id = ?1",
+    [S_VOLUME_UPDATE] = "UPDATE volumes SET name = ?2, description = ?3, metadata = ?4, "
+                        "updated_at = ?5 WHERE id = ?1",
     [S_VOLUME_SET_STORAGE] = "UPDATE volumes SET path = ?2, status = ?3, updated_at = ?4 "
                              "WHERE id = ?1",
     [S_VOLUME_UNSETTLED] = "SELECT " VOLUME_COLS " FROM volumes "
@@ -511,6 +513,13 @@ enum store_rc store_volume_set_status(struct store_conn *w, const char *id, cons
     char now[32];
     store_now(now);
     return change_row(w, S_VOLUME_SET_STATUS, KEYS(id, status, now));
+}
+
+enum store_rc store_volume_update(struct store_conn *w, const struct volume *v)
+{
+    return change_row(w, S_VOLUME_UPDATE,
+                      KEYS(v->id, v->name, v->description, v->metadata ? v->metadata : "{}",
+                           v->updated_at));
 }
 
 enum store_rc store_volume_del(struct store_conn *w, const char *id)

@@ -172,6 +172,8 @@ enum store_rc store_volume_list(struct store_conn *c, struct arena *ar, const ch
                                 struct volume **out, int *n);
 enum store_rc store_volume_set_status(struct store_conn *w, const char *id, const char *status);
 enum store_rc store_volume_del(struct store_conn *w, const char *id);
+/* A volume's name, description, metadata and updated_at, as v has them. */
+enum store_rc store_volume_update(struct store_conn *w, const struct volume *v);
 /* A volume's storage and status, once its file is made (or failed). */
 enum store_rc store_volume_set_storage(struct store_conn *w, const char *id, const char *path,
                                        const char *status);

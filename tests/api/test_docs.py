@@ -79,6 +79,9 @@ for _d in ("hostway", "nova"):
 ENDPOINTS |= {("cinder", "GET", "/v3"), ("cinder", "GET", "/v3/{project_id}/volumes"),
               ("cinder", "GET", "/v3/{project_id}/volumes/detail"),
               ("cinder", "GET", "/v3/{project_id}/volumes/{volume_id}"),
+              ("cinder", "POST", "/v3/{project_id}/volumes"),
+              ("cinder", "PUT", "/v3/{project_id}/volumes/{volume_id}"),
+              ("cinder", "DELETE", "/v3/{project_id}/volumes/{volume_id}"),
               ("cinder", "GET", "/v3/{project_id}/limits")}
 # the read-only image service for the openstack CLI and openstacksdk (issue 9)
 ENDPOINTS |= {("glance", "GET", "/image"), ("glance", "GET", "/image/v2/images"),
