@@ -411,6 +411,42 @@ static bool console_length(struct call *c, json_t *arg, int *lines)
     return true;
 }
 
+/* Nova's reboot schema: {"type": "SOFT" or "HARD", in three cases}. */
+static bool reboot_type(struct call *c, json_t *arg, enum server_action *action)
+{
+    static const char *const types[] = {"HARD", "Hard", "hard", "SOFT", "Soft", "soft"};
+    if (!json_is_object(arg)) {
+        reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. %s is not "
+                            "of type 'object'", py_repr(c->arena, arg), py_repr(c->arena, arg));
+        return false;
+    }
+    json_t *type = json_object_get(arg, "type");
+    for (size_t i = 0; type && i < sizeof types / sizeof types[0]; i++) {
+        if (json_is_string(type) && !strcmp(json_string_value(type), types[i])) {
+            *action = i < 3 ? ACTION_REBOOT_HARD : ACTION_REBOOT_SOFT;
+            const char *key;
+            json_t *v;
+            json_object_foreach(arg, key, v) {
+                if (strcmp(key, "type") != 0) {
+                    reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. "
+                                        "Additional properties are not allowed ('%s' was "
+                                        "unexpected)", py_repr(c->arena, arg), key);
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+    if (!type)
+        reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. 'type' is a "
+                            "required property", py_repr(c->arena, arg));
+    else
+        reply_error(c, 400, "Invalid input for field/attribute type. Value: %s. %s is not one "
+                            "of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']",
+                    py_repr(c->arena, type), py_repr(c->arena, type));
+    return false;
+}
+
 void servers_action(struct call *c)
 {
     static const struct { const char *name; enum server_action action; } actions[] = {
@@ -426,6 +462,12 @@ void servers_action(struct call *c)
     }
     const char *key = json_object_iter_key(json_object_iter(c->body));
     json_t *arg = json_object_iter_value(json_object_iter(c->body));
+    if (!strcmp(key, "reboot")) {
+        enum server_action action;
+        if (reboot_type(c, arg, &action))
+            core_server_action(call_op(c, acted), c->param[0], action);
+        return;
+    }
     if (!strcmp(key, "os-getConsoleOutput")) {
         int lines;
         if (console_length(c, arg, &lines))

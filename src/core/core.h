@@ -211,6 +211,7 @@ struct server_spec {
 enum server_action {
     ACTION_STOP, ACTION_START, ACTION_LOCK, ACTION_UNLOCK,
     ACTION_PAUSE, ACTION_UNPAUSE, ACTION_SUSPEND, ACTION_RESUME,
+    ACTION_REBOOT_SOFT, ACTION_REBOOT_HARD,
 };
 
 void core_server_create(struct core_op *op, const struct server_spec *spec, struct server *out);

@@ -43,6 +43,7 @@ struct task {
     int64_t bytes;
     bool adopted;
     int action;                         /* a power action: enum server_action */
+    int phase;                          /* a reboot: 1 once the domain was off */
     /* a console read: where the text goes (the requester's), how many lines */
     const char **console;
     int lines;

@@ -658,34 +658,54 @@ void core_follow_domain(struct core *c, const char *domain, enum driver_state st
 /* ---- actions -------------------------------------------------------------- */
 
 /* Under a driver, a power action is a task: its intent is Nova's
- * task_state, the domain_power() call follows, and its completion sets the
- * state the domain is then in (as a domain's events would). */
+ * task_state, the domain_power() calls follow, and its completion sets the
+ * state the domain is then in (as a domain's events would). A reboot is
+ * two calls, as on Nova's libvirt driver: the domain off (SOFT: asked, and
+ * destroyed after shutdown_timeout; HARD: destroyed), then started. */
+#define ANY_POWERED {"active", "stopped", "paused", "suspended", "error"}
 static const struct action_rule {
     const char *name;           /* as in Nova's conflict message */
-    const char *from;           /* the vm_state it needs; NULL: any */
+    const char *from[5];        /* the vm_states it takes; none: any */
     const char *to;             /* the vm_state it leaves; NULL: unchanged */
     int power;
     bool checks_lock;
     const char *task;           /* its task_state while the domain changes */
     enum driver_power how;      /* what the domain is asked */
     enum driver_state after;    /* the domain's state once done */
+    bool then_start;            /* and then started (a reboot) */
 } rules[] = {
-    [ACTION_STOP] = {"stop", "active", "stopped", POWER_SHUTDOWN, true, "powering-off",
-                     DP_SHUTDOWN, DOMAIN_SHUTOFF},
-    [ACTION_START] = {"start", "stopped", "active", POWER_RUNNING, true, "powering-on",
-                      DP_START, DOMAIN_RUNNING},
-    [ACTION_LOCK] = {"lock", NULL, NULL, 0, false, NULL, 0, 0},
-    [ACTION_UNLOCK] = {"unlock", NULL, NULL, 0, false, NULL, 0, 0},
-    [ACTION_PAUSE] = {"pause", "active", "paused", POWER_PAUSED, true, "pausing", DP_PAUSE,
-                      DOMAIN_PAUSED},
-    [ACTION_UNPAUSE] = {"unpause", "paused", "active", POWER_RUNNING, true, "unpausing",
-                        DP_UNPAUSE, DOMAIN_RUNNING},
-    [ACTION_SUSPEND] = {"suspend", "active", "suspended", POWER_SUSPENDED, true, "suspending",
-                        DP_SAVE, DOMAIN_SAVED},
-    [ACTION_RESUME] = {"resume", "suspended", "active", POWER_RUNNING, true, "resuming",
-                       DP_START, DOMAIN_RUNNING},
+    [ACTION_STOP] = {"stop", {"active"}, "stopped", POWER_SHUTDOWN, true, "powering-off",
+                     DP_SHUTDOWN, DOMAIN_SHUTOFF, false},
+    [ACTION_START] = {"start", {"stopped"}, "active", POWER_RUNNING, true, "powering-on",
+                      DP_START, DOMAIN_RUNNING, false},
+    [ACTION_LOCK] = {"lock", {NULL}, NULL, 0, false, NULL, 0, 0, false},
+    [ACTION_UNLOCK] = {"unlock", {NULL}, NULL, 0, false, NULL, 0, 0, false},
+    [ACTION_PAUSE] = {"pause", {"active"}, "paused", POWER_PAUSED, true, "pausing", DP_PAUSE,
+                      DOMAIN_PAUSED, false},
+    [ACTION_UNPAUSE] = {"unpause", {"paused"}, "active", POWER_RUNNING, true, "unpausing",
+                        DP_UNPAUSE, DOMAIN_RUNNING, false},
+    [ACTION_SUSPEND] = {"suspend", {"active"}, "suspended", POWER_SUSPENDED, true, "suspending",
+                        DP_SAVE, DOMAIN_SAVED, false},
+    [ACTION_RESUME] = {"resume", {"suspended"}, "active", POWER_RUNNING, true, "resuming",
+                       DP_START, DOMAIN_RUNNING, false},
+    [ACTION_REBOOT_SOFT] = {"reboot", {"active"}, "active", POWER_RUNNING, true, "rebooting",
+                            DP_SHUTDOWN, DOMAIN_RUNNING, true},
+    [ACTION_REBOOT_HARD] = {"reboot", ANY_POWERED, "active", POWER_RUNNING, true,
+                            "rebooting_hard", DP_DESTROY, DOMAIN_RUNNING, true},
 };
 #define N_RULES ((int)(sizeof rules / sizeof rules[0]))
+
+/* Does the rule take a server in vm_state? */
+static bool allowed(const struct action_rule *r, const char *vm_state)
+{
+    bool any = true;
+    for (int i = 0; i < 5 && r->from[i]; i++) {
+        any = false;
+        if (!strcmp(r->from[i], vm_state))
+            return true;
+    }
+    return any;
+}
 
 /* The power action whose task_state this is, or -1. */
 static int action_of(const char *task_state)
@@ -707,7 +727,7 @@ static int do_action(struct store_conn *w, void *arg)
         return 1;
     if (r->checks_lock && !core_check_unlocked(j->c, &s, j->err))
         return 1;
-    if (r->from && strcmp(s.vm_state, r->from) != 0) {
+    if (!allowed(r, s.vm_state)) {
         core_fail(j->err, CORE_CONFLICT, "Cannot '%s' instance %s while it is in vm_state %s",
                   r->name, s.id, s.vm_state);
         return 1;
@@ -824,10 +844,21 @@ static void power_step(struct core *c, struct task *t)
     struct driver *d = c->driver;
     struct driver_error de = {""};
     double now = core_clock();
+    /* a reboot's second call starts the domain its first turned off */
+    enum driver_power how = t->phase ? DP_START : r->how;
     /* a guest that has not powered off within shutdown_timeout: the plug */
-    enum driver_power how = r->how == DP_SHUTDOWN && t->deadline > 0 && now >= t->deadline
-                                ? DP_DESTROY : r->how;
-    switch (d->ops->domain_power(d, t->domain, how, &de)) {
+    bool late = how == DP_SHUTDOWN && t->deadline > 0 && now >= t->deadline;
+    if (late)
+        how = DP_DESTROY;
+    enum driver_rc rc = d->ops->domain_power(d, t->domain, how, &de);
+    if (late && rc == DRIVER_OK)
+        log_warn("core: server %s did not power off within %d s; its domain was destroyed",
+                 t->server, c->opts.shutdown_timeout);
+    if (rc == DRIVER_OK && r->then_start && !t->phase) {
+        t->phase = 1;
+        rc = d->ops->domain_power(d, t->domain, DP_START, &de);
+    }
+    switch (rc) {
     case DRIVER_OK:
         t->ok = true;
         break;
@@ -845,9 +876,6 @@ static void power_step(struct core *c, struct task *t)
                   de.message);
         log_warn("core: %s", t->err.message);
     }
-    if (how == DP_DESTROY)
-        log_warn("core: server %s did not power off within %d s; its domain was destroyed",
-                 t->server, c->opts.shutdown_timeout);
     task_complete(c, t, power_done);
 }
 

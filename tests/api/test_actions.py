@@ -276,3 +276,45 @@ def test_console_output_of_an_unknown_server_is_404(world, dialect):
     pfx = DIALECTS[dialect]
     r = action(world.sa, world.base, pfx, "no-such-server", "os-getConsoleOutput", {})
     assert_not_found(dialect, r, "no-such-server")
+
+
+# -- reboot -------------------------------------------------------------------
+
+@pytest.mark.parametrize("dialect", ["nova", "hostway"])
+@pytest.mark.parametrize("start", list(STATES))
+@pytest.mark.parametrize("kind", ["SOFT", "hard", "Hard"])
+def test_reboot_state_rules(world, dialect, start, kind):
+    """Nova's reboot: SOFT from active only; HARD from active, stopped,
+    paused, suspended (and error); the server is active afterwards. Without
+    a hypervisor it is done at once."""
+    pfx = DIALECTS[dialect]
+    sid = world.d.add_server(world.a, name=unique("reboot"))
+    bring_to(world, world.sa, pfx, sid, start)
+    r = action(world.sa, world.base, pfx, sid, "reboot", {"type": kind})
+    if kind == "SOFT" and start != "active":
+        assert_error(dialect, r, 409, nova_message=(
+            f"Cannot 'reboot' instance {sid} while it is in vm_state {start}"))
+        assert_state(world.sa, world.base, pfx, sid, start)
+    else:
+        assert ok_status(dialect, r), (r.status_code, r.text)
+        assert_state(world.sa, world.base, pfx, sid, "active")
+
+
+@pytest.mark.parametrize("arg,why", [
+    (None, "is not of type 'object'"),
+    ({}, "'type' is a required property"),
+    ({"type": "warm"}, "'warm' is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"),
+    ({"type": 1}, "1 is not one of"),
+    ({"type": "SOFT", "force": True}, "Additional properties are not allowed ('force' was"),
+])
+def test_reboot_bad_body_is_400(world, arg, why):
+    sid = world.d.add_server(world.a, name=unique("reboot"))
+    r = action(world.sa, world.base, "/v2.1", sid, "reboot", arg)
+    assert_error("nova", r, 400, text_contains=why)
+
+
+def test_locked_server_refuses_member_reboot(world):
+    sid = world.d.add_server(world.a, name=unique("reboot"))
+    assert action(world.admin, world.base, "/v2.1", sid, "lock").status_code == 202
+    r = action(world.sa, world.base, "/v2.1", sid, "reboot", {"type": "HARD"})
+    assert_error("nova", r, 409, nova_message=f"Instance {sid} is locked")

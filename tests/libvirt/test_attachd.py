@@ -44,6 +44,7 @@ import guest as g
 import libvirt_daemons as lvd
 from attachd import Attachd
 from libvirt_proxy import Relay
+from openstack_cli import OpenstackCLI
 
 GIB = 1 << 30
 HOSTWAY, NOVA = "hostway", "nova"
@@ -1385,7 +1386,7 @@ def test_power_actions(worlds, workdir, timing):
     task_state is recorded, and the server reaches the state the domain is
     then in (pause, unpause; suspend as a managed save, resume; stop as an
     ACPI shutdown that a guestless domain never carries out, so destroyed
-    after --shutdown-timeout; start), in both dialects. An action the state
+    after --shutdown-timeout; start; reboot SOFT and HARD), in both dialects. An action the state
     does not allow is Nova's 409. Lock and unlock change nothing on the
     hypervisor. POST /servers with an image that is not there is 400,
     Nova's "Can not find requested image", and makes nothing."""
@@ -1418,6 +1419,18 @@ def test_power_actions(worlds, workdir, timing):
             saved = re.search(r"^Managed save:\s+yes$", info, re.M) is not None
             assert saved == (action == "suspend"), (action, info)
         assert "did not power off within 1 s; its domain was destroyed" in w.d.read_log()
+        # reboots: the domain off (SOFT asks, then pulls the plug after the
+        # timeout; HARD pulls it), then started: a new QEMU, a new domain id
+        for kind in ("SOFT", "HARD"):
+            before = g.virsh("domid", vm.name).stdout.strip()
+            t0 = time.monotonic()
+            r = w.req("POST", f"/servers/{server}/action", NOVA, json={"reboot": {"type": kind}})
+            assert r.status_code == 202, r.text
+            wait_for(f"{kind} reboot: ACTIVE", lambda: w.server_body(server)["status"] == "ACTIVE"
+                     and w.server_body(server)["OS-EXT-STS:task_state"] is None, 60)
+            timing(f"reboot {kind} to ACTIVE", time.monotonic() - t0)
+            assert vm.state() == "running"
+            assert g.virsh("domid", vm.name).stdout.strip() != before, kind
         # a guestless domain's console log (a file) has nothing in it
         r = w.req("POST", f"/servers/{server}/action", NOVA, json={"os-getConsoleOutput": {}})
         assert r.status_code == 200 and r.json() == {"output": ""}, r.text
@@ -1816,3 +1829,108 @@ def test_check_reports_a_domain_no_server_is(libvirt_env, guest_dir, worlds, wor
         assert out == (f"server -: the domain attachd-{sid} ({sid}) that attachd defined is "
                        "no server's\n"), out
         assert g.virsh("domstate", f"attachd-{sid}").stdout.strip() == "running"
+
+
+def guest_disks(console_text):
+    """{guest name: serial} from the latest DISKS line of a console text."""
+    latest = None
+    for line in console_text.split("\n"):
+        m = re.search(g.MARK + r" DISKS(?: (.*))?$", line.rstrip("\r"))
+        if m:
+            latest = m.group(1) or ""
+    return None if latest is None else g.parse_disks(latest)
+
+
+def test_openstack_cli_whole_flow(libvirt_env, guest_dir, worlds, workdir, tmp_path, timing):
+    """The `openstack` CLI's whole flow on a real VM: a server created from
+    an image and a flavor named (--wait), a volume added (the guest's
+    console, read with `console log show`, lists its serial), removed (the
+    guest no longer has it), the server deleted (--wait): the domain gone."""
+    w, image = server_world(worlds, workdir, guest_dir)
+    volume = w.volume(vid())
+    w.start()
+    openstack = OpenstackCLI(tmp_path, w.d.base, w.user, w.password, w.account, "2.37")
+
+    serial = g.expected_serial(volume, "scsi")
+
+    def seen():
+        return guest_disks(openstack("console", "log", "show", sid, as_json=False)) or {}
+
+    with created(w) as made:
+        t0 = time.monotonic()
+        s = openstack("server", "create", "--flavor", "t1.tiny", "--image", "guest",
+                      "--nic", "none", "--wait", "cli-vm")
+        sid = s["id"]
+        made.append(sid)
+        timing("openstack server create --wait", time.monotonic() - t0)
+        assert s["status"] == "ACTIVE" and s["flavor"].startswith("t1.tiny"), s
+        assert g.virsh("domstate", f"attachd-{sid}").stdout.strip() == "running"
+        wait_for("the guest's first DISKS line", lambda: seen() != {}, g.BOOT_TIMEOUT, 0.5)
+
+        openstack("server", "add", "volume", sid, volume, as_json=False)
+        wait_for("the guest seeing the volume", lambda: serial in seen().values(), 30, 0.5)
+        assert openstack("volume", "show", volume)["status"] == "in-use"
+
+        openstack("server", "remove", "volume", sid, volume, as_json=False)
+        wait_for("the volume available", lambda: w.volume_status(volume) == "available", 30)
+        wait_for("the guest no longer seeing it", lambda: serial not in seen().values(), 30, 0.5)
+
+        t0 = time.monotonic()
+        openstack("server", "delete", "--wait", sid, as_json=False)
+        timing("openstack server delete --wait", time.monotonic() - t0)
+        assert not domain_exists(f"attachd-{sid}")
+        assert openstack("server", "list") == []
+
+
+def test_cinder_volume_create_makes_the_file(worlds, workdir):
+    """Cinder's POST /v3/{project}/volumes under libvirt: 202 with the volume
+    creating (or available, if its file was quicker than the answer), then
+    available with a sparse file of its size; DELETE 202, then the volume
+    and its file are gone."""
+    voldir = os.path.join(workdir, "vols")
+    w = worlds(voldir)
+    w.start()
+    base = f"{w.d.base}/v3/{w.account}/volumes"
+    r = w.s.post(base, json={"volume": {"size": 2, "name": "by-cinder"}}, timeout=60)
+    assert r.status_code == 202, r.text
+    v = r.json()["volume"]
+    assert v["status"] in ("creating", "available"), v
+    wait_for("the volume available",
+             lambda: w.s.get(f"{base}/{v['id']}").json()["volume"]["status"] == "available", 30)
+    assert_sparse(volume_file(voldir, v["id"]), 2 * GIB)
+    r = w.s.delete(f"{base}/{v['id']}", timeout=60)
+    assert r.status_code == 202, r.text
+    wait_for("the volume gone", lambda: w.s.get(f"{base}/{v['id']}").status_code == 404, 30)
+    assert not os.path.exists(volume_file(voldir, v["id"]))
+
+
+def test_server_booted_from_a_volume(libvirt_env, guest_dir, worlds, workdir):
+    """POST /servers with a root volume (block_device_mapping_v2, boot_index
+    0): the domain's vda is that volume's file (virtio-blk), there is no
+    overlay, and the server is ACTIVE once the domain runs (the empty volume
+    boots nothing: the firmware finds no OS, the domain still runs). DELETE
+    with delete_on_termination takes the volume and its file too."""
+    w, _ = server_world(worlds, workdir, guest_dir)
+    root = w.volume(vid())
+    w.start()
+    with created(w) as made:
+        r = w.req("POST", "/servers", NOVA, json={"server": {
+            "name": "bfv", "flavorRef": "1", "block_device_mapping_v2": [
+                {"boot_index": 0, "source_type": "volume", "destination_type": "volume",
+                 "uuid": root, "delete_on_termination": True}]}})
+        assert r.status_code == 202, r.text
+        sid = r.json()["server"]["id"]
+        made.append(sid)
+        wait_for("the server ACTIVE", lambda: server_status(w, sid) == "ACTIVE", 60)
+        name = f"attachd-{sid}"
+        vda = [d for d in disks(name, inactive=True).values() if d["target"] == "vda"]
+        assert len(vda) == 1 and vda[0]["path"] == volume_file(w.voldir, root), vda
+        assert vda[0]["bus"] == "virtio", vda
+        assert not os.path.exists(os.path.join(w.instdir, sid, "disk.qcow2"))
+        assert w.volume_status(root) == "in-use"
+        r = w.req("DELETE", f"/servers/{sid}", NOVA)
+        assert r.status_code == 204, r.text
+        wait_for("the server gone", lambda: server_status(w, sid) == 404, 60)
+        assert not domain_exists(name)
+        assert w.req("GET", f"/volumes/{root}").status_code == 404
+        assert not os.path.exists(volume_file(w.voldir, root))

@@ -47,6 +47,7 @@ struct fake_hv {
     bool volume_fails;
     char domain_refuse[256];            /* non-empty: define and power refuse with this */
     bool acpi_ignored;                  /* a shutdown stays pending (no guest OS) */
+    int powered[DP_SAVE + 1];           /* domain_power() calls that changed a state */
     /* counters */
     int attaches, detaches, lists, volumes_made, volumes_deleted;
     char attached_to[FAKE_DISKS][DRIVER_NAME_MAX + 1];   /* the domain of each attach call, in order */
@@ -354,8 +355,8 @@ static inline enum driver_rc fake_domain_power(struct driver *d, const char *uui
     rc = dom ? DRIVER_OK : DRIVER_NOT_FOUND;
     if (dom && what == DP_SHUTDOWN && f->acpi_ignored && dom->state != DOMAIN_SHUTOFF)
         rc = DRIVER_PENDING;
-    else if (dom)
-        dom->state = after[what];
+    else if (dom && dom->state != after[what])
+        dom->state = after[what], f->powered[what]++;
     pthread_mutex_unlock(&f->lock);
     return rc == DRIVER_NOT_FOUND ? fake_fail(err, rc, "no such domain") : rc;
 }

@@ -706,6 +706,17 @@ static void test_power_actions_drive_the_domain(void **state)
         assert_int_equal(fake_state(f, DOM_A), steps[i].domain);
         assert_int_equal(get_server(f, "s1").power_state, steps[i].power);
     }
+    /* reboots: off, then started (SOFT asks the guest, HARD pulls the plug) */
+    memset(f->fake->powered, 0, sizeof f->fake->powered);
+    assert_true(CORE_RUN(&f->admin, &err, core_server_action, "s1", ACTION_REBOOT_SOFT));
+    assert_true(server_becomes(f, "s1", "active"));
+    assert_int_equal(f->fake->powered[DP_SHUTDOWN], 1);
+    assert_int_equal(f->fake->powered[DP_START], 1);
+    assert_true(CORE_RUN(&f->admin, &err, core_server_action, "s1", ACTION_REBOOT_HARD));
+    assert_true(server_becomes(f, "s1", "active"));
+    assert_int_equal(f->fake->powered[DP_DESTROY], 1);
+    assert_int_equal(f->fake->powered[DP_START], 2);
+    assert_int_equal(fake_state(f, DOM_A), DOMAIN_RUNNING);
     /* a refusal: the state unchanged, the refusal as the fault */
     quiet_logs();
     snprintf(f->fake->domain_refuse, sizeof f->fake->domain_refuse, "domain is not running");
@@ -736,6 +747,16 @@ static void test_stop_destroys_after_the_timeout(void **state)
     assert_int_equal(fake_state(f, DOM_A), DOMAIN_RUNNING);
     assert_true(server_becomes(f, "s1", "stopped"));
     assert_int_equal(fake_state(f, DOM_A), DOMAIN_SHUTOFF);
+    /* a SOFT reboot of such a guest: destroyed after the timeout, started */
+    assert_true(CORE_RUN(&f->admin, &err, core_server_action, "s1", ACTION_START));
+    assert_true(server_becomes(f, "s1", "active"));
+    int destroyed = f->fake->powered[DP_DESTROY];
+    assert_true(CORE_RUN(&f->admin, &err, core_server_action, "s1", ACTION_REBOOT_SOFT));
+    fake_sleep_ms(300);
+    assert_string_equal(get_server(f, "s1").task_state, "rebooting");
+    assert_true(server_becomes(f, "s1", "active"));
+    assert_int_equal(f->fake->powered[DP_DESTROY], destroyed + 1);
+    assert_int_equal(fake_state(f, DOM_A), DOMAIN_RUNNING);
 }
 
 /* os-getConsoleOutput: read by a worker for the waiting requester; the
