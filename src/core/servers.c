@@ -452,8 +452,6 @@ static void delete_step(struct core *c, struct task *t)
 
 /* ---- create: the domain defined and started -------------------------------------- */
 
-/* The completion of a create: active, or error with the fault (the step
- * removed what it made). A server being deleted meanwhile is the delete's. */
 /* A server task's completion: if the server still has task_state `task`
  * (a delete meanwhile takes it over), it has none any more, and leave()
  * writes what the task changed, at `now`. */
@@ -477,6 +475,8 @@ static int end_server_task(struct store_conn *w, struct task *t, const char *tas
     return rc == STORE_OK || rc == STORE_NOTFOUND ? 0 : -1;
 }
 
+/* The completion of a create: active, or error with the fault (the step
+ * removed what it made). A server being deleted meanwhile is the delete's. */
 static void created(const struct task *t, struct server *s, const char *now)
 {
     if (t->ok) {
