@@ -420,31 +420,34 @@ static bool reboot_type(struct call *c, json_t *arg, enum server_action *action)
                             "of type 'object'", py_repr(c->arena, arg), py_repr(c->arena, arg));
         return false;
     }
+    /* jsonschema's order: the property, then required, then the others */
     json_t *type = json_object_get(arg, "type");
-    for (size_t i = 0; type && i < sizeof types / sizeof types[0]; i++) {
-        if (json_is_string(type) && !strcmp(json_string_value(type), types[i])) {
-            *action = i < 3 ? ACTION_REBOOT_HARD : ACTION_REBOOT_SOFT;
-            const char *key;
-            json_t *v;
-            json_object_foreach(arg, key, v) {
-                if (strcmp(key, "type") != 0) {
-                    reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. "
-                                        "Additional properties are not allowed ('%s' was "
-                                        "unexpected)", py_repr(c->arena, arg), key);
-                    return false;
-                }
-            }
-            return true;
-        }
-    }
-    if (!type)
-        reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. 'type' is a "
-                            "required property", py_repr(c->arena, arg));
-    else
+    size_t i = 0, n = sizeof types / sizeof types[0];
+    while (type && i < n && !(json_is_string(type) && !strcmp(json_string_value(type), types[i])))
+        i++;
+    if (type && i == n) {
         reply_error(c, 400, "Invalid input for field/attribute type. Value: %s. %s is not one "
                             "of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']",
                     py_repr(c->arena, type), py_repr(c->arena, type));
-    return false;
+        return false;
+    }
+    if (!type) {
+        reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. 'type' is a "
+                            "required property", py_repr(c->arena, arg));
+        return false;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(arg, key, v) {
+        if (strcmp(key, "type") != 0) {
+            reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. "
+                                "Additional properties are not allowed ('%s' was unexpected)",
+                        py_repr(c->arena, arg), key);
+            return false;
+        }
+    }
+    *action = i < 3 ? ACTION_REBOOT_HARD : ACTION_REBOOT_SOFT;
+    return true;
 }
 
 void servers_action(struct call *c)
