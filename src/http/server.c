@@ -609,6 +609,10 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
     (void)addr;
     (void)len;
     struct http_server *s = cls;
+    /* Draining: a new connection is closed at once (a client or a load
+     * balancer tries elsewhere); kept-alive ones get 503 (on_request). */
+    if (atomic_load(&s->draining))
+        return MHD_NO;
     return http_guard_admit(s->guard) ? MHD_YES : MHD_NO;
 }
 
@@ -888,11 +892,12 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
-    /* The listening socket stays open until MHD has stopped: its pool
-     * threads drop it from their epoll sets in their own time after the
-     * quiesce, and one that finds it closed already aborts the process
-     * ("Failed to remove listen FD from epoll set"). */
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    /* New connections are refused by accept_policy() from here on. Not
+     * MHD_quiesce_daemon(): in libmicrohttpd 0.9.75 its removal of the
+     * listening socket from each pool thread's epoll set races with the
+     * thread's own removal at the connection limit, which fires once the
+     * daemon is quiesced too, and the loser aborts the process ("Failed to
+     * remove listen FD from epoll set"). */
     atomic_store(&s->draining, true);
     /* Every piece of work a request waits for ends in bounded time (a
      * commit within the store's busy timeout, a password check within the
@@ -905,8 +910,6 @@ void http_stop(struct http_server *s)
     }
     metrics_unregister(collect, s);
     MHD_stop_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
     http_guard_free(s->guard);     /* after MHD, which reports every connection closed */
     free(s->public_url);
     free(s);
