@@ -120,6 +120,12 @@ struct field {
     int since, until;           /* microversions where the field exists; 0 = always */
     /* a further check of a value of the right type; false after a 400 */
     bool (*check_value)(struct call *c, json_t *v);
+    const char *const *one_of;  /* jsonschema's enum of strings (NULL-ended) */
+    bool has_minimum;           /* jsonschema's minimum, for integers */
+    long long minimum;
+    /* the types as the schema lists them, where its order is not
+     * type_names()'s (string, integer, number, boolean, object, array, null) */
+    const char *type_list;
 };
 
 /* Parse the body as JSON: false (and 400 sent) if it is not. */

@@ -349,7 +349,26 @@ static bool check_field(struct call *c, const struct field *f, json_t *v)
     }
     if (!type_ok(v, f->types)) {
         invalid(c, f->name, v,
-                arena_printf(ar, "%s is not of type %s", py_repr(ar, v), type_names(ar, f->types)));
+                arena_printf(ar, "%s is not of type %s", py_repr(ar, v),
+                             f->type_list ? f->type_list : type_names(ar, f->types)));
+        return false;
+    }
+    if (f->one_of && json_is_string(v)) {
+        const char *const *o = f->one_of;
+        while (*o && strcmp(*o, json_string_value(v)) != 0)
+            o++;
+        if (!*o) {
+            char *list = "";
+            for (o = f->one_of; *o; o++)
+                list = arena_printf(ar, "%s%s'%s'", list, *list ? ", " : "", *o);
+            invalid(c, f->name, v,
+                    arena_printf(ar, "%s is not one of [%s]", py_repr(ar, v), list));
+            return false;
+        }
+    }
+    if (f->has_minimum && json_is_integer(v) && json_integer_value(v) < f->minimum) {
+        invalid(c, f->name, v, arena_printf(ar, "%s is less than the minimum of %lld",
+                                            py_repr(ar, v), f->minimum));
         return false;
     }
     if (f->check_value && !f->check_value(c, v))

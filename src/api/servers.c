@@ -1,6 +1,5 @@
 /* servers.c: /servers in both dialects (docs/api.md, decision D9). One body
  * shape, Nova's, with fields chosen by microversion. */
-#include <ctype.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -366,87 +365,48 @@ static void console_answered(struct call *c)
     reply_json(c, 200, json_pack("{s:s}", "output", utf8_clean(c->arena, out)));
 }
 
-/* Nova's schema of os-getConsoleOutput: {"length": integer, an integer's
- * digits or null; -1 or null for all}, nothing else. */
+/* Nova's schema of os-getConsoleOutput: {"length": an integer >= -1, its
+ * digits as a string, or null}, nothing else; -1 or null for all. */
+static bool signed_digits(const char *s)
+{
+    s += *s == '-';
+    return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+static const struct field console_fields[] = {
+    {.name = "length", .types = FT_INTEGER | FT_STRING | FT_NULL, .pattern = "^-?[0-9]+$",
+     .check = signed_digits, .has_minimum = true, .minimum = -1,
+     .type_list = "'integer', 'string', 'null'"},
+    {0},
+};
+
 static bool console_length(struct call *c, json_t *arg, int *lines)
 {
-    *lines = -1;
-    if (!json_is_object(arg)) {
-        reply_error(c, 400, "Invalid input for field/attribute os-getConsoleOutput. Value: %s. "
-                            "%s is not of type 'object'", py_repr(c->arena, arg),
-                    py_repr(c->arena, arg));
+    if (!validate_object(c, arg, "os-getConsoleOutput", console_fields))
         return false;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(arg, key, v) {
-        if (strcmp(key, "length") != 0) {
-            reply_error(c, 400, "Invalid input for field/attribute os-getConsoleOutput. Value: "
-                                "%s. Additional properties are not allowed ('%s' was "
-                                "unexpected)", py_repr(c->arena, arg), key);
-            return false;
-        }
-    }
     json_t *len = json_object_get(arg, "length");
-    if (!len || json_is_null(len))
-        return true;
-    long long n = 0;
-    char *end = NULL;
-    bool ok = json_is_integer(len);
-    if (ok) {
-        n = json_integer_value(len);
-    } else if (json_is_string(len)) {
-        const char *s = json_string_value(len);
-        n = strtoll(s, &end, 10);
-        ok = *s && end && !*end && (isdigit((unsigned char)s[0]) || s[0] == '-');
-    }
-    if (!ok || n < -1) {
-        reply_error(c, 400, "Invalid input for field/attribute length. Value: %s. %s",
-                    py_repr(c->arena, len),
-                    !ok ? "is not of type 'integer', 'string', 'null'" :
-                          "is less than the minimum of -1");
-        return false;
-    }
-    *lines = n > INT_MAX ? INT_MAX : (int)n;
+    /* a string past the schema's pattern may still be below -1 (jsonschema's
+     * minimum is for numbers): all, as for -1 */
+    long long n = json_is_integer(len) ? json_integer_value(len)
+                  : json_is_string(len) ? strtoll(json_string_value(len), NULL, 10)
+                                        : -1;
+    *lines = n < 0 ? -1 : n > INT_MAX ? INT_MAX : (int)n;
     return true;
 }
 
 /* Nova's reboot schema: {"type": "SOFT" or "HARD", in three cases}. */
+static const char *const reboot_types[] = {"HARD", "Hard", "hard", "SOFT", "Soft", "soft", NULL};
+static const struct field reboot_fields[] = {
+    {.name = "type", .types = FT_STRING, .one_of = reboot_types, .required = true},
+    {0},
+};
+
 static bool reboot_type(struct call *c, json_t *arg, enum server_action *action)
 {
-    static const char *const types[] = {"HARD", "Hard", "hard", "SOFT", "Soft", "soft"};
-    if (!json_is_object(arg)) {
-        reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. %s is not "
-                            "of type 'object'", py_repr(c->arena, arg), py_repr(c->arena, arg));
+    if (!validate_object(c, arg, "reboot", reboot_fields))
         return false;
-    }
-    /* jsonschema's order: the property, then required, then the others */
-    json_t *type = json_object_get(arg, "type");
-    size_t i = 0, n = sizeof types / sizeof types[0];
-    while (type && i < n && !(json_is_string(type) && !strcmp(json_string_value(type), types[i])))
-        i++;
-    if (type && i == n) {
-        reply_error(c, 400, "Invalid input for field/attribute type. Value: %s. %s is not one "
-                            "of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']",
-                    py_repr(c->arena, type), py_repr(c->arena, type));
-        return false;
-    }
-    if (!type) {
-        reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. 'type' is a "
-                            "required property", py_repr(c->arena, arg));
-        return false;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(arg, key, v) {
-        if (strcmp(key, "type") != 0) {
-            reply_error(c, 400, "Invalid input for field/attribute reboot. Value: %s. "
-                                "Additional properties are not allowed ('%s' was unexpected)",
-                        py_repr(c->arena, arg), key);
-            return false;
-        }
-    }
-    *action = i < 3 ? ACTION_REBOOT_HARD : ACTION_REBOOT_SOFT;
+    const char *type = json_string_value(json_object_get(arg, "type"));
+    *action = type[0] == 'H' || type[0] == 'h' ? ACTION_REBOOT_HARD : ACTION_REBOOT_SOFT;
     return true;
 }
 
