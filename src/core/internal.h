@@ -20,7 +20,7 @@ enum task_kind {
     TASK_VOLUME_DELETE,     /* remove a volume's file and its record */
     TASK_SERVER_DELETE,     /* a server whose disks are all detached: forget it */
     TASK_SERVER_CREATE,     /* define and start a server's domain; commit active, or error */
-    TASK_SERVER_POWER,      /* a power action on a server's domain (servers.c: rules) */
+    TASK_SERVER_POWER,      /* a power action on a server's domain (server_actions.c) */
     TASK_SERVER_CONSOLE,    /* read a domain's console log for a waiting requester */
 };
 
@@ -129,6 +129,18 @@ void core_follow_domain(struct core *c, const char *domain, enum driver_state st
 void core_attachment_step(struct core *c, struct task *t);
 void core_volume_step(struct core *c, struct task *t);
 void core_server_step(struct core *c, struct task *t);
+/* ... of which server_actions.c's: a power action, a console read. */
+void core_server_power_step(struct core *c, struct task *t);
+void core_server_console_step(struct core *c, struct task *t);
+/* A domain's state as Nova's vm_state and power_state (false: none of
+ * them, as a domain being created). */
+bool core_domain_status(enum driver_state state, const char **vm_state, int *power);
+/* A server task's completion: if the server still has task_state `task`
+ * (a delete meanwhile takes it over), it has none any more, and leave()
+ * writes what the task changed, at `now`. 0, or -1 if the store failed. */
+int core_end_server_task(struct store_conn *w, struct task *t, const char *task,
+                         void (*leave)(const struct task *t, struct server *s,
+                                       const char *now));
 /* The task that settles an attachment left attaching or detaching. */
 struct task *core_attachment_task(const struct server *s, const struct attachment *at,
                                   const struct volume *v);
