@@ -594,6 +594,7 @@ static enum driver_rc dom_get(struct lv *lv, virConnectPtr c, const char *name_o
 /* Both definitions of a domain, as its disks. */
 struct dom_view {
     bool active, persistent;
+    bool conf_known;                    /* false: a quick view, live only */
     struct lvxml_disk *live, *conf;     /* none when not running / when transient */
     int nlive, nconf;
 };
@@ -604,8 +605,14 @@ struct dom_view {
  * XML being its definition; so a shut-off domain costs one call. A running
  * one costs three: the live XML, whether it is persistent (libvirt gives a
  * transient domain's live definition for VIR_DOMAIN_XML_INACTIVE, so that
- * XML alone cannot tell), and then its persistent definition. */
-static enum driver_rc dom_view(struct lv *lv, virConnectPtr c, virDomainPtr dom,
+ * XML alone cannot tell), and then its persistent definition.
+ *
+ * A quick view (`quick`) of a running domain stops after the live XML: it
+ * takes the domain as persistent, with a definition that has the live
+ * disks (what attachd's own attaches leave), and says conf_known false.
+ * Under load every libvirt call waits in libvirtd's queue, so an attach
+ * tries that first and looks at the rest only when it was refused. */
+static enum driver_rc dom_view(struct lv *lv, virConnectPtr c, virDomainPtr dom, bool quick,
                                struct arena *ar, struct dom_view *out, struct driver_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -620,10 +627,13 @@ static enum driver_rc dom_view(struct lv *lv, virConnectPtr c, virDomainPtr dom,
     if (!ok)
         return driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
     if (!active) {
-        *out = (struct dom_view){.persistent = true, .conf = d, .nconf = n};
+        *out = (struct dom_view){.persistent = true, .conf_known = true, .conf = d, .nconf = n};
         return DRIVER_OK;
     }
-    *out = (struct dom_view){.active = true, .live = d, .nlive = n};
+    *out = (struct dom_view){.active = true, .persistent = quick, .conf_known = !quick,
+                             .live = d, .nlive = n};
+    if (quick)
+        return DRIVER_OK;
     int persistent = virDomainIsPersistent(dom);
     if (persistent < 0)
         return lv_failed(lv, c, err);
@@ -739,17 +749,22 @@ static enum driver_rc attach_locked(struct lv *lv, virConnectPtr c, virDomainPtr
     enum driver_rc rc = DRIVER_REFUSED;
     struct arena ar;
     arena_init(&ar);
-    /* A second pass only after a refusal that a concurrent change explains
-     * (the domain started or stopped, the target was taken). */
+    /* The first pass takes a quick view; another, with the whole view, only
+     * after a refusal that a concurrent change explains (the domain started
+     * or stopped, the target was taken) or that the quick view's guess about
+     * the definition does (a transient domain, a definition with the alias or
+     * the target). */
     for (int pass = 0; pass < 3; pass++) {
         struct dom_view info;
-        if ((rc = dom_view(lv, c, dom, &ar, &info, err)) != DRIVER_OK)
+        if ((rc = dom_view(lv, c, dom, pass == 0, &ar, &info, err)) != DRIVER_OK)
             break;
         const struct lvxml_disk *live = info.live, *conf = info.conf;
         int nlive = info.nlive, nconf = info.nconf;
         const struct lvxml_disk *in_live = find_alias(live, nlive, disk->alias);
         const struct lvxml_disk *in_conf = find_alias(conf, nconf, disk->alias);
         const struct lvxml_disk *found = in_live ? in_live : in_conf;
+        if (found && !info.conf_known)
+            continue;       /* a retry, part done: the whole view decides */
         char tgt[DRIVER_TARGET_MAX];
         if (found) {
             if (strcmp(found->path, disk->path) != 0) {
@@ -791,13 +806,17 @@ static enum driver_rc attach_locked(struct lv *lv, virConnectPtr c, virDomainPtr
         /* Refused. Look again: undo a half, or retry after a race. */
         struct driver_error again;
         struct dom_view now;
-        if (dom_view(lv, c, dom, &ar, &now, &again) != DRIVER_OK)
+        if (dom_view(lv, c, dom, false, &ar, &now, &again) != DRIVER_OK)
             break;
         const struct lvxml_disk *live2 = now.live, *conf2 = now.conf;
         int nlive2 = now.nlive, nconf2 = now.nconf;
         bool live_added = need_live && find_alias(live2, nlive2, disk->alias);
-        bool conf_added = need_conf && find_alias(conf2, nconf2, disk->alias);
-        bool raced = now.active != info.active || now.persistent != info.persistent;
+        /* libvirt saves a definition only after the live attach worked, so
+         * a refused attach never leaves the alias in the definition alone;
+         * one that a quick view did not see was there before */
+        bool conf_added = info.conf_known && need_conf && find_alias(conf2, nconf2, disk->alias);
+        bool raced = now.active != info.active || now.persistent != info.persistent ||
+                     (!info.conf_known && find_alias(conf2, nconf2, disk->alias));
         for (int i = 0; !found && i < nlive2 + nconf2 && !raced; i++) {
             const struct lvxml_disk *x = i < nlive2 ? &live2[i] : &conf2[i - nlive2];
             raced = !strcmp(x->target, tgt) && strcmp(x->alias, disk->alias) != 0;
@@ -854,7 +873,7 @@ static enum driver_rc detach_locked(struct lv *lv, virConnectPtr c, virDomainPtr
     enum driver_rc rc;
     struct dom_view v;
     *asked_live = false;
-    if ((rc = dom_view(lv, c, dom, &ar, &v, err)) != DRIVER_OK)
+    if ((rc = dom_view(lv, c, dom, false, &ar, &v, err)) != DRIVER_OK)
         goto out;
     bool in_live = find_alias(v.live, v.nlive, alias);
     bool in_conf = find_alias(v.conf, v.nconf, alias);
@@ -898,7 +917,7 @@ static int presence(struct lv *lv, virConnectPtr c, virDomainPtr dom, const char
     arena_init(&ar);
     struct dom_view v;
     int where = -1;
-    if ((*rc = dom_view(lv, c, dom, &ar, &v, err)) == DRIVER_OK)
+    if ((*rc = dom_view(lv, c, dom, false, &ar, &v, err)) == DRIVER_OK)
         where = (find_alias(v.live, v.nlive, alias) ? 1 : 0) |
                 (find_alias(v.conf, v.nconf, alias) ? 2 : 0);
     arena_release(&ar);
@@ -989,7 +1008,7 @@ static enum driver_rc lv_disk_list(struct driver *d, const char *domain, struct 
         return rc;
     }
     struct dom_view v;
-    if ((rc = dom_view(lv, c, dom, ar, &v, err)) == DRIVER_OK) {
+    if ((rc = dom_view(lv, c, dom, false, ar, &v, err)) == DRIVER_OK) {
         const struct lvxml_disk *live = v.live, *conf = v.conf;
         int nlive = v.nlive, nconf = v.nconf;
         /* merged by user alias; disks without one by target */

@@ -666,6 +666,43 @@ def test_requested_target(libvirt_env, shell, workdir):
         assert {d["target"] for d in disks_by_alias(sh, dom).values()} == {"sda", "sdc"}
 
 
+def test_quick_view_proved_wrong(libvirt_env, shell, workdir):
+    """An attach to a running domain reads its live XML only (the quick
+    view) and takes its definition to have the same disks. A definition
+    that differs proves it wrong, and the attach still ends right: a disk
+    in the definition alone on the target the live XML leaves free (libvirt
+    refuses, the driver looks at both and takes the next free target); our
+    alias in the definition alone (attached to the live domain only, the
+    definition left as it is)."""
+    with g.Guest(g.unique_name(), workdir, persistent=True) as vm:
+        vm.start()
+        sh = shell()
+        dom = sh("lookup", vm.name)["uuid"]
+        other = g.sparse_file(os.path.join(workdir, "config-only.img"))
+        g.virsh("attach-disk", vm.name, other, "sda", "--targetbus", "scsi", "--config")
+        v, path = new_volume(sh)
+        att = vid()
+        r = sh("attach", dom, att, v, path, "scsi")
+        assert r["rc"] == "OK" and r["target"] == "sdb", r
+        d = disks_by_alias(sh, dom)[f"ua-{att}"]
+        assert d["live"] and d["config"] and d["target"] == "sdb", d
+
+        v2, path2 = new_volume(sh)
+        att2 = vid()
+        xml = os.path.join(workdir, "ours.xml")
+        with open(xml, "w") as f:
+            f.write(f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                    f"<source file='{path2}'/><target dev='sdc' bus='scsi'/>"
+                    f"<serial>{v2[:20]}</serial><alias name='ua-{att2}'/></disk>")
+        g.virsh("attach-device", vm.name, xml, "--config")
+        r = sh("attach", dom, att2, v2, path2, "scsi")
+        assert r["rc"] == "OK" and r["target"] == "sdc", r
+        d = disks_by_alias(sh, dom)[f"ua-{att2}"]
+        assert d["live"] and d["config"] and d["target"] == "sdc", d
+        inactive = g.virsh("dumpxml", "--inactive", vm.name).stdout
+        assert inactive.count(f"ua-{att2}") == 1, inactive
+
+
 def test_concurrent_callers(libvirt_env, shell, workdir, timing):
     """Eight workers attach at once, then detach at once: distinct
     targets, every disk in both definitions, all gone afterwards."""
@@ -1069,7 +1106,8 @@ def test_server_domain_define_failures(libvirt_env, shell, workdir):
 def test_calls_per_change(libvirt_env, dcbin, workdir):
     """The libvirt calls (RPC round trips, counted by a relay in front of
     libvirtd) an attach and a detach make, on a running persistent domain
-    and on a shut-off one. Each reads the domain's disks before it acts.
+    and on a shut-off one. Each reads the domain's disks before it acts (an
+    attach to a running domain its live XML only: test_quick_view_proved_wrong).
     A live detach is confirmed by DEVICE_REMOVED alone (libvirt sends it
     once the live XML has lost the disk); a detach from a definition only
     reads the XML again. Reading the live XML first tells whether the
@@ -1099,9 +1137,10 @@ def test_calls_per_change(libvirt_env, dcbin, workdir):
                       f"{[c.proc for c in relay.calls[n1:n2]]}")
         finally:
             assert sh.close() == 0, sh.stderr[-20:]
-    # running: lookup, live XML, persistent?, inactive XML, attach; the
-    # detach: lookup, those 3 reads, detach, then the event. Shut off:
-    # lookup, XML, attach; lookup, XML, detach, XML. (Reading the state, the
-    # persistence and both XMLs each time, it was (6, 10) and (5, 8); the
-    # running detach read the 3 again after the event, 8.)
-    assert counts == {"running": (5, 5), "shut off": (3, 4)}, counts
+    # running: lookup, live XML (the quick view), attach; the detach:
+    # lookup, live XML, persistent?, inactive XML, detach, then the event.
+    # Shut off: lookup, XML, attach; lookup, XML, detach, XML. (Reading the
+    # state, the persistence and both XMLs each time, it was (6, 10) and
+    # (5, 8); the running detach read the 3 again after the event, 8; the
+    # attach read the whole view before it, 5.)
+    assert counts == {"running": (3, 5), "shut off": (3, 4)}, counts
