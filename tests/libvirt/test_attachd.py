@@ -1810,6 +1810,81 @@ def test_server_create_kill9(libvirt_env, guest_dir, worlds, relay, workdir):
         assert not domain_exists(f"attachd-{sid}")
 
 
+SERVER_KILL9 = [("create", "before-completion"), ("stop", "before-libvirt"),
+                ("stop", "before-completion"), ("delete", "before-libvirt"),
+                ("delete", "before-completion")]
+
+
+@pytest.mark.parametrize("op,window", SERVER_KILL9, ids=[f"{o}-{w}" for o, w in SERVER_KILL9])
+def test_server_task_kill9(libvirt_env, guest_dir, worlds, relay, workdir, op, window):
+    """attachd killed (SIGKILL) with a server's create, stop or delete half
+    done, after it was answered (202 or 204: acknowledged), then started
+    again: the reconciler finishes it, and the store and the hypervisor
+    agree. The windows are made as test_kill9 makes them (not a race):
+    before-libvirt, the relay holds what attachd sends and throws it away;
+    before-completion, SQLite's write lock is taken from the test, the call
+    reaches libvirtd, and attachd is killed once the domain has changed
+    (running; shut off; gone), so that the completion never commits. (A
+    create killed before libvirt is test_server_create_kill9.) The guest
+    ignores ACPI, so a stop is a destroy after --shutdown-timeout 1."""
+    w, image = server_world(worlds, workdir, guest_dir, uri=relay.uri)
+    w.d.extra_args = [*w.d.extra_args, "--shutdown-timeout", "1"]
+    w.start()
+    with created(w) as made:
+        name = None
+        if op != "create":
+            sid = create_server(w, image, made)
+            name = f"attachd-{sid}"
+            wait_for("the server ACTIVE", lambda: server_status(w, sid) == "ACTIVE", 60)
+        want_task = {"create": "spawning", "stop": "powering-off", "delete": "deleting"}[op]
+        done = {"create": lambda: g.virsh("domstate", name, check=False).stdout.strip()
+                == "running",
+                "stop": lambda: g.virsh("domstate", name).stdout.strip() == "shut off",
+                "delete": lambda: not domain_exists(name)}[op]
+        relay.hold()
+        try:
+            if op == "create":
+                sid = create_server(w, image, made)             # acknowledged
+                name = f"attachd-{sid}"
+            elif op == "stop":
+                r = w.req("POST", f"/servers/{sid}/action", NOVA, json={"os-stop": None})
+                assert r.status_code == 202, r.text
+            else:
+                r = w.req("DELETE", f"/servers/{sid}", NOVA)
+                assert r.status_code == 204, r.text
+            assert w.rows("servers")[0]["task_state"] == want_task
+            assert relay.wait_held(5), "attachd did not call libvirt"
+            if window == "before-libvirt":
+                w.d.kill9()
+                relay.cut()             # what attachd sent never reaches libvirtd
+                relay.release()
+                assert g.virsh("domstate", name).stdout.strip() == "running"
+            else:
+                with write_lock(w.d.db):
+                    relay.release()     # the calls reach libvirtd now
+                    wait_for(f"libvirt done with the {op}", done, 15, 0.02)
+                    w.d.kill9()
+                assert "could not be committed" not in w.d.read_log(), "the lock was held too long"
+        finally:
+            relay.release()
+        assert w.rows("servers")[0]["task_state"] == want_task     # not completed
+        w.start()
+        assert f"server {sid} was left {want_task}" in w.d.read_log()
+        if op == "delete":
+            wait_for("the server gone", lambda: server_status(w, sid) == 404, 60)
+            assert not domain_exists(name)
+            assert w.rows("servers") == []
+            assert not os.path.exists(os.path.join(w.instdir, sid))
+        else:
+            status, state = ("ACTIVE", "running") if op == "create" else ("SHUTOFF", "shut off")
+            wait_for(f"the server {status}", lambda: server_status(w, sid) == status and
+                     w.server_body(sid)["OS-EXT-STS:task_state"] is None, 60)
+            assert g.virsh("domstate", name).stdout.strip() == state
+            assert w.server_body(sid)["OS-EXT-STS:power_state"] == (1 if op == "create" else 4)
+        rc, out, err = w.check()
+        assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
+
+
 def test_check_reports_a_domain_no_server_is(libvirt_env, guest_dir, worlds, workdir):
     """A domain attachd defined whose server the store no longer has (here
     removed behind attachd's back) is reported by `attachd check` (exit 1),
