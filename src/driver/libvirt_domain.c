@@ -190,6 +190,35 @@ static enum driver_rc make_overlay(const struct driver_domain_spec *spec, const 
 /* KVM or TCG: as configured, else KVM when libvirt can run it here (its
  * domain capabilities for kvm; asked until libvirt answers either way,
  * then kept). */
+/* Whether this machine's CPU has hardware virtualization (vmx or svm in
+ * /proc/cpuinfo's flags). Some virtual machines offer /dev/kvm without it,
+ * and libvirt then calls KVM usable while its guests never boot. */
+static bool cpu_virtualizes(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return true;            /* cannot tell: believe libvirt */
+    char line[8192];
+    bool flags = false, has = false;
+    while (!has && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "flags", 5) != 0)
+            continue;
+        char *list = strchr(line, ':'), *save = NULL;
+        flags = list != NULL;
+        for (char *tok = list ? strtok_r(list + 1, " \t\n", &save) : NULL; tok && !has;
+             tok = strtok_r(NULL, " \t\n", &save))
+            has = !strcmp(tok, "vmx") || !strcmp(tok, "svm");
+    }
+    fclose(f);
+    return has || !flags;
+}
+
+/* Is the URI's libvirt on this machine (its CPU is this one's)? */
+static bool local_uri(const char *uri)
+{
+    return !strncmp(uri, "qemu:///", 8) || !strncmp(uri, "qemu+unix:///", 13);
+}
+
 static const char *virt_type(struct driver *d, virConnectPtr c)
 {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -198,9 +227,12 @@ static const char *virt_type(struct driver *d, virConnectPtr c)
     if (s->virt == VIRT_AUTO) {
         char *caps = virConnectGetDomainCapabilities(c, NULL, "x86_64", "q35", "kvm", 0);
         if (caps || virConnectIsAlive(c) == 1) {     /* a lost connection tells nothing */
-            s->virt = caps ? VIRT_KVM : VIRT_QEMU;
+            bool cpu = !local_uri(s->uri) || cpu_virtualizes();
+            s->virt = caps && cpu ? VIRT_KVM : VIRT_QEMU;
             log_info("libvirt driver: new domains use %s",
-                     s->virt == VIRT_KVM ? "KVM" : "TCG (KVM is not usable here)");
+                     s->virt == VIRT_KVM ? "KVM"
+                     : caps ? "TCG (this CPU has no vmx or svm flag: KVM guests would not run)"
+                            : "TCG (KVM is not usable here)");
         }
         free(caps);
     }
