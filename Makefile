@@ -52,13 +52,14 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
 # With libvirt: its daemons started by PID (scripts/libvirt-env), and the demo
-# server a running VM (scripts/demo-vm), whose disks are the volumes attached.
+# server a running VM that attachd creates from a tiny image of the test
+# guest (scripts/demo-image), whose disks are the volumes attached.
 run: build
 	@mkdir -p $(dir $(DB))
 ifeq ($(DRIVER),libvirt)
 	@scripts/ensure-debs $(HV_DEBS)
 	@scripts/libvirt-env start
-	@scripts/demo-vm start
+	@ATTACHD=$(BUILD)/attachd DB=$(DB) scripts/demo-image
 endif
 	./$(BUILD)/attachd serve --listen $(LISTEN) --db $(DB) --driver $(DRIVER) \
 	    --volume-dir $(VOLUME_DIR) --demo

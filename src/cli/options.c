@@ -77,8 +77,9 @@ const struct cli_spec cli_specs[] = {
     {"demo", "serve", "demo", CLI_FLAG, 0, 0, NULL, NULL, "false", NULL,
      "On first start, create account `demo` with user `demo` (password printed) and the "
      "Hostway example's server and volume, attached."},
-    {"demo-domain", "serve", "demo_domain", CLI_STRING, 0, 0, NULL, "NAME", "attachd-demo", NULL,
-     "With `--driver libvirt`: the libvirt domain that is the demo server."},
+    {"demo-image", "serve", "demo_image", CLI_STRING, 0, 0, NULL, "NAME", "demo-guest", NULL,
+     "With `--driver libvirt`: the image (name or id) the demo server is created from "
+     "(`scripts/demo-image` adds it)."},
     {"tls-cert", "tls", "cert", CLI_PATH, 0, 0, NULL, "FILE", NULL, NULL,
      "Serve HTTPS (TLS 1.2 and 1.3 only) with this PEM certificate chain, server "
      "certificate first. Read again on SIGHUP."},
@@ -561,7 +562,7 @@ int cmd_config_reference(int argc, char **argv)
 /* Every option a config file can hold, so that `config check` sees them all. */
 static const char *const config_names[] = {
     "quiet", "db", "listen", "threads", "timeout", "header-timeout", "max-connections", "max-per-ip",
-    "synchronous", "public-url", "trusted-proxy", "demo", "demo-domain", "tls-cert",
+    "synchronous", "public-url", "trusted-proxy", "demo", "demo-image", "tls-cert",
     "tls-key", "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, "image-dir", NULL,
 };
 

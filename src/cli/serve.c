@@ -63,12 +63,58 @@ static int do_demo(struct store_conn *w, void *arg)
 
 #define DEMO_SERVER "test-server-0013"
 #define DEMO_VOLUME "hbs2012May03_0OxRg0Jz7"
+#define DEMO_BOOT_WAIT 300      /* seconds for the demo server's domain to run */
+
+/* The image of that name or id, from the smallest flavor, as the demo
+ * server's; false (said why) when there is no such image. */
+static bool demo_image(struct core_ctx *ctx, const char *image, struct server_spec *srv)
+{
+    struct image *img;
+    struct core_error err;
+    int n = 0;
+    if (!core_image_list(ctx, &img, &n, &err))
+        n = 0;
+    int i = 0;
+    while (i < n && strcmp(img[i].name, image) != 0 && strcmp(img[i].id, image) != 0)
+        i++;
+    if (i == n) {
+        fprintf(stderr, "attachd: demo: no image \"%s\" to make the demo server from; add it "
+                "with scripts/demo-image, or name one with --demo-image\n", image);
+        return false;
+    }
+    const struct flavor *f;
+    int nf = core_flavors(ctx->core, &f), small = 0;
+    for (int k = 1; k < nf; k++)
+        if (f[k].ram_mb < f[small].ram_mb)
+            small = k;
+    srv->image_ref = img[i].id;
+    srv->flavor_ref = f[small].id;
+    return true;
+}
+
+/* Wait for the created server's domain to run (the create's task does it). */
+static bool demo_booted(struct core_ctx *ctx, struct core_error *err)
+{
+    for (int i = 0; i < DEMO_BOOT_WAIT * 10; i++) {
+        struct server s;
+        if (!core_server_get(ctx, DEMO_SERVER, &s, err))
+            return false;
+        if (!s.task_state && !strcmp(s.vm_state, "active"))
+            return true;
+        if (!s.task_state && !strcmp(s.vm_state, "error"))
+            return core_fail(err, CORE_HYPERVISOR, "%s", s.fault ? s.fault : "its create failed");
+        usleep(100000);
+    }
+    return core_fail(err, CORE_HYPERVISOR, "its domain was not running after %d s",
+                     DEMO_BOOT_WAIT);
+}
 
 /* The demo account gets the Hostway documentation's own server and volume,
  * attached, so that its DELETE example answers 204 as written. With a
- * hypervisor the server is the demo domain (a running VM) and the volume a
- * file, hot-plugged into it. */
-static bool demo_seed(struct core *core, struct driver *driver, const char *domain,
+ * hypervisor the server is a VM that attachd creates from the image
+ * `image`, as POST /servers does, and the volume a file, hot-plugged into
+ * it. */
+static bool demo_seed(struct core *core, struct driver *driver, const char *image,
                       const char *account)
 {
     struct arena ar;
@@ -76,17 +122,9 @@ static bool demo_seed(struct core *core, struct driver *driver, const char *doma
     struct core_ctx ctx = {.core = core, .arena = &ar, .scope = account, .account = account,
                            .home = account, .user_id = "demo", .version = 1};
     struct server_spec srv = {.id = DEMO_SERVER, .name = "demo"};
-    struct driver_domain dom;
-    struct driver_error de;
-    if (driver) {
-        if (driver->ops->domain_lookup(driver, domain, &dom, &de) != DRIVER_OK) {
-            fprintf(stderr, "attachd: demo: no domain \"%s\" to be the demo server (%s); make "
-                    "it with scripts/demo-vm start, or name one with --demo-domain\n", domain,
-                    de.message);
-            arena_release(&ar);
-            return false;
-        }
-        srv.domain = &dom;
+    if (driver && !demo_image(&ctx, image, &srv)) {
+        arena_release(&ar);
+        return false;
     }
     struct volume_spec vol = {.id = DEMO_VOLUME, .name = "demo", .size = 1};
     struct attach_spec at = {.volume_id = DEMO_VOLUME};
@@ -98,6 +136,8 @@ static bool demo_seed(struct core *core, struct driver *driver, const char *doma
     core_sync_init(&sync, &ctx);
     core_server_create(&sync.op, &srv, &s);
     bool ok = core_sync_wait(&sync, &err);
+    if (ok && driver)
+        ok = demo_booted(&ctx, &err);
     if (ok) {
         core_sync_init(&sync, &ctx);
         core_volume_create(&sync.op, &vol, &v);
@@ -124,17 +164,26 @@ static int demo(struct store *store, struct core *core, struct driver *driver,
                 rc == -STORE_BUSY ? "database is locked" : "see the log above");
         return CLI_FAILED;
     }
-    const char *domain = cli_get(c, "demo-domain");
-    if (d.created && demo_seed(core, driver, domain, d.account))
+    if (d.created && demo_seed(core, driver, cli_get(c, "demo-image"), d.account)) {
         printf("attachd: created demo account %s with user \"demo\", password \"%s\",\n"
                "  and the Hostway example's server %s with volume %s attached. Try:\n"
                "  curl -u demo:%s %s/servers/%s/os-volume_attachments\n"
                "  curl -i -u demo:%s -X DELETE %s/servers/%s/os-volume_attachments/%s\n",
                d.account, d.password, DEMO_SERVER, DEMO_VOLUME, d.password, base, DEMO_SERVER,
                d.password, base, DEMO_SERVER, DEMO_VOLUME);
-    if (d.created && driver)
-        printf("  The server is the running VM \"%s\"; see its disks with\n"
-               "  virsh -c qemu:///system domblklist %s\n", domain, domain);
+        if (driver) {
+            char name[DRIVER_NAME_MAX + 1];
+            driver_domain_name(DEMO_SERVER, name);
+            printf("  The server is the running VM \"%s\"; see its disks with\n"
+                   "  virsh -c qemu:///system domblklist %s\n", name, name);
+        }
+        printf("  For the openstack CLI (README.md):\n"
+               "  export OS_CLOUD=envvars OS_AUTH_TYPE=http_basic OS_USERNAME=demo "
+               "OS_PASSWORD=%s\n"
+               "  export OS_ENDPOINT=%s/v2.1 OS_BLOCK_STORAGE_ENDPOINT_OVERRIDE=%s/v3/%s\n"
+               "  export OS_IMAGE_ENDPOINT_OVERRIDE=%s/image\n",
+               d.password, base, base, d.account, base);
+    }
     fflush(stdout);
     return CLI_OK;
 }
@@ -238,7 +287,7 @@ static void watchdog_tick(struct store *store, struct liveness *l, uint64_t wait
 
 static const char *const serve_names[] = {
     "listen", "db", "threads", "timeout", "header-timeout", "max-connections", "max-per-ip",
-    "synchronous", "demo", "demo-domain", "tls-cert", "tls-key", "public-url", "trusted-proxy",
+    "synchronous", "demo", "demo-image", "tls-cert", "tls-key", "public-url", "trusted-proxy",
     "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, NULL,
 };
 

@@ -144,12 +144,13 @@ void core_server_create(struct core_op *op, const struct server_spec *spec, stru
     const char *id = spec->id ? spec->id
                               : spec->domain ? arena_strdup(c->arena, spec->domain->uuid)
                                              : core_new_id(c);
-    if (define && !driver_uuid_ok(id)) {
-        core_fail(&op->err, CORE_BAD_REQUEST, "A server of the %s driver needs a UUID as its "
-                  "id, not '%s'.", c->core->driver->ops->name, id);
-        core_finish(op, false);
-        return;
-    }
+    /* the domain attachd defines has the server's id as its UUID; a server
+     * whose id is no UUID (given to the CLI, as the demo's Hostway id) gets
+     * a new one (its domain's name still names the server) */
+    const char *domain = spec->domain ? arena_strdup(c->arena, spec->domain->uuid)
+                         : !define            ? NULL
+                         : driver_uuid_ok(id) ? id
+                                              : core_new_id(c);
     const char *vm_state = define ? "building" : "active";
     int power = define ? POWER_NOSTATE : POWER_RUNNING;
     if (spec->domain)
@@ -157,7 +158,7 @@ void core_server_create(struct core_op *op, const struct server_spec *spec, stru
     *out = (struct server){
         .id = id, .account_id = c->account, .user_id = c->user_id, .name = spec->name,
         .vm_state = vm_state, .task_state = define ? "spawning" : NULL, .power_state = power,
-        .domain = spec->domain ? arena_strdup(c->arena, spec->domain->uuid) : define ? id : NULL,
+        .domain = domain,
         .own_domain = define,
         .image_ref = spec->image_ref ? spec->image_ref : "",
         .flavor_ref = spec->flavor_ref ? spec->flavor_ref : c->core->flavors[0].id,

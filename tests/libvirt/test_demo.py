@@ -1,30 +1,36 @@
 """The README's libvirt demo works as written, for real.
 
 `make run` (the Makefile's run target, DRIVER=libvirt) starts libvirt's
-daemons (scripts/libvirt-env: here conftest.py's libvirt_env), the demo VM
-(`scripts/demo-vm start`: the domain attachd-demo, its console in
-/var/tmp/attachd-demo/console.log) and `attachd serve --driver libvirt
---volume-dir data/volumes --demo`, which makes the demo server
-test-server-0013 that VM, with the volume hbs2012May03_0OxRg0Jz7 hot-plugged
-into it, and prints the demo user's password (src/cli/serve.c). This test
-does the same, on a free port and with the daemon working in a temporary
-directory (data/attachd.db and data/volumes there, as make run's defaults),
-then runs the README's sh block after "for real:" itself, with the printed
-password and the test's port put in, and checks what each command prints
-against what its comment in the README promises:
+daemons (scripts/libvirt-env: here conftest.py's libvirt_env), adds the image
+demo-guest (scripts/demo-image: the test guest, a Debian kernel and a busybox
+initramfs) and runs `attachd serve --driver libvirt --volume-dir data/volumes
+--demo`, which creates the demo server test-server-0013 from that image, as
+POST /servers does (its domain attachd-test-server-0013), with the volume
+hbs2012May03_0OxRg0Jz7 hot-plugged into it, and prints the demo user's
+password and the `export` lines for the openstack CLI (src/cli/serve.c).
 
-  virsh domblklist    the volume's file, at the target the comment names;
-  tail console.log    the guest's "ATTACHD-GUEST DISKS ..." line as written;
-  curl DELETE         204 No Content;
-  virsh domblklist    the file is gone from the VM;
+This test does the same, on a free port and with the daemon working in a
+temporary directory (data/attachd.db, data/images, data/volumes and
+data/instances there, as make run's defaults), with two changes that this
+machine's limits ask for: flavor 1, m1.tiny, is given 128 MiB (a
+configuration file; make run keeps Nova's 512), and --virt-type qemu (TCG).
+Then it runs the README's two sh blocks itself, with the printed password,
+the printed exports and the test's port put in, and checks what each
+command prints against what its comment promises:
 
-and that the guest itself then reports the disk gone (its /init prints a
-DISKS line whenever the set of disks changes: tests/guest/build-guest).
+  virsh domblklist           the volume's file, at the target the comment names;
+  openstack console log show the guest's "ATTACHD-GUEST DISKS ..." line as written
+                             (DATA_ID: the id of the volume named data), waiting
+                             for the guest to print it;
+  curl DELETE                204 No Content;
+  virsh domblklist           the file is gone from the VM;
 
-The demo VM has scripts/demo-vm's fixed name and directory, which the README
-names: the test skips when a domain attachd-demo exists already (a
-developer's demo) or another session runs this test, and always ends with
-`scripts/demo-vm stop`. One VM, TCG, 128 MiB.
+and that each server's domain is there while the server is, and gone after
+its delete. Two VMs at most, TCG, 128 MiB each.
+
+The demo server's domain has a fixed name, which the README names: the test
+skips when a domain attachd-test-server-0013 exists already (a developer's
+demo) or another session runs this test.
 """
 import fcntl
 import os
@@ -34,25 +40,25 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 import guest as g
-from attachd import Attachd
+from attachd import Attachd, binary
 
-DEMO_VM = os.path.join(g.ROOT, "scripts", "demo-vm")
-DOMAIN = "attachd-demo"                         # scripts/demo-vm's default
-DEMO_DIR = "/var/tmp/attachd-demo"              # scripts/demo-vm's default
-CONSOLE = os.path.join(DEMO_DIR, "console.log")
+DEMO_IMAGE = os.path.join(g.ROOT, "scripts", "demo-image")
 SERVER, VOLUME = "test-server-0013", "hbs2012May03_0OxRg0Jz7"   # src/cli/serve.c
+DOMAIN = f"attachd-{SERVER}"
 LOCK = "/run/lock/attachd-demo-test"
+SMALL_TINY = "[flavor 1]\nname = m1.tiny\nvcpus = 1\nram_mb = 128\ndisk_gb = 1\n"
 
 
-def readme_demo_commands():
-    """The commands of the README's sh block that follows "for real:", each
-    with its comment (continuation lines joined)."""
+def readme_block(after):
+    """The commands of the README's sh block that follows the text AFTER,
+    each with its comment (continuation lines joined)."""
     with open(os.path.join(g.ROOT, "README.md")) as f:
         readme = f.read()
-    m = re.search(r"for real:\n\n```sh\n(.*?)```", readme, re.S)
-    assert m, "README.md has no sh block after \"for real:\""
+    m = re.search(re.escape(after) + r"\n\n```sh\n(.*?)```", readme, re.S)
+    assert m, f"README.md has no sh block after {after!r}"
     commands, cur = [], ""
     for line in m.group(1).split("\n"):
         if not line.strip() and not cur:
@@ -71,12 +77,6 @@ def comment(cmd):
     return cmd.split("#", 1)[1].strip() if "#" in cmd else ""
 
 
-def demo_vm(action):
-    env = {k: v for k, v in os.environ.items() if k not in ("DEMO_DOMAIN", "DEMO_DIR")}
-    return subprocess.run([DEMO_VM, action], capture_output=True, text=True, env=env,
-                          timeout=900)
-
-
 def domblklist_rows(output):
     """{target: source} from `virsh domblklist` (its header lines skipped)."""
     rows = {}
@@ -87,113 +87,154 @@ def domblklist_rows(output):
     return rows
 
 
-def latest_disks():
-    """The guest's disks {name: serial} from its latest DISKS line, or None."""
-    events = [rest for kind, rest in g.guest_events(CONSOLE) if kind == "DISKS"]
-    return g.parse_disks(events[-1]) if events else None
+def guest_line(text):
+    """{disk: serial} of the last "ATTACHD-GUEST DISKS" line in TEXT, or None."""
+    lines = [ln for ln in text.splitlines() if ln.startswith(g.MARK + " DISKS")]
+    return g.parse_disks(lines[-1][len(g.MARK + " DISKS"):]) if lines else None
 
 
-def wait_guest(what, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while not predicate(latest_disks()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout} s; the guest's console ends:\n"
-                        + "\n".join(g.console_lines(CONSOLE)[-15:]))
-        time.sleep(0.1)
-    return time.monotonic()
+class Shell:
+    """Runs README commands as a person would: sh, the printed exports in
+    the environment, PASSWORD and the port put in."""
+
+    def __init__(self, env, password, port, timing):
+        self.env, self.password, self.port, self.timing = env, password, port, timing
+
+    def __call__(self, cmd):
+        cmd = cmd.replace("PASSWORD", self.password).replace("127.0.0.1:8774",
+                                                             f"127.0.0.1:{self.port}")
+        t = time.monotonic()
+        r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=300,
+                           env=self.env)
+        self.timing(f"README: {' '.join(cmd.split()[:3])}", time.monotonic() - t)
+        assert r.returncode == 0, (cmd, r.stdout, r.stderr)
+        return r.stdout
+
+    def console_shows(self, cmd, want, timeout=60):
+        """Run the console command until its output's DISKS line is WANT's."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = guest_line(self(cmd))
+            if got == want:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"{cmd}: the guest's line is {got}, not {want}")
+            time.sleep(0.5)
+
+
+def exports(log):
+    """The environment the printed `export NAME=VALUE ...` lines make."""
+    env = dict(os.environ)
+    for line in log.splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            for pair in line.split()[1:]:
+                name, _, value = pair.partition("=")
+                env[name] = value
+    return env
 
 
 def test_readme_libvirt_demo_runs_as_written(libvirt_env, monkeypatch, timing):
-    commands = readme_demo_commands()
-    assert len(commands) == 4, commands
-    before, tail, delete, after = commands
-    assert f"domblklist {DOMAIN}" in before and f"domblklist {DOMAIN}" in after, commands
-    assert tail.startswith(f"tail {CONSOLE}"), tail
+    hostway = readme_block("with them exported:")
+    life = readme_block("A server's whole life, with the same CLI:")
+    assert len(hostway) == 4, hostway
+    before, console, delete, after = hostway
+    assert f"domblklist {DOMAIN}" in before and f"domblklist {DOMAIN}" in after, hostway
+    assert console.startswith(f"openstack console log show {SERVER}"), console
     assert delete.startswith("curl ") and "PASSWORD" in delete and "127.0.0.1:8774" in delete
-    # what the comments promise: "sdX: the volume's file", the guest's line
     m = re.match(r"(sd[a-z]+): the volume's file$", comment(before))
     assert m, before
     target = m.group(1)
-    guest_line = comment(tail)
-    assert guest_line.startswith("ATTACHD-GUEST DISKS ") and VOLUME in guest_line, tail
+    promised = g.parse_disks(comment(console)[len(g.MARK + " DISKS"):])
+    assert promised and VOLUME in promised.values(), console
 
     lock = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(lock)
-        pytest.skip("another test session runs the demo VM")
+        pytest.skip("another test session runs the demo")
     if g.domain_exists(DOMAIN):
         os.close(lock)
-        pytest.skip(f"a domain {DOMAIN} exists already (a developer's demo?): "
-                    "left alone; `scripts/demo-vm stop` removes it")
-    made_dir = not os.path.exists(DEMO_DIR)
-    work = g.shared_dir(prefix="attachd-demo-")      # libvirt-qemu opens data/volumes
+        pytest.skip(f"a domain {DOMAIN} exists already (a developer's demo?): left alone")
+    work = g.shared_dir(prefix="attachd-demo-")      # libvirt-qemu opens data/
     d = Attachd(work)
     d.db = os.path.join(work, "data", "attachd.db")  # make run's DB, relative to its cwd
     os.makedirs(os.path.join(work, "data"))
     voldir = os.path.join(work, "data", "volumes")
+    conf = os.path.join(work, "flavors.conf")
+    with open(conf, "w") as f:
+        f.write(SMALL_TINY)
+    monkeypatch.chdir(work)                         # the daemon's working directory
+    password = None
     try:
-        t0 = time.monotonic()
-        p = demo_vm("start")
+        p = subprocess.run([DEMO_IMAGE], capture_output=True, text=True, timeout=900,
+                           env={**os.environ, "ATTACHD": binary(), "DB": "data/attachd.db"})
         assert p.returncode == 0, p.stdout + p.stderr
-        assert g.domain_state(DOMAIN) == "running"
-        monkeypatch.chdir(work)                     # the daemon's working directory
-        d.start("--driver", "libvirt", "--volume-dir", "data/volumes", "--demo")
+        t0 = time.monotonic()
+        d.start("--driver", "libvirt", "--volume-dir", "data/volumes", "--config", conf,
+                "--virt-type", "qemu", "--demo")
+        timing("demo created (the server's domain running, the volume in it)",
+               time.monotonic() - t0)
         log = d.read_log()
         m = re.search(r'user "demo", password "([^"]+)"', log)
         assert m, "no demo password printed (the demo was not made):\n" + log
         password = m.group(1)
         assert f'The server is the running VM "{DOMAIN}"' in log, log
+        assert g.domain_state(DOMAIN) == "running"
+        sh = Shell(exports(log), password, d.port, timing)
 
-        # what a person does next: look once the guest has booted (4-15 s
-        # under TCG: tests/support/guest.py; the disk was plugged before)
-        t_seen = wait_guest("the guest reports the volume's serial",
-                            lambda disks: disks and VOLUME in disks.values(), g.BOOT_TIMEOUT)
-        timing("boot until the guest sees the disk", t_seen - t0)
-
-        out = []
-        for cmd in commands:
-            cmd = cmd.replace("PASSWORD", password).replace("127.0.0.1:8774",
-                                                            f"127.0.0.1:{d.port}")
-            t = time.monotonic()
-            r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=120)
-            timing(f"README command {len(out) + 1}: {cmd.split()[0]}", time.monotonic() - t)
-            assert r.returncode == 0, (cmd, r.stdout, r.stderr)
-            out.append(r.stdout)
-        t_deleted = time.monotonic()
-
-        rows = domblklist_rows(out[0])
-        assert target in rows, f"domblklist shows no {target}:\n{out[0]}"
+        out = sh(before)
+        rows = domblklist_rows(out)
+        assert target in rows, f"domblklist shows no {target}:\n{out}"
         path = rows[target]
         assert os.path.isfile(path) and os.path.samefile(os.path.dirname(path), voldir), \
             f"{target} is {path}, not a file in {voldir}"
         assert VOLUME in os.path.basename(path), path
+        # the guest boots (4-15 s under TCG) and then reports its disks
+        sh.console_shows(console, promised, g.BOOT_TIMEOUT)
+        timing("make run's demo until the guest reports the volume", time.monotonic() - t0)
+        out = sh(delete)
+        status = out.splitlines()[0] if out else ""
+        assert re.match(r"HTTP/1\.1 204 No Content", status), out
+        out = sh(after)
+        assert target not in domblklist_rows(out) and path not in out, \
+            f"the volume is still in the VM after the DELETE:\n{out}"
 
-        assert any(guest_line in line for line in out[1].splitlines()), \
-            f"the console's tail lacks {guest_line!r}:\n{out[1]}"
-
-        status = out[2].splitlines()[0] if out[2] else ""
-        assert re.match(r"HTTP/1\.1 204 No Content", status), out[2]
-
-        rows = domblklist_rows(out[3])
-        assert target not in rows and path not in out[3], \
-            f"the volume is still in the VM after the DELETE:\n{out[3]}"
-
-        t_gone = wait_guest("the guest reports the disk gone",
-                            lambda disks: disks is not None and VOLUME not in disks.values(), 30)
-        timing("block run until the guest saw it gone", t_gone - t_deleted)
+        data_id = None
+        for cmd in life:
+            want = comment(cmd)
+            if want.startswith(g.MARK):
+                rest = want[len(g.MARK + " DISKS"):].replace("DATA_ID", data_id or "DATA_ID")
+                sh.console_shows(cmd.split("#", 1)[0], g.parse_disks(rest))
+                continue
+            sh(cmd)
+            if cmd.startswith("openstack volume create"):
+                data_id = sh("openstack volume show data -f value -c id").strip()
+            if cmd.startswith("openstack server create"):
+                sid = sh("openstack server show second -f value -c id").strip()
+                assert sh("openstack server show second -f value -c status").strip() == "ACTIVE"
+                assert g.domain_state(f"attachd-{sid}") == "running"
+        assert data_id, "the block made no volume named data"
+        assert not g.domain_exists(f"attachd-{sid}"), "the deleted server's VM is still there"
+        r = requests.get(d.url(f"/v2.1/servers/{sid}"), auth=("demo", password))
+        assert r.status_code == 404, r.text
     finally:
         try:
+            if password and d.proc:
+                requests.delete(d.url(f"/v2.1/servers/{SERVER}"), auth=("demo", password))
+                deadline = time.monotonic() + 60
+                while g.domain_exists(DOMAIN) and time.monotonic() < deadline:
+                    time.sleep(0.2)
             rc = d.stop()
         finally:
-            p = demo_vm("stop")
             state = g.domain_state(DOMAIN)
+            if state != "undefined":
+                g.virsh("destroy", DOMAIN, check=False)
+                g.virsh("undefine", DOMAIN, check=False)
             daemon_log = d.read_log()
-            if made_dir:
-                shutil.rmtree(DEMO_DIR, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
             os.close(lock)
     # (not in the finally: a failure above is the one to report)
-    assert state == "undefined", p.stdout + p.stderr
+    assert state == "undefined", "the demo server's delete left its VM:\n" + daemon_log[-3000:]
     assert rc == 0, daemon_log
