@@ -8,6 +8,8 @@ daemon's state over plain HTTP to check what a client call really did.
 
 docs/client-requirements.md records what each client sends and needs back.
 """
+import collections
+import hashlib
 import json
 import os
 import re
@@ -50,6 +52,9 @@ def needs_networks(v):
     return mv_tuple(v) >= (2, 37)
 
 
+Image = collections.namedtuple("Image", "id name size md5")
+
+
 class Cloud:
     """One account on a running attachd, with a member and an admin user."""
 
@@ -69,6 +74,22 @@ class Cloud:
     def volume(self, name=None, size=1, volume_id=None):
         return self.d.add_volume(self.account, size=size, name=name or "vol-" + uuid.uuid4().hex[:6],
                                  volume_id=volume_id)
+
+    def image(self, name, size=4096, image_id=None):
+        """`attachd image add` of a raw file of SIZE random bytes (images are
+        the operator's, seen by every account: docs/api.md, decision D11).
+        Returns an Image with the id the CLI printed, the size and the md5."""
+        path = os.path.join(self.d.dir, "image-" + uuid.uuid4().hex[:8] + ".raw")
+        data = os.urandom(size)
+        with open(path, "wb") as f:
+            f.write(data)
+        args = ["image", "add", "--name", name, "--file", path,
+                "--image-dir", os.path.join(self.d.dir, "images")]
+        if image_id:
+            args += ["--id", image_id]
+        made = self.d.cli(*args).stdout.strip()
+        assert made and (image_id is None or made == image_id), made
+        return Image(made, name, size, hashlib.md5(data).hexdigest())
 
     # -- the daemon's state, read over plain HTTP (independent of the client
     #    under test) -------------------------------------------------------
