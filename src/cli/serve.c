@@ -65,8 +65,8 @@ static int do_demo(struct store_conn *w, void *arg)
 #define DEMO_VOLUME "hbs2012May03_0OxRg0Jz7"
 #define DEMO_BOOT_WAIT 300      /* seconds for the demo server's domain to run */
 
-/* The image of that name or id, from the smallest flavor, as the demo
- * server's; false (said why) when there is no such image. */
+/* Give the demo server the image of that name or id and the smallest
+ * flavor; false (and say why) when there is no such image. */
 static bool demo_image(struct core_ctx *ctx, const char *image, struct server_spec *srv)
 {
     struct image *img;

@@ -49,9 +49,11 @@ static int do_create(struct store_conn *w, void *arg)
     /* a domain attachd defines boots an image it has, or a volume */
     if (j->srv->own_domain) {
         struct image img;
-        enum store_rc rc = !j->srv->image_ref[0] ? (j->spec->root_volume_id ? STORE_OK
-                                                                              : STORE_NOTFOUND)
-                           : store_image_get(w, j->c->arena, j->srv->image_ref, &img);
+        enum store_rc rc = STORE_OK;
+        if (j->srv->image_ref[0])
+            rc = store_image_get(w, j->c->arena, j->srv->image_ref, &img);
+        else if (!j->spec->root_volume_id)
+            rc = STORE_NOTFOUND;        /* nothing to boot */
         if (rc == STORE_NOTFOUND)
             core_fail(j->err, CORE_BAD_REQUEST, "Can not find requested image");
         else if (rc != STORE_OK)

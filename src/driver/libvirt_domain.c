@@ -187,9 +187,6 @@ static enum driver_rc make_overlay(const struct driver_domain_spec *spec, const 
 /* ------------------------------------------------------------------ */
 /* domains                                                             */
 
-/* KVM or TCG: as configured, else KVM when libvirt can run it here (its
- * domain capabilities for kvm; asked until libvirt answers either way,
- * then kept). */
 /* Whether this machine's CPU has hardware virtualization (vmx or svm in
  * /proc/cpuinfo's flags). Some virtual machines offer /dev/kvm without it,
  * and libvirt then calls KVM usable while its guests never boot. */
@@ -219,6 +216,9 @@ static bool local_uri(const char *uri)
     return !strncmp(uri, "qemu:///", 8) || !strncmp(uri, "qemu+unix:///", 13);
 }
 
+/* KVM or TCG: as configured, else KVM when libvirt can run it here (its
+ * domain capabilities for kvm; asked until libvirt answers either way,
+ * then kept) and, for a libvirt on this machine, its CPU virtualizes. */
 static const char *virt_type(struct driver *d, virConnectPtr c)
 {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
