@@ -1,7 +1,9 @@
-/* libvirt.c: the libvirt driver. Volumes are files in a directory (see
- * volfile.c); servers are libvirt domains; an attachment is a hot-plugged
- * <disk> carrying a user alias ("ua-<attachment id>") by which every later
- * call finds it again.
+/* libvirt.c: the libvirt driver's connection: opened, watched, lost and
+ * made again, its domain events, and the driver's table. Volumes are files
+ * in a directory (volfile.c); servers are libvirt domains (domains attachd
+ * defines: libvirt_domain.c); an attachment is a hot-plugged <disk>
+ * carrying a user alias ("ua-<attachment id>") by which every later call
+ * finds it again (libvirt_disks.c).
  *
  * Threads:
  *  - the libvirt event loop: one per process, shared by every open driver
@@ -32,10 +34,8 @@
  *    down are lost: the receiver reconciles with disk_list on
  *    connection(true).
  *  - Events are not delivered before the caller's first call (driver.h
- *    lets it set d->events until then); they wait in the queue.
- *  - Attaches and detaches on one domain are serialised (striped locks),
- *    so two workers never pick the same target name.
- *  - A detach never reports DRIVER_OK while the alias is in the live XML.
+ *    lets it set d->events until then); they wait in the queue. A detach
+ *    waiting for its DEVICE_REMOVED (lv_listen) is told at once.
  */
 #include "driver/driver.h"
 
@@ -64,17 +64,12 @@
 #define KEEPALIVE_COUNT 2
 #define BACKOFF_FIRST_S 1
 #define BACKOFF_MAX_S 30
-/* A detach waits this long for DEVICE_REMOVED before answering PENDING:
- * SCSI unplugs and guests that answer take 50-400 ms here, so most
- * detaches finish in one call; a stuck virtio-blk costs a worker 1 s. */
-#define DETACH_GRACE_MS 1000
 #define QUEUE_MAX 10000         /* undelivered events kept; older ones dropped */
 #define STRIPES 64
 #define CLOSE_JOIN_S 10         /* a close waits this long for a reconnect attempt */
 
 enum { EV_REMOVED, EV_REMOVAL_FAILED, EV_STATE, EV_CONNECTION };
 enum { CB_REMOVED, CB_REMOVAL_FAILED, CB_LIFECYCLE, CB_COUNT };
-enum { W_WAITING, W_REMOVED, W_FAILED, W_LOST };
 
 struct lv_event {
     struct lv_event *next;
@@ -83,13 +78,6 @@ struct lv_event {
     char *alias;
     enum driver_state state;
     bool up;
-};
-
-/* A detach waiting for its DEVICE_REMOVED. */
-struct lv_waiter {
-    struct lv_waiter *next;
-    const char *uuid, *alias;
-    int outcome;
 };
 
 struct lv {
@@ -114,7 +102,6 @@ struct lv {
     struct lv_event *head, *tail;
     int queued;
     struct lv_waiter *waiters;
-    bool warned_direct;
     pthread_t watch;
 
     pthread_mutex_t stripe[STRIPES];
@@ -591,76 +578,42 @@ static enum driver_rc dom_get(struct lv *lv, virConnectPtr c, const char *name_o
     return rc;
 }
 
-/* Both definitions of a domain, as its disks. */
-struct dom_view {
-    bool active, persistent;
-    bool conf_known;                    /* false: a quick view, live only */
-    struct lvxml_disk *live, *conf;     /* none when not running / when transient */
-    int nlive, nconf;
-};
-
-/* A domain's view in as few calls as libvirt allows. The live XML comes
- * first: libvirt writes <domain id='N'> only for a running (or paused)
- * domain, and a domain that exists while shut off is persistent, its live
- * XML being its definition; so a shut-off domain costs one call. A running
- * one costs three: the live XML, whether it is persistent (libvirt gives a
- * transient domain's live definition for VIR_DOMAIN_XML_INACTIVE, so that
- * XML alone cannot tell), and then its persistent definition.
- *
- * A quick view (`quick`) of a running domain stops after the live XML: it
- * takes the domain as persistent, with a definition that has the live
- * disks (what attachd's own attaches leave), and says conf_known false.
- * Under load every libvirt call waits in libvirtd's queue, so an attach
- * tries that first and looks at the rest only when it was refused. */
-static enum driver_rc dom_view(struct lv *lv, virConnectPtr c, virDomainPtr dom, bool quick,
-                               struct arena *ar, struct dom_view *out, struct driver_error *err)
+pthread_mutex_t *lv_domain_lock(struct driver *d, const char *uuid)
 {
-    memset(out, 0, sizeof *out);
-    char *xml = virDomainGetXMLDesc(dom, 0);
-    if (!xml)
-        return lv_failed(lv, c, err);
-    struct lvxml_disk *d;
-    int n;
-    bool active;
-    bool ok = lvxml_domain_disks(xml, ar, &d, &n, &active);
-    free(xml);
-    if (!ok)
-        return driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
-    if (!active) {
-        *out = (struct dom_view){.persistent = true, .conf_known = true, .conf = d, .nconf = n};
-        return DRIVER_OK;
-    }
-    *out = (struct dom_view){.active = true, .persistent = quick, .conf_known = !quick,
-                             .live = d, .nlive = n};
-    if (quick)
-        return DRIVER_OK;
-    int persistent = virDomainIsPersistent(dom);
-    if (persistent < 0)
-        return lv_failed(lv, c, err);
-    if (!persistent)
-        return DRIVER_OK;
-    out->persistent = true;
-    if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE)))
-        return lv_failed(lv, c, err);
-    ok = lvxml_disks(xml, ar, &out->conf, &out->nconf);
-    free(xml);
-    return ok ? DRIVER_OK : driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
-}
-
-static const struct lvxml_disk *find_alias(const struct lvxml_disk *d, int n, const char *alias)
-{
-    for (int i = 0; i < n; i++)
-        if (d[i].alias[0] && !strcmp(d[i].alias, alias))
-            return &d[i];
-    return NULL;
-}
-
-static pthread_mutex_t *stripe_of(struct lv *lv, const char *uuid)
-{
+    struct lv *lv = (struct lv *)d;
     unsigned h = 2166136261u;
     for (const char *p = uuid; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
     return &lv->stripe[h % STRIPES];
+}
+
+void lv_listen(struct driver *d, struct lv_waiter *w)
+{
+    struct lv *lv = (struct lv *)d;
+    w->outcome = W_WAITING;
+    pthread_mutex_lock(&lv->mu);
+    w->next = lv->waiters;
+    lv->waiters = w;
+    pthread_mutex_unlock(&lv->mu);
+}
+
+void lv_wait(struct driver *d, struct lv_waiter *w, long ms)
+{
+    struct lv *lv = (struct lv *)d;
+    pthread_mutex_lock(&lv->mu);
+    if (ms > 0) {
+        struct timespec deadline;
+        now_plus(&deadline, ms);
+        while (w->outcome == W_WAITING &&
+               pthread_cond_timedwait(&lv->wcond, &lv->mu, &deadline) != ETIMEDOUT)
+            ;
+    }
+    for (struct lv_waiter **p = &lv->waiters; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&lv->mu);
 }
 
 static enum driver_rc lv_domain_lookup(struct driver *d, const char *name_or_uuid,
@@ -684,358 +637,6 @@ static enum driver_rc lv_domain_lookup(struct driver *d, const char *name_or_uui
         out->persistent = persistent == 1;
         virDomainFree(dom);
     }
-    virConnectClose(c);
-    return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* disks                                                               */
-
-/* The disk of either definition that uses target dev `name`, if any. */
-static const struct lvxml_disk *target_user(const struct lvxml_disk *a, int na,
-                                            const struct lvxml_disk *b, int nb,
-                                            const char *name)
-{
-    for (int i = 0; i < na + nb; i++) {
-        const struct lvxml_disk *x = i < na ? &a[i] : &b[i - na];
-        if (!strcmp(x->target, name))
-            return x;
-    }
-    return NULL;
-}
-
-/* The first sdX / vdX that no disk of either definition uses. */
-static void free_target(enum driver_bus bus, const struct lvxml_disk *a, int na,
-                        const struct lvxml_disk *b, int nb, char out[DRIVER_TARGET_MAX])
-{
-    const char *prefix = bus == BUS_VIRTIO ? "vd" : "sd";
-    for (int idx = 0;; idx++) {
-        lvxml_target_name(prefix, idx, out);
-        if (!target_user(a, na, b, nb, out))
-            return;
-    }
-}
-
-static bool direct_io(struct lv *lv, const struct driver_disk *disk)
-{
-    char why[PATH_MAX + 64];
-    if (disk->block || volfile_direct_ok(disk->path, why, sizeof why))
-        return true;
-    pthread_mutex_lock(&lv->mu);
-    bool warn = !lv->warned_direct;
-    lv->warned_direct = true;
-    pthread_mutex_unlock(&lv->mu);
-    if (warn)
-        log_warn("libvirt driver: %s, so disks there attach with cache='writeback' "
-                 "io='threads' instead of cache='none' io='native'", why);
-    return false;
-}
-
-/* Undo what a failed attach left: the alias where it is now but was not
- * before (libvirt attaches live first and saves the definition after). */
-static void attach_undo(virDomainPtr dom, const char *alias, bool live_added, bool conf_added)
-{
-    unsigned flags = (live_added ? VIR_DOMAIN_AFFECT_LIVE : 0) |
-                     (conf_added ? VIR_DOMAIN_AFFECT_CONFIG : 0);
-    if (flags && virDomainDetachDeviceAlias(dom, alias, flags) < 0)
-        log_warn("libvirt driver: cannot undo a half-done attach of %s: %s", alias,
-                 virGetLastErrorMessage());
-}
-
-static enum driver_rc attach_locked(struct lv *lv, virConnectPtr c, virDomainPtr dom,
-                                    const struct driver_disk *disk,
-                                    char target[DRIVER_TARGET_MAX], struct driver_error *err)
-{
-    enum driver_rc rc = DRIVER_REFUSED;
-    struct arena ar;
-    arena_init(&ar);
-    /* The first pass takes a quick view; another, with the whole view, only
-     * after a refusal that a concurrent change explains (the domain started
-     * or stopped, the target was taken) or that the quick view's guess about
-     * the definition does (a transient domain, a definition with the alias or
-     * the target). */
-    for (int pass = 0; pass < 3; pass++) {
-        struct dom_view info;
-        if ((rc = dom_view(lv, c, dom, pass == 0, &ar, &info, err)) != DRIVER_OK)
-            break;
-        const struct lvxml_disk *live = info.live, *conf = info.conf;
-        int nlive = info.nlive, nconf = info.nconf;
-        const struct lvxml_disk *in_live = find_alias(live, nlive, disk->alias);
-        const struct lvxml_disk *in_conf = find_alias(conf, nconf, disk->alias);
-        const struct lvxml_disk *found = in_live ? in_live : in_conf;
-        if (found && !info.conf_known)
-            continue;       /* a retry, part done: the whole view decides */
-        char tgt[DRIVER_TARGET_MAX];
-        if (found) {
-            if (strcmp(found->path, disk->path) != 0) {
-                rc = driver_fail(err, DRIVER_REFUSED, "alias %s is in use by another disk (%s)",
-                                 disk->alias, found->path);
-                break;
-            }
-            snprintf(tgt, sizeof tgt, "%s", found->target);
-        } else if (disk->target && disk->target[0]) {
-            const struct lvxml_disk *there = target_user(live, nlive, conf, nconf,
-                                                         disk->target);
-            if (there) {
-                rc = driver_fail(err, DRIVER_REFUSED,
-                                 "target %s is in use by another disk (%s%s%s)",
-                                 disk->target, there->path, there->alias[0] ? ", alias " : "",
-                                 there->alias);
-                break;
-            }
-            snprintf(tgt, sizeof tgt, "%s", disk->target);
-        } else {
-            free_target(disk->bus, live, nlive, conf, nconf, tgt);
-        }
-        bool need_live = info.active && !in_live, need_conf = info.persistent && !in_conf;
-        if (!need_live && !need_conf) {
-            snprintf(target, DRIVER_TARGET_MAX, "%s", tgt);
-            rc = DRIVER_OK;
-            break;
-        }
-        const char *xml = lvxml_disk_xml(&ar, disk, tgt, direct_io(lv, disk));
-        unsigned flags = (need_live ? VIR_DOMAIN_AFFECT_LIVE : 0) |
-                         (need_conf ? VIR_DOMAIN_AFFECT_CONFIG : 0);
-        if (virDomainAttachDeviceFlags(dom, xml, flags) == 0) {
-            snprintf(target, DRIVER_TARGET_MAX, "%s", tgt);
-            rc = DRIVER_OK;
-            break;
-        }
-        if ((rc = lv_failed(lv, c, err)) != DRIVER_REFUSED)
-            break;
-        /* Refused. Look again: undo a half, or retry after a race. */
-        struct driver_error again;
-        struct dom_view now;
-        if (dom_view(lv, c, dom, false, &ar, &now, &again) != DRIVER_OK)
-            break;
-        const struct lvxml_disk *live2 = now.live, *conf2 = now.conf;
-        int nlive2 = now.nlive, nconf2 = now.nconf;
-        bool live_added = need_live && find_alias(live2, nlive2, disk->alias);
-        /* libvirt saves a definition only after the live attach worked, so
-         * a refused attach never leaves the alias in the definition alone;
-         * one that a quick view did not see was there before */
-        bool conf_added = info.conf_known && need_conf && find_alias(conf2, nconf2, disk->alias);
-        bool raced = now.active != info.active || now.persistent != info.persistent ||
-                     (!info.conf_known && find_alias(conf2, nconf2, disk->alias));
-        for (int i = 0; !found && i < nlive2 + nconf2 && !raced; i++) {
-            const struct lvxml_disk *x = i < nlive2 ? &live2[i] : &conf2[i - nlive2];
-            raced = !strcmp(x->target, tgt) && strcmp(x->alias, disk->alias) != 0;
-        }
-        if (raced && !live_added && !conf_added)
-            continue;
-        if (live_added || conf_added)
-            attach_undo(dom, disk->alias, live_added, conf_added);
-        break;
-    }
-    arena_release(&ar);
-    return rc;
-}
-
-static enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk *disk,
-                                     char target[DRIVER_TARGET_MAX], struct driver_error *err)
-{
-    struct lv *lv = (struct lv *)d;
-    if (!lvxml_alias_ok(disk->alias))
-        return driver_fail(err, DRIVER_REFUSED, "libvirt keeps only aliases of 'ua-' and "
-                           "[A-Za-z0-9_-], not '%s'", disk->alias);
-    if (disk->target && disk->target[0] &&
-        (strlen(disk->target) >= DRIVER_TARGET_MAX ||
-         (lvxml_target_index(disk->target, "sd") < 0 &&
-          lvxml_target_index(disk->target, "vd") < 0)))
-        return driver_fail(err, DRIVER_REFUSED, "invalid target '%.32s' (sdX or vdX)",
-                           disk->target);
-    virConnectPtr c = conn_get(lv, err);
-    if (!c)
-        return DRIVER_UNAVAILABLE;
-    virDomainPtr dom;
-    enum driver_rc rc = dom_get(lv, c, disk->domain, &dom, err);
-    if (rc == DRIVER_OK) {
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        virDomainGetUUIDString(dom, uuid);
-        pthread_mutex_t *m = stripe_of(lv, uuid);
-        pthread_mutex_lock(m);
-        rc = attach_locked(lv, c, dom, disk, target, err);
-        pthread_mutex_unlock(m);
-        virDomainFree(dom);
-    }
-    virConnectClose(c);
-    return rc;
-}
-
-/* One detach step under the domain's stripe lock: ask for the removal
- * wherever the alias is. *asked_live: a live removal is under way. */
-static enum driver_rc detach_locked(struct lv *lv, virConnectPtr c, virDomainPtr dom,
-                                    const char *alias, bool *asked_live,
-                                    struct driver_error *err)
-{
-    struct arena ar;
-    arena_init(&ar);
-    enum driver_rc rc;
-    struct dom_view v;
-    *asked_live = false;
-    if ((rc = dom_view(lv, c, dom, false, &ar, &v, err)) != DRIVER_OK)
-        goto out;
-    bool in_live = find_alias(v.live, v.nlive, alias);
-    bool in_conf = find_alias(v.conf, v.nconf, alias);
-    if (!in_live && !in_conf) {
-        rc = DRIVER_OK;
-        goto out;
-    }
-    unsigned flags = (in_live ? VIR_DOMAIN_AFFECT_LIVE : 0) |
-                     (in_conf ? VIR_DOMAIN_AFFECT_CONFIG : 0);
-    if (virDomainDetachDeviceAlias(dom, alias, flags) == 0) {
-        *asked_live = in_live;
-        rc = DRIVER_OK;
-        goto out;
-    }
-    if ((rc = lv_failed(lv, c, err)) != DRIVER_REFUSED)
-        goto out;
-    /* A live removal still under way (a guest that has not answered yet)
-     * makes QEMU refuse another, and libvirt then leaves the definition
-     * alone too: remove it from the definition by itself. The live removal
-     * asked for before still stands. */
-    if (in_live) {
-        if (in_conf && virDomainDetachDeviceAlias(dom, alias, VIR_DOMAIN_AFFECT_CONFIG) < 0) {
-            lv_failed(lv, c, err);
-            goto out;
-        }
-        if (strstr(err->message, "in the process of unplug")) {
-            *asked_live = true;
-            rc = DRIVER_OK;
-        }
-    }
-out:
-    arena_release(&ar);
-    return rc;
-}
-
-/* Where the alias is now: bit 1 live, bit 2 definition; -1 on failure. */
-static int presence(struct lv *lv, virConnectPtr c, virDomainPtr dom, const char *alias,
-                    enum driver_rc *rc, struct driver_error *err)
-{
-    struct arena ar;
-    arena_init(&ar);
-    struct dom_view v;
-    int where = -1;
-    if ((*rc = dom_view(lv, c, dom, false, &ar, &v, err)) == DRIVER_OK)
-        where = (find_alias(v.live, v.nlive, alias) ? 1 : 0) |
-                (find_alias(v.conf, v.nconf, alias) ? 2 : 0);
-    arena_release(&ar);
-    return where;
-}
-
-static enum driver_rc lv_disk_detach(struct driver *d, const char *domain, const char *alias,
-                                     struct driver_error *err)
-{
-    struct lv *lv = (struct lv *)d;
-    virConnectPtr c = conn_get(lv, err);
-    if (!c)
-        return DRIVER_UNAVAILABLE;
-    virDomainPtr dom;
-    enum driver_rc rc = dom_get(lv, c, domain, &dom, err);
-    if (rc != DRIVER_OK) {
-        virConnectClose(c);
-        return rc;
-    }
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    virDomainGetUUIDString(dom, uuid);
-
-    /* Listen before asking, so that a fast DEVICE_REMOVED is not missed. */
-    struct lv_waiter w = {.uuid = uuid, .alias = alias, .outcome = W_WAITING};
-    pthread_mutex_lock(&lv->mu);
-    w.next = lv->waiters;
-    lv->waiters = &w;
-    pthread_mutex_unlock(&lv->mu);
-
-    bool asked_live = false;
-    pthread_mutex_t *m = stripe_of(lv, uuid);
-    pthread_mutex_lock(m);
-    rc = detach_locked(lv, c, dom, alias, &asked_live, err);
-    pthread_mutex_unlock(m);
-
-    pthread_mutex_lock(&lv->mu);
-    if (rc == DRIVER_OK && asked_live) {
-        struct timespec deadline;
-        now_plus(&deadline, DETACH_GRACE_MS);
-        while (w.outcome == W_WAITING &&
-               pthread_cond_timedwait(&lv->wcond, &lv->mu, &deadline) != ETIMEDOUT)
-            ;
-    }
-    for (struct lv_waiter **p = &lv->waiters; *p; p = &(*p)->next)
-        if (*p == &w) {
-            *p = w.next;
-            break;
-        }
-    pthread_mutex_unlock(&lv->mu);
-
-    /* The answer comes from libvirt's word, never from the request alone:
-     * DEVICE_REMOVED is libvirt's (sent once the live XML no longer has the
-     * disk; the definition lost it when the call returned), and without it
-     * the XML is read. */
-    bool confirmed = asked_live && w.outcome == W_REMOVED;
-    if (rc == DRIVER_OK && !confirmed) {
-        int where = presence(lv, c, dom, alias, &rc, err);
-        if (where == 0)
-            rc = DRIVER_OK;
-        else if (where > 0 && w.outcome == W_FAILED)
-            rc = driver_fail(err, DRIVER_REFUSED, "the hypervisor reported that removing %s failed",
-                             alias);
-        else if (where == 1 && asked_live)
-            rc = DRIVER_PENDING;
-        else if (where > 0)
-            rc = driver_fail(err, DRIVER_REFUSED, "%s is still in the domain's %s after the detach",
-                             alias, where & 2 ? "definition" : "live XML");
-    }
-    virDomainFree(dom);
-    virConnectClose(c);
-    return rc;
-}
-
-static enum driver_rc lv_disk_list(struct driver *d, const char *domain, struct arena *ar,
-                                   struct driver_present **out, int *n,
-                                   struct driver_error *err)
-{
-    struct lv *lv = (struct lv *)d;
-    *out = NULL;
-    *n = 0;
-    virConnectPtr c = conn_get(lv, err);
-    if (!c)
-        return DRIVER_UNAVAILABLE;
-    virDomainPtr dom;
-    enum driver_rc rc = dom_get(lv, c, domain, &dom, err);
-    if (rc != DRIVER_OK) {
-        virConnectClose(c);
-        return rc;
-    }
-    struct dom_view v;
-    if ((rc = dom_view(lv, c, dom, false, ar, &v, err)) == DRIVER_OK) {
-        const struct lvxml_disk *live = v.live, *conf = v.conf;
-        int nlive = v.nlive, nconf = v.nconf;
-        /* merged by user alias; disks without one by target */
-        struct driver_present *p = arena_alloc(ar, sizeof *p * (size_t)(nlive + nconf + 1));
-        int np = 0;
-        for (int i = 0; i < nlive + nconf; i++) {
-            bool is_live = i < nlive;
-            const struct lvxml_disk *x = is_live ? &live[i] : &conf[i - nlive];
-            struct driver_present *same = NULL;
-            for (int j = 0; j < np && !same; j++)
-                if (x->alias[0] ? !strcmp(p[j].alias, x->alias)
-                                : !p[j].alias[0] && !strcmp(p[j].target, x->target))
-                    same = &p[j];
-            if (!same) {
-                same = &p[np++];
-                *same = (struct driver_present){.alias = x->alias, .target = x->target,
-                                                .serial = x->serial, .path = x->path};
-            }
-            if (is_live)
-                same->live = true;
-            else
-                same->config = true;
-        }
-        *out = p;
-        *n = np;
-    }
-    virDomainFree(dom);
     virConnectClose(c);
     return rc;
 }
