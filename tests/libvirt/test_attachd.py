@@ -1779,26 +1779,51 @@ def test_server_created_as_a_domain(libvirt_env, guest_dir, worlds, relay, workd
         assert (rc, out) == (0, "the store and the hypervisor agree\n"), (rc, out, err)
 
 
-def test_server_create_failure_leaves_nothing(libvirt_env, guest_dir, worlds, workdir):
-    """A create the hypervisor cannot carry out (the image's file is gone)
-    ends with the server in ERROR and a fault (Nova's code 500) that says
-    why, and nothing behind: no domain, no instance directory. The server
-    can then be deleted."""
+@pytest.mark.parametrize("how", ["image-gone", "no-space"])
+def test_server_create_failure_leaves_nothing(libvirt_env, guest_dir, worlds, workdir, how):
+    """A create the hypervisor cannot carry out (the image's file is gone;
+    no room for the overlay: the instance directory on a full tmpfs) ends
+    with the server in ERROR and a fault (Nova's code 500) that says why,
+    and nothing behind: no domain, no instance directory. The server can
+    then be deleted."""
     w, image = server_world(worlds, workdir, guest_dir)
-    shown = json.loads(w.d.cli("image", "show", image, "--format", "json").stdout)
-    os.unlink(shown["path"])
-    w.start()
-    with created(w) as made:
-        sid = create_server(w, image, made, HOSTWAY)
-        wait_for("the server in ERROR", lambda: server_status(w, sid) == "ERROR", 60)
-        body = w.server_body(sid)
-        assert body["fault"]["code"] == 500, body
-        assert body["fault"]["message"].startswith("The server could not be created: "), body
-        assert not domain_exists(f"attachd-{sid}")
-        assert not os.path.exists(os.path.join(w.instdir, sid))
-        r = w.req("DELETE", f"/servers/{sid}", NOVA)
-        assert r.status_code == 204, r.text
-        wait_for("the server gone", lambda: server_status(w, sid) == 404, 30)
+    mounted = False
+    if how == "image-gone":
+        shown = json.loads(w.d.cli("image", "show", image, "--format", "json").stdout)
+        os.unlink(shown["path"])
+        why = "No such file or directory"
+    else:
+        os.makedirs(w.instdir, exist_ok=True)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "attachd-test",
+                            w.instdir], capture_output=True, text=True)
+        if p.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+        mounted = True
+        with open(os.path.join(w.instdir, "filler"), "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass                        # full
+        why = "No space left on device"
+    try:
+        w.start()
+        with created(w) as made:
+            sid = create_server(w, image, made, HOSTWAY)
+            wait_for("the server in ERROR", lambda: server_status(w, sid) == "ERROR", 60)
+            body = w.server_body(sid)
+            assert body["fault"]["code"] == 500, body
+            message = body["fault"]["message"]
+            assert message.startswith("The server could not be created: "), body
+            assert why in message, message
+            assert not domain_exists(f"attachd-{sid}")
+            assert not os.path.exists(os.path.join(w.instdir, sid))
+            r = w.req("DELETE", f"/servers/{sid}", NOVA)
+            assert r.status_code == 204, r.text
+            wait_for("the server gone", lambda: server_status(w, sid) == 404, 30)
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", w.instdir])
 
 
 def test_server_create_kill9(libvirt_env, guest_dir, worlds, relay, workdir):
