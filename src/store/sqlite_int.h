@@ -1,13 +1,16 @@
-/* sqlite_int.h: what the SQLite store's two files share; not part of the
- * store's interface (store.h is). sqlite.c owns connections, the writer
- * thread and the helpers below; sqlite_records.c owns the SQL text and the
- * record functions. */
+/* sqlite_int.h: what the SQLite store's files share; not part of the
+ * store's interface (store.h is). sqlite.c owns connections, opening and
+ * closing, readers and the helpers below; sqlite_writer.c the writer thread
+ * and the checkpointer; sqlite_watch.c the watch on the database file;
+ * sqlite_records.c the SQL text and the record functions. */
 #ifndef ATTACHD_SQLITE_INT_H
 #define ATTACHD_SQLITE_INT_H
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "store/store.h"
 
@@ -27,6 +30,70 @@ enum stmt_id {
     S_IMAGE_ADD, S_IMAGE_GET, S_IMAGE_LIST, S_IMAGE_USERS, S_IMAGE_DEL,
     N_STMT
 };
+
+/* A kept snapshot older than this is ended: WAL frames a reader could still
+ * read cannot be checkpointed away, and it shows other processes' changes
+ * at the latest this late if the watcher missed them. */
+#define SNAPSHOT_MAX_AGE 0.5
+
+struct store {
+    char *path;
+    bool synchronous_full;
+    struct store_conn *writer;
+    pthread_t writer_thread;
+    pthread_mutex_t lock;           /* guards the queue, the reader list, `lost` */
+    pthread_cond_t work;
+    struct store_job *head, *tail;
+    bool stopping;
+    pthread_key_t reader_key;
+    struct store_conn *readers;
+    dev_t dev;                      /* the database file as opened */
+    ino_t ino;
+    bool lost;                      /* writes refused for good (logged once) */
+    /* Changes: counted by the writer after each commit and by the watcher
+     * when another process (the CLI) writes the database; a reader keeps
+     * its snapshot while the count stays. */
+    atomic_uint_fast64_t changes;
+    /* Moves when the auth epoch may have changed: a commit of this process
+     * that bumped it, or any write of another process (store_auth_generation). */
+    atomic_uint_fast64_t auth_gen;
+    pthread_t watcher, reaper;
+    int watch_fd, stop_fd;          /* inotify; an eventfd that stops both threads */
+    atomic_int writing;             /* threads of this process writing its files now */
+    atomic_int_fast64_t written;    /* ms: when one last stopped */
+    bool watching;
+    char *base;                     /* the database file's name, without its directory */
+    /* The checkpointer: woken by the writer's WAL hook. */
+    struct store_conn *checkpointer;
+    pthread_t checkpointer_thread;
+    bool checkpointing;             /* the thread runs */
+    pthread_mutex_t ckpt_lock;      /* guards wanted, writer_turn, ckpt_stopping */
+    pthread_cond_t ckpt_cond;
+    bool wanted, ckpt_stopping;
+    bool writer_turn;               /* the writer is to finish the checkpoint */
+    atomic_int wal_pages;           /* the WAL's length after the last commit */
+    int checkpoint_pages;           /* C, above */
+};
+
+/* A connection to the database at path (the writer's, or a reader's), set
+ * up as every connection is; NULL with the reason in err. */
+struct store_conn *sq_conn_open(const char *path, bool writer, bool synchronous_full, char *err,
+                                int errlen);
+void sq_conn_close(struct store_conn *c);
+/* End a reader's kept snapshot, if it has one. */
+void sq_end_kept(struct store_conn *c);
+/* Seconds on the monotonic clock. */
+double sq_monotonic(void);
+
+/* The writer thread (its argument: the store), and the checkpointer
+ * (sqlite_writer.c): started after the writer connection is open, stopped
+ * after the writer thread. */
+void *sq_writer_main(void *arg);
+bool sq_checkpointer_start(struct store *s, char *err, int errlen);
+void sq_checkpointer_stop(struct store *s);
+/* The watcher and the reaper (sqlite_watch.c). */
+bool sq_watch_start(struct store *s, char *err, int errlen);
+void sq_watch_stop(struct store *s);
 
 /* The text of each statement, by id (sqlite_records.c). */
 extern const char *const sqlite_sql[N_STMT];

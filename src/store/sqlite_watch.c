@@ -1,0 +1,152 @@
+/* sqlite_watch.c: the SQLite store's watch on its database file (another
+ * process, as the CLI, may write it: readers' kept snapshots must then
+ * end) and on readers' snapshots left idle (sqlite_int.h).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/sqlite_int.h"
+#include "util/log.h"
+
+/* While this process writes the database's files (and this long after),
+ * the watcher, woken by its own writes, looks again only this often. */
+#define WATCH_QUIET_MS 5
+
+/* Has this process written the database's files lately? */
+static bool writing_lately(struct store *s)
+{
+    return atomic_load(&s->writing) > 0 ||
+           (int64_t)(sq_monotonic() * 1000) - atomic_load(&s->written) < WATCH_QUIET_MS;
+}
+
+/* ---------------------------------------------------------------------------
+ * Changes by other processes, and snapshots left idle
+ * ------------------------------------------------------------------------- */
+
+/* Another process (the CLI: a password changed, a user deleted) wrote the
+ * database: its WAL was written. inotify says so at once, for nothing per
+ * request; the change count moves and every reader begins a new snapshot.
+ * This process's own writes wake the watcher too (every page written):
+ * while it writes, the watcher looks only every WATCH_QUIET_MS, so that
+ * another process's change is seen that much later at most, and a commit
+ * does not cost a wake per page. */
+static void *watcher_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "store-watch");
+    struct store *s = arg;
+    char wal[PATH_MAX];
+    snprintf(wal, sizeof wal, "%s-wal", s->base);
+    struct pollfd fds[2] = {{s->watch_fd, POLLIN, 0}, {s->stop_fd, POLLIN, 0}};
+    _Alignas(struct inotify_event) char buf[4096];
+    while (poll(fds, 2, -1) >= 0 && !(fds[1].revents & POLLIN)) {
+        ssize_t n = read(s->watch_fd, buf, sizeof buf);
+        for (char *p = buf; n > 0 && p < buf + n;) {
+            struct inotify_event *e = (struct inotify_event *)p;
+            if (e->len && (!strcmp(e->name, wal) || !strcmp(e->name, s->base))) {
+                atomic_fetch_add(&s->changes, 1);
+                atomic_fetch_add(&s->auth_gen, 1);
+            }
+            p += sizeof *e + e->len;
+        }
+        bool stopping = false;
+        while (!stopping && writing_lately(s))
+            stopping = poll(&fds[1], 1, WATCH_QUIET_MS) != 0;
+        if (stopping)
+            break;
+    }
+    return NULL;
+}
+
+/* A thread that stops reading (no requests come its way) would keep its
+ * snapshot, and with it WAL frames that a checkpoint could otherwise free:
+ * snapshots idle for longer than SNAPSHOT_MAX_AGE are ended here. */
+static void *reaper_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "store-reaper");
+    struct store *s = arg;
+    struct pollfd stop = {s->stop_fd, POLLIN, 0};
+    while (poll(&stop, 1, (int)(SNAPSHOT_MAX_AGE * 1000)) == 0) {
+        double now = sq_monotonic();
+        pthread_mutex_lock(&s->lock);
+        for (struct store_conn *c = s->readers; c; c = c->next) {
+            if (pthread_mutex_trylock(&c->use) != 0)
+                continue;       /* in use: its thread renews it */
+            if (c->kept && now - c->began >= SNAPSHOT_MAX_AGE)
+                sq_end_kept(c);
+            pthread_mutex_unlock(&c->use);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return NULL;
+}
+
+bool sq_watch_start(struct store *s, char *err, int errlen)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", s->path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : dir;
+    if (!(s->base = strdup(base))) {
+        snprintf(err, (size_t)errlen, "out of memory");
+        return false;
+    }
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        strcpy(dir, ".");
+    s->watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    s->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (s->watch_fd < 0 || s->stop_fd < 0 ||
+        inotify_add_watch(s->watch_fd, dir, IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+                                                IN_MOVED_TO) < 0 ||
+        pthread_create(&s->watcher, NULL, watcher_main, s) != 0) {
+        snprintf(err, (size_t)errlen, "cannot watch %s for changes: %s", dir, strerror(errno));
+        return false;
+    }
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        uint64_t one = 1;
+        ssize_t w = write(s->stop_fd, &one, sizeof one);
+        (void)w;
+        pthread_join(s->watcher, NULL);
+        snprintf(err, (size_t)errlen, "cannot start the snapshot reaper");
+        return false;
+    }
+    s->watching = true;
+    return true;
+}
+
+void sq_watch_stop(struct store *s)
+{
+    if (s->watching) {
+        uint64_t one = 1;
+        ssize_t w = write(s->stop_fd, &one, sizeof one);
+        (void)w;
+        pthread_join(s->watcher, NULL);
+        pthread_join(s->reaper, NULL);
+    }
+    if (s->watch_fd >= 0)
+        close(s->watch_fd);
+    if (s->stop_fd >= 0)
+        close(s->stop_fd);
+    free(s->base);
+}
+
+void store_now(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%06d", (int)(ts.tv_nsec / 1000) % 1000000);
+}

@@ -1,0 +1,451 @@
+/* sqlite_writer.c: the SQLite store's writer thread and its group commit,
+ * and the checkpointer (sqlite_int.h).
+ *
+ * Checkpoints are not made inside a commit (SQLite's default) but by a
+ * checkpointer thread on a connection of its own, PASSIVE, once the WAL
+ * passes C pages (store_options.checkpoint_pages). A WAL starts again from
+ * its beginning only when a write begins after every frame was copied,
+ * which a busy writer never lets the checkpointer see; so past 4 C, after
+ * each of its passes, the checkpointer hands over to the writer, which
+ * copies what is left (what was committed during that pass) between two
+ * batches, after answering the first; the WAL then starts over at the next
+ * commit. Past 16 C (checkpoints are slow: a long fsync) the writer waits
+ * for its turn: the WAL stays bounded, and commits slow down instead.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/sqlite_int.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/oom.h"
+
+/* How often one job may be run again after SQLite undid its transaction
+ * before it is answered as not committed. */
+#define MAX_ATTEMPTS 3
+/* The most jobs one transaction takes; the rest wait for the next. */
+#define MAX_BATCH 4096
+/* How long the writer waits at most for a checkpoint past 16 C, in 1 ms steps. */
+#define CHECKPOINT_WAIT_MS 5000
+
+/* A thread of this process begins, or ends, writing the database's files
+ * (the writer a transaction, the checkpointer a checkpoint). */
+static void writing_begins(struct store *s)
+{
+    atomic_fetch_add(&s->writing, 1);
+}
+
+static void writing_ends(struct store *s)
+{
+    atomic_store(&s->written, (int64_t)(sq_monotonic() * 1000));
+    atomic_fetch_sub(&s->writing, 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * The writer thread: group commit
+ * ------------------------------------------------------------------------- */
+
+/* A queue of jobs, oldest first. */
+struct queue {
+    struct store_job *head, *tail;
+    int n;
+};
+
+static void push(struct queue *q, struct store_job *j)
+{
+    j->next = NULL;
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    q->n++;
+}
+
+static struct store_job *pop(struct queue *q)
+{
+    struct store_job *j = q->head;
+    if (j) {
+        q->head = j->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->n--;
+    }
+    return j;
+}
+
+/* Put all of `front` before `q`'s jobs, keeping both orders. */
+static void prepend(struct queue *q, struct queue *front)
+{
+    if (!front->head)
+        return;
+    front->tail->next = q->head;
+    if (!q->head)
+        q->tail = front->tail;
+    q->head = front->head;
+    q->n += front->n;
+    *front = (struct queue){0};
+}
+
+static void finish_all(struct queue *q, struct queue *finished, int rc)
+{
+    struct store_job *j;
+    while ((j = pop(q))) {
+        j->rc = rc;
+        push(finished, j);
+    }
+}
+
+/* Is the database file still the one we opened, and writable? Once it is
+ * not, it never is again for this store: the acknowledged writes would go
+ * to a file that a restart would not open. */
+static bool database_usable(struct store *s)
+{
+    if (s->lost)
+        return false;
+    struct stat st;
+    const char *why = NULL;
+    if (stat(s->path, &st) != 0)
+        why = "was deleted or moved away";
+    else if (st.st_dev != s->dev || st.st_ino != s->ino)
+        why = "was replaced by another file";
+    else if (access(s->path, W_OK) != 0)
+        why = "is no longer writable";
+    if (!why)
+        return true;
+    pthread_mutex_lock(&s->lock);
+    s->lost = true;
+    pthread_mutex_unlock(&s->lock);
+    log_error("store: the database file %s %s since attachd opened it; refusing every write "
+              "from now on (restart attachd on the right file)", s->path, why);
+    return false;
+}
+
+/* Run one job's function; a job that runs out of memory is answered as not
+ * committed (its savepoint is rolled back like a refusal's). */
+static int run_job(struct store_conn *w, struct store_job *j)
+{
+    struct oom_point p;
+    int rc;
+    oom_enter(&p);
+    if (setjmp(p.jb) == 0) {
+        rc = j->fn(w, j->arg);
+    } else {
+        for (int i = 0; i < N_STMT; i++)
+            if (w->st[i])
+                sq_done(w->st[i]);
+        log_error("store: a write ran out of memory; it is not committed");
+        rc = -STORE_ERROR;
+    }
+    oom_leave(&p);
+    return rc;
+}
+
+/* Run jobs from `pending` in one transaction. Jobs whose outcome is known
+ * go to `finished`; jobs to run again (the transaction was undone under
+ * them) go back to the front of `pending`. */
+/* run_transaction's body, between writing_begins and writing_ends. */
+static void transaction(struct store *s, struct store_conn *w, struct queue *pending,
+                        struct queue *finished)
+{
+    double began = metrics_now();
+    w->epoch_bumped = false;
+    enum store_rc begin = sq_exec_id(w, S_BEGIN_IMMEDIATE);
+    if (begin != STORE_OK) {
+        finish_all(pending, finished, -(int)begin);
+        return;
+    }
+    struct queue ran = {0};
+    bool undone = false;        /* the transaction ended under us */
+    struct store_job *j;
+    while (!undone && ran.n < MAX_BATCH && pending->head) {
+        if (pending->head->alone && ran.n > 0)
+            break;              /* it waits for a transaction of its own */
+        j = pop(pending);
+        push(&ran, j);
+        if (sq_exec_id(w, S_SAVEPOINT) != STORE_OK) {
+            undone = true;
+            break;
+        }
+        j->rc = run_job(w, j);
+        /* A refused job's changes are undone; then the savepoint goes. If
+         * either statement fails, or SQLite has rolled the whole transaction
+         * back while the job ran, nothing of this transaction is reliable. */
+        if ((j->rc != 0 && sq_exec_id(w, S_ROLLBACK_TO) != STORE_OK) ||
+            sq_exec_id(w, S_RELEASE) != STORE_OK || sqlite3_get_autocommit(w->db))
+            undone = true;
+        if (j->alone)
+            break;
+    }
+    if (!undone) {
+        enum store_rc commit = sq_exec_id(w, S_COMMIT);
+        if (commit == STORE_OK) {
+            metrics_commit((unsigned)ran.n, metrics_now() - began);
+            atomic_fetch_add(&s->changes, 1);
+            if (w->epoch_bumped)
+                atomic_fetch_add(&s->auth_gen, 1);
+            prepend(finished, &ran);    /* order does not matter there */
+            return;
+        }
+        log_error("store: commit failed: %s", sqlite3_errmsg(w->db));
+        metrics_inc(METRIC_STORE_COMMIT_FAILED);
+        if (!sqlite3_get_autocommit(w->db))
+            sq_exec_id(w, S_ROLLBACK);
+        /* A failed commit keeps nothing: every job of it is answered so,
+         * the refused ones with their own answer. */
+        while ((j = pop(&ran))) {
+            if (j->rc == 0)
+                j->rc = -(int)(commit == STORE_BUSY ? STORE_BUSY : STORE_ERROR);
+            push(finished, j);
+        }
+        return;
+    }
+    log_warn("store: a transaction of %d writes was undone by SQLite (%s); running them again",
+             ran.n, sqlite3_errmsg(w->db));
+    if (!sqlite3_get_autocommit(w->db))
+        sq_exec_id(w, S_ROLLBACK);
+    /* Every job of it runs again, refused ones too: a refusal may have been
+     * caused by a neighbour's change that is now gone. The job it ended
+     * under runs alone from now on, so that it cannot take its neighbours
+     * down again, and is answered as not committed once it has ended
+     * MAX_ATTEMPTS transactions. */
+    struct store_job *culprit = ran.tail;
+    struct queue again = {0};
+    while ((j = pop(&ran)) != culprit)
+        push(&again, j);
+    culprit->alone = true;
+    if (++culprit->attempts >= MAX_ATTEMPTS) {
+        culprit->rc = -STORE_ERROR;
+        push(finished, culprit);
+    } else {
+        push(&again, culprit);
+    }
+    prepend(pending, &again);
+}
+
+static void run_transaction(struct store *s, struct queue *pending, struct queue *finished)
+{
+    if (!database_usable(s)) {
+        finish_all(pending, finished, -STORE_UNAVAILABLE);
+        metrics_inc(METRIC_STORE_UNAVAILABLE);
+        return;
+    }
+    writing_begins(s);
+    transaction(s, s->writer, pending, finished);
+    writing_ends(s);
+}
+
+/* On the writer thread, between transactions: see the top of this file.
+ * BUSY is another checkpoint under way (the checkpointer's). */
+static void finish_checkpoint(struct store *s)
+{
+    int pages = atomic_load(&s->wal_pages);
+    pthread_mutex_lock(&s->ckpt_lock);
+    bool turn = s->writer_turn;
+    pthread_mutex_unlock(&s->ckpt_lock);
+    bool must = pages >= 16 * s->checkpoint_pages;
+    if (!turn && !must)
+        return;
+    int wait_ms = must ? CHECKPOINT_WAIT_MS : 0;
+    int rc;
+    writing_begins(s);
+    for (;;) {
+        rc = sqlite3_wal_checkpoint_v2(s->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                       NULL);
+        if (rc != SQLITE_BUSY || wait_ms-- <= 0)
+            break;
+        usleep(1000);
+    }
+    writing_ends(s);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        log_error("store: checkpoint: %s", sqlite3_errmsg(s->writer->db));
+    if (rc != SQLITE_BUSY) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->writer_turn = false;
+        pthread_cond_broadcast(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_lock);
+    }
+    atomic_store(&s->wal_pages, 0);     /* the next commit's hook says how long it is */
+}
+
+void *sq_writer_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "store-writer");
+    struct store *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->head && !s->stopping)
+            pthread_cond_wait(&s->work, &s->lock);
+        if (!s->head)
+            break;
+        struct queue pending = {0};
+        struct store_job *j = s->head;
+        s->head = s->tail = NULL;
+        pthread_mutex_unlock(&s->lock);
+
+        while (j) {
+            struct store_job *next = j->next;
+            push(&pending, j);
+            j = next;
+        }
+        while (pending.head) {
+            struct queue finished = {0};
+            run_transaction(s, &pending, &finished);
+            /* Answer outside the lock; done() may hand work on (and even
+             * submit again). */
+            while ((j = pop(&finished)))
+                j->done(j);
+            finish_checkpoint(s);
+        }
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+void store_submit(struct store *s, struct store_job *job)
+{
+    job->next = NULL;
+    job->rc = 0;
+    job->attempts = 0;
+    job->alone = false;
+    pthread_mutex_lock(&s->lock);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->lock);
+        job->rc = -STORE_UNAVAILABLE;
+        job->done(job);
+        return;
+    }
+    if (s->tail)
+        s->tail->next = job;
+    else
+        s->head = job;
+    s->tail = job;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* store_write(): a job whose done() wakes the thread that waits for it. */
+struct waiter {
+    struct store_job job;
+    pthread_mutex_t lock;
+    pthread_cond_t woken;
+    bool done;
+};
+
+static void waiter_done(struct store_job *job)
+{
+    struct waiter *w = (struct waiter *)job;
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    pthread_cond_signal(&w->woken);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int store_write(struct store *s, store_write_fn fn, void *arg)
+{
+    struct waiter w = {.job = {.fn = fn, .arg = arg, .done = waiter_done}};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.woken, NULL);
+    store_submit(s, &w.job);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.woken, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.woken);
+    return w.job.rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * The checkpointer
+ * ------------------------------------------------------------------------- */
+
+/* Called by SQLite on the writer thread after each commit, with the WAL's
+ * length: replaces the auto-checkpoint, which would run inside COMMIT. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    struct store *s = arg;
+    atomic_store(&s->wal_pages, pages);
+    if (pages >= s->checkpoint_pages) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        if (!s->wanted && !s->writer_turn) {
+            s->wanted = true;
+            pthread_cond_broadcast(&s->ckpt_cond);
+        }
+        pthread_mutex_unlock(&s->ckpt_lock);
+    }
+    return SQLITE_OK;
+}
+
+/* PASSIVE: copies what no reader still needs, without taking the write lock
+ * or waiting for anyone; the writer restarts the WAL from its start once a
+ * checkpoint copied all of it. A checkpoint that copied only part (a reader
+ * held an older snapshot) is tried again at the next commit's hook. */
+static void *checkpointer_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "store-ckpt");
+    struct store *s = arg;
+    pthread_mutex_lock(&s->ckpt_lock);
+    for (;;) {
+        while (!s->wanted && !s->ckpt_stopping)
+            pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
+        if (s->ckpt_stopping)
+            break;
+        s->wanted = false;
+        pthread_mutex_unlock(&s->ckpt_lock);
+        writing_begins(s);
+        int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                           NULL, NULL);
+        writing_ends(s);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_error("store: checkpoint: %s", sqlite3_errmsg(s->checkpointer->db));
+        pthread_mutex_lock(&s->ckpt_lock);
+        if (atomic_load(&s->wal_pages) >= 4 * s->checkpoint_pages) {
+            /* the writer's turn; a pass now would only make it wait */
+            s->writer_turn = true;
+            while (s->writer_turn && !s->ckpt_stopping)
+                pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
+        }
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    return NULL;
+}
+
+bool sq_checkpointer_start(struct store *s, char *err, int errlen)
+{
+    s->checkpointer = sq_conn_open(s->path, false, s->synchronous_full, err, errlen);
+    if (!s->checkpointer)
+        return false;
+    if (pthread_create(&s->checkpointer_thread, NULL, checkpointer_main, s) != 0) {
+        snprintf(err, (size_t)errlen, "cannot start the checkpointer thread");
+        return false;
+    }
+    s->checkpointing = true;
+    sqlite3_wal_hook(s->writer->db, wal_hook, s);
+    return true;
+}
+
+/* After the writer thread stopped. Closing the last connection then
+ * checkpoints what is left and removes the WAL (SQLite does). */
+void sq_checkpointer_stop(struct store *s)
+{
+    if (s->checkpointing) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->ckpt_stopping = true;
+        pthread_cond_broadcast(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_lock);
+        pthread_join(s->checkpointer_thread, NULL);
+    }
+    sq_conn_close(s->checkpointer);
+    s->checkpointer = NULL;
+}
