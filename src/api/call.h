@@ -194,6 +194,11 @@ void servers_create(struct call *c);
 void servers_show(struct call *c);
 void servers_delete(struct call *c);
 void servers_action(struct call *c);
+/* A server's addresses (by network), one network's, its security groups:
+ * always none, as of a Nova server without network ports. */
+void servers_ips(struct call *c);
+void servers_ips_network(struct call *c);
+void servers_security_groups(struct call *c);
 
 void volumes_list(struct call *c);
 void volumes_detail(struct call *c);

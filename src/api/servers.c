@@ -188,6 +188,40 @@ void servers_delete(struct call *c)
     core_server_delete(call_op(c, deleted), c->param[0]);
 }
 
+/* ---- addresses and security groups: none ---------------------------------------- */
+
+/* attachd's servers have no network port: these are Nova's answers for a
+ * server without one (docs/api.md, GET /servers/{server_id}/ips and
+ * .../os-security-groups), once the server is found (else the 404 of
+ * GET /servers/{server_id}). */
+static bool server_found(struct call *c)
+{
+    struct server s;
+    struct core_error err;
+    if (core_server_get(&c->core, c->param[0], &s, &err))
+        return true;
+    reply_core_error(c, &err);
+    return false;
+}
+
+void servers_ips(struct call *c)
+{
+    if (server_found(c))
+        reply_json(c, 200, json_pack("{s:{}}", "addresses"));
+}
+
+void servers_ips_network(struct call *c)
+{
+    if (server_found(c))
+        reply_error(c, 404, "Instance is not a member of specified network");
+}
+
+void servers_security_groups(struct call *c)
+{
+    if (server_found(c))
+        reply_json(c, 200, json_pack("{s:[]}", "security_groups"));
+}
+
 /* ---- create --------------------------------------------------------------- */
 
 /* Nova's 'name' format: printable, no leading or trailing white space. */
@@ -216,6 +250,9 @@ static const struct field create_fields[] = {
     {.name = "availability_zone", .types = FT_STRING, .min_len = 1, .max_len = 255},
     {.name = "key_name", .types = FT_STRING, .min_len = 1, .max_len = 255},
     {.name = "user_data", .types = FT_STRING},
+    /* files to inject (Nova up to 2.56): accepted and not kept, as attachd
+     * injects nothing (docs/api.md, POST /servers) */
+    {.name = "personality", .types = FT_ARRAY, .until = 56},
     {.name = "config_drive", .types = FT_BOOLISH},
     {.name = "min_count", .types = FT_INTISH},
     {.name = "max_count", .types = FT_INTISH},
