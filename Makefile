@@ -26,7 +26,8 @@ OPS_DEBS   := python3-prometheus-client openssl man-db groff-base systemd \
 # PostgreSQL: the throwaway cluster of scripts/pg-env (tests/unit/test_pg).
 PG_DEBS    := postgresql postgresql-client
 TEST_DEBS  := python3-pytest python3-requests python3-openstacksdk \
-              python3-novaclient python3-openstackclient python3-tempest curl $(HV_DEBS) \
+              python3-novaclient python3-openstackclient python3-tempest python3-libcloud curl \
+              golang-go golang-github-gophercloud-gophercloud-dev ansible $(HV_DEBS) \
               $(OPS_DEBS) $(PG_DEBS)
 
 .PHONY: all build asan deps test-deps run check unit api compat clean install deb
