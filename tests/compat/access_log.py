@@ -8,13 +8,14 @@ always at exit, so `captured()` stops the daemon first (SIGTERM: it must exit
 """
 import re
 
-_ACCESS = re.compile(r" info access (?P<fields>.*)$")
+_ACCESS = re.compile(r"^(?P<time>\S+) info access (?P<fields>.*)$")
 _FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class Request:
-    def __init__(self, fields):
+    def __init__(self, time, fields):
+        self.time = time                # when it was answered, to the millisecond
         self.method = fields["method"]
         self.path = fields["path"]
         self.query = fields.get("query", "")
@@ -32,6 +33,8 @@ class Request:
 
 
 def parse(text):
+    """The requests of a log, in the order they were answered (each thread
+    writes its own lines: a stable sort by time keeps one thread's order)."""
     out = []
     for line in text.splitlines():
         m = _ACCESS.search(line)
@@ -40,7 +43,8 @@ def parse(text):
         fields = {}
         for k, v in _FIELD.findall(m.group("fields")):
             fields[k] = v[1:-1] if v.startswith('"') else v
-        out.append(Request(fields))
+        out.append(Request(m.group("time"), fields))
+    out.sort(key=lambda r: r.time)
     return out
 
 

@@ -29,6 +29,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "support"))
 
+import access_log  # noqa: E402
 from compat_util import sdk_connection  # noqa: E402
 from openstack_cli import OpenstackCLI  # noqa: E402
 
@@ -37,8 +38,6 @@ IMAGE = "cirros"
 SERVER = "capture-srv"
 VOLUME = "capture-vol"
 
-ACCESS = re.compile(r'(\S+) info access method=(\S+) path="((?:[^"\\]|\\.)*)"'
-                    r'(?: query="(?:[^"\\]|\\.)*")? status=(\d{3}) .* ua="((?:[^"\\]|\\.)*)"')
 ID = r"[A-Za-z0-9._~:-]+"
 
 # Per client, the 404s and 405s Nova (or Cinder, or Glance) gives in that
@@ -80,19 +79,10 @@ EXPECTED = {
 
 def capture(daemon):
     """Every request of the daemon's access log, as (time, method, path,
-    status, user agent), in the order they were answered. The daemon is
-    stopped first (it must exit 0), so that every thread's buffered lines
-    are written out; lines carry the time of the answer, to the
-    millisecond."""
-    rc = daemon.stop()
-    assert rc == 0, "attachd did not exit 0 on SIGTERM:\n" + daemon.read_log()
-    rows = []
-    for line in daemon.read_log().splitlines():
-        m = ACCESS.match(line)
-        if m:
-            rows.append((m.group(1), m.group(2), m.group(3), int(m.group(4)), m.group(5)))
-    rows.sort(key=lambda r: r[0])       # stable: one thread's lines keep their order
-    return rows
+    status, user agent), in the order they were answered (access_log.py:
+    the daemon is stopped first, so that every thread's buffered lines are
+    written out)."""
+    return [(r.time, r.method, r.path, r.status, r.ua) for r in access_log.captured(daemon)]
 
 
 def check_capture(rows, client):
