@@ -619,25 +619,21 @@ void lv_wait(struct driver *d, struct lv_waiter *w, long ms)
 static enum driver_rc lv_domain_lookup(struct driver *d, const char *name_or_uuid,
                                        struct driver_domain *out, struct driver_error *err)
 {
-    struct lv *lv = (struct lv *)d;
-    virConnectPtr c = conn_get(lv, err);
-    if (!c)
-        return DRIVER_UNAVAILABLE;
+    virConnectPtr c;
     virDomainPtr dom;
-    enum driver_rc rc = dom_get(lv, c, name_or_uuid, &dom, err);
-    if (rc == DRIVER_OK) {
-        memset(out, 0, sizeof *out);
-        int persistent = -1;
-        if (virDomainGetUUIDString(dom, out->uuid) < 0 ||
-            (persistent = virDomainIsPersistent(dom)) < 0)
-            rc = lv_failed(lv, c, err);
-        else
-            rc = lv_state(d, c, dom, &out->state, err);
-        snprintf(out->name, sizeof out->name, "%s", virDomainGetName(dom));
-        out->persistent = persistent == 1;
-        virDomainFree(dom);
-    }
-    virConnectClose(c);
+    enum driver_rc rc = lv_open_domain(d, name_or_uuid, &c, &dom, err);
+    if (rc != DRIVER_OK)
+        return rc;
+    memset(out, 0, sizeof *out);
+    int persistent = -1;
+    if (virDomainGetUUIDString(dom, out->uuid) < 0 ||
+        (persistent = virDomainIsPersistent(dom)) < 0)
+        rc = lv_error(d, c, err);
+    else
+        rc = lv_state(d, c, dom, &out->state, err);
+    snprintf(out->name, sizeof out->name, "%s", virDomainGetName(dom));
+    out->persistent = persistent == 1;
+    lv_release(c, dom);
     return rc;
 }
 
@@ -837,6 +833,28 @@ enum driver_rc lv_domain(struct driver *d, virConnectPtr c, const char *name_or_
                          virDomainPtr *out, struct driver_error *err)
 {
     return dom_get((struct lv *)d, c, name_or_uuid, out, err);
+}
+
+enum driver_rc lv_open_domain(struct driver *d, const char *name_or_uuid, virConnectPtr *c,
+                              virDomainPtr *dom, struct driver_error *err)
+{
+    *dom = NULL;
+    if (!(*c = lv_connection(d, err)))
+        return DRIVER_UNAVAILABLE;
+    enum driver_rc rc = lv_domain(d, *c, name_or_uuid, dom, err);
+    if (rc != DRIVER_OK) {
+        virConnectClose(*c);
+        *c = NULL;
+    }
+    return rc;
+}
+
+void lv_release(virConnectPtr c, virDomainPtr dom)
+{
+    if (dom)
+        virDomainFree(dom);
+    if (c)
+        virConnectClose(c);
 }
 
 enum driver_rc lv_error(struct driver *d, virConnectPtr c, struct driver_error *err)

@@ -228,7 +228,7 @@ static enum driver_rc attach_locked(struct driver *d, virConnectPtr c, virDomain
 }
 
 enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk *disk,
-                                     char target[DRIVER_TARGET_MAX], struct driver_error *err)
+                              char target[DRIVER_TARGET_MAX], struct driver_error *err)
 {
     if (!lvxml_alias_ok(disk->alias))
         return driver_fail(err, DRIVER_REFUSED, "libvirt keeps only aliases of 'ua-' and "
@@ -239,21 +239,18 @@ enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk *disk,
           lvxml_target_index(disk->target, "vd") < 0)))
         return driver_fail(err, DRIVER_REFUSED, "invalid target '%.32s' (sdX or vdX)",
                            disk->target);
-    virConnectPtr c = lv_connection(d, err);
-    if (!c)
-        return DRIVER_UNAVAILABLE;
+    virConnectPtr c;
     virDomainPtr dom;
-    enum driver_rc rc = lv_domain(d, c, disk->domain, &dom, err);
-    if (rc == DRIVER_OK) {
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        virDomainGetUUIDString(dom, uuid);
-        pthread_mutex_t *m = lv_domain_lock(d, uuid);
-        pthread_mutex_lock(m);
-        rc = attach_locked(d, c, dom, disk, target, err);
-        pthread_mutex_unlock(m);
-        virDomainFree(dom);
-    }
-    virConnectClose(c);
+    enum driver_rc rc = lv_open_domain(d, disk->domain, &c, &dom, err);
+    if (rc != DRIVER_OK)
+        return rc;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    virDomainGetUUIDString(dom, uuid);
+    pthread_mutex_t *m = lv_domain_lock(d, uuid);
+    pthread_mutex_lock(m);
+    rc = attach_locked(d, c, dom, disk, target, err);
+    pthread_mutex_unlock(m);
+    lv_release(c, dom);
     return rc;
 }
 
@@ -320,17 +317,13 @@ static int presence(struct driver *d, virConnectPtr c, virDomainPtr dom, const c
 }
 
 enum driver_rc lv_disk_detach(struct driver *d, const char *domain, const char *alias,
-                                     struct driver_error *err)
+                              struct driver_error *err)
 {
-    virConnectPtr c = lv_connection(d, err);
-    if (!c)
-        return DRIVER_UNAVAILABLE;
+    virConnectPtr c;
     virDomainPtr dom;
-    enum driver_rc rc = lv_domain(d, c, domain, &dom, err);
-    if (rc != DRIVER_OK) {
-        virConnectClose(c);
+    enum driver_rc rc = lv_open_domain(d, domain, &c, &dom, err);
+    if (rc != DRIVER_OK)
         return rc;
-    }
     char uuid[VIR_UUID_STRING_BUFLEN];
     virDomainGetUUIDString(dom, uuid);
 
@@ -362,26 +355,20 @@ enum driver_rc lv_disk_detach(struct driver *d, const char *domain, const char *
             rc = driver_fail(err, DRIVER_REFUSED, "%s is still in the domain's %s after the detach",
                              alias, where & 2 ? "definition" : "live XML");
     }
-    virDomainFree(dom);
-    virConnectClose(c);
+    lv_release(c, dom);
     return rc;
 }
 
 enum driver_rc lv_disk_list(struct driver *d, const char *domain, struct arena *ar,
-                                   struct driver_present **out, int *n,
-                                   struct driver_error *err)
+                            struct driver_present **out, int *n, struct driver_error *err)
 {
     *out = NULL;
     *n = 0;
-    virConnectPtr c = lv_connection(d, err);
-    if (!c)
-        return DRIVER_UNAVAILABLE;
+    virConnectPtr c;
     virDomainPtr dom;
-    enum driver_rc rc = lv_domain(d, c, domain, &dom, err);
-    if (rc != DRIVER_OK) {
-        virConnectClose(c);
+    enum driver_rc rc = lv_open_domain(d, domain, &c, &dom, err);
+    if (rc != DRIVER_OK)
         return rc;
-    }
     struct dom_view v;
     if ((rc = dom_view(d, c, dom, false, ar, &v, err)) == DRIVER_OK) {
         const struct lvxml_disk *live = v.live, *conf = v.conf;
@@ -410,8 +397,7 @@ enum driver_rc lv_disk_list(struct driver *d, const char *domain, struct arena *
         *out = p;
         *n = np;
     }
-    virDomainFree(dom);
-    virConnectClose(c);
+    lv_release(c, dom);
     return rc;
 }
 

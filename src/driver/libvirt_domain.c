@@ -421,15 +421,11 @@ enum driver_rc lv_domain_power(struct driver *d, const char *domain, enum driver
 {
     if ((unsigned)what >= sizeof powers / sizeof powers[0])
         return driver_fail(err, DRIVER_REFUSED, "unknown power change %d", (int)what);
-    virConnectPtr c = lv_connection(d, err);
-    if (!c)
-        return DRIVER_UNAVAILABLE;
+    virConnectPtr c;
     virDomainPtr dom;
-    enum driver_rc rc = lv_domain(d, c, domain, &dom, err);
-    if (rc != DRIVER_OK) {
-        virConnectClose(c);
+    enum driver_rc rc = lv_open_domain(d, domain, &c, &dom, err);
+    if (rc != DRIVER_OK)
         return rc;
-    }
     enum driver_state state, want = powers[what].leads_to;
     if ((rc = not_foreign(d, c, dom, err)) == DRIVER_OK &&
         (rc = lv_state(d, c, dom, &state, err)) == DRIVER_OK && !arrived(state, want)) {
@@ -446,8 +442,7 @@ enum driver_rc lv_domain_power(struct driver *d, const char *domain, enum driver
                                        : driver_fail(err, DRIVER_REFUSED, "the domain did not %s",
                                                      powers[what].verb);
     }
-    virDomainFree(dom);
-    virConnectClose(c);
+    lv_release(c, dom);
     return rc;
 }
 
@@ -488,26 +483,23 @@ static enum driver_rc tail_file(const char *path, struct arena *ar, char **out, 
 enum driver_rc lv_console_log(struct driver *d, const char *domain, struct arena *ar, char **out,
                               size_t *len, struct driver_error *err)
 {
-    virConnectPtr c = lv_connection(d, err);
-    if (!c)
-        return DRIVER_UNAVAILABLE;
+    virConnectPtr c;
     virDomainPtr dom;
-    enum driver_rc rc = lv_domain(d, c, domain, &dom, err);
-    if (rc == DRIVER_OK) {
-        char *xml = virDomainGetXMLDesc(dom, 0);
-        const char *path = NULL;
-        if (!xml)
-            rc = lv_error(d, c, err);
-        else if (!lvxml_console_path(xml, ar, &path))
-            rc = driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
-        else if (!*path)
-            rc = driver_fail(err, DRIVER_NOT_FOUND, "the domain's console is not logged to a file");
-        else
-            rc = tail_file(path, ar, out, len, err);
-        free(xml);
-        virDomainFree(dom);
-    }
-    virConnectClose(c);
+    enum driver_rc rc = lv_open_domain(d, domain, &c, &dom, err);
+    if (rc != DRIVER_OK)
+        return rc;
+    char *xml = virDomainGetXMLDesc(dom, 0);
+    const char *path = NULL;
+    if (!xml)
+        rc = lv_error(d, c, err);
+    else if (!lvxml_console_path(xml, ar, &path))
+        rc = driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
+    else if (!*path)
+        rc = driver_fail(err, DRIVER_NOT_FOUND, "the domain's console is not logged to a file");
+    else
+        rc = tail_file(path, ar, out, len, err);
+    free(xml);
+    lv_release(c, dom);
     return rc;
 }
 

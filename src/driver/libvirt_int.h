@@ -31,6 +31,11 @@ virConnectPtr lv_connection(struct driver *d, struct driver_error *err);
 /* A domain by UUID or name (virDomainFree it). */
 enum driver_rc lv_domain(struct driver *d, virConnectPtr c, const char *name_or_uuid,
                          virDomainPtr *out, struct driver_error *err);
+/* Both at once, as most operations begin: the connection and the domain,
+ * or (not DRIVER_OK) neither. lv_release() gives both back. */
+enum driver_rc lv_open_domain(struct driver *d, const char *name_or_uuid, virConnectPtr *c,
+                              virDomainPtr *dom, struct driver_error *err);
+void lv_release(virConnectPtr c, virDomainPtr dom);
 /* A libvirt call on c failed: libvirt's message into err, and what it
  * means (a lost connection is noticed here). Call it first: any libvirt
  * call resets the thread's last error. */
