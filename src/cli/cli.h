@@ -196,6 +196,9 @@ int cmd_server_list(int argc, char **argv);
 int cmd_server_show(int argc, char **argv);
 int cmd_volume_list(int argc, char **argv);
 int cmd_volume_show(int argc, char **argv);
+/* An image by id, else by name: STORE_NOTFOUND when neither (images.c). */
+enum store_rc cli_find_image(struct store_conn *r, struct arena *ar, const char *key,
+                             struct image *out);
 int cmd_image_add(int argc, char **argv);       /* images.c */
 int cmd_image_del(int argc, char **argv);
 int cmd_image_list(int argc, char **argv);

@@ -230,9 +230,8 @@ static void sync_dir(const char *dir)
 
 /* ---- add -------------------------------------------------------------------------- */
 
-/* An image by id, else by name: STORE_NOTFOUND when neither. */
-static enum store_rc find_image(struct store_conn *r, struct arena *ar, const char *key,
-                                struct image *out)
+enum store_rc cli_find_image(struct store_conn *r, struct arena *ar, const char *key,
+                             struct image *out)
 {
     enum store_rc rc = store_image_get(r, ar, key, out);
     if (rc != STORE_NOTFOUND)
@@ -296,9 +295,9 @@ static int add(struct cli *c, struct store *s, struct arena *ar, struct image *i
                          strerror(errno));
     struct image old;
     struct store_conn *r = store_reader(s);
-    enum store_rc rc = r ? find_image(r, ar, img->id, &old) : STORE_ERROR;
+    enum store_rc rc = r ? cli_find_image(r, ar, img->id, &old) : STORE_ERROR;
     if (rc == STORE_NOTFOUND && r)
-        rc = find_image(r, ar, img->name, &old);
+        rc = cli_find_image(r, ar, img->name, &old);
     if (rc == STORE_OK)
         return cli_error("image add: image %s (%s) exists already; the id and the name of an "
                          "image are its own", old.id, old.name);
@@ -424,7 +423,7 @@ int cmd_image_del(int argc, char **argv)
     struct store *s = cli_open_store_at(&c, false, &status);
     struct image img;
     struct store_conn *r = s ? store_reader(s) : NULL;
-    enum store_rc rc = r ? find_image(r, &ar, c.positional[0], &img) : STORE_ERROR;
+    enum store_rc rc = r ? cli_find_image(r, &ar, c.positional[0], &img) : STORE_ERROR;
     if (s && rc == STORE_NOTFOUND) {
         status = cli_error("image del: unknown image \"%s\"", c.positional[0]);
     } else if (s && rc != STORE_OK) {
@@ -504,7 +503,7 @@ int cmd_image_show(int argc, char **argv)
     struct store_conn *r = s ? store_reader(s) : NULL;
     struct image img;
     int64_t servers = 0;
-    enum store_rc rc = r ? find_image(r, &ar, c.positional[0], &img) : STORE_ERROR;
+    enum store_rc rc = r ? cli_find_image(r, &ar, c.positional[0], &img) : STORE_ERROR;
     if (rc == STORE_OK)
         rc = store_image_users(r, img.id, &servers);
     if (!s && status == CLI_OK)

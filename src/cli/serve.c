@@ -65,19 +65,14 @@ static int do_demo(struct store_conn *w, void *arg)
 #define DEMO_VOLUME "hbs2012May03_0OxRg0Jz7"
 #define DEMO_BOOT_WAIT 300      /* seconds for the demo server's domain to run */
 
-/* Give the demo server the image of that name or id and the smallest
+/* Give the demo server the image of that id or name and the smallest
  * flavor; false (and say why) when there is no such image. */
-static bool demo_image(struct core_ctx *ctx, const char *image, struct server_spec *srv)
+static bool demo_image(struct store *store, struct core_ctx *ctx, const char *image,
+                       struct server_spec *srv)
 {
-    struct image *img;
-    struct core_error err;
-    int n = 0;
-    if (!core_image_list(ctx, &img, &n, &err))
-        n = 0;
-    int i = 0;
-    while (i < n && strcmp(img[i].name, image) != 0 && strcmp(img[i].id, image) != 0)
-        i++;
-    if (i == n) {
+    struct image img;
+    struct store_conn *r = store_reader(store);
+    if (!r || cli_find_image(r, ctx->arena, image, &img) != STORE_OK) {
         fprintf(stderr, "attachd: demo: no image \"%s\" to make the demo server from; add it "
                 "with scripts/demo-image, or name one with --demo-image\n", image);
         return false;
@@ -87,7 +82,7 @@ static bool demo_image(struct core_ctx *ctx, const char *image, struct server_sp
     for (int k = 1; k < nf; k++)
         if (f[k].ram_mb < f[small].ram_mb)
             small = k;
-    srv->image_ref = img[i].id;
+    srv->image_ref = img.id;
     srv->flavor_ref = f[small].id;
     return true;
 }
@@ -114,15 +109,15 @@ static bool demo_booted(struct core_ctx *ctx, struct core_error *err)
  * hypervisor the server is a VM that attachd creates from the image
  * `image`, as POST /servers does, and the volume a file, hot-plugged into
  * it. */
-static bool demo_seed(struct core *core, struct driver *driver, const char *image,
-                      const char *account)
+static bool demo_seed(struct store *store, struct core *core, struct driver *driver,
+                      const char *image, const char *account)
 {
     struct arena ar;
     arena_init(&ar);
     struct core_ctx ctx = {.core = core, .arena = &ar, .scope = account, .account = account,
                            .home = account, .user_id = "demo", .version = 1};
     struct server_spec srv = {.id = DEMO_SERVER, .name = "demo"};
-    if (driver && !demo_image(&ctx, image, &srv)) {
+    if (driver && !demo_image(store, &ctx, image, &srv)) {
         arena_release(&ar);
         return false;
     }
@@ -164,7 +159,7 @@ static int demo(struct store *store, struct core *core, struct driver *driver,
                 rc == -STORE_BUSY ? "database is locked" : "see the log above");
         return CLI_FAILED;
     }
-    if (d.created && demo_seed(core, driver, cli_get(c, "demo-image"), d.account)) {
+    if (d.created && demo_seed(store, core, driver, cli_get(c, "demo-image"), d.account)) {
         printf("attachd: created demo account %s with user \"demo\", password \"%s\",\n"
                "  and the Hostway example's server %s with volume %s attached. Try:\n"
                "  curl -u demo:%s %s/servers/%s/os-volume_attachments\n"

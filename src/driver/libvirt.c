@@ -52,7 +52,6 @@
 #include <time.h>
 
 #include "driver/libvirt_int.h"
-#include "driver/libvirt_xml.h"
 #include "driver/volfile.h"
 #include "util/log.h"
 
