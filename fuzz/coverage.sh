@@ -44,5 +44,5 @@ if [ "$mode" = show ]; then
 else
     # shellcheck disable=SC2086
     llvm-cov-14 report "$out/$h" -instr-profile="$out/$h.profdata" \
-        $(echo "$sources" | grep -v -e /cli/ -e /http/server -e /http/guard -e /driver/)
+        $(echo "$sources" | grep -v -e /cli/ -e /http/server -e /http/exchange -e /http/guard -e /driver/)
 fi

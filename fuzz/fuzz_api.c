@@ -26,7 +26,7 @@
  * Request layout (see README.md):
  *   byte 0   method:  % 8 -> GET HEAD POST PUT DELETE PATCH OTHER GET;
  *                     bit 3: through a trusted proxy (req->host is the Host
- *                     field's first element, as server.c takes it from
+ *                     field's first element, as exchange.c takes it from
  *                     X-Forwarded-Host, and the scheme https); bit 4: with
  *                     --public-url https://cloud.example.com/attachd
  *   byte 1   auth:    % 8 -> none, demo, ops, other, eve (wrong password),
@@ -447,7 +447,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* As src/http/server.c's unescape(): %XX decoded, but %00 kept as text. */
+/* As src/http/exchange.c's exchange_unescape(): %XX decoded, but %00 kept as text. */
 static void unescape(char *s, bool plus)
 {
     char *r = s, *w = s;
@@ -1123,7 +1123,7 @@ static bool one_request(const uint8_t *data, size_t size)
 
     struct arena ar;
     arena_init(&ar);
-    void *slot = api_reserve(&ar);      /* first, as server.c's on_uri() does */
+    void *slot = api_reserve(&ar);      /* first, as exchange.c's exchange_on_uri() does */
     struct fake f;
     memset(&f, 0, sizeof f);
     pthread_mutex_init(&f.lock, NULL);
@@ -1179,11 +1179,11 @@ static bool one_request(const uint8_t *data, size_t size)
     if (flags & 8)
         f.headers[f.n_headers++] = (struct kv){"Content-Type", "application/json"};
 
-    /* how the client reached attachd (server.c's link_base()) */
+    /* how the client reached attachd (exchange.c's link_base()) */
     bool proxied = data[0] & 8, public_url = data[0] & 16;
     const char *fwd_host = NULL;
     if (proxied) {
-        /* server.c's first_of(): the first element of X-Forwarded-Host */
+        /* exchange.c's first_of(): the first element of X-Forwarded-Host */
         const char *v = host;
         while (*v == ' ' || *v == '\t')
             v++;

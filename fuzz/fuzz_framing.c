@@ -16,7 +16,7 @@
  *  - the verdict does not depend on the order of the lines (reversed,
  *    rotated), on the case of the names (RFC 9110 5.1), on an unrelated
  *    header added, or on an identical copy of a Content-Length line added;
- *  - feeding the lines one at a time (http_framing_field(), as server.c
+ *  - feeding the lines one at a time (http_framing_field(), as exchange.c
  *    does) gives the same verdict;
  *  - an accepted head has at most one Host (exactly one in HTTP/1.1), at
  *    most one distinct Content-Length value, and a Transfer-Encoding only

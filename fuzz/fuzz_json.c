@@ -1,4 +1,4 @@
-/* fuzz_json.c: py_repr(), validate_object() and body_object() (src/api/json.c)
+/* fuzz_json.c: py_repr(), validate_object() and body_object() (src/api/validate.c)
  * on arbitrary JSON, with field tables like the handlers' (every field type,
  * length bounds, patterns, microversion ranges), and the metadata rules:
  * server_metadata_ok() (Nova's parameter_types.metadata), volume_metadata_ok()

@@ -97,7 +97,7 @@ enum mv_result mv_parse(const char *text, int *major, int *minor);
  * (os-volumes, images); true in the Hostway dialect. */
 bool proxy_available(struct call *c);
 
-/* ---- request bodies and queries (json.c) --------------------------------- */
+/* ---- request bodies validated (validate.c) ------------------------------- */
 
 enum field_type {
     FT_STRING = 1, FT_NULL = 2, FT_INTEGER = 4, FT_BOOLEAN = 8, FT_OBJECT = 16,
@@ -128,8 +128,6 @@ struct field {
     const char *type_list;
 };
 
-/* Parse the body as JSON: false (and 400 sent) if it is not. */
-bool body_parse(struct call *c);
 /* The object under `key` of the body, validated against fields
  * (Nova's jsonschema order and messages); NULL after a 400. `also` names
  * further top-level members the body may carry (NULL: none). */
@@ -145,13 +143,18 @@ bool server_metadata_ok(struct call *c, json_t *md);
 bool volume_metadata_ok(struct call *c, json_t *md);
 /* At most CORE_MAX_METADATA_ITEMS items: Nova's 403 otherwise. */
 bool metadata_count_ok(struct call *c, json_t *md);
+/* Python's repr() of a JSON value, as Nova's messages show it. */
+char *py_repr(struct arena *ar, json_t *v);
+
+/* ---- request bodies parsed, JSON written, queries (json.c) --------------- */
+
+/* Parse the body as JSON: false (and 400 sent) if it is not. */
+bool body_parse(struct call *c);
 /* A JSON value's compact text, in an arena (NUL-terminated; its length in
  * *len). */
 char *json_render(struct arena *ar, json_t *v, size_t *len);
 /* A JSON object's text, in the call's arena. */
 char *json_text(struct call *c, json_t *v);
-/* Python's repr() of a JSON value, as Nova's messages show it. */
-char *py_repr(struct arena *ar, json_t *v);
 
 /* Paging: `limit` and `offset`/`marker` from the query; false after a 400. */
 struct paging {

@@ -1,600 +1,40 @@
-/* server.c: see server.h.
- *
- * libmicrohttpd calls the access handler several times per request: first
- * with the headers (we set up the request and, for a declared body over the
- * limit, answer 413 at once), then once per chunk of body, then a last time
- * with no data, where the API runs. A request's arena lives until MHD tells us
- * the response has been sent, so response bodies are handed over without a
- * copy.
- *
- * Every request runs on the epoll thread that received it, and nothing
- * there waits: when the API hands work on (a password check, a commit), it
- * suspends the connection, and the thread that finishes the work resumes it,
- * which brings MHD back to the access handler to go on (api_resume()).
+/* server.c: see server.h. The daemon's start and stop: the listening
+ * address, MHD's options, the connection cap and the accept policy, MHD's
+ * messages, the HTTP layer's metrics, and draining. Each request on the
+ * daemon is exchange.c's; what the two share is server_int.h.
  *
  * MHD times connections by inactivity only and refuses everyone at its
  * limit; the connection guard (guard.h) adds the deadlines for a request's
- * head and body and makes room at the cap. This file tells it where each
- * connection is: started, head complete, body complete, request done,
- * closed.
- *
- * Framing is checked here, at the access handler's first call (the headers
- * are all there, the body not yet read): libmicrohttpd 0.9.75 serves a
- * request with both Content-Length and Transfer-Encoding, with differing
- * Content-Lengths, with two Host headers, or with a framing header it
- * misread ("Content-Length :"), each a way to make it and a proxy in front
- * disagree about where a request ends. They get 400 and the
- * connection is closed, before anything of the request happens. The
- * decision itself is framing.c's, a pure function of the header lines.
+ * head and body and makes room at the cap. This file tells it when a
+ * connection starts and closes, exchange.c where each request is.
  *
  * Stopping: stop accepting; answer new requests on open connections 503
  * with Connection: close; wait until no request is in flight, so that no
  * connection is left suspended (MHD aborts if one is); then stop MHD.
  *
  * HTTPS is libmicrohttpd's, on GnuTLS, with the certificate tls.c keeps
- * (and reloads). Each request is counted in the metrics (util/metrics.h)
- * and logged (util/log.h: buffered per thread) when MHD reports it
- * complete. Its raw query string is only seen by the URI log callback,
- * which is where a request's exchange is made.
+ * (and reloads).
  */
-#include "http/server.h"
+#include "http/server_int.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/auth.h"
-#include "http/framing.h"
 #include "http/guard.h"
-#include "util/id.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
-struct exchange;
-
-/* A trusted proxy's address range. */
-struct cidr {
-    int family;
-    unsigned char addr[16];
-    unsigned bits;
-};
-
-#define MAX_PROXIES 32
-
-struct http_server {
-    struct MHD_Daemon *daemon;
-    struct api *api;
-    struct http_guard *guard;       /* the cap and the deadlines MHD lacks */
-    size_t max_body;
-    atomic_int in_flight;           /* requests being handled */
-    atomic_int suspended;           /* of those, waiting for work on another thread */
-    atomic_bool draining;           /* stopping: no new requests */
-    const char *scheme;             /* "https" with TLS */
-    char *public_url;
-    struct cidr proxies[MAX_PROXIES];
-    int n_proxies;
-};
-
-struct exchange {
-    struct arena arena;
-    void *api_slot;                 /* api_reserve()'s, the arena's first */
-    struct request req;
-    struct response res;
-    struct http_server *server;
-    struct timespec start;
-    char request_id[4 + UUID_STR_LEN + 1];
-    const char *method;
-    const char *query;              /* as the client sent it, NULL if none */
-    const char *failed_user;        /* the name a refused login gave */
-    const char *forwarded_for;      /* X-Forwarded-For from a trusted proxy */
-    char *body;
-    size_t body_len, body_cap;
-    bool begun;                     /* the access handler has seen it: it is a request */
-    bool too_large;
-    bool answered;
-    bool body_done;                 /* told the guard: the body is in (or ignored) */
-    bool started;                   /* the API has it */
-    bool close;                     /* answer with Connection: close */
-    char *kept;                     /* the log line's strings, once the arena is gone */
-    struct MHD_Connection *conn;
-};
-
-/* An answer is queued; a request that built a large one lets its arena go
- * at once (the records, the JSON tree) and keeps only a copy of the body,
- * so that a client that reads slowly holds no more than its answer. */
-#define RELEASE_ABOVE (256u * 1024)
-
-/* ---- request accessors ----------------------------------------------------- */
-
-static const char *get_header(void *http, const char *name)
-{
-    return MHD_lookup_connection_value(http, MHD_HEADER_KIND, name);
-}
-
-static const char *get_query(void *http, const char *name)
-{
-    return MHD_lookup_connection_value(http, MHD_GET_ARGUMENT_KIND, name);
-}
-
-struct each_ctx {
-    bool (*fn)(void *cls, const char *key, const char *value);
-    void *cls;
-};
-
-static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
-{
-    (void)kind;
-    struct each_ctx *e = cls;
-    return e->fn(e->cls, key, value ? value : "") ? MHD_YES : MHD_NO;
-}
-
-static bool each_query(void *http, bool (*fn)(void *, const char *, const char *), void *cls)
-{
-    struct each_ctx e = {fn, cls};
-    MHD_get_connection_values(http, MHD_GET_ARGUMENT_KIND, each_arg, &e);
-    return true;
-}
-
-static enum method parse_method(const char *m)
-{
-    static const struct { const char *name; enum method m; } methods[] = {
-        {"GET", METHOD_GET}, {"HEAD", METHOD_HEAD}, {"POST", METHOD_POST},
-        {"PUT", METHOD_PUT}, {"DELETE", METHOD_DELETE}, {"PATCH", METHOD_PATCH},
-    };
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (!strcmp(m, methods[i].name))
-            return methods[i].m;
-    return METHOD_OTHER;
-}
-
-/* ---- responses ------------------------------------------------------------ */
-
-/* A refused login (401, or 429 for too many failures): the user name it
- * gave, for the access log. Never the password. */
-static void note_failed_user(struct exchange *x)
-{
-    if (x->res.status != 401 && x->res.status != 429)
-        return;
-    const char *h = get_header(x->conn, MHD_HTTP_HEADER_AUTHORIZATION);
-    char user[AUTH_NAME_MAX + 1], pass[AUTH_HEADER_MAX];
-    if (h && strlen(h) <= AUTH_HEADER_MAX &&
-        auth_parse_basic(h, user, sizeof user, pass, sizeof pass))
-        x->failed_user = arena_strdup(&x->arena, user);
-    memset(pass, 0, sizeof pass);
-}
-
-/* The arena is about to go with a large answer: keep copies of the strings
- * the access-log line needs, in one block. */
-static bool keep_for_log(struct exchange *x)
-{
-    const char **fields[] = {&x->method, &x->req.path, &x->query, &x->req.user,
-                             &x->failed_user};
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        n += *fields[i] ? strlen(*fields[i]) + 1 : 0;
-    char *p = x->kept = malloc(n ? n : 1);
-    if (!p)
-        return false;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        if (*fields[i]) {
-            size_t len = strlen(*fields[i]) + 1;
-            memcpy(p, *fields[i], len);
-            *fields[i] = p;
-            p += len;
-        }
-    }
-    return true;
-}
-
-static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchange *x)
-{
-    struct response *res = &x->res;
-    bool release = arena_held(&x->arena) > RELEASE_ABOVE;
-    void *body = (void *)(res->body ? res->body : "");
-    if (release && (body = malloc(res->body_len ? res->body_len : 1)))
-        memcpy(body, res->body ? res->body : "", res->body_len);
-    if (!body)
-        return MHD_NO;
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        res->body_len, body, release ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        if (release)
-            free(body);
-        return MHD_NO;
-    }
-    if (res->content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
-    for (int i = 0; i < res->n_headers; i++)
-        MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
-    const char *connection = get_header(conn, MHD_HTTP_HEADER_CONNECTION);
-    if (x->close || x->too_large || (connection && strcasestr(connection, "close")))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)res->status, r);
-    MHD_destroy_response(r);
-    x->answered = true;
-    note_failed_user(x);
-    if (release) {
-        bool kept = keep_for_log(x);
-        x->res.body = NULL;
-        x->res.content_type = NULL;
-        x->res.n_headers = 0;
-        arena_release(&x->arena);
-        if (!kept)
-            return MHD_NO;
-    }
-    return ok;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static double seconds_since(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
-}
-
-/* ---- suspension: the API's hooks --------------------------------------------- */
-
-static struct exchange *exchange_of(struct request *req)
-{
-    return (struct exchange *)((char *)req - offsetof(struct exchange, req));
-}
-
-static void suspend(struct request *req)
-{
-    atomic_fetch_add_explicit(&exchange_of(req)->server->suspended, 1, memory_order_relaxed);
-    MHD_suspend_connection(req->http);
-}
-
-static void resume(struct request *req)
-{
-    atomic_fetch_sub_explicit(&exchange_of(req)->server->suspended, 1, memory_order_relaxed);
-    MHD_resume_connection(req->http);
-}
-
-/* ---- how the client reached us: links and the log ------------------------------ */
-
-static bool in_cidr(const struct cidr *c, const struct sockaddr *sa)
-{
-    const unsigned char *a;
-    if (sa->sa_family == AF_INET && c->family == AF_INET)
-        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-    else if (sa->sa_family == AF_INET6 && c->family == AF_INET6)
-        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-    else if (sa->sa_family == AF_INET6 && c->family == AF_INET &&
-             IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr))
-        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr + 12;
-    else
-        return false;
-    unsigned full = c->bits / 8, rest = c->bits % 8;
-    if (memcmp(a, c->addr, full) != 0)
-        return false;
-    return !rest || ((a[full] ^ c->addr[full]) & (0xff << (8 - rest))) == 0;
-}
-
-static bool trusted(const struct http_server *s, const struct sockaddr *peer)
-{
-    for (int i = 0; peer && i < s->n_proxies; i++)
-        if (in_cidr(&s->proxies[i], peer))
-            return true;
-    return false;
-}
-
-/* The first element of a forwarded list ("https, http" from a chain of
- * proxies: the first is what the client used), in the arena. */
-static const char *first_of(struct arena *ar, const char *v)
-{
-    if (!v)
-        return NULL;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    size_t n = strcspn(v, ", \t");
-    return n ? arena_strndup(ar, v, n) : NULL;
-}
-
-/* The scheme and host for links: as this connection is (TLS or not, and
- * the Host header, which the router checks), unless a trusted proxy says
- * what the client used. */
-static void link_base(struct http_server *s, struct exchange *x)
-{
-    x->req.scheme = s->scheme;
-    x->req.public_url = s->public_url;
-    if (!s->n_proxies || !trusted(s, x->req.client))
-        return;
-    const char *proto = first_of(&x->arena, get_header(x->conn, "X-Forwarded-Proto"));
-    if (proto && (!strcasecmp(proto, "https") || !strcasecmp(proto, "http")))
-        x->req.scheme = strcasecmp(proto, "https") ? "http" : "https";
-    x->req.host = first_of(&x->arena, get_header(x->conn, "X-Forwarded-Host"));
-    x->forwarded_for = get_header(x->conn, "X-Forwarded-For");
-}
-
-/* ---- the access handler --------------------------------------------------- */
-
-/* The URI log callback: the request line is in. The exchange is made here
- * because this is the only place the raw query string is seen. NULL (out of
- * memory) makes the access handler try again. */
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
-{
-    (void)conn;
-    struct exchange *x = calloc(1, sizeof *x);
-    if (!x)
-        return NULL;
-    x->server = cls;
-    arena_init(&x->arena);
-    x->api_slot = api_reserve(&x->arena);   /* first: it cannot fail */
-    clock_gettime(CLOCK_MONOTONIC, &x->start);
-    const char *q = strchr(uri, '?');
-    if (q && q[1])
-        x->query = arena_strdup(&x->arena, q + 1);
-    return x;
-}
-
-static void exchange_free(struct exchange *x)
-{
-    free(x->kept);
-    free(x->body);
-    arena_release(&x->arena);
-    free(x);
-}
-
-static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn,
-                              struct exchange *x, const char *url, const char *method)
-{
-    if (!x && !(x = on_uri(s, url, conn)))
-        return NULL;
-    x->begun = true;
-    char uuid[UUID_STR_LEN + 1];
-    id_uuid4(uuid);
-    snprintf(x->request_id, sizeof x->request_id, "req-%s", uuid);
-    x->method = arena_strdup(&x->arena, method);
-    const union MHD_ConnectionInfo *peer =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    x->req = (struct request){
-        .arena = &x->arena, .method = parse_method(method), .path = arena_strdup(&x->arena, url),
-        .header = get_header, .query = get_query, .each_query = each_query, .http = conn,
-        .client = peer ? peer->client_addr : NULL, .request_id = x->request_id,
-        .suspend = suspend, .resume = resume, .api_state = x->api_slot,
-    };
-    x->conn = conn;
-    link_base(s, x);
-    const char *cl = get_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > s->max_body)
-        x->too_large = true;
-    atomic_fetch_add(&s->in_flight, 1);
-    return x;
-}
-
-/* The connection's entry in the guard (NULL if it could not have one). */
-static struct http_guard_conn *guard_conn(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
-static enum MHD_Result framing_field(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
-{
-    (void)kind;
-    http_framing_field(cls, key, value);
-    return MHD_YES;
-}
-
-/* The framing decision (framing.h) on the head MHD parsed. */
-static enum http_framing framing(struct MHD_Connection *conn, const char *version)
-{
-    struct http_framing_state st = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_field, &st);
-    return http_framing_verdict(&st, version);
-}
-
-/* From here the request is answered: its body, if any, no longer counts
- * against the body deadline. false: the guard has closed the connection. */
-static bool body_done(struct http_server *s, struct exchange *x)
-{
-    if (x->body_done)
-        return true;
-    x->body_done = true;
-    return http_guard_body_done(s->guard, guard_conn(x->conn));
-}
-
-/* An answer at the access handler's first call, before the body: MHD then
- * reads no body and closes the connection if one was declared. */
-static enum MHD_Result answer_early(struct http_server *s, struct exchange *x, int status)
-{
-    if (!body_done(s, x))
-        return MHD_NO;
-    api_http_error(&x->req, &x->res, status);
-    return send_response(x->conn, x);
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
-{
-    struct http_server *s = cls;
-    struct exchange *x = *con_cls;
-    if (!x || !x->begun) {
-        /* The head is complete: the body's clock starts (the guard's).
-         * MHD_NO closes the connection (here: one the guard closed). */
-        if (!http_guard_head_done(s->guard, guard_conn(conn)))
-            return MHD_NO;
-        if (!(x = begin(s, conn, x, url, method)))
-            return MHD_NO;
-        *con_cls = x;
-        if (atomic_load(&s->draining)) {
-            x->close = true;
-            return answer_early(s, x, 503);
-        }
-        enum http_framing fr = framing(conn, version);
-        if (fr != HTTP_FRAMING_OK && fr != HTTP_FRAMING_NO_HOST) {
-            x->close = true;
-            return answer_early(s, x, 400);
-        }
-        if (x->too_large)       /* declared too large: answer before reading it */
-            return answer_early(s, x, 413);
-        /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400; where it
-         * ends is clear, so the connection may go on */
-        if (fr == HTTP_FRAMING_NO_HOST)
-            return answer_early(s, x, 400);
-        return MHD_YES;
-    }
-    if (x->answered) {
-        *upload_size = 0;       /* discard what follows an early answer */
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        /* The whole body has --timeout seconds from the end of its head,
-         * chunk-size lines and trailers included: the guard's watchdog
-         * keeps that deadline, as MHD's own timer sees only inactivity. */
-        size_t n = *upload_size;
-        *upload_size = 0;
-        if (x->too_large)
-            return MHD_YES;
-        if (x->body_len + n > s->max_body) {
-            x->too_large = true;
-            return MHD_YES;
-        }
-        if (x->body_len + n + 1 > x->body_cap) {     /* grow geometrically */
-            size_t cap = x->body_cap ? x->body_cap : 4096;
-            while (cap < x->body_len + n + 1)
-                cap *= 2;
-            char *grown = realloc(x->body, cap);
-            if (!grown)
-                return MHD_NO;
-            x->body = grown;
-            x->body_cap = cap;
-        }
-        memcpy(x->body + x->body_len, upload_data, n);
-        x->body_len += n;
-        x->body[x->body_len] = '\0';
-        return MHD_YES;
-    }
-    if (!body_done(s, x))
-        return MHD_NO;
-    if (x->too_large) {
-        api_http_error(&x->req, &x->res, 413);
-    } else {
-        enum api_status st;
-        log_set_request(x->request_id);     /* for the errors it may log */
-        if (!x->started) {
-            x->started = true;
-            x->req.body = x->body;
-            x->req.body_len = x->body_len;
-            st = api_handle(s->api, &x->req, &x->res);
-        } else {
-            st = api_resume(s->api, &x->req, &x->res);
-        }
-        log_set_request(NULL);
-        if (st == API_SUSPENDED)
-            return MHD_YES;     /* called again once resumed */
-    }
-    return send_response(conn, x);
-}
-
-static unsigned method_index(enum method m)
-{
-    switch (m) {
-    case METHOD_GET: return 0;
-    case METHOD_HEAD: return 1;
-    case METHOD_POST: return 2;
-    case METHOD_PUT: return 3;
-    case METHOD_DELETE: return 4;
-    case METHOD_PATCH: return 5;
-    default: return 6;
-    }
-}
-
-/* The peer's address as text, into buf. */
-static const char *client_text(const struct sockaddr *sa, char *buf, size_t size)
-{
-    if (!sa)
-        return NULL;
-    const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-                    : sa->sa_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                        : NULL;
-    return a && inet_ntop(sa->sa_family, a, buf, (socklen_t)size) ? buf : NULL;
-}
-
-/* The request is over (answered, or its connection ended): count it, log
- * it, free it. An exchange the access handler never saw was no request
- * (the connection ended inside its head): it goes without a trace. */
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    struct http_server *s = cls;
-    struct exchange *x = *con_cls;
-    /* The connection now waits for its next head (or closes). */
-    http_guard_request_done(s->guard, guard_conn(conn));
-    if (!x)
-        return;
-    *con_cls = NULL;
-    if (!x->begun) {
-        exchange_free(x);
-        return;
-    }
-    double secs = seconds_since(&x->start);
-    int status = x->answered ? x->res.status : 0;
-    metrics_request(x->req.route, x->req.dialect, method_index(x->req.method), status, secs);
-    char client[INET6_ADDRSTRLEN];
-    struct log_access a = {
-        .method = x->method, .path = x->req.path, .query = x->query, .status = status,
-        .duration_ms = secs * 1e3, .bytes = x->answered ? x->res.body_len : 0,
-        .request_id = x->request_id, .user = x->req.user, .failed_user = x->failed_user,
-        .client = client_text(x->req.client, client, sizeof client),
-        .forwarded_for = x->forwarded_for,
-        .user_agent = get_header(conn, MHD_HTTP_HEADER_USER_AGENT),
-        .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
-    };
-    log_access(&a);
-    exchange_free(x);
-    atomic_fetch_sub(&s->in_flight, 1);
-}
-
-/* Percent-decoding of the path, as MHD's own but for %00: a NUL would cut
- * the path short, so it stays as the three characters it came as (and an id
- * containing '%' is simply not found). */
-static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
-{
-    (void)cls;
-    (void)conn;
-    char *r = s, *w = s;
-    while (*r) {
-        int hi, lo;
-        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
-            (hi | lo) != 0) {
-            *w++ = (char)(hi << 4 | lo);
-            r += 3;
-        } else {
-            *w++ = *r++;
-        }
-    }
-    *w = '\0';
-    return (size_t)(w - s);
-}
+/* ---- connections and MHD's messages ----------------------------------------- */
 
 /* The connection cap. libmicrohttpd's own limit stops accepting when it is
  * reached, so the next client waits in the listen backlog with no answer;
@@ -610,7 +50,7 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
     (void)len;
     struct http_server *s = cls;
     /* Draining: a new connection is closed at once (a client or a load
-     * balancer tries elsewhere); kept-alive ones get 503 (on_request). */
+     * balancer tries elsewhere); kept-alive ones get 503 (exchange.c). */
     if (atomic_load(&s->draining))
         return MHD_NO;
     return http_guard_admit(s->guard) ? MHD_YES : MHD_NO;
@@ -857,9 +297,9 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
     if (o->tls)
         flags |= MHD_USE_TLS;
     s->daemon = MHD_start_daemon(
-        flags, 0, accept_policy, s, on_request, s,
+        flags, 0, accept_policy, s, exchange_on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_URI_LOG_CALLBACK, exchange_on_uri, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, o->threads > 1 ? o->threads : 0u,
         MHD_OPTION_CONNECTION_TIMEOUT, o->timeout,
@@ -867,9 +307,9 @@ struct http_server *http_start(const struct http_options *o, struct api *api, ch
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_COMPLETED, exchange_on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, exchange_unescape, NULL,
         /* the TLS options last: without TLS, MHD stops reading here (it
          * would not take their arguments, and misread what follows) */
         o->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END,

@@ -1,5 +1,5 @@
 /* test_dialect.c: how each dialect shows what happened (api/dialect.c), and
- * Nova's request-body validation messages (api/json.c): fault names and body
+ * Nova's request-body validation messages (api/validate.c): fault names and body
  * shapes, the Hostway superset body, py_repr, validate_object, and the
  * attachment representation by dialect and microversion. */
 #include "helpers.h"
