@@ -104,6 +104,7 @@ struct lv {
     pthread_t watch;
 
     pthread_mutex_t stripe[STRIPES];
+    struct lv_known *known;     /* handles and views (libvirt_known.c) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -283,6 +284,8 @@ static void device_event(struct lv *lv, virDomainPtr dom, const char *alias, int
     char uuid[VIR_UUID_STRING_BUFLEN];
     if (virDomainGetUUIDString(dom, uuid) < 0)
         return;
+    if (kind == EV_REMOVED)
+        lv_known_event(lv->known, uuid, alias, false);
     pthread_mutex_lock(&lv->mu);
     enqueue(lv, kind, uuid, alias, DOMAIN_OTHER, false);
     for (struct lv_waiter *w = lv->waiters; w; w = w->next)
@@ -343,7 +346,10 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail
     struct lv *lv = opaque;
     int st = state_after(event, detail);
     char uuid[VIR_UUID_STRING_BUFLEN];
-    if (st < 0 || virDomainGetUUIDString(dom, uuid) < 0)
+    if (virDomainGetUUIDString(dom, uuid) < 0)
+        return 0;
+    lv_known_event(lv->known, uuid, NULL, event == VIR_DOMAIN_EVENT_UNDEFINED);
+    if (st < 0)
         return 0;
     pthread_mutex_lock(&lv->mu);
     enqueue(lv, EV_STATE, uuid, NULL, (enum driver_state)st, false);
@@ -499,6 +505,7 @@ static void *watch_main(void *arg)
             memcpy(cb, lv->dead_cb, sizeof cb);
             lv->dead = NULL;
             pthread_mutex_unlock(&lv->mu);
+            lv_known_flush(lv->known);      /* its handles hold the connection */
             conn_teardown(dead, cb);
             pthread_mutex_lock(&lv->mu);
             continue;
@@ -676,6 +683,7 @@ static void lv_free(struct lv *lv)
     pthread_cond_destroy(&lv->wcond);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&lv->stripe[i]);
+    lv_known_free(lv->known);
     free(lv->uri);
     free(lv->volume_dir);
     free(lv->instance_dir);
@@ -710,6 +718,7 @@ static void lv_close(struct driver *d)
         pthread_detach(lv->watch);
     }
     pthread_mutex_unlock(&lv->mu);
+    lv_known_flush(lv->known);
     if (c)
         conn_teardown(c, cb);
     if (dead)
@@ -763,11 +772,12 @@ struct driver *driver_libvirt_open(const struct driver_options *o, char *err, si
     xmlInitParser();
 
     struct lv *lv = calloc(1, sizeof *lv);
-    if (!lv || !(lv->uri = strdup(uri)) || !(lv->volume_dir = strdup(o->volume_dir)) ||
+    if (!lv || !(lv->known = lv_known_new()) || !(lv->uri = strdup(uri)) || !(lv->volume_dir = strdup(o->volume_dir)) ||
         !(lv->owner = strdup(o->owner ? o->owner : "")) ||
         (o->instance_dir && !(lv->instance_dir = strdup(o->instance_dir)))) {
         snprintf(err, errlen, "out of memory");
         if (lv) {
+            lv_known_free(lv->known);
             free(lv->uri);
             free(lv->volume_dir);
             free(lv->owner);
@@ -840,12 +850,22 @@ enum driver_rc lv_open_domain(struct driver *d, const char *name_or_uuid, virCon
     *dom = NULL;
     if (!(*c = lv_connection(d, err)))
         return DRIVER_UNAVAILABLE;
+    struct lv_known *known = ((struct lv *)d)->known;
+    if ((*dom = lv_known_domain(known, *c, name_or_uuid)))
+        return DRIVER_OK;
     enum driver_rc rc = lv_domain(d, *c, name_or_uuid, dom, err);
-    if (rc != DRIVER_OK) {
+    if (rc == DRIVER_OK)
+        lv_known_remember(known, name_or_uuid, *dom);
+    else {
         virConnectClose(*c);
         *c = NULL;
     }
     return rc;
+}
+
+struct lv_known *lv_known_of(struct driver *d)
+{
+    return ((struct lv *)d)->known;
 }
 
 void lv_release(virConnectPtr c, virDomainPtr dom)

@@ -27,30 +27,33 @@
  * detaches finish in one call; a stuck virtio-blk costs a worker 1 s. */
 #define DETACH_GRACE_MS 1000
 
-/* Both definitions of a domain, as its disks. */
-struct dom_view {
-    bool active, persistent;
-    bool conf_known;                    /* false: a quick view, live only */
-    struct lvxml_disk *live, *conf;     /* none when not running / when transient */
-    int nlive, nconf;
-};
+/* How much of a domain's view to read:
+ *  VIEW_WHOLE   both definitions, from libvirt: one call for a shut-off
+ *               domain (its live XML is its definition: libvirt writes
+ *               <domain id='N'> only for a running or paused one), three
+ *               for a running one (its live XML; whether it is persistent,
+ *               since libvirt gives a transient domain's live definition for
+ *               VIR_DOMAIN_XML_INACTIVE; its definition)
+ *  VIEW_QUICK   a running domain's live XML only, taking it as persistent
+ *               with a definition that has the live disks (what attachd's
+ *               own attaches leave): conf_known false
+ *  VIEW_KNOWN   what the driver knows of a running persistent domain
+ *               (lv_known_view: no call at all), else a quick view
+ * Under load every libvirt call waits in libvirtd's queue, so an attach or
+ * a detach tries a guess first and reads the whole view only when libvirt
+ * refused it. Whatever is read from libvirt becomes the known view. */
+enum view_kind { VIEW_WHOLE, VIEW_QUICK, VIEW_KNOWN };
 
-/* A domain's view in as few calls as libvirt allows. The live XML comes
- * first: libvirt writes <domain id='N'> only for a running (or paused)
- * domain, and a domain that exists while shut off is persistent, its live
- * XML being its definition; so a shut-off domain costs one call. A running
- * one costs three: the live XML, whether it is persistent (libvirt gives a
- * transient domain's live definition for VIR_DOMAIN_XML_INACTIVE, so that
- * XML alone cannot tell), and then its persistent definition.
- *
- * A quick view (`quick`) of a running domain stops after the live XML: it
- * takes the domain as persistent, with a definition that has the live
- * disks (what attachd's own attaches leave), and says conf_known false.
- * Under load every libvirt call waits in libvirtd's queue, so an attach
- * tries that first and looks at the rest only when it was refused. */
-static enum driver_rc dom_view(struct driver *d, virConnectPtr c, virDomainPtr dom, bool quick,
-                               struct arena *ar, struct dom_view *out, struct driver_error *err)
+static enum driver_rc dom_view(struct driver *d, virConnectPtr c, virDomainPtr dom,
+                               const char *uuid, enum view_kind kind, struct arena *ar,
+                               struct lv_view *out, struct driver_error *err)
 {
+    struct lv_known *known = lv_known_of(d);
+    uint64_t version;
+    if (lv_known_view(known, uuid, ar, out, &version) && kind == VIEW_KNOWN &&
+        out->active && out->persistent)
+        return DRIVER_OK;
+    bool quick = kind != VIEW_WHOLE;
     memset(out, 0, sizeof *out);
     char *xml = virDomainGetXMLDesc(dom, 0);
     if (!xml)
@@ -63,24 +66,29 @@ static enum driver_rc dom_view(struct driver *d, virConnectPtr c, virDomainPtr d
     if (!ok)
         return driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
     if (!active) {
-        *out = (struct dom_view){.persistent = true, .conf_known = true, .conf = disks, .nconf = n};
+        *out = (struct lv_view){.persistent = true, .conf_known = true, .conf = disks, .nconf = n};
+    } else if (quick) {
+        *out = (struct lv_view){.active = true, .persistent = true, .live = disks, .nlive = n};
+        lv_known_set_view(known, uuid, &(struct lv_view){.active = true, .persistent = true,
+                          .live = disks, .nlive = n, .conf = disks, .nconf = n}, version);
         return DRIVER_OK;
+    } else {
+        *out = (struct lv_view){.active = true, .conf_known = true, .live = disks, .nlive = n};
+        int persistent = virDomainIsPersistent(dom);
+        if (persistent < 0)
+            return lv_error(d, c, err);
+        if (persistent) {
+            out->persistent = true;
+            if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE)))
+                return lv_error(d, c, err);
+            ok = lvxml_disks(xml, ar, &out->conf, &out->nconf);
+            free(xml);
+            if (!ok)
+                return driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
+        }
     }
-    *out = (struct dom_view){.active = true, .persistent = quick, .conf_known = !quick,
-                             .live = disks, .nlive = n};
-    if (quick)
-        return DRIVER_OK;
-    int persistent = virDomainIsPersistent(dom);
-    if (persistent < 0)
-        return lv_error(d, c, err);
-    if (!persistent)
-        return DRIVER_OK;
-    out->persistent = true;
-    if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE)))
-        return lv_error(d, c, err);
-    ok = lvxml_disks(xml, ar, &out->conf, &out->nconf);
-    free(xml);
-    return ok ? DRIVER_OK : driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
+    lv_known_set_view(known, uuid, out, version);
+    return DRIVER_OK;
 }
 
 static const struct lvxml_disk *find_alias(const struct lvxml_disk *d, int n, const char *alias)
@@ -139,20 +147,21 @@ static void attach_undo(virDomainPtr dom, const char *alias, bool live_added, bo
 }
 
 static enum driver_rc attach_locked(struct driver *d, virConnectPtr c, virDomainPtr dom,
-                                    const struct driver_disk *disk,
+                                    const char *uuid, const struct driver_disk *disk,
                                     char target[DRIVER_TARGET_MAX], struct driver_error *err)
 {
     enum driver_rc rc = DRIVER_REFUSED;
     struct arena ar;
     arena_init(&ar);
-    /* The first pass takes a quick view; another, with the whole view, only
+    /* The first pass takes the known (or a quick) view; another, with the whole view, only
      * after a refusal that a concurrent change explains (the domain started
      * or stopped, the target was taken) or that the quick view's guess about
      * the definition does (a transient domain, a definition with the alias or
      * the target). */
     for (int pass = 0; pass < 3; pass++) {
-        struct dom_view info;
-        if ((rc = dom_view(d, c, dom, pass == 0, &ar, &info, err)) != DRIVER_OK)
+        struct lv_view info;
+        if ((rc = dom_view(d, c, dom, uuid, pass == 0 ? VIEW_KNOWN : VIEW_WHOLE, &ar, &info,
+                           err)) != DRIVER_OK)
             break;
         const struct lvxml_disk *live = info.live, *conf = info.conf;
         int nlive = info.nlive, nconf = info.nconf;
@@ -193,6 +202,8 @@ static enum driver_rc attach_locked(struct driver *d, virConnectPtr c, virDomain
         unsigned flags = (need_live ? VIR_DOMAIN_AFFECT_LIVE : 0) |
                          (need_conf ? VIR_DOMAIN_AFFECT_CONFIG : 0);
         if (virDomainAttachDeviceFlags(dom, xml, flags) == 0) {
+            lv_known_added(lv_known_of(d), uuid, &(struct lvxml_disk){disk->alias, tgt,
+                           disk->serial ? disk->serial : "", disk->path}, need_live, need_conf);
             snprintf(target, DRIVER_TARGET_MAX, "%s", tgt);
             rc = DRIVER_OK;
             break;
@@ -201,8 +212,8 @@ static enum driver_rc attach_locked(struct driver *d, virConnectPtr c, virDomain
             break;
         /* Refused. Look again: undo a half, or retry after a race. */
         struct driver_error again;
-        struct dom_view now;
-        if (dom_view(d, c, dom, false, &ar, &now, &again) != DRIVER_OK)
+        struct lv_view now;
+        if (dom_view(d, c, dom, uuid, VIEW_WHOLE, &ar, &now, &again) != DRIVER_OK)
             break;
         const struct lvxml_disk *live2 = now.live, *conf2 = now.conf;
         int nlive2 = now.nlive, nconf2 = now.nconf;
@@ -248,7 +259,7 @@ enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk *disk,
     virDomainGetUUIDString(dom, uuid);
     pthread_mutex_t *m = lv_domain_lock(d, uuid);
     pthread_mutex_lock(m);
-    rc = attach_locked(d, c, dom, disk, target, err);
+    rc = attach_locked(d, c, dom, uuid, disk, target, err);
     pthread_mutex_unlock(m);
     lv_release(c, dom);
     return rc;
@@ -257,15 +268,28 @@ enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk *disk,
 /* One detach step under the domain's stripe lock: ask for the removal
  * wherever the alias is. *asked_live: a live removal is under way. */
 static enum driver_rc detach_locked(struct driver *d, virConnectPtr c, virDomainPtr dom,
-                                    const char *alias, bool *asked_live,
+                                    const char *uuid, const char *alias, bool *asked_live,
                                     struct driver_error *err)
 {
     struct arena ar;
     arena_init(&ar);
     enum driver_rc rc;
-    struct dom_view v;
+    struct lv_view v;
     *asked_live = false;
-    if ((rc = dom_view(d, c, dom, false, &ar, &v, err)) != DRIVER_OK)
+    /* Known to be in both definitions of a running domain (as an attach
+     * leaves it): ask for both at once. Had either lost it meanwhile,
+     * libvirt refuses the whole request, and the whole view decides. */
+    uint64_t version;
+    if (lv_known_view(lv_known_of(d), uuid, &ar, &v, &version) && v.active && v.persistent &&
+        find_alias(v.live, v.nlive, alias) && find_alias(v.conf, v.nconf, alias) &&
+        virDomainDetachDeviceAlias(dom, alias, VIR_DOMAIN_AFFECT_LIVE |
+                                   VIR_DOMAIN_AFFECT_CONFIG) == 0) {
+        lv_known_dropped(lv_known_of(d), uuid, alias, false, true);
+        *asked_live = true;
+        rc = DRIVER_OK;
+        goto out;
+    }
+    if ((rc = dom_view(d, c, dom, uuid, VIEW_WHOLE, &ar, &v, err)) != DRIVER_OK)
         goto out;
     bool in_live = find_alias(v.live, v.nlive, alias);
     bool in_conf = find_alias(v.conf, v.nconf, alias);
@@ -276,6 +300,7 @@ static enum driver_rc detach_locked(struct driver *d, virConnectPtr c, virDomain
     unsigned flags = (in_live ? VIR_DOMAIN_AFFECT_LIVE : 0) |
                      (in_conf ? VIR_DOMAIN_AFFECT_CONFIG : 0);
     if (virDomainDetachDeviceAlias(dom, alias, flags) == 0) {
+        lv_known_dropped(lv_known_of(d), uuid, alias, false, in_conf);
         *asked_live = in_live;
         rc = DRIVER_OK;
         goto out;
@@ -302,14 +327,14 @@ out:
 }
 
 /* Where the alias is now: bit 1 live, bit 2 definition; -1 on failure. */
-static int presence(struct driver *d, virConnectPtr c, virDomainPtr dom, const char *alias,
-                    enum driver_rc *rc, struct driver_error *err)
+static int presence(struct driver *d, virConnectPtr c, virDomainPtr dom, const char *uuid,
+                    const char *alias, enum driver_rc *rc, struct driver_error *err)
 {
     struct arena ar;
     arena_init(&ar);
-    struct dom_view v;
+    struct lv_view v;
     int where = -1;
-    if ((*rc = dom_view(d, c, dom, false, &ar, &v, err)) == DRIVER_OK)
+    if ((*rc = dom_view(d, c, dom, uuid, VIEW_WHOLE, &ar, &v, err)) == DRIVER_OK)
         where = (find_alias(v.live, v.nlive, alias) ? 1 : 0) |
                 (find_alias(v.conf, v.nconf, alias) ? 2 : 0);
     arena_release(&ar);
@@ -333,7 +358,7 @@ enum driver_rc lv_disk_detach(struct driver *d, const char *domain, const char *
     bool asked_live = false;
     pthread_mutex_t *m = lv_domain_lock(d, uuid);
     pthread_mutex_lock(m);
-    rc = detach_locked(d, c, dom, alias, &asked_live, err);
+    rc = detach_locked(d, c, dom, uuid, alias, &asked_live, err);
     pthread_mutex_unlock(m);
     lv_wait(d, &w, rc == DRIVER_OK && asked_live ? DETACH_GRACE_MS : 0);
 
@@ -343,7 +368,7 @@ enum driver_rc lv_disk_detach(struct driver *d, const char *domain, const char *
      * the XML is read. */
     bool confirmed = asked_live && w.outcome == W_REMOVED;
     if (rc == DRIVER_OK && !confirmed) {
-        int where = presence(d, c, dom, alias, &rc, err);
+        int where = presence(d, c, dom, uuid, alias, &rc, err);
         if (where == 0)
             rc = DRIVER_OK;
         else if (where > 0 && w.outcome == W_FAILED)
@@ -369,8 +394,11 @@ enum driver_rc lv_disk_list(struct driver *d, const char *domain, struct arena *
     enum driver_rc rc = lv_open_domain(d, domain, &c, &dom, err);
     if (rc != DRIVER_OK)
         return rc;
-    struct dom_view v;
-    if ((rc = dom_view(d, c, dom, false, ar, &v, err)) == DRIVER_OK) {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    struct lv_view v;
+    if (virDomainGetUUIDString(dom, uuid) < 0)
+        rc = lv_error(d, c, err);
+    else if ((rc = dom_view(d, c, dom, uuid, VIEW_WHOLE, ar, &v, err)) == DRIVER_OK) {
         const struct lvxml_disk *live = v.live, *conf = v.conf;
         int nlive = v.nlive, nconf = v.nconf;
         /* merged by user alias; disks without one by target */

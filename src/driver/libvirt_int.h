@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "driver/driver.h"
+#include "driver/libvirt_xml.h"
 
 struct lv;
 
@@ -31,8 +32,10 @@ virConnectPtr lv_connection(struct driver *d, struct driver_error *err);
 /* A domain by UUID or name (virDomainFree it). */
 enum driver_rc lv_domain(struct driver *d, virConnectPtr c, const char *name_or_uuid,
                          virDomainPtr *out, struct driver_error *err);
-/* Both at once, as most operations begin: the connection and the domain,
- * or (not DRIVER_OK) neither. lv_release() gives both back. */
+/* Both at once, as most operations begin: the connection and the domain
+ * (the handle a lookup by the same key found before, while the connection
+ * lasts: lv_known_domain), or (not DRIVER_OK) neither. lv_release() gives
+ * both back. */
 enum driver_rc lv_open_domain(struct driver *d, const char *name_or_uuid, virConnectPtr *c,
                               virDomainPtr *dom, struct driver_error *err);
 void lv_release(virConnectPtr c, virDomainPtr dom);
@@ -61,6 +64,55 @@ struct lv_waiter {
 };
 void lv_listen(struct driver *d, struct lv_waiter *w);
 void lv_wait(struct driver *d, struct lv_waiter *w, long ms);
+
+/* Both definitions of a domain, as its disks (libvirt_disks.c reads them).
+ * conf_known false: the definition is a guess (it has the live disks, as
+ * attachd's own attaches leave it), to be checked when libvirt refuses. */
+struct lv_view {
+    bool active, persistent;
+    bool conf_known;
+    struct lvxml_disk *live, *conf;     /* none when not running / when transient */
+    int nlive, nconf;
+};
+
+/* What the driver knows of each domain without asking libvirt
+ * (libvirt_known.c): the handle a lookup found, by the key (UUID or name)
+ * it was looked up by, for the connection it came from; and the domain's
+ * view as last read, with the driver's own changes since. A known view is
+ * a guess that libvirt's refusal corrects, never a proof: it is used only
+ * where a wrong guess makes libvirt refuse (libvirt_disks.c says where).
+ * Every event on a domain moves its version; a lifecycle event forgets its
+ * view, an undefine the whole domain, a DEVICE_REMOVED drops the alias
+ * from the live disks. Thread-safe; no call does I/O. */
+struct lv_known;
+struct lv_known *lv_known_new(void);
+void lv_known_free(struct lv_known *k);
+/* Forget everything (the connection is being closed or was lost). */
+void lv_known_flush(struct lv_known *k);
+/* The handle looked up by `key` on connection c, with a reference for the
+ * caller; NULL when none is known. */
+virDomainPtr lv_known_domain(struct lv_known *k, virConnectPtr c, const char *key);
+void lv_known_remember(struct lv_known *k, const char *key, virDomainPtr dom);
+/* The known view of domain `uuid`, copied into the arena (conf_known
+ * false); false when none is. *version: the domain's event count now, for
+ * lv_known_set_view. */
+bool lv_known_view(struct lv_known *k, const char *uuid, struct arena *ar, struct lv_view *out,
+                   uint64_t *version);
+/* Keep a view read from libvirt, unless an event came since `version`
+ * was taken (the view may predate it). */
+void lv_known_set_view(struct lv_known *k, const char *uuid, const struct lv_view *v,
+                       uint64_t version);
+/* The driver's own change, done by libvirt: the disk is now in the live
+ * XML and/or the definition; or the alias left them. */
+void lv_known_added(struct lv_known *k, const char *uuid, const struct lvxml_disk *disk,
+                    bool live, bool conf);
+void lv_known_dropped(struct lv_known *k, const char *uuid, const char *alias, bool live,
+                      bool conf);
+/* An event on domain `uuid` (from libvirt's event thread): a DEVICE_REMOVED
+ * of removed_alias; the domain undefined (gone); else a lifecycle event. */
+void lv_known_event(struct lv_known *k, const char *uuid, const char *removed_alias, bool gone);
+/* The driver's own table of known domains. */
+struct lv_known *lv_known_of(struct driver *d);
 
 /* The disk operations (libvirt_disks.c), for the driver's table. */
 enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk *disk,

@@ -703,6 +703,53 @@ def test_quick_view_proved_wrong(libvirt_env, shell, workdir):
         assert inactive.count(f"ua-{att2}") == 1, inactive
 
 
+def test_known_view_proved_wrong(libvirt_env, dcbin, workdir):
+    """What the driver knows of a domain's disks is a guess: changes made
+    outside attachd that libvirt sends no event for (a disk attached with
+    virsh, a disk removed from the definition alone) prove it wrong, and the
+    attach and the detach still end right, libvirt's refusal sending them to
+    the whole view. The relay in front of libvirtd shows that each went the
+    known way first (one refused change call, then the reads)."""
+    from libvirt_proxy import Relay
+    ATTACH, DETACH = 160, 392           # REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS, _DETACH_DEVICE_ALIAS
+    with Relay(os.path.join(workdir, "relay.sock")) as relay, \
+            g.Guest(g.unique_name(), workdir, persistent=True) as vm:
+        vm.start()
+        sh = Shell(dcbin, os.path.join(workdir, "vols"), uri=relay.uri)
+        try:
+            dom = sh("lookup", vm.name)["uuid"]
+            v, path = new_volume(sh)
+            att = vid()
+            r = sh("attach", dom, att, v, path, "scsi")
+            assert r["rc"] == "OK" and r["target"] == "sda", r
+            # known: ua-att on sda, in both; sdb looks free
+            other = g.sparse_file(os.path.join(workdir, "outside.img"))
+            g.virsh("attach-disk", vm.name, other, "sdb", "--targetbus", "scsi", "--live",
+                    "--config")
+            v2, path2 = new_volume(sh)
+            att2 = vid()
+            n0 = len(relay.calls)
+            r = sh("attach", dom, att2, v2, path2, "scsi")
+            procs = [c.proc for c in relay.calls[n0:]]
+            assert r["rc"] == "OK" and r["target"] == "sdc", r
+            assert procs[0] == ATTACH and procs.count(ATTACH) == 2, procs
+            d = disks_by_alias(sh, dom)[f"ua-{att2}"]
+            assert d["live"] and d["config"] and d["target"] == "sdc", d
+
+            # known again (the list read the whole view): ua-att in both;
+            # now the definition loses it behind the driver's back
+            g.virsh("detach-disk", vm.name, "sda", "--config")
+            n0 = len(relay.calls)
+            r, _ = detach_done(sh, dom, att, dom)
+            procs = [c.proc for c in relay.calls[n0:]]
+            assert r["rc"] == "OK", r
+            assert procs[0] == DETACH and procs.count(DETACH) == 2, procs
+            assert f"ua-{att}" not in disks_by_alias(sh, dom)
+            assert f"ua-{att}" not in g.virsh("dumpxml", vm.name).stdout
+        finally:
+            assert sh.close() == 0, sh.stderr[-20:]
+
+
 def test_concurrent_callers(libvirt_env, shell, workdir, timing):
     """Eight workers attach at once, then detach at once: distinct
     targets, every disk in both definitions, all gone afterwards."""
@@ -1106,12 +1153,16 @@ def test_server_domain_define_failures(libvirt_env, shell, workdir):
 def test_calls_per_change(libvirt_env, dcbin, workdir):
     """The libvirt calls (RPC round trips, counted by a relay in front of
     libvirtd) an attach and a detach make, on a running persistent domain
-    and on a shut-off one. Each reads the domain's disks before it acts (an
-    attach to a running domain its live XML only: test_quick_view_proved_wrong).
-    A live detach is confirmed by DEVICE_REMOVED alone (libvirt sends it
-    once the live XML has lost the disk); a detach from a definition only
-    reads the XML again. Reading the live XML first tells whether the
-    domain runs (and a shut-off domain's live XML is its definition)."""
+    (twice) and on a shut-off one. The driver keeps the handle a lookup
+    found and what it knows of the domain's disks (src/driver/libvirt_known.c):
+    a running domain's first attach reads its live XML (the quick view:
+    test_quick_view_proved_wrong), and from then on an attach and a detach
+    are one call each, until an event says the domain changed
+    (test_known_view_proved_wrong). A live detach is confirmed by
+    DEVICE_REMOVED alone (libvirt sends it once the live XML has lost the
+    disk); a detach from a definition only reads the XML again. Reading the
+    live XML first tells whether the domain runs (and a shut-off domain's
+    live XML is its definition)."""
     from libvirt_proxy import Relay
     with Relay(os.path.join(workdir, "relay.sock")) as relay, \
             g.Guest(g.unique_name(), workdir, persistent=True) as vm:
@@ -1120,7 +1171,7 @@ def test_calls_per_change(libvirt_env, dcbin, workdir):
         try:
             dom = sh("lookup", vm.name)["uuid"]
             counts = {}
-            for state in ("running", "shut off"):
+            for state in ("running", "running again", "shut off"):
                 if state == "shut off":
                     g.virsh("destroy", vm.name)
                 v, path = new_volume(sh)
@@ -1137,10 +1188,11 @@ def test_calls_per_change(libvirt_env, dcbin, workdir):
                       f"{[c.proc for c in relay.calls[n1:n2]]}")
         finally:
             assert sh.close() == 0, sh.stderr[-20:]
-    # running: lookup, live XML (the quick view), attach; the detach:
-    # lookup, live XML, persistent?, inactive XML, detach, then the event.
-    # Shut off: lookup, XML, attach; lookup, XML, detach, XML. (Reading the
-    # state, the persistence and both XMLs each time, it was (6, 10) and
-    # (5, 8); the running detach read the 3 again after the event, 8; the
-    # attach read the whole view before it, 5.)
-    assert counts == {"running": (3, 5), "shut off": (3, 4)}, counts
+    # running: lookup by UUID (the shell looked the domain up by name), live
+    # XML (the quick view), attach; the detach: detach, then the event.
+    # Again: attach; detach. Shut off (the lifecycle event forgot the
+    # disks): XML, attach; XML, detach, XML. (Before the driver kept what
+    # it knew, it was (3, 5) and (3, 4), each beginning with a lookup and
+    # the running detach reading the whole view first; reading the state,
+    # the persistence and both XMLs each time, (6, 10) and (5, 8).)
+    assert counts == {"running": (3, 1), "running again": (1, 1), "shut off": (2, 3)}, counts
