@@ -140,6 +140,22 @@ bool pg_failed(const struct pg_conn *c);
 /* Is a transaction open (or about to be)? */
 bool pg_in_transaction(const struct pg_conn *c);
 
+/* ---- the store's records on PostgreSQL (pg_engine.c) ---------------------- */
+
+/* A connection of the store's PostgreSQL engine (store_int.h): the record
+ * functions of store.h (records.c) run on it, each statement prepared on
+ * connect. Only those: no store is opened on this engine yet, so
+ * store_reader, store_read_begin and the rest are not for it. Its owner
+ * runs the records inside the transactions it begins and ends on
+ * pg_store_pg(c) (pg_begin, pg_savepoint, pg_commit, pg_end_read ...), and
+ * makes it again with pg_ready() once it is lost. NULL on failure, with a
+ * reason in err. */
+struct store_conn *pg_store_connect(const char *conninfo, const char *name, char *err,
+                                    int errlen);
+void pg_store_close(struct store_conn *c);
+/* Its PostgreSQL connection (NULL if c is another engine's). */
+struct pg_conn *pg_store_pg(struct store_conn *c);
+
 /* ---- the database's clock -------------------------------------------------- */
 
 /* Microseconds since the epoch by the server's clock, measured on c, and the

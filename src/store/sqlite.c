@@ -1,8 +1,9 @@
-/* sqlite.c: the store on embedded SQLite (see store.h for the contract):
- * connections, opening and closing, readers and their snapshots, and the
- * helpers the record functions (sqlite_records.c) use. The writer thread
- * and the checkpointer are sqlite_writer.c's; the watch on the database
- * file, sqlite_watch.c's (sqlite_int.h says how they share a store).
+/* sqlite.c: the store's SQLite engine (see store.h for the contract):
+ * connections, opening and closing, readers and their snapshots, the
+ * statement functions the record functions (records.c) run on, and the
+ * engine's table (store_int.h). The writer thread and the checkpointer are
+ * sqlite_writer.c's; the watch on the database file, sqlite_watch.c's
+ * (sqlite_int.h says how they share a store).
  *
  * One writer connection owned by the writer thread, one reader connection per
  * calling thread, WAL journal so that readers never wait for the writer.
@@ -17,7 +18,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "store/pg.h"
 #include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/log.h"
@@ -39,14 +39,14 @@
  * ------------------------------------------------------------------------- */
 
 /* End a kept snapshot (the caller holds c->use). */
-void sq_end_kept(struct store_conn *c)
+void sq_end_kept(struct sq_conn *c)
 {
     c->kept = false;
     if (!sqlite3_get_autocommit(c->db))
         sq_exec_id(c, S_COMMIT);
 }
 
-sqlite3_stmt *sq_stmt(struct store_conn *c, enum stmt_id id)
+sqlite3_stmt *sq_stmt(struct sq_conn *c, int id)
 {
     /* A read outside a snapshot reads the latest: a kept snapshot, which
      * may be stale, ends first. (The reaper touches only kept snapshots.) */
@@ -55,13 +55,13 @@ sqlite3_stmt *sq_stmt(struct store_conn *c, enum stmt_id id)
         sq_end_kept(c);
         pthread_mutex_unlock(&c->use);
     }
-    if (!c->st[id] &&
-        sqlite3_prepare_v3(c->db, sqlite_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
+    if (!c->st[id].st &&
+        sqlite3_prepare_v3(c->db, sqlite_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id].st,
                            NULL) != SQLITE_OK) {
         log_error("store: cannot prepare \"%s\": %s", sqlite_sql[id], sqlite3_errmsg(c->db));
         return NULL;
     }
-    return c->st[id];
+    return c->st[id].st;
 }
 
 void sq_done(sqlite3_stmt *st)
@@ -71,70 +71,57 @@ void sq_done(sqlite3_stmt *st)
 }
 
 /* Map a failed step to a store_rc and log what is not a caller's mistake. */
-enum store_rc sq_fail(struct store_conn *c, sqlite3_stmt *st, int rc)
+enum store_rc sq_fail(sqlite3_stmt *st, int rc)
 {
-    int ext = sqlite3_extended_errcode(c->db);
+    sqlite3 *db = sqlite3_db_handle(st);
+    int ext = sqlite3_extended_errcode(db);
     sq_done(st);
     if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
         return STORE_EXISTS;
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         return STORE_BUSY;
-    log_error("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(c->db));
+    log_error("store: %s: %s", sqlite3_sql(st), sqlite3_errmsg(db));
     metrics_inc(METRIC_STORE_ERROR);
     return STORE_ERROR;
 }
 
 /* Run a statement that returns no rows. */
-enum store_rc sq_exec(struct store_conn *c, sqlite3_stmt *st)
+enum store_rc sq_exec(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return sq_fail(c, st, rc);
+        return sq_fail(st, rc);
     sq_done(st);
     return STORE_OK;
 }
 
-enum store_rc sq_exec_id(struct store_conn *c, enum stmt_id id)
+enum store_rc sq_exec_id(struct sq_conn *c, int id)
 {
     sqlite3_stmt *st = sq_stmt(c, id);
-    return st ? sq_exec(c, st) : STORE_ERROR;
+    return st ? sq_exec(st) : STORE_ERROR;
 }
 
-/* A change that must hit exactly one row: STORE_NOTFOUND when it hit none. */
-enum store_rc sq_exec_one(struct store_conn *c, sqlite3_stmt *st)
-{
-    enum store_rc rc = sq_exec(c, st);
-    if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
-        return STORE_NOTFOUND;
-    return rc;
-}
-
-void sq_conn_close(struct store_conn *c)
+void sq_conn_close(struct sq_conn *c)
 {
     if (!c)
         return;
-    for (int i = 0; i < N_STMT; i++)
-        sqlite3_finalize(c->st[i]);
+    for (int i = 0; i < N_SQ_STMT; i++)
+        sqlite3_finalize(c->st[i].st);
     sqlite3_close(c->db);
     free(c);
 }
 
-struct store_conn *sq_conn_open(const char *path, bool writer, bool synchronous_full,
-                                    char *err, int errlen)
+struct sq_conn *sq_conn_open(const char *path, bool writer, bool synchronous_full, char *err,
+                             int errlen)
 {
-    struct store_conn *c = calloc(1, sizeof *c);
+    struct sq_conn *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, (size_t)errlen, "out of memory");
         return NULL;
     }
-    if (pg_is_conninfo(path)) {
-        /* not a file name: never create a file of that name */
-        snprintf(err, (size_t)errlen, "%s is a PostgreSQL connection string: this attachd keeps "
-                 "its state in SQLite only (PostgreSQL is not supported yet: docs/scale-out.md)",
-                 path);
-        free(c);
-        return NULL;
-    }
+    c->common.eng = &sqlite_engine;
+    for (int i = 0; i < N_SQ_STMT; i++)
+        c->st[i].common.eng = &sqlite_engine;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, (size_t)errlen, "cannot open database %s: %s", path,
@@ -180,10 +167,10 @@ static void sqlite_setup(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-int store_migrate(const char *path, int *from, int *to, char *err, int errlen)
+static int sq_migrate(const char *path, int *from, int *to, char *err, int errlen)
 {
     pthread_once(&sqlite_once, sqlite_setup);
-    struct store_conn *c = sq_conn_open(path, true, true, err, errlen);
+    struct sq_conn *c = sq_conn_open(path, true, true, err, errlen);
     if (!c)
         return -1;
     int rc = schema_migrate(c->db, from, to, err, errlen);
@@ -191,21 +178,21 @@ int store_migrate(const char *path, int *from, int *to, char *err, int errlen)
     return rc;
 }
 
-
-struct store *store_open(const struct store_options *opts, char *err, int errlen)
+static struct store *sq_open(const struct store_options *opts, char *err, int errlen)
 {
     int from, to;
-    if (store_migrate(opts->path, &from, &to, err, errlen) < 0)
+    if (sq_migrate(opts->path, &from, &to, err, errlen) < 0)
         return NULL;
     if (from != to)
         log_info("store: migrated %s from schema version %d to %d", opts->path, from, to);
 
-    struct store *s = calloc(1, sizeof *s);
+    struct sq_store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(opts->path))) {
         free(s);
         snprintf(err, (size_t)errlen, "out of memory");
         return NULL;
     }
+    s->common.eng = &sqlite_engine;
     s->synchronous_full = opts->synchronous_full;
     s->checkpoint_pages = opts->checkpoint_pages > 0 ? opts->checkpoint_pages : CHECKPOINT_PAGES;
     s->writer = sq_conn_open(s->path, true, s->synchronous_full, err, errlen);
@@ -248,13 +235,12 @@ struct store *store_open(const struct store_options *opts, char *err, int errlen
         free(s);
         return NULL;
     }
-    return s;
+    return &s->common;
 }
 
-void store_close(struct store *s)
+static void sq_close(struct store *base)
 {
-    if (!s)
-        return;
+    struct sq_store *s = sq_store_of(base);
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     pthread_cond_signal(&s->work);
@@ -262,9 +248,9 @@ void store_close(struct store *s)
     pthread_join(s->writer_thread, NULL);
     sq_checkpointer_stop(s);
     sq_watch_stop(s);
-    struct store_conn *r = s->readers;
+    struct sq_conn *r = s->readers;
     while (r) {
-        struct store_conn *next = r->next;
+        struct sq_conn *next = r->next;
         pthread_mutex_destroy(&r->use);
         sq_conn_close(r);
         r = next;
@@ -286,11 +272,12 @@ double sq_monotonic(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-struct store_conn *store_reader(struct store *s)
+static struct store_conn *sq_reader(struct store *base)
 {
-    struct store_conn *c = pthread_getspecific(s->reader_key);
+    struct sq_store *s = sq_store_of(base);
+    struct sq_conn *c = pthread_getspecific(s->reader_key);
     if (c)
-        return c;
+        return &c->common;
     char err[256];
     c = sq_conn_open(s->path, false, s->synchronous_full, err, sizeof err);
     if (!c) {
@@ -305,7 +292,7 @@ struct store_conn *store_reader(struct store *s)
     s->readers = c;
     pthread_mutex_unlock(&s->lock);
     pthread_setspecific(s->reader_key, c);
-    return c;
+    return &c->common;
 }
 
 /* A snapshot for the reads up to the matching store_read_end(). Most
@@ -314,8 +301,9 @@ struct store_conn *store_reader(struct store *s)
  * than begun and ended (its WAL locks cost a few syscalls each time). It is
  * begun anew when anything committed since (the change count moved) or when
  * it is older than SNAPSHOT_MAX_AGE. */
-enum store_rc store_read_begin(struct store_conn *c)
+static enum store_rc sq_read_begin(struct store_conn *base)
 {
+    struct sq_conn *c = sq_conn_of(base);
     if (c->read_depth++ > 0)
         return STORE_OK;
     pthread_mutex_lock(&c->use);
@@ -338,18 +326,20 @@ enum store_rc store_read_begin(struct store_conn *c)
     return STORE_OK;
 }
 
-void store_read_end(struct store_conn *c)
+static void sq_read_end(struct store_conn *base)
 {
+    struct sq_conn *c = sq_conn_of(base);
     if (c->read_depth == 0 || --c->read_depth > 0)
         return;
     pthread_mutex_unlock(&c->use);      /* the snapshot is kept */
 }
 
-void store_conn_reset(struct store_conn *c)
+static void sq_conn_reset(struct store_conn *base)
 {
-    for (int i = 0; i < N_STMT; i++)
-        if (c->st[i])
-            sq_done(c->st[i]);
+    struct sq_conn *c = sq_conn_of(base);
+    for (int i = 0; i < N_SQ_STMT; i++)
+        if (c->st[i].st)
+            sq_done(c->st[i].st);
     if (!sqlite3_get_autocommit(c->db))
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     c->kept = false;
@@ -378,86 +368,103 @@ const char *sq_col_text(sqlite3_stmt *st, int i, struct arena *ar)
     return arena_strndup(ar, s, (size_t)sqlite3_column_bytes(st, i));
 }
 
-/* Step a single-row query: STORE_OK with the row current, or NOTFOUND. The
- * caller reads the columns and then calls sq_done(). */
-enum store_rc sq_step_row(struct store_conn *c, sqlite3_stmt *st)
+/* ---------------------------------------------------------------------------
+ * The statement functions of the engine's table (store_int.h)
+ * ------------------------------------------------------------------------- */
+
+static sqlite3_stmt *raw(struct store_stmt *st)
 {
-    int rc = sqlite3_step(st);
+    return ((struct sq_stmt *)st)->st;
+}
+
+static struct store_stmt *sq_op_stmt(struct store_conn *c, enum stmt_id id)
+{
+    struct sq_conn *q = sq_conn_of(c);
+    return sq_stmt(q, id) ? &q->st[id].common : NULL;
+}
+
+static void sq_op_bind_text(struct store_stmt *st, int i, const char *s)
+{
+    sq_bind_text(raw(st), i, s);
+}
+
+static void sq_op_bind_int64(struct store_stmt *st, int i, int64_t v)
+{
+    sqlite3_bind_int64(raw(st), i, v);
+}
+
+static void sq_op_bind_null(struct store_stmt *st, int i)
+{
+    sqlite3_bind_null(raw(st), i);
+}
+
+static int sq_op_step(struct store_stmt *st)
+{
+    sqlite3_stmt *s = raw(st);
+    int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        return STORE_OK;
-    if (rc == SQLITE_DONE) {
-        sq_done(st);
-        return STORE_NOTFOUND;
-    }
-    return sq_fail(c, st, rc);
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    return -(int)sq_fail(s, rc);
 }
 
-/* Collect rows into a growing arena array of records of `size` bytes. */
-enum store_rc sq_get(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, sq_row_reader read,
-                     void *out)
+static bool sq_op_col_null(struct store_stmt *st, int i)
 {
-    enum store_rc rc = sq_step_row(c, st);
-    if (rc == STORE_OK) {
-        read(st, ar, out);
-        sq_done(st);
-    }
-    return rc;
+    return sqlite3_column_type(raw(st), i) == SQLITE_NULL;
 }
 
-enum store_rc sq_get_int64(struct store_conn *c, enum stmt_id id, int64_t *out)
+static const char *sq_op_col_text(struct store_stmt *st, int i, struct arena *ar)
 {
-    sqlite3_stmt *st = sq_stmt(c, id);
-    if (!st)
-        return STORE_ERROR;
-    enum store_rc rc = sq_step_row(c, st);
-    if (rc == STORE_OK) {
-        *out = sqlite3_column_int64(st, 0);
-        sq_done(st);
-    }
-    return rc;
+    return sq_col_text(raw(st), i, ar);
 }
 
-enum store_rc sq_collect(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, size_t size,
-                         sq_row_reader read, void **out, int *n)
+static int64_t sq_op_col_int64(struct store_stmt *st, int i)
 {
-    int cap = 0, count = 0;
-    char *items = NULL;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            char *bigger = arena_alloc(ar, size * (size_t)cap);
-            if (items)
-                memcpy(bigger, items, size * (size_t)count);
-            items = bigger;
-        }
-        read(st, ar, items + size * (size_t)count);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return sq_fail(c, st, rc);
-    sq_done(st);
-    *out = items;
-    *n = count;
-    return STORE_OK;
+    return sqlite3_column_int64(raw(st), i);
+}
+
+static int64_t sq_op_changes(struct store_stmt *st)
+{
+    return sqlite3_changes(sqlite3_db_handle(raw(st)));
+}
+
+static void sq_op_reset(struct store_stmt *st)
+{
+    sq_done(raw(st));
 }
 
 /* ---------------------------------------------------------------------------
- * Meta
+ * The store's functions of the engine's table
  * ------------------------------------------------------------------------- */
 
-uint64_t store_auth_generation(struct store *s)
+static uint64_t sq_auth_generation(struct store *s)
 {
-    return atomic_load(&s->auth_gen);
+    return atomic_load(&sq_store_of(s)->auth_gen);
 }
 
-enum store_rc store_auth_epoch(struct store_conn *c, int64_t *epoch)
-{
-    return sq_get_int64(c, S_AUTH_EPOCH, epoch);
-}
-
-enum store_rc store_auth_epoch_bump(struct store_conn *w)
-{
-    w->epoch_bumped = true;     /* counted if its transaction commits */
-    return sq_exec_id(w, S_AUTH_EPOCH_BUMP);
-}
+const struct store_engine sqlite_engine = {
+    .name = "SQLite",
+    .stmt = sq_op_stmt,
+    .bind_text = sq_op_bind_text,
+    .bind_int64 = sq_op_bind_int64,
+    .bind_null = sq_op_bind_null,
+    .step = sq_op_step,
+    .col_null = sq_op_col_null,
+    .col_text = sq_op_col_text,
+    .col_int64 = sq_op_col_int64,
+    .changes = sq_op_changes,
+    .reset = sq_op_reset,
+    .open = sq_open,
+    .close = sq_close,
+    .migrate = sq_migrate,
+    .reader = sq_reader,
+    .conn_reset = sq_conn_reset,
+    .read_begin = sq_read_begin,
+    .read_end = sq_read_end,
+    .submit = sq_submit,
+    .auth_generation = sq_auth_generation,
+    .probe_write = sq_probe_write,
+    .backup = sq_backup,
+    .check_file = sq_check_file,
+};

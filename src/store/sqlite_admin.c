@@ -2,7 +2,14 @@
  * records the API uses: the health check's write, the online backup, the
  * check of a file before it is restored, and the listing and deleting the
  * CLI does. None of it is on a request's path, so its statements are
- * prepared when used rather than kept (sqlite_records.c keeps the hot ones).
+ * prepared when used rather than kept (records.c keeps the hot ones).
+ *
+ * The health check's write, the backup and the check of a file are the
+ * SQLite engine's functions of its table (store_int.h; store.c dispatches
+ * to them). The listing and deleting (store_account_list ... store_user_list)
+ * are SQLite-only for now: only the CLI calls them, on an SQLite store,
+ * and they are not records.c's; on a connection of another engine they
+ * answer STORE_ERROR.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +24,21 @@
 #include "store/sqlite_int.h"
 #include "util/log.h"
 
+/* The SQLite connection of c, or NULL (logged) if it is another engine's. */
+static struct sq_conn *sqlite_only(struct store_conn *c)
+{
+    if (c->eng == &sqlite_engine)
+        return sq_conn_of(c);
+    log_error("store: the operators' listing and deleting are SQLite-only so far");
+    return NULL;
+}
+
 /* A statement for one use; NULL after logging why not. */
-static sqlite3_stmt *prepare(struct store_conn *c, const char *sql)
+static sqlite3_stmt *prepare(struct sq_conn *c, const char *sql)
 {
     sqlite3_stmt *st;
+    if (!c)
+        return NULL;
     if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
         log_error("store: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(c->db));
         return NULL;
@@ -28,7 +46,7 @@ static sqlite3_stmt *prepare(struct store_conn *c, const char *sql)
     return st;
 }
 
-static enum store_rc step_done(struct store_conn *c, sqlite3_stmt *st)
+static enum store_rc step_done(struct sq_conn *c, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     enum store_rc out = STORE_OK;
@@ -45,9 +63,10 @@ static enum store_rc step_done(struct store_conn *c, sqlite3_stmt *st)
 
 /* ---- the health check ---------------------------------------------------------------- */
 
-int store_probe_write(struct store_conn *w, void *arg)
+int sq_probe_write(struct store_conn *base, void *arg)
 {
     (void)arg;
+    struct sq_conn *w = sq_conn_of(base);
     sqlite3_stmt *st = prepare(w, "INSERT INTO meta (key, value) VALUES ('health_probe', "
                                   "CAST(strftime('%s', 'now') AS INTEGER)) "
                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
@@ -59,9 +78,10 @@ int store_probe_write(struct store_conn *w, void *arg)
 
 /* ---- accounts and users ----------------------------------------------------------------- */
 
-enum store_rc store_account_list(struct store_conn *c, struct arena *ar, struct account **out,
-                                 int *n)
+enum store_rc store_account_list(struct store_conn *base, struct arena *ar,
+                                 struct account **out, int *n)
 {
+    struct sq_conn *c = sqlite_only(base);
     sqlite3_stmt *st = prepare(c, "SELECT id, name, created_at FROM accounts ORDER BY name");
     if (!st)
         return STORE_ERROR;
@@ -88,9 +108,10 @@ enum store_rc store_account_list(struct store_conn *c, struct arena *ar, struct 
     return out_rc;
 }
 
-enum store_rc store_account_counts(struct store_conn *c, const char *id, int64_t *users,
+enum store_rc store_account_counts(struct store_conn *base, const char *id, int64_t *users,
                                    int64_t *servers, int64_t *volumes)
 {
+    struct sq_conn *c = sqlite_only(base);
     sqlite3_stmt *st = prepare(c, "SELECT (SELECT count(*) FROM users WHERE account_id = ?1), "
                                   "(SELECT count(*) FROM servers WHERE account_id = ?1), "
                                   "(SELECT count(*) FROM volumes WHERE account_id = ?1)");
@@ -110,10 +131,11 @@ enum store_rc store_account_counts(struct store_conn *c, const char *id, int64_t
     return rc;
 }
 
-enum store_rc store_account_del(struct store_conn *w, const char *id)
+enum store_rc store_account_del(struct store_conn *base, const char *id)
 {
+    struct sq_conn *w = sqlite_only(base);
     int64_t users, servers, volumes;
-    enum store_rc rc = store_account_counts(w, id, &users, &servers, &volumes);
+    enum store_rc rc = store_account_counts(base, id, &users, &servers, &volumes);
     if (rc != STORE_OK)
         return rc;
     if (users || servers || volumes)
@@ -132,9 +154,10 @@ enum store_rc store_account_del(struct store_conn *w, const char *id)
     return sqlite3_changes(w->db) ? STORE_OK : STORE_NOTFOUND;
 }
 
-enum store_rc store_user_list(struct store_conn *c, struct arena *ar, const char *account,
+enum store_rc store_user_list(struct store_conn *base, struct arena *ar, const char *account,
                               struct user **out, int *n)
 {
+    struct sq_conn *c = sqlite_only(base);
     sqlite3_stmt *st = prepare(c, "SELECT id, name, account_id, role, created_at FROM users "
                                   "WHERE ?1 IS NULL OR account_id = ?1 ORDER BY name");
     if (!st)
@@ -184,10 +207,10 @@ static bool sync_path(const char *path, bool dir_too)
     return ok;
 }
 
-int store_backup(struct store *s, const char *dest, char *err, int errlen)
+int sq_backup(struct store *s, const char *dest, char *err, int errlen)
 {
     struct store_conn *r = store_reader(s);
-    const char *path = r ? sqlite3_db_filename(r->db, "main") : NULL;
+    const char *path = r ? sqlite3_db_filename(sq_conn_of(r)->db, "main") : NULL;
     if (!path || !*path) {
         snprintf(err, (size_t)errlen, "the store has no database file to back up");
         return -1;
@@ -234,7 +257,7 @@ int store_backup(struct store *s, const char *dest, char *err, int errlen)
     sqlite3_free(msg);
     sqlite3_close(dst);
     sqlite3_close(src);
-    if (rc == SQLITE_OK && store_check_file(tmp, NULL, err, errlen) < 0)
+    if (rc == SQLITE_OK && sq_check_file(tmp, NULL, err, errlen) < 0)
         rc = SQLITE_CORRUPT;
     if (rc == SQLITE_OK && (!sync_path(tmp, false) || rename(tmp, dest) != 0 ||
                             !sync_path(dest, true))) {
@@ -249,7 +272,7 @@ int store_backup(struct store *s, const char *dest, char *err, int errlen)
     return 0;
 }
 
-int store_check_file(const char *path, int *version, char *err, int errlen)
+int sq_check_file(const char *path, int *version, char *err, int errlen)
 {
     struct stat st;
     if (stat(path, &st) != 0) {

@@ -1,8 +1,11 @@
-/* sqlite_int.h: what the SQLite store's files share; not part of the
- * store's interface (store.h is). sqlite.c owns connections, opening and
- * closing, readers and the helpers below; sqlite_writer.c the writer thread
- * and the checkpointer; sqlite_watch.c the watch on the database file;
- * sqlite_records.c the SQL text and the record functions. */
+/* sqlite_int.h: what the SQLite engine's files share; not part of the
+ * store's interface (store.h is). The engine's structures begin with the
+ * engine-neutral heads of store_int.h. sqlite.c owns connections, opening
+ * and closing, readers, the statement functions and the engine's table
+ * (sqlite_engine); sqlite_writer.c the writer thread and the checkpointer;
+ * sqlite_watch.c the watch on the database file; sqlite_sql.c the SQL
+ * text; sqlite_admin.c what operators need. The record functions are
+ * records.c's, the same for every engine. */
 #ifndef ATTACHD_SQLITE_INT_H
 #define ATTACHD_SQLITE_INT_H
 
@@ -12,23 +15,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "store/store.h"
+#include "store/store_int.h"
 
-enum stmt_id {
-    S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK,
+/* SQLite's own statements, after the records' (store_int.h). */
+enum {
+    S_BEGIN = N_STMT, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK,
     S_SAVEPOINT, S_ROLLBACK_TO, S_RELEASE,
-    S_DATA_VERSION, S_AUTH_EPOCH, S_AUTH_EPOCH_BUMP,
-    S_ACCOUNT_ADD, S_ACCOUNT_GET, S_QUOTA_GET, S_QUOTA_SET, S_SERVER_USAGE, S_VOLUME_USAGE,
-    S_USER_ADD, S_USER_GET, S_USER_SET_PWHASH, S_USER_DEL, S_USER_COUNT,
-    S_SERVER_ADD, S_SERVER_GET, S_SERVER_SEQ, S_SERVER_LIST, S_SERVER_UPDATE, S_SERVER_DEL,
-    S_SERVER_BY_DOMAIN, S_SERVER_BOUND,
-    S_VOLUME_ADD, S_VOLUME_GET, S_VOLUME_LIST, S_VOLUME_LIST_NAME, S_VOLUME_SET_STATUS,
-    S_VOLUME_DEL, S_VOLUME_SET_STORAGE, S_VOLUME_UNSETTLED, S_VOLUME_UPDATE,
-    S_ATTACH_ADD, S_ATTACH_GET, S_ATTACH_FIND, S_ATTACH_PARTS,
-    S_ATTACH_BY_VOLUME, S_ATTACH_LIST, S_ATTACH_UPDATE,
-    S_ATTACH_SWAP, S_ATTACH_DEL, S_ATTACH_BY_ID, S_ATTACH_SET_STATUS, S_ATTACH_UNSETTLED,
-    S_IMAGE_ADD, S_IMAGE_GET, S_IMAGE_LIST, S_IMAGE_USERS, S_IMAGE_DEL,
-    N_STMT
+    S_DATA_VERSION,
+    N_SQ_STMT
 };
 
 /* A kept snapshot older than this is ended: WAL frames a reader could still
@@ -36,17 +30,18 @@ enum stmt_id {
  * at the latest this late if the watcher missed them. */
 #define SNAPSHOT_MAX_AGE 0.5
 
-struct store {
+struct sq_store {
+    struct store common;            /* its engine: sqlite_engine */
     char *path;
     bool synchronous_full;
-    struct store_conn *writer;
+    struct sq_conn *writer;
     pthread_t writer_thread;
     pthread_mutex_t lock;           /* guards the queue, the reader list, `lost` */
     pthread_cond_t work;
     struct store_job *head, *tail;
     bool stopping;
     pthread_key_t reader_key;
-    struct store_conn *readers;
+    struct sq_conn *readers;
     dev_t dev;                      /* the database file as opened */
     ino_t ino;
     bool lost;                      /* writes refused for good (logged once) */
@@ -64,7 +59,7 @@ struct store {
     bool watching;
     char *base;                     /* the database file's name, without its directory */
     /* The checkpointer: woken by the writer's WAL hook. */
-    struct store_conn *checkpointer;
+    struct sq_conn *checkpointer;
     pthread_t checkpointer_thread;
     bool checkpointing;             /* the thread runs */
     pthread_mutex_t ckpt_lock;      /* guards wanted, writer_turn, ckpt_stopping */
@@ -77,11 +72,11 @@ struct store {
 
 /* A connection to the database at path (the writer's, or a reader's), set
  * up as every connection is; NULL with the reason in err. */
-struct store_conn *sq_conn_open(const char *path, bool writer, bool synchronous_full, char *err,
-                                int errlen);
-void sq_conn_close(struct store_conn *c);
+struct sq_conn *sq_conn_open(const char *path, bool writer, bool synchronous_full, char *err,
+                             int errlen);
+void sq_conn_close(struct sq_conn *c);
 /* End a reader's kept snapshot, if it has one. */
-void sq_end_kept(struct store_conn *c);
+void sq_end_kept(struct sq_conn *c);
 /* Seconds on the monotonic clock. */
 double sq_monotonic(void);
 
@@ -89,21 +84,34 @@ double sq_monotonic(void);
  * (sqlite_writer.c): started after the writer connection is open, stopped
  * after the writer thread. */
 void *sq_writer_main(void *arg);
-bool sq_checkpointer_start(struct store *s, char *err, int errlen);
-void sq_checkpointer_stop(struct store *s);
+bool sq_checkpointer_start(struct sq_store *s, char *err, int errlen);
+void sq_checkpointer_stop(struct sq_store *s);
+/* Queue a job for the writer thread (store_submit). */
+void sq_submit(struct store *s, struct store_job *job);
 /* The watcher and the reaper (sqlite_watch.c). */
-bool sq_watch_start(struct store *s, char *err, int errlen);
-void sq_watch_stop(struct store *s);
+bool sq_watch_start(struct sq_store *s, char *err, int errlen);
+void sq_watch_stop(struct sq_store *s);
+/* The operators' functions of the engine's table (sqlite_admin.c). */
+int sq_probe_write(struct store_conn *w, void *arg);
+int sq_backup(struct store *s, const char *dest, char *err, int errlen);
+int sq_check_file(const char *path, int *version, char *err, int errlen);
 
-/* The text of each statement, by id (sqlite_records.c). */
-extern const char *const sqlite_sql[N_STMT];
+/* The text of each statement, by id (sqlite_sql.c). */
+extern const char *const sqlite_sql[N_SQ_STMT];
 
-struct store_conn {
+/* A statement as the records see it (store_int.h): SQLite's, prepared on
+ * first use and kept. */
+struct sq_stmt {
+    struct store_stmt common;   /* its engine: sqlite_engine */
+    sqlite3_stmt *st;
+};
+
+struct sq_conn {
+    struct store_conn common;   /* its engine: sqlite_engine */
     sqlite3 *db;
-    sqlite3_stmt *st[N_STMT];
-    struct store *store;
+    struct sq_stmt st[N_SQ_STMT];
+    struct sq_store *store;
     bool reader;
-    bool epoch_bumped;          /* the writer's transaction bumped the auth epoch */
     int read_depth;             /* nesting of store_read_begin() */
     /* A reader's snapshot is kept between its uses while nothing commits
      * (see store_read_begin): `use` is held from the outermost begin to its
@@ -113,36 +121,34 @@ struct store_conn {
     bool kept;                  /* a read transaction is open */
     uint64_t gen;               /* the store's change count when it began */
     double began;
-    struct store_conn *next;    /* every reader, for store_close */
+    struct sq_conn *next;       /* every reader, for store_close */
 };
+
+/* The SQLite store of a store of the SQLite engine. */
+static inline struct sq_store *sq_store_of(struct store *s)
+{
+    return (struct sq_store *)s;
+}
+
+/* The SQLite connection of a connection of the SQLite engine (the record
+ * functions and the jobs are given its head). */
+static inline struct sq_conn *sq_conn_of(struct store_conn *c)
+{
+    return (struct sq_conn *)c;
+}
 
 /* The connection's prepared statement `id` (prepared on first use), or NULL
  * after logging why not. */
-sqlite3_stmt *sq_stmt(struct store_conn *c, enum stmt_id id);
+sqlite3_stmt *sq_stmt(struct sq_conn *c, int id);
 /* Reset a statement and clear its bindings, ready for the next use. */
 void sq_done(sqlite3_stmt *st);
 /* Map a failed step to a store_rc (and reset the statement). */
-enum store_rc sq_fail(struct store_conn *c, sqlite3_stmt *st, int rc);
+enum store_rc sq_fail(sqlite3_stmt *st, int rc);
 /* Run a statement that returns no rows. */
-enum store_rc sq_exec(struct store_conn *c, sqlite3_stmt *st);
-enum store_rc sq_exec_id(struct store_conn *c, enum stmt_id id);
-/* A change that must hit exactly one row: STORE_NOTFOUND when it hit none. */
-enum store_rc sq_exec_one(struct store_conn *c, sqlite3_stmt *st);
+enum store_rc sq_exec(sqlite3_stmt *st);
+enum store_rc sq_exec_id(struct sq_conn *c, int id);
 
 void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 const char *sq_col_text(sqlite3_stmt *st, int i, struct arena *ar);
-/* Step a single-row query: STORE_OK with the row current (read it, then
- * sq_done()), or STORE_NOTFOUND. */
-enum store_rc sq_step_row(struct store_conn *c, sqlite3_stmt *st);
-/* Reads the current row into the record at `out`. */
-typedef void (*sq_row_reader)(sqlite3_stmt *st, struct arena *ar, void *out);
-/* A single-row query: the row read into *out with `read`, or STORE_NOTFOUND. */
-enum store_rc sq_get(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, sq_row_reader read,
-                     void *out);
-/* A single-row query of one integer column: its value into *out. */
-enum store_rc sq_get_int64(struct store_conn *c, enum stmt_id id, int64_t *out);
-/* Collect every row into a new arena array of records of `size` bytes. */
-enum store_rc sq_collect(struct store_conn *c, sqlite3_stmt *st, struct arena *ar, size_t size,
-                         sq_row_reader read, void **out, int *n);
 
 #endif

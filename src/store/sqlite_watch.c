@@ -23,7 +23,7 @@
 #define WATCH_QUIET_MS 5
 
 /* Has this process written the database's files lately? */
-static bool writing_lately(struct store *s)
+static bool writing_lately(struct sq_store *s)
 {
     return atomic_load(&s->writing) > 0 ||
            (int64_t)(sq_monotonic() * 1000) - atomic_load(&s->written) < WATCH_QUIET_MS;
@@ -43,7 +43,7 @@ static bool writing_lately(struct store *s)
 static void *watcher_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "store-watch");
-    struct store *s = arg;
+    struct sq_store *s = arg;
     char wal[PATH_MAX];
     snprintf(wal, sizeof wal, "%s-wal", s->base);
     struct pollfd fds[2] = {{s->watch_fd, POLLIN, 0}, {s->stop_fd, POLLIN, 0}};
@@ -73,12 +73,12 @@ static void *watcher_main(void *arg)
 static void *reaper_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "store-reaper");
-    struct store *s = arg;
+    struct sq_store *s = arg;
     struct pollfd stop = {s->stop_fd, POLLIN, 0};
     while (poll(&stop, 1, (int)(SNAPSHOT_MAX_AGE * 1000)) == 0) {
         double now = sq_monotonic();
         pthread_mutex_lock(&s->lock);
-        for (struct store_conn *c = s->readers; c; c = c->next) {
+        for (struct sq_conn *c = s->readers; c; c = c->next) {
             if (pthread_mutex_trylock(&c->use) != 0)
                 continue;       /* in use: its thread renews it */
             if (c->kept && now - c->began >= SNAPSHOT_MAX_AGE)
@@ -90,7 +90,7 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-bool sq_watch_start(struct store *s, char *err, int errlen)
+bool sq_watch_start(struct sq_store *s, char *err, int errlen)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", s->path);
@@ -125,7 +125,7 @@ bool sq_watch_start(struct store *s, char *err, int errlen)
     return true;
 }
 
-void sq_watch_stop(struct store *s)
+void sq_watch_stop(struct sq_store *s)
 {
     if (s->watching) {
         uint64_t one = 1;
@@ -139,14 +139,4 @@ void sq_watch_stop(struct store *s)
     if (s->stop_fd >= 0)
         close(s->stop_fd);
     free(s->base);
-}
-
-void store_now(char out[32])
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%06d", (int)(ts.tv_nsec / 1000) % 1000000);
 }

@@ -37,12 +37,12 @@
 
 /* A thread of this process begins, or ends, writing the database's files
  * (the writer a transaction, the checkpointer a checkpoint). */
-static void writing_begins(struct store *s)
+static void writing_begins(struct sq_store *s)
 {
     atomic_fetch_add(&s->writing, 1);
 }
 
-static void writing_ends(struct store *s)
+static void writing_ends(struct sq_store *s)
 {
     atomic_store(&s->written, (int64_t)(sq_monotonic() * 1000));
     atomic_fetch_sub(&s->writing, 1);
@@ -106,7 +106,7 @@ static void finish_all(struct queue *q, struct queue *finished, int rc)
 /* Is the database file still the one we opened, and writable? Once it is
  * not, it never is again for this store: the acknowledged writes would go
  * to a file that a restart would not open. */
-static bool database_usable(struct store *s)
+static bool database_usable(struct sq_store *s)
 {
     if (s->lost)
         return false;
@@ -130,17 +130,17 @@ static bool database_usable(struct store *s)
 
 /* Run one job's function; a job that runs out of memory is answered as not
  * committed (its savepoint is rolled back like a refusal's). */
-static int run_job(struct store_conn *w, struct store_job *j)
+static int run_job(struct sq_conn *w, struct store_job *j)
 {
     struct oom_point p;
     int rc;
     oom_enter(&p);
     if (setjmp(p.jb) == 0) {
-        rc = j->fn(w, j->arg);
+        rc = j->fn(&w->common, j->arg);
     } else {
-        for (int i = 0; i < N_STMT; i++)
-            if (w->st[i])
-                sq_done(w->st[i]);
+        for (int i = 0; i < N_SQ_STMT; i++)
+            if (w->st[i].st)
+                sq_done(w->st[i].st);
         log_error("store: a write ran out of memory; it is not committed");
         rc = -STORE_ERROR;
     }
@@ -152,11 +152,11 @@ static int run_job(struct store_conn *w, struct store_job *j)
  * go to `finished`; jobs to run again (the transaction was undone under
  * them) go back to the front of `pending`. */
 /* run_transaction's body, between writing_begins and writing_ends. */
-static void transaction(struct store *s, struct store_conn *w, struct queue *pending,
+static void transaction(struct sq_store *s, struct sq_conn *w, struct queue *pending,
                         struct queue *finished)
 {
     double began = metrics_now();
-    w->epoch_bumped = false;
+    w->common.epoch_bumped = false;
     enum store_rc begin = sq_exec_id(w, S_BEGIN_IMMEDIATE);
     if (begin != STORE_OK) {
         finish_all(pending, finished, -(int)begin);
@@ -189,7 +189,7 @@ static void transaction(struct store *s, struct store_conn *w, struct queue *pen
         if (commit == STORE_OK) {
             metrics_commit((unsigned)ran.n, metrics_now() - began);
             atomic_fetch_add(&s->changes, 1);
-            if (w->epoch_bumped)
+            if (w->common.epoch_bumped)
                 atomic_fetch_add(&s->auth_gen, 1);
             prepend(finished, &ran);    /* order does not matter there */
             return;
@@ -230,7 +230,7 @@ static void transaction(struct store *s, struct store_conn *w, struct queue *pen
     prepend(pending, &again);
 }
 
-static void run_transaction(struct store *s, struct queue *pending, struct queue *finished)
+static void run_transaction(struct sq_store *s, struct queue *pending, struct queue *finished)
 {
     if (!database_usable(s)) {
         finish_all(pending, finished, -STORE_UNAVAILABLE);
@@ -244,7 +244,7 @@ static void run_transaction(struct store *s, struct queue *pending, struct queue
 
 /* On the writer thread, between transactions: see the top of this file.
  * BUSY is another checkpoint under way (the checkpointer's). */
-static void finish_checkpoint(struct store *s)
+static void finish_checkpoint(struct sq_store *s)
 {
     int pages = atomic_load(&s->wal_pages);
     pthread_mutex_lock(&s->ckpt_lock);
@@ -278,7 +278,7 @@ static void finish_checkpoint(struct store *s)
 void *sq_writer_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "store-writer");
-    struct store *s = arg;
+    struct sq_store *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
         while (!s->head && !s->stopping)
@@ -310,8 +310,9 @@ void *sq_writer_main(void *arg)
     return NULL;
 }
 
-void store_submit(struct store *s, struct store_job *job)
+void sq_submit(struct store *base, struct store_job *job)
 {
+    struct sq_store *s = sq_store_of(base);
     job->next = NULL;
     job->rc = 0;
     job->attempts = 0;
@@ -332,38 +333,6 @@ void store_submit(struct store *s, struct store_job *job)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* store_write(): a job whose done() wakes the thread that waits for it. */
-struct waiter {
-    struct store_job job;
-    pthread_mutex_t lock;
-    pthread_cond_t woken;
-    bool done;
-};
-
-static void waiter_done(struct store_job *job)
-{
-    struct waiter *w = (struct waiter *)job;
-    pthread_mutex_lock(&w->lock);
-    w->done = true;
-    pthread_cond_signal(&w->woken);
-    pthread_mutex_unlock(&w->lock);
-}
-
-int store_write(struct store *s, store_write_fn fn, void *arg)
-{
-    struct waiter w = {.job = {.fn = fn, .arg = arg, .done = waiter_done}};
-    pthread_mutex_init(&w.lock, NULL);
-    pthread_cond_init(&w.woken, NULL);
-    store_submit(s, &w.job);
-    pthread_mutex_lock(&w.lock);
-    while (!w.done)
-        pthread_cond_wait(&w.woken, &w.lock);
-    pthread_mutex_unlock(&w.lock);
-    pthread_mutex_destroy(&w.lock);
-    pthread_cond_destroy(&w.woken);
-    return w.job.rc;
-}
-
 /* ---------------------------------------------------------------------------
  * The checkpointer
  * ------------------------------------------------------------------------- */
@@ -374,7 +343,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
     (void)db;
     (void)name;
-    struct store *s = arg;
+    struct sq_store *s = arg;
     atomic_store(&s->wal_pages, pages);
     if (pages >= s->checkpoint_pages) {
         pthread_mutex_lock(&s->ckpt_lock);
@@ -394,7 +363,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 static void *checkpointer_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "store-ckpt");
-    struct store *s = arg;
+    struct sq_store *s = arg;
     pthread_mutex_lock(&s->ckpt_lock);
     for (;;) {
         while (!s->wanted && !s->ckpt_stopping)
@@ -421,7 +390,7 @@ static void *checkpointer_main(void *arg)
     return NULL;
 }
 
-bool sq_checkpointer_start(struct store *s, char *err, int errlen)
+bool sq_checkpointer_start(struct sq_store *s, char *err, int errlen)
 {
     s->checkpointer = sq_conn_open(s->path, false, s->synchronous_full, err, errlen);
     if (!s->checkpointer)
@@ -437,7 +406,7 @@ bool sq_checkpointer_start(struct store *s, char *err, int errlen)
 
 /* After the writer thread stopped. Closing the last connection then
  * checkpoints what is left and removes the WAL (SQLite does). */
-void sq_checkpointer_stop(struct store *s)
+void sq_checkpointer_stop(struct sq_store *s)
 {
     if (s->checkpointing) {
         pthread_mutex_lock(&s->ckpt_lock);

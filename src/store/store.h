@@ -1,5 +1,7 @@
-/* store.h: the persistence interface. sqlite.c implements it; a PostgreSQL
- * implementation can sit behind the same functions later.
+/* store.h: the persistence interface. store.c hands each call on to the
+ * engine behind the store (store_int.h): SQLite's (sqlite.c); the record
+ * functions are written once for every engine (records.c). PostgreSQL's
+ * engine has only its statements so far (pg_engine.c, docs/scale-out.md).
  *
  * Concurrency model:
  *  - Reads run on a connection of the calling thread's own

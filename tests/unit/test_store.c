@@ -792,7 +792,7 @@ static int job_add_and_maybe_undo(struct store_conn *w, void *arg)
     struct account a = {.id = j->account, .name = j->account, .created_at = now};
     enum store_rc rc = store_account_add(w, &a);
     if (j->undo_on & (1 << (j->runs - 1)))
-        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(sq_conn_of(w)->db, "ROLLBACK", NULL, NULL, NULL);
     return rc == STORE_OK ? 0 : (int)rc;
 }
 

@@ -1,0 +1,156 @@
+/* store.c: the store's front (store.h): picks the engine when a store is
+ * opened, by the --db value (store_int.h), and hands every call on to the
+ * table of the store's or the connection's engine; and what is the same
+ * for every engine (store_write, store_now). The record functions are
+ * records.c's.
+ *
+ * The engines: SQLite (sqlite.c) for a file name. A PostgreSQL connection
+ * string (pg_is_conninfo) is refused for now: the PostgreSQL engine has
+ * its statements (pg_engine.c) but not yet its writer and readers
+ * (docs/scale-out.md).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "store/pg.h"
+#include "store/store_int.h"
+
+/* The engine for `db`, or NULL with the reason in err. */
+static const struct store_engine *engine_for(const char *db, char *err, int errlen)
+{
+    if (pg_is_conninfo(db)) {
+        /* not a file name: never create a file of that name */
+        snprintf(err, (size_t)errlen, "%s is a PostgreSQL connection string: this attachd keeps "
+                 "its state in SQLite only (PostgreSQL is not supported yet: docs/scale-out.md)",
+                 db);
+        return NULL;
+    }
+    return &sqlite_engine;
+}
+
+/* ---------------------------------------------------------------------------
+ * Opening and closing
+ * ------------------------------------------------------------------------- */
+
+struct store *store_open(const struct store_options *opts, char *err, int errlen)
+{
+    const struct store_engine *eng = engine_for(opts->path, err, errlen);
+    return eng ? eng->open(opts, err, errlen) : NULL;
+}
+
+void store_close(struct store *s)
+{
+    if (s)
+        s->eng->close(s);
+}
+
+int store_migrate(const char *path, int *from, int *to, char *err, int errlen)
+{
+    const struct store_engine *eng = engine_for(path, err, errlen);
+    return eng ? eng->migrate(path, from, to, err, errlen) : -1;
+}
+
+/* ---------------------------------------------------------------------------
+ * Readers
+ * ------------------------------------------------------------------------- */
+
+struct store_conn *store_reader(struct store *s)
+{
+    return s->eng->reader(s);
+}
+
+void store_conn_reset(struct store_conn *c)
+{
+    c->eng->conn_reset(c);
+}
+
+enum store_rc store_read_begin(struct store_conn *c)
+{
+    return c->eng->read_begin(c);
+}
+
+void store_read_end(struct store_conn *c)
+{
+    c->eng->read_end(c);
+}
+
+/* ---------------------------------------------------------------------------
+ * Writes
+ * ------------------------------------------------------------------------- */
+
+void store_submit(struct store *s, struct store_job *job)
+{
+    s->eng->submit(s, job);
+}
+
+/* store_write(): a job whose done() wakes the thread that waits for it. */
+struct waiter {
+    struct store_job job;
+    pthread_mutex_t lock;
+    pthread_cond_t woken;
+    bool done;
+};
+
+static void waiter_done(struct store_job *job)
+{
+    struct waiter *w = (struct waiter *)job;
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    pthread_cond_signal(&w->woken);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int store_write(struct store *s, store_write_fn fn, void *arg)
+{
+    struct waiter w = {.job = {.fn = fn, .arg = arg, .done = waiter_done}};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.woken, NULL);
+    store_submit(s, &w.job);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.woken, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.woken);
+    return w.job.rc;
+}
+
+uint64_t store_auth_generation(struct store *s)
+{
+    return s->eng->auth_generation(s);
+}
+
+/* ---------------------------------------------------------------------------
+ * For operators
+ * ------------------------------------------------------------------------- */
+
+int store_probe_write(struct store_conn *w, void *arg)
+{
+    return w->eng->probe_write(w, arg);
+}
+
+int store_backup(struct store *s, const char *dest, char *err, int errlen)
+{
+    return s->eng->backup(s, dest, err, errlen);
+}
+
+int store_check_file(const char *path, int *version, char *err, int errlen)
+{
+    /* a file: SQLite's, whatever engine the daemon runs on */
+    return sqlite_engine.check_file(path, version, err, errlen);
+}
+
+/* ---------------------------------------------------------------------------
+ * Time
+ * ------------------------------------------------------------------------- */
+
+void store_now(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%06d", (int)(ts.tv_nsec / 1000) % 1000000);
+}
