@@ -1,7 +1,7 @@
 /* floor.c: the baseline for bench/run. The least a libmicrohttpd server set
  * up like attachd can do per request: the same daemon flags and options as
  * src/http/server.c (epoll thread pool of the same size, connection limits,
- * timeout, 32 KiB connection memory, suspend/resume allowed), the same
+ * timeout, 16 KiB connection memory, suspend/resume allowed), the same
  * two-call pattern (answer on the final call, so keep-alive stays on), and a
  * response built per request from a fixed buffer. No routing, no auth, no
  * JSON, no database, no log.
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
         MHD_OPTION_CONNECTION_TIMEOUT, timeout,
         MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_per_ip,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_END);
