@@ -69,8 +69,6 @@ static const char *const own_sql[N_STMT] = {
                        "AND ($3::text IS NULL OR account_id = $3)) v ON true "
                        "LEFT JOIN (SELECT " ATTACH_COLS " FROM attachments WHERE server_id = $1 "
                        "AND volume_id = $2) a ON true",
-    [S_ATTACH_LIST] = "SELECT " ATTACH_COLS " FROM attachments WHERE server_id = $1 "
-                      "ORDER BY seq" PG_PAGE("$3", "$2"),
     [S_ATTACH_UPDATE] = "UPDATE attachments SET device = $5, tag = $6, "
                         "delete_on_termination = $7 WHERE id = $1 "
                         "AND num_nulls($2::text, $3::text, $4::text, $8::text, $9::text, "

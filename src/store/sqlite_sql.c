@@ -87,8 +87,8 @@ const char *const sqlite_sql[N_SQ_STMT] = {
                        "LEFT JOIN (SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
                        "AND volume_id = ?2) a",
     [S_ATTACH_BY_VOLUME] = "SELECT " ATTACH_COLS " FROM attachments WHERE volume_id = ?1",
-    [S_ATTACH_LIST] = "SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
-                      "ORDER BY seq LIMIT ?3 OFFSET ?2",
+    /* in no order: store_attachment_list sorts them by seq */
+    [S_ATTACH_LIST] = "SELECT " ATTACH_COLS ", seq FROM attachments WHERE server_id = ?1",
     [S_ATTACH_UPDATE] = "UPDATE attachments SET device = ?5, tag = ?6, "
                         "delete_on_termination = ?7 WHERE id = ?1",
     [S_ATTACH_SWAP] = "UPDATE attachments SET volume_id = ?2 WHERE id = ?1",

@@ -54,7 +54,7 @@ enum stmt_id {
                    "kernel, initrd, cmdline, created_at, updated_at"
 #define ATTACH_COLS "id, bdm_uuid, server_id, volume_id, device, tag, delete_on_termination, " \
                     "boot_index, created_at, status"
-enum { SERVER_NCOLS = 20, VOLUME_NCOLS = 14 };
+enum { SERVER_NCOLS = 20, VOLUME_NCOLS = 14, ATTACH_NCOLS = 10 };
 
 struct store_engine;
 
