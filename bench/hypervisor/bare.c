@@ -19,10 +19,12 @@
  *   bare [--uri URI] [--cycles N] [--warmup W] [--bus scsi|virtio]
  *        [--driver-reads] DOMAIN=FILE [DOMAIN=FILE...]
  *
- * --driver-reads also makes the read-only libvirt calls the driver makes
+ * --driver-reads also makes the read-only libvirt calls the driver made
  * before each attach (lookup by UUID, the live XML) and each detach
  * (lookup, the live XML, persistence, the inactive XML), without parsing
- * the XML: how much of attachd's added latency is those calls.
+ * the XML, until it kept what it knows of each domain
+ * (src/driver/libvirt_known.c: now it makes none on a running domain): how
+ * much of attachd's added latency those calls were.
  *
  * Each domain's thread makes W untimed cycles, then all threads start
  * together (a barrier) and make N timed cycles each. Output, one line per
