@@ -34,15 +34,15 @@
  *               for a running one (its live XML; whether it is persistent,
  *               since libvirt gives a transient domain's live definition for
  *               VIR_DOMAIN_XML_INACTIVE; its definition)
- *  VIEW_QUICK   a running domain's live XML only, taking it as persistent
- *               with a definition that has the live disks (what attachd's
- *               own attaches leave): conf_known false
- *  VIEW_KNOWN   what the driver knows of a running persistent domain
- *               (lv_known_view: no call at all), else a quick view
+ *  VIEW_GUESS   what the driver knows of a running persistent domain
+ *               (lv_known_view: no call at all); else, for a running
+ *               domain, its live XML only (a quick view), taking it as
+ *               persistent with a definition that has the live disks (what
+ *               attachd's own attaches leave). Either is conf_known false.
  * Under load every libvirt call waits in libvirtd's queue, so an attach or
  * a detach tries a guess first and reads the whole view only when libvirt
  * refused it. Whatever is read from libvirt becomes the known view. */
-enum view_kind { VIEW_WHOLE, VIEW_QUICK, VIEW_KNOWN };
+enum view_kind { VIEW_WHOLE, VIEW_GUESS };
 
 static enum driver_rc dom_view(struct driver *d, virConnectPtr c, virDomainPtr dom,
                                const char *uuid, enum view_kind kind, struct arena *ar,
@@ -50,10 +50,9 @@ static enum driver_rc dom_view(struct driver *d, virConnectPtr c, virDomainPtr d
 {
     struct lv_known *known = lv_known_of(d);
     uint64_t version;
-    if (lv_known_view(known, uuid, ar, out, &version) && kind == VIEW_KNOWN &&
+    if (lv_known_view(known, uuid, kind == VIEW_GUESS ? ar : NULL, out, &version) &&
         out->active && out->persistent)
         return DRIVER_OK;
-    bool quick = kind != VIEW_WHOLE;
     memset(out, 0, sizeof *out);
     char *xml = virDomainGetXMLDesc(dom, 0);
     if (!xml)
@@ -67,7 +66,7 @@ static enum driver_rc dom_view(struct driver *d, virConnectPtr c, virDomainPtr d
         return driver_fail(err, DRIVER_REFUSED, "cannot parse the domain's XML");
     if (!active) {
         *out = (struct lv_view){.persistent = true, .conf_known = true, .conf = disks, .nconf = n};
-    } else if (quick) {
+    } else if (kind == VIEW_GUESS) {
         *out = (struct lv_view){.active = true, .persistent = true, .live = disks, .nlive = n};
         lv_known_set_view(known, uuid, &(struct lv_view){.active = true, .persistent = true,
                           .live = disks, .nlive = n, .conf = disks, .nconf = n}, version);
@@ -153,14 +152,14 @@ static enum driver_rc attach_locked(struct driver *d, virConnectPtr c, virDomain
     enum driver_rc rc = DRIVER_REFUSED;
     struct arena ar;
     arena_init(&ar);
-    /* The first pass takes the known (or a quick) view; another, with the whole view, only
-     * after a refusal that a concurrent change explains (the domain started
-     * or stopped, the target was taken) or that the quick view's guess about
-     * the definition does (a transient domain, a definition with the alias or
-     * the target). */
+    /* The first pass takes a guess (VIEW_GUESS); another, with the whole
+     * view, only after a refusal that a concurrent change explains (the
+     * domain started or stopped, the target was taken) or that proves the
+     * guess wrong (a transient domain, a definition with the alias or the
+     * target, a disk attached behind the driver's back). */
     for (int pass = 0; pass < 3; pass++) {
         struct lv_view info;
-        if ((rc = dom_view(d, c, dom, uuid, pass == 0 ? VIEW_KNOWN : VIEW_WHOLE, &ar, &info,
+        if ((rc = dom_view(d, c, dom, uuid, pass == 0 ? VIEW_GUESS : VIEW_WHOLE, &ar, &info,
                            err)) != DRIVER_OK)
             break;
         const struct lvxml_disk *live = info.live, *conf = info.conf;
@@ -220,7 +219,7 @@ static enum driver_rc attach_locked(struct driver *d, virConnectPtr c, virDomain
         bool live_added = need_live && find_alias(live2, nlive2, disk->alias);
         /* libvirt saves a definition only after the live attach worked, so
          * a refused attach never leaves the alias in the definition alone;
-         * one that a quick view did not see was there before */
+         * one that a guess did not see was there before */
         bool conf_added = info.conf_known && need_conf && find_alias(conf2, nconf2, disk->alias);
         bool raced = now.active != info.active || now.persistent != info.persistent ||
                      (!info.conf_known && find_alias(conf2, nconf2, disk->alias));

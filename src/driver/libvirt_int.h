@@ -94,8 +94,8 @@ void lv_known_flush(struct lv_known *k);
 virDomainPtr lv_known_domain(struct lv_known *k, virConnectPtr c, const char *key);
 void lv_known_remember(struct lv_known *k, const char *key, virDomainPtr dom);
 /* The known view of domain `uuid`, copied into the arena (conf_known
- * false); false when none is. *version: the domain's event count now, for
- * lv_known_set_view. */
+ * false); false when none is (or `ar` is NULL: only the version wanted).
+ * *version: the domain's event count now, for lv_known_set_view. */
 bool lv_known_view(struct lv_known *k, const char *uuid, struct arena *ar, struct lv_view *out,
                    uint64_t *version);
 /* Keep a view read from libvirt, unless an event came since `version`

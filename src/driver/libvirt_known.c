@@ -250,7 +250,7 @@ bool lv_known_view(struct lv_known *k, const char *uuid, struct arena *ar, struc
     struct entry *e = find_uuid(k, uuid);
     if (e) {
         *version = e->version;
-        if ((ok = e->valid))
+        if ((ok = e->valid && ar))
             *out = (struct lv_view){.active = e->active, .persistent = e->persistent,
                                     .conf_known = false,
                                     .live = disks_copy(&e->live, ar), .nlive = e->live.n,
