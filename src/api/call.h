@@ -78,6 +78,8 @@ void json_memory_use(struct arena *ar);
 
 /* ---- responses (dialect.c) ------------------------------------------------ */
 void reply_json(struct call *c, int status, json_t *body);   /* steals body */
+/* A JSON body already written (a struct jw's text, in the call's arena). */
+void reply_raw_json(struct call *c, int status, const char *body, size_t len);
 void reply_empty(struct call *c, int status);
 /* An error with Nova's text; the dialect picks name, shape and Hostway title. */
 void reply_error(struct call *c, int status, const char *fmt, ...)
@@ -156,6 +158,37 @@ char *json_render(struct arena *ar, json_t *v, size_t *len);
 /* A JSON object's text, in the call's arena. */
 char *json_text(struct call *c, json_t *v);
 
+/* JSON written as it goes, without a tree: the bytes json_render writes for
+ * the tree the calls describe. A text grows in an arena (`cap`: its first
+ * size, 0 for a default). Every value takes the key it has in the enclosing
+ * object, or NULL in an array (or at the top); commas are the writer's. */
+struct jw {
+    struct arena *arena;
+    char *buf;
+    size_t len, cap;
+    bool comma;                 /* a value before: the next one needs a comma */
+};
+void jw_init(struct jw *w, struct arena *ar, size_t cap);
+void jw_object(struct jw *w, const char *key);
+void jw_end_object(struct jw *w);
+void jw_array(struct jw *w, const char *key);
+void jw_end_array(struct jw *w);
+void jw_string(struct jw *w, const char *key, const char *s);   /* NULL: null */
+/* A string written in parts: open, any number of parts, close. */
+void jw_string_open(struct jw *w, const char *key);
+void jw_string_part(struct jw *w, const char *s, size_t len);
+void jw_string_close(struct jw *w);
+void jw_int(struct jw *w, const char *key, json_int_t v);
+void jw_bool(struct jw *w, const char *key, bool v);
+void jw_null(struct jw *w, const char *key);
+/* A tree, as json_render writes it (v is not stolen). */
+void jw_value(struct jw *w, const char *key, json_t *v);
+/* Stored JSON text (metadata) as json_render writes what json_loads makes
+ * of it; {} for NULL or text that does not parse. */
+void jw_json_text(struct jw *w, const char *key, const char *text);
+/* The text written (NUL-terminated; its length in *len). */
+char *jw_finish(struct jw *w, size_t *len);
+
 /* Paging: `limit` and `offset`/`marker` from the query; false after a 400. */
 struct paging {
     int limit;                  /* -1: none given */
@@ -178,6 +211,11 @@ bool query_only(struct call *c, const char *const *allowed);
  * text (metadata) and text that JSON may escape six-fold. */
 size_t answer_estimate(size_t fixed, const char *json_text, const char *text);
 json_t *render_links(struct call *c, const char *collection, const char *id);
+/* render_links's and render_time's values, written (render_time's NULL:
+ * null). */
+void jw_links(struct jw *w, struct call *c, const char *key, const char *collection,
+              const char *id);
+void jw_time(struct jw *w, const char *key, const char *stored, int style);
 json_t *json_str_or_null(const char *s);
 /* Percent-encode everything but RFC 3986's unreserved characters. */
 char *url_escape(struct arena *ar, const char *s);

@@ -40,6 +40,15 @@ void reply_json(struct call *c, int status, json_t *body)
     json_decref(body);
 }
 
+void reply_raw_json(struct call *c, int status, const char *body, size_t len)
+{
+    struct response *res = c->res;
+    res->status = status;
+    res->content_type = "application/json";
+    res->body = body;
+    res->body_len = len;
+}
+
 void reply_empty(struct call *c, int status)
 {
     c->res->status = status;

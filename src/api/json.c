@@ -89,12 +89,11 @@ bool body_parse(struct call *c)
 
 static const char HEX[] = "0123456789ABCDEF";
 
-/* The escaped length of a string; writes it too when out is not NULL. */
-static size_t put_string(char *out, const char *str, size_t len)
+/* The escaped length of a string's text, without its quotes; writes it too
+ * when out is not NULL. At most 6 * len. */
+static size_t put_escaped(char *out, const char *str, size_t len)
 {
-    size_t n = 2;
-    if (out)
-        *out++ = '"';
+    size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)str[i];
         const char *esc = NULL;
@@ -132,9 +131,19 @@ static size_t put_string(char *out, const char *str, size_t len)
                 *out++ = (char)ch;
         }
     }
-    if (out)
-        *out = '"';
     return n;
+}
+
+/* The escaped length of a string, quoted; writes it too when out is not
+ * NULL. */
+static size_t put_string(char *out, const char *str, size_t len)
+{
+    size_t n = put_escaped(out ? out + 1 : NULL, str, len);
+    if (out) {
+        out[0] = '"';
+        out[n + 1] = '"';
+    }
+    return n + 2;
 }
 
 /* Writes v at out (when not NULL) and returns its length; (size_t)-1 for a
@@ -229,6 +238,165 @@ char *json_render(struct arena *ar, json_t *v, size_t *len)
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+/* ---- writing JSON without a tree ------------------------------------------
+ * The same bytes as json_render's of the tree the calls describe: the
+ * escaping is put_escaped's, integers are JSON_INTEGER_FORMAT's. */
+
+void jw_init(struct jw *w, struct arena *ar, size_t cap)
+{
+    *w = (struct jw){.arena = ar, .cap = cap ? cap : 256};
+    w->buf = arena_alloc(ar, w->cap);
+}
+
+/* Room for n more bytes and the final NUL; returns where they go. */
+static char *jw_room(struct jw *w, size_t n)
+{
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap * 2;
+        while (w->len + n + 1 > cap)
+            cap *= 2;
+        char *buf = arena_alloc(w->arena, cap);
+        memcpy(buf, w->buf, w->len);
+        w->buf = buf;
+        w->cap = cap;
+    }
+    return w->buf + w->len;
+}
+
+static void jw_put(struct jw *w, const char *s, size_t n)
+{
+    memcpy(jw_room(w, n), s, n);
+    w->len += n;
+}
+
+/* What comes before a value: the comma after the previous member or
+ * element, and the key, if any. */
+static void jw_lead(struct jw *w, const char *key)
+{
+    if (w->comma)
+        jw_put(w, ",", 1);
+    if (key) {
+        size_t n = strlen(key);
+        w->len += put_string(jw_room(w, 6 * n + 3), key, n);
+        jw_put(w, ":", 1);
+    }
+    w->comma = true;
+}
+
+void jw_object(struct jw *w, const char *key)
+{
+    jw_lead(w, key);
+    jw_put(w, "{", 1);
+    w->comma = false;
+}
+
+void jw_array(struct jw *w, const char *key)
+{
+    jw_lead(w, key);
+    jw_put(w, "[", 1);
+    w->comma = false;
+}
+
+void jw_end_object(struct jw *w)
+{
+    jw_put(w, "}", 1);
+    w->comma = true;
+}
+
+void jw_end_array(struct jw *w)
+{
+    jw_put(w, "]", 1);
+    w->comma = true;
+}
+
+void jw_string(struct jw *w, const char *key, const char *s)
+{
+    if (!s) {
+        jw_null(w, key);
+        return;
+    }
+    jw_string_open(w, key);
+    jw_string_part(w, s, strlen(s));
+    jw_string_close(w);
+}
+
+void jw_string_open(struct jw *w, const char *key)
+{
+    jw_lead(w, key);
+    jw_put(w, "\"", 1);
+}
+
+void jw_string_part(struct jw *w, const char *s, size_t len)
+{
+    w->len += put_escaped(jw_room(w, 6 * len), s, len);
+}
+
+void jw_string_close(struct jw *w)
+{
+    jw_put(w, "\"", 1);
+}
+
+void jw_int(struct jw *w, const char *key, json_int_t v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, v);
+    jw_lead(w, key);
+    jw_put(w, num, (size_t)n);
+}
+
+void jw_bool(struct jw *w, const char *key, bool v)
+{
+    jw_lead(w, key);
+    if (v)
+        jw_put(w, "true", 4);
+    else
+        jw_put(w, "false", 5);
+}
+
+void jw_null(struct jw *w, const char *key)
+{
+    jw_lead(w, key);
+    jw_put(w, "null", 4);
+}
+
+void jw_value(struct jw *w, const char *key, json_t *v)
+{
+    jw_lead(w, key);
+    size_t n = put_value(NULL, v);
+    if (n != (size_t)-1) {
+        put_value(jw_room(w, n), v);
+    } else {
+        n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+        json_dumpb(v, jw_room(w, n), n, JSON_COMPACT);
+    }
+    w->len += n;
+}
+
+void jw_json_text(struct jw *w, const char *key, const char *text)
+{
+    /* most servers have no metadata: its text needs no parse */
+    if (text && !strcmp(text, "{}")) {
+        jw_lead(w, key);
+        jw_put(w, "{}", 2);
+        return;
+    }
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+    if (v)
+        jw_value(w, key, v);
+    else {
+        jw_object(w, key);
+        jw_end_object(w);
+    }
+    json_decref(v);
+}
+
+char *jw_finish(struct jw *w, size_t *len)
+{
+    *jw_room(w, 0) = '\0';
+    *len = w->len;
+    return w->buf;
 }
 
 char *json_text(struct call *c, json_t *v)
@@ -445,4 +613,62 @@ json_t *render_links(struct call *c, const char *collection, const char *id)
                      arena_printf(c->arena, "%s%s/%s/%s", c->base, c->prefix, collection, id),
                      "rel", "bookmark", "href",
                      arena_printf(c->arena, "%s%s/%s/%s", c->base, bookmark_prefix, collection, id));
+}
+
+void jw_time(struct jw *w, const char *key, const char *t, int style)
+{
+    if (!t) {
+        jw_null(w, key);
+        return;
+    }
+    size_t n = style == TIME_ISO_MICRO ? strlen(t) : strnlen(t, 19);
+    if (style == TIME_SPACE && n > 10) {
+        /* render_time's text: the space in place of the 'T' */
+        jw_string_open(w, key);
+        jw_string_part(w, t, 10);
+        jw_string_part(w, " ", 1);
+        jw_string_part(w, t + 11, n - 11);
+        jw_string_close(w);
+        return;
+    }
+    jw_string_open(w, key);
+    jw_string_part(w, t, n);
+    if (style == TIME_ISO_Z)
+        jw_string_part(w, "Z", 1);
+    jw_string_close(w);
+}
+
+/* A string made of parts (NULL-ended), as if concatenated. */
+static void jw_string_cat(struct jw *w, const char *key, const char *const *parts)
+{
+    jw_string_open(w, key);
+    for (; *parts; parts++)
+        jw_string_part(w, *parts, strlen(*parts));
+    jw_string_close(w);
+}
+
+void jw_links(struct jw *w, struct call *c, const char *key, const char *collection,
+              const char *id)
+{
+    jw_array(w, key);
+    jw_object(w, NULL);
+    if (c->dialect == DIALECT_HOSTWAY) {
+        jw_string_cat(w, "href", (const char *const[]){
+            c->base, c->prefix, "/", collection, "/", id,
+            strcmp(collection, "volumes") ? "" : "/", NULL});
+        jw_string(w, "rel", "self");
+    } else {
+        const char *account = c->account_in_path;
+        jw_string(w, "rel", "self");
+        jw_string_cat(w, "href", (const char *const[]){
+            c->base, c->prefix, "/", collection, "/", id, NULL});
+        jw_end_object(w);
+        jw_object(w, NULL);
+        jw_string(w, "rel", "bookmark");
+        jw_string_cat(w, "href", (const char *const[]){
+            c->base, account ? "/" : "", account ? account : "", "/", collection, "/", id,
+            NULL});
+    }
+    jw_end_object(w);
+    jw_end_array(w);
 }

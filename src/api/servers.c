@@ -10,95 +10,151 @@
 #include "util/id.h"
 #include "util/utf8.h"
 
-/* ---- rendering ------------------------------------------------------------ */
+/* ---- rendering ------------------------------------------------------------ *
+ * Written straight into the answer's text (json.c's struct jw), in the
+ * order of Nova's keys, with the bytes json_render gave the trees these
+ * functions once built. */
 
-static json_t *render_flavor(struct call *c, const struct server *s)
+/* Nova's links of a server's image or flavor: a bookmark alone. */
+static void write_bookmark(struct jw *w, struct call *c, const char *collection,
+                           const char *id)
+{
+    jw_array(w, "links");
+    jw_object(w, NULL);
+    jw_string(w, "rel", "bookmark");
+    jw_string_open(w, "href");
+    jw_string_part(w, c->base, strlen(c->base));
+    jw_string_part(w, "/", 1);
+    jw_string_part(w, collection, strlen(collection));
+    jw_string_part(w, "/", 1);
+    jw_string_part(w, id, strlen(id));
+    jw_string_close(w);
+    jw_end_object(w);
+    jw_end_array(w);
+}
+
+static void write_flavor(struct jw *w, struct call *c, const struct server *s)
 {
     const struct flavor *f = core_flavor(c->core.core, s->flavor_ref);
-    if (c->version >= 47)
-        return json_pack("{s:i, s:I, s:I, s:i, s:i, s:s, s:{}}", "vcpus", f ? f->vcpus : 1,
-                         "ram", (json_int_t)(f ? f->ram_mb : 512),
-                         "disk", (json_int_t)(f ? f->disk_gb : 1), "ephemeral", 0, "swap", 0,
-                         "original_name", f ? f->name : s->flavor_ref, "extra_specs");
-    return json_pack("{s:s, s:[{s:s, s:s}]}", "id", s->flavor_ref, "links", "rel", "bookmark",
-                     "href", arena_printf(c->arena, "%s/flavors/%s", c->base, s->flavor_ref));
+    if (c->version >= 47) {
+        jw_object(w, "flavor");
+        jw_int(w, "vcpus", f ? f->vcpus : 1);
+        jw_int(w, "ram", (json_int_t)(f ? f->ram_mb : 512));
+        jw_int(w, "disk", (json_int_t)(f ? f->disk_gb : 1));
+        jw_int(w, "ephemeral", 0);
+        jw_int(w, "swap", 0);
+        jw_string(w, "original_name", f ? f->name : s->flavor_ref);
+        jw_object(w, "extra_specs");
+        jw_end_object(w);
+        jw_end_object(w);
+        return;
+    }
+    jw_object(w, "flavor");
+    jw_string(w, "id", s->flavor_ref);
+    write_bookmark(w, c, "flavors", s->flavor_ref);
+    jw_end_object(w);
 }
 
-static json_t *render_image(struct call *c, const struct server *s)
+static void write_image(struct jw *w, struct call *c, const struct server *s)
 {
-    if (!*s->image_ref)
-        return json_string("");     /* booted from a volume */
-    return json_pack("{s:s, s:[{s:s, s:s}]}", "id", s->image_ref, "links", "rel", "bookmark",
-                     "href", arena_printf(c->arena, "%s/images/%s", c->base, s->image_ref));
+    if (!*s->image_ref) {
+        jw_string(w, "image", "");      /* booted from a volume */
+        return;
+    }
+    jw_object(w, "image");
+    jw_string(w, "id", s->image_ref);
+    write_bookmark(w, c, "images", s->image_ref);
+    jw_end_object(w);
 }
 
-static json_t *render_summary(struct call *c, const struct server *s)
+static void write_summary(struct jw *w, struct call *c, const struct server *s)
 {
-    return json_pack("{s:s, s:s, s:o}", "id", s->id, "name", s->name, "links",
-                     render_links(c, "servers", s->id));
+    jw_object(w, NULL);
+    jw_string(w, "id", s->id);
+    jw_string(w, "name", s->name);
+    jw_links(w, c, "links", "servers", s->id);
+    jw_end_object(w);
 }
 
-/* `show`: the body of GET /servers/{id}, which alone carries server_groups.
- * NULL (and err set) if the server's volumes cannot be read. */
-static json_t *render_server(struct call *c, const struct server *s, bool show,
-                             struct core_error *err)
+/* A server, as an element of w's array or its "server" (`show`: the body of
+ * GET /servers/{id}, which alone carries server_groups). False (and err
+ * set) if the server's volumes cannot be read. */
+static bool write_server(struct jw *w, struct call *c, const struct server *s, bool show,
+                         struct core_error *err)
 {
     struct attachment *at = NULL;
     int n = 0;
     if (!core_server_attachments(&c->core, s->id, &at, &n, err))
-        return NULL;
-    json_t *volumes = json_array();
+        return false;
+    jw_object(w, show ? "server" : NULL);
+    jw_string(w, "id", s->id);
+    jw_string(w, "name", s->name);
+    jw_string(w, "status", core_server_status(s->vm_state));
+    jw_string(w, "tenant_id", s->account_id);
+    jw_string(w, "user_id", s->user_id);
+    jw_json_text(w, "metadata", s->metadata);
+    jw_string(w, "hostId", "");
+    write_image(w, c, s);
+    write_flavor(w, c, s);
+    jw_time(w, "created", s->created_at, TIME_ISO_Z);
+    jw_time(w, "updated", s->updated_at, TIME_ISO_Z);
+    jw_object(w, "addresses");
+    jw_end_object(w);
+    jw_string(w, "accessIPv4", "");
+    jw_string(w, "accessIPv6", "");
+    jw_links(w, c, "links", "servers", s->id);
+    jw_string(w, "OS-DCF:diskConfig", "MANUAL");
+    jw_int(w, "progress", 0);
+    jw_string(w, "OS-EXT-AZ:availability_zone", s->availability_zone);
+    jw_string(w, "config_drive", "");
+    jw_string(w, "key_name", s->key_name);
+    jw_time(w, "OS-SRV-USG:launched_at", s->launched_at, TIME_ISO_MICRO);
+    jw_null(w, "OS-SRV-USG:terminated_at");
+    jw_string(w, "OS-EXT-STS:task_state", s->task_state);
+    jw_string(w, "OS-EXT-STS:vm_state", s->vm_state);
+    jw_int(w, "OS-EXT-STS:power_state", s->power_state);
+    jw_array(w, "security_groups");
+    jw_object(w, NULL);
+    jw_string(w, "name", "default");
+    jw_end_object(w);
+    jw_end_array(w);
+    jw_array(w, "os-extended-volumes:volumes_attached");
     for (int i = 0; i < n; i++) {
-        json_t *v = json_pack("{s:s}", "id", at[i].volume_id);
+        jw_object(w, NULL);
+        jw_string(w, "id", at[i].volume_id);
         if (c->version >= 3)
-            json_object_set_new(v, "delete_on_termination",
-                                json_boolean(at[i].delete_on_termination));
-        json_array_append_new(volumes, v);
+            jw_bool(w, "delete_on_termination", at[i].delete_on_termination);
+        jw_end_object(w);
     }
-    json_t *metadata = json_loads(s->metadata, 0, NULL);
-    json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:s, s:s, s:{}, s:s, s:s, s:o,"
-        " s:s, s:i, s:s, s:s, s:o, s:o, s:n, s:o, s:o, s:i, s:[{s:s}], s:o}",
-        "id", s->id, "name", s->name, "status", core_server_status(s->vm_state),
-        "tenant_id", s->account_id, "user_id", s->user_id,
-        "metadata", metadata ? metadata : json_object(),
-        "hostId", "", "image", render_image(c, s), "flavor", render_flavor(c, s),
-        "created", render_time(c->arena, s->created_at, TIME_ISO_Z),
-        "updated", render_time(c->arena, s->updated_at, TIME_ISO_Z),
-        "addresses", "accessIPv4", "", "accessIPv6", "",
-        "links", render_links(c, "servers", s->id),
-        "OS-DCF:diskConfig", "MANUAL", "progress", 0,
-        "OS-EXT-AZ:availability_zone", s->availability_zone, "config_drive", "",
-        "key_name", json_str_or_null(s->key_name),
-        "OS-SRV-USG:launched_at",
-        json_str_or_null(render_time(c->arena, s->launched_at, TIME_ISO_MICRO)),
-        "OS-SRV-USG:terminated_at",
-        "OS-EXT-STS:task_state", json_str_or_null(s->task_state),
-        "OS-EXT-STS:vm_state", json_string(s->vm_state),
-        "OS-EXT-STS:power_state", s->power_state,
-        "security_groups", "name", "default",
-        "os-extended-volumes:volumes_attached", volumes);
+    jw_end_array(w);
     if (c->version >= 9)
-        json_object_set_new(o, "locked", json_boolean(s->locked));
+        jw_bool(w, "locked", s->locked);
     if (c->version >= 19)
-        json_object_set_new(o, "description", json_null());
-    if (c->version >= 26)
-        json_object_set_new(o, "tags", json_array());
+        jw_null(w, "description");
+    if (c->version >= 26) {
+        jw_array(w, "tags");
+        jw_end_array(w);
+    }
     if (c->version >= 63)
-        json_object_set_new(o, "trusted_image_certificates", json_null());
-    if (c->version >= 71 && show)
-        json_object_set_new(o, "server_groups", json_array());
+        jw_null(w, "trusted_image_certificates");
+    if (c->version >= 71 && show) {
+        jw_array(w, "server_groups");
+        jw_end_array(w);
+    }
     if (c->version >= 73)
-        json_object_set_new(o, "locked_reason", json_null());
+        jw_null(w, "locked_reason");
     /* what the hypervisor last refused or did not confirm, as Nova shows a
-     * server's fault: 500 for a server in error (its build failed) */
-    if (s->fault)
-        json_object_set_new(o, "fault", json_pack("{s:i, s:s, s:s}", "code",
-                                                  strcmp(s->vm_state, "error") ? 409 : 500,
-                                                  "created",
-                                                  render_time(c->arena, s->updated_at, TIME_ISO_Z),
-                                                  "message", s->fault));
-    return o;
+     * server's fault: 500 for a server in error (its build failed). Its
+     * text need not be UTF-8: none then, as when jansson refused it. */
+    if (s->fault && utf8_valid(s->fault, strlen(s->fault))) {
+        jw_object(w, "fault");
+        jw_int(w, "code", strcmp(s->vm_state, "error") ? 409 : 500);
+        jw_time(w, "created", s->updated_at, TIME_ISO_Z);
+        jw_string(w, "message", s->fault);
+        jw_end_object(w);
+    }
+    jw_end_object(w);
+    return true;
 }
 
 /* ---- list ----------------------------------------------------------------- */
@@ -118,7 +174,10 @@ static void list(struct call *c, bool detail)
         name = NULL;
     int limit = p.limit < 0 ? 1000 : p.limit;
     bool ok = core_server_list(&c->core, p.marker, name, limit, &s, &n, &err);
-    json_t *items = json_array();
+    struct jw w;
+    jw_init(&w, c->arena, detail ? 4096 : 1024);
+    jw_object(&w, NULL);
+    jw_array(&w, "servers");
     size_t size = 0;
     bool cut = false;
     for (int i = 0; ok && i < n; i++) {
@@ -128,25 +187,32 @@ static void list(struct call *c, bool detail)
             cut = true;
             break;
         }
-        json_t *item = detail ? render_server(c, &s[i], false, &err) : render_summary(c, &s[i]);
-        ok = item != NULL;
-        json_array_append_new(items, item);
+        if (detail)
+            ok = write_server(&w, c, &s[i], false, &err);
+        else
+            write_summary(&w, c, &s[i]);
     }
     if (!ok) {
-        json_decref(items);
         reply_core_error(c, &err);
         return;
     }
-    json_t *body = json_pack("{s:o}", "servers", items);
-    if (n > 0 && (n == limit || cut))
-        json_object_set_new(body, "servers_links",
-                            json_pack("[{s:s, s:s}]", "rel", "next", "href",
-                                      arena_printf(c->arena, "%s%s/servers%s?limit=%d%s%s&marker=%s",
-                                                   c->base, c->prefix, detail ? "/detail" : "",
-                                                   limit, name ? "&name=" : "",
-                                                   name ? url_escape(c->arena, name) : "",
-                                                   url_escape(c->arena, s[n - 1].id))));
-    reply_json(c, 200, body);
+    jw_end_array(&w);
+    if (n > 0 && (n == limit || cut)) {
+        jw_array(&w, "servers_links");
+        jw_object(&w, NULL);
+        jw_string(&w, "rel", "next");
+        jw_string(&w, "href",
+                  arena_printf(c->arena, "%s%s/servers%s?limit=%d%s%s&marker=%s",
+                               c->base, c->prefix, detail ? "/detail" : "", limit,
+                               name ? "&name=" : "", name ? url_escape(c->arena, name) : "",
+                               url_escape(c->arena, s[n - 1].id)));
+        jw_end_object(&w);
+        jw_end_array(&w);
+    }
+    jw_end_object(&w);
+    size_t len;
+    const char *body = jw_finish(&w, &len);
+    reply_raw_json(c, 200, body, len);
 }
 
 void servers_list(struct call *c)
@@ -165,14 +231,18 @@ void servers_show(struct call *c)
 {
     struct server s;
     struct core_error err;
-    json_t *o = NULL;
-    if (core_server_get(&c->core, c->param[0], &s, &err))
-        o = render_server(c, &s, true, &err);
-    if (!o) {
+    struct jw w;
+    jw_init(&w, c->arena, 2048);
+    jw_object(&w, NULL);
+    if (!core_server_get(&c->core, c->param[0], &s, &err) ||
+        !write_server(&w, c, &s, true, &err)) {
         reply_core_error(c, &err);
         return;
     }
-    reply_json(c, 200, json_pack("{s:o}", "server", o));
+    jw_end_object(&w);
+    size_t len;
+    const char *body = jw_finish(&w, &len);
+    reply_raw_json(c, 200, body, len);
 }
 
 static void deleted(struct call *c)
