@@ -11,23 +11,39 @@
 #include "api/call.h"
 #include "util/id.h"
 
-static json_t *render_attachment(struct call *c, const struct attachment *a, bool on_create)
+/* An attachment, written into w (`key`: its key in the enclosing object,
+ * NULL in an array). */
+static void write_attachment(struct jw *w, struct call *c, const char *key,
+                             const struct attachment *a, bool on_create)
 {
-    json_t *o = json_object();
+    jw_object(w, key);
     if (c->version < 89 || on_create)
-        json_object_set_new(o, "id", json_string(a->volume_id));
-    json_object_set_new(o, "serverId", json_string(a->server_id));
-    json_object_set_new(o, "volumeId", json_string(a->volume_id));
-    json_object_set_new(o, "device", json_string(a->device));
+        jw_string(w, "id", a->volume_id);
+    jw_string(w, "serverId", a->server_id);
+    jw_string(w, "volumeId", a->volume_id);
+    jw_string(w, "device", a->device);
     if (c->version >= 70)
-        json_object_set_new(o, "tag", json_str_or_null(a->tag));
+        jw_string(w, "tag", a->tag);
     if (c->version >= 79)
-        json_object_set_new(o, "delete_on_termination", json_boolean(a->delete_on_termination));
+        jw_bool(w, "delete_on_termination", a->delete_on_termination);
     if (c->version >= 89 && !on_create) {
-        json_object_set_new(o, "attachment_id", json_string(a->id));
-        json_object_set_new(o, "bdm_uuid", json_string(a->bdm_uuid));
+        jw_string(w, "attachment_id", a->id);
+        jw_string(w, "bdm_uuid", a->bdm_uuid);
     }
-    return o;
+    jw_end_object(w);
+}
+
+/* {"volumeAttachment": ...} of one attachment. */
+static void reply_attachment(struct call *c, const struct attachment *a, bool on_create)
+{
+    struct jw w;
+    size_t len;
+    jw_init(&w, c->arena, 512);
+    jw_object(&w, NULL);
+    write_attachment(&w, c, "volumeAttachment", a, on_create);
+    jw_end_object(&w);
+    const char *body = jw_finish(&w, &len);
+    reply_raw_json(c, 200, body, len);
 }
 
 void attachments_list(struct call *c)
@@ -46,10 +62,17 @@ void attachments_list(struct call *c)
         reply_core_error(c, &err);
         return;
     }
-    json_t *items = json_array();
+    struct jw w;
+    size_t len;
+    jw_init(&w, c->arena, 256 + 256 * (size_t)n);
+    jw_object(&w, NULL);
+    jw_array(&w, "volumeAttachments");
     for (int i = 0; i < n; i++)
-        json_array_append_new(items, render_attachment(c, &at[i], false));
-    reply_json(c, 200, json_pack("{s:o}", "volumeAttachments", items));
+        write_attachment(&w, c, NULL, &at[i], false);
+    jw_end_array(&w);
+    jw_end_object(&w);
+    const char *body = jw_finish(&w, &len);
+    reply_raw_json(c, 200, body, len);
 }
 
 void attachments_show(struct call *c)
@@ -72,7 +95,7 @@ void attachments_show(struct call *c)
         reply_json(c, 200, json_pack("{s:o}", "volume", o));
         return;
     }
-    reply_json(c, 200, json_pack("{s:o}", "volumeAttachment", render_attachment(c, &a, false)));
+    reply_attachment(c, &a, false);
 }
 
 static bool id_ok(const char *s)
@@ -103,8 +126,7 @@ static void attached(struct call *c)
     if (!c->op.ok)
         reply_core_error(c, &c->op.err);
     else
-        reply_json(c, 200, json_pack("{s:o}", "volumeAttachment",
-                                     render_attachment(c, &c->made.attachment, true)));
+        reply_attachment(c, &c->made.attachment, true);
 }
 
 void attachments_create(struct call *c)
