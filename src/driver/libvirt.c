@@ -6,12 +6,11 @@
  * finds it again (libvirt_disks.c).
  *
  * Threads:
- *  - the libvirt event loop: one per process, shared by every open driver
- *    (libvirt has one default event implementation per process), started
- *    by the first open and stopped by the last close. libvirt runs keepalive
- *    pings, connection-close detection and domain-event dispatch on it. Our
- *    callbacks on it only queue and return, so a slow receiver can never
- *    stall keepalive and make a healthy connection look dead.
+ *  - the libvirt event loop (libvirt_loop.c): one per process, shared by
+ *    every open driver. libvirt runs keepalive pings, connection-close
+ *    detection and domain-event dispatch on it. Our callbacks on it only
+ *    queue and return, so a slow receiver can never stall keepalive and
+ *    make a healthy connection look dead.
  *  - the watch thread, one per driver: delivers queued events to
  *    d->events in order, closes lost connections and reconnects with
  *    backoff. It is "the driver's own thread" of driver.h.
@@ -45,7 +44,6 @@
 #include <libxml/parser.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,90 +104,6 @@ struct lv {
     pthread_mutex_t stripe[STRIPES];
     struct lv_known *known;     /* handles and views (libvirt_known.c) */
 };
-
-/* ------------------------------------------------------------------ */
-/* the process's event loop                                            */
-
-static pthread_mutex_t loop_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t loop_cond = PTHREAD_COND_INITIALIZER;
-static int loop_users;
-static bool loop_registered;
-static pthread_t loop_thread;
-static atomic_bool loop_quit;
-static int loop_barrier_seen;
-
-static void *loop_main(void *arg)
-{
-    pthread_setname_np(pthread_self(), "lv-events");
-    (void)arg;
-    while (!atomic_load(&loop_quit))
-        if (virEventRunDefaultImpl() < 0) {
-            struct timespec ts = {0, 10 * 1000 * 1000};
-            nanosleep(&ts, NULL);           /* never spin on a broken loop */
-        }
-    return NULL;
-}
-
-static void loop_wake(int timer, void *opaque)
-{
-    (void)opaque;
-    virEventRemoveTimeout(timer);
-}
-
-static void loop_barrier_cb(int timer, void *opaque)
-{
-    (void)opaque;
-    virEventRemoveTimeout(timer);
-    pthread_mutex_lock(&loop_mu);
-    loop_barrier_seen++;
-    pthread_cond_broadcast(&loop_cond);
-    pthread_mutex_unlock(&loop_mu);
-}
-
-static bool loop_start(char *err, size_t errlen)
-{
-    bool ok = true;
-    pthread_mutex_lock(&loop_mu);
-    if (loop_users == 0) {
-        if (!loop_registered && virEventRegisterDefaultImpl() < 0) {
-            snprintf(err, errlen, "cannot start libvirt's event loop: %s",
-                     virGetLastErrorMessage());
-            ok = false;
-        } else {
-            loop_registered = true;
-            atomic_store(&loop_quit, false);
-            int e = pthread_create(&loop_thread, NULL, loop_main, NULL);
-            if (e) {
-                snprintf(err, errlen, "cannot start libvirt's event loop: %s", strerror(e));
-                ok = false;
-            }
-        }
-    }
-    if (ok)
-        loop_users++;
-    pthread_mutex_unlock(&loop_mu);
-    return ok;
-}
-
-/* Leave the loop. The last user stops its thread; any other waits until
- * the loop has finished whatever callback it was running, so that nothing
- * of a closed driver is in use on it afterwards. */
-static void loop_stop(void)
-{
-    pthread_mutex_lock(&loop_mu);
-    if (--loop_users == 0) {
-        atomic_store(&loop_quit, true);
-        virEventAddTimeout(0, loop_wake, NULL, NULL);
-        pthread_join(loop_thread, NULL);    /* it never takes loop_mu now */
-        pthread_mutex_unlock(&loop_mu);
-        return;
-    }
-    int want = loop_barrier_seen + 1;
-    if (virEventAddTimeout(0, loop_barrier_cb, NULL, NULL) >= 0)
-        while (loop_barrier_seen < want)
-            pthread_cond_wait(&loop_cond, &loop_mu);
-    pthread_mutex_unlock(&loop_mu);
-}
 
 /* ------------------------------------------------------------------ */
 /* errors                                                              */
@@ -723,7 +637,7 @@ static void lv_close(struct driver *d)
         conn_teardown(c, cb);
     if (dead)
         conn_teardown(dead, dead_cb);
-    loop_stop();                /* no callback of ours runs after this */
+    lv_loop_stop();             /* no callback of ours runs after this */
     if (joined)
         lv_free(lv);
     else
@@ -803,14 +717,14 @@ struct driver *driver_libvirt_open(const struct driver_options *o, char *err, si
     for (int i = 0; i < CB_COUNT; i++)
         lv->cb[i] = lv->dead_cb[i] = -1;
 
-    if (!loop_start(err, errlen)) {
+    if (!lv_loop_start(err, errlen)) {
         lv_free(lv);
         return NULL;
     }
     char why[512];
     if (!(lv->conn = conn_open(lv, lv->cb, why, sizeof why))) {
         snprintf(err, errlen, "cannot connect to %s: %s", uri, why);
-        loop_stop();
+        lv_loop_stop();
         lv_free(lv);
         return NULL;
     }
@@ -818,7 +732,7 @@ struct driver *driver_libvirt_open(const struct driver_options *o, char *err, si
     if (e) {
         snprintf(err, errlen, "cannot start the libvirt driver's thread: %s", strerror(e));
         conn_teardown(lv->conn, lv->cb);
-        loop_stop();
+        lv_loop_stop();
         lv_free(lv);
         return NULL;
     }

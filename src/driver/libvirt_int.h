@@ -114,6 +114,14 @@ void lv_known_event(struct lv_known *k, const char *uuid, const char *removed_al
 /* The driver's own table of known domains. */
 struct lv_known *lv_known_of(struct driver *d);
 
+/* libvirt's event loop, one thread per process (libvirt_loop.c): each
+ * open driver starts using it (false, with the reason in err, when it
+ * cannot run) and stops when it closes. The last user stops the thread;
+ * any other returns once the loop has finished whatever callback it was
+ * running, so that nothing of a closed driver is in use on it afterwards. */
+bool lv_loop_start(char *err, size_t errlen);
+void lv_loop_stop(void);
+
 /* The disk operations (libvirt_disks.c), for the driver's table. */
 enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk *disk,
                               char target[DRIVER_TARGET_MAX], struct driver_error *err);
