@@ -23,7 +23,8 @@ HV_DEBS    := qemu-system-x86 libvirt-daemon-system libvirt-daemon-system-sysv l
 # dpkg-buildpackage needs to build the .deb.
 OPS_DEBS   := python3-prometheus-client openssl man-db groff-base systemd \
               debhelper dpkg-dev fakeroot
-# PostgreSQL: the throwaway cluster of scripts/pg-env (tests/unit/test_pg).
+# PostgreSQL: the throwaway cluster of scripts/pg-env (tests/unit/test_pg and
+# the API suite on PostgreSQL, api-pg).
 PG_DEBS    := postgresql postgresql-client
 TEST_DEBS  := python3-pytest python3-requests python3-openstacksdk \
               python3-novaclient python3-openstackclient python3-tempest python3-libcloud curl \

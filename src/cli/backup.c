@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "store/pg.h"
 #include "store/store.h"
 
 /* The lock on the database file at path (made empty if there is none, for
@@ -127,6 +128,12 @@ int cmd_db_restore(int argc, char **argv)
     char err[2 * PATH_MAX + 512], tmp[PATH_MAX], side[PATH_MAX];
     int version, status = CLI_USAGE, lock = -1;
     struct stat st;
+    if (pg_is_conninfo(db)) {
+        cli_error("db restore: %s is a PostgreSQL database: restore it with pg_restore or psql "
+                  "(`db restore` replaces an SQLite database file)",
+                  pg_describe(db, tmp, sizeof tmp));
+        goto out;
+    }
     if (store_check_file(from, &version, err, sizeof err) < 0) {
         cli_error("db restore: %s", err);
         goto out;

@@ -14,6 +14,7 @@
 #include "auth/auth.h"
 #include "cli/cli.h"
 #include "core/core.h"
+#include "store/pg.h"
 #include "store/store.h"
 #include "util/id.h"
 #include "util/utf8.h"
@@ -25,9 +26,12 @@ const char *cli_db_path(const struct cli *c)
     return cli_get(c, "db");
 }
 
-/* Create the database's folder, as `make run` and a first start expect. */
+/* Create the database's folder, as `make run` and a first start expect
+ * (none for a PostgreSQL connection string: not a file). */
 void cli_make_parent(const char *path)
 {
+    if (pg_is_conninfo(path))
+        return;
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
@@ -62,7 +66,7 @@ struct store *cli_open_store_at(const struct cli *c, bool create, int *status)
     struct stat st;
     if (create) {
         cli_make_parent(path);
-    } else if (stat(path, &st) != 0) {
+    } else if (!pg_is_conninfo(path) && stat(path, &st) != 0) {
         /* a wrong --db must not leave an empty database behind */
         *status = cli_error("%s: the database %s does not exist (a wrong --db or [db] path? "
                             "`attachd db migrate` creates one)", c->command, path);
@@ -152,6 +156,8 @@ int cmd_db_migrate(int argc, char **argv)
     const char *path = cli_db_path(&c);
     cli_make_parent(path);
     int rc = store_migrate(path, &from, &to, err, sizeof err);
+    char shown[512];
+    path = pg_describe(path, shown, sizeof shown);     /* never a password on the screen */
     if (rc < 0)
         fprintf(stderr, "attachd: %s\n", err);
     else if (from == to)

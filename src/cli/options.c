@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "http/server.h"
+#include "store/pg.h"
 #include "util/id.h"
 
 #ifndef ATTACHD_DEFAULT_DB
@@ -43,8 +44,10 @@
 /* The order is the reference's: the sections an operator sets first. */
 const struct cli_spec cli_specs[] = {
     {"db", "db", "path", CLI_PATH, 0, 0, NULL, "PATH", ATTACHD_DEFAULT_DB, DB_DOC,
-     "The SQLite database. `serve` and `db migrate` create it (and its folder) when it "
-     "does not exist; every other command refuses a missing one. Also accepted as `db` in "
+     "The database: an SQLite file, or a PostgreSQL connection string (a `postgresql://` "
+     "URI or libpq's `key=value` form; docs/scale-out.md). `serve` and `db migrate` create "
+     "an SQLite file (and its folder) when it does not exist, and migrate either; every "
+     "other command refuses a missing file. Also accepted as `db` in "
      "[serve], or as `path` before any section."},
     {"listen", "serve", "listen", CLI_LISTEN, 0, 0, NULL, "ADDR:PORT", "127.0.0.1:8774", NULL,
      "The address and port of the API (`[::1]:8774` for IPv6, `0.0.0.0:8774` for every "
@@ -638,7 +641,7 @@ int cmd_config_check(int argc, char **argv)
                  "3 m1.medium, 4 m1.large, 5 m1.xlarge)");
         const char *db = cli_db_path(&c);
         struct stat st;
-        if (stat(db, &st) != 0)
+        if (!pg_is_conninfo(db) && stat(db, &st) != 0)
             fprintf(stderr, "attachd: config check: note: the database %s does not exist yet "
                     "(attachd serve or attachd db migrate creates it)\n", db);
     }

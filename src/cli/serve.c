@@ -17,6 +17,7 @@
 #include "core/core.h"
 #include "driver/driver.h"
 #include "http/server.h"
+#include "store/pg.h"
 #include "store/store.h"
 #include "util/id.h"
 #include "util/log.h"
@@ -379,8 +380,8 @@ int cmd_serve(int argc, char **argv)
     if (failed)
         goto out;
     /* While it serves the database, `attachd db restore` cannot swap it. */
-    lock_fd = cli_db_lock(cli_db_path(&c), false, err, sizeof err);
-    if (lock_fd < 0) {
+    if (!pg_is_conninfo(cli_db_path(&c)) &&
+        (lock_fd = cli_db_lock(cli_db_path(&c), false, err, sizeof err)) < 0) {
         fprintf(stderr, "attachd: %s\n", err);
         goto out;
     }
@@ -422,9 +423,10 @@ int cmd_serve(int argc, char **argv)
     metrics_register(collect_process, NULL);
     if (driver)
         metrics_register(collect_core, core);
+    char shown[512];
     log_info("attachd %s listening on %s%s (database %s, driver %s, %u threads, %u connections "
              "at most%s%s)", ATTACHD_VERSION, base, tls ? " (TLS 1.2+)" : "",
-             cli_db_path(&c), hv.kind, h.threads, h.max_connections,
+             pg_describe(cli_db_path(&c), shown, sizeof shown), hv.kind, h.threads, h.max_connections,
              exporter ? ", metrics on " : "", exporter ? cli_get(&c, "metrics-listen") : "");
     char ready[700];
     snprintf(ready, sizeof ready, "READY=1\nSTATUS=serving on %s", base);

@@ -23,13 +23,14 @@
 /* The transaction commands every connection has prepared besides its own
  * statements. */
 enum {
-    I_BEGIN_READ, I_BEGIN_WRITE, I_SAVEPOINT, I_ROLLBACK_TO, I_RELEASE, I_COMMIT, I_ROLLBACK,
+    I_BEGIN_READ, I_BEGIN_WRITE, I_BEGIN_SERIALIZABLE, I_SAVEPOINT, I_ROLLBACK_TO, I_RELEASE, I_COMMIT, I_ROLLBACK,
     I_CLOCK, N_INTERNAL
 };
 
 static const char *const internal_sql[N_INTERNAL] = {
     [I_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     [I_BEGIN_WRITE] = "BEGIN ISOLATION LEVEL READ COMMITTED",
+    [I_BEGIN_SERIALIZABLE] = "BEGIN ISOLATION LEVEL SERIALIZABLE",
     [I_SAVEPOINT] = "SAVEPOINT job",
     [I_ROLLBACK_TO] = "ROLLBACK TO SAVEPOINT job",
     [I_RELEASE] = "RELEASE SAVEPOINT job",
@@ -108,6 +109,22 @@ bool pg_is_conninfo(const char *db)
         return false;
     PQconninfoFree(o);
     return true;
+}
+
+const char *pg_describe(const char *db, char *out, size_t size)
+{
+    if (!pg_is_conninfo(db))
+        return db;
+    PQconninfoOption *opts = PQconninfoParse(db, NULL);
+    int n = snprintf(out, size, "PostgreSQL");
+    static const char *const shown[] = {"host", "hostaddr", "port", "dbname", "user"};
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
+            if (o->val && *o->val && !strcmp(o->keyword, shown[i]) && n >= 0 &&
+                (size_t)n < size)
+                n += snprintf(out + n, size - (size_t)n, " %s=%s", o->keyword, o->val);
+    PQconninfoFree(opts);
+    return out;
 }
 
 char *pg_translate(const char *sql)
@@ -237,7 +254,8 @@ static bool send_all(struct pg_conn *c, int cmd, struct pg_stmt *st)
         iname(name, c->defer[i]);
         if (!PQsendQueryPrepared(c->conn, name, 0, NULL, NULL, NULL, 0))
             return false;
-        if (c->defer[i] == I_BEGIN_READ || c->defer[i] == I_BEGIN_WRITE)
+        if (c->defer[i] == I_BEGIN_READ || c->defer[i] == I_BEGIN_WRITE ||
+            c->defer[i] == I_BEGIN_SERIALIZABLE)
             c->begun = true;
         if (c->defer[i] == I_SAVEPOINT)
             c->sp = SP_SENT;
@@ -368,6 +386,14 @@ static void notice(void *arg, const PGresult *r)
              state ? state : "?");
 }
 
+/* libpq's messages end with a newline: a log line must not. */
+static void trim(char *s)
+{
+    size_t len = strlen(s);
+    while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
+        s[--len] = '\0';
+}
+
 /* Connect, configure, enter pipeline mode, prepare every statement and
  * learn how many parameters each takes (one round trip for all). */
 static PGconn *open_conn(struct pg_conn *c, char *err, int errlen)
@@ -458,6 +484,8 @@ static PGconn *open_conn(struct pg_conn *c, char *err, int errlen)
 send_failed:
     snprintf(err, (size_t)errlen, "cannot prepare the statements: %s", PQerrorMessage(conn));
 fail:
+    if (errlen > 0)
+        trim(err);
     free(ids);
     PQfinish(conn);
     return NULL;
@@ -677,7 +705,9 @@ void pg_begin(struct pg_conn *c, enum pg_begin how)
 {
     if (c->lost || c->tx != TX_NONE)
         return;
-    defer(c, how == PG_READ ? I_BEGIN_READ : I_BEGIN_WRITE);
+    static const int begin_cmd[] = {[PG_READ] = I_BEGIN_READ, [PG_WRITE] = I_BEGIN_WRITE,
+                                    [PG_SERIALIZABLE] = I_BEGIN_SERIALIZABLE};
+    defer(c, begin_cmd[how]);
     c->tx = TX_OPEN;
     c->sp = SP_NONE;
     c->begun = false;

@@ -62,7 +62,7 @@ struct pg_stmt {
 };
 
 /* How a transaction begins. */
-enum pg_begin { PG_READ, PG_WRITE };
+enum pg_begin { PG_READ, PG_WRITE, PG_SERIALIZABLE };
 
 /* Translate an SQLite statement's ?N parameters into PostgreSQL's $N
  * (malloc'd; NULL when out of memory). */
@@ -71,6 +71,11 @@ char *pg_translate(const char *sql);
 /* Is `db` a PostgreSQL connection string (a postgresql:// or postgres://
  * URI, or libpq's key=value form) rather than a file name? */
 bool pg_is_conninfo(const char *db);
+
+/* `db` as it may be shown (a log line, the CLI's output): a connection
+ * string without its password ("PostgreSQL host=... port=... dbname=...
+ * user=..."), or db itself when it is not one. Into out[size]. */
+const char *pg_describe(const char *db, char *out, size_t size);
 
 /* Connect and prepare sql[0..n-1] (PostgreSQL's text, $N parameters; a NULL
  * entry is left unprepared). `name` says what the connection is for in
@@ -116,7 +121,10 @@ const char *pg_message(const struct pg_conn *c);
 /* ---- transactions -------------------------------------------------------- */
 
 /* Begin one (sent with the next statement). PG_READ: REPEATABLE READ, READ
- * ONLY: every read sees one snapshot. PG_WRITE: READ COMMITTED. */
+ * ONLY: every read sees one snapshot. PG_WRITE: READ COMMITTED.
+ * PG_SERIALIZABLE: SERIALIZABLE, the store's writer's (docs/scale-out.md):
+ * a conflict with a concurrent transaction fails it (STORE_BUSY, doomed),
+ * at a statement or at its COMMIT. */
 void pg_begin(struct pg_conn *c, enum pg_begin how);
 /* A savepoint (sent with the next statement), its rollback (a round trip,
  * unless nothing was sent since), its release (sent with the next command).
@@ -142,10 +150,11 @@ bool pg_in_transaction(const struct pg_conn *c);
 
 /* ---- the store's records on PostgreSQL (pg_engine.c) ---------------------- */
 
-/* A connection of the store's PostgreSQL engine (store_int.h): the record
- * functions of store.h (records.c) run on it, each statement prepared on
- * connect. Only those: no store is opened on this engine yet, so
- * store_reader, store_read_begin and the rest are not for it. Its owner
+/* A connection of the store's PostgreSQL engine (store_int.h) outside any
+ * store (the tests'): the record functions of store.h (records.c) run on
+ * it, each statement prepared on connect. A store opened on this engine
+ * (store_open with a connection string) makes its own connections; this
+ * one is not for store_reader, store_read_begin and the rest. Its owner
  * runs the records inside the transactions it begins and ends on
  * pg_store_pg(c) (pg_begin, pg_savepoint, pg_commit, pg_end_read ...), and
  * makes it again with pg_ready() once it is lost. NULL on failure, with a

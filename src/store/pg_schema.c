@@ -190,6 +190,9 @@ int pg_schema_migrate(const char *conninfo, int *from, int *to, char *err, int e
         snprintf(err, (size_t)errlen, "cannot connect to PostgreSQL: %s",
                  db ? PQerrorMessage(db) : "out of memory");
         PQfinish(db);
+        size_t len = errlen > 0 ? strlen(err) : 0;
+        while (len && (err[len - 1] == '\n' || err[len - 1] == ' '))
+            err[--len] = '\0';
         return -1;
     }
     int rc = -1, v = 0;
@@ -237,5 +240,9 @@ unlock:
          "cannot release the migration lock");
 out:
     PQfinish(db);
+    /* libpq's messages end with a newline: a log line must not */
+    size_t len = rc < 0 && errlen > 0 ? strlen(err) : 0;
+    while (len && (err[len - 1] == '\n' || err[len - 1] == ' '))
+        err[--len] = '\0';
     return rc;
 }

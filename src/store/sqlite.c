@@ -467,4 +467,8 @@ const struct store_engine sqlite_engine = {
     .probe_write = sq_probe_write,
     .backup = sq_backup,
     .check_file = sq_check_file,
+    .account_list = sq_account_list,
+    .account_counts = sq_account_counts,
+    .account_del = sq_account_del,
+    .user_list = sq_user_list,
 };

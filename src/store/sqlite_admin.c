@@ -4,12 +4,8 @@
  * CLI does. None of it is on a request's path, so its statements are
  * prepared when used rather than kept (records.c keeps the hot ones).
  *
- * The health check's write, the backup and the check of a file are the
- * SQLite engine's functions of its table (store_int.h; store.c dispatches
- * to them). The listing and deleting (store_account_list ... store_user_list)
- * are SQLite-only for now: only the CLI calls them, on an SQLite store,
- * and they are not records.c's; on a connection of another engine they
- * answer STORE_ERROR.
+ * All of it is the SQLite engine's functions of its table (store_int.h;
+ * store.c dispatches to them; pg_engine.c has PostgreSQL's).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,15 +19,6 @@
 
 #include "store/sqlite_int.h"
 #include "util/log.h"
-
-/* The SQLite connection of c, or NULL (logged) if it is another engine's. */
-static struct sq_conn *sqlite_only(struct store_conn *c)
-{
-    if (c->eng == &sqlite_engine)
-        return sq_conn_of(c);
-    log_error("store: the operators' listing and deleting are SQLite-only so far");
-    return NULL;
-}
 
 /* A statement for one use; NULL after logging why not. */
 static sqlite3_stmt *prepare(struct sq_conn *c, const char *sql)
@@ -78,10 +65,10 @@ int sq_probe_write(struct store_conn *base, void *arg)
 
 /* ---- accounts and users ----------------------------------------------------------------- */
 
-enum store_rc store_account_list(struct store_conn *base, struct arena *ar,
+enum store_rc sq_account_list(struct store_conn *base, struct arena *ar,
                                  struct account **out, int *n)
 {
-    struct sq_conn *c = sqlite_only(base);
+    struct sq_conn *c = sq_conn_of(base);
     sqlite3_stmt *st = prepare(c, "SELECT id, name, created_at FROM accounts ORDER BY name");
     if (!st)
         return STORE_ERROR;
@@ -108,10 +95,10 @@ enum store_rc store_account_list(struct store_conn *base, struct arena *ar,
     return out_rc;
 }
 
-enum store_rc store_account_counts(struct store_conn *base, const char *id, int64_t *users,
+enum store_rc sq_account_counts(struct store_conn *base, const char *id, int64_t *users,
                                    int64_t *servers, int64_t *volumes)
 {
-    struct sq_conn *c = sqlite_only(base);
+    struct sq_conn *c = sq_conn_of(base);
     sqlite3_stmt *st = prepare(c, "SELECT (SELECT count(*) FROM users WHERE account_id = ?1), "
                                   "(SELECT count(*) FROM servers WHERE account_id = ?1), "
                                   "(SELECT count(*) FROM volumes WHERE account_id = ?1)");
@@ -131,11 +118,11 @@ enum store_rc store_account_counts(struct store_conn *base, const char *id, int6
     return rc;
 }
 
-enum store_rc store_account_del(struct store_conn *base, const char *id)
+enum store_rc sq_account_del(struct store_conn *base, const char *id)
 {
-    struct sq_conn *w = sqlite_only(base);
+    struct sq_conn *w = sq_conn_of(base);
     int64_t users, servers, volumes;
-    enum store_rc rc = store_account_counts(base, id, &users, &servers, &volumes);
+    enum store_rc rc = sq_account_counts(base, id, &users, &servers, &volumes);
     if (rc != STORE_OK)
         return rc;
     if (users || servers || volumes)
@@ -154,10 +141,10 @@ enum store_rc store_account_del(struct store_conn *base, const char *id)
     return sqlite3_changes(w->db) ? STORE_OK : STORE_NOTFOUND;
 }
 
-enum store_rc store_user_list(struct store_conn *base, struct arena *ar, const char *account,
+enum store_rc sq_user_list(struct store_conn *base, struct arena *ar, const char *account,
                               struct user **out, int *n)
 {
-    struct sq_conn *c = sqlite_only(base);
+    struct sq_conn *c = sq_conn_of(base);
     sqlite3_stmt *st = prepare(c, "SELECT id, name, account_id, role, created_at FROM users "
                                   "WHERE ?1 IS NULL OR account_id = ?1 ORDER BY name");
     if (!st)

@@ -95,6 +95,13 @@ void sq_watch_stop(struct sq_store *s);
 int sq_probe_write(struct store_conn *w, void *arg);
 int sq_backup(struct store *s, const char *dest, char *err, int errlen);
 int sq_check_file(const char *path, int *version, char *err, int errlen);
+enum store_rc sq_account_list(struct store_conn *c, struct arena *ar, struct account **out,
+                              int *n);
+enum store_rc sq_account_counts(struct store_conn *c, const char *id, int64_t *users,
+                                int64_t *servers, int64_t *volumes);
+enum store_rc sq_account_del(struct store_conn *w, const char *id);
+enum store_rc sq_user_list(struct store_conn *c, struct arena *ar, const char *account,
+                           struct user **out, int *n);
 
 /* The text of each statement, by id (sqlite_sql.c). */
 extern const char *const sqlite_sql[N_SQ_STMT];

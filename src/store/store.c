@@ -4,10 +4,9 @@
  * for every engine (store_write, store_now). The record functions are
  * records.c's.
  *
- * The engines: SQLite (sqlite.c) for a file name. A PostgreSQL connection
- * string (pg_is_conninfo) is refused for now: the PostgreSQL engine has
- * its statements (pg_engine.c) but not yet its writer and readers
- * (docs/scale-out.md).
+ * The engines: PostgreSQL (pg_engine.c) for a connection string
+ * (pg_is_conninfo: a postgresql:// or postgres:// URI, or libpq's
+ * key=value form), SQLite (sqlite.c) for anything else, a file name.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -16,17 +15,11 @@
 #include "store/pg.h"
 #include "store/store_int.h"
 
-/* The engine for `db`, or NULL with the reason in err. */
-static const struct store_engine *engine_for(const char *db, char *err, int errlen)
+/* The engine for `db` (a connection string is never taken for a file
+ * name: no file of that name is made). */
+static const struct store_engine *engine_for(const char *db)
 {
-    if (pg_is_conninfo(db)) {
-        /* not a file name: never create a file of that name */
-        snprintf(err, (size_t)errlen, "%s is a PostgreSQL connection string: this attachd keeps "
-                 "its state in SQLite only (PostgreSQL is not supported yet: docs/scale-out.md)",
-                 db);
-        return NULL;
-    }
-    return &sqlite_engine;
+    return pg_is_conninfo(db) ? postgresql_engine : &sqlite_engine;
 }
 
 /* ---------------------------------------------------------------------------
@@ -35,8 +28,7 @@ static const struct store_engine *engine_for(const char *db, char *err, int errl
 
 struct store *store_open(const struct store_options *opts, char *err, int errlen)
 {
-    const struct store_engine *eng = engine_for(opts->path, err, errlen);
-    return eng ? eng->open(opts, err, errlen) : NULL;
+    return engine_for(opts->path)->open(opts, err, errlen);
 }
 
 void store_close(struct store *s)
@@ -47,8 +39,7 @@ void store_close(struct store *s)
 
 int store_migrate(const char *path, int *from, int *to, char *err, int errlen)
 {
-    const struct store_engine *eng = engine_for(path, err, errlen);
-    return eng ? eng->migrate(path, from, to, err, errlen) : -1;
+    return engine_for(path)->migrate(path, from, to, err, errlen);
 }
 
 /* ---------------------------------------------------------------------------
@@ -139,6 +130,29 @@ int store_check_file(const char *path, int *version, char *err, int errlen)
 {
     /* a file: SQLite's, whatever engine the daemon runs on */
     return sqlite_engine.check_file(path, version, err, errlen);
+}
+
+enum store_rc store_account_list(struct store_conn *c, struct arena *ar, struct account **out,
+                                 int *n)
+{
+    return c->eng->account_list(c, ar, out, n);
+}
+
+enum store_rc store_account_counts(struct store_conn *c, const char *id, int64_t *users,
+                                   int64_t *servers, int64_t *volumes)
+{
+    return c->eng->account_counts(c, id, users, servers, volumes);
+}
+
+enum store_rc store_account_del(struct store_conn *w, const char *id)
+{
+    return w->eng->account_del(w, id);
+}
+
+enum store_rc store_user_list(struct store_conn *c, struct arena *ar, const char *account,
+                              struct user **out, int *n)
+{
+    return c->eng->user_list(c, ar, account, out, n);
 }
 
 /* ---------------------------------------------------------------------------

@@ -1,7 +1,11 @@
 /* store.h: the persistence interface. store.c hands each call on to the
- * engine behind the store (store_int.h): SQLite's (sqlite.c); the record
- * functions are written once for every engine (records.c). PostgreSQL's
- * engine has only its statements so far (pg_engine.c, docs/scale-out.md).
+ * engine behind the store (store_int.h): SQLite's (sqlite.c) for a file,
+ * PostgreSQL's (pg_engine.c, docs/scale-out.md) for a connection string;
+ * the record functions are written once for every engine (records.c).
+ * What follows is SQLite's engine; PostgreSQL's keeps the same contract
+ * (pg_engine.c says how: its readers' snapshots are transactions, its
+ * writer's transactions SERIALIZABLE, run again whole after a
+ * serialization failure).
  *
  * Concurrency model:
  *  - Reads run on a connection of the calling thread's own

@@ -113,6 +113,14 @@ struct store_engine {
     int (*probe_write)(struct store_conn *w, void *arg);
     int (*backup)(struct store *s, const char *dest, char *err, int errlen);
     int (*check_file)(const char *path, int *version, char *err, int errlen);
+    /* the operators' listing and deleting (store.h) */
+    enum store_rc (*account_list)(struct store_conn *c, struct arena *ar, struct account **out,
+                                  int *n);
+    enum store_rc (*account_counts)(struct store_conn *c, const char *id, int64_t *users,
+                                    int64_t *servers, int64_t *volumes);
+    enum store_rc (*account_del)(struct store_conn *w, const char *id);
+    enum store_rc (*user_list)(struct store_conn *c, struct arena *ar, const char *account,
+                               struct user **out, int *n);
 };
 
 /* The record statements' SQL in SQLite's dialect, by id (sqlite_sql.c:
@@ -120,9 +128,9 @@ struct store_engine {
  * translated where they are portable (pg_engine.c). */
 extern const char *const sqlite_sql[];
 
-/* The engines: SQLite's (sqlite.c). PostgreSQL's table is pg_engine.c's
- * own: it has only the statement functions so far (pg.h, pg_store_connect). */
+/* The engines: SQLite's (sqlite.c) and PostgreSQL's (pg_engine.c). */
 extern const struct store_engine sqlite_engine;
+extern const struct store_engine *const postgresql_engine;
 
 /* ---------------------------------------------------------------------------
  * The statement interface, for the record functions

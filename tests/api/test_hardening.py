@@ -30,7 +30,7 @@ import time
 import pytest
 
 from apiutil import assert_error, basic, server_body, unique
-from attachd import Attachd
+from attachd import Attachd, requires_sqlite
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -273,6 +273,7 @@ def test_boot_from_another_accounts_volume_is_refused(world):
 
 # -- the database file under the daemon -----------------------------------------------------
 
+@requires_sqlite
 @pytest.mark.parametrize("how", ["deleted", "moved", "replaced"])
 def test_lost_database_refuses_writes(tmp_path, how):
     d = Attachd(tmp_path).start()
@@ -303,6 +304,7 @@ def test_lost_database_refuses_writes(tmp_path, how):
         assert d.stop() == 0
 
 
+@requires_sqlite
 def test_refuses_to_start_on_a_database_it_cannot_write(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root to run the daemon as another user")
@@ -320,6 +322,7 @@ def test_refuses_to_start_on_a_database_it_cannot_write(tmp_path):
         p.stderr
 
 
+@requires_sqlite
 def test_database_made_read_only_refuses_writes(tmp_path, monkeypatch):
     """The daemon runs as nobody (root may write any file); its database is
     made read-only under it: writes answer 503 and the log says why."""

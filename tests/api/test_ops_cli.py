@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from apiutil import basic, server_body, unique
-from attachd import Attachd, binary
+from attachd import PG, Attachd, binary, requires_sqlite
 
 
 def run(d, *args, stdin=None, check=True):
@@ -143,6 +143,7 @@ def test_json_output_is_json_for_odd_names(tmp_path):
 
 # -- backup and restore -------------------------------------------------------------------
 
+@requires_sqlite
 def test_backup_under_write_load_restores_every_acknowledged_change(tmp_path):
     d = Attachd(tmp_path, extra_args=["--threads", "2"]).start()
     account = d.add_account("busy")
@@ -216,6 +217,7 @@ def test_backup_under_write_load_restores_every_acknowledged_change(tmp_path):
         assert d.stop() == 0
 
 
+@requires_sqlite
 def test_restore_refuses_what_is_not_an_attachd_database(tmp_path):
     d = Attachd(tmp_path)
     d.add_account("keep", account_id="keep")
@@ -234,6 +236,7 @@ def test_restore_refuses_what_is_not_an_attachd_database(tmp_path):
     assert [a["id"] for a in as_json(d, "account", "list")] == ["keep"]
 
 
+@requires_sqlite
 def test_backup_of_a_restored_database_round_trips(tmp_path):
     d = Attachd(tmp_path)
     d.add_account("one", account_id="one")
@@ -244,3 +247,20 @@ def test_backup_of_a_restored_database_round_trips(tmp_path):
     assert [a["id"] for a in as_json(d, "account", "list")] == ["one"]
     p = run(d, "db", "backup", str(tmp_path), check=False)
     assert p.returncode == 2 and "is a directory" in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(PG is None, reason="for a PostgreSQL database ($ATTACHD_TEST_PG)")
+def test_backup_and_restore_refuse_a_postgresql_database(tmp_path):
+    """`db backup` and `db restore` copy and replace an SQLite file: on
+    PostgreSQL they refuse, naming the tools that do it there, and write
+    nothing."""
+    d = Attachd(tmp_path)
+    d.add_account("keep", account_id="keep")
+    dest = tmp_path / "backup.db"
+    p = run(d, "db", "backup", str(dest), check=False)
+    assert p.returncode != 0 and "pg_dump" in p.stderr, p.stderr
+    assert not dest.exists()
+    dest.write_bytes(b"")
+    p = run(d, "db", "restore", str(dest), check=False)
+    assert p.returncode != 0 and "pg_restore" in p.stderr, p.stderr
+    assert [a["id"] for a in as_json(d, "account", "list")] == ["keep"]

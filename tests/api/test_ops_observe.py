@@ -13,7 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from apiutil import Conn, basic, server_body, unique
-from attachd import Attachd, free_port
+from attachd import PG, Attachd, free_port, psql, requires_sqlite
 
 
 def wait_for(pred, secs=10.0, step=0.02):
@@ -89,6 +89,7 @@ def test_healthcheck_writes_to_the_store(ops):
     assert 1 <= after - before <= 21
 
 
+@requires_sqlite
 @pytest.mark.parametrize("how", ["deleted", "read-only"])
 def test_healthcheck_503_when_the_store_refuses_writes(tmp_path, how):
     d = Attachd(tmp_path).start()
@@ -321,6 +322,7 @@ def test_json_log_format(tmp_path):
     assert any("listening on" in l.get("msg", "") for l in lines)
 
 
+@requires_sqlite
 def test_an_error_line_carries_its_request_id(tmp_path):
     """The database vanishes; a thread that opens its reader now fails, and
     the error it logs names the request it was working on."""
@@ -391,3 +393,59 @@ def test_sd_notify_watchdog_is_for_its_pid_only(tmp_path):
         pass
     sock.close()
     assert not any("WATCHDOG=1" in m for m in rest) and any("STOPPING=1" in m for m in rest)
+
+# -- the same on PostgreSQL: the database refuses connections --------------------------------
+
+requires_pg = pytest.mark.skipif(PG is None, reason="for PostgreSQL ($ATTACHD_TEST_PG)")
+
+
+def pg_refuse(d, refuse):
+    """Make d's PostgreSQL database refuse new connections and end its
+    sessions (refuse), or accept them again."""
+    name = d.db.rsplit("dbname=", 1)[1]
+    psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'false' if refuse else 'true'}")
+    if refuse:
+        psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+
+
+@requires_pg
+def test_healthcheck_503_when_postgresql_refuses(tmp_path):
+    d = Attachd(tmp_path).start()
+    try:
+        assert requests.get(d.url("/healthcheck")).status_code == 200
+        pg_refuse(d, True)
+        r = requests.get(d.url("/healthcheck"))
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["status"] == "unavailable" and "store" in body["reason"], body
+        assert r.headers.get("Retry-After")
+        pg_refuse(d, False)
+        assert wait_for(lambda: requests.get(d.url("/healthcheck")).status_code == 200)
+    finally:
+        pg_refuse(d, False)
+        assert d.stop() == 0
+
+
+@requires_pg
+def test_an_error_line_carries_its_request_id_postgresql(tmp_path):
+    """PostgreSQL refuses connections; a thread that opens its reader now
+    fails, and the error it logs names the request it was working on."""
+    d = Attachd(tmp_path, extra_args=["--threads", "8"]).start()
+    try:
+        acct = d.add_account("e")
+        user, pw = d.add_user(acct)
+        pg_refuse(d, True)
+        ids = []
+        for _ in range(40):         # on fresh connections, to reach every thread
+            r = requests.get(d.url("/servers"), headers={"Authorization": basic(user, pw),
+                                                         "Connection": "close"})
+            assert r.status_code in (200, 401, 503), r.text     # never a 500
+            ids.append(r.headers.get("x-openstack-request-id"))
+        found = wait_for(lambda: [l for l in d.read_log().splitlines()
+                                  if " error " in l and "request_id=req-" in l])
+        assert found, d.read_log()[-3000:]
+        rid = re.search(r"request_id=(req-[0-9a-f-]+)", found[0]).group(1)
+        assert rid in ids
+    finally:
+        pg_refuse(d, False)
+        assert d.stop() == 0

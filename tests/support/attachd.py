@@ -4,8 +4,16 @@ Every suite (tests/api, tests/compat) runs the binary named by $ATTACHD_BIN
 (default build/attachd) on a free loopback port with a database in a fresh
 temporary directory; nothing is shared between test modules unless a fixture
 says so.
+
+With $ATTACHD_TEST_PG set to the libpq conninfo of a PostgreSQL cluster (a
+user who may create databases: `scripts/pg-env conninfo`), each Attachd gets
+a fresh, empty database of its own on that cluster instead of an SQLite
+file (its `db` is then a conninfo); tests that cannot apply there (they
+read the SQLite file, back it up, ...) skip with `requires_sqlite`.
 """
+import atexit
 import base64
+import itertools
 import os
 import signal
 import socket
@@ -13,9 +21,73 @@ import subprocess
 import time
 import uuid
 
+import pytest
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+PG = os.environ.get("ATTACHD_TEST_PG") or None
+_pg_dbs = itertools.count()
+_pg_cleaned = False
+
+# A test that only applies to the SQLite engine (it reads or replaces the
+# database file, backs it up, ...): skipped under $ATTACHD_TEST_PG.
+requires_sqlite = pytest.mark.skipif(PG is not None,
+                                     reason="applies to an SQLite database file only "
+                                            "($ATTACHD_TEST_PG runs on PostgreSQL)")
+
+
+def psql(sql, conninfo=None):
+    """Run SQL on the cluster of $ATTACHD_TEST_PG (its own database unless
+    conninfo says otherwise); its output."""
+    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                        "-d", conninfo or PG, "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError(f"psql {sql!r}: {p.stderr}")
+    return p.stdout
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _pg_drop_own():
+    for name in _pg_made:
+        subprocess.run(["psql", "-X", "-q", "-d", PG, "-c",
+                        f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                       capture_output=True, timeout=60)
+
+
+_pg_made = []
+
+
+def pg_database():
+    """A fresh, empty database on $ATTACHD_TEST_PG's cluster; its conninfo.
+    Each is named after this process (attachd_api_PID_N) and dropped when it
+    exits; the first call also drops what runs that died left behind (never
+    a live run's)."""
+    global _pg_cleaned
+    if not _pg_cleaned:
+        _pg_cleaned = True
+        atexit.register(_pg_drop_own)
+        for name in psql("SELECT datname FROM pg_database "
+                         "WHERE datname LIKE 'attachd\\_api\\_%'").split():
+            pid = name.split("_")[2]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    name = f"attachd_api_{os.getpid()}_{next(_pg_dbs)}"
+    _pg_made.append(name)
+    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    psql(f"CREATE DATABASE {name} TEMPLATE template0")
+    return f"{PG} dbname={name}"
 
 
 def binary():
@@ -38,7 +110,9 @@ class Attachd:
 
     def __init__(self, tmpdir, extra_args=()):
         self.dir = str(tmpdir)
-        self.db = os.path.join(self.dir, "attachd.db")
+        self.pg = PG is not None
+        self.db = pg_database() if self.pg else os.path.join(self.dir, "attachd.db")
+        self.migrated = False
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
@@ -51,7 +125,8 @@ class Attachd:
         """Run `attachd ARGS --db DB`; return the CompletedProcess. Commands
         other than serve and db refuse a database that does not exist, so
         the first one makes it with `attachd db migrate`."""
-        if not os.path.exists(self.db) and args and args[0] not in ("db", "serve"):
+        exists = self.migrated if self.pg else os.path.exists(self.db)
+        if not exists and args and args[0] not in ("db", "serve"):
             self.migrate()
         cmd = [binary(), *args, "--db", self.db]
         # in the daemon's folder, so that a call that lost its --db cannot
@@ -68,6 +143,7 @@ class Attachd:
                            text=True, timeout=60, cwd=self.dir)
         if p.returncode != 0:
             raise AssertionError(f"db migrate exited {p.returncode}: {p.stderr}")
+        self.migrated = True
 
     def add_account(self, name=None, account_id=None, unlimited=True):
         """A new account; by default without quotas, so that tests about
@@ -113,6 +189,7 @@ class Attachd:
     # -- the daemon ------------------------------------------------------
     def start(self, *args):
         assert self.proc is None
+        self.migrated = True        # serve migrates
         cmd = [binary(), "serve", "--listen", f"127.0.0.1:{self.port}",
                "--db", self.db, *self.extra_args, *args]
         self.log = open(self.log_path, "ab")

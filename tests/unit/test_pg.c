@@ -9,7 +9,10 @@
  * again (inside a transaction: that transaction stays refused), migrations
  * under their advisory lock; and the store's record functions on the
  * PostgreSQL engine (src/store/pg_engine.c), against the same calls on
- * SQLite. */
+ * SQLite; and the store on PostgreSQL: its writer's outcomes (a refused job
+ * among committed ones, a serialization failure forced by a concurrent
+ * transaction, the server restarted under it), a reader's snapshot, the
+ * operators' functions. */
 #include "helpers.h"
 #include "pg_helpers.h"
 
@@ -139,19 +142,25 @@ static void test_conninfo_and_translate(void **state)
     free(t);
 }
 
-/* The store (SQLite only, so far) refuses a connection string as its --db
- * rather than make a file of that name. */
-static void test_sqlite_store_refuses_a_conninfo(void **state)
+/* A connection string as --db selects PostgreSQL: never a file of that
+ * name, even when the server cannot be reached. */
+static void test_conninfo_is_never_a_file(void **state)
 {
     (void)state;
-    const char *dbs[] = {"postgresql://u@h/attachd", "host=/nonexistent dbname=attachd"};
+    quiet_logs();
+    const char *dbs[] = {"postgresql://u@/attachd?host=/nonexistent",
+                         "host=/nonexistent dbname=attachd"};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         char err[512] = "";
         int from, to;
         assert_int_equal(store_migrate(dbs[i], &from, &to, err, sizeof err), -1);
-        assert_non_null(strstr(err, "PostgreSQL is not supported yet"));
+        assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
+        struct store_options o = {.path = dbs[i]};
+        assert_null(store_open(&o, err, sizeof err));
+        assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
         assert_int_equal(access(dbs[i], F_OK), -1);
     }
+    normal_logs();
 }
 
 /* ---- statements ------------------------------------------------------------------ */
@@ -1652,6 +1661,331 @@ static void test_records_match_sqlite(void **state)
     free(sq.out);
 }
 
+
+/* ---- the store on PostgreSQL: the writer and the readers (pg_engine.c) ------------- */
+
+static struct store *open_pg_store(struct fx *f)
+{
+    char err[512];
+    struct store_options o = {.path = f->db.conninfo};
+    struct store *s = store_open(&o, err, sizeof err);
+    if (!s)
+        fail_msg("store_open(%s): %s", f->db.conninfo, err);
+    return s;
+}
+
+/* A job of the tests: adds its account (unless name is NULL: bumps the auth
+ * epoch), then refuses with `refuse` if that is nonzero, or holds the
+ * writer until its gate opens. */
+struct tjob {
+    struct store_job job;
+    struct account a;
+    char id[40], name[40];
+    bool add;
+    int refuse;
+    atomic_int calls;
+    atomic_bool finished;
+    atomic_bool *gate;          /* NULL: none */
+    atomic_bool entered;
+};
+
+static int tjob_run(struct store_conn *w, void *arg)
+{
+    struct tjob *t = arg;
+    atomic_fetch_add(&t->calls, 1);
+    atomic_store(&t->entered, true);
+    while (t->gate && !atomic_load(t->gate))
+        usleep(1000);
+    enum store_rc rc = t->add ? store_account_add(w, &t->a) : store_auth_epoch_bump(w);
+    if (rc != STORE_OK)
+        return (int)rc;
+    return t->refuse;
+}
+
+static void tjob_done(struct store_job *job)
+{
+    atomic_store(&((struct tjob *)job)->finished, true);
+}
+
+static void tjob_init(struct tjob *t, const char *name, int refuse)
+{
+    memset(t, 0, sizeof *t);
+    t->add = name != NULL;
+    if (name) {
+        snprintf(t->id, sizeof t->id, "id-%s", name);
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->a = (struct account){.id = t->id, .name = t->name,
+                                .created_at = "2026-01-01T00:00:00.000000"};
+    }
+    t->refuse = refuse;
+    t->job = (struct store_job){.fn = tjob_run, .arg = t, .done = tjob_done};
+}
+
+static void tjob_wait(struct tjob *t)
+{
+    for (int i = 0; i < 60000 && !atomic_load(&t->finished); i++)
+        usleep(1000);
+    assert_true(atomic_load(&t->finished));
+}
+
+static long long db_int(struct fx *f, const char *fmt, const char *arg)
+{
+    char q[256];
+    snprintf(q, sizeof q, fmt, arg);
+    return pg_admin_int(&f->db, q);
+}
+
+/* One batch: a job held at its gate keeps the writer busy while the next
+ * four are queued, so that they run in one transaction: a duplicate (its
+ * statement fails: STORE_EXISTS) and a job that refuses after its change
+ * are each rolled back to their savepoint alone; their neighbours commit. */
+static void test_store_batch_with_a_refusal(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    struct store *s = open_pg_store(f);
+    atomic_bool open = false;
+    struct tjob hold, one, dup, refused, four;
+    tjob_init(&hold, "hold", 0);
+    hold.gate = &open;
+    tjob_init(&one, "one", 0);
+    tjob_init(&dup, "one", 0);
+    snprintf(dup.id, sizeof dup.id, "id-dup");
+    tjob_init(&refused, "three", 7);
+    tjob_init(&four, "four", 0);
+    store_submit(s, &hold.job);
+    while (!atomic_load(&hold.entered))
+        usleep(1000);
+    struct tjob *batch[] = {&one, &dup, &refused, &four};
+    for (int i = 0; i < 4; i++)
+        store_submit(s, &batch[i]->job);
+    atomic_store(&open, true);
+    tjob_wait(&hold);
+    for (int i = 0; i < 4; i++)
+        tjob_wait(batch[i]);
+    assert_int_equal(hold.job.rc, 0);
+    assert_int_equal(one.job.rc, 0);
+    assert_int_equal(dup.job.rc, STORE_EXISTS);
+    assert_int_equal(refused.job.rc, 7);
+    assert_int_equal(four.job.rc, 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(atomic_load(&batch[i]->calls), 1);     /* nothing ran again */
+    assert_int_equal(db_int(f, "SELECT count(*) FROM accounts WHERE name = '%s'", "one"), 1);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM accounts WHERE id = '%s'", "id-dup"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM accounts WHERE name = '%s'", "three"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM accounts WHERE name = '%s'", "four"), 1);
+    store_close(s);
+}
+
+/* A concurrent SERIALIZABLE transaction updates the row a job updates and
+ * commits while the job waits for its lock: the writer's transaction fails
+ * (40001, STORE_BUSY), and its batch runs again and commits. */
+static void test_store_serialization_failure_runs_again(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    quiet_logs();
+    struct store *s = open_pg_store(f);
+    PGconn *other = PQconnectdb(f->db.conninfo);
+    assert_int_equal(PQstatus(other), CONNECTION_OK);
+    PGresult *r = PQexec(other, "BEGIN ISOLATION LEVEL SERIALIZABLE; "
+                                "UPDATE meta SET value = value + 1 WHERE key = 'auth_epoch'");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    struct tjob bump;
+    tjob_init(&bump, NULL, 0);
+    uint64_t gen = store_auth_generation(s);
+    store_submit(s, &bump.job);
+    /* the writer waits for the row's lock */
+    bool waiting = false;
+    for (int i = 0; i < 5000 && !waiting; i++) {
+        waiting = db_int(f, "SELECT count(*) FROM pg_locks WHERE NOT granted%s", "") > 0;
+        if (!waiting)
+            usleep(1000);
+    }
+    assert_true(waiting);
+    r = PQexec(other, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(other);
+    tjob_wait(&bump);
+    assert_int_equal(bump.job.rc, 0);
+    assert_true(atomic_load(&bump.calls) >= 2);     /* ran again */
+    assert_int_equal(db_int(f, "SELECT value FROM meta WHERE key = '%s'", "auth_epoch"), 3);
+    assert_true(store_auth_generation(s) > gen);
+    store_close(s);
+    normal_logs();
+}
+
+static void *restart_server(void *arg)
+{
+    int *rc = arg;
+    *rc = system(getenv("ATTACHD_PG_RESTART"));
+    return NULL;
+}
+
+/* The server restarted under a writer that is committing all the while:
+ * every job is answered either 0 (and its account is there) or
+ * -STORE_UNAVAILABLE (lost with its connection, or its COMMIT's outcome
+ * unknown: there or not), nothing else; and the writer makes its
+ * connection again by itself. */
+static void test_store_server_restart_under_the_writer(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    const char *restart = getenv("ATTACHD_PG_RESTART");
+    if (!restart || !*restart) {
+        if (pg_required())
+            fail_msg("CI=true but no $ATTACHD_PG_RESTART");
+        skip();
+    }
+    quiet_logs();
+    struct store *s = open_pg_store(f);
+    enum { N = 300 };
+    struct tjob *jobs = calloc(N, sizeof *jobs);
+    assert_non_null(jobs);
+    pthread_t t;
+    int restarted = -1;
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "r-%d", i);
+        tjob_init(&jobs[i], name, 0);
+        store_submit(s, &jobs[i].job);
+        if (i == 20)
+            assert_int_equal(pthread_create(&t, NULL, restart_server, &restarted), 0);
+        usleep(10000);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(restarted, 0);
+    int committed = 0, unavailable = 0;
+    for (int i = 0; i < N; i++) {
+        tjob_wait(&jobs[i]);
+        long long there = db_int(f, "SELECT count(*) FROM accounts WHERE name = '%s'",
+                                 jobs[i].name);
+        if (jobs[i].job.rc == 0) {
+            committed++;
+            if (there != 1)
+                fail_msg("%s was answered committed but is not there", jobs[i].name);
+        } else if (jobs[i].job.rc == -STORE_UNAVAILABLE) {
+            unavailable++;
+        } else {
+            fail_msg("%s was answered %d", jobs[i].name, jobs[i].job.rc);
+        }
+    }
+    print_message("%d committed, %d unavailable\n", committed, unavailable);
+    assert_true(committed > 0);
+    /* the writer is back */
+    struct tjob after;
+    int rc = -1;
+    for (int i = 0; i < 300 && rc != 0; i++) {
+        tjob_init(&after, "after", 0);
+        rc = store_write(s, tjob_run, &after);
+        if (rc != 0)
+            usleep(100000);
+    }
+    assert_int_equal(rc, 0);
+    store_close(s);
+    free(jobs);
+    normal_logs();
+}
+
+/* A reader's snapshot holds across a commit made meanwhile; nested pairs
+ * end it at the outermost end; a read outside one reads the latest. */
+static void test_store_reader_snapshot(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    struct store *s = open_pg_store(f);
+    struct store_conn *r = store_reader(s);
+    assert_non_null(r);
+    assert_ptr_equal(store_reader(s), r);       /* one per thread, kept */
+    int64_t before, seen;
+    assert_int_equal(store_read_begin(r), STORE_OK);
+    assert_int_equal(store_auth_epoch(r, &before), STORE_OK);
+    assert_int_equal(store_read_begin(r), STORE_OK);
+    struct tjob bump;
+    tjob_init(&bump, NULL, 0);
+    assert_int_equal(store_write(s, tjob_run, &bump), 0);
+    assert_int_equal(store_auth_epoch(r, &seen), STORE_OK);
+    assert_int_equal(seen, before);
+    store_read_end(r);
+    assert_int_equal(store_auth_epoch(r, &seen), STORE_OK);
+    assert_int_equal(seen, before);                 /* the outer pair still holds it */
+    store_read_end(r);
+    assert_int_equal(store_auth_epoch(r, &seen), STORE_OK);
+    assert_int_equal(seen, before + 1);
+    assert_int_equal(store_read_begin(r), STORE_OK);
+    assert_int_equal(store_auth_epoch(r, &seen), STORE_OK);
+    assert_int_equal(seen, before + 1);
+    store_read_end(r);
+    store_close(s);
+}
+
+static int probe(struct store_conn *w, void *arg)
+{
+    return store_probe_write(w, arg);
+}
+
+struct del {
+    const char *id;
+};
+
+static int del_account(struct store_conn *w, void *arg)
+{
+    return (int)store_account_del(w, ((struct del *)arg)->id);
+}
+
+/* What operators need: the health check's write, the listing and
+ * deleting; a backup refused (pg_dump is the tool). */
+static void test_store_operators(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    struct store *s = open_pg_store(f);
+    assert_int_equal(store_write(s, probe, NULL), 0);
+    assert_true(db_int(f, "SELECT value FROM meta WHERE key = '%s'", "health_probe") > 0);
+    const char *names[] = {"beta", "Alpha", "alpha"};
+    struct tjob t;
+    for (int i = 0; i < 3; i++) {
+        tjob_init(&t, names[i], 0);
+        assert_int_equal(store_write(s, tjob_run, &t), 0);
+    }
+    struct user u = {.name = "bob", .account_id = "id-beta", .role = ROLE_ADMIN,
+                     .pwhash = "x", .created_at = "2026-01-01T00:00:00.000000"};
+    assert_int_equal(store_write(s, job_add_user, &u), 0);
+    struct store_conn *r = store_reader(s);
+    struct arena ar;
+    arena_init(&ar);
+    struct account *all;
+    int n;
+    assert_int_equal(store_account_list(r, &ar, &all, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(all[0].name, "Alpha");      /* bytewise, as SQLite orders */
+    assert_string_equal(all[1].name, "alpha");
+    assert_string_equal(all[2].name, "beta");
+    int64_t users, servers, volumes;
+    assert_int_equal(store_account_counts(r, "id-beta", &users, &servers, &volumes), STORE_OK);
+    assert_int_equal(users, 1);
+    struct user *us;
+    assert_int_equal(store_user_list(r, &ar, "id-beta", &us, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(us[0].name, "bob");
+    assert_int_equal(us[0].role, ROLE_ADMIN);
+    assert_int_equal(store_user_list(r, &ar, "id-alpha", &us, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    struct del d = {"id-beta"};
+    assert_int_equal(store_write(s, del_account, &d), STORE_EXISTS);
+    d.id = "id-alpha";
+    assert_int_equal(store_write(s, del_account, &d), 0);
+    assert_int_equal(store_write(s, del_account, &d), STORE_NOTFOUND);
+    char err[512] = "";
+    assert_int_equal(store_backup(s, "/tmp/never-written.db", err, sizeof err), -1);
+    assert_non_null(strstr(err, "pg_dump"));
+    assert_int_equal(access("/tmp/never-written.db", F_OK), -1);
+    arena_release(&ar);
+    store_close(s);
+}
+
 int main(void)
 {
     if (!pg_cluster())
@@ -1661,7 +1995,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conninfo_and_translate),
         cmocka_unit_test(test_every_migration_has_a_postgresql_form),
-        cmocka_unit_test(test_sqlite_store_refuses_a_conninfo),
+        cmocka_unit_test(test_conninfo_is_never_a_file),
         T(test_statements),
         T(test_unbound_parameters_are_null),
         T(test_sqlstate_mapping),
@@ -1682,6 +2016,11 @@ int main(void)
         T(test_migrate_refuses_a_foreign_database),
         T(test_schema_matches_sqlite),
         T(test_records_match_sqlite),
+        T(test_store_batch_with_a_refusal),
+        T(test_store_serialization_failure_runs_again),
+        T(test_store_server_restart_under_the_writer),
+        T(test_store_reader_snapshot),
+        T(test_store_operators),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     for (int i = 0; i < N_Q; i++)
