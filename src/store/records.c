@@ -667,7 +667,8 @@ enum store_rc store_attachment_list(struct store_conn *c, struct arena *ar, cons
                                     &count);
     if (rc != STORE_OK)
         return rc;
-    qsort(all, (size_t)count, sizeof *all, by_seq);
+    if (count > 1) /* all is NULL when there is no row */
+        qsort(all, (size_t)count, sizeof *all, by_seq);
     int64_t from = offset > 0 ? offset : 0, to = count;
     if (limit >= 0 && from + limit < to)
         to = from + limit;

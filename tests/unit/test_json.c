@@ -211,7 +211,7 @@ static void test_writer_escapes(void **state)
     jw_string_part(&w, utf8, strlen(utf8));
     jw_string_close(&w);
     jw_end_object(&w);
-    wrote(&w, json_pack("{s:s, s:s, s:s, s:s++}", "ascii", all,
+    wrote(&w, json_pack("{s:s, s:s, s:s, s:s+}", "ascii", all,
                         "quote\"\\/key\n\x01", "slash/ \"q\" \\b\\ \x1f\x7f", "utf8", utf8,
                         "parts", all, utf8));
     arena_release(&ar);
