@@ -46,8 +46,8 @@ static const char *const internal_sql[N_INTERNAL] = {
                          "SET idle_in_transaction_session_timeout = '60s'; " \
                          "SET client_encoding = 'UTF8'"
 
-#define BACKOFF_MIN 0.05
-#define BACKOFF_MAX 2.0
+#define BACKOFF_MIN PG_BACKOFF_MIN
+#define BACKOFF_MAX PG_BACKOFF_MAX
 #define MAX_DEFERRED 6
 
 /* TX_LOST: the connection was lost while the transaction was open; the

@@ -48,6 +48,11 @@
 
 #define PG_MAX_PARAMS 24
 
+/* A lost connection is made again no sooner than this after the last
+ * failed attempt, in seconds: the first, doubling up to the second. */
+#define PG_BACKOFF_MIN 0.05
+#define PG_BACKOFF_MAX 2.0
+
 struct pg_conn;
 
 struct pg_stmt {
@@ -164,6 +169,39 @@ struct store_conn *pg_store_connect(const char *conninfo, const char *name, char
 void pg_store_close(struct store_conn *c);
 /* Its PostgreSQL connection (NULL if c is another engine's). */
 struct pg_conn *pg_store_pg(struct store_conn *c);
+
+/* ---- listening for notifications (pg_listen.c) ----------------------------- */
+
+/* A listener: a thread with a connection of its own ("attachd listener" in
+ * pg_stat_activity) that LISTENs on `channel` (a lowercase identifier, as
+ * NOTIFY and pg_notify name it) and counts what it hears, so that a process
+ * learns of the commits of others (another node, the CLI) without asking.
+ *
+ * pg_listen_generation() is a number that moves whenever a notification may
+ * have been sent since the caller's last call:
+ *  - while the listener LISTENs: when a notification arrives (each batch of
+ *    them read at once moves it once), when pg_listen_bump() is called, and
+ *    once each time LISTEN succeeds (the first time and after every
+ *    reconnection: whatever was sent while nobody listened is unknown);
+ *  - while it does not (before its first LISTEN succeeds, while its
+ *    connection is lost or being made again): at every call.
+ * So a caller that compares it with the value it last saw never misses a
+ * notification that was delivered; one committed while it listens is
+ * delivered within moments of its COMMIT (NOTIFY is transactional: sent at
+ * commit, dropped on rollback).
+ *
+ * A lost connection is made again by the thread, at once and then no sooner
+ * than its backoff allows (PG_BACKOFF_MIN doubling to PG_BACKOFF_MAX); an
+ * attempt (connecting and LISTEN) that takes longer than 10 s fails.
+ * NULL when the thread cannot start (logged). */
+struct pg_listener;
+struct pg_listener *pg_listen_start(const char *conninfo, const char *channel);
+uint64_t pg_listen_generation(struct pg_listener *l);
+/* Move the generation (this process made a change the channel is about). */
+void pg_listen_bump(struct pg_listener *l);
+/* Stop the thread (at once, even in the middle of connecting), close its
+ * connection, free it. NULL is ignored. */
+void pg_listen_stop(struct pg_listener *l);
 
 /* ---- the database's clock -------------------------------------------------- */
 

@@ -37,9 +37,16 @@
  *    -STORE_UNAVAILABLE: neither success nor refusal is guessed;
  *  - a lock or statement timeout inside a job is that job's -STORE_BUSY
  *    (pg.c maps them), rolled back to its savepoint like a refusal.
+ *
+ * The credential cache: every bump of the auth epoch notifies a channel at
+ * its commit (its statement does, below); a listener (pg_listen.c), started
+ * where credentials are checked, hears them, and store_auth_generation
+ * moves when it does, so that the epoch is read again only when it moved
+ * (pgs_auth_generation says what happens while it does not listen).
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +65,9 @@
  * The SQL
  * ------------------------------------------------------------------------- */
 
+/* Where every bump of the auth epoch is notified (pg_listen.c listens). */
+#define AUTH_CHANNEL "attachd_auth"
+
 /* A list's LIMIT and OFFSET as SQLite takes them: a negative limit is no
  * limit (PostgreSQL refuses it; LIMIT NULL is none), a negative offset is
  * none. */
@@ -71,6 +81,12 @@
  * (an UPDATE of some of the columns a record binds) is named in a
  * num_nulls(...) >= 0, which is always true. */
 static const char *const own_sql[N_STMT] = {
+    /* the bump notifies every listener (AUTH_CHANNEL) in the same
+     * statement: NOTIFY is transactional, sent at commit, dropped with a
+     * rollback (a job's savepoint too); one row when the epoch moved */
+    [S_AUTH_EPOCH_BUMP] = "WITH b AS (UPDATE meta SET value = value + 1 "
+                          "WHERE key = 'auth_epoch' RETURNING value) "
+                          "SELECT pg_notify('" AUTH_CHANNEL "', value::text) FROM b",
     /* SQLite's groups come out in flavor_ref's order (its index): the same
      * order, bytewise as SQLite compares */
     [S_SERVER_USAGE] = "SELECT flavor_ref, count(*) FROM servers WHERE account_id = $1 "
@@ -374,6 +390,11 @@ struct pg_store {
     bool stopping;
     pthread_key_t reader_key;
     struct pgs_conn *readers;
+    /* Hears the auth epoch's bumps (pgs_auth_generation); started by the
+     * first call, under lock. listen_failed: it could not start; not tried
+     * again. */
+    _Atomic(struct pg_listener *) listener;
+    bool listen_failed;
 };
 
 static struct pg_store *store_of(struct store *s)
@@ -433,6 +454,7 @@ static void pgs_close(struct store *base)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer_thread, NULL);   /* it answers every queued job first */
+    pg_listen_stop(atomic_load(&s->listener));
     conn_close(s->writer);
     for (struct pgs_conn *c = s->readers, *next; c; c = next) {
         next = c->next;
@@ -647,6 +669,11 @@ static void transaction(struct pg_store *s, struct queue *pending, struct queue 
         enum store_rc commit = pg_commit(pg, &unknown);
         if (commit == STORE_OK) {
             metrics_commit((unsigned)ran.n, metrics_now() - began);
+            /* this node's own change is seen at once, not when its
+             * notification comes back */
+            struct pg_listener *l = atomic_load(&s->listener);
+            if (w->common.epoch_bumped && l)
+                pg_listen_bump(l);
             prepend(finished, &ran);
             return;
         }
@@ -747,15 +774,38 @@ static void pgs_submit(struct store *base, struct store_job *job)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Moves at every call: on PostgreSQL the auth epoch is read at every
- * credential check (one statement, in the checking thread's reader), so
- * that a password changed or a user deleted by any process, the CLI or
- * another node, stops working at once. Nothing tells this process of
- * another's commits yet (LISTEN/NOTIFY is to, so that the epoch is read
- * again only when it moved: docs/scale-out.md). */
+/* The listener, started by the first call: only a process that checks
+ * credentials asks (serve; a CLI command never does), so only it has one.
+ * NULL when it cannot start. */
+static struct pg_listener *start_listener(struct pg_store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct pg_listener *l = atomic_load(&s->listener);
+    if (!l && !s->listen_failed && !s->stopping) {
+        if ((l = pg_listen_start(s->conninfo, AUTH_CHANNEL)))
+            atomic_store(&s->listener, l);
+        else
+            s->listen_failed = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return l;
+}
+
+/* Moves when the auth epoch may have changed: every bump, by any process
+ * (another node, the CLI), notifies AUTH_CHANNEL at its commit, and the
+ * listener counts what it hears (pg.h: pg_listen_generation). While it does
+ * not listen (not yet, or its connection is being made again) the number
+ * moves at every call, so the epoch is then read at every credential check
+ * (one statement on the checking thread's reader) and a changed password
+ * still stops working at once; so it does if the listener cannot start. */
 static uint64_t pgs_auth_generation(struct store *base)
 {
-    (void)base;
+    struct pg_store *s = store_of(base);
+    struct pg_listener *l = atomic_load(&s->listener);
+    if (!l)
+        l = start_listener(s);
+    if (l)
+        return pg_listen_generation(l);
     static _Thread_local uint64_t calls;    /* a thread compares only its own */
     return ++calls;
 }

@@ -12,7 +12,9 @@
  * SQLite; and the store on PostgreSQL: its writer's outcomes (a refused job
  * among committed ones, a serialization failure forced by a concurrent
  * transaction, the server restarted under it), a reader's snapshot, the
- * operators' functions. */
+ * operators' functions; and nodes agreeing: a bump of the auth epoch through
+ * one store heard by another's listener (pg_listen.c), across its
+ * connection terminated, the database refusing it, a server restart. */
 #include "helpers.h"
 #include "pg_helpers.h"
 
@@ -1817,6 +1819,176 @@ static void test_store_serialization_failure_runs_again(void **state)
     normal_logs();
 }
 
+/* ---- nodes agree: the auth epoch's notifications (pg_listen.c) ------------------ */
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The store's listener LISTENs: two calls in a row give the same generation
+ * (while it does not, every call moves it). False if not within `seconds`. */
+static bool listening_within(struct store *s, double seconds)
+{
+    double end = seconds_now() + seconds;
+    do {
+        uint64_t g = store_auth_generation(s);
+        if (store_auth_generation(s) == g)
+            return true;
+        usleep(5000);
+    } while (seconds_now() < end);
+    return false;
+}
+
+/* The generation moves away from g within `seconds`. */
+static bool moves_within(struct store *s, uint64_t g, double seconds)
+{
+    double end = seconds_now() + seconds;
+    do {
+        if (store_auth_generation(s) != g)
+            return true;
+        usleep(1000);
+    } while (seconds_now() < end);
+    return false;
+}
+
+/* The next notification on c within `seconds`: its payload into out. */
+static bool notified(PGconn *c, char *out, size_t size, double seconds)
+{
+    double end = seconds_now() + seconds;
+    for (;;) {
+        assert_int_equal(PQconsumeInput(c), 1);
+        PGnotify *n = PQnotifies(c);
+        if (n) {
+            snprintf(out, size, "%s", n->extra);
+            PQfreemem(n);
+            return true;
+        }
+        if (seconds_now() >= end)
+            return false;
+        usleep(1000);
+    }
+}
+
+static long long listeners(struct fx *f)
+{
+    return db_int(f, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
+                     "AND datname = current_database()", "attachd listener");
+}
+
+/* Two stores on one database, two nodes: a bump of the auth epoch through
+ * one moves the other's generation within a second; its notification
+ * carries the new epoch; a bump rolled back with its job (refused) commits
+ * nothing, and the committed one after it is heard. Nothing happening,
+ * the generation stays; a node's own bump moves its own at once. */
+static void test_store_nodes_hear_bumps(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    struct store *a = open_pg_store(f), *b = open_pg_store(f);
+    assert_true(listening_within(a, 10));
+    assert_true(listening_within(b, 10));
+    assert_int_equal(listeners(f), 2);
+    uint64_t g = store_auth_generation(a);
+    for (int i = 0; i < 10; i++) {
+        usleep(20000);
+        assert_int_equal(store_auth_generation(a), g);
+    }
+    PGconn *ear = PQconnectdb(f->db.conninfo);
+    assert_int_equal(PQstatus(ear), CONNECTION_OK);
+    PGresult *r = PQexec(ear, "LISTEN attachd_auth");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+
+    assert_int_equal(store_write(b, job_bump_epoch, NULL), 0);
+    assert_true(moves_within(a, g, 1.0));
+    int64_t epoch = 0;
+    assert_int_equal(store_auth_epoch(store_reader(a), &epoch), STORE_OK);
+    assert_int_equal(epoch, 2);
+    char payload[32];
+    assert_true(notified(ear, payload, sizeof payload, 1.0));
+    assert_string_equal(payload, "2");
+
+    /* rolled back: not committed (whether it moves a's generation is not
+     * asserted: anything may) */
+    assert_int_equal(store_write(b, job_bump_epoch_then_fail, NULL), 9);
+    assert_int_equal(db_int(f, "SELECT value FROM meta WHERE key = '%s'", "auth_epoch"), 2);
+    g = store_auth_generation(a);
+    assert_int_equal(store_write(b, job_bump_epoch, NULL), 0);
+    assert_true(moves_within(a, g, 1.0));
+    assert_true(notified(ear, payload, sizeof payload, 1.0));
+    assert_string_equal(payload, "3");
+    PQfinish(ear);
+
+    /* a node's own bump: its generation has moved when the write returns */
+    g = store_auth_generation(b);
+    assert_int_equal(store_write(b, job_bump_epoch, NULL), 0);
+    assert_true(store_auth_generation(b) != g);
+    store_close(a);
+    store_close(b);
+}
+
+/* The listener's backend terminated: the generation moves (it does not
+ * listen, then it listens again: either moves it), the listener is made
+ * again by itself, and a bump through another node is heard again. */
+static void test_store_listener_terminated(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    quiet_logs();
+    struct store *a = open_pg_store(f), *b = open_pg_store(f);
+    assert_true(listening_within(a, 10));
+    assert_int_equal(listeners(f), 1);      /* b checks no credentials: none */
+    uint64_t g = store_auth_generation(a);
+    char q[256];
+    snprintf(q, sizeof q, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                          "WHERE application_name = 'attachd listener' AND datname = '%s'",
+             f->db.name);
+    assert_true(pg_admin(NULL, q));
+    assert_true(moves_within(a, g, 5.0));
+    assert_true(listening_within(a, 10));
+    assert_int_equal(listeners(f), 1);
+    g = store_auth_generation(a);
+    assert_int_equal(store_write(b, job_bump_epoch, NULL), 0);
+    assert_true(moves_within(a, g, 1.0));
+    store_close(a);
+    store_close(b);
+    normal_logs();
+}
+
+/* Before its first LISTEN succeeds (the database refuses connections) the
+ * generation moves at every call; once connections are allowed again the
+ * listener connects by itself (its backoff) and a bump is heard. */
+static void test_store_listener_not_yet_listening(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    quiet_logs();
+    struct store *a = open_pg_store(f);
+    char q[160];
+    snprintf(q, sizeof q, "ALTER DATABASE %s ALLOW_CONNECTIONS false", f->db.name);
+    assert_true(pg_admin(NULL, q));
+    uint64_t g = store_auth_generation(a);
+    for (int i = 0; i < 20; i++) {
+        usleep(10000);
+        uint64_t next = store_auth_generation(a);
+        assert_true(next != g);
+        g = next;
+    }
+    snprintf(q, sizeof q, "ALTER DATABASE %s ALLOW_CONNECTIONS true", f->db.name);
+    assert_true(pg_admin(NULL, q));
+    assert_true(listening_within(a, 10));
+    struct store *b = open_pg_store(f);
+    g = store_auth_generation(a);
+    assert_int_equal(store_write(b, job_bump_epoch, NULL), 0);
+    assert_true(moves_within(a, g, 1.0));
+    store_close(b);
+    store_close(a);
+    normal_logs();
+}
+
 static void *restart_server(void *arg)
 {
     int *rc = arg;
@@ -1841,6 +2013,10 @@ static void test_store_server_restart_under_the_writer(void **state)
     }
     quiet_logs();
     struct store *s = open_pg_store(f);
+    /* another node, listening */
+    struct store *node = open_pg_store(f);
+    assert_true(listening_within(node, 10));
+    uint64_t g = store_auth_generation(node);
     enum { N = 300 };
     struct tjob *jobs = calloc(N, sizeof *jobs);
     assert_non_null(jobs);
@@ -1884,6 +2060,14 @@ static void test_store_server_restart_under_the_writer(void **state)
             usleep(100000);
     }
     assert_int_equal(rc, 0);
+    /* the node's listener lost its connection: its generation moved; it
+     * listens again by itself, and hears a bump */
+    assert_true(store_auth_generation(node) != g);
+    assert_true(listening_within(node, 30));
+    g = store_auth_generation(node);
+    assert_int_equal(store_write(s, job_bump_epoch, NULL), 0);
+    assert_true(moves_within(node, g, 1.0));
+    store_close(node);
     store_close(s);
     free(jobs);
     normal_logs();
@@ -2019,6 +2203,9 @@ int main(void)
         T(test_store_batch_with_a_refusal),
         T(test_store_serialization_failure_runs_again),
         T(test_store_server_restart_under_the_writer),
+        T(test_store_nodes_hear_bumps),
+        T(test_store_listener_terminated),
+        T(test_store_listener_not_yet_listening),
         T(test_store_reader_snapshot),
         T(test_store_operators),
     };
