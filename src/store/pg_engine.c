@@ -395,6 +395,7 @@ struct pg_store {
      * again. */
     _Atomic(struct pg_listener *) listener;
     bool listen_failed;
+    double clock_due;           /* metrics_now() when to measure the clock again */
 };
 
 static struct pg_store *store_of(struct store *s)
@@ -408,6 +409,30 @@ static int pgs_migrate(const char *conninfo, int *from, int *to, char *err, int 
 }
 
 static void *writer_main(void *arg);
+
+/* Records are stamped by the database's clock (store_now), so that every
+ * node on one database stamps by one clock: its offset from this machine's
+ * is measured on the writer's connection when the store opens, then again
+ * every CLOCK_EVERY seconds before a batch (CLOCK_RETRY after a failure,
+ * the last offset kept meanwhile). A round trip's error is half of it. */
+#define CLOCK_EVERY 60.0
+#define CLOCK_RETRY 5.0
+
+static void measure_clock(struct pg_store *s)
+{
+    int64_t server, local;
+    bool ok = pg_clock(s->writer->pg, &server, &local);
+    if (ok) {
+        int64_t offset = server - local;
+        if ((offset > 1000000 || offset < -1000000) &&
+            (store_clock_offset() - offset > 1000000 || offset - store_clock_offset() > 1000000))
+            log_warn("store: this machine's clock is %.1f s %s PostgreSQL's; records are "
+                     "stamped by PostgreSQL's",
+                     (double)(offset < 0 ? -offset : offset) / 1e6, offset > 0 ? "behind" : "ahead of");
+        store_clock_offset_set(offset);
+    }
+    s->clock_due = metrics_now() + (ok ? CLOCK_EVERY : CLOCK_RETRY);
+}
 
 static struct store *pgs_open(const struct store_options *opts, char *err, int errlen)
 {
@@ -430,6 +455,7 @@ static struct store *pgs_open(const struct store_options *opts, char *err, int e
         return NULL;
     }
     s->writer->store = s;
+    measure_clock(s);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_key_create(&s->reader_key, NULL);
@@ -737,6 +763,8 @@ static void *writer_main(void *arg)
             push(&pending, j);
             j = next;
         }
+        if (metrics_now() >= s->clock_due)
+            measure_clock(s);
         while (pending.head) {
             struct queue finished = {0};
             transaction(s, &pending, &finished);

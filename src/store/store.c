@@ -9,6 +9,7 @@
  * key=value form), SQLite (sqlite.c) for anything else, a file name.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -159,12 +160,31 @@ enum store_rc store_user_list(struct store_conn *c, struct arena *ar, const char
  * Time
  * ------------------------------------------------------------------------- */
 
+static _Atomic int64_t clock_offset_us;
+
+void store_clock_offset_set(int64_t us)
+{
+    atomic_store_explicit(&clock_offset_us, us, memory_order_relaxed);
+}
+
+int64_t store_clock_offset(void)
+{
+    return atomic_load_explicit(&clock_offset_us, memory_order_relaxed);
+}
+
 void store_now(char out[32])
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+    int64_t us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + store_clock_offset();
+    time_t sec = (time_t)(us / 1000000);
+    int frac = (int)(us % 1000000);
+    if (frac < 0) {
+        frac += 1000000;
+        sec--;
+    }
+    struct tm tm;
+    gmtime_r(&sec, &tm);
     size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%06d", (int)(ts.tv_nsec / 1000) % 1000000);
+    snprintf(out + n, 32 - n, ".%06d", frac);
 }

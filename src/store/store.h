@@ -124,8 +124,10 @@ int store_write(struct store *s, store_write_fn fn, void *arg);
 enum store_rc store_auth_epoch(struct store_conn *c, int64_t *epoch);
 enum store_rc store_auth_epoch_bump(struct store_conn *w);
 /* A number that moves whenever the auth epoch may have changed (this
- * process committed a bump, or another process wrote the database): the
- * epoch needs reading again only when it moved. Read it before the epoch. */
+ * process committed a bump; on SQLite another process wrote the database,
+ * on PostgreSQL another process's bump was notified, or nobody listens):
+ * the epoch needs reading again only when it moved. Read it before the
+ * epoch. */
 uint64_t store_auth_generation(struct store *s);
 
 /* Accounts. `key` is an id or a name. */
@@ -237,8 +239,16 @@ enum store_rc store_image_list(struct store_conn *c, struct arena *ar, struct im
 enum store_rc store_image_users(struct store_conn *c, const char *id, int64_t *servers);
 enum store_rc store_image_del(struct store_conn *w, const char *id);
 
-/* The current UTC time in the store's timestamp form, into out[32]. */
+/* The current UTC time in the store's timestamp form, into out[32]: the
+ * database's time where the database has a clock of its own (PostgreSQL:
+ * every node on one database stamps its records by one clock), this
+ * machine's otherwise. */
 void store_now(char out[32]);
+/* How far the database's clock is ahead of this machine's, in microseconds
+ * (negative: behind), as an engine measured it; store_now adds it. One value
+ * per process: a process serves one database. */
+void store_clock_offset_set(int64_t us);
+int64_t store_clock_offset(void);
 
 /* ---- for operators (sqlite_admin.c) ------------------------------------------------------ */
 

@@ -2121,6 +2121,32 @@ static int del_account(struct store_conn *w, void *arg)
 
 /* What operators need: the health check's write, the listing and
  * deleting; a backup refused (pg_dump is the tool). */
+/* Records are stamped by the database's clock: a store measures the
+ * offset when it opens (a stale one, a day off, is replaced), and
+ * store_now then agrees with PostgreSQL's clock_timestamp(). */
+static void test_store_stamps_by_the_database_clock(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    store_clock_offset_set(86400LL * 1000000);
+    struct store *s = open_pg_store(f);
+    int64_t offset = store_clock_offset();
+    print_message("offset from PostgreSQL's clock: %lld us\n", (long long)offset);
+    assert_true(offset > -2000000 && offset < 2000000);
+    char now[32];
+    store_now(now);
+    char q[160];
+    snprintf(q, sizeof q,
+             "SELECT (abs(extract(epoch FROM clock_timestamp() - "
+             "('%s'::timestamp AT TIME ZONE 'UTC'))) * 1000000)::bigint",
+             now);
+    long long apart = pg_admin_int(&f->db, q);
+    print_message("store_now %s, %lld us from clock_timestamp()\n", now, apart);
+    assert_true(apart < 2000000);
+    store_close(s);
+    store_clock_offset_set(0);
+}
+
 static void test_store_operators(void **state)
 {
     struct fx *f = *state;
@@ -2207,6 +2233,7 @@ int main(void)
         T(test_store_listener_terminated),
         T(test_store_listener_not_yet_listening),
         T(test_store_reader_snapshot),
+        T(test_store_stamps_by_the_database_clock),
         T(test_store_operators),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1115,6 +1115,37 @@ static void test_store_now_format(void **state)
     assert_int_equal(now[19], '.');
 }
 
+/* store_now by the database's clock: the offset an engine measured is
+ * added, a negative one too, microseconds borrowing from the seconds. */
+static time_t stamp_seconds(const char *stamp, int *us)
+{
+    struct tm tm = {0};
+    assert_non_null(strptime(stamp, "%Y-%m-%dT%H:%M:%S", &tm));
+    assert_int_equal(sscanf(stamp + 20, "%6d", us), 1);
+    return timegm(&tm);
+}
+
+static void test_store_now_by_the_database_clock(void **state)
+{
+    (void)state;
+    static const int64_t offsets[] = {86400LL * 1000000 + 250000, -3 * 1000000 - 999999, -1};
+    for (size_t i = 0; i < sizeof offsets / sizeof *offsets; i++) {
+        char before[32], shifted[32], after[32];
+        store_now(before);
+        store_clock_offset_set(offsets[i]);
+        store_now(shifted);
+        assert_int_equal(store_clock_offset(), offsets[i]);
+        store_clock_offset_set(0);
+        store_now(after);
+        int us0, us, us1;
+        int64_t t0 = (int64_t)stamp_seconds(before, &us0) * 1000000 + us0;
+        int64_t t = (int64_t)stamp_seconds(shifted, &us) * 1000000 + us;
+        int64_t t1 = (int64_t)stamp_seconds(after, &us1) * 1000000 + us1;
+        assert_in_range(us, 0, 999999);
+        assert_true(t - offsets[i] >= t0 && t - offsets[i] <= t1);
+    }
+}
+
 static void test_close_and_reopen_keeps_data(void **state)
 {
     (void)state;
@@ -1202,6 +1233,7 @@ int main(void)
         T(test_idle_snapshot_does_not_pin_the_wal),
         cmocka_unit_test(test_wal_stays_bounded),
         cmocka_unit_test(test_store_now_format),
+        cmocka_unit_test(test_store_now_by_the_database_clock),
         cmocka_unit_test(test_close_and_reopen_keeps_data),
         cmocka_unit_test(test_open_refuses_unwritable_database),
         T(test_group_commit_transaction_undone_under_a_job),
