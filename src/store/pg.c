@@ -275,7 +275,7 @@ static bool send_all(struct pg_conn *c, int cmd, struct pg_stmt *st)
 /* One exchange: the deferred commands and cmd or st, waited for. 0, or
  * -store_rc; a statement's rows are in st->res. *out_res (if given) gets
  * the last command's result. */
-static int exchange(struct pg_conn *c, int cmd, struct pg_stmt *st, PGresult **out_res)
+static int exchange_once(struct pg_conn *c, int cmd, struct pg_stmt *st, PGresult **out_res)
 {
     if (c->lost)
         return -STORE_UNAVAILABLE;
@@ -341,6 +341,32 @@ static int exchange(struct pg_conn *c, int cmd, struct pg_stmt *st, PGresult **o
             PQclear(r);
     }
     return rc;
+}
+
+/* exchange_once, and once more on a new connection when the connection is
+ * found lost by the exchange that opens a transaction (its BEGIN not yet
+ * sent): nothing of that transaction reached the server, so it can begin
+ * on the new one as if the old had never been. A connection that broke
+ * while idle (PostgreSQL restarted, failed over, ended the session) then
+ * costs its next transaction a reconnection, not a refusal. Anything else
+ * lost stays lost: a transaction that had begun, a statement outside one
+ * (it may have run). */
+static int exchange(struct pg_conn *c, int cmd, struct pg_stmt *st, PGresult **out_res)
+{
+    /* (a COMMIT sent with its BEGIN may have committed: never again) */
+    bool opening = c->tx == TX_OPEN && !c->begun && cmd != I_COMMIT;
+    int saved[MAX_DEFERRED], nsaved = c->ndefer;
+    enum sp sp = c->sp;
+    memcpy(saved, c->defer, sizeof saved);
+    int rc = exchange_once(c, cmd, st, out_res);
+    if (rc != -STORE_UNAVAILABLE || !opening || !c->lost || !pg_ready(c))
+        return rc;
+    c->tx = TX_OPEN;
+    c->sp = sp;
+    c->begun = false;
+    memcpy(c->defer, saved, sizeof saved);
+    c->ndefer = nsaved;
+    return exchange_once(c, cmd, st, out_res);
 }
 
 /* Send cmd (after the deferred ones) and a sync, not waiting. */

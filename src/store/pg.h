@@ -30,7 +30,13 @@
  * in is gone, and stays refused (STORE_UNAVAILABLE, at once) until it is
  * ended (pg_commit, pg_rollback, pg_end_read), even once the connection is
  * made again, so that none of its statements runs outside it; a COMMIT it
- * was waiting for has an unknown outcome (pg_commit says so).
+ * was waiting for has an unknown outcome (pg_commit says so). One loss is
+ * not seen by its caller: the exchange that opens a transaction (its BEGIN
+ * goes with its first statement) and finds the connection lost is made
+ * again at once on a new connection (once; not a COMMIT), since nothing of
+ * that transaction reached the server: a connection whose session ended
+ * while it was idle (a restart, a failover) costs a reconnection, not a
+ * refused request.
  *
  * The server's warnings go to the log (libpq would print them on stderr).
  *

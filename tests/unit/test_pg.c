@@ -241,6 +241,10 @@ static void test_sqlstate_mapping(void **state)
         print_message("SQLSTATE %s\n", cases[i].state);
         uint64_t reconnects = pg_reconnects(f->c);
         pg_begin(f->c, PG_WRITE);
+        /* the transaction is open on the server first: the exchange that
+         * opens one is run again on a new connection when it finds its
+         * connection lost (test_idle_loss_costs_a_reconnection) */
+        assert_int_equal(count(f->c), 1);
         pg_savepoint(f->c);
         struct pg_stmt *st = pg_stmt(f->c, Q_RAISE);
         pg_bind_text(st, 1, cases[i].state);
@@ -631,6 +635,35 @@ static void test_lost_inside_a_transaction(void **state)
     assert_int_equal(count_rc(f->c), -STORE_UNAVAILABLE);
     pg_end_read(f->c);
     assert_int_equal(count(f->c), 1);
+    normal_logs();
+}
+
+/* A connection whose session ended while it was idle (PostgreSQL
+ * restarted, an administrator ended it): the next transaction reconnects
+ * and runs, reads and writes alike, since nothing of it had reached the
+ * server; a statement outside a transaction still finds the loss
+ * (test_reconnect), as does one of a transaction that had begun
+ * (test_lost_inside_a_transaction). */
+static void test_idle_loss_costs_a_reconnection(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    quiet_logs();
+    assert_int_equal(insert(f->c, "a", "alpha", 1), 0);
+    terminate(f, backend_pid(f->c));
+    pg_begin(f->c, PG_READ);
+    assert_int_equal(count(f->c), 1);
+    pg_end_read(f->c);
+    assert_int_equal(pg_reconnects(f->c), 1);
+    terminate(f, backend_pid(f->c));
+    pg_begin(f->c, PG_SERIALIZABLE);
+    pg_savepoint(f->c);
+    assert_int_equal(insert(f->c, "b", "beta", 2), 0);
+    pg_release(f->c);
+    bool unknown = true;
+    assert_int_equal(pg_commit(f->c, &unknown), STORE_OK);
+    assert_int_equal(pg_reconnects(f->c), 2);
+    assert_int_equal(count(f->c), 2);
     normal_logs();
 }
 
@@ -2219,6 +2252,7 @@ int main(void)
         T(test_lock_timeout),
         T(test_reconnect),
         T(test_lost_inside_a_transaction),
+        T(test_idle_loss_costs_a_reconnection),
         T(test_reconnect_backoff),
         T(test_server_restart),
         T(test_clock),
