@@ -389,6 +389,12 @@ int cmd_serve(int argc, char **argv)
     if (!store)
         goto out;
     status = CLI_FAILED;
+    /* one process per database drives a hypervisor (several nodes with the
+     * none driver may serve it) */
+    if (driver && !store_hold_hypervisor(store, err, sizeof err)) {
+        fprintf(stderr, "attachd: %s\n", err);
+        goto out;
+    }
     core = cli_core_new(&c, store);
     if (core && driver) {
         /* before listening: every intent a crash left is settled */

@@ -25,9 +25,11 @@
  * alone), commits once, then answers each job with its true outcome:
  *  - a serialization failure or a deadlock (STORE_BUSY, the transaction
  *    doomed: pg.h), at a statement or at COMMIT, runs the whole batch
- *    again: the jobs are pure (store.h). The job it ended under runs alone
- *    after MAX_ATTEMPTS such ends, and is answered -STORE_BUSY after
- *    2 * MAX_ATTEMPTS;
+ *    again: the jobs are pure (store.h), after a wait that grows with the
+ *    attempts (randomised, so that two nodes whose batches conflict do not
+ *    meet again in step). The job it ended under runs alone after
+ *    ALONE_AFTER such ends, and is answered -STORE_BUSY after MAX_ATTEMPTS
+ *    (about a third of a second of waits in all);
  *  - the connection lost during the batch: every job of it is answered
  *    -STORE_UNAVAILABLE (nothing of it was committed); the jobs not yet run
  *    wait for the next transaction, which makes the connection again
@@ -373,9 +375,14 @@ struct pg_conn *pg_store_pg(struct store_conn *c)
  * ------------------------------------------------------------------------- */
 
 /* How many transactions one job may end (a serialization failure, a
- * deadlock) in a batch before it runs alone, and alone before it is
- * answered -STORE_BUSY. */
-#define MAX_ATTEMPTS 3
+ * deadlock) in a batch before it runs alone, and in all before it is
+ * answered -STORE_BUSY; the wait before it runs again, in microseconds:
+ * doubling from the first, at most the second (with nodes writing the same
+ * rows, a batch of another node holds them some milliseconds). */
+#define ALONE_AFTER 3
+#define MAX_ATTEMPTS 16
+#define RETRY_WAIT_MIN 1000u
+#define RETRY_WAIT_MAX 25000u
 /* The most jobs one transaction takes; the rest wait for the next. */
 #define MAX_BATCH 4096
 
@@ -396,6 +403,7 @@ struct pg_store {
     _Atomic(struct pg_listener *) listener;
     bool listen_failed;
     double clock_due;           /* metrics_now() when to measure the clock again */
+    struct pg_conn *hypervisor; /* holds the hypervisor's lock (pgs_hold_hypervisor) */
 };
 
 static struct pg_store *store_of(struct store *s)
@@ -481,6 +489,7 @@ static void pgs_close(struct store *base)
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer_thread, NULL);   /* it answers every queued job first */
     pg_listen_stop(atomic_load(&s->listener));
+    pg_close(s->hypervisor);
     conn_close(s->writer);
     for (struct pgs_conn *c = s->readers, *next; c; c = next) {
         next = c->next;
@@ -628,9 +637,27 @@ static enum store_rc undone_why(struct pg_conn *pg)
     return pg_lost(pg) || !pg_in_transaction(pg) ? STORE_UNAVAILABLE : STORE_BUSY;
 }
 
+/* The wait before attempt `attempts` + 1: RETRY_WAIT_MIN doubling up to
+ * RETRY_WAIT_MAX, times a random factor in [0.5, 1.5). */
+static unsigned retry_wait(int attempts)
+{
+    static _Thread_local uint64_t x;        /* xorshift64, the writer's own */
+    if (!x)
+        x = (uint64_t)metrics_now() * 1000003u ^ (uint64_t)(uintptr_t)&x ^ 0x9e3779b97f4a7c15u;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    unsigned wait = RETRY_WAIT_MIN;
+    for (int i = 1; i < attempts && wait < RETRY_WAIT_MAX; i++)
+        wait *= 2;
+    if (wait > RETRY_WAIT_MAX)
+        wait = RETRY_WAIT_MAX;
+    return wait / 2 + (unsigned)(x % wait);
+}
+
 /* Every job of `ran` runs again (refused ones too: a refusal may have been
  * caused by a neighbour's change that is now gone), the job it ended under
- * alone after MAX_ATTEMPTS, answered `why` after twice that. */
+ * alone after ALONE_AFTER, answered `why` after MAX_ATTEMPTS. */
 static void again(struct queue *ran, struct queue *pending, struct queue *finished,
                   enum store_rc why)
 {
@@ -639,9 +666,9 @@ static void again(struct queue *ran, struct queue *pending, struct queue *finish
     while ((j = pop(ran)) != culprit)
         push(&back, j);
     culprit->attempts++;
-    if (culprit->attempts >= MAX_ATTEMPTS)
+    if (culprit->attempts >= ALONE_AFTER)
         culprit->alone = true;
-    if (culprit->attempts >= 2 * MAX_ATTEMPTS) {
+    if (culprit->attempts >= MAX_ATTEMPTS) {
         culprit->rc = -(int)why;
         push(finished, culprit);
     } else {
@@ -649,7 +676,7 @@ static void again(struct queue *ran, struct queue *pending, struct queue *finish
     }
     prepend(pending, &back);
     /* a moment for the transaction it conflicted with to end */
-    usleep(1000u * (unsigned)culprit->attempts);
+    usleep(retry_wait(culprit->attempts));
 }
 
 /* Run jobs from `pending` in one transaction (see the top of this file).
@@ -839,6 +866,68 @@ static uint64_t pgs_auth_generation(struct store *base)
 }
 
 /* ---------------------------------------------------------------------------
+ * The hypervisor's lock
+ * ------------------------------------------------------------------------- */
+
+/* A session advisory lock (its key: "attachdh" in ASCII) on a connection
+ * kept for the store's life: PostgreSQL releases it when the session ends,
+ * the process's death included. The holder's session is named after its
+ * host and process, so that a refusal can say who holds it. */
+#define HYPERVISOR_LOCK "7022365680605881448"
+
+enum { H_TRY, H_HOLDER, N_H };
+
+static const char *const hypervisor_sql[N_H] = {
+    [H_TRY] = "SELECT pg_try_advisory_lock(" HYPERVISOR_LOCK ")::int",
+    [H_HOLDER] = "SELECT a.application_name, coalesce(host(a.client_addr), 'local'), "
+                 "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                 "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                 "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+                 "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                 "AND ((l.classid::bigint << 32) | l.objid::bigint) = " HYPERVISOR_LOCK,
+};
+
+static bool pgs_hold_hypervisor(struct store *base, char *err, int errlen)
+{
+    struct pg_store *s = store_of(base);
+    if (s->hypervisor)
+        return true;
+    char host[64] = "?", name[128];
+    gethostname(host, sizeof host - 1);
+    snprintf(name, sizeof name, "hypervisor %s:%ld", host, (long)getpid());
+    struct pg_conn *c = pg_connect(s->conninfo, hypervisor_sql, N_H, name, err, errlen);
+    if (!c)
+        return false;
+    struct pg_stmt *st = pg_stmt(c, H_TRY);
+    if (pg_step(st) != 1) {
+        snprintf(err, (size_t)errlen, "cannot take the hypervisor's lock: %s", pg_message(c));
+        pg_close(c);
+        return false;
+    }
+    bool held = pg_col_int64(st, 0) == 1;
+    pg_reset(st);
+    if (held) {
+        s->hypervisor = c;
+        return true;
+    }
+    struct arena ar;
+    arena_init(&ar);
+    st = pg_stmt(c, H_HOLDER);
+    if (pg_step(st) == 1)
+        snprintf(err, (size_t)errlen,
+                 "another attachd drives the hypervisor for this database (PostgreSQL session "
+                 "\"%s\" from %s, since %s); one node per database may (docs/scale-out.md)",
+                 pg_col_text(st, 0, &ar), pg_col_text(st, 1, &ar), pg_col_text(st, 2, &ar));
+    else
+        snprintf(err, (size_t)errlen, "another attachd drives the hypervisor for this database; "
+                                      "one node per database may (docs/scale-out.md)");
+    pg_reset(st);
+    arena_release(&ar);
+    pg_close(c);
+    return false;
+}
+
+/* ---------------------------------------------------------------------------
  * For operators
  * ------------------------------------------------------------------------- */
 
@@ -956,6 +1045,7 @@ static const struct store_engine pg_engine = {
     .read_end = pgs_read_end,
     .submit = pgs_submit,
     .auth_generation = pgs_auth_generation,
+    .hold_hypervisor = pgs_hold_hypervisor,
     .probe_write = pgs_probe_write,
     .backup = pgs_backup,
     .check_file = pgs_check_file,

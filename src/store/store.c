@@ -113,6 +113,11 @@ uint64_t store_auth_generation(struct store *s)
     return s->eng->auth_generation(s);
 }
 
+bool store_hold_hypervisor(struct store *s, char *err, int errlen)
+{
+    return !s->eng->hold_hypervisor || s->eng->hold_hypervisor(s, err, errlen);
+}
+
 /* ---------------------------------------------------------------------------
  * For operators
  * ------------------------------------------------------------------------- */

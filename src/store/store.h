@@ -130,6 +130,14 @@ enum store_rc store_auth_epoch_bump(struct store_conn *w);
  * epoch. */
 uint64_t store_auth_generation(struct store *s);
 
+/* Make this process the one that drives a hypervisor for the database, for
+ * as long as the store is open: at most one does (docs/scale-out.md). On
+ * SQLite serve's lock on the file already makes it one process: true. On
+ * PostgreSQL a session advisory lock on a connection of its own, which ends
+ * with the process (a kill -9 too). False, err saying who holds it, when
+ * another process does, or when the database cannot be asked. */
+bool store_hold_hypervisor(struct store *s, char *err, int errlen);
+
 /* Accounts. `key` is an id or a name. */
 enum store_rc store_account_add(struct store_conn *w, const struct account *a);
 enum store_rc store_account_get(struct store_conn *c, struct arena *ar, const char *key,
