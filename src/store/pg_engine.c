@@ -5,7 +5,9 @@
  * statements, so that the record functions (records.c) run on a
  * PostgreSQL connection unchanged; and the store: opening (migrating under
  * pg_schema.c's advisory lock), the readers and their snapshots, the
- * writer thread and its group commit, and what operators need.
+ * listener's start, the hypervisor's lock, and what operators need. The
+ * writer thread and its group commit are pg_writer.c's; what the two
+ * files share, pg_int.h.
  *
  * The texts are SQLite's (sqlite_sql.c), ?N translated to $N
  * (pg_translate), except where the dialects differ; those are written out
@@ -19,27 +21,6 @@
  * next use outside a transaction; a snapshot it was in answers
  * STORE_UNAVAILABLE until it ends.
  *
- * The writer: a thread with a connection of its own runs every job queued
- * at that moment in one SERIALIZABLE transaction (docs/scale-out.md says
- * why), each inside a savepoint (a job that refuses is rolled back to it
- * alone), commits once, then answers each job with its true outcome:
- *  - a serialization failure or a deadlock (STORE_BUSY, the transaction
- *    doomed: pg.h), at a statement or at COMMIT, runs the whole batch
- *    again: the jobs are pure (store.h), after a wait that grows with the
- *    attempts (randomised, so that two nodes whose batches conflict do not
- *    meet again in step). The job it ended under runs alone after
- *    ALONE_AFTER such ends, and is answered -STORE_BUSY after MAX_ATTEMPTS
- *    (about a third of a second of waits in all);
- *  - the connection lost during the batch: every job of it is answered
- *    -STORE_UNAVAILABLE (nothing of it was committed); the jobs not yet run
- *    wait for the next transaction, which makes the connection again
- *    (pg_ready, with its backoff) or answers them -STORE_UNAVAILABLE too;
- *  - a COMMIT whose outcome is unknown (pg_commit says so: the connection
- *    broke before its answer) answers every job of the batch
- *    -STORE_UNAVAILABLE: neither success nor refusal is guessed;
- *  - a lock or statement timeout inside a job is that job's -STORE_BUSY
- *    (pg.c maps them), rolled back to its savepoint like a refusal.
- *
  * The credential cache: every bump of the auth epoch notifies a channel at
  * its commit (its statement does, below); a listener (pg_listen.c), started
  * where credentials are checked, hears them, and store_auth_generation
@@ -47,7 +28,6 @@
  * (pgs_auth_generation says what happens while it does not listen).
  */
 #include <pthread.h>
-#include <setjmp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,10 +36,9 @@
 #include <unistd.h>
 
 #include "store/pg.h"
+#include "store/pg_int.h"
 #include "store/pg_schema.h"
-#include "store/store_int.h"
 #include "util/log.h"
-#include "util/metrics.h"
 #include "util/oom.h"
 #include "util/utf8.h"
 
@@ -130,15 +109,7 @@ static const char *const own_sql[N_STMT] = {
                         "$10::text) >= 0",
 };
 
-/* The engine's own statements, after the records' (store_int.h): the
- * health check's write and the operators' listing and deleting
- * (store_account_list ...; sqlite_admin.c has SQLite's). Names are ordered
- * bytewise, as SQLite orders them. */
-enum {
-    P_PROBE = N_STMT, P_ACCOUNT_LIST, P_ACCOUNT_COUNTS, P_QUOTA_DEL, P_ACCOUNT_DEL, P_USER_LIST,
-    N_PG_STMT
-};
-
+/* The texts of the engine's own statements (pg_int.h names them). */
 static const char *const engine_sql[N_PG_STMT - N_STMT] = {
     [P_PROBE - N_STMT] = "INSERT INTO meta (key, value) VALUES ('health_probe', "
                          "extract(epoch FROM now())::bigint) "
@@ -176,23 +147,6 @@ static void make_sql(void)
 /* ---------------------------------------------------------------------------
  * Connections and their statements
  * ------------------------------------------------------------------------- */
-
-struct pgs_stmt {
-    struct store_stmt common;   /* its engine: pg_engine */
-    struct pg_stmt *st;         /* pg.c's, set by each use; NULL: the connection is lost */
-    char *stand_in[PG_MAX_PARAMS];  /* what an invalid UTF-8 text is bound as (malloc'd) */
-};
-
-struct pg_store;
-
-struct pgs_conn {
-    struct store_conn common;   /* its engine: pg_engine */
-    struct pg_conn *pg;
-    struct pgs_stmt st[N_PG_STMT];
-    struct pg_store *store;     /* NULL: a connection of pg_store_connect's */
-    int read_depth;             /* nesting of store_read_begin() */
-    struct pgs_conn *next;      /* every reader, for store_close */
-};
 
 static const struct store_engine pg_engine;
 
@@ -345,7 +299,7 @@ static void conn_close(struct pgs_conn *p)
 }
 
 /* Every statement reset (after a job ran out of memory, or store_conn_reset). */
-static void reset_all(struct pgs_conn *p)
+void pgs_reset_all(struct pgs_conn *p)
 {
     for (int i = 0; i < N_PG_STMT; i++)
         if (p->st[i].st)
@@ -374,73 +328,12 @@ struct pg_conn *pg_store_pg(struct store_conn *c)
  * The store
  * ------------------------------------------------------------------------- */
 
-/* How many transactions one job may end (a serialization failure, a
- * deadlock) in a batch before it runs alone, and in all before it is
- * answered -STORE_BUSY; the wait before it runs again, in microseconds:
- * doubling from the first, at most the second (with nodes writing the same
- * rows, a batch of another node holds them some milliseconds). */
-#define ALONE_AFTER 3
-#define MAX_ATTEMPTS 16
-#define RETRY_WAIT_MIN 1000u
-#define RETRY_WAIT_MAX 25000u
-/* The most jobs one transaction takes; the rest wait for the next. */
-#define MAX_BATCH 4096
-
-struct pg_store {
-    struct store common;            /* its engine: pg_engine */
-    char *conninfo;
-    struct pgs_conn *writer;
-    pthread_t writer_thread;
-    pthread_mutex_t lock;           /* guards the queue, the reader list, stopping */
-    pthread_cond_t work;
-    struct store_job *head, *tail;
-    bool stopping;
-    pthread_key_t reader_key;
-    struct pgs_conn *readers;
-    /* Hears the auth epoch's bumps (pgs_auth_generation); started by the
-     * first call, under lock. listen_failed: it could not start; not tried
-     * again. */
-    _Atomic(struct pg_listener *) listener;
-    bool listen_failed;
-    double clock_due;           /* metrics_now() when to measure the clock again */
-    struct pg_conn *hypervisor; /* holds the hypervisor's lock (pgs_hold_hypervisor) */
-};
-
-static struct pg_store *store_of(struct store *s)
-{
-    return (struct pg_store *)s;
-}
 
 static int pgs_migrate(const char *conninfo, int *from, int *to, char *err, int errlen)
 {
     return pg_schema_migrate(conninfo, from, to, err, errlen);
 }
 
-static void *writer_main(void *arg);
-
-/* Records are stamped by the database's clock (store_now), so that every
- * node on one database stamps by one clock: its offset from this machine's
- * is measured on the writer's connection when the store opens, then again
- * every CLOCK_EVERY seconds before a batch (CLOCK_RETRY after a failure,
- * the last offset kept meanwhile). A round trip's error is half of it. */
-#define CLOCK_EVERY 60.0
-#define CLOCK_RETRY 5.0
-
-static void measure_clock(struct pg_store *s)
-{
-    int64_t server, local;
-    bool ok = pg_clock(s->writer->pg, &server, &local);
-    if (ok) {
-        int64_t offset = server - local;
-        if ((offset > 1000000 || offset < -1000000) &&
-            (store_clock_offset() - offset > 1000000 || offset - store_clock_offset() > 1000000))
-            log_warn("store: this machine's clock is %.1f s %s PostgreSQL's; records are "
-                     "stamped by PostgreSQL's",
-                     (double)(offset < 0 ? -offset : offset) / 1e6, offset > 0 ? "behind" : "ahead of");
-        store_clock_offset_set(offset);
-    }
-    s->clock_due = metrics_now() + (ok ? CLOCK_EVERY : CLOCK_RETRY);
-}
 
 static struct store *pgs_open(const struct store_options *opts, char *err, int errlen)
 {
@@ -463,11 +356,11 @@ static struct store *pgs_open(const struct store_options *opts, char *err, int e
         return NULL;
     }
     s->writer->store = s;
-    measure_clock(s);
+    pgs_measure_clock(s);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_key_create(&s->reader_key, NULL);
-    if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
+    if (pthread_create(&s->writer_thread, NULL, pgs_writer_main, s) != 0) {
         snprintf(err, (size_t)errlen, "cannot start the writer thread");
         pthread_key_delete(s->reader_key);
         pthread_cond_destroy(&s->work);
@@ -552,281 +445,9 @@ static void pgs_read_end(struct store_conn *base)
 static void pgs_conn_reset(struct store_conn *base)
 {
     struct pgs_conn *c = conn_of(base);
-    reset_all(c);
+    pgs_reset_all(c);
     pg_rollback(c->pg);
     c->read_depth = 0;
-}
-
-/* ---------------------------------------------------------------------------
- * The writer thread: group commit
- * ------------------------------------------------------------------------- */
-
-/* A queue of jobs, oldest first. */
-struct queue {
-    struct store_job *head, *tail;
-    int n;
-};
-
-static void push(struct queue *q, struct store_job *j)
-{
-    j->next = NULL;
-    if (q->tail)
-        q->tail->next = j;
-    else
-        q->head = j;
-    q->tail = j;
-    q->n++;
-}
-
-static struct store_job *pop(struct queue *q)
-{
-    struct store_job *j = q->head;
-    if (j) {
-        q->head = j->next;
-        if (!q->head)
-            q->tail = NULL;
-        q->n--;
-    }
-    return j;
-}
-
-/* Put all of `front` before `q`'s jobs, keeping both orders. */
-static void prepend(struct queue *q, struct queue *front)
-{
-    if (!front->head)
-        return;
-    front->tail->next = q->head;
-    if (!q->head)
-        q->tail = front->tail;
-    q->head = front->head;
-    q->n += front->n;
-    *front = (struct queue){0};
-}
-
-static void finish_all(struct queue *q, struct queue *finished, int rc)
-{
-    struct store_job *j;
-    while ((j = pop(q))) {
-        j->rc = rc;
-        push(finished, j);
-    }
-}
-
-/* Run one job's function; a job that runs out of memory is answered as not
- * committed (its savepoint is rolled back like a refusal's). */
-static int run_job(struct pgs_conn *w, struct store_job *j)
-{
-    struct oom_point p;
-    int rc;
-    oom_enter(&p);
-    if (setjmp(p.jb) == 0) {
-        rc = j->fn(&w->common, j->arg);
-    } else {
-        reset_all(w);
-        log_error("store: a write ran out of memory; it is not committed");
-        rc = -STORE_ERROR;
-    }
-    oom_leave(&p);
-    return rc;
-}
-
-/* Why a transaction ended under its jobs: the connection is lost
- * (STORE_UNAVAILABLE) or the transaction doomed (STORE_BUSY). */
-static enum store_rc undone_why(struct pg_conn *pg)
-{
-    return pg_lost(pg) || !pg_in_transaction(pg) ? STORE_UNAVAILABLE : STORE_BUSY;
-}
-
-/* The wait before attempt `attempts` + 1: RETRY_WAIT_MIN doubling up to
- * RETRY_WAIT_MAX, times a random factor in [0.5, 1.5). */
-static unsigned retry_wait(int attempts)
-{
-    static _Thread_local uint64_t x;        /* xorshift64, the writer's own */
-    if (!x)
-        x = (uint64_t)metrics_now() * 1000003u ^ (uint64_t)(uintptr_t)&x ^ 0x9e3779b97f4a7c15u;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    unsigned wait = RETRY_WAIT_MIN;
-    for (int i = 1; i < attempts && wait < RETRY_WAIT_MAX; i++)
-        wait *= 2;
-    if (wait > RETRY_WAIT_MAX)
-        wait = RETRY_WAIT_MAX;
-    return wait / 2 + (unsigned)(x % wait);
-}
-
-/* Every job of `ran` runs again (refused ones too: a refusal may have been
- * caused by a neighbour's change that is now gone), the job it ended under
- * alone after ALONE_AFTER, answered `why` after MAX_ATTEMPTS. */
-static void again(struct queue *ran, struct queue *pending, struct queue *finished,
-                  enum store_rc why)
-{
-    struct store_job *culprit = ran->tail, *j;
-    struct queue back = {0};
-    while ((j = pop(ran)) != culprit)
-        push(&back, j);
-    culprit->attempts++;
-    if (culprit->attempts >= ALONE_AFTER)
-        culprit->alone = true;
-    if (culprit->attempts >= MAX_ATTEMPTS) {
-        culprit->rc = -(int)why;
-        push(finished, culprit);
-    } else {
-        push(&back, culprit);
-    }
-    prepend(pending, &back);
-    /* a moment for the transaction it conflicted with to end */
-    usleep(retry_wait(culprit->attempts));
-}
-
-/* Run jobs from `pending` in one transaction (see the top of this file).
- * Jobs whose outcome is known go to `finished`; jobs to run again go back
- * to the front of `pending`. */
-static void transaction(struct pg_store *s, struct queue *pending, struct queue *finished)
-{
-    struct pgs_conn *w = s->writer;
-    struct pg_conn *pg = w->pg;
-    if (!pg_ready(pg)) {
-        finish_all(pending, finished, -STORE_UNAVAILABLE);
-        metrics_inc(METRIC_STORE_UNAVAILABLE);
-        return;
-    }
-    double began = metrics_now();
-    w->common.epoch_bumped = false;
-    pg_begin(pg, PG_SERIALIZABLE);
-    struct queue ran = {0};
-    enum store_rc undone = STORE_OK;
-    while (undone == STORE_OK && ran.n < MAX_BATCH && pending->head) {
-        if (pending->head->alone && ran.n > 0)
-            break;              /* it waits for a transaction of its own */
-        struct store_job *j = pop(pending);
-        push(&ran, j);
-        pg_savepoint(pg);
-        j->rc = run_job(w, j);
-        if (j->rc == 0 && pg_failed(pg))
-            j->rc = -STORE_ERROR;   /* a statement failed and the job did not say so */
-        if (pg_doomed(pg)) {
-            undone = undone_why(pg);
-        } else if (j->rc != 0) {
-            enum store_rc back = pg_rollback_to(pg);
-            if (back != STORE_OK)
-                undone = pg_doomed(pg) ? undone_why(pg) : back;
-        }
-        if (undone == STORE_OK)
-            pg_release(pg);
-        if (j->alone)
-            break;
-    }
-    if (undone == STORE_OK) {
-        bool unknown;
-        enum store_rc commit = pg_commit(pg, &unknown);
-        if (commit == STORE_OK) {
-            metrics_commit((unsigned)ran.n, metrics_now() - began);
-            /* this node's own change is seen at once, not when its
-             * notification comes back */
-            struct pg_listener *l = atomic_load(&s->listener);
-            if (w->common.epoch_bumped && l)
-                pg_listen_bump(l);
-            prepend(finished, &ran);
-            return;
-        }
-        if (commit == STORE_BUSY) {
-            /* a serialization failure at COMMIT: nothing was kept */
-            again(&ran, pending, finished, STORE_BUSY);
-            return;
-        }
-        metrics_inc(METRIC_STORE_COMMIT_FAILED);
-        if (commit == STORE_UNAVAILABLE) {
-            log_error("store: the PostgreSQL connection was lost %s the COMMIT of %d writes: "
-                      "%s; each is answered as unavailable", unknown ? "during" : "before",
-                      ran.n, unknown ? "it may or may not have committed" : "not committed");
-            finish_all(&ran, finished, -STORE_UNAVAILABLE);
-            return;
-        }
-        log_error("store: COMMIT failed: %s", pg_message(pg));
-        /* A failed commit keeps nothing: every job of it is answered so,
-         * the refused ones with their own answer. */
-        struct store_job *j;
-        while ((j = pop(&ran))) {
-            if (j->rc == 0)
-                j->rc = -(int)commit;
-            push(finished, j);
-        }
-        return;
-    }
-    pg_rollback(pg);
-    if (undone == STORE_UNAVAILABLE) {
-        log_warn("store: a transaction of %d writes was lost with its PostgreSQL connection; "
-                 "each is answered as unavailable", ran.n);
-        metrics_inc(METRIC_STORE_UNAVAILABLE);
-        finish_all(&ran, finished, -STORE_UNAVAILABLE);
-        return;
-    }
-    if (undone == STORE_BUSY)
-        log_info("store: a transaction of %d writes ended in a serialization failure or a "
-                 "deadlock; running them again", ran.n);
-    else
-        log_warn("store: a transaction of %d writes was undone (%s); running them again",
-                 ran.n, pg_message(pg));
-    again(&ran, pending, finished, undone);
-}
-
-static void *writer_main(void *arg)
-{
-    pthread_setname_np(pthread_self(), "store-writer");
-    struct pg_store *s = arg;
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        while (!s->head && !s->stopping)
-            pthread_cond_wait(&s->work, &s->lock);
-        if (!s->head)
-            break;
-        struct queue pending = {0};
-        struct store_job *j = s->head;
-        s->head = s->tail = NULL;
-        pthread_mutex_unlock(&s->lock);
-        while (j) {
-            struct store_job *next = j->next;
-            push(&pending, j);
-            j = next;
-        }
-        if (metrics_now() >= s->clock_due)
-            measure_clock(s);
-        while (pending.head) {
-            struct queue finished = {0};
-            transaction(s, &pending, &finished);
-            /* Answer outside the lock; done() may hand work on (and even
-             * submit again). */
-            while ((j = pop(&finished)))
-                j->done(j);
-        }
-        pthread_mutex_lock(&s->lock);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return NULL;
-}
-
-static void pgs_submit(struct store *base, struct store_job *job)
-{
-    struct pg_store *s = store_of(base);
-    job->next = NULL;
-    job->rc = 0;
-    job->attempts = 0;
-    job->alone = false;
-    pthread_mutex_lock(&s->lock);
-    if (s->stopping) {
-        pthread_mutex_unlock(&s->lock);
-        job->rc = -STORE_UNAVAILABLE;
-        job->done(job);
-        return;
-    }
-    if (s->tail)
-        s->tail->next = job;
-    else
-        s->head = job;
-    s->tail = job;
-    pthread_cond_signal(&s->work);
-    pthread_mutex_unlock(&s->lock);
 }
 
 /* The listener, started by the first call: only a process that checks
