@@ -422,10 +422,28 @@ static void trim(char *s)
 
 /* Connect, configure, enter pipeline mode, prepare every statement and
  * learn how many parameters each takes (one round trip for all). */
+void pg_params(const char *conninfo, const char *appname, const char **keys, const char **vals)
+{
+    static const char *const defaults[][2] = {
+        {"connect_timeout", "10"},   {"keepalives", "1"},       {"keepalives_idle", "10"},
+        {"keepalives_interval", "5"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "30000"},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++, n++) {
+        keys[n] = defaults[i][0];
+        vals[n] = defaults[i][1];
+    }
+    keys[n] = "dbname";
+    vals[n++] = conninfo;
+    keys[n] = "fallback_application_name";
+    vals[n++] = appname;
+    keys[n] = vals[n] = NULL;
+}
+
 static PGconn *open_conn(struct pg_conn *c, char *err, int errlen)
 {
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {c->conninfo, c->appname, NULL};
+    const char *keys[PG_PARAMS], *vals[PG_PARAMS];
+    pg_params(c->conninfo, c->appname, keys, vals);
     int *ids = NULL;        /* what the sent-th Prepare was: -1 - internal, or a statement */
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {

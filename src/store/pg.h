@@ -93,6 +93,19 @@ const char *pg_describe(const char *db, char *out, size_t size);
  * pg_stat_activity (application_name "attachd <name>" unless the conninfo
  * sets one). NULL on failure, with a reason in err. The texts must outlive
  * the connection. */
+/* The keywords and values with which attachd gives libpq a connection
+ * string (for PQconnectdbParams or PQconnectStartParams, expand_dbname 1):
+ * its own defaults first, which the string overrides where it names them,
+ * then the string, then the application name shown in pg_stat_activity
+ * unless the string names one. The defaults bound the waits on a server
+ * that stops answering without closing the connection (a host gone, a
+ * network cut): connect_timeout 10 s, TCP keepalives after 10 s idle every
+ * 5 s, 3 missed, and tcp_user_timeout 30 s for data sent and not
+ * acknowledged; on a unix socket they do not apply. keys and vals need
+ * PG_PARAMS entries. */
+#define PG_PARAMS 10
+void pg_params(const char *conninfo, const char *appname, const char **keys, const char **vals);
+
 struct pg_conn *pg_connect(const char *conninfo, const char *const *sql, int n, const char *name,
                            char *err, int errlen);
 void pg_close(struct pg_conn *c);

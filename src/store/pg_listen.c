@@ -108,8 +108,8 @@ static PGconn *connect_and_listen(struct pg_listener *l, char *err, size_t errle
 {
     err[0] = '\0';
     int64_t deadline = now_ms() + ATTEMPT_MS;
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {l->conninfo, "attachd listener", NULL};
+    const char *keys[PG_PARAMS], *vals[PG_PARAMS];
+    pg_params(l->conninfo, "attachd listener", keys, vals);
     PGconn *c = PQconnectStartParams(keys, vals, 1);
     if (!c) {
         set_err(err, errlen, "out of memory", NULL);

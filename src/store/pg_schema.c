@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/pg.h"
 #include "store/store.h"
 
 static const char *const migrations[] = {
@@ -183,8 +184,8 @@ static bool version_of(PGconn *db, int *v, char *err, int errlen)
 int pg_schema_migrate(const char *conninfo, int *from, int *to, char *err, int errlen)
 {
     *from = *to = 0;
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {conninfo, "attachd migrate", NULL};
+    const char *keys[PG_PARAMS], *vals[PG_PARAMS];
+    pg_params(conninfo, "attachd migrate", keys, vals);
     PGconn *db = PQconnectdbParams(keys, vals, 1);
     if (!db || PQstatus(db) != CONNECTION_OK) {
         snprintf(err, (size_t)errlen, "cannot connect to PostgreSQL: %s",

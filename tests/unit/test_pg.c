@@ -744,6 +744,53 @@ static void test_server_restart(void **state)
 }
 
 /* The server's clock, against ours (same machine: close). */
+/* libpq's effective option of a connection. */
+static const char *conn_option(PGconn *c, const char *key, char *out, size_t len)
+{
+    PQconninfoOption *all = PQconninfo(c);
+    out[0] = '\0';
+    for (PQconninfoOption *o = all; o && o->keyword; o++)
+        if (!strcmp(o->keyword, key) && o->val)
+            snprintf(out, len, "%s", o->val);
+    PQconninfoFree(all);
+    return out;
+}
+
+/* attachd's defaults bound the waits on a silent server; the operator's
+ * connection string overrides any of them, and names the session. */
+static void test_connection_defaults(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    char err[512], v[64], conninfo[600];
+    const char *keys[PG_PARAMS], *vals[PG_PARAMS];
+    pg_params("host=x", "attachd test", keys, vals);
+    int n = 0;
+    while (keys[n])
+        n++;
+    assert_true(n < PG_PARAMS);
+    assert_string_equal(keys[n - 2], "dbname");     /* after the defaults: it overrides them */
+
+    struct pg_conn *c = pg_connect(f->db.conninfo, (const char *const *)sql, N_Q, "defaults",
+                                   err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(conn_option(pg_raw(c), "connect_timeout", v, sizeof v), "10");
+    assert_string_equal(conn_option(pg_raw(c), "keepalives_idle", v, sizeof v), "10");
+    assert_string_equal(conn_option(pg_raw(c), "tcp_user_timeout", v, sizeof v), "30000");
+    assert_string_equal(conn_option(pg_raw(c), "fallback_application_name", v, sizeof v),
+                        "attachd defaults");
+    pg_close(c);
+    snprintf(conninfo, sizeof conninfo, "%s connect_timeout=3 keepalives_idle=77 "
+             "application_name=mine", f->db.conninfo);
+    c = pg_connect(conninfo, (const char *const *)sql, N_Q, "defaults", err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(conn_option(pg_raw(c), "connect_timeout", v, sizeof v), "3");
+    assert_string_equal(conn_option(pg_raw(c), "keepalives_idle", v, sizeof v), "77");
+    assert_string_equal(conn_option(pg_raw(c), "keepalives_count", v, sizeof v), "3");
+    assert_string_equal(conn_option(pg_raw(c), "application_name", v, sizeof v), "mine");
+    pg_close(c);
+}
+
 static void test_clock(void **state)
 {
     struct fx *f = *state;
@@ -2255,6 +2302,7 @@ int main(void)
         T(test_idle_loss_costs_a_reconnection),
         T(test_reconnect_backoff),
         T(test_server_restart),
+        T(test_connection_defaults),
         T(test_clock),
         T(test_migrate_concurrently),
         T(test_migrate_refuses_a_foreign_database),
