@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "store/job_queue.h"
 #include "store/pg_int.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -63,7 +64,8 @@ void pgs_measure_clock(struct pg_store *s)
             (store_clock_offset() - offset > 1000000 || offset - store_clock_offset() > 1000000))
             log_warn("store: this machine's clock is %.1f s %s PostgreSQL's; records are "
                      "stamped by PostgreSQL's",
-                     (double)(offset < 0 ? -offset : offset) / 1e6, offset > 0 ? "behind" : "ahead of");
+                     (double)(offset < 0 ? -offset : offset) / 1e6,
+                     offset > 0 ? "behind" : "ahead of");
         store_clock_offset_set(offset);
     }
     s->clock_due = metrics_now() + (ok ? CLOCK_EVERY : CLOCK_RETRY);
@@ -72,57 +74,6 @@ void pgs_measure_clock(struct pg_store *s)
 /* ---------------------------------------------------------------------------
  * The writer thread: group commit
  * ------------------------------------------------------------------------- */
-
-/* A queue of jobs, oldest first. */
-struct queue {
-    struct store_job *head, *tail;
-    int n;
-};
-
-static void push(struct queue *q, struct store_job *j)
-{
-    j->next = NULL;
-    if (q->tail)
-        q->tail->next = j;
-    else
-        q->head = j;
-    q->tail = j;
-    q->n++;
-}
-
-static struct store_job *pop(struct queue *q)
-{
-    struct store_job *j = q->head;
-    if (j) {
-        q->head = j->next;
-        if (!q->head)
-            q->tail = NULL;
-        q->n--;
-    }
-    return j;
-}
-
-/* Put all of `front` before `q`'s jobs, keeping both orders. */
-static void prepend(struct queue *q, struct queue *front)
-{
-    if (!front->head)
-        return;
-    front->tail->next = q->head;
-    if (!q->head)
-        q->tail = front->tail;
-    q->head = front->head;
-    q->n += front->n;
-    *front = (struct queue){0};
-}
-
-static void finish_all(struct queue *q, struct queue *finished, int rc)
-{
-    struct store_job *j;
-    while ((j = pop(q))) {
-        j->rc = rc;
-        push(finished, j);
-    }
-}
 
 /* Run one job's function; a job that runs out of memory is answered as not
  * committed (its savepoint is rolled back like a refusal's). */
@@ -170,23 +121,23 @@ static unsigned retry_wait(int attempts)
 /* Every job of `ran` runs again (refused ones too: a refusal may have been
  * caused by a neighbour's change that is now gone), the job it ended under
  * alone after ALONE_AFTER, answered `why` after MAX_ATTEMPTS. */
-static void again(struct queue *ran, struct queue *pending, struct queue *finished,
+static void again(struct job_queue *ran, struct job_queue *pending, struct job_queue *finished,
                   enum store_rc why)
 {
     struct store_job *culprit = ran->tail, *j;
-    struct queue back = {0};
-    while ((j = pop(ran)) != culprit)
-        push(&back, j);
+    struct job_queue back = {0};
+    while ((j = job_pop(ran)) != culprit)
+        job_push(&back, j);
     culprit->attempts++;
     if (culprit->attempts >= ALONE_AFTER)
         culprit->alone = true;
     if (culprit->attempts >= MAX_ATTEMPTS) {
         culprit->rc = -(int)why;
-        push(finished, culprit);
+        job_push(finished, culprit);
     } else {
-        push(&back, culprit);
+        job_push(&back, culprit);
     }
-    prepend(pending, &back);
+    job_prepend(pending, &back);
     /* a moment for the transaction it conflicted with to end */
     usleep(retry_wait(culprit->attempts));
 }
@@ -194,25 +145,25 @@ static void again(struct queue *ran, struct queue *pending, struct queue *finish
 /* Run jobs from `pending` in one transaction (see the top of this file).
  * Jobs whose outcome is known go to `finished`; jobs to run again go back
  * to the front of `pending`. */
-static void transaction(struct pg_store *s, struct queue *pending, struct queue *finished)
+static void transaction(struct pg_store *s, struct job_queue *pending, struct job_queue *finished)
 {
     struct pgs_conn *w = s->writer;
     struct pg_conn *pg = w->pg;
     if (!pg_ready(pg)) {
-        finish_all(pending, finished, -STORE_UNAVAILABLE);
+        job_finish_all(pending, finished, -STORE_UNAVAILABLE);
         metrics_inc(METRIC_STORE_UNAVAILABLE);
         return;
     }
     double began = metrics_now();
     w->common.epoch_bumped = false;
     pg_begin(pg, PG_SERIALIZABLE);
-    struct queue ran = {0};
+    struct job_queue ran = {0};
     enum store_rc undone = STORE_OK;
     while (undone == STORE_OK && ran.n < MAX_BATCH && pending->head) {
         if (pending->head->alone && ran.n > 0)
             break;              /* it waits for a transaction of its own */
-        struct store_job *j = pop(pending);
-        push(&ran, j);
+        struct store_job *j = job_pop(pending);
+        job_push(&ran, j);
         pg_savepoint(pg);
         j->rc = run_job(w, j);
         if (j->rc == 0 && pg_failed(pg))
@@ -239,7 +190,7 @@ static void transaction(struct pg_store *s, struct queue *pending, struct queue 
             struct pg_listener *l = atomic_load(&s->listener);
             if (w->common.epoch_bumped && l)
                 pg_listen_bump(l);
-            prepend(finished, &ran);
+            job_prepend(finished, &ran);
             return;
         }
         if (commit == STORE_BUSY) {
@@ -252,17 +203,17 @@ static void transaction(struct pg_store *s, struct queue *pending, struct queue 
             log_error("store: the PostgreSQL connection was lost %s the COMMIT of %d writes: "
                       "%s; each is answered as unavailable", unknown ? "during" : "before",
                       ran.n, unknown ? "it may or may not have committed" : "not committed");
-            finish_all(&ran, finished, -STORE_UNAVAILABLE);
+            job_finish_all(&ran, finished, -STORE_UNAVAILABLE);
             return;
         }
         log_error("store: COMMIT failed: %s", pg_message(pg));
         /* A failed commit keeps nothing: every job of it is answered so,
          * the refused ones with their own answer. */
         struct store_job *j;
-        while ((j = pop(&ran))) {
+        while ((j = job_pop(&ran))) {
             if (j->rc == 0)
                 j->rc = -(int)commit;
-            push(finished, j);
+            job_push(finished, j);
         }
         return;
     }
@@ -271,7 +222,7 @@ static void transaction(struct pg_store *s, struct queue *pending, struct queue 
         log_warn("store: a transaction of %d writes was lost with its PostgreSQL connection; "
                  "each is answered as unavailable", ran.n);
         metrics_inc(METRIC_STORE_UNAVAILABLE);
-        finish_all(&ran, finished, -STORE_UNAVAILABLE);
+        job_finish_all(&ran, finished, -STORE_UNAVAILABLE);
         return;
     }
     if (undone == STORE_BUSY)
@@ -293,23 +244,23 @@ void *pgs_writer_main(void *arg)
             pthread_cond_wait(&s->work, &s->lock);
         if (!s->head)
             break;
-        struct queue pending = {0};
+        struct job_queue pending = {0};
         struct store_job *j = s->head;
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->lock);
         while (j) {
             struct store_job *next = j->next;
-            push(&pending, j);
+            job_push(&pending, j);
             j = next;
         }
         if (metrics_now() >= s->clock_due)
             pgs_measure_clock(s);
         while (pending.head) {
-            struct queue finished = {0};
+            struct job_queue finished = {0};
             transaction(s, &pending, &finished);
             /* Answer outside the lock; done() may hand work on (and even
              * submit again). */
-            while ((j = pop(&finished)))
+            while ((j = job_pop(&finished)))
                 j->done(j);
         }
         pthread_mutex_lock(&s->lock);

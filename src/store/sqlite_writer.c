@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/job_queue.h"
 #include "store/sqlite_int.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -51,57 +52,6 @@ static void writing_ends(struct sq_store *s)
 /* ---------------------------------------------------------------------------
  * The writer thread: group commit
  * ------------------------------------------------------------------------- */
-
-/* A queue of jobs, oldest first. */
-struct queue {
-    struct store_job *head, *tail;
-    int n;
-};
-
-static void push(struct queue *q, struct store_job *j)
-{
-    j->next = NULL;
-    if (q->tail)
-        q->tail->next = j;
-    else
-        q->head = j;
-    q->tail = j;
-    q->n++;
-}
-
-static struct store_job *pop(struct queue *q)
-{
-    struct store_job *j = q->head;
-    if (j) {
-        q->head = j->next;
-        if (!q->head)
-            q->tail = NULL;
-        q->n--;
-    }
-    return j;
-}
-
-/* Put all of `front` before `q`'s jobs, keeping both orders. */
-static void prepend(struct queue *q, struct queue *front)
-{
-    if (!front->head)
-        return;
-    front->tail->next = q->head;
-    if (!q->head)
-        q->tail = front->tail;
-    q->head = front->head;
-    q->n += front->n;
-    *front = (struct queue){0};
-}
-
-static void finish_all(struct queue *q, struct queue *finished, int rc)
-{
-    struct store_job *j;
-    while ((j = pop(q))) {
-        j->rc = rc;
-        push(finished, j);
-    }
-}
 
 /* Is the database file still the one we opened, and writable? Once it is
  * not, it never is again for this store: the acknowledged writes would go
@@ -152,24 +102,24 @@ static int run_job(struct sq_conn *w, struct store_job *j)
  * go to `finished`; jobs to run again (the transaction was undone under
  * them) go back to the front of `pending`. */
 /* run_transaction's body, between writing_begins and writing_ends. */
-static void transaction(struct sq_store *s, struct sq_conn *w, struct queue *pending,
-                        struct queue *finished)
+static void transaction(struct sq_store *s, struct sq_conn *w, struct job_queue *pending,
+                        struct job_queue *finished)
 {
     double began = metrics_now();
     w->common.epoch_bumped = false;
     enum store_rc begin = sq_exec_id(w, S_BEGIN_IMMEDIATE);
     if (begin != STORE_OK) {
-        finish_all(pending, finished, -(int)begin);
+        job_finish_all(pending, finished, -(int)begin);
         return;
     }
-    struct queue ran = {0};
+    struct job_queue ran = {0};
     bool undone = false;        /* the transaction ended under us */
     struct store_job *j;
     while (!undone && ran.n < MAX_BATCH && pending->head) {
         if (pending->head->alone && ran.n > 0)
             break;              /* it waits for a transaction of its own */
-        j = pop(pending);
-        push(&ran, j);
+        j = job_pop(pending);
+        job_push(&ran, j);
         if (sq_exec_id(w, S_SAVEPOINT) != STORE_OK) {
             undone = true;
             break;
@@ -191,7 +141,7 @@ static void transaction(struct sq_store *s, struct sq_conn *w, struct queue *pen
             atomic_fetch_add(&s->changes, 1);
             if (w->common.epoch_bumped)
                 atomic_fetch_add(&s->auth_gen, 1);
-            prepend(finished, &ran);    /* order does not matter there */
+            job_prepend(finished, &ran);    /* order does not matter there */
             return;
         }
         log_error("store: commit failed: %s", sqlite3_errmsg(w->db));
@@ -200,10 +150,10 @@ static void transaction(struct sq_store *s, struct sq_conn *w, struct queue *pen
             sq_exec_id(w, S_ROLLBACK);
         /* A failed commit keeps nothing: every job of it is answered so,
          * the refused ones with their own answer. */
-        while ((j = pop(&ran))) {
+        while ((j = job_pop(&ran))) {
             if (j->rc == 0)
                 j->rc = -(int)(commit == STORE_BUSY ? STORE_BUSY : STORE_ERROR);
-            push(finished, j);
+            job_push(finished, j);
         }
         return;
     }
@@ -217,23 +167,24 @@ static void transaction(struct sq_store *s, struct sq_conn *w, struct queue *pen
      * down again, and is answered as not committed once it has ended
      * MAX_ATTEMPTS transactions. */
     struct store_job *culprit = ran.tail;
-    struct queue again = {0};
-    while ((j = pop(&ran)) != culprit)
-        push(&again, j);
+    struct job_queue again = {0};
+    while ((j = job_pop(&ran)) != culprit)
+        job_push(&again, j);
     culprit->alone = true;
     if (++culprit->attempts >= MAX_ATTEMPTS) {
         culprit->rc = -STORE_ERROR;
-        push(finished, culprit);
+        job_push(finished, culprit);
     } else {
-        push(&again, culprit);
+        job_push(&again, culprit);
     }
-    prepend(pending, &again);
+    job_prepend(pending, &again);
 }
 
-static void run_transaction(struct sq_store *s, struct queue *pending, struct queue *finished)
+static void run_transaction(struct sq_store *s, struct job_queue *pending,
+                            struct job_queue *finished)
 {
     if (!database_usable(s)) {
-        finish_all(pending, finished, -STORE_UNAVAILABLE);
+        job_finish_all(pending, finished, -STORE_UNAVAILABLE);
         metrics_inc(METRIC_STORE_UNAVAILABLE);
         return;
     }
@@ -285,22 +236,22 @@ void *sq_writer_main(void *arg)
             pthread_cond_wait(&s->work, &s->lock);
         if (!s->head)
             break;
-        struct queue pending = {0};
+        struct job_queue pending = {0};
         struct store_job *j = s->head;
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->lock);
 
         while (j) {
             struct store_job *next = j->next;
-            push(&pending, j);
+            job_push(&pending, j);
             j = next;
         }
         while (pending.head) {
-            struct queue finished = {0};
+            struct job_queue finished = {0};
             run_transaction(s, &pending, &finished);
             /* Answer outside the lock; done() may hand work on (and even
              * submit again). */
-            while ((j = pop(&finished)))
+            while ((j = job_pop(&finished)))
                 j->done(j);
             finish_checkpoint(s);
         }
