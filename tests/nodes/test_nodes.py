@@ -431,27 +431,34 @@ def test_one_node_drives_the_hypervisor(nodes, tmp_path):
                         "--volume-dir", str(tmp_path / f"hv{i}" / "volumes")]
         return n
 
-    first = libvirt_node(0).start()
-    second = libvirt_node(1)
-    p = subprocess.run([binary(), "serve", "--listen", f"127.0.0.1:{second.port}",
-                        "--db", nodes.db, *second.extra_args],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
-    assert "another attachd drives the hypervisor for this database" in p.stderr, p.stderr
-    assert f":{first.proc.pid}\"" in p.stderr, p.stderr      # names the holder
-    # the state-only nodes were not in the way, and still serve
-    for n in nodes.nodes:
-        assert requests.get(n.base + "/healthcheck", timeout=REQUEST_TIMEOUT).status_code == 200
-    first.kill9()
-    deadline = time.monotonic() + 15
-    while True:     # the database notices the closed session at once, as a rule
-        try:
-            second.start()
-            break
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            second.proc = None
-            time.sleep(0.2)
-    assert requests.get(second.base + "/healthcheck", timeout=REQUEST_TIMEOUT).status_code == 200
-    assert second.stop() == 0
+    first, second = libvirt_node(0), libvirt_node(1)
+    try:
+        first.start()
+        p = subprocess.run([binary(), "serve", "--listen", f"127.0.0.1:{second.port}",
+                            "--db", nodes.db, *second.extra_args],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+        assert "another attachd drives the hypervisor for this database" in p.stderr, p.stderr
+        assert f":{first.proc.pid}\"" in p.stderr, p.stderr      # names the holder
+        # the state-only nodes were not in the way, and still serve
+        for n in nodes.nodes:
+            r = requests.get(n.base + "/healthcheck", timeout=REQUEST_TIMEOUT)
+            assert r.status_code == 200
+        first.kill9()
+        deadline = time.monotonic() + 15
+        while True:     # the database notices the closed session at once, as a rule
+            try:
+                second.start()
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                second.proc = None
+                time.sleep(0.2)
+        r = requests.get(second.base + "/healthcheck", timeout=REQUEST_TIMEOUT)
+        assert r.status_code == 200
+        assert second.stop() == 0
+    finally:
+        for n in (first, second):
+            if n.proc is not None:
+                n.kill9()
