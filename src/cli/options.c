@@ -95,7 +95,9 @@ const struct cli_spec cli_specs[] = {
     {"log-format", "log", "format", CLI_ENUM, 0, 0, "text|json", "FORMAT", "text", NULL,
      "The log on standard error: `text` (key=value) or `json` (one object per line)."},
     {"driver", "driver", "kind", CLI_ENUM, 0, 0, "none|libvirt", "KIND", "none", NULL,
-     "`libvirt` attaches for real (docs/hypervisor.md); `none` records state only."},
+     "`libvirt` attaches for real (docs/hypervisor.md); `none` records state only. On a "
+     "PostgreSQL database one `serve` at a time may use `libvirt`; a second refuses to start, "
+     "naming the first (docs/scale-out.md)."},
     {"libvirt-uri", "driver", "uri", CLI_STRING, 0, 0, NULL, "URI", NULL, "`qemu:///system`",
      "The libvirt connection (`qemu+ssh://HOST/system` for a remote host)."},
     {"disk-bus", "driver", "disk_bus", CLI_ENUM, 0, 0, "scsi|virtio", "BUS", "scsi", NULL,
