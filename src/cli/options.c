@@ -96,8 +96,16 @@ const struct cli_spec cli_specs[] = {
      "The log on standard error: `text` (key=value) or `json` (one object per line)."},
     {"driver", "driver", "kind", CLI_ENUM, 0, 0, "none|libvirt", "KIND", "none", NULL,
      "`libvirt` attaches for real (docs/hypervisor.md); `none` records state only. On a "
-     "PostgreSQL database one `serve` at a time may use `libvirt`; a second refuses to start, "
-     "naming the first (docs/scale-out.md)."},
+     "PostgreSQL database one `serve` at a time drives the hypervisor with `libvirt`; a "
+     "second refuses to start, naming the first, unless it is a `standby` "
+     "(docs/scale-out.md)."},
+    {"standby", "driver", "standby", CLI_FLAG, 0, 0, NULL, NULL, "false", NULL,
+     "With `libvirt` on PostgreSQL: when another `serve` drives the hypervisor, wait for its "
+     "lease instead of refusing to start, and serve once it is taken (docs/scale-out.md)."},
+    {"hypervisor-lease", "driver", "lease", CLI_UINT, 2, 600, NULL, "SECONDS", "10", NULL,
+     "With `libvirt` on PostgreSQL: a node that cannot confirm its hold on the hypervisor for "
+     "this long exits at once (status 75), and a node that takes it waits this long and 2 s "
+     "before it drives anything. The same on every node."},
     {"libvirt-uri", "driver", "uri", CLI_STRING, 0, 0, NULL, "URI", NULL, "`qemu:///system`",
      "The libvirt connection (`qemu+ssh://HOST/system` for a remote host)."},
     {"disk-bus", "driver", "disk_bus", CLI_ENUM, 0, 0, "scsi|virtio", "BUS", "scsi", NULL,
@@ -568,7 +576,8 @@ int cmd_config_reference(int argc, char **argv)
 static const char *const config_names[] = {
     "quiet", "db", "listen", "threads", "timeout", "header-timeout", "max-connections", "max-per-ip",
     "synchronous", "public-url", "trusted-proxy", "demo", "demo-image", "tls-cert",
-    "tls-key", "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, "image-dir", NULL,
+    "tls-key", "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, "image-dir", "standby",
+    "hypervisor-lease", NULL,
 };
 
 /* What serve would refuse at start, beyond each value's own form: a listener

@@ -279,12 +279,105 @@ static void watchdog_tick(struct store *store, struct liveness *l, uint64_t wait
                   "not told that attachd is alive", (double)wait_usec / 1e6);
 }
 
+/* ---- the hypervisor's lease ------------------------------------------------------ */
+
+/* The exit status of a node whose lease ran out (EX_TEMPFAIL): systemd's
+ * Restart=on-failure starts it again, as the holder or as a standby. */
+#define LEASE_LOST_STATUS 75
+
+/* The lease ran out (store.h, store_hold_hypervisor): another node may drive
+ * the hypervisor from now on, so this one stops at once, finishing nothing:
+ * what it had begun stays an intent, which the next holder's reconciler
+ * settles, as after a crash. */
+static void lease_lost(void *cls)
+{
+    (void)cls;
+    log_error("attachd: stopping at once, since this node may no longer drive the hypervisor "
+              "(docs/scale-out.md)");
+    _exit(LEASE_LOST_STATUS);
+}
+
+/* Wait `seconds` for SIGTERM or SIGINT (SIGHUP is ignored meanwhile),
+ * telling systemd's watchdog, if any, that the wait is alive: the signal,
+ * or 0 once the time has passed. */
+static int wait_signal(const sigset_t *handled, double seconds)
+{
+    struct timespec until, now;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)seconds;
+    until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double left = (double)(until.tv_sec - now.tv_sec) +
+                      (double)(until.tv_nsec - now.tv_nsec) / 1e9;
+        if (left <= 0)
+            return 0;
+        if (left > 1)
+            left = 1;
+        struct timespec step = {.tv_sec = (time_t)left,
+                                .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
+        int sig = sigtimedwait(handled, NULL, &step);
+        if (sig > 0 && sig != SIGHUP)
+            return sig;
+        if (sdnotify_watchdog_usec())
+            sdnotify("WATCHDOG=1");
+    }
+}
+
+/* Make this process the one that drives the hypervisor: at once, or as a
+ * standby once the node that does is gone, then after the last holder's
+ * lease. 1: it is; 0: a signal came while it waited; -1: refused or
+ * failed (printed). */
+static int hold_hypervisor(struct cli *c, struct store *store, const sigset_t *handled)
+{
+    double lease = cli_uint(c, "hypervisor-lease"), settle;
+    char err[512];
+    bool waited = false;
+    for (;;) {
+        enum store_rc rc = store_hold_hypervisor(store, lease, lease_lost, NULL, &settle, err,
+                                                 sizeof err);
+        if (rc == STORE_OK)
+            break;
+        if (rc != STORE_EXISTS || !cli_flag(c, "standby")) {
+            fprintf(stderr, "attachd: %s%s\n", err,
+                    rc == STORE_EXISTS ? "; one node per database may, others wait as a standby "
+                                         "(--standby; docs/scale-out.md)" : "");
+            return -1;
+        }
+        if (!waited) {
+            log_info("attachd: standby: %s; this node serves once it may drive the hypervisor "
+                     "itself", err);
+            sdnotify("READY=1\nSTATUS=standby: waiting for the hypervisor's lease");
+            waited = true;
+        }
+        int sig = wait_signal(handled, 1.0);
+        if (sig) {
+            log_info("attachd: %s received while a standby", strsignal(sig));
+            return 0;
+        }
+    }
+    if (settle > 0) {
+        log_info("attachd: this node holds the hypervisor's lease; it drives the hypervisor in "
+                 "%.0f s, once the last holder's lease has run out", settle);
+        int sig = wait_signal(handled, settle);
+        if (sig) {
+            log_info("attachd: %s received before serving", strsignal(sig));
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* ---- serve ---------------------------------------------------------------------- */
 
 static const char *const serve_names[] = {
     "listen", "db", "threads", "timeout", "header-timeout", "max-connections", "max-per-ip",
     "synchronous", "demo", "demo-image", "tls-cert", "tls-key", "public-url", "trusted-proxy",
-    "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, NULL,
+    "metrics-listen", "log-format", CLI_DRIVER_OPTIONS, "standby", "hypervisor-lease", NULL,
 };
 
 int cmd_serve(int argc, char **argv)
@@ -391,9 +484,12 @@ int cmd_serve(int argc, char **argv)
     status = CLI_FAILED;
     /* one process per database drives a hypervisor (several nodes with the
      * none driver may serve it) */
-    if (driver && !store_hold_hypervisor(store, err, sizeof err)) {
-        fprintf(stderr, "attachd: %s\n", err);
-        goto out;
+    if (driver) {
+        int held = hold_hypervisor(&c, store, &handled);
+        if (held <= 0) {
+            status = held == 0 ? CLI_OK : CLI_FAILED;
+            goto out;
+        }
     }
     core = cli_core_new(&c, store);
     if (core && driver) {
@@ -432,7 +528,8 @@ int cmd_serve(int argc, char **argv)
     char shown[512];
     log_info("attachd %s listening on %s%s (database %s, driver %s, %u threads, %u connections "
              "at most%s%s)", ATTACHD_VERSION, base, tls ? " (TLS 1.2+)" : "",
-             pg_describe(cli_db_path(&c), shown, sizeof shown), hv.kind, h.threads, h.max_connections,
+             pg_describe(cli_db_path(&c), shown, sizeof shown), hv.kind, h.threads,
+             h.max_connections,
              exporter ? ", metrics on " : "", exporter ? cli_get(&c, "metrics-listen") : "");
     char ready[700];
     snprintf(ready, sizeof ready, "READY=1\nSTATUS=serving on %s", base);

@@ -222,6 +222,34 @@ void pg_listen_bump(struct pg_listener *l);
  * connection, free it. NULL is ignored. */
 void pg_listen_stop(struct pg_listener *l);
 
+/* ---- the hypervisor's lease (pg_lease.c) ----------------------------------- */
+
+/* One process per database drives a hypervisor (docs/scale-out.md). Its
+ * lease is a session advisory lock on a connection of its own ("attachd
+ * hypervisor HOST:PID" in pg_stat_activity), which PostgreSQL releases when
+ * the session ends: the process's death (a kill -9 too), a restart of the
+ * server, a cut connection once the server sees it.
+ *
+ * pg_lease_take: 1 held, 0 another session holds it (err names it), -1 the
+ * database could not be asked (err says why). While it is held, the lease
+ * checks every min(1 s, lease/4) that its session still holds the lock, and
+ * when the connection is lost takes the lock again on a new one. When no
+ * check has confirmed the lock for `lease` seconds, lost(cls) is called,
+ * once, on a thread of the lease's: another process may hold the lock from
+ * then on, and the caller must stop driving the hypervisor at once.
+ *
+ * So a process that takes the lock must wait `lease` seconds and
+ * PG_LEASE_MARGIN before it drives anything: the last holder may be alive
+ * and not know yet that its lease ran out. Every process of a database must
+ * use the same lease. */
+#define PG_LEASE_MARGIN 2.0
+struct pg_lease;
+int pg_lease_take(const char *conninfo, double lease, void (*lost)(void *cls), void *cls,
+                  struct pg_lease **out, char *err, int errlen);
+/* Release the lock (the session ends) and stop the lease's threads. NULL
+ * is ignored. */
+void pg_lease_end(struct pg_lease *l);
+
 /* ---- the database's clock -------------------------------------------------- */
 
 /* Microseconds since the epoch by the server's clock, measured on c, and the

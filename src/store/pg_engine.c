@@ -382,7 +382,7 @@ static void pgs_close(struct store *base)
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer_thread, NULL);   /* it answers every queued job first */
     pg_listen_stop(atomic_load(&s->listener));
-    pg_close(s->hypervisor);
+    pg_lease_end(s->hypervisor);
     conn_close(s->writer);
     for (struct pgs_conn *c = s->readers, *next; c; c = next) {
         next = c->next;
@@ -487,65 +487,20 @@ static uint64_t pgs_auth_generation(struct store *base)
 }
 
 /* ---------------------------------------------------------------------------
- * The hypervisor's lock
+ * The hypervisor's lease (pg_lease.c)
  * ------------------------------------------------------------------------- */
 
-/* A session advisory lock (its key: "attachdh" in ASCII) on a connection
- * kept for the store's life: PostgreSQL releases it when the session ends,
- * the process's death included. The holder's session is named after its
- * host and process, so that a refusal can say who holds it. */
-#define HYPERVISOR_LOCK "7022365680605881448"
-
-enum { H_TRY, H_HOLDER, N_H };
-
-static const char *const hypervisor_sql[N_H] = {
-    [H_TRY] = "SELECT pg_try_advisory_lock(" HYPERVISOR_LOCK ")::int",
-    [H_HOLDER] = "SELECT a.application_name, coalesce(host(a.client_addr), 'local'), "
-                 "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-                 "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                 "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
-                 "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-                 "AND ((l.classid::bigint << 32) | l.objid::bigint) = " HYPERVISOR_LOCK,
-};
-
-static bool pgs_hold_hypervisor(struct store *base, char *err, int errlen)
+static enum store_rc pgs_hold_hypervisor(struct store *base, double lease,
+                                         void (*lost)(void *cls), void *cls, double *settle,
+                                         char *err, int errlen)
 {
     struct pg_store *s = store_of(base);
     if (s->hypervisor)
-        return true;
-    char host[64] = "?", name[128];
-    gethostname(host, sizeof host - 1);
-    snprintf(name, sizeof name, "hypervisor %s:%ld", host, (long)getpid());
-    struct pg_conn *c = pg_connect(s->conninfo, hypervisor_sql, N_H, name, err, errlen);
-    if (!c)
-        return false;
-    struct pg_stmt *st = pg_stmt(c, H_TRY);
-    if (pg_step(st) != 1) {
-        snprintf(err, (size_t)errlen, "cannot take the hypervisor's lock: %s", pg_message(c));
-        pg_close(c);
-        return false;
-    }
-    bool held = pg_col_int64(st, 0) == 1;
-    pg_reset(st);
-    if (held) {
-        s->hypervisor = c;
-        return true;
-    }
-    struct arena ar;
-    arena_init(&ar);
-    st = pg_stmt(c, H_HOLDER);
-    if (pg_step(st) == 1)
-        snprintf(err, (size_t)errlen,
-                 "another attachd drives the hypervisor for this database (PostgreSQL session "
-                 "\"%s\" from %s, since %s); one node per database may (docs/scale-out.md)",
-                 pg_col_text(st, 0, &ar), pg_col_text(st, 1, &ar), pg_col_text(st, 2, &ar));
-    else
-        snprintf(err, (size_t)errlen, "another attachd drives the hypervisor for this database; "
-                                      "one node per database may (docs/scale-out.md)");
-    pg_reset(st);
-    arena_release(&ar);
-    pg_close(c);
-    return false;
+        return STORE_OK;
+    int rc = pg_lease_take(s->conninfo, lease, lost, cls, &s->hypervisor, err, errlen);
+    if (rc == 1)
+        *settle = lease + PG_LEASE_MARGIN;
+    return rc == 1 ? STORE_OK : rc == 0 ? STORE_EXISTS : STORE_UNAVAILABLE;
 }
 
 /* ---------------------------------------------------------------------------

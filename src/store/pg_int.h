@@ -55,7 +55,7 @@ struct pg_store {
     _Atomic(struct pg_listener *) listener;
     bool listen_failed;
     double clock_due;           /* metrics_now() when to measure the clock again */
-    struct pg_conn *hypervisor; /* holds the hypervisor's lock (pgs_hold_hypervisor) */
+    struct pg_lease *hypervisor;    /* held by this process (pgs_hold_hypervisor) */
 };
 
 static inline struct pg_store *store_of(struct store *s)

@@ -113,9 +113,13 @@ uint64_t store_auth_generation(struct store *s)
     return s->eng->auth_generation(s);
 }
 
-bool store_hold_hypervisor(struct store *s, char *err, int errlen)
+enum store_rc store_hold_hypervisor(struct store *s, double lease, void (*lost)(void *cls),
+                                    void *cls, double *settle, char *err, int errlen)
 {
-    return !s->eng->hold_hypervisor || s->eng->hold_hypervisor(s, err, errlen);
+    *settle = 0;
+    if (!s->eng->hold_hypervisor)
+        return STORE_OK;
+    return s->eng->hold_hypervisor(s, lease, lost, cls, settle, err, errlen);
 }
 
 /* ---------------------------------------------------------------------------

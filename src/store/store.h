@@ -131,12 +131,20 @@ enum store_rc store_auth_epoch_bump(struct store_conn *w);
 uint64_t store_auth_generation(struct store *s);
 
 /* Make this process the one that drives a hypervisor for the database, for
- * as long as the store is open: at most one does (docs/scale-out.md). On
- * SQLite serve's lock on the file already makes it one process: true. On
- * PostgreSQL a session advisory lock on a connection of its own, which ends
- * with the process (a kill -9 too). False, err saying who holds it, when
- * another process does, or when the database cannot be asked. */
-bool store_hold_hypervisor(struct store *s, char *err, int errlen);
+ * as long as the store is open: at most one does (docs/scale-out.md).
+ * STORE_OK: it is; it may drive the hypervisor after *settle seconds.
+ * STORE_EXISTS: another process is (err names it). Anything else: the
+ * database could not be asked (err says why).
+ *  - SQLite: serve's lock on the file already makes it one process:
+ *    STORE_OK, *settle 0, nothing kept; lost is never called.
+ *  - PostgreSQL: a lease (pg.h, "the hypervisor's lease"): a session
+ *    advisory lock, confirmed every second and taken again when its
+ *    connection is lost. When no check has confirmed it for `lease` seconds,
+ *    lost(cls) is called on a thread of the store's, and the process must
+ *    stop driving the hypervisor at once (serve ends). *settle is the lease
+ *    and a margin: the last holder may not know yet that it lost it. */
+enum store_rc store_hold_hypervisor(struct store *s, double lease, void (*lost)(void *cls),
+                                    void *cls, double *settle, char *err, int errlen);
 
 /* Accounts. `key` is an id or a name. */
 enum store_rc store_account_add(struct store_conn *w, const struct account *a);

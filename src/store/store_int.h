@@ -110,7 +110,9 @@ struct store_engine {
     void (*read_end)(struct store_conn *c);
     void (*submit)(struct store *s, struct store_job *job);
     uint64_t (*auth_generation)(struct store *s);
-    bool (*hold_hypervisor)(struct store *s, char *err, int errlen);    /* NULL: true */
+    /* NULL: STORE_OK, settle 0 */
+    enum store_rc (*hold_hypervisor)(struct store *s, double lease, void (*lost)(void *cls),
+                                     void *cls, double *settle, char *err, int errlen);
     int (*probe_write)(struct store_conn *w, void *arg);
     int (*backup)(struct store *s, const char *dest, char *err, int errlen);
     int (*check_file)(const char *path, int *version, char *err, int errlen);

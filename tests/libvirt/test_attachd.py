@@ -42,7 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import guest as g
 import libvirt_daemons as lvd
-from attachd import Attachd
+from attachd import Attachd, binary, psql
 from libvirt_proxy import Relay
 from openstack_cli import OpenstackCLI
 
@@ -133,7 +133,7 @@ class World:
     given), an account with a member user, and the same driver options for
     every CLI command (server add, volume add, check)."""
 
-    def __init__(self, tmp_path, voldir, uri=None, bus="scsi", extra=()):
+    def __init__(self, tmp_path, voldir, uri=None, bus="scsi", extra=(), db=None):
         self.voldir = voldir
         # the servers attachd creates: beside the volumes, not among them
         self.instdir = os.path.join(os.path.dirname(voldir.rstrip("/")), "instances")
@@ -141,6 +141,8 @@ class World:
         if uri:
             self.hv += ["--libvirt-uri", uri]
         self.d = Attachd(tmp_path, extra_args=[*self.hv, "--disk-bus", bus, *extra])
+        if db:      # a database of the caller's (PostgreSQL), migrated by the first command
+            self.d.db, self.d.pg, self.d.migrated = db, True, False
         self.account = self.d.add_account("acme")
         self.user, self.password = self.d.add_user(self.account)
         self.s = self.session()
@@ -2062,3 +2064,100 @@ def test_server_booted_from_a_volume(libvirt_env, guest_dir, worlds, workdir):
         assert not domain_exists(name)
         assert w.req("GET", f"/volumes/{root}").status_code == 404
         assert not os.path.exists(volume_file(w.voldir, root))
+
+
+# ---------------------------------------------------------------------------
+# 11. two nodes on PostgreSQL: a standby finishes what the holder began
+
+# $ATTACHD_LIBVIRT_PG: the conninfo of a PostgreSQL cluster (a user who may
+# create databases: `scripts/pg-env conninfo`); scripts/run-tests gives it.
+LIBVIRT_PG = os.environ.get("ATTACHD_LIBVIRT_PG") or None
+
+
+@pytest.fixture
+def pg_db():
+    """A fresh database on $ATTACHD_LIBVIRT_PG's cluster, dropped at the end."""
+    if not LIBVIRT_PG:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs this test on PostgreSQL: $ATTACHD_LIBVIRT_PG is not set",
+                        pytrace=False)
+        pytest.skip("needs $ATTACHD_LIBVIRT_PG (a PostgreSQL cluster's conninfo)")
+    name = f"attachd_lv_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    psql(f"CREATE DATABASE {name} TEMPLATE template0", LIBVIRT_PG)
+    yield f"{LIBVIRT_PG} dbname={name}"
+    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", LIBVIRT_PG)
+
+
+def test_standby_finishes_the_holders_detach(idle, worlds, relay, workdir, pg_db, tmp_path):
+    """Two libvirt nodes on one PostgreSQL database: the holder of the
+    hypervisor's lease, and a `--standby` that serves nothing while the
+    holder lives. The holder acknowledges a Nova detach (202: its intent is
+    committed) and is killed (-9) before its call reaches libvirtd (held by
+    the relay, then thrown away). The standby takes the lease once the
+    database has ended the holder's session, waits out the lease, and its
+    reconciler finishes the detach: the disk leaves the domain, the volume
+    is available. Then it drives the hypervisor for new requests too."""
+    lease = ["--hypervisor-lease", "3"]
+    [vm] = idle()
+    dom = vm.name
+    voldir = os.path.join(workdir, "vols")
+    w = worlds(voldir, uri=relay.uri, extra=lease, db=pg_db)
+    server = w.server(dom)
+    base, x = w.volume(vid()), w.volume(vid())
+    w.start()
+    assert w.attach(server, base).status_code == 200
+    assert w.attach(server, x).status_code == 200
+    alias = "ua-" + w.attachments(server)[x]["attachment_id"]
+    assert alias in user_disks(dom, inactive=True)
+
+    sdir = tmp_path / "standby"
+    sdir.mkdir()
+    standby = Attachd(sdir, extra_args=["--driver", "libvirt", "--volume-dir", voldir,
+                                        "--instance-dir", w.instdir, "--standby", *lease])
+    standby.db, standby.pg, standby.migrated = pg_db, True, True
+    standby.log = open(standby.log_path, "ab")
+    standby.proc = subprocess.Popen(
+        [binary(), "serve", "--listen", f"127.0.0.1:{standby.port}", "--db", pg_db,
+         *standby.extra_args], stdout=standby.log, stderr=subprocess.STDOUT)
+    holder = w.d
+    try:
+        wait_for("the standby waits", lambda: "standby: another attachd drives the "
+                 "hypervisor" in standby.read_log(), 30)
+
+        relay.hold()
+        try:
+            r = w.detach(server, x, NOVA)
+            assert r.status_code == 202, r.text                 # acknowledged
+            assert w.volume_status(x) == "detaching"
+            assert relay.wait_held(5), "the holder did not call libvirt"
+            holder.kill9()
+            relay.cut()             # what the holder sent never reaches libvirtd
+        finally:
+            relay.release()
+        assert alias in user_disks(dom, inactive=True), "libvirt acted before the kill"
+
+        def serving():
+            assert standby.proc.poll() is None, standby.read_log()[-3000:]
+            try:
+                return requests.get(standby.base + "/healthcheck", timeout=5).status_code == 200
+            except requests.ConnectionError:
+                return False
+        wait_for("the standby serves", serving, 60, 0.2)
+        w.d = standby           # the World's requests go to the new holder from here
+        w.s = w.session()
+        wait_for("the detach finished", lambda: x not in w.attachments(server) and
+                 w.volume_status(x) == "available", 60, 0.2)
+        assert alias not in user_disks(dom) and alias not in user_disks(dom, inactive=True)
+        log = standby.read_log()
+        assert "this node holds the hypervisor's lease" in log, log[-3000:]
+        assert f"volume {x} was left detaching; settling it" in log, log[-3000:]
+        listed = api_matches_xml(w, server, dom)
+        assert base in listed and w.volume_status(base) == "in-use"
+        # and it drives the hypervisor for what comes next
+        base_alias = "ua-" + listed[base]["attachment_id"]
+        r = w.detach(server, base)
+        assert r.status_code == 204, r.text
+        assert base_alias not in user_disks(dom, inactive=True)
+    finally:
+        if holder.proc is not None:
+            holder.kill9()

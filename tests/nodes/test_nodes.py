@@ -11,14 +11,18 @@
   4. a PostgreSQL restart under load (the module's own cluster): no 500,
      503 while it is away, every node serves again by itself, nothing
      acknowledged lost;
-  5. one process at a time drives a hypervisor for the database: a second
-     libvirt node refuses to start until the first is gone.
+  5. one process at a time drives a hypervisor for the database, under a
+     lease: a second libvirt node refuses to start, a standby waits and takes
+     over once the first is gone; the holder keeps its lease over a
+     PostgreSQL restart, and exits at once when it cannot confirm it.
 
-The driver is `none` everywhere else: state only. So there are no pending
-hypervisor operations for a surviving node to finish or take over after a
-kill; what must survive is the database's state, and that is what 3 and 4
-check. (Hypervisor work across nodes is still to come: docs/scale-out.md.)
+The driver is `none` everywhere but in 5: state only. So there are no
+pending hypervisor operations for a surviving node to finish after a kill in
+3; what must survive is the database's state, and that is what 3 and 4
+check. A standby finishing a killed holder's detach on a real domain is
+tests/libvirt's test_standby_finishes_the_holders_detach.
 """
+import socket
 import subprocess
 import threading
 import time
@@ -416,22 +420,66 @@ def test_postgresql_restart_under_load(nodes, pg_cluster):
           f"503; " + "; ".join(lines) + f"; {summary(load)}")
 
 
+# The libvirt nodes' --hypervisor-lease, in seconds: short, so that a
+# takeover is quick; long enough for a check every 0.75 s to get through on
+# a loaded machine.
+LEASE = 3
+# The lease's advisory lock ("attachdh" in ASCII: src/store/pg_lease.c).
+LEASE_KEY = 7022365680605881448
+
+
+def libvirt_node(nodes, tmp_path, i, *more):
+    """A node of NODES's database that drives libvirt's in-process test
+    driver (test:///default), which stands in for a hypervisor here."""
+    Node = type(nodes.nodes[0])     # conftest's
+    n = Node(tmp_path / f"hv{i}", nodes.db, 10 + i)
+    n.extra_args = ["--driver", "libvirt", "--libvirt-uri", "test:///default",
+                    "--volume-dir", str(tmp_path / f"hv{i}" / "volumes"),
+                    "--hypervisor-lease", str(LEASE), *more]
+    return n
+
+
+def spawn(n):
+    """Start N's serve without waiting for it to listen (a standby does not)."""
+    n.log = open(n.log_path, "ab")
+    n.proc = subprocess.Popen([binary(), "serve", "--listen", f"127.0.0.1:{n.port}",
+                               "--db", n.db, *n.extra_args],
+                              stdout=n.log, stderr=subprocess.STDOUT)
+
+
+def listening(n):
+    try:
+        with socket.create_connection(("127.0.0.1", n.port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(what, cond, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.1)
+
+
+def lease_holders(nodes):
+    """The sessions that hold the hypervisor's lease: their application names."""
+    return nodes.psql(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted "
+        f"AND ((l.classid::bigint << 32) | l.objid::bigint) = {LEASE_KEY}").splitlines()
+
+
 def test_one_node_drives_the_hypervisor(nodes, tmp_path):
     """Several nodes with the state-only driver share a database (the three
     of the fixture serve it), but one process at a time drives a hypervisor
     for it: a second `--driver libvirt` node refuses to start, naming the
-    first; once the first is killed (-9: nothing is released by attachd
-    itself, the database ends its session), another starts. libvirt's
-    in-process test driver (test:///default) stands in for a hypervisor."""
-    Node = type(nodes.nodes[0])     # conftest's
-
-    def libvirt_node(i):
-        n = Node(tmp_path / f"hv{i}", nodes.db, 10 + i)
-        n.extra_args = ["--driver", "libvirt", "--libvirt-uri", "test:///default",
-                        "--volume-dir", str(tmp_path / f"hv{i}" / "volumes")]
-        return n
-
-    first, second = libvirt_node(0), libvirt_node(1)
+    first; a `--standby` one waits without serving, and once the first is
+    killed (-9: nothing is released by attachd itself, the database ends
+    its session) it takes the lease and serves, after the lease's time."""
+    first = libvirt_node(nodes, tmp_path, 0)
+    second = libvirt_node(nodes, tmp_path, 1)
+    standby = libvirt_node(nodes, tmp_path, 2, "--standby")
     try:
         first.start()
         p = subprocess.run([binary(), "serve", "--listen", f"127.0.0.1:{second.port}",
@@ -440,25 +488,91 @@ def test_one_node_drives_the_hypervisor(nodes, tmp_path):
         assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
         assert "another attachd drives the hypervisor for this database" in p.stderr, p.stderr
         assert f":{first.proc.pid}\"" in p.stderr, p.stderr      # names the holder
+        assert "--standby" in p.stderr, p.stderr
         # the state-only nodes were not in the way, and still serve
         for n in nodes.nodes:
             r = requests.get(n.base + "/healthcheck", timeout=REQUEST_TIMEOUT)
             assert r.status_code == 200
+
+        spawn(standby)
+        wait_for("the standby says it waits", lambda: "standby: another attachd drives the "
+                 f"hypervisor for this database" in standby.read_log())
+        time.sleep(2 * LEASE)   # while the first holds the lease, it only waits
+        assert standby.proc.poll() is None, standby.read_log()
+        assert not listening(standby), standby.read_log()
+        assert [h for h in lease_holders(nodes) if h.endswith(f":{first.proc.pid}")], \
+            lease_holders(nodes)
+
         first.kill9()
-        deadline = time.monotonic() + 15
-        while True:     # the database notices the closed session at once, as a rule
-            try:
-                second.start()
-                break
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-                second.proc = None
-                time.sleep(0.2)
-        r = requests.get(second.base + "/healthcheck", timeout=REQUEST_TIMEOUT)
+        wait_for("the standby serves", lambda: listening(standby) or
+                 standby.proc.poll() is not None)
+        assert standby.proc.poll() is None, standby.read_log()
+        assert "this node holds the hypervisor's lease" in standby.read_log()
+        r = requests.get(standby.base + "/healthcheck", timeout=REQUEST_TIMEOUT)
         assert r.status_code == 200
-        assert second.stop() == 0
+        assert [h for h in lease_holders(nodes) if h.endswith(f":{standby.proc.pid}")], \
+            lease_holders(nodes)
+        assert standby.stop() == 0
+        # and the lease went with it
+        wait_for("the lease is released", lambda: lease_holders(nodes) == [], timeout=10)
     finally:
-        for n in (first, second):
+        for n in (first, second, standby):
             if n.proc is not None:
                 n.kill9()
+
+
+def test_the_lease_outlives_a_postgresql_restart(nodes, tmp_path):
+    """PostgreSQL restarted ends the session that holds the lease: the
+    holder takes the lock again on a new connection and keeps driving the
+    hypervisor, since nobody else took it meanwhile."""
+    n = libvirt_node(nodes, tmp_path, 0)
+    try:
+        n.start()
+        nodes.cluster.restart()
+        wait_for("the lease is held again by the same node",
+                 lambda: [h for h in lease_holders(nodes) if h.endswith(f":{n.proc.pid}")])
+        assert n.proc.poll() is None, n.read_log()
+        assert "its lock is taken again; this node still drives it" in n.read_log()
+        wait_for("the node serves", lambda: requests.get(
+            n.base + "/healthcheck", timeout=REQUEST_TIMEOUT).status_code == 200)
+        assert n.stop() == 0
+    finally:
+        if n.proc is not None:
+            n.kill9()
+
+
+def test_a_node_whose_lease_runs_out_stops(nodes, tmp_path):
+    """Once a holder cannot confirm its lock for the lease's time (here its
+    session is ended and the lock is taken by another session before it can
+    take it again), it exits at once with status 75, finishing nothing, so
+    that the new holder is alone."""
+    n = libvirt_node(nodes, tmp_path, 0)
+    thief = None
+    try:
+        n.start()
+        [pid] = nodes.psql("SELECT pid FROM pg_stat_activity WHERE application_name "
+                           f"LIKE 'attachd hypervisor %:{n.proc.pid}'").split()
+        # a session waits for the lock first, so that it gets it the moment
+        # the holder's session ends, before the holder can take it again
+        thief = subprocess.Popen(["psql", "-X", "-q", "-d", nodes.db,
+                                  "-c", f"SELECT pg_advisory_lock({LEASE_KEY})",
+                                  "-c", "SELECT pg_sleep(120)"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for("the other session waits for the lock", lambda: nodes.psql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            f"AND ((classid::bigint << 32) | objid::bigint) = {LEASE_KEY}").strip() == "1")
+        nodes.psql(f"SELECT pg_terminate_backend({pid}, 10000)")
+        assert lease_holders(nodes) == ["psql"], lease_holders(nodes)
+        rc = n.proc.wait(timeout=60)
+        log = n.read_log()
+        n.proc = None
+        assert rc == 75, log
+        assert "another attachd drives the hypervisor for this database" in log, log
+        assert "its lease has run out" in log, log
+        assert "stopping at once" in log, log
+    finally:
+        if thief is not None:
+            thief.kill()
+            thief.wait()
+        if n.proc is not None:
+            n.kill9()
