@@ -1,17 +1,26 @@
 -- detach.lua: durable detaches only, every request a real committed change.
 --
--- bench/run's detach dataset has BENCH_DETACH attachments, volume dv-K on
--- server ds-(K // 4). Request K detaches dv-K:
+-- The detach dataset of bench/run and bench/pg/run has BENCH_DETACH
+-- attachments, volume dv-K on server ds-(K // 4). Request i of this wrk
+-- detaches K = BENCH_OFFSET + i * BENCH_STRIDE (modulo BENCH_DETACH):
 --   DELETE /v2.1/servers/ds-(K // 4)/os-volume_attachments/dv-K   (202)
+-- bench/run leaves both unset (0 and 1: request K detaches dv-K); bench/pg/run
+-- gives each of its n wrk processes sharing one dataset (one per attachd
+-- node) an offset of its own, so that none detaches another's attachment:
+-- node i the block that starts at i * BENCH_DETACH / n (stride 1), or with
+-- --interleave offset i and stride n (neighbouring rows).
 -- Each attachment is detached once; there are enough for about 30k
 -- detaches/s over bench/run's runs. Past the last one the requests would be
--- 404s, which wrk counts (err_status) and bench/run reports.
--- Environment: BENCH_AUTH, BENCH_DETACH.
+-- 404s, which wrk counts (err_status) and the harnesses report.
+-- Environment: BENCH_AUTH, BENCH_DETACH (131072), BENCH_OFFSET (0),
+-- BENCH_STRIDE (1).
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(here .. "common.lua")
 
 local total = tonumber(os.getenv("BENCH_DETACH") or "131072")
+local offset = tonumber(os.getenv("BENCH_OFFSET") or "0")
+local stride = tonumber(os.getenv("BENCH_STRIDE") or "1")
 local i = 0
 
 local function make(k)
@@ -27,9 +36,9 @@ local verified = false
 function request()
    if not verified then
       verified = true
-      return make(0)
+      return make(offset)
    end
-   local r = make(i)
+   local r = make(offset + i * stride)
    i = i + 1
    return r
 end
