@@ -22,21 +22,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "api"))   # apiutil, conftest_volumes
 
-from attachd import ROOT, Attachd, free_port  # noqa: E402  (tests/support)
+from attachd import ROOT, Attachd, _pid_alive, free_port, psql  # noqa: E402  (tests/support)
 
 PG_ENV = os.path.join(ROOT, "scripts", "pg-env")
 N_NODES = 3
 STATE_PREFIX = "attachd-nodes-pg-"
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def pg_env(*args, timeout=600):
@@ -46,15 +36,6 @@ def pg_env(*args, timeout=600):
         raise AssertionError(f"scripts/pg-env {' '.join(args)} exited {p.returncode}:\n"
                              f"{p.stdout}{p.stderr}")
     return p
-
-
-def psql(conninfo, sql):
-    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                        "-d", conninfo, "-c", sql],
-                       capture_output=True, text=True, timeout=60)
-    if p.returncode != 0:
-        raise AssertionError(f"psql {sql!r}: {p.stderr}")
-    return p.stdout
 
 
 class Cluster:
@@ -77,7 +58,7 @@ class Cluster:
         shutil.rmtree(self.state, ignore_errors=True)
 
     def psql(self, sql, dbname=None):
-        return psql(self.conninfo + (f" dbname={dbname}" if dbname else ""), sql)
+        return psql(sql, self.conninfo + (f" dbname={dbname}" if dbname else ""))
 
     def new_database(self):
         name = "attachd_nodes_" + uuid.uuid4().hex[:12]
