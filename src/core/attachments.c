@@ -1,5 +1,6 @@
-/* attachments.c: attach, update (and swap), detach (docs/api.md, the
- * os-volume_attachments sections), with the checks in Nova's order. Each
+/* attachments.c: attach and detach (docs/api.md, the
+ * os-volume_attachments sections), with the checks in Nova's order, and
+ * the reads; an update (and a swap) is attachments_update.c's. Each
  * change and its checks run in one transaction, so two clients racing for
  * one volume cannot both win (and the store's unique key on
  * attachments.volume_id would refuse the second regardless).
@@ -17,8 +18,8 @@
 #define MAX_DISKS 128
 
 /* Nova's check_instance_state for attach_volume / detach_volume / swap. */
-static bool check_state(const struct server *s, const char *action, const char *const *allowed,
-                        struct core_error *err)
+bool core_check_state(const struct server *s, const char *action, const char *const *allowed,
+                      struct core_error *err)
 {
     bool ok = false;
     for (; *allowed; allowed++)
@@ -41,7 +42,6 @@ static const char *const attach_states[] = {
     "active", "paused", "stopped", "resized", "soft-delete", "shelved", "shelved_offloaded",
     NULL,
 };
-static const char *const swap_states[] = {"active", "paused", "resized", NULL};
 
 /* The next free device name with a prefix ("vd" or "sd"): b..z, then
  * aa..zz, as Nova counts. A requested name with that prefix is taken if
@@ -127,7 +127,7 @@ static int do_attach(struct store_conn *w, void *arg)
 
     if (!core_find_server(c, w, j->server_id, &s, j->err) ||
         !core_check_unlocked(c, &s, j->err) ||
-        !check_state(&s, "attach_volume", attach_states, j->err))
+        !core_check_state(&s, "attach_volume", attach_states, j->err))
         return 1;
     if (j->spec->device && !core_device_valid(j->spec->device)) {
         core_fail(j->err, CORE_BAD_REQUEST, "The supplied device path (%s) is invalid.",
@@ -443,125 +443,6 @@ bool core_attachment_get(struct core_ctx *c, const char *server_id, const char *
     return rc == STORE_OK || core_store_failed(err, rc);
 }
 
-/* ---- update and swap ------------------------------------------------------ */
-
-struct update_job {
-    struct core_ctx *c;
-    const char *server_id, *volume_id;
-    const struct attach_update *u;
-    struct core_error *err;
-};
-
-/* 2.85: only delete_on_termination changes; the rest must stay as it is. */
-static bool update_regular(struct update_job *j, struct store_conn *w, const struct server *s,
-                           struct attachment *at)
-{
-    const struct attach_update *u = j->u;
-    enum store_rc rc = store_attachment_get(w, j->c->arena, s->id, j->volume_id, at);
-    if (rc == STORE_NOTFOUND)
-        return core_fail(j->err, CORE_NOT_FOUND, "No volume Block Device Mapping with id %s.",
-                         j->volume_id);
-    if (rc != STORE_OK)
-        return core_store_failed(j->err, rc);
-    if (u->has_id && (!u->id || strcmp(u->id, j->volume_id)))
-        return core_fail(j->err, CORE_BAD_REQUEST, "The id property is not mutable");
-    if (u->has_server_id && (!u->server_id || strcmp(u->server_id, s->id)))
-        return core_fail(j->err, CORE_BAD_REQUEST, "The serverId property is not mutable");
-    if (u->has_device && (!u->device || strcmp(u->device, at->device)))
-        return core_fail(j->err, CORE_BAD_REQUEST, "The device property is not mutable");
-    if (u->has_tag && !(u->tag == at->tag || (u->tag && at->tag && !strcmp(u->tag, at->tag))))
-        return core_fail(j->err, CORE_BAD_REQUEST, "The tag property is not mutable");
-    if (u->set_delete_on_termination) {
-        at->delete_on_termination = u->delete_on_termination;
-        if ((rc = store_attachment_update(w, at)) != STORE_OK)
-            return core_store_failed(j->err, rc);
-    }
-    return true;
-}
-
-/* A swap moves the attachment (and its device) to the new volume: the old
- * one becomes available, the new one in-use, in one transaction. */
-static bool swap(struct update_job *j, struct store_conn *w, const struct server *s)
-{
-    struct core_ctx *c = j->c;
-    struct volume old_vol, new_vol;
-    struct attachment at, other;
-    if (!core_find_volume(c, w, j->volume_id, &old_vol, j->err))
-        return false;
-    enum store_rc rc = store_volume_get(w, c->arena, c->scope, j->u->volume_id, &new_vol);
-    if (rc == STORE_NOTFOUND)
-        return core_fail(j->err, CORE_BAD_REQUEST, "Volume %s could not be found.",
-                         j->u->volume_id);
-    if (rc != STORE_OK)
-        return core_store_failed(j->err, rc);
-    if (!core_same_account(&new_vol, s, j->err) || !core_check_unlocked(c, s, j->err) ||
-        !check_state(s, "swap_volume", swap_states, j->err))
-        return false;
-    rc = store_attachment_get(w, c->arena, s->id, old_vol.id, &at);
-    if (rc == STORE_NOTFOUND)
-        return core_fail(j->err, CORE_NOT_FOUND, "No volume Block Device Mapping with id %s.",
-                         old_vol.id);
-    if (rc != STORE_OK)
-        return core_store_failed(j->err, rc);
-    if (!strcmp(old_vol.id, new_vol.id))
-        return true;
-    /* Nova's compute API swap_volume checks */
-    rc = store_attachment_by_volume(w, c->arena, new_vol.id, &other);
-    if (rc == STORE_OK)
-        return core_fail(j->err, CORE_BAD_REQUEST,
-                         "Invalid volume: New volume must be detached in order to swap.");
-    if (rc != STORE_NOTFOUND)
-        return core_store_failed(j->err, rc);
-    if (strcmp(new_vol.status, "available") != 0)
-        return core_fail(j->err, CORE_BAD_REQUEST,
-                         "Invalid volume: volume '%s' status must be 'available'. Currently in "
-                         "'%s'", new_vol.id, new_vol.status);
-    if (new_vol.size < old_vol.size)
-        return core_fail(j->err, CORE_BAD_REQUEST,
-                         "Invalid volume: New volume must be the same size or larger.");
-    if ((rc = store_attachment_swap(w, at.id, new_vol.id)) != STORE_OK ||
-        (rc = store_volume_set_status(w, old_vol.id, "available")) != STORE_OK ||
-        (rc = store_volume_set_status(w, new_vol.id, "in-use")) != STORE_OK)
-        return core_store_failed(j->err, rc);
-    return true;
-}
-
-static int do_update(struct store_conn *w, void *arg)
-{
-    struct update_job *j = arg;
-    struct server s;
-    struct attachment at;
-    bool only_swap = j->c->version < 85;
-    bool swapping = strcmp(j->u->volume_id, j->volume_id) != 0;
-    if (!core_find_server(j->c, w, j->server_id, &s, j->err))
-        return 1;
-    if ((only_swap || swapping) && j->c->core->driver) {
-        core_fail(j->err, CORE_NOT_IMPLEMENTED,
-                  "Swapping a volume is not supported with the %s driver.",
-                  j->c->core->driver->ops->name);
-        return 1;
-    }
-    if ((only_swap || swapping) && !j->c->admin) {
-        core_fail(j->err, CORE_FORBIDDEN,
-                  "Policy doesn't allow os_compute_api:os-volumes-attachments:swap to be "
-                  "performed.");
-        return 1;
-    }
-    if (!only_swap && !update_regular(j, w, &s, &at))
-        return 1;
-    if ((only_swap || swapping) && !swap(j, w, &s))
-        return 1;
-    return 0;
-}
-
-void core_attachment_update(struct core_op *op, const char *server_id, const char *volume_id,
-                            const struct attach_update *u)
-{
-    struct update_job *j = arena_alloc(op->ctx->arena, sizeof *j);
-    *j = (struct update_job){op->ctx, server_id, volume_id, u, &op->err};
-    core_submit(op, do_update, j);
-}
-
 /* ---- detach ---------------------------------------------------------------
  * Without a hypervisor the attachment goes at once. With one, the intent
  * (attachment and volume "detaching") is committed first, then the removal
@@ -591,7 +472,7 @@ static int do_detach(struct store_conn *w, void *arg)
         return 1;
     }
     if (!core_check_unlocked(c, &s, j->err) ||
-        !check_state(&s, "detach_volume", attach_states, j->err))
+        !core_check_state(&s, "detach_volume", attach_states, j->err))
         return 1;
     if (strcmp(v.status, "in-use") != 0) {
         /* Cinder's begin_detaching; a second detach of one being detached

@@ -184,5 +184,11 @@ bool core_check_volume_quota(struct core_ctx *c, struct store_conn *w, int64_t s
                              struct core_error *err);
 /* Nova's check_instance_lock: a locked server refuses non-admins. */
 bool core_check_unlocked(struct core_ctx *c, const struct server *s, struct core_error *err);
+/* Nova's check_instance_state for `action` (attach_volume, detach_volume,
+ * swap_volume): the server is in one of the vm_states `allowed` (NULL
+ * ended), has no task_state, and was launched; else 409 with Nova's text
+ * (attachments.c; its update and swap in attachments_update.c). */
+bool core_check_state(const struct server *s, const char *action, const char *const *allowed,
+                      struct core_error *err);
 
 #endif

@@ -1,9 +1,10 @@
 /* libvirt.c: the libvirt driver's connection: opened, watched, lost and
  * made again, its domain events, and the driver's table. Volumes are files
- * in a directory (volfile.c); servers are libvirt domains (domains attachd
- * defines: libvirt_domain.c); an attachment is a hot-plugged <disk>
- * carrying a user alias ("ua-<attachment id>") by which every later call
- * finds it again (libvirt_disks.c).
+ * in a directory (volfile.c); servers are libvirt domains (found by UUID or
+ * name: libvirt_lookup.c; those attachd defines: libvirt_domain.c); an
+ * attachment is a hot-plugged <disk> carrying a user alias
+ * ("ua-<attachment id>") by which every later call finds it again
+ * (libvirt_disks.c).
  *
  * Threads:
  *  - the libvirt event loop (libvirt_loop.c): one per process, shared by
@@ -221,24 +222,9 @@ static void on_removal_failed(virConnectPtr c, virDomainPtr dom, const char *ali
     device_event(opaque, dom, alias, EV_REMOVAL_FAILED);
 }
 
-static enum driver_state state_of(int st)
-{
-    switch (st) {
-    case VIR_DOMAIN_RUNNING:
-    case VIR_DOMAIN_BLOCKED: return DOMAIN_RUNNING;
-    case VIR_DOMAIN_PAUSED: return DOMAIN_PAUSED;
-    /* SHUTDOWN: on its way off, QEMU not gone yet (a start would be
-     * refused): still running until libvirt says shut off */
-    case VIR_DOMAIN_SHUTDOWN: return DOMAIN_RUNNING;
-    case VIR_DOMAIN_SHUTOFF: return DOMAIN_SHUTOFF;
-    case VIR_DOMAIN_CRASHED: return DOMAIN_CRASHED;
-    default: return DOMAIN_OTHER;
-    }
-}
-
 /* A lifecycle event as the state the domain is in after it (as lv_state()
- * maps states, but for SHUTDOWN: the guest has powered off, and STOPPED
- * follows; -1: not a change of state). */
+ * maps states in libvirt_lookup.c, but for SHUTDOWN: the guest has powered
+ * off, and STOPPED follows; -1: not a change of state). */
 static int state_after(int event, int detail)
 {
     switch (event) {
@@ -465,38 +451,6 @@ static void *watch_main(void *arg)
 
 /* ------------------------------------------------------------------ */
 /* domains                                                             */
-
-static bool looks_like_uuid(const char *s)
-{
-    size_t n = strlen(s), hex = 0;
-    for (size_t i = 0; i < n; i++) {
-        if ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-            (s[i] >= 'A' && s[i] <= 'F'))
-            hex++;
-        else if (s[i] != '-')
-            return false;
-    }
-    return hex == 32 && (n == 32 || n == 36);
-}
-
-/* A domain by UUID or name (a name may look like a UUID: both are tried). */
-static enum driver_rc dom_get(struct lv *lv, virConnectPtr c, const char *name_or_uuid,
-                              virDomainPtr *out, struct driver_error *err)
-{
-    *out = NULL;
-    if (looks_like_uuid(name_or_uuid)) {
-        if ((*out = virDomainLookupByUUIDString(c, name_or_uuid)))
-            return DRIVER_OK;
-        if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN)
-            return lv_failed(lv, c, err);
-    }
-    if ((*out = virDomainLookupByName(c, name_or_uuid)))
-        return DRIVER_OK;
-    enum driver_rc rc = lv_failed(lv, c, err);
-    if (rc == DRIVER_NOT_FOUND)
-        driver_fail(err, rc, "no domain with UUID or name '%s'", name_or_uuid);
-    return rc;
-}
 
 pthread_mutex_t *lv_domain_lock(struct driver *d, const char *uuid)
 {
@@ -740,7 +694,7 @@ struct driver *driver_libvirt_open(const struct driver_options *o, char *err, si
 }
 
 /* ------------------------------------------------------------------ */
-/* for libvirt_domain.c (libvirt_int.h)                                */
+/* for the driver's other files (libvirt_int.h)                       */
 
 struct lv_settings *lv_settings(struct driver *d)
 {
@@ -752,56 +706,12 @@ virConnectPtr lv_connection(struct driver *d, struct driver_error *err)
     return conn_get((struct lv *)d, err);
 }
 
-enum driver_rc lv_domain(struct driver *d, virConnectPtr c, const char *name_or_uuid,
-                         virDomainPtr *out, struct driver_error *err)
-{
-    return dom_get((struct lv *)d, c, name_or_uuid, out, err);
-}
-
-enum driver_rc lv_open_domain(struct driver *d, const char *name_or_uuid, virConnectPtr *c,
-                              virDomainPtr *dom, struct driver_error *err)
-{
-    *dom = NULL;
-    if (!(*c = lv_connection(d, err)))
-        return DRIVER_UNAVAILABLE;
-    struct lv_known *known = ((struct lv *)d)->known;
-    if ((*dom = lv_known_domain(known, *c, name_or_uuid)))
-        return DRIVER_OK;
-    enum driver_rc rc = lv_domain(d, *c, name_or_uuid, dom, err);
-    if (rc == DRIVER_OK)
-        lv_known_remember(known, name_or_uuid, *dom);
-    else {
-        virConnectClose(*c);
-        *c = NULL;
-    }
-    return rc;
-}
-
 struct lv_known *lv_known_of(struct driver *d)
 {
     return ((struct lv *)d)->known;
 }
 
-void lv_release(virConnectPtr c, virDomainPtr dom)
-{
-    if (dom)
-        virDomainFree(dom);
-    if (c)
-        virConnectClose(c);
-}
-
 enum driver_rc lv_error(struct driver *d, virConnectPtr c, struct driver_error *err)
 {
     return lv_failed((struct lv *)d, c, err);
-}
-
-enum driver_rc lv_state(struct driver *d, virConnectPtr c, virDomainPtr dom,
-                        enum driver_state *out, struct driver_error *err)
-{
-    int state, reason, saved = 0;
-    if (virDomainGetState(dom, &state, &reason, 0) < 0 ||
-        (state == VIR_DOMAIN_SHUTOFF && (saved = virDomainHasManagedSaveImage(dom, 0)) < 0))
-        return lv_failed((struct lv *)d, c, err);
-    *out = saved ? DOMAIN_SAVED : state_of(state);
-    return DRIVER_OK;
 }

@@ -1,13 +1,13 @@
 /* pg_engine.c: the store's PostgreSQL engine (see store.h for the
  * contract, docs/scale-out.md for what it is for): the SQL text of every
  * record statement in PostgreSQL's dialect and the engine's own statements,
- * the statement functions of the engine's table (store_int.h) over pg.c's
+ * the statement functions of the engine's table (store_int.h) over pg.h's
  * statements, so that the record functions (records.c) run on a
  * PostgreSQL connection unchanged; and the store: opening (migrating under
  * pg_schema.c's advisory lock), the readers and their snapshots, the
- * listener's start, the hypervisor's lock, and what operators need. The
- * writer thread and its group commit are pg_writer.c's; what the two
- * files share, pg_int.h.
+ * listener's start, the hypervisor's lease (pg_lease.c), and what
+ * operators need. The writer thread and its group commit are
+ * pg_writer.c's; what the two files share, pg_int.h.
  *
  * The texts are SQLite's (sqlite_sql.c), ?N translated to $N
  * (pg_translate), except where the dialects differ; those are written out

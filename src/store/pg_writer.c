@@ -20,7 +20,7 @@
  *    broke before its answer) answers every job of the batch
  *    -STORE_UNAVAILABLE: neither success nor refusal is guessed;
  *  - a lock or statement timeout inside a job is that job's -STORE_BUSY
- *    (pg.c maps them), rolled back to its savepoint like a refusal.
+ *    (pg_exchange.c maps them), rolled back to its savepoint like a refusal.
  */
 #include <pthread.h>
 #include <setjmp.h>

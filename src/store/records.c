@@ -1,7 +1,7 @@
 /* records.c: the record functions of store.h (accounts, users, servers,
  * volumes, attachments, images, the auth epoch), written once for every
- * engine over the statement interface of store_int.h, and that interface's
- * engine-neutral helpers. Every statement has bound parameters and is
+ * engine over the statement interface of store_int.h (its engine-neutral
+ * helpers are stmt.c's). Every statement has bound parameters and is
  * prepared once per connection; its SQL text is the engine's
  * (sqlite_sql.c, pg_engine.c). */
 #include <stdint.h>
@@ -9,76 +9,6 @@
 #include <string.h>
 
 #include "store/store_int.h"
-
-/* ---------------------------------------------------------------------------
- * The statement helpers (store_int.h)
- * ------------------------------------------------------------------------- */
-
-enum store_rc stmt_exec(struct store_stmt *st)
-{
-    int rc = stmt_step(st);
-    if (rc < 0)
-        return (enum store_rc)-rc;
-    stmt_reset(st);
-    return STORE_OK;
-}
-
-enum store_rc stmt_exec_one(struct store_stmt *st)
-{
-    enum store_rc rc = stmt_exec(st);
-    if (rc == STORE_OK && st->eng->changes(st) == 0)
-        return STORE_NOTFOUND;
-    return rc;
-}
-
-enum store_rc stmt_row(struct store_stmt *st)
-{
-    int rc = stmt_step(st);
-    if (rc > 0)
-        return STORE_OK;
-    if (rc == 0) {
-        stmt_reset(st);
-        return STORE_NOTFOUND;
-    }
-    return (enum store_rc)-rc;
-}
-
-enum store_rc stmt_get_row(struct store_stmt *st, struct arena *ar, stmt_row_reader read,
-                           void *out)
-{
-    enum store_rc rc = stmt_row(st);
-    if (rc == STORE_OK) {
-        read(st, ar, out);
-        stmt_reset(st);
-    }
-    return rc;
-}
-
-/* Collect rows into a growing arena array of records of `size` bytes. */
-enum store_rc stmt_collect(struct store_stmt *st, struct arena *ar, size_t size,
-                           stmt_row_reader read, void **out, int *n)
-{
-    int cap = 0, count = 0;
-    char *items = NULL;
-    int rc;
-    while ((rc = stmt_step(st)) > 0) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            char *bigger = arena_alloc(ar, size * (size_t)cap);
-            if (items)
-                memcpy(bigger, items, size * (size_t)count);
-            items = bigger;
-        }
-        read(st, ar, items + size * (size_t)count);
-        count++;
-    }
-    if (rc < 0)
-        return (enum store_rc)-rc;
-    stmt_reset(st);
-    *out = items;
-    *n = count;
-    return STORE_OK;
-}
 
 /* ---------------------------------------------------------------------------
  * The shapes most record functions take

@@ -1,5 +1,6 @@
-/* test_pg.c: the PostgreSQL connection layer (src/store/pg.c) and the
- * schema's PostgreSQL migrations (src/store/pg_schema.c) against a real
+/* test_pg.c: the PostgreSQL connection layer (src/store/pg.c and
+ * pg_exchange.c) and the schema's PostgreSQL migrations
+ * (src/store/pg_schema.c) against a real
  * server ($ATTACHD_PG, tests/unit/pg_helpers.h; skipped without one):
  * statements prepared on connect, the deferred BEGIN and SAVEPOINT, snapshots,
  * SQLSTATEs mapped to store_rc (every class pg.h names, raised on purpose;
