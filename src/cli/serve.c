@@ -490,6 +490,12 @@ int cmd_serve(int argc, char **argv)
             status = held == 0 ? CLI_OK : CLI_FAILED;
             goto out;
         }
+    } else if (store_hypervisor_holder(store, err, sizeof err) == STORE_OK) {
+        /* (checked at start: a libvirt node started later is not refused) */
+        fprintf(stderr, "attachd: another attachd drives a hypervisor for this database (%s); "
+                "a node with the none driver would record attachments that no hypervisor "
+                "makes (docs/scale-out.md)\n", err);
+        goto out;
     }
     core = cli_core_new(&c, store);
     if (core && driver) {

@@ -249,6 +249,10 @@ int pg_lease_take(const char *conninfo, double lease, void (*lost)(void *cls), v
 /* Release the lock (the session ends) and stop the lease's threads. NULL
  * is ignored. */
 void pg_lease_end(struct pg_lease *l);
+/* Who holds the lock, asked on a connection of its own: 1 (into who: the
+ * session, its address, since when), 0 nobody, -1 the database could not
+ * be asked (err says why). */
+int pg_lease_holder(const char *conninfo, char *who, int wholen, char *err, int errlen);
 
 /* ---- the database's clock -------------------------------------------------- */
 

@@ -503,6 +503,13 @@ static enum store_rc pgs_hold_hypervisor(struct store *base, double lease,
     return rc == 1 ? STORE_OK : rc == 0 ? STORE_EXISTS : STORE_UNAVAILABLE;
 }
 
+static enum store_rc pgs_hypervisor_holder(struct store *base, char *who, int wholen)
+{
+    struct pg_store *s = store_of(base);
+    int rc = pg_lease_holder(s->conninfo, who, wholen, who, wholen);
+    return rc == 1 ? STORE_OK : rc == 0 ? STORE_NOTFOUND : STORE_UNAVAILABLE;
+}
+
 /* ---------------------------------------------------------------------------
  * For operators
  * ------------------------------------------------------------------------- */
@@ -622,6 +629,7 @@ static const struct store_engine pg_engine = {
     .submit = pgs_submit,
     .auth_generation = pgs_auth_generation,
     .hold_hypervisor = pgs_hold_hypervisor,
+    .hypervisor_holder = pgs_hypervisor_holder,
     .probe_write = pgs_probe_write,
     .backup = pgs_backup,
     .check_file = pgs_check_file,

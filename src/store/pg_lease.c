@@ -139,6 +139,27 @@ static int try_lock(const char *conninfo, struct pg_conn **out, char *err, int e
     return held < 0 ? -1 : 0;
 }
 
+int pg_lease_holder(const char *conninfo, char *who, int wholen, char *err, int errlen)
+{
+    struct pg_conn *c = pg_connect(conninfo, lease_sql, N_L, "hypervisor check", err, errlen);
+    if (!c)
+        return -1;
+    struct arena ar;
+    arena_init(&ar);
+    struct pg_stmt *st = pg_stmt(c, L_HOLDER);
+    int rc = st ? pg_step(st) : -1;
+    if (rc == 1)
+        snprintf(who, (size_t)wholen, "PostgreSQL session \"%s\" from %s, since %s",
+                 pg_col_text(st, 0, &ar), pg_col_text(st, 1, &ar), pg_col_text(st, 2, &ar));
+    else if (rc < 0)
+        snprintf(err, (size_t)errlen, "cannot ask who drives the hypervisor: %s", pg_message(c));
+    if (st)
+        pg_reset(st);
+    arena_release(&ar);
+    pg_close(c);
+    return rc < 0 ? -1 : rc;
+}
+
 static int check_ms(const struct pg_lease *l)
 {
     double s = l->lease / 4 < 1.0 ? l->lease / 4 : 1.0;

@@ -122,6 +122,13 @@ enum store_rc store_hold_hypervisor(struct store *s, double lease, void (*lost)(
     return s->eng->hold_hypervisor(s, lease, lost, cls, settle, err, errlen);
 }
 
+enum store_rc store_hypervisor_holder(struct store *s, char *who, int wholen)
+{
+    if (!s->eng->hypervisor_holder)
+        return STORE_NOTFOUND;
+    return s->eng->hypervisor_holder(s, who, wholen);
+}
+
 /* ---------------------------------------------------------------------------
  * For operators
  * ------------------------------------------------------------------------- */

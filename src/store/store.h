@@ -145,6 +145,11 @@ uint64_t store_auth_generation(struct store *s);
  *    and a margin: the last holder may not know yet that it lost it. */
 enum store_rc store_hold_hypervisor(struct store *s, double lease, void (*lost)(void *cls),
                                     void *cls, double *settle, char *err, int errlen);
+/* Does another process drive a hypervisor for the database? STORE_OK: yes
+ * (who names it); STORE_NOTFOUND: no (always on SQLite, where serve's lock
+ * on the file makes it one process); anything else: the database could not
+ * be asked (who says why). */
+enum store_rc store_hypervisor_holder(struct store *s, char *who, int wholen);
 
 /* Accounts. `key` is an id or a name. */
 enum store_rc store_account_add(struct store_conn *w, const struct account *a);

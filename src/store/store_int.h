@@ -113,6 +113,8 @@ struct store_engine {
     /* NULL: STORE_OK, settle 0 */
     enum store_rc (*hold_hypervisor)(struct store *s, double lease, void (*lost)(void *cls),
                                      void *cls, double *settle, char *err, int errlen);
+    /* NULL: STORE_NOTFOUND */
+    enum store_rc (*hypervisor_holder)(struct store *s, char *who, int wholen);
     int (*probe_write)(struct store_conn *w, void *arg);
     int (*backup)(struct store *s, const char *dest, char *err, int errlen);
     int (*check_file)(const char *path, int *version, char *err, int errlen);

@@ -467,7 +467,8 @@ def test_one_node_drives_the_hypervisor(nodes, tmp_path):
     """Several nodes with the state-only driver share a database (the three
     of the fixture serve it), but one process at a time drives a hypervisor
     for it: a second `--driver libvirt` node refuses to start, naming the
-    first; a `--standby` one waits without serving, and once the first is
+    first, and so does a node with the state-only driver started while it
+    drives it; a `--standby` one waits without serving, and once the first is
     killed (-9: nothing is released by attachd itself, the database ends
     its session) it takes the lease and serves, after the lease's time."""
     first = libvirt_node(nodes, tmp_path, 0)
@@ -482,7 +483,15 @@ def test_one_node_drives_the_hypervisor(nodes, tmp_path):
         assert "another attachd drives the hypervisor for this database" in p.stderr, p.stderr
         assert f":{first.proc.pid}\"" in p.stderr, p.stderr      # names the holder
         assert "--standby" in p.stderr, p.stderr
-        # the state-only nodes were not in the way, and still serve
+        # nor may a node with the state-only driver start now: it would
+        # record attachments that no hypervisor makes
+        p = subprocess.run([binary(), "serve", "--listen", f"127.0.0.1:{second.port}",
+                            "--db", nodes.db, "--driver", "none"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+        assert "another attachd drives a hypervisor for this database" in p.stderr, p.stderr
+        assert f":{first.proc.pid}\"" in p.stderr, p.stderr
+        # the state-only nodes started before were not in the way, and still serve
         for n in nodes.nodes:
             r = requests.get(n.base + "/healthcheck", timeout=REQUEST_TIMEOUT)
             assert r.status_code == 200
