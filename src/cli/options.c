@@ -636,6 +636,9 @@ int cmd_config_check(int argc, char **argv)
                          c.source[i] == CLI_FROM_ARGV ? "command line"
                          : v                          ? "default"
                                                       : s->def_doc ? s->def_doc : "not set");
+            char redacted[4096];
+            if (v && !strcmp(s->name, "db"))
+                v = pg_redact(v, redacted, sizeof redacted);
             if (v)
                 printf("%s = %s", s->key, v);
             else

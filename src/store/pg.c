@@ -75,6 +75,63 @@ const char *pg_describe(const char *db, char *out, size_t size)
     return out;
 }
 
+/* Replace db[from, to) by "***" into out[size]. */
+static const char *masked(const char *db, size_t from, size_t to, char *out, size_t size)
+{
+    snprintf(out, size, "%.*s***%s", (int)from, db, db + to);
+    return out;
+}
+
+/* In a URI: the password of its user info, else of its query. */
+static const char *redact_uri(const char *db, const char *scheme_end, char *out, size_t size)
+{
+    const char *auth = scheme_end + 3;
+    size_t alen = strcspn(auth, "/?");
+    const char *at = memrchr(auth, '@', alen);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon)
+        return masked(db, (size_t)(colon + 1 - db), (size_t)(at - db), out, size);
+    for (const char *q = strchr(auth, '?'); q; q = strchr(q + 1, '&'))
+        if (!strncmp(q + 1, "password=", 9)) {
+            size_t from = (size_t)(q + 10 - db);
+            return masked(db, from, from + strcspn(db + from, "&"), out, size);
+        }
+    return db;
+}
+
+const char *pg_redact(const char *db, char *out, size_t size)
+{
+    if (!pg_is_conninfo(db))
+        return db;
+    if (!strncmp(db, "postgresql://", 13) || !strncmp(db, "postgres://", 11))
+        return redact_uri(db, strstr(db, "://"), out, size);
+    /* key = value ..., a value bare or in single quotes (\\ and \' escaped) */
+    for (const char *p = db; *p;) {
+        p += strspn(p, " \t\n");
+        const char *key = p;
+        p += strcspn(p, " \t\n=");
+        size_t klen = (size_t)(p - key);
+        p += strspn(p, " \t\n");
+        if (*p != '=')
+            break;
+        p++;
+        p += strspn(p, " \t\n");
+        const char *val = p;
+        if (*p == '\'') {
+            for (p++; *p && *p != '\''; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (*p)
+                p++;
+        } else {
+            p += strcspn(p, " \t\n");
+        }
+        if (klen == 8 && !strncmp(key, "password", 8))
+            return masked(db, (size_t)(val - db), (size_t)(p - db), out, size);
+    }
+    return db;
+}
+
 char *pg_translate(const char *sql)
 {
     size_t n = strlen(sql);

@@ -87,6 +87,10 @@ bool pg_is_conninfo(const char *db);
  * string without its password ("PostgreSQL host=... port=... dbname=...
  * user=..."), or db itself when it is not one. Into out[size]. */
 const char *pg_describe(const char *db, char *out, size_t size);
+/* `db` with its password (a URI's user:PASSWORD@ or ?password=, the
+ * key=value form's password=...) shown as ***, the rest as written (for
+ * `config check`): into out[size], or db itself when it has none. */
+const char *pg_redact(const char *db, char *out, size_t size);
 
 /* Connect and prepare sql[0..n-1] (PostgreSQL's text, $N parameters; a NULL
  * entry is left unprepared). `name` says what the connection is for in

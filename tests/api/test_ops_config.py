@@ -130,6 +130,27 @@ def test_config_check_prints_the_effective_configuration(tmp_path):
     assert q.returncode == 0 and q.stdout == "" and "is valid" in q.stderr
 
 
+@pytest.mark.parametrize("db,shown", [
+    ("postgresql://bob:s3cret@db.example/attachd", "postgresql://bob:***@db.example/attachd"),
+    ("postgres://bob@db.example/attachd?sslmode=require&password=s3cret&x=1",
+     "postgres://bob@db.example/attachd?sslmode=require&password=***&x=1"),
+    ("host=db.example user=bob password=s3cret dbname=attachd",
+     "host=db.example user=bob password=*** dbname=attachd"),
+    ("host=db.example password = 's3 cret' dbname=attachd",
+     "host=db.example password = *** dbname=attachd"),
+    ("postgresql://bob@db.example/attachd", "postgresql://bob@db.example/attachd"),
+])
+def test_config_check_hides_the_database_password(tmp_path, db, shown):
+    """The effective configuration is for showing (a terminal, a ticket):
+    a PostgreSQL password in [db] path is printed as ***, the rest as
+    written."""
+    conf = write(tmp_path / "a.conf", f"[db]\npath = {db}\n")
+    p = run("config", "check", "--config", conf)
+    assert p.returncode == 0, p.stderr
+    assert "s3" not in p.stdout, p.stdout
+    assert re.search(rf"^path = {re.escape(shown)}\s+# line 2$", p.stdout, re.M), p.stdout
+
+
 def test_config_check_refuses_what_serve_would(tmp_path):
     key = tmp_path / "k.pem"
     key.write_text("not a key\n")
