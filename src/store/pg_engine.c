@@ -358,12 +358,12 @@ static struct store *pgs_open(const struct store_options *opts, char *err, int e
     s->writer->store = s;
     pgs_measure_clock(s);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->work, NULL);
+    job_inbox_init(&s->inbox);
     pthread_key_create(&s->reader_key, NULL);
     if (pthread_create(&s->writer_thread, NULL, pgs_writer_main, s) != 0) {
         snprintf(err, (size_t)errlen, "cannot start the writer thread");
         pthread_key_delete(s->reader_key);
-        pthread_cond_destroy(&s->work);
+        job_inbox_destroy(&s->inbox);
         pthread_mutex_destroy(&s->lock);
         conn_close(s->writer);
         free(s->conninfo);
@@ -376,9 +376,8 @@ static struct store *pgs_open(const struct store_options *opts, char *err, int e
 static void pgs_close(struct store *base)
 {
     struct pg_store *s = store_of(base);
-    pthread_mutex_lock(&s->lock);
-    s->stopping = true;
-    pthread_cond_signal(&s->work);
+    pthread_mutex_lock(&s->lock);   /* a listener starting meanwhile is done first */
+    job_inbox_stop(&s->inbox);      /* and none starts from now on */
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer_thread, NULL);   /* it answers every queued job first */
     pg_listen_stop(atomic_load(&s->listener));
@@ -389,7 +388,7 @@ static void pgs_close(struct store *base)
         conn_close(c);
     }
     pthread_key_delete(s->reader_key);
-    pthread_cond_destroy(&s->work);
+    job_inbox_destroy(&s->inbox);
     pthread_mutex_destroy(&s->lock);
     free(s->conninfo);
     free(s);
@@ -457,7 +456,7 @@ static struct pg_listener *start_listener(struct pg_store *s)
 {
     pthread_mutex_lock(&s->lock);
     struct pg_listener *l = atomic_load(&s->listener);
-    if (!l && !s->listen_failed && !s->stopping) {
+    if (!l && !s->listen_failed && !job_inbox_stopping(&s->inbox)) {
         if ((l = pg_listen_start(s->conninfo, AUTH_CHANNEL)))
             atomic_store(&s->listener, l);
         else

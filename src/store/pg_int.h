@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "store/job_queue.h"
 #include "store/pg.h"
 #include "store/store_int.h"
 
@@ -43,10 +44,8 @@ struct pg_store {
     char *conninfo;
     struct pgs_conn *writer;
     pthread_t writer_thread;
-    pthread_mutex_t lock;           /* guards the queue, the reader list, stopping */
-    pthread_cond_t work;
-    struct store_job *head, *tail;
-    bool stopping;
+    struct job_inbox inbox;         /* the writer's jobs */
+    pthread_mutex_t lock;           /* guards the reader list, the listener's start */
     pthread_key_t reader_key;
     struct pgs_conn *readers;
     /* Hears the auth epoch's bumps (pgs_auth_generation); started by the

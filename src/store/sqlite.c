@@ -216,7 +216,7 @@ static struct store *sq_open(const struct store_options *opts, char *err, int er
     s->dev = st.st_dev;
     s->ino = st.st_ino;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->work, NULL);
+    job_inbox_init(&s->inbox);
     pthread_key_create(&s->reader_key, NULL);
     pthread_mutex_init(&s->ckpt_lock, NULL);
     pthread_cond_init(&s->ckpt_cond, NULL);
@@ -230,6 +230,10 @@ static struct store *sq_open(const struct store_options *opts, char *err, int er
         sq_checkpointer_stop(s);
         sq_watch_stop(s);
         pthread_key_delete(s->reader_key);
+        job_inbox_destroy(&s->inbox);
+        pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->ckpt_lock);
+        pthread_cond_destroy(&s->ckpt_cond);
         sq_conn_close(s->writer);
         free(s->path);
         free(s);
@@ -241,11 +245,8 @@ static struct store *sq_open(const struct store_options *opts, char *err, int er
 static void sq_close(struct store *base)
 {
     struct sq_store *s = sq_store_of(base);
-    pthread_mutex_lock(&s->lock);
-    s->stopping = true;
-    pthread_cond_signal(&s->work);
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(s->writer_thread, NULL);
+    job_inbox_stop(&s->inbox);
+    pthread_join(s->writer_thread, NULL);   /* it answers every queued job first */
     sq_checkpointer_stop(s);
     sq_watch_stop(s);
     struct sq_conn *r = s->readers;
@@ -257,8 +258,8 @@ static void sq_close(struct store *base)
     }
     sq_conn_close(s->writer);
     pthread_key_delete(s->reader_key);
+    job_inbox_destroy(&s->inbox);
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->ckpt_lock);
     pthread_cond_destroy(&s->ckpt_cond);
     free(s->path);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "store/job_queue.h"
 #include "store/store_int.h"
 
 /* SQLite's own statements, after the records' (store_int.h). */
@@ -36,10 +37,8 @@ struct sq_store {
     bool synchronous_full;
     struct sq_conn *writer;
     pthread_t writer_thread;
-    pthread_mutex_t lock;           /* guards the queue, the reader list, `lost` */
-    pthread_cond_t work;
-    struct store_job *head, *tail;
-    bool stopping;
+    struct job_inbox inbox;         /* the writer's jobs */
+    pthread_mutex_t lock;           /* guards the reader list, `lost` */
     pthread_key_t reader_key;
     struct sq_conn *readers;
     dev_t dev;                      /* the database file as opened */

@@ -230,58 +230,21 @@ void *sq_writer_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "store-writer");
     struct sq_store *s = arg;
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        while (!s->head && !s->stopping)
-            pthread_cond_wait(&s->work, &s->lock);
-        if (!s->head)
-            break;
-        struct job_queue pending = {0};
-        struct store_job *j = s->head;
-        s->head = s->tail = NULL;
-        pthread_mutex_unlock(&s->lock);
-
-        while (j) {
-            struct store_job *next = j->next;
-            job_push(&pending, j);
-            j = next;
-        }
+    struct job_queue pending;
+    while (job_inbox_take(&s->inbox, &pending)) {
         while (pending.head) {
             struct job_queue finished = {0};
             run_transaction(s, &pending, &finished);
-            /* Answer outside the lock; done() may hand work on (and even
-             * submit again). */
-            while ((j = job_pop(&finished)))
-                j->done(j);
+            job_answer_all(&finished);
             finish_checkpoint(s);
         }
-        pthread_mutex_lock(&s->lock);
     }
-    pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
 void sq_submit(struct store *base, struct store_job *job)
 {
-    struct sq_store *s = sq_store_of(base);
-    job->next = NULL;
-    job->rc = 0;
-    job->attempts = 0;
-    job->alone = false;
-    pthread_mutex_lock(&s->lock);
-    if (s->stopping) {
-        pthread_mutex_unlock(&s->lock);
-        job->rc = -STORE_UNAVAILABLE;
-        job->done(job);
-        return;
-    }
-    if (s->tail)
-        s->tail->next = job;
-    else
-        s->head = job;
-    s->tail = job;
-    pthread_cond_signal(&s->work);
-    pthread_mutex_unlock(&s->lock);
+    job_inbox_submit(&sq_store_of(base)->inbox, job);
 }
 
 /* ---------------------------------------------------------------------------
