@@ -243,11 +243,19 @@ def test_metrics_are_documented_and_documented_metrics_exist(ops):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     doc = open(os.path.join(root, "docs", "operations.md")).read()
     assert ops.member.get(ops.url("/servers")).status_code == 200
-    fams = families(requests.get(ops.metrics_url).text)
-    exposed = set()
-    for f in fams.values():
-        for s in f.samples:
-            exposed.add(re.sub(r"_(bucket|sum|count|total)$", "", s.name))
+
+    def exposed_now():
+        names = set()
+        for f in families(requests.get(ops.metrics_url).text).values():
+            for s in f.samples:
+                names.add(re.sub(r"_(bucket|sum|count|total)$", "", s.name))
+        return names
+    # a request is counted once it has ended, which may be a moment after
+    # its client read the answer
+    deadline = time.monotonic() + 10
+    while "attachd_http_requests" not in (exposed := exposed_now()) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
     documented = set(re.findall(r"^\| `((?:attachd|process)_\w+)`", doc, re.M))
     documented_base = {re.sub(r"_total$", "", n) for n in documented}
     assert exposed - documented_base == set(), "undocumented metrics"
