@@ -59,6 +59,10 @@
 #define PG_BACKOFF_MIN 0.05
 #define PG_BACKOFF_MAX 2.0
 
+/* Seconds on the monotonic clock (pg_exchange.c): the backoff, the
+ * listener's and the lease's waits. */
+double pgc_monotonic(void);
+
 struct pg_conn;
 
 struct pg_stmt {
@@ -241,6 +245,10 @@ void pg_listen_stop(struct pg_listener *l);
  * check has confirmed the lock for `lease` seconds, lost(cls) is called,
  * once, on a thread of the lease's: another process may hold the lock from
  * then on, and the caller must stop driving the hypervisor at once.
+ * *lp is made by the first attempt, and a refused one keeps its session in
+ * it for the next (a standby's, every second), which tries the lock again
+ * on it (made again if it was lost) and names the holder again only when
+ * it has changed; once held, pg_lease_take answers 1 at once.
  *
  * So a process that takes the lock must wait `lease` seconds and
  * PG_LEASE_MARGIN before it drives anything: the last holder may be alive
@@ -249,9 +257,11 @@ void pg_listen_stop(struct pg_listener *l);
 #define PG_LEASE_MARGIN 2.0
 struct pg_lease;
 int pg_lease_take(const char *conninfo, double lease, void (*lost)(void *cls), void *cls,
-                  struct pg_lease **out, char *err, int errlen);
-/* Release the lock (the session ends) and stop the lease's threads. NULL
- * is ignored. */
+                  struct pg_lease **lp, char *err, int errlen);
+/* Is the lock held (by an attempt that answered 1)? NULL: no. */
+bool pg_lease_held(const struct pg_lease *l);
+/* Release the lock, or a refused attempt's session (the session ends), stop
+ * the lease's threads, and free it. NULL is ignored. */
 void pg_lease_end(struct pg_lease *l);
 /* Who holds the lock, asked on a connection of its own: 1 (into who: the
  * session, its address, since when), 0 nobody, -1 the database could not

@@ -49,9 +49,6 @@ struct pg_conn {
     uint64_t reconnects;
 };
 
-/* Seconds on the monotonic clock. */
-double pgc_monotonic(void);
-
 /* The names of internal command i ("i3") and of statement i ("s3"), as
  * prepared on every connection. */
 void pgc_iname(char out[12], int i);

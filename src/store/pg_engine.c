@@ -494,7 +494,7 @@ static enum store_rc pgs_hold_hypervisor(struct store *base, double lease,
                                          char *err, int errlen)
 {
     struct pg_store *s = store_of(base);
-    if (s->hypervisor)
+    if (pg_lease_held(s->hypervisor))
         return STORE_OK;
     int rc = pg_lease_take(s->conninfo, lease, lost, cls, &s->hypervisor, err, errlen);
     if (rc == 1)

@@ -16,6 +16,11 @@
  * held; this process stops by that moment plus the lease; the other waits
  * the lease (and a margin, PG_LEASE_MARGIN) after taking the lock before it
  * drives anything.
+ *
+ * A refused attempt keeps its connection in the lease for the next one (a
+ * standby tries every second): that one tries the lock again on the same
+ * session (made again only once it is lost), and names the holder again
+ * only when the lock has changed hands since it last named it.
  */
 #include "store/pg.h"
 
@@ -35,7 +40,12 @@
 enum { L_TRY, L_HELD, L_HOLDER, N_L };
 
 static const char *const lease_sql[N_L] = {
-    [L_TRY] = "SELECT pg_try_advisory_lock(" LOCK_KEY ")::int",
+    /* the lock; and the session that holds it, if another does (0: none) */
+    [L_TRY] = "SELECT pg_try_advisory_lock(" LOCK_KEY ")::int, coalesce((SELECT pid "
+              "FROM pg_locks WHERE pid <> pg_backend_pid() AND locktype = 'advisory' "
+              "AND granted AND database = "
+              "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+              "AND ((classid::bigint << 32) | objid::bigint) = " LOCK_KEY " LIMIT 1), 0)",
     /* does this session hold it? (a session made again by libpq would not) */
     [L_HELD] = "SELECT count(*)::int FROM pg_locks WHERE pid = pg_backend_pid() "
                "AND locktype = 'advisory' AND granted "
@@ -53,20 +63,17 @@ struct pg_lease {
     double lease;               /* seconds */
     void (*lost)(void *cls);
     void *cls;
-    struct pg_conn *conn;       /* the keeper's; NULL while lost */
-    _Atomic int64_t confirmed;  /* monotonic ms: the sending of the last check that held */
+    struct pg_conn *conn;       /* the lock's session: kept between refused attempts, the
+                                   keeper's once held; NULL while lost */
+    int64_t holder;             /* refused: the holder's pid, 0 if it could not be named */
+    char refusal[512];          /* refused: what the last attempt said of it */
+    _Atomic double confirmed;   /* pgc_monotonic(): the sending of the last check that held */
     pthread_mutex_t mu;
     pthread_cond_t wake;
     bool stopping;
+    int threads;                /* started: 0, 1 (the keeper), 2 (and the watchdog) */
     pthread_t keeper, watchdog;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Sleep ms unless told to stop: true when told. */
 static bool nap(struct pg_lease *l, int ms)
@@ -98,45 +105,104 @@ static int64_t ask(struct pg_conn *c, int id)
     return v;
 }
 
-/* Who holds the lock, for a refusal. */
-static void name_holder(struct pg_conn *c, char *err, int errlen)
+/* Who holds the lock: 1 (into out: the session, its address, since when),
+ * 0 nobody, -1 the database could not be asked (pg_message says why). */
+static int describe_holder(struct pg_conn *c, char *out, int len)
 {
+    struct pg_stmt *st = pg_stmt(c, L_HOLDER);
+    if (!st)
+        return -1;
     struct arena ar;
     arena_init(&ar);
-    struct pg_stmt *st = pg_stmt(c, L_HOLDER);
-    if (st && pg_step(st) == 1)
-        snprintf(err, (size_t)errlen,
-                 "another attachd drives the hypervisor for this database (PostgreSQL session "
-                 "\"%s\" from %s, since %s)",
+    int rc = pg_step(st);
+    if (rc == 1)
+        snprintf(out, (size_t)len, "PostgreSQL session \"%s\" from %s, since %s",
                  pg_col_text(st, 0, &ar), pg_col_text(st, 1, &ar), pg_col_text(st, 2, &ar));
+    pg_reset(st);
+    arena_release(&ar);
+    return rc < 0 ? -1 : rc;
+}
+
+/* Who holds the lock, for a refusal: true when it could be named. */
+static bool name_holder(struct pg_conn *c, char *err, int errlen)
+{
+    char who[256];
+    bool named = describe_holder(c, who, sizeof who) == 1;
+    if (named)
+        snprintf(err, (size_t)errlen,
+                 "another attachd drives the hypervisor for this database (%s)", who);
     else
         snprintf(err, (size_t)errlen, "another attachd drives the hypervisor for this database");
+    return named;
+}
+
+/* A connection of the lease's ("attachd hypervisor HOST:PID"). */
+static struct pg_conn *lease_connect(const char *conninfo, char *err, int errlen)
+{
+    char host[64] = "?", name[128];
+    gethostname(host, sizeof host - 1);
+    snprintf(name, sizeof name, "hypervisor %s:%ld", host, (long)getpid());
+    return pg_connect(conninfo, lease_sql, N_L, name, err, errlen);
+}
+
+/* Try the lock on c: 1 held, 0 another session holds it (*holder: its pid,
+ * 0 when it let go meanwhile), -1 the database could not be asked (err says
+ * why). */
+static int try_on(struct pg_conn *c, int64_t *holder, char *err, int errlen)
+{
+    struct pg_stmt *st = pg_stmt(c, L_TRY);
+    int64_t held = st && pg_step(st) == 1 ? pg_col_int64(st, 0) : -1;
+    *holder = held == 0 ? pg_col_int64(st, 1) : 0;
     if (st)
         pg_reset(st);
-    arena_release(&ar);
+    if (held < 0) {
+        snprintf(err, (size_t)errlen, "cannot take the hypervisor's lock: %s", pg_message(c));
+        return -1;
+    }
+    return held == 1;
 }
 
 /* Connect and try the lock: 1 held (*out the connection), 0 another session
  * holds it, -1 the database could not be asked; err says why. */
 static int try_lock(const char *conninfo, struct pg_conn **out, char *err, int errlen)
 {
-    char host[64] = "?", name[128];
-    gethostname(host, sizeof host - 1);
-    snprintf(name, sizeof name, "hypervisor %s:%ld", host, (long)getpid());
-    struct pg_conn *c = pg_connect(conninfo, lease_sql, N_L, name, err, errlen);
+    struct pg_conn *c = lease_connect(conninfo, err, errlen);
     if (!c)
         return -1;
-    int64_t held = ask(c, L_TRY);
-    if (held == 1) {
+    int64_t holder;
+    int rc = try_on(c, &holder, err, errlen);
+    if (rc == 1) {
         *out = c;
         return 1;
     }
-    if (held < 0)
-        snprintf(err, (size_t)errlen, "cannot take the hypervisor's lock: %s", pg_message(c));
-    else
+    if (rc == 0)
         name_holder(c, err, errlen);
     pg_close(c);
-    return held < 0 ? -1 : 0;
+    return rc;
+}
+
+/* An attempt: try the lock on the session the last refusal kept (made
+ * again if it was lost), or on a new one. 1 held, 0 refused (err names the
+ * holder, asked again only when the lock changed hands), -1 the database
+ * could not be asked (err says why). */
+static int attempt(struct pg_lease *l, char *err, int errlen)
+{
+    bool kept = l->conn != NULL;
+    if (!kept && !(l->conn = lease_connect(l->conninfo, err, errlen)))
+        return -1;
+    int64_t holder;
+    int rc = try_on(l->conn, &holder, err, errlen);
+    if (rc < 0 && kept && pg_lost(l->conn) && pg_ready(l->conn))
+        rc = try_on(l->conn, &holder, err, errlen);   /* a new session, once */
+    if (rc == 0) {
+        if (!kept || holder == 0 || holder != l->holder)
+            l->holder = name_holder(l->conn, l->refusal, sizeof l->refusal) ? holder : 0;
+        snprintf(err, (size_t)errlen, "%s", l->refusal);
+    } else if (rc < 0) {
+        pg_close(l->conn);
+        l->conn = NULL;
+    }
+    return rc;
 }
 
 int pg_lease_holder(const char *conninfo, char *who, int wholen, char *err, int errlen)
@@ -144,20 +210,11 @@ int pg_lease_holder(const char *conninfo, char *who, int wholen, char *err, int 
     struct pg_conn *c = pg_connect(conninfo, lease_sql, N_L, "hypervisor check", err, errlen);
     if (!c)
         return -1;
-    struct arena ar;
-    arena_init(&ar);
-    struct pg_stmt *st = pg_stmt(c, L_HOLDER);
-    int rc = st ? pg_step(st) : -1;
-    if (rc == 1)
-        snprintf(who, (size_t)wholen, "PostgreSQL session \"%s\" from %s, since %s",
-                 pg_col_text(st, 0, &ar), pg_col_text(st, 1, &ar), pg_col_text(st, 2, &ar));
-    else if (rc < 0)
+    int rc = describe_holder(c, who, wholen);
+    if (rc < 0)
         snprintf(err, (size_t)errlen, "cannot ask who drives the hypervisor: %s", pg_message(c));
-    if (st)
-        pg_reset(st);
-    arena_release(&ar);
     pg_close(c);
-    return rc < 0 ? -1 : rc;
+    return rc;
 }
 
 static int check_ms(const struct pg_lease *l)
@@ -171,7 +228,7 @@ static void *keeper_main(void *arg)
     struct pg_lease *l = arg;
     bool said = false, said_taken = false;  /* the loss, another holder: logged */
     while (!nap(l, check_ms(l))) {
-        int64_t sent = now_ms();
+        double sent = pgc_monotonic();
         if (l->conn && ask(l->conn, L_HELD) == 1) {
             atomic_store(&l->confirmed, sent);
             continue;
@@ -199,9 +256,8 @@ static void *keeper_main(void *arg)
 static void *watchdog_main(void *arg)
 {
     struct pg_lease *l = arg;
-    int64_t lease_ms = (int64_t)(l->lease * 1000);
     while (!nap(l, 100)) {
-        if (now_ms() - atomic_load(&l->confirmed) > lease_ms) {
+        if (pgc_monotonic() - atomic_load(&l->confirmed) > l->lease) {
             log_error("hypervisor: no check confirmed this node's lock for %.0f s: its lease "
                       "has run out, and another node may drive the hypervisor now",
                       l->lease);
@@ -212,66 +268,80 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-int pg_lease_take(const char *conninfo, double lease, void (*lost)(void *cls), void *cls,
-                  struct pg_lease **out, char *err, int errlen)
+/* Tell the lease's threads to stop, and wait for those that started. */
+static void stop_threads(struct pg_lease *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->stopping = true;
+    pthread_cond_broadcast(&l->wake);
+    pthread_mutex_unlock(&l->mu);
+    if (l->threads > 1)
+        pthread_join(l->watchdog, NULL);
+    if (l->threads > 0)
+        pthread_join(l->keeper, NULL);
+    l->threads = 0;
+}
+
+static struct pg_lease *lease_new(const char *conninfo, double lease, void (*lost)(void *cls),
+                                  void *cls)
 {
     struct pg_lease *l = calloc(1, sizeof *l);
     if (!l || !(l->conninfo = strdup(conninfo))) {
         free(l);
-        snprintf(err, (size_t)errlen, "out of memory");
-        return -1;
+        return NULL;
     }
     l->lease = lease;
     l->lost = lost;
     l->cls = cls;
-    int64_t sent = now_ms();
-    int rc = try_lock(conninfo, &l->conn, err, errlen);
-    if (rc != 1) {
-        free(l->conninfo);
-        free(l);
-        return rc;
-    }
-    atomic_store(&l->confirmed, sent);
     pthread_mutex_init(&l->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&l->wake, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&l->keeper, NULL, keeper_main, l) != 0) {
-        snprintf(err, (size_t)errlen, "cannot start the hypervisor lease's keeper");
-        goto fail;
+    return l;
+}
+
+int pg_lease_take(const char *conninfo, double lease, void (*lost)(void *cls), void *cls,
+                  struct pg_lease **lp, char *err, int errlen)
+{
+    if (pg_lease_held(*lp))
+        return 1;
+    if (!*lp && !(*lp = lease_new(conninfo, lease, lost, cls))) {
+        snprintf(err, (size_t)errlen, "out of memory");
+        return -1;
     }
-    if (pthread_create(&l->watchdog, NULL, watchdog_main, l) != 0) {
-        snprintf(err, (size_t)errlen, "cannot start the hypervisor lease's watchdog");
-        pthread_mutex_lock(&l->mu);
-        l->stopping = true;
-        pthread_cond_broadcast(&l->wake);
-        pthread_mutex_unlock(&l->mu);
-        pthread_join(l->keeper, NULL);
-        goto fail;
+    struct pg_lease *l = *lp;
+    double sent = pgc_monotonic();
+    int rc = attempt(l, err, errlen);
+    if (rc != 1)
+        return rc;
+    atomic_store(&l->confirmed, sent);
+    l->stopping = false;
+    if (pthread_create(&l->keeper, NULL, keeper_main, l) == 0) {
+        l->threads = 1;
+        if (pthread_create(&l->watchdog, NULL, watchdog_main, l) == 0) {
+            l->threads = 2;
+            return 1;
+        }
     }
-    *out = l;
-    return 1;
-fail:
-    pg_close(l->conn);
-    pthread_cond_destroy(&l->wake);
-    pthread_mutex_destroy(&l->mu);
-    free(l->conninfo);
-    free(l);
+    snprintf(err, (size_t)errlen, "cannot start the hypervisor lease's threads");
+    stop_threads(l);
+    pg_close(l->conn);          /* the lock is free again */
+    l->conn = NULL;
     return -1;
+}
+
+bool pg_lease_held(const struct pg_lease *l)
+{
+    return l && l->threads > 0;
 }
 
 void pg_lease_end(struct pg_lease *l)
 {
     if (!l)
         return;
-    pthread_mutex_lock(&l->mu);
-    l->stopping = true;
-    pthread_cond_broadcast(&l->wake);
-    pthread_mutex_unlock(&l->mu);
-    pthread_join(l->watchdog, NULL);
-    pthread_join(l->keeper, NULL);
+    stop_threads(l);
     pg_close(l->conn);          /* the session ends: the lock is free */
     pthread_cond_destroy(&l->wake);
     pthread_mutex_destroy(&l->mu);

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -42,11 +41,12 @@ struct pg_listener {
     pthread_t thread;
 };
 
-static int64_t now_ms(void)
+/* Milliseconds from now to deadline (pgc_monotonic's seconds), 0 once it
+ * has passed. */
+static int left_ms(double deadline)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    double left = (deadline - pgc_monotonic()) * 1000;
+    return left > 0 ? (int)left : 0;
 }
 
 /* Wait until fd (-1: none) is ready for `events`, or the listener is told
@@ -55,10 +55,9 @@ static int64_t now_ms(void)
 static int wait_for(struct pg_listener *l, int fd, short events, int timeout_ms)
 {
     struct pollfd p[2] = {{.fd = l->stop_fd, .events = POLLIN}, {.fd = fd, .events = events}};
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    double deadline = pgc_monotonic() + timeout_ms / 1000.0;
     for (;;) {
-        int left = deadline < 0 ? -1 : (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0);
-        int n = poll(p, 2, left);
+        int n = poll(p, 2, timeout_ms < 0 ? -1 : left_ms(deadline));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -71,12 +70,6 @@ static int wait_for(struct pg_listener *l, int fd, short events, int timeout_ms)
             return -1;
         return n > 0 ? 1 : 0;
     }
-}
-
-static int left_ms(int64_t deadline)
-{
-    int64_t left = deadline - now_ms();
-    return left > 0 ? (int)left : 0;
 }
 
 /* The server's warnings to the log (libpq would print them on stderr); the
@@ -107,7 +100,7 @@ static void set_err(char *err, size_t errlen, const char *what, const char *why)
 static PGconn *connect_and_listen(struct pg_listener *l, char *err, size_t errlen)
 {
     err[0] = '\0';
-    int64_t deadline = now_ms() + ATTEMPT_MS;
+    double deadline = pgc_monotonic() + ATTEMPT_MS / 1000.0;
     const char *keys[PG_PARAMS], *vals[PG_PARAMS];
     pg_params(l->conninfo, "attachd listener", keys, vals);
     PGconn *c = PQconnectStartParams(keys, vals, 1);
