@@ -339,7 +339,7 @@ static void attach_step(struct core *c, struct task *t)
     case DRIVER_PENDING:
         snprintf(t->target, sizeof t->target, "%s", target);
         t->ok = true;
-        task_complete(c, t, attach_commit);
+        task_complete_confirmed(c, t, attach_commit);
         return;
     case DRIVER_UNAVAILABLE:
         /* the attach may or may not have happened: the requester hears so,
@@ -375,11 +375,11 @@ static void settle_attach_step(struct core *c, struct task *t)
         t->ok = true;
         log_info("core: volume %s was attached to server %s as %s; recorded", t->volume,
                  t->server, target);
-        task_complete(c, t, attach_commit);
+        task_complete_confirmed(c, t, attach_commit);
         return;
     case 0:
         log_info("core: volume %s was not attached to server %s; undone", t->volume, t->server);
-        task_complete(c, t, attach_undo);
+        task_complete_confirmed(c, t, attach_undo);
         return;
     default:
         task_wait(c, t, core_clock() + 5);
@@ -644,14 +644,14 @@ static void detach_step(struct core *c, struct task *t)
     struct driver *d = c->driver;
     double now = core_clock();
     if (t->removed) {
-        task_complete(c, t, detach_commit);
+        task_complete_confirmed(c, t, detach_commit);
         return;
     }
     if (t->attempts > 0) {
         /* asked before: the domain's own word first */
         switch (disk_present(c, t, NULL)) {
         case 0:
-            task_complete(c, t, detach_commit);
+            task_complete_confirmed(c, t, detach_commit);
             return;
         case -1:
             /* unreachable: never give up on what cannot be seen */
@@ -670,7 +670,7 @@ static void detach_step(struct core *c, struct task *t)
     switch (rc) {
     case DRIVER_OK:
     case DRIVER_NOT_FOUND:
-        task_complete(c, t, detach_commit);
+        task_complete_confirmed(c, t, detach_commit);
         return;
     case DRIVER_PENDING:
         if (t->attempts++ == 0)

@@ -108,6 +108,11 @@ bool task_pending_for(struct core *c, const char *attachment_id);
 /* From a task's step (a worker): commit fn as its completion; its done()
  * finishes the task (answers the requester with t->ok / t->err). */
 void task_complete(struct core *c, struct task *t, store_write_fn fn);
+/* task_complete for a completion that records only what the hypervisor
+ * confirmed (a disk there, a disk gone): committed lazily (store.h), as a
+ * crash that loses it leaves its intent, which the reconciler settles the
+ * same way from the hypervisor's state. */
+void task_complete_confirmed(struct core *c, struct task *t, store_write_fn fn);
 /* From a task's step: wait until retry_at (or a removal event). */
 void task_wait(struct core *c, struct task *t, double retry_at);
 /* A task with nothing to commit (a read) is done: the next of its lane runs. */

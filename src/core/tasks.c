@@ -7,7 +7,10 @@
  * result, by a driver event (a disk removed), or by a deadline; it is a
  * compare-and-set on the intent, so a late or repeated trigger changes
  * nothing. A crash between the parts leaves an intent that the reconciler
- * (reconcile.c) finishes or undoes.
+ * (reconcile.c) finishes or undoes. The intent is flushed to disk before
+ * the hypervisor is touched; a completion that records only what the
+ * hypervisor confirmed (a disk there, a disk gone) is not waited for
+ * (task_complete_confirmed): a crash that loses it is such a crash.
  *
  * Tasks queue in lanes: one lane per server (or per volume, for its file),
  * and only the head of a lane runs, so one device operation per server at a
@@ -247,14 +250,24 @@ static void completion_done(struct store_job *job)
     task_finished(c, t);
 }
 
-void task_complete(struct core *c, struct task *t, store_write_fn fn)
+static void complete(struct core *c, struct task *t, store_write_fn fn, bool lazy)
 {
     t->core = c;
-    t->job = (struct store_job){.fn = fn, .arg = t, .done = completion_done};
+    t->job = (struct store_job){.fn = fn, .arg = t, .done = completion_done, .lazy = lazy};
     pthread_mutex_lock(&c->lock);
     t->state = TASK_COMMITTING;
     pthread_mutex_unlock(&c->lock);
     store_submit(c->store, &t->job);
+}
+
+void task_complete(struct core *c, struct task *t, store_write_fn fn)
+{
+    complete(c, t, fn, false);
+}
+
+void task_complete_confirmed(struct core *c, struct task *t, store_write_fn fn)
+{
+    complete(c, t, fn, true);
 }
 
 void task_done(struct core *c, struct task *t)

@@ -52,6 +52,22 @@ static inline void job_prepend(struct job_queue *q, struct job_queue *front)
     *front = (struct job_queue){0};
 }
 
+/* Are the jobs that a writer takes next from q into one transaction (at
+ * most `max`, ending after or before a job that runs alone) all lazy? */
+static inline bool job_all_lazy(const struct job_queue *q, int max)
+{
+    int n = 0;
+    for (const struct store_job *j = q->head; j && n < max; j = j->next, n++) {
+        if (j->alone && n > 0)
+            break;
+        if (!j->lazy)
+            return false;
+        if (j->alone)
+            return true;
+    }
+    return n > 0;
+}
+
 /* Answer every job of q (its outcome set), oldest first, each job's own
  * again from then on: done() may hand work on, and even submit again. */
 static inline void job_answer_all(struct job_queue *q)

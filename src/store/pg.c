@@ -24,6 +24,7 @@ static const char *const internal_sql[N_INTERNAL] = {
     [I_COMMIT] = "COMMIT",
     [I_ROLLBACK] = "ROLLBACK",
     [I_CLOCK] = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+    [I_UNFLUSHED] = "SET LOCAL synchronous_commit TO off",
 };
 
 /* Settings of every connection: a lock waited for longer than this, or a
@@ -434,6 +435,12 @@ static bool never_sent(struct pg_conn *c)
     c->ndefer = 0;
     end_tx(c);
     return true;
+}
+
+void pg_commit_unflushed(struct pg_conn *c)
+{
+    if (c->tx == TX_OPEN && !c->lost)
+        pgc_defer(c, I_UNFLUSHED);
 }
 
 enum store_rc pg_commit(struct pg_conn *c, bool *unknown)

@@ -168,6 +168,10 @@ void pg_release(struct pg_conn *c);
  * failure undid it; STORE_UNAVAILABLE when the connection was lost before
  * the answer came: *unknown then says whether it might have committed. */
 enum store_rc pg_commit(struct pg_conn *c, bool *unknown);
+/* The open transaction's COMMIT will not wait for its WAL to reach the disk
+ * (SET LOCAL synchronous_commit TO off, sent with the next command): for a
+ * transaction of lazy jobs alone (store.h). */
+void pg_commit_unflushed(struct pg_conn *c);
 /* End a read transaction without waiting (COMMIT, its answer read later). */
 void pg_end_read(struct pg_conn *c);
 /* ROLLBACK (without a round trip if nothing was sent). */

@@ -156,6 +156,7 @@ static void transaction(struct pg_store *s, struct job_queue *pending, struct jo
     }
     double began = metrics_now();
     w->common.epoch_bumped = false;
+    bool lazy = job_all_lazy(pending, MAX_BATCH);
     pg_begin(pg, PG_SERIALIZABLE);
     struct job_queue ran = {0};
     enum store_rc undone = STORE_OK;
@@ -181,6 +182,10 @@ static void transaction(struct pg_store *s, struct job_queue *pending, struct jo
             break;
     }
     if (undone == STORE_OK) {
+        if (lazy) {
+            pg_commit_unflushed(pg);
+            metrics_inc(METRIC_STORE_COMMIT_LAZY);
+        }
         bool unknown;
         enum store_rc commit = pg_commit(pg, &unknown);
         if (commit == STORE_OK) {

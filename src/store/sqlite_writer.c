@@ -188,9 +188,29 @@ static void run_transaction(struct sq_store *s, struct job_queue *pending,
         metrics_inc(METRIC_STORE_UNAVAILABLE);
         return;
     }
+    /* Lazy jobs alone (store.h): committed at synchronous NORMAL, which in
+     * WAL mode appends to the log without an fsync. The setting can only
+     * change between transactions, and takes effect when the PRAGMA is
+     * compiled: it is not a prepared statement, which would keep the
+     * level it was prepared with. */
+    bool lazy = s->synchronous_full && job_all_lazy(pending, MAX_BATCH) &&
+                sqlite3_exec(s->writer->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
+                             NULL) == SQLITE_OK;
     writing_begins(s);
     transaction(s, s->writer, pending, finished);
     writing_ends(s);
+    if (lazy) {
+        metrics_inc(METRIC_STORE_COMMIT_LAZY);
+        if (sqlite3_exec(s->writer->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) !=
+            SQLITE_OK) {
+            /* every later commit would be as lazy: no more writes */
+            pthread_mutex_lock(&s->lock);
+            s->lost = true;
+            pthread_mutex_unlock(&s->lock);
+            log_error("store: synchronous = FULL could not be set again after a lazy commit "
+                      "(%s); refusing every write from now on", sqlite3_errmsg(s->writer->db));
+        }
+    }
 }
 
 /* On the writer thread, between transactions: see the top of this file.

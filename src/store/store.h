@@ -107,6 +107,13 @@ struct store_job {
      * changes undone); -STORE_ERROR, -STORE_BUSY or -STORE_UNAVAILABLE when
      * it could not be committed. */
     int rc;
+    /* Its commit need not wait for the disk: a write whose loss in a crash
+     * of the machine does no harm, because what it records can be found
+     * again (a hypervisor task's completion: its intent is durable, and the
+     * reconciler finishes it from the hypervisor's state at start). A
+     * transaction is committed so only when every job in it is lazy; the
+     * next durable commit makes it durable too, as the log is in order. */
+    bool lazy;
     /* the store's own */
     int attempts;               /* transactions that ended under it */
     bool alone;                 /* runs in a transaction of its own */

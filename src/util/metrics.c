@@ -70,6 +70,10 @@ static const struct {
                             "because the database file was lost."},
     [METRIC_STORE_COMMIT_FAILED] = {"attachd_store_errors_total", "kind=\"commit\"", NULL},
     [METRIC_STORE_UNAVAILABLE] = {"attachd_store_errors_total", "kind=\"unavailable\"", NULL},
+    [METRIC_STORE_COMMIT_LAZY] = {"attachd_store_unflushed_transactions_total", NULL,
+                                  "Transactions of hypervisor completions alone, committed "
+                                  "without waiting for the disk: a crash of the machine that "
+                                  "loses one leaves its intent, which the reconciler finishes."},
     [METRIC_TLS_RELOADS] = {"attachd_tls_reloads_total", "result=\"ok\"",
                             "TLS certificate and key read again on SIGHUP, by outcome (a "
                             "failed reload keeps the previous ones)."},

@@ -1860,6 +1860,43 @@ static void test_store_batch_with_a_refusal(void **state)
     store_close(s);
 }
 
+/* Lazy jobs alone (store.h) commit with synchronous_commit off for their
+ * transaction (sent just before COMMIT): the batch commits, and the next
+ * transaction is an ordinary one. */
+static void test_store_lazy_batch_commits(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    struct store *s = open_pg_store(f);
+    atomic_bool open = false;
+    struct tjob hold, one, two, after;
+    tjob_init(&hold, "lz-hold", 0);
+    hold.gate = &open;
+    tjob_init(&one, "lz-one", 0);
+    tjob_init(&two, "lz-two", 0);
+    tjob_init(&after, "lz-after", 0);
+    one.job.lazy = two.job.lazy = true;
+    store_submit(s, &hold.job);
+    while (!atomic_load(&hold.entered))
+        usleep(1000);
+    store_submit(s, &one.job);
+    store_submit(s, &two.job);
+    atomic_store(&open, true);
+    tjob_wait(&hold);
+    tjob_wait(&one);
+    tjob_wait(&two);
+    store_submit(s, &after.job);
+    tjob_wait(&after);
+    assert_int_equal(one.job.rc, 0);
+    assert_int_equal(two.job.rc, 0);
+    assert_int_equal(after.job.rc, 0);
+    const char *names[] = {"lz-one", "lz-two", "lz-after"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(db_int(f, "SELECT count(*) FROM accounts WHERE name = '%s'", names[i]),
+                         1);
+    store_close(s);
+}
+
 /* A concurrent SERIALIZABLE transaction updates the row a job updates and
  * commits while the job waits for its lock: the writer's transaction fails
  * (40001, STORE_BUSY), and its batch runs again and commits. */
@@ -2310,6 +2347,7 @@ int main(void)
         T(test_schema_matches_sqlite),
         T(test_records_match_sqlite),
         T(test_store_batch_with_a_refusal),
+        T(test_store_lazy_batch_commits),
         T(test_store_serialization_failure_runs_again),
         T(test_store_server_restart_under_the_writer),
         T(test_store_nodes_hear_bumps),

@@ -5,8 +5,10 @@
 #include "helpers.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct fx {
     struct tmp_store t;
@@ -885,6 +887,123 @@ static void test_group_commit_refusal_asked_again(void **state)
     assert_true(account_exists(f, "dup") && account_exists(f, "k-three"));
 }
 
+/* ---- lazy jobs ----------------------------------------------------------------------
+ * A transaction of lazy jobs alone commits at synchronous NORMAL (no fsync
+ * in WAL mode); one with any other job at the store's FULL; and the writer
+ * is at FULL again after it. Each job reads the level it runs under. */
+
+struct lz {
+    struct store_job job;
+    const char *account;
+    int level;                  /* PRAGMA synchronous inside the job: 1 NORMAL, 2 FULL */
+    atomic_bool answered;
+};
+
+static int job_note_level(struct store_conn *w, void *arg)
+{
+    struct lz *j = arg;
+    sqlite3_stmt *st;
+    j->level = -1;
+    if (sqlite3_prepare_v2(sq_conn_of(w)->db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            j->level = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    char now[32];
+    store_now(now);
+    struct account a = {.id = j->account, .name = j->account, .created_at = now};
+    return store_account_add(w, &a) == STORE_OK ? 0 : 1;
+}
+
+static void lz_done(struct store_job *job)
+{
+    atomic_store(&((struct lz *)job)->answered, true);
+}
+
+/* A gate that says when the writer reached it: jobs submitted after that
+ * wait for a transaction after the gate's. */
+struct held_gate {
+    struct gate g;
+    bool reached;
+};
+
+static int job_hold(struct store_conn *w, void *arg)
+{
+    struct held_gate *h = arg;
+    pthread_mutex_lock(&h->g.lock);
+    h->reached = true;
+    pthread_cond_broadcast(&h->g.cond);
+    pthread_mutex_unlock(&h->g.lock);
+    return job_wait_at_gate(w, &h->g);
+}
+
+/* Queue jobs (lazy as marked) behind a held writer, so that they share one
+ * transaction; release it; wait for them. */
+static void run_lazy_together(struct store *s, struct lz *jobs, const bool *lazy, int n)
+{
+    struct held_gate h = {.g.open = false};
+    struct gate *gp = &h.g;
+    pthread_mutex_init(&gp->lock, NULL);
+    pthread_cond_init(&gp->cond, NULL);
+    struct gj hold = {.job = {.fn = job_hold, .arg = &h, .done = gj_done}};
+    store_submit(s, &hold.job);
+    pthread_mutex_lock(&gp->lock);
+    while (!h.reached)
+        pthread_cond_wait(&gp->cond, &gp->lock);
+    pthread_mutex_unlock(&gp->lock);
+    for (int i = 0; i < n; i++) {
+        jobs[i].job = (struct store_job){.fn = job_note_level, .arg = &jobs[i], .done = lz_done,
+                                         .lazy = lazy[i]};
+        store_submit(s, &jobs[i].job);
+    }
+    pthread_mutex_lock(&gp->lock);
+    gp->open = true;
+    pthread_cond_broadcast(&gp->cond);
+    pthread_mutex_unlock(&gp->lock);
+    /* (not a last job waited for: it would join their transaction; the
+     * hold's transaction is answered before theirs) */
+    for (int i = 0; i < n; i++)
+        while (!atomic_load(&jobs[i].answered))
+            usleep(1000);
+    pthread_mutex_destroy(&gp->lock);
+    pthread_cond_destroy(&gp->cond);
+}
+
+static void test_lazy_jobs_alone_commit_unflushed(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    char err[256] = "";
+    tmp_dir_make(&t);
+    struct store_options o = {.path = t.path, .synchronous_full = true};
+    t.store = store_open(&o, err, sizeof err);
+    assert_non_null(t.store);
+    struct store_conn *r = store_reader(t.store);
+    struct arena ar;
+    arena_init(&ar);
+    struct account a;
+
+    struct lz both_lazy[2] = {{.account = "lz-1"}, {.account = "lz-2"}};
+    run_lazy_together(t.store, both_lazy, (bool[]){true, true}, 2);
+    struct lz mixed[2] = {{.account = "lz-3"}, {.account = "lz-4"}};
+    run_lazy_together(t.store, mixed, (bool[]){true, false}, 2);
+    struct lz after[1] = {{.account = "lz-5"}};
+    run_lazy_together(t.store, after, (bool[]){false}, 1);
+
+    assert_int_equal(both_lazy[0].level, 1);
+    assert_int_equal(both_lazy[1].level, 1);
+    assert_int_equal(mixed[0].level, 2);    /* one job that is not lazy: all flushed */
+    assert_int_equal(mixed[1].level, 2);
+    assert_int_equal(after[0].level, 2);    /* FULL again after a lazy transaction */
+    const char *ids[] = {"lz-1", "lz-2", "lz-3", "lz-4", "lz-5"};
+    for (int i = 0; i < 5; i++) {
+        store_conn_reset(r);
+        assert_int_equal(store_account_get(r, &ar, ids[i], &a), STORE_OK);
+    }
+    arena_release(&ar);
+    tmp_store_close(&t);
+}
+
 /* ---- the database file under the store ------------------------------------------ */
 
 static void test_deleted_database_refuses_writes(void **state)
@@ -1239,6 +1358,7 @@ int main(void)
         T(test_group_commit_transaction_undone_under_a_job),
         T(test_group_commit_job_that_always_undoes),
         T(test_group_commit_refusal_asked_again),
+        T(test_lazy_jobs_alone_commit_unflushed),
         T(test_deleted_database_refuses_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
