@@ -63,7 +63,6 @@
 #define BACKOFF_FIRST_S 1
 #define BACKOFF_MAX_S 30
 #define QUEUE_MAX 10000         /* undelivered events kept; older ones dropped */
-#define STRIPES 64
 #define CLOSE_JOIN_S 10         /* a close waits this long for a reconnect attempt */
 
 enum { EV_REMOVED, EV_REMOVAL_FAILED, EV_STATE, EV_CONNECTION };
@@ -102,7 +101,9 @@ struct lv {
     struct lv_waiter *waiters;
     pthread_t watch;
 
-    pthread_mutex_t stripe[STRIPES];
+    pthread_mutex_t dlocks_mu;  /* guards dlocks */
+    struct lv_dlock *dlocks;    /* the domains being changed or waited for */
+    pthread_mutex_t all_domains;    /* lv_domain_lock's fallback, out of memory */
     struct lv_known *known;     /* handles and views (libvirt_known.c) */
 };
 
@@ -452,13 +453,57 @@ static void *watch_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* domains                                                             */
 
-pthread_mutex_t *lv_domain_lock(struct driver *d, const char *uuid)
+/* A domain's lock: made by its first taker, freed by its last; two
+ * domains never share one (operations on different servers run in
+ * parallel). */
+struct lv_dlock {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    pthread_mutex_t m;
+    int refs;                   /* holders and waiters; under dlocks_mu */
+    struct lv_dlock *next;
+};
+
+struct lv_dlock *lv_domain_lock(struct driver *d, const char *uuid)
 {
     struct lv *lv = (struct lv *)d;
-    unsigned h = 2166136261u;
-    for (const char *p = uuid; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return &lv->stripe[h % STRIPES];
+    pthread_mutex_lock(&lv->dlocks_mu);
+    struct lv_dlock *l = lv->dlocks;
+    while (l && strcmp(l->uuid, uuid) != 0)
+        l = l->next;
+    if (!l && (l = calloc(1, sizeof *l))) {
+        snprintf(l->uuid, sizeof l->uuid, "%s", uuid);
+        pthread_mutex_init(&l->m, NULL);
+        l->next = lv->dlocks;
+        lv->dlocks = l;
+    }
+    if (l)
+        l->refs++;
+    pthread_mutex_unlock(&lv->dlocks_mu);
+    /* out of memory: every domain's changes wait for each other, as safe */
+    pthread_mutex_lock(l ? &l->m : &lv->all_domains);
+    return l;
+}
+
+void lv_domain_unlock(struct driver *d, struct lv_dlock *l)
+{
+    struct lv *lv = (struct lv *)d;
+    if (!l) {
+        pthread_mutex_unlock(&lv->all_domains);
+        return;
+    }
+    pthread_mutex_unlock(&l->m);
+    pthread_mutex_lock(&lv->dlocks_mu);
+    if (--l->refs == 0) {
+        for (struct lv_dlock **p = &lv->dlocks; *p; p = &(*p)->next) {
+            if (*p == l) {
+                *p = l->next;
+                break;
+            }
+        }
+        pthread_mutex_destroy(&l->m);
+        free(l);
+    }
+    pthread_mutex_unlock(&lv->dlocks_mu);
 }
 
 void lv_listen(struct driver *d, struct lv_waiter *w)
@@ -549,8 +594,8 @@ static void lv_free(struct lv *lv)
     pthread_mutex_destroy(&lv->mu);
     pthread_cond_destroy(&lv->cond);
     pthread_cond_destroy(&lv->wcond);
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_destroy(&lv->stripe[i]);
+    pthread_mutex_destroy(&lv->dlocks_mu);
+    pthread_mutex_destroy(&lv->all_domains);
     lv_known_free(lv->known);
     free(lv->uri);
     free(lv->volume_dir);
@@ -666,8 +711,8 @@ struct driver *driver_libvirt_open(const struct driver_options *o, char *err, si
     pthread_cond_init(&lv->cond, &ca);
     pthread_cond_init(&lv->wcond, &ca);
     pthread_condattr_destroy(&ca);
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_init(&lv->stripe[i], NULL);
+    pthread_mutex_init(&lv->dlocks_mu, NULL);
+    pthread_mutex_init(&lv->all_domains, NULL);
     for (int i = 0; i < CB_COUNT; i++)
         lv->cb[i] = lv->dead_cb[i] = -1;
 

@@ -256,15 +256,14 @@ enum driver_rc lv_disk_attach(struct driver *d, const struct driver_disk *disk,
         return rc;
     char uuid[VIR_UUID_STRING_BUFLEN];
     virDomainGetUUIDString(dom, uuid);
-    pthread_mutex_t *m = lv_domain_lock(d, uuid);
-    pthread_mutex_lock(m);
+    struct lv_dlock *lock = lv_domain_lock(d, uuid);
     rc = attach_locked(d, c, dom, uuid, disk, target, err);
-    pthread_mutex_unlock(m);
+    lv_domain_unlock(d, lock);
     lv_release(c, dom);
     return rc;
 }
 
-/* One detach step under the domain's stripe lock: ask for the removal
+/* One detach step under the domain's lock: ask for the removal
  * wherever the alias is. *asked_live: a live removal is under way. */
 static enum driver_rc detach_locked(struct driver *d, virConnectPtr c, virDomainPtr dom,
                                     const char *uuid, const char *alias, bool *asked_live,
@@ -355,10 +354,9 @@ enum driver_rc lv_disk_detach(struct driver *d, const char *domain, const char *
     struct lv_waiter w = {.uuid = uuid, .alias = alias};
     lv_listen(d, &w);
     bool asked_live = false;
-    pthread_mutex_t *m = lv_domain_lock(d, uuid);
-    pthread_mutex_lock(m);
+    struct lv_dlock *lock = lv_domain_lock(d, uuid);
     rc = detach_locked(d, c, dom, uuid, alias, &asked_live, err);
-    pthread_mutex_unlock(m);
+    lv_domain_unlock(d, lock);
     lv_wait(d, &w, rc == DRIVER_OK && asked_live ? DETACH_GRACE_MS : 0);
 
     /* The answer comes from libvirt's word, never from the request alone:

@@ -48,8 +48,12 @@ enum driver_rc lv_error(struct driver *d, virConnectPtr c, struct driver_error *
 enum driver_rc lv_state(struct driver *d, virConnectPtr c, virDomainPtr dom,
                         enum driver_state *out, struct driver_error *err);
 
-/* The lock that serialises the disk operations on one domain (by UUID). */
-pthread_mutex_t *lv_domain_lock(struct driver *d, const char *uuid);
+/* Take the lock that serialises the disk operations on one domain (by
+ * UUID), and give it back; operations on different domains never wait for
+ * each other. */
+struct lv_dlock;
+struct lv_dlock *lv_domain_lock(struct driver *d, const char *uuid);
+void lv_domain_unlock(struct driver *d, struct lv_dlock *l);
 
 /* A detach's wait for libvirt's DEVICE_REMOVED (or DEVICE_REMOVAL_FAILED)
  * of `alias` on the domain `uuid`: lv_listen() before asking for the

@@ -16,6 +16,10 @@
  *                          N volumes attached from N threads at once, then
  *                          detached from N threads at once (the driver's
  *                          callers are several workers)
+ *   domain-locks UUID_A UUID_B
+ *                          the driver's per-domain lock: while A's is held,
+ *                          another thread takes B's ("others_ran") but not
+ *                          A's ("same_waited")
  *   define UUID SERVER VCPUS RAM_MB IMAGE FORMAT DISK_BYTES [KERNEL INITRD CMDLINE...]
  *                          a server's domain (its files in VOLDIR/instances;
  *                          the owner is "driver_check", or $DRIVER_CHECK_OWNER)
@@ -51,6 +55,7 @@
 #include <unistd.h>
 
 #include "driver/driver.h"
+#include "driver/libvirt_int.h"
 #include "util/arena.h"
 
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -219,6 +224,63 @@ static void *job_detach(void *arg)
     return NULL;
 }
 
+struct locker {
+    struct driver *d;
+    const char *uuid;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool took;
+};
+
+static void *take_domain_lock(void *arg)
+{
+    struct locker *k = arg;
+    struct lv_dlock *l = lv_domain_lock(k->d, k->uuid);
+    pthread_mutex_lock(&k->mu);
+    k->took = true;
+    pthread_cond_signal(&k->cond);
+    pthread_mutex_unlock(&k->mu);
+    lv_domain_unlock(k->d, l);
+    return NULL;
+}
+
+/* Start a thread that takes uuid's lock; wait up to ms for it to have. */
+static bool took_within(struct locker *k, pthread_t *th, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cond, NULL);
+    pthread_create(th, NULL, take_domain_lock, k);
+    pthread_mutex_lock(&k->mu);
+    while (!k->took && pthread_cond_timedwait(&k->cond, &k->mu, &until) == 0)
+        ;
+    bool took = k->took;
+    pthread_mutex_unlock(&k->mu);
+    return took;
+}
+
+static json_t *domain_locks(struct driver *d, const char *a, const char *b)
+{
+    struct lv_dlock *held = lv_domain_lock(d, a);
+    pthread_t other_th, same_th;
+    struct locker other = {.d = d, .uuid = b}, same = {.d = d, .uuid = a};
+    bool others_ran = took_within(&other, &other_th, 10000);
+    bool same_waited = !took_within(&same, &same_th, 300);
+    lv_domain_unlock(d, held);
+    pthread_join(other_th, NULL);
+    pthread_join(same_th, NULL);
+    return json_pack("{s:s, s:s, s:b, s:b, s:b}", "cmd", "domain-locks", "rc", "OK",
+                     "others_ran", others_ran, "same_waited", same_waited,
+                     "same_ran_after", same.took);
+}
+
 static json_t *concurrent(struct driver *d, const char *domain, int n, enum driver_bus bus,
                           enum driver_rc *rc)
 {
@@ -378,6 +440,11 @@ static json_t *run(struct driver *d, int argc, char **argv, enum driver_rc *rc)
             return usage_error(cmd, "N: 1 to 64");
         return concurrent(d, argv[1], n, !strcmp(argv[3], "virtio") ? BUS_VIRTIO : BUS_SCSI,
                           rc);
+    }
+    if (!strcmp(cmd, "domain-locks")) {
+        NEED(2, "domain-locks UUID_A UUID_B");
+        *rc = DRIVER_OK;
+        return domain_locks(d, argv[1], argv[2]);
     }
     if (!strcmp(cmd, "define")) {
         /* the command line is the rest, so that a shell line can give one */

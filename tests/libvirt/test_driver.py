@@ -750,6 +750,17 @@ def test_known_view_proved_wrong(libvirt_env, dcbin, workdir):
             assert sh.close() == 0, sh.stderr[-20:]
 
 
+def test_domain_locks_are_per_domain(libvirt_env, dcbin, tmp_path):
+    """The lock that serialises one domain's disk changes never makes
+    another domain wait: these two UUIDs fell on one lock when the driver
+    had 64 striped locks (FNV-1a of the UUID mod 64), and an attach on one
+    waited for the other's. The same domain's lock still waits."""
+    a, b = "123ee187-324a-402c-8fc5-a88beed2c8dd", "7b7bfa8e-7ea3-4db1-bf4b-7a634c7a986a"
+    r, _ = dc(dcbin, str(tmp_path), "domain-locks", a, b)
+    assert r["others_ran"] is True, r
+    assert r["same_waited"] is True and r["same_ran_after"] is True, r
+
+
 def test_concurrent_callers(libvirt_env, shell, workdir, timing):
     """Eight workers attach at once, then detach at once: distinct
     targets, every disk in both definitions, all gone afterwards."""
