@@ -173,7 +173,7 @@ static const char *request_base(struct call *c)
     if (!host || !*host || strlen(host) > 255 || !utf8_valid(host, strlen(host)) ||
         strpbrk(host, " /\\\"<>"))
         host = "localhost";
-    return arena_printf(c->arena, "%s://%s", req->scheme ? req->scheme : "http", host);
+    return arena_concat(c->arena, req->scheme ? req->scheme : "http", "://", host, NULL);
 }
 
 static void dispatch(struct call *c, char **seg, int n)
@@ -225,14 +225,28 @@ static void dispatch(struct call *c, char **seg, int n)
     h(c);
 }
 
+/* "2.N", without a format to parse. */
+static const char *version_text(struct arena *ar, int minor)
+{
+    char rev[12], digits[12];
+    int n = 0;
+    unsigned u = minor > 0 ? (unsigned)minor : 0u;
+    do
+        rev[n++] = (char)('0' + u % 10);
+    while ((u /= 10) && n < 11);
+    for (int i = 0; i < n; i++)
+        digits[i] = rev[n - 1 - i];
+    digits[n] = '\0';
+    return arena_concat(ar, "2.", digits, NULL);
+}
+
 static void add_common_headers(struct call *c)
 {
     api_add_header(c->res, "x-openstack-request-id", c->req->request_id);
     api_add_header(c->res, "x-compute-request-id", c->req->request_id);
     if (c->versioned || c->version_echo) {
-        const char *v = c->version_echo ? c->version_echo
-                                        : arena_printf(c->arena, "2.%d", c->version);
-        api_add_header(c->res, "OpenStack-API-Version", arena_printf(c->arena, "compute %s", v));
+        const char *v = c->version_echo ? c->version_echo : version_text(c->arena, c->version);
+        api_add_header(c->res, "OpenStack-API-Version", arena_concat(c->arena, "compute ", v, NULL));
         api_add_header(c->res, "X-OpenStack-Nova-API-Version", v);
         api_add_header(c->res, "Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
     }

@@ -31,6 +31,9 @@ void *arena_alloc(struct arena *a, size_t n);   /* zeroed */
 size_t arena_held(const struct arena *a);
 char *arena_strdup(struct arena *a, const char *s);
 char *arena_strndup(struct arena *a, const char *s, size_t n);
+/* The strings up to a NULL, one after the other: what arena_printf("%s%s")
+ * makes, without parsing a format (a request's headers use it). */
+char *arena_concat(struct arena *a, ...) __attribute__((sentinel));
 char *arena_printf(struct arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 char *arena_vprintf(struct arena *a, const char *fmt, va_list ap);
