@@ -498,16 +498,33 @@ static unsigned method_index(enum method m)
     }
 }
 
-/* The peer's address as text, into buf. */
+/* The peer's address as text, into buf (at least INET6_ADDRSTRLEN bytes).
+ * IPv4, every request's case, is written by hand: glibc's inet_ntop goes
+ * through sprintf, which was 2% of a GET's CPU in bench/run's profile. */
 static const char *client_text(const struct sockaddr *sa, char *buf, size_t size)
 {
     if (!sa)
         return NULL;
-    const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-                    : sa->sa_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                        : NULL;
-    return a && inet_ntop(sa->sa_family, a, buf, (socklen_t)size) ? buf : NULL;
+    if (sa->sa_family == AF_INET) {
+        const unsigned char *b =
+            (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+        char *w = buf;
+        for (int i = 0; i < 4; i++) {
+            if (b[i] >= 100)
+                *w++ = (char)('0' + b[i] / 100);
+            if (b[i] >= 10)
+                *w++ = (char)('0' + b[i] / 10 % 10);
+            *w++ = (char)('0' + b[i] % 10);
+            *w++ = i < 3 ? '.' : '\0';
+        }
+        return buf;
+    }
+    if (sa->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+                         (socklen_t)size)
+                   ? buf
+                   : NULL;
+    return NULL;
 }
 
 /* The request is over (answered, or its connection ended): count it, log

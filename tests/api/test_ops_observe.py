@@ -285,6 +285,19 @@ def test_access_log_fields(ops):
     assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info access ", line), line
 
 
+def test_access_log_writes_each_client_address_exactly(ops):
+    # every octet width (1, 2, 3 digits), 0 and 255: the IPv4 text is
+    # written by hand (src/http/exchange.c)
+    for source in ("127.255.10.9", "127.100.99.200", "127.0.80.0"):
+        with Conn(ops.port, source=source) as c:
+            r = c.request("GET", "/v2.1/servers")
+        rid = r.header("x-openstack-request-id")
+        assert r.status == 401 and rid, (r.status, r.head)
+        line = access_line(ops, rid)
+        assert line and f" client={source}" in line + " " and \
+            f"client={source} " in line + " ", (source, line)
+
+
 def test_access_log_names_the_user_of_a_failed_login(ops):
     secret = "Secret-" + unique("pw")
     r = requests.get(ops.url("/servers"), headers={"Authorization": basic("mallory", secret)})
