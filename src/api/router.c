@@ -145,19 +145,27 @@ static bool match(const char *pattern, char **seg, int n, const char **params)
 {
     int i = 0, np = 0;
     const char *p = pattern;
+    /* one pass over the pattern: this runs for every route before the
+     * request's, on every request */
     while (*p) {
-        const char *end = strchr(p, '/');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
         if (i == n)
             return false;
-        if (len == 1 && *p == '*') {
+        if (p[0] == '*' && (p[1] == '/' || p[1] == '\0')) {
             if (np < 3)
                 params[np++] = seg[i];
-        } else if (strlen(seg[i]) != len || strncmp(seg[i], p, len) != 0) {
-            return false;
+            p++;
+        } else {
+            const char *s = seg[i];
+            while (*p && *p != '/' && *p == *s) {
+                p++;
+                s++;
+            }
+            if (*s || (*p && *p != '/'))
+                return false;
         }
         i++;
-        p += len + (end ? 1 : 0);
+        if (*p == '/')
+            p++;
     }
     return i == n;
 }
