@@ -2,8 +2,11 @@
  * and the checkpointer (sqlite_int.h).
  *
  * Checkpoints are not made inside a commit (SQLite's default) but by a
- * checkpointer thread on a connection of its own, PASSIVE, once the WAL
- * passes C pages (store_options.checkpoint_pages). A WAL starts again from
+ * checkpointer thread on a connection of its own, PASSIVE, each time the
+ * WAL has grown by C pages (store_options.checkpoint_pages) since its last
+ * pass: a pass at every commit past C would copy a few pages and sync the
+ * database each time (a fifth of attachd's CPU under a stream of detaches,
+ * and fsyncs competing with the writer's). A WAL starts again from
  * its beginning only when a write begins after every frame was copied,
  * which a busy writer never lets the checkpointer see; so past 4 C, after
  * each of its passes, the checkpointer hands over to the writer, which
@@ -237,9 +240,12 @@ static void finish_checkpoint(struct sq_store *s)
     writing_ends(s);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         log_error("store: checkpoint: %s", sqlite3_errmsg(s->writer->db));
+    if (rc == SQLITE_OK)
+        metrics_inc(METRIC_STORE_CHECKPOINTS);
     if (rc != SQLITE_BUSY) {
         pthread_mutex_lock(&s->ckpt_lock);
         s->writer_turn = false;
+        s->ckpt_log = 0;        /* the next commit starts the WAL over */
         pthread_cond_broadcast(&s->ckpt_cond);
         pthread_mutex_unlock(&s->ckpt_lock);
     }
@@ -281,7 +287,9 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     atomic_store(&s->wal_pages, pages);
     if (pages >= s->checkpoint_pages) {
         pthread_mutex_lock(&s->ckpt_lock);
-        if (!s->wanted && !s->writer_turn) {
+        if (pages < s->ckpt_log)
+            s->ckpt_log = 0;    /* the WAL started over since that pass */
+        if (!s->wanted && !s->writer_turn && pages - s->ckpt_log >= s->checkpoint_pages) {
             s->wanted = true;
             pthread_cond_broadcast(&s->ckpt_cond);
         }
@@ -307,12 +315,17 @@ static void *checkpointer_main(void *arg)
         s->wanted = false;
         pthread_mutex_unlock(&s->ckpt_lock);
         writing_begins(s);
+        int log = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                           NULL, NULL);
+                                           &log, NULL);
         writing_ends(s);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_error("store: checkpoint: %s", sqlite3_errmsg(s->checkpointer->db));
         pthread_mutex_lock(&s->ckpt_lock);
+        if (rc == SQLITE_OK) {
+            metrics_inc(METRIC_STORE_CHECKPOINTS);
+            s->ckpt_log = log;
+        }
         if (atomic_load(&s->wal_pages) >= 4 * s->checkpoint_pages) {
             /* the writer's turn; a pass now would only make it wait */
             s->writer_turn = true;

@@ -74,6 +74,9 @@ static const struct {
                                   "Transactions of hypervisor completions alone, committed "
                                   "without waiting for the disk: a crash of the machine that "
                                   "loses one leaves its intent, which the reconciler finishes."},
+    [METRIC_STORE_CHECKPOINTS] = {"attachd_store_checkpoints_total", NULL,
+                                  "Checkpoint passes of the SQLite store: pages of the "
+                                  "write-ahead log copied into the database file."},
     [METRIC_TLS_RELOADS] = {"attachd_tls_reloads_total", "result=\"ok\"",
                             "TLS certificate and key read again on SIGHUP, by outcome (a "
                             "failed reload keeps the previous ones)."},

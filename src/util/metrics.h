@@ -43,6 +43,7 @@ enum metrics_counter {
     METRIC_STORE_COMMIT_FAILED, /* a commit failed: its writes were not kept */
     METRIC_STORE_UNAVAILABLE,   /* writes refused: the database file was lost */
     METRIC_STORE_COMMIT_LAZY,   /* transactions of lazy writes alone (store.h) */
+    METRIC_STORE_CHECKPOINTS,   /* SQLite checkpoint passes that ran (sqlite_writer.c) */
     METRIC_TLS_RELOADS,         /* certificate and key read again (SIGHUP) */
     METRIC_TLS_RELOAD_FAILURES,
     METRIC_TLS_HANDSHAKE_FAILED,/* a client's TLS handshake failed */

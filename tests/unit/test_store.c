@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/metrics.h"
+
 struct fx {
     struct tmp_store t;
     struct store *s;
@@ -1213,6 +1215,45 @@ static void test_wal_stays_bounded(void **state)
     assert_true(largest < (16 * 50 + 100) * 4096 + 32);
 }
 
+/* The value of attachd_store_checkpoints_total (metrics are process-wide). */
+static long checkpoints_so_far(void)
+{
+    size_t len;
+    char *text = metrics_render(&len);
+    assert_non_null(text);
+    const char *line = strstr(text, "\nattachd_store_checkpoints_total ");
+    long n = line ? strtol(line + strlen("\nattachd_store_checkpoints_total "), NULL, 10) : 0;
+    free(text);
+    return n;
+}
+
+/* A checkpoint pass comes each time the WAL has grown by the checkpoint
+ * length since the last one, not after every commit past it: serial
+ * commits of a page or a few each make a pass per dozens of commits. */
+static void test_checkpoints_follow_the_wal_growth(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    char err[256];
+    tmp_dir_make(&t);
+    struct store_options o = {.path = t.path, .checkpoint_pages = 50};
+    t.store = store_open(&o, err, sizeof err);
+    assert_non_null(t.store);
+    long before = checkpoints_so_far();
+    enum { COMMITS = 600 };
+    for (int i = 0; i < COMMITS; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "growth-%d", i);
+        add_account(t.store, id, id);
+        usleep(200);    /* lets a pass that was wanted run before the next commit */
+    }
+    tmp_store_close(&t);
+    long passes = checkpoints_so_far() - before;
+    print_message("%ld checkpoint passes for %d commits\n", passes, COMMITS);
+    assert_true(passes > 0);
+    assert_true(passes * 5 < COMMITS);
+}
+
 static void test_store_now_format(void **state)
 {
     (void)state;
@@ -1351,6 +1392,7 @@ int main(void)
         T(test_kept_snapshot_sees_every_change),
         T(test_idle_snapshot_does_not_pin_the_wal),
         cmocka_unit_test(test_wal_stays_bounded),
+        cmocka_unit_test(test_checkpoints_follow_the_wal_growth),
         cmocka_unit_test(test_store_now_format),
         cmocka_unit_test(test_store_now_by_the_database_clock),
         cmocka_unit_test(test_close_and_reopen_keeps_data),
