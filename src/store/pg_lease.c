@@ -162,25 +162,6 @@ static int try_on(struct pg_conn *c, int64_t *holder, char *err, int errlen)
     return held == 1;
 }
 
-/* Connect and try the lock: 1 held (*out the connection), 0 another session
- * holds it, -1 the database could not be asked; err says why. */
-static int try_lock(const char *conninfo, struct pg_conn **out, char *err, int errlen)
-{
-    struct pg_conn *c = lease_connect(conninfo, err, errlen);
-    if (!c)
-        return -1;
-    int64_t holder;
-    int rc = try_on(c, &holder, err, errlen);
-    if (rc == 1) {
-        *out = c;
-        return 1;
-    }
-    if (rc == 0)
-        name_holder(c, err, errlen);
-    pg_close(c);
-    return rc;
-}
-
 /* An attempt: try the lock on the session the last refusal kept (made
  * again if it was lost), or on a new one. 1 held, 0 refused (err names the
  * holder, asked again only when the lock changed hands), -1 the database
@@ -239,8 +220,11 @@ static void *keeper_main(void *arg)
         said = true;
         pg_close(l->conn);
         l->conn = NULL;
+        /* l->conn is NULL: a new session. A refusal keeps it in l->conn, as
+         * any refused attempt does; the next check finds that it does not
+         * hold the lock and closes it. */
         char err[512];
-        int rc = try_lock(l->conninfo, &l->conn, err, sizeof err);
+        int rc = attempt(l, err, sizeof err);
         if (rc == 1) {
             atomic_store(&l->confirmed, sent);
             log_info("hypervisor: its lock is taken again; this node still drives it");
