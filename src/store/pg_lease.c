@@ -36,26 +36,30 @@
 
 /* The lock's key: "attachdh" in ASCII. */
 #define LOCK_KEY "7022365680605881448"
+/* The lock's granted row in pg_locks ("" or a table alias such as "l."):
+ * pg_advisory_lock(bigint) keeps the key's high half in classid, its low
+ * half in objid. */
+#define LOCK_ROW(alias)                                      \
+    alias "locktype = 'advisory' AND " alias "granted AND "  \
+    "((" alias "classid::bigint << 32) | " alias "objid::bigint) = " LOCK_KEY
 
 enum { L_TRY, L_HELD, L_HOLDER, N_L };
 
 static const char *const lease_sql[N_L] = {
     /* the lock; and the session that holds it, if another does (0: none) */
     [L_TRY] = "SELECT pg_try_advisory_lock(" LOCK_KEY ")::int, coalesce((SELECT pid "
-              "FROM pg_locks WHERE pid <> pg_backend_pid() AND locktype = 'advisory' "
-              "AND granted AND database = "
+              "FROM pg_locks WHERE pid <> pg_backend_pid() AND database = "
               "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-              "AND ((classid::bigint << 32) | objid::bigint) = " LOCK_KEY " LIMIT 1), 0)",
+              "AND " LOCK_ROW("") " LIMIT 1), 0)",
     /* does this session hold it? (a session made again by libpq would not) */
     [L_HELD] = "SELECT count(*)::int FROM pg_locks WHERE pid = pg_backend_pid() "
-               "AND locktype = 'advisory' AND granted "
-               "AND ((classid::bigint << 32) | objid::bigint) = " LOCK_KEY,
+               "AND " LOCK_ROW(""),
     [L_HOLDER] = "SELECT a.application_name, coalesce(host(a.client_addr), 'local'), "
                  "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
                  "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                 "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+                 "WHERE l.database = "
                  "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-                 "AND ((l.classid::bigint << 32) | l.objid::bigint) = " LOCK_KEY,
+                 "AND " LOCK_ROW("l."),
 };
 
 struct pg_lease {
