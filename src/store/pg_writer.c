@@ -182,14 +182,14 @@ static void transaction(struct pg_store *s, struct job_queue *pending, struct jo
             break;
     }
     if (undone == STORE_OK) {
-        if (lazy) {
+        if (lazy)
             pg_commit_unflushed(pg);
-            metrics_inc(METRIC_STORE_COMMIT_LAZY);
-        }
         bool unknown;
         enum store_rc commit = pg_commit(pg, &unknown);
         if (commit == STORE_OK) {
             metrics_commit((unsigned)ran.n, metrics_now() - began);
+            if (lazy)
+                metrics_inc(METRIC_STORE_COMMIT_LAZY);
             /* this node's own change is seen at once, not when its
              * notification comes back */
             struct pg_listener *l = atomic_load(&s->listener);

@@ -103,9 +103,9 @@ static int run_job(struct sq_conn *w, struct store_job *j)
 
 /* Run jobs from `pending` in one transaction. Jobs whose outcome is known
  * go to `finished`; jobs to run again (the transaction was undone under
- * them) go back to the front of `pending`. */
-/* run_transaction's body, between writing_begins and writing_ends. */
-static void transaction(struct sq_store *s, struct sq_conn *w, struct job_queue *pending,
+ * them) go back to the front of `pending`. True when it committed.
+ * run_transaction's body, between writing_begins and writing_ends. */
+static bool transaction(struct sq_store *s, struct sq_conn *w, struct job_queue *pending,
                         struct job_queue *finished)
 {
     double began = metrics_now();
@@ -113,7 +113,7 @@ static void transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
     enum store_rc begin = sq_exec_id(w, S_BEGIN_IMMEDIATE);
     if (begin != STORE_OK) {
         job_finish_all(pending, finished, -(int)begin);
-        return;
+        return false;
     }
     struct job_queue ran = {0};
     bool undone = false;        /* the transaction ended under us */
@@ -145,7 +145,7 @@ static void transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
             if (w->common.epoch_bumped)
                 atomic_fetch_add(&s->auth_gen, 1);
             job_prepend(finished, &ran);    /* order does not matter there */
-            return;
+            return true;
         }
         log_error("store: commit failed: %s", sqlite3_errmsg(w->db));
         metrics_inc(METRIC_STORE_COMMIT_FAILED);
@@ -158,7 +158,7 @@ static void transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
                 j->rc = -(int)(commit == STORE_BUSY ? STORE_BUSY : STORE_ERROR);
             job_push(finished, j);
         }
-        return;
+        return false;
     }
     log_warn("store: a transaction of %d writes was undone by SQLite (%s); running them again",
              ran.n, sqlite3_errmsg(w->db));
@@ -181,6 +181,7 @@ static void transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
         job_push(&again, culprit);
     }
     job_prepend(pending, &again);
+    return false;
 }
 
 static void run_transaction(struct sq_store *s, struct job_queue *pending,
@@ -200,10 +201,11 @@ static void run_transaction(struct sq_store *s, struct job_queue *pending,
                 sqlite3_exec(s->writer->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
                              NULL) == SQLITE_OK;
     writing_begins(s);
-    transaction(s, s->writer, pending, finished);
+    bool committed = transaction(s, s->writer, pending, finished);
     writing_ends(s);
     if (lazy) {
-        metrics_inc(METRIC_STORE_COMMIT_LAZY);
+        if (committed)
+            metrics_inc(METRIC_STORE_COMMIT_LAZY);
         if (sqlite3_exec(s->writer->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) !=
             SQLITE_OK) {
             /* every later commit would be as lazy: no more writes */
