@@ -779,12 +779,97 @@ static int job_wait_at_gate(struct store_conn *w, void *arg)
     return 0;
 }
 
-struct gj {
+/* A gate that also says when the writer reached it. */
+struct held_gate {
+    struct gate g;
+    bool reached;
+};
+
+static int job_hold(struct store_conn *w, void *arg)
+{
+    struct held_gate *h = arg;
+    pthread_mutex_lock(&h->g.lock);
+    h->reached = true;
+    pthread_cond_broadcast(&h->g.cond);
+    pthread_mutex_unlock(&h->g.lock);
+    return job_wait_at_gate(w, &h->g);
+}
+
+/* A job that run_together queues: the first member of each test's job. */
+struct tj {
     struct store_job job;
+    bool lazy;                  /* queue it lazy (store.h) */
+    atomic_bool answered;
+};
+
+static void tj_done(struct store_job *job)
+{
+    atomic_store(&((struct tj *)job)->answered, true);
+}
+
+/* How run_together queues its jobs. */
+enum {
+    /* only once the writer is inside the holding job: they then cannot join
+     * its transaction, and share one of their own */
+    TOGETHER_WAIT_HELD = 1,
+    /* no last job waited for after them (it could join their transaction):
+     * wait for each one's answer instead */
+    TOGETHER_NO_LAST = 2,
+};
+
+/* Queue n jobs behind a held writer, so that they share one transaction;
+ * release it; wait for every answer. The jobs are elements of `size` bytes
+ * from `jobs`, each beginning with its struct tj, run by fn with the
+ * element as argument. */
+static void run_together(struct store *s, void *jobs, size_t size, int n, store_write_fn fn,
+                         unsigned how)
+{
+    struct held_gate h = {.g.open = false};
+    struct gate *g = &h.g;
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    struct tj hold = {.job = {.fn = job_hold, .arg = &h, .done = tj_done}};
+    store_submit(s, &hold.job);
+    if (how & TOGETHER_WAIT_HELD) {
+        pthread_mutex_lock(&g->lock);
+        while (!h.reached)
+            pthread_cond_wait(&g->cond, &g->lock);
+        pthread_mutex_unlock(&g->lock);
+    }
+    for (int i = 0; i < n; i++) {
+        struct tj *t = (struct tj *)((char *)jobs + (size_t)i * size);
+        t->job = (struct store_job){.fn = fn, .arg = t, .done = tj_done, .lazy = t->lazy};
+        atomic_store(&t->answered, false);
+        store_submit(s, &t->job);
+    }
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+    /* a last job, waited for, comes after all of them */
+    if (!(how & TOGETHER_NO_LAST))
+        assert_int_equal(store_write(s, job_wait_at_gate, g), 0);
+    for (int i = 0; i < n; i++) {
+        struct tj *t = (struct tj *)((char *)jobs + (size_t)i * size);
+        if (how & TOGETHER_NO_LAST) {
+            while (!atomic_load(&t->answered))
+                usleep(1000);
+        } else {
+            assert_true(atomic_load(&t->answered));
+        }
+    }
+    /* and the holding job, whose memory is this function's */
+    while (!atomic_load(&hold.answered))
+        usleep(1000);
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cond);
+}
+
+struct gj {
+    struct tj tj;
     const char *account;        /* to add */
     int undo_on;                /* end the transaction on these attempts: 1, 2 ... (bits) */
     int runs;
-    bool answered;
 };
 
 static int job_add_and_maybe_undo(struct store_conn *w, void *arg)
@@ -798,36 +883,6 @@ static int job_add_and_maybe_undo(struct store_conn *w, void *arg)
     if (j->undo_on & (1 << (j->runs - 1)))
         sqlite3_exec(sq_conn_of(w)->db, "ROLLBACK", NULL, NULL, NULL);
     return rc == STORE_OK ? 0 : (int)rc;
-}
-
-static void gj_done(struct store_job *job)
-{
-    ((struct gj *)job)->answered = true;
-}
-
-/* Queue jobs behind a held writer, release it, wait for every answer. */
-static void run_together(struct fx *f, struct gj *jobs, int n)
-{
-    struct gate g = {.open = false};
-    pthread_mutex_init(&g.lock, NULL);
-    pthread_cond_init(&g.cond, NULL);
-    struct gj hold = {.job = {.fn = job_wait_at_gate, .arg = &g, .done = gj_done}};
-    store_submit(f->s, &hold.job);
-    for (int i = 0; i < n; i++) {
-        jobs[i].job = (struct store_job){.fn = job_add_and_maybe_undo, .arg = &jobs[i],
-                                         .done = gj_done};
-        store_submit(f->s, &jobs[i].job);
-    }
-    pthread_mutex_lock(&g.lock);
-    g.open = true;
-    pthread_cond_signal(&g.cond);
-    pthread_mutex_unlock(&g.lock);
-    /* a last job, waited for, comes after all of them */
-    assert_int_equal(store_write(f->s, job_wait_at_gate, &g), 0);
-    for (int i = 0; i < n; i++)
-        assert_true(jobs[i].answered);
-    pthread_mutex_destroy(&g.lock);
-    pthread_cond_destroy(&g.cond);
 }
 
 static bool account_exists(struct fx *f, const char *id)
@@ -845,9 +900,9 @@ static void test_group_commit_transaction_undone_under_a_job(void **state)
     quiet_logs();
     struct gj jobs[3] = {{.account = "g-one"}, {.account = "g-two", .undo_on = 1},
                          {.account = "g-three"}};
-    run_together(f, jobs, 3);
+    run_together(f->s, jobs, sizeof *jobs, 3, job_add_and_maybe_undo, 0);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(jobs[i].job.rc, 0);
+        assert_int_equal(jobs[i].tj.job.rc, 0);
         assert_true(account_exists(f, jobs[i].account));
     }
     assert_int_equal(jobs[0].runs, 2);     /* undone with the second, so again */
@@ -863,10 +918,10 @@ static void test_group_commit_job_that_always_undoes(void **state)
     quiet_logs();
     struct gj jobs[3] = {{.account = "h-one"}, {.account = "h-two", .undo_on = ~0},
                          {.account = "h-three"}};
-    run_together(f, jobs, 3);
-    assert_int_equal(jobs[0].job.rc, 0);
-    assert_int_equal(jobs[1].job.rc, -STORE_ERROR);
-    assert_int_equal(jobs[2].job.rc, 0);
+    run_together(f->s, jobs, sizeof *jobs, 3, job_add_and_maybe_undo, 0);
+    assert_int_equal(jobs[0].tj.job.rc, 0);
+    assert_int_equal(jobs[1].tj.job.rc, -STORE_ERROR);
+    assert_int_equal(jobs[2].tj.job.rc, 0);
     assert_true(account_exists(f, "h-one"));
     assert_false(account_exists(f, "h-two"));
     assert_true(account_exists(f, "h-three"));
@@ -881,11 +936,11 @@ static void test_group_commit_refusal_asked_again(void **state)
     quiet_logs();
     struct gj jobs[3] = {{.account = "dup"}, {.account = "dup"},
                          {.account = "k-three", .undo_on = 1}};
-    run_together(f, jobs, 3);
-    assert_int_equal(jobs[0].job.rc, 0);
-    assert_int_equal(jobs[1].job.rc, STORE_EXISTS);    /* refused: the first has it */
+    run_together(f->s, jobs, sizeof *jobs, 3, job_add_and_maybe_undo, 0);
+    assert_int_equal(jobs[0].tj.job.rc, 0);
+    assert_int_equal(jobs[1].tj.job.rc, STORE_EXISTS);    /* refused: the first has it */
     assert_int_equal(jobs[1].runs, 2);
-    assert_int_equal(jobs[2].job.rc, 0);
+    assert_int_equal(jobs[2].tj.job.rc, 0);
     assert_true(account_exists(f, "dup") && account_exists(f, "k-three"));
 }
 
@@ -895,10 +950,9 @@ static void test_group_commit_refusal_asked_again(void **state)
  * is at FULL again after it. Each job reads the level it runs under. */
 
 struct lz {
-    struct store_job job;
+    struct tj tj;
     const char *account;
     int level;                  /* PRAGMA synchronous inside the job: 1 NORMAL, 2 FULL */
-    atomic_bool answered;
 };
 
 static int job_note_level(struct store_conn *w, void *arg)
@@ -917,60 +971,6 @@ static int job_note_level(struct store_conn *w, void *arg)
     return store_account_add(w, &a) == STORE_OK ? 0 : 1;
 }
 
-static void lz_done(struct store_job *job)
-{
-    atomic_store(&((struct lz *)job)->answered, true);
-}
-
-/* A gate that says when the writer reached it: jobs submitted after that
- * wait for a transaction after the gate's. */
-struct held_gate {
-    struct gate g;
-    bool reached;
-};
-
-static int job_hold(struct store_conn *w, void *arg)
-{
-    struct held_gate *h = arg;
-    pthread_mutex_lock(&h->g.lock);
-    h->reached = true;
-    pthread_cond_broadcast(&h->g.cond);
-    pthread_mutex_unlock(&h->g.lock);
-    return job_wait_at_gate(w, &h->g);
-}
-
-/* Queue jobs (lazy as marked) behind a held writer, so that they share one
- * transaction; release it; wait for them. */
-static void run_lazy_together(struct store *s, struct lz *jobs, const bool *lazy, int n)
-{
-    struct held_gate h = {.g.open = false};
-    struct gate *gp = &h.g;
-    pthread_mutex_init(&gp->lock, NULL);
-    pthread_cond_init(&gp->cond, NULL);
-    struct gj hold = {.job = {.fn = job_hold, .arg = &h, .done = gj_done}};
-    store_submit(s, &hold.job);
-    pthread_mutex_lock(&gp->lock);
-    while (!h.reached)
-        pthread_cond_wait(&gp->cond, &gp->lock);
-    pthread_mutex_unlock(&gp->lock);
-    for (int i = 0; i < n; i++) {
-        jobs[i].job = (struct store_job){.fn = job_note_level, .arg = &jobs[i], .done = lz_done,
-                                         .lazy = lazy[i]};
-        store_submit(s, &jobs[i].job);
-    }
-    pthread_mutex_lock(&gp->lock);
-    gp->open = true;
-    pthread_cond_broadcast(&gp->cond);
-    pthread_mutex_unlock(&gp->lock);
-    /* (not a last job waited for: it would join their transaction; the
-     * hold's transaction is answered before theirs) */
-    for (int i = 0; i < n; i++)
-        while (!atomic_load(&jobs[i].answered))
-            usleep(1000);
-    pthread_mutex_destroy(&gp->lock);
-    pthread_cond_destroy(&gp->cond);
-}
-
 static void test_lazy_jobs_alone_commit_unflushed(void **state)
 {
     (void)state;
@@ -985,12 +985,16 @@ static void test_lazy_jobs_alone_commit_unflushed(void **state)
     arena_init(&ar);
     struct account a;
 
-    struct lz both_lazy[2] = {{.account = "lz-1"}, {.account = "lz-2"}};
-    run_lazy_together(t.store, both_lazy, (bool[]){true, true}, 2);
-    struct lz mixed[2] = {{.account = "lz-3"}, {.account = "lz-4"}};
-    run_lazy_together(t.store, mixed, (bool[]){true, false}, 2);
+    /* each group in a transaction of its own, after the holding job's
+     * (which is not lazy); no last job could join theirs */
+    unsigned how = TOGETHER_WAIT_HELD | TOGETHER_NO_LAST;
+    struct lz both_lazy[2] = {{.tj.lazy = true, .account = "lz-1"},
+                              {.tj.lazy = true, .account = "lz-2"}};
+    run_together(t.store, both_lazy, sizeof *both_lazy, 2, job_note_level, how);
+    struct lz mixed[2] = {{.tj.lazy = true, .account = "lz-3"}, {.account = "lz-4"}};
+    run_together(t.store, mixed, sizeof *mixed, 2, job_note_level, how);
     struct lz after[1] = {{.account = "lz-5"}};
-    run_lazy_together(t.store, after, (bool[]){false}, 1);
+    run_together(t.store, after, sizeof *after, 1, job_note_level, how);
 
     assert_int_equal(both_lazy[0].level, 1);
     assert_int_equal(both_lazy[1].level, 1);
