@@ -287,16 +287,15 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     (void)name;
     struct sq_store *s = arg;
     atomic_store(&s->wal_pages, pages);
-    if (pages >= s->checkpoint_pages) {
-        pthread_mutex_lock(&s->ckpt_lock);
-        if (pages < s->ckpt_log)
-            s->ckpt_log = 0;    /* the WAL started over since that pass */
-        if (!s->wanted && !s->writer_turn && pages - s->ckpt_log >= s->checkpoint_pages) {
-            s->wanted = true;
-            pthread_cond_broadcast(&s->ckpt_cond);
-        }
-        pthread_mutex_unlock(&s->ckpt_lock);
+    /* once per commit, at most some thousands a second: the lock is cheap */
+    pthread_mutex_lock(&s->ckpt_lock);
+    if (pages < s->ckpt_log)
+        s->ckpt_log = 0;        /* the WAL started over since that pass */
+    if (pages - s->ckpt_log >= s->checkpoint_pages && !s->wanted && !s->writer_turn) {
+        s->wanted = true;
+        pthread_cond_broadcast(&s->ckpt_cond);
     }
+    pthread_mutex_unlock(&s->ckpt_lock);
     return SQLITE_OK;
 }
 
