@@ -1186,6 +1186,16 @@ static void test_idle_snapshot_does_not_pin_the_wal(void **state)
     assert_int_equal(log, done);           /* every frame checkpointed */
 }
 
+/* A store in a new directory whose checkpoints come every `pages` pages. */
+static void open_checkpointing(struct tmp_store *t, int pages)
+{
+    char err[256];
+    tmp_dir_make(t);
+    struct store_options o = {.path = t->path, .checkpoint_pages = pages};
+    t->store = store_open(&o, err, sizeof err);
+    assert_non_null(t->store);
+}
+
 /* Checkpoints are made by the checkpointer thread, not inside commits (the
  * writer's WAL hook replaces SQLite's auto-checkpoint), and the writer
  * finishes them when it must: under a writer that never pauses, the WAL
@@ -1195,11 +1205,7 @@ static void test_wal_stays_bounded(void **state)
 {
     (void)state;
     struct tmp_store t;
-    char err[256];
-    tmp_dir_make(&t);
-    struct store_options o = {.path = t.path, .checkpoint_pages = 50};
-    t.store = store_open(&o, err, sizeof err);
-    assert_non_null(t.store);
+    open_checkpointing(&t, 50);
     char wal[PATH_MAX];
     snprintf(wal, sizeof wal, "%s-wal", t.path);
     off_t largest = 0;
@@ -1232,17 +1238,14 @@ static long checkpoints_so_far(void)
 }
 
 /* A checkpoint pass comes each time the WAL has grown by the checkpoint
- * length since the last one, not after every commit past it: serial
- * commits of a page or a few each make a pass per dozens of commits. */
+ * length since the last one, not after every commit past it: 600 serial
+ * commits of some pages each (about 7) make some 80 passes, where a pass
+ * after nearly every commit made over 400. */
 static void test_checkpoints_follow_the_wal_growth(void **state)
 {
     (void)state;
     struct tmp_store t;
-    char err[256];
-    tmp_dir_make(&t);
-    struct store_options o = {.path = t.path, .checkpoint_pages = 50};
-    t.store = store_open(&o, err, sizeof err);
-    assert_non_null(t.store);
+    open_checkpointing(&t, 50);
     long before = checkpoints_so_far();
     enum { COMMITS = 600 };
     for (int i = 0; i < COMMITS; i++) {
