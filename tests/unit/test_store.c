@@ -1261,6 +1261,43 @@ static void test_checkpoints_follow_the_wal_growth(void **state)
     assert_true(passes * 5 < COMMITS);
 }
 
+/* The WAL starting over is noticed whatever its new length: commits until
+ * the WAL passes C pages, then nothing until the checkpointer's pass is
+ * over (with the writer idle it copies the whole WAL), then one commit,
+ * which writes from the WAL's start again. The length at that pass is then
+ * no longer counted from (it was, until the WAL passed C pages again). */
+static void test_checkpoint_counts_from_a_restarted_wal(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    open_checkpointing(&t, 50);
+    struct sq_store *s = sq_store_of(t.store);
+    long before = checkpoints_so_far();
+    for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "restart-%d", i);
+        add_account(t.store, id, id);
+    }
+    for (int ms = 0; checkpoints_so_far() == before; ms++) {
+        assert_true(ms < 5000);
+        usleep(1000);
+    }
+    pthread_mutex_lock(&s->ckpt_lock);
+    int at_pass = s->ckpt_log;
+    pthread_mutex_unlock(&s->ckpt_lock);
+    assert_true(at_pass >= 50);
+    add_account(t.store, "restart-after", "restart-after");
+    int pages = atomic_load(&s->wal_pages);
+    pthread_mutex_lock(&s->ckpt_lock);
+    int counted_from = s->ckpt_log;
+    pthread_mutex_unlock(&s->ckpt_lock);
+    print_message("pass at %d pages; after one more commit the WAL has %d, counted from %d\n",
+                  at_pass, pages, counted_from);
+    assert_true(pages < at_pass);   /* it did start over */
+    assert_int_equal(counted_from, 0);
+    tmp_store_close(&t);
+}
+
 static void test_store_now_format(void **state)
 {
     (void)state;
@@ -1400,6 +1437,7 @@ int main(void)
         T(test_idle_snapshot_does_not_pin_the_wal),
         cmocka_unit_test(test_wal_stays_bounded),
         cmocka_unit_test(test_checkpoints_follow_the_wal_growth),
+        cmocka_unit_test(test_checkpoint_counts_from_a_restarted_wal),
         cmocka_unit_test(test_store_now_format),
         cmocka_unit_test(test_store_now_by_the_database_clock),
         cmocka_unit_test(test_close_and_reopen_keeps_data),
