@@ -111,6 +111,19 @@ void sq_conn_close(struct sq_conn *c)
     free(c);
 }
 
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+static const char *vfs_name;    /* SQ_VFS, or NULL (SQLite's default) if it could not be had */
+
+static void sqlite_setup(void)
+{
+    /* Memory statistics take a global mutex on every allocation. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    if (sq_vfs_register())
+        vfs_name = SQ_VFS;
+    else
+        log_warn("store: SQLite's default VFS cannot be wrapped; WAL writes go one by one");
+}
+
 struct sq_conn *sq_conn_open(const char *path, bool writer, bool synchronous_full, char *err,
                              int errlen)
 {
@@ -122,8 +135,9 @@ struct sq_conn *sq_conn_open(const char *path, bool writer, bool synchronous_ful
     c->common.eng = &sqlite_engine;
     for (int i = 0; i < N_SQ_STMT; i++)
         c->st[i].common.eng = &sqlite_engine;
+    pthread_once(&sqlite_once, sqlite_setup);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
-    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &c->db, flags, vfs_name) != SQLITE_OK) {
         snprintf(err, (size_t)errlen, "cannot open database %s: %s", path,
                  c->db ? sqlite3_errmsg(c->db) : "out of memory");
         sq_conn_close(c);
@@ -159,17 +173,8 @@ struct sq_conn *sq_conn_open(const char *path, bool writer, bool synchronous_ful
  * Opening and closing
  * ------------------------------------------------------------------------- */
 
-static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
-
-static void sqlite_setup(void)
-{
-    /* Memory statistics take a global mutex on every allocation. */
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-}
-
 static int sq_migrate(const char *path, int *from, int *to, char *err, int errlen)
 {
-    pthread_once(&sqlite_once, sqlite_setup);
     struct sq_conn *c = sq_conn_open(path, true, true, err, errlen);
     if (!c)
         return -1;

@@ -103,6 +103,12 @@ enum store_rc sq_account_del(struct store_conn *w, const char *id);
 enum store_rc sq_user_list(struct store_conn *c, struct arena *ar, const char *account,
                            struct user **out, int *n);
 
+/* The VFS every connection opens its database with (sqlite_vfs.c):
+ * SQLite's default, with a commit's WAL frames written in one call at
+ * synchronous FULL. Registered once; false if it cannot be. */
+#define SQ_VFS "attachd-gather"
+bool sq_vfs_register(void);
+
 /* The text of each statement, by id (sqlite_sql.c). */
 extern const char *const sqlite_sql[N_SQ_STMT];
 

@@ -6,7 +6,9 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1010,6 +1012,166 @@ static void test_lazy_jobs_alone_commit_unflushed(void **state)
     tmp_store_close(&t);
 }
 
+/* ---- the WAL as written (sqlite_vfs.c) --------------------------------------------- */
+
+/* Rows of about a page each: a commit of them writes BIG_ROWS WAL frames
+ * or more; one of FEW_ROWS stays within what is gathered before a write
+ * (GATHER_MAX, 124 KiB). */
+enum { BIG_ROWS = 150, FEW_ROWS = 20, BIG_TEXT = 3000 };
+
+struct big_job {
+    const char *prefix;
+    int rows;
+};
+
+static int job_add_big_volumes(struct store_conn *w, void *arg)
+{
+    const struct big_job *j = arg;
+    char text[BIG_TEXT + 1];
+    memset(text, 'd', BIG_TEXT);
+    text[BIG_TEXT] = '\0';
+    for (int i = 0; i < j->rows; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s-%d", j->prefix, i);
+        struct volume v = volume_rec(id, "big");
+        v.description = text;
+        if (store_volume_add(w, &v) != STORE_OK)
+            return 1;
+    }
+    return 0;
+}
+
+/* A store in a new directory at synchronous FULL or NORMAL, with the
+ * account the big volumes belong to. */
+static void open_at_level(struct tmp_store *t, bool full)
+{
+    char err[256];
+    normal_logs();
+    tmp_dir_make(t);
+    struct store_options o = {.path = t->path, .synchronous_full = full};
+    t->store = store_open(&o, err, sizeof err);
+    assert_non_null(t->store);
+    add_account(t->store, "big", "big");
+}
+
+/* Commit `rows` big volumes named after `prefix`; the job's answer. */
+static int add_big_volumes(struct store *s, const char *prefix, int rows)
+{
+    struct big_job j = {prefix, rows};
+    return store_write(s, job_add_big_volumes, &j);
+}
+
+/* Every big volume of `prefix` is there whole, read by another connection
+ * than the writer's: its pages are read from the WAL file. */
+static void expect_big_volumes(struct store *s, const char *prefix, int rows)
+{
+    struct store_conn *r = store_reader(s);
+    assert_non_null(r);
+    store_conn_reset(r);
+    struct arena ar;
+    arena_init(&ar);
+    for (int i = 0; i < rows; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        struct volume v;
+        assert_int_equal(store_volume_get(r, &ar, NULL, id, &v), STORE_OK);
+        assert_int_equal(strlen(v.description), BIG_TEXT);
+    }
+    arena_release(&ar);
+}
+
+/* Write calls this process has made so far (/proc/self/io's syscw). */
+static long writes_so_far(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    assert_non_null(f);
+    char line[128];
+    long n = -1;
+    while (n < 0 && fgets(line, sizeof line, f))
+        if (!strncmp(line, "syscw: ", 7))
+            n = strtol(line + 7, NULL, 10);
+    fclose(f);
+    assert_true(n >= 0);
+    return n;
+}
+
+/* At FULL, a commit's frames reach the WAL file in a few writes (each of
+ * up to 124 KiB), not two per frame; and another connection reads them
+ * all as soon as the commit returns. */
+static void test_full_commit_writes_its_wal_at_once(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    open_at_level(&t, true);
+    long before = writes_so_far();
+    assert_int_equal(add_big_volumes(t.store, "full", BIG_ROWS), 0);
+    long writes = writes_so_far() - before;
+    print_message("a commit of %d rows of a page each: %ld write calls\n", BIG_ROWS, writes);
+    assert_true(writes > 0);
+    assert_true(writes * 10 < BIG_ROWS);    /* one by one: two per frame */
+    expect_big_volumes(t.store, "full", BIG_ROWS);
+    tmp_store_close(&t);
+}
+
+/* Below FULL nothing syncs the WAL at a commit, so nothing may wait to be
+ * written: another connection reads the frames as soon as the commit
+ * returns. (Gathered as at FULL, the last of them would still be in the
+ * writer's memory, and the reader's reads of them would fail.) */
+static void test_normal_commit_is_in_the_wal_when_it_returns(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    open_at_level(&t, false);
+    assert_int_equal(add_big_volumes(t.store, "normal", BIG_ROWS), 0);
+    expect_big_volumes(t.store, "normal", BIG_ROWS);
+    tmp_store_close(&t);
+}
+
+/* The gathered frames are written at the sync that ends the commit: a
+ * write that fails there (here the file size limit, EFBIG; the commit is
+ * small enough to be gathered whole) fails the commit, which then keeps
+ * nothing; the writes after it go on, and all is there after a reopen. */
+static void test_failed_wal_write_fails_the_commit(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    open_at_level(&t, true);
+    char wal[PATH_MAX];
+    snprintf(wal, sizeof wal, "%s-wal", t.path);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    struct rlimit small = {(rlim_t)st.st_size + 8192, old.rlim_max};
+    quiet_logs();
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = add_big_volumes(t.store, "lost", FEW_ROWS);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_true(rc < 0);
+    struct store_conn *r = store_reader(t.store);
+    struct arena ar;
+    arena_init(&ar);
+    struct volume v;
+    store_conn_reset(r);
+    assert_int_equal(store_volume_get(r, &ar, NULL, "lost-0", &v), STORE_NOTFOUND);
+    assert_int_equal(add_big_volumes(t.store, "after", BIG_ROWS), 0);
+    expect_big_volumes(t.store, "after", BIG_ROWS);
+    store_close(t.store);
+
+    char err[256];
+    struct store_options o = {.path = t.path, .synchronous_full = true};
+    t.store = store_open(&o, err, sizeof err);
+    assert_non_null(t.store);
+    expect_big_volumes(t.store, "after", BIG_ROWS);
+    r = store_reader(t.store);
+    assert_int_equal(store_volume_get(r, &ar, NULL, "lost-0", &v), STORE_NOTFOUND);
+    arena_release(&ar);
+    tmp_store_close(&t);
+    normal_logs();
+}
+
 /* ---- the database file under the store ------------------------------------------ */
 
 static void test_deleted_database_refuses_writes(void **state)
@@ -1438,6 +1600,9 @@ int main(void)
         cmocka_unit_test(test_wal_stays_bounded),
         cmocka_unit_test(test_checkpoints_follow_the_wal_growth),
         cmocka_unit_test(test_checkpoint_counts_from_a_restarted_wal),
+        cmocka_unit_test(test_full_commit_writes_its_wal_at_once),
+        cmocka_unit_test(test_normal_commit_is_in_the_wal_when_it_returns),
+        cmocka_unit_test(test_failed_wal_write_fails_the_commit),
         cmocka_unit_test(test_store_now_format),
         cmocka_unit_test(test_store_now_by_the_database_clock),
         cmocka_unit_test(test_close_and_reopen_keeps_data),
