@@ -38,17 +38,21 @@
  * unix VFS writes in one call (it masks a write's length with 0x1ffff). */
 #define GATHER_MAX (124 << 10)
 
-/* A database file: SQLite's, and whether its connection syncs every commit. */
-struct db_file {
+/* An open file of this VFS: SQLite's own file object, `real`, behind it. */
+struct shim {
     sqlite3_file base;
     sqlite3_file *real;
+};
+
+/* A database file, and whether its connection syncs every commit. */
+struct db_file {
+    struct shim f;
     bool syncs_commits;
 };
 
-/* A WAL file: SQLite's, and the bytes gathered for [off, off + len). */
+/* A WAL file, and the bytes gathered for [off, off + len). */
 struct wal_file {
-    sqlite3_file base;
-    sqlite3_file *real;
+    struct shim f;
     struct db_file *db;         /* its database's, opened before and closed after it */
     char *buf;                  /* GATHER_MAX bytes once anything was gathered */
     size_t len;
@@ -60,7 +64,104 @@ struct wal_file {
 
 static sqlite3_vfs gather_vfs;
 
-/* ---- the WAL file ---------------------------------------------------------- */
+/* ---- calls passed to SQLite's file as they are ------------------------------- */
+
+static sqlite3_file *real_of(sqlite3_file *f)
+{
+    return ((struct shim *)f)->real;
+}
+
+static int pass_close(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xClose(real_of(f));
+}
+
+static int pass_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
+{
+    return real_of(f)->pMethods->xRead(real_of(f), p, n, off);
+}
+
+static int pass_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
+{
+    return real_of(f)->pMethods->xWrite(real_of(f), p, n, off);
+}
+
+static int pass_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    return real_of(f)->pMethods->xTruncate(real_of(f), size);
+}
+
+static int pass_sync(sqlite3_file *f, int flags)
+{
+    return real_of(f)->pMethods->xSync(real_of(f), flags);
+}
+
+static int pass_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return real_of(f)->pMethods->xFileSize(real_of(f), size);
+}
+
+static int pass_lock(sqlite3_file *f, int lock)
+{
+    return real_of(f)->pMethods->xLock(real_of(f), lock);
+}
+
+static int pass_unlock(sqlite3_file *f, int lock)
+{
+    return real_of(f)->pMethods->xUnlock(real_of(f), lock);
+}
+
+static int pass_check_reserved(sqlite3_file *f, int *out)
+{
+    return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
+}
+
+static int pass_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
+}
+
+static int pass_sector_size(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xSectorSize(real_of(f));
+}
+
+static int pass_device(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
+}
+
+static int pass_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **p)
+{
+    return real_of(f)->pMethods->xShmMap(real_of(f), region, size, extend, p);
+}
+
+static int pass_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
+}
+
+static void pass_shm_barrier(sqlite3_file *f)
+{
+    real_of(f)->pMethods->xShmBarrier(real_of(f));
+}
+
+static int pass_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+    return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag);
+}
+
+static int pass_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **p)
+{
+    return real_of(f)->pMethods->xFetch(real_of(f), off, n, p);
+}
+
+static int pass_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return real_of(f)->pMethods->xUnfetch(real_of(f), off, p);
+}
+
+/* ---- the WAL file: gathered writes -------------------------------------------- */
 
 static struct wal_file *wal_of(sqlite3_file *f)
 {
@@ -71,7 +172,7 @@ static int flush(struct wal_file *w)
 {
     if (!w->len)
         return SQLITE_OK;
-    int rc = w->real->pMethods->xWrite(w->real, w->buf, (int)w->len, w->off);
+    int rc = pass_write(&w->f.base, w->buf, (int)w->len, w->off);
     w->len = 0;
     return rc;
 }
@@ -80,7 +181,7 @@ static int wal_close(sqlite3_file *f)
 {
     struct wal_file *w = wal_of(f);
     int rc = flush(w);
-    int rc2 = w->real->pMethods->xClose(w->real);
+    int rc2 = pass_close(f);
     free(w->buf);
     w->buf = NULL;
     return rc != SQLITE_OK ? rc : rc2;
@@ -88,9 +189,8 @@ static int wal_close(sqlite3_file *f)
 
 static int wal_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
 {
-    struct wal_file *w = wal_of(f);
-    int rc = flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xRead(w->real, p, n, off);
+    int rc = flush(wal_of(f));
+    return rc != SQLITE_OK ? rc : pass_read(f, p, n, off);
 }
 
 static int wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
@@ -106,7 +206,7 @@ static int wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
             return rc;
     }
     if (!gathers)
-        return w->real->pMethods->xWrite(w->real, p, n, off);
+        return pass_write(f, p, n, off);
     if (!w->len)
         w->off = off;
     memcpy(w->buf + w->len, p, (size_t)n);
@@ -116,58 +216,29 @@ static int wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 
 static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-    struct wal_file *w = wal_of(f);
-    int rc = flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xTruncate(w->real, size);
+    int rc = flush(wal_of(f));
+    return rc != SQLITE_OK ? rc : pass_truncate(f, size);
 }
 
 static int wal_sync(sqlite3_file *f, int flags)
 {
-    struct wal_file *w = wal_of(f);
-    int rc = flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xSync(w->real, flags);
+    int rc = flush(wal_of(f));
+    return rc != SQLITE_OK ? rc : pass_sync(f, flags);
 }
 
 static int wal_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
-    struct wal_file *w = wal_of(f);
-    int rc = flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xFileSize(w->real, size);
-}
-
-/* The rest as SQLite's own: the WAL file is never locked or mapped. */
-static int wal_lock(sqlite3_file *f, int lock)
-{
-    return wal_of(f)->real->pMethods->xLock(wal_of(f)->real, lock);
-}
-
-static int wal_unlock(sqlite3_file *f, int lock)
-{
-    return wal_of(f)->real->pMethods->xUnlock(wal_of(f)->real, lock);
-}
-
-static int wal_check_reserved(sqlite3_file *f, int *out)
-{
-    return wal_of(f)->real->pMethods->xCheckReservedLock(wal_of(f)->real, out);
+    int rc = flush(wal_of(f));
+    return rc != SQLITE_OK ? rc : pass_file_size(f, size);
 }
 
 static int wal_file_control(sqlite3_file *f, int op, void *arg)
 {
-    struct wal_file *w = wal_of(f);
-    int rc = flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xFileControl(w->real, op, arg);
+    int rc = flush(wal_of(f));
+    return rc != SQLITE_OK ? rc : pass_file_control(f, op, arg);
 }
 
-static int wal_sector_size(sqlite3_file *f)
-{
-    return wal_of(f)->real->pMethods->xSectorSize(wal_of(f)->real);
-}
-
-static int wal_device(sqlite3_file *f)
-{
-    return wal_of(f)->real->pMethods->xDeviceCharacteristics(wal_of(f)->real);
-}
-
+/* Version 1: the WAL file is never mapped. */
 static const sqlite3_io_methods wal_methods = {
     .iVersion = 1,
     .xClose = wal_close,
@@ -176,20 +247,15 @@ static const sqlite3_io_methods wal_methods = {
     .xTruncate = wal_truncate,
     .xSync = wal_sync,
     .xFileSize = wal_file_size,
-    .xLock = wal_lock,
-    .xUnlock = wal_unlock,
-    .xCheckReservedLock = wal_check_reserved,
+    .xLock = pass_lock,
+    .xUnlock = pass_unlock,
+    .xCheckReservedLock = pass_check_reserved,
     .xFileControl = wal_file_control,
-    .xSectorSize = wal_sector_size,
-    .xDeviceCharacteristics = wal_device,
+    .xSectorSize = pass_sector_size,
+    .xDeviceCharacteristics = pass_device,
 };
 
 /* ---- the database file: SQLite's, watching PRAGMA synchronous -------------- */
-
-static struct db_file *db_of(sqlite3_file *f)
-{
-    return (struct db_file *)f;
-}
 
 /* Does this level (PRAGMA synchronous's value) sync the WAL at every commit? */
 static bool level_syncs_commits(const char *v)
@@ -200,120 +266,34 @@ static bool level_syncs_commits(const char *v)
 
 static int db_file_control(sqlite3_file *f, int op, void *arg)
 {
-    struct db_file *d = db_of(f);
     if (op == SQLITE_FCNTL_PRAGMA) {
         char **a = arg;     /* a[1] the pragma, a[2] its value (NULL: a query) */
         if (a[2] && !strcasecmp(a[1], "synchronous"))
-            d->syncs_commits = level_syncs_commits(a[2]);
+            ((struct db_file *)f)->syncs_commits = level_syncs_commits(a[2]);
     }
-    return d->real->pMethods->xFileControl(d->real, op, arg);
-}
-
-static int db_close(sqlite3_file *f)
-{
-    return db_of(f)->real->pMethods->xClose(db_of(f)->real);
-}
-
-static int db_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
-{
-    return db_of(f)->real->pMethods->xRead(db_of(f)->real, p, n, off);
-}
-
-static int db_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
-{
-    return db_of(f)->real->pMethods->xWrite(db_of(f)->real, p, n, off);
-}
-
-static int db_truncate(sqlite3_file *f, sqlite3_int64 size)
-{
-    return db_of(f)->real->pMethods->xTruncate(db_of(f)->real, size);
-}
-
-static int db_sync(sqlite3_file *f, int flags)
-{
-    return db_of(f)->real->pMethods->xSync(db_of(f)->real, flags);
-}
-
-static int db_file_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-    return db_of(f)->real->pMethods->xFileSize(db_of(f)->real, size);
-}
-
-static int db_lock(sqlite3_file *f, int lock)
-{
-    return db_of(f)->real->pMethods->xLock(db_of(f)->real, lock);
-}
-
-static int db_unlock(sqlite3_file *f, int lock)
-{
-    return db_of(f)->real->pMethods->xUnlock(db_of(f)->real, lock);
-}
-
-static int db_check_reserved(sqlite3_file *f, int *out)
-{
-    return db_of(f)->real->pMethods->xCheckReservedLock(db_of(f)->real, out);
-}
-
-static int db_sector_size(sqlite3_file *f)
-{
-    return db_of(f)->real->pMethods->xSectorSize(db_of(f)->real);
-}
-
-static int db_device(sqlite3_file *f)
-{
-    return db_of(f)->real->pMethods->xDeviceCharacteristics(db_of(f)->real);
-}
-
-static int db_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **p)
-{
-    return db_of(f)->real->pMethods->xShmMap(db_of(f)->real, region, size, extend, p);
-}
-
-static int db_shm_lock(sqlite3_file *f, int offset, int n, int flags)
-{
-    return db_of(f)->real->pMethods->xShmLock(db_of(f)->real, offset, n, flags);
-}
-
-static void db_shm_barrier(sqlite3_file *f)
-{
-    db_of(f)->real->pMethods->xShmBarrier(db_of(f)->real);
-}
-
-static int db_shm_unmap(sqlite3_file *f, int delete_flag)
-{
-    return db_of(f)->real->pMethods->xShmUnmap(db_of(f)->real, delete_flag);
-}
-
-static int db_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **p)
-{
-    return db_of(f)->real->pMethods->xFetch(db_of(f)->real, off, n, p);
-}
-
-static int db_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
-{
-    return db_of(f)->real->pMethods->xUnfetch(db_of(f)->real, off, p);
+    return pass_file_control(f, op, arg);
 }
 
 static const sqlite3_io_methods db_methods = {
     .iVersion = 3,
-    .xClose = db_close,
-    .xRead = db_read,
-    .xWrite = db_write,
-    .xTruncate = db_truncate,
-    .xSync = db_sync,
-    .xFileSize = db_file_size,
-    .xLock = db_lock,
-    .xUnlock = db_unlock,
-    .xCheckReservedLock = db_check_reserved,
+    .xClose = pass_close,
+    .xRead = pass_read,
+    .xWrite = pass_write,
+    .xTruncate = pass_truncate,
+    .xSync = pass_sync,
+    .xFileSize = pass_file_size,
+    .xLock = pass_lock,
+    .xUnlock = pass_unlock,
+    .xCheckReservedLock = pass_check_reserved,
     .xFileControl = db_file_control,
-    .xSectorSize = db_sector_size,
-    .xDeviceCharacteristics = db_device,
-    .xShmMap = db_shm_map,
-    .xShmLock = db_shm_lock,
-    .xShmBarrier = db_shm_barrier,
-    .xShmUnmap = db_shm_unmap,
-    .xFetch = db_fetch,
-    .xUnfetch = db_unfetch,
+    .xSectorSize = pass_sector_size,
+    .xDeviceCharacteristics = pass_device,
+    .xShmMap = pass_shm_map,
+    .xShmLock = pass_shm_lock,
+    .xShmBarrier = pass_shm_barrier,
+    .xShmUnmap = pass_shm_unmap,
+    .xFetch = pass_fetch,
+    .xUnfetch = pass_unfetch,
 };
 
 /* ---- the VFS ------------------------------------------------------------------ */
@@ -332,12 +312,12 @@ static int gather_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f,
         return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
     if (wal) {
         struct wal_file *w = wal_of(f);
-        *w = (struct wal_file){{&wal_methods}, r, NULL, NULL, 0, 0};
+        *w = (struct wal_file){.f = {{&wal_methods}, r}};
         sqlite3_file *db = sqlite3_database_file_object(name);
         if (db && db->pMethods == &db_methods)
-            w->db = db_of(db);
+            w->db = (struct db_file *)db;
     } else {
-        *db_of(f) = (struct db_file){{&db_methods}, r, false};
+        *(struct db_file *)f = (struct db_file){.f = {{&db_methods}, r}};
     }
     return SQLITE_OK;
 }
