@@ -104,8 +104,9 @@ enum store_rc sq_user_list(struct store_conn *c, struct arena *ar, const char *a
                            struct user **out, int *n);
 
 /* The VFS every connection opens its database with (sqlite_vfs.c):
- * SQLite's default, with a commit's WAL frames written in one call at
- * synchronous FULL. Registered once; false if it cannot be. */
+ * SQLite's default, except that at synchronous FULL a commit's WAL frames
+ * are written in a few large writes just before its fsync. Registered
+ * once; false if it cannot be. */
 #define SQ_VFS "attachd-gather"
 bool sq_vfs_register(void);
 
