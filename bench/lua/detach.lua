@@ -4,7 +4,8 @@
 -- attachments, volume dv-K on server ds-(K // 4). Request i of this wrk
 -- detaches K = BENCH_OFFSET + i * BENCH_STRIDE (modulo BENCH_DETACH):
 --   DELETE /v2.1/servers/ds-(K // 4)/os-volume_attachments/dv-K   (202)
--- bench/run leaves both unset (0 and 1: request K detaches dv-K); bench/pg/run
+-- bench/run leaves the offset at 0 and sets the stride from its
+-- --detach-stride (1 unless given: request K detaches dv-K); bench/pg/run
 -- gives each of its n wrk processes sharing one dataset (one per attachd
 -- node) an offset of its own, so that none detaches another's attachment:
 -- node i the block that starts at i * BENCH_DETACH / n (stride 1), or with
