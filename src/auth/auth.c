@@ -65,7 +65,7 @@ static struct bucket *bucket(struct table *t, uint64_t key, int64_t now, bool cr
 struct auth {
     struct store *store;
     struct auth_cache *cache;               /* shared by every thread */
-    unsigned char cache_key[32];            /* per process, random */
+    unsigned char cache_key[AUTH_TAG_KEY_BYTES];    /* per process, random */
     unsigned char throttle_key[crypto_shorthash_KEYBYTES];
     pthread_key_t thread_key;               /* -> struct thread_state */
     char dummy_hash[crypto_pwhash_STRBYTES];
@@ -239,8 +239,7 @@ enum auth_result auth_check(struct auth *a, struct auth_check *ck)
     }
     ck->addr_key = address_key(a, ck->client);
     ck->pair_key = pair_key(a, ck->addr_key, ck->user);
-    crypto_generichash(ck->tag, sizeof ck->tag, (const unsigned char *)ck->header,
-                       strlen(ck->header), a->cache_key, sizeof a->cache_key);
+    auth_tag(a->cache_key, ck->header, ck->tag);
     ck->charged = false;
     ck->followers = NULL;
     pthread_mutex_lock(&a->lock);

@@ -1,7 +1,7 @@
 /* cache.c: the verified-credential cache. Direct-mapped and of fixed size,
  * shared by every thread; a slot is guarded by one of a few striped locks,
  * so lookups on different slots never wait for each other. A slot holds the
- * keyed BLAKE2b-256 tag of the Authorization header value, never the header
+ * keyed tag of the Authorization header value (auth_tag), never the header
  * itself. */
 #include "auth/auth.h"
 
@@ -12,8 +12,18 @@
 
 #define CACHE_STRIPES 64
 
+_Static_assert(AUTH_TAG_KEY_BYTES == crypto_shorthash_siphashx24_KEYBYTES &&
+                   AUTH_TAG_BYTES == crypto_shorthash_siphashx24_BYTES,
+               "auth.h's sizes are SipHash-2-4-128's");
+
+void auth_tag(const unsigned char key[AUTH_TAG_KEY_BYTES], const char *header,
+              unsigned char tag[AUTH_TAG_BYTES])
+{
+    crypto_shorthash_siphashx24(tag, (const unsigned char *)header, strlen(header), key);
+}
+
 struct slot {
-    unsigned char tag[32];
+    unsigned char tag[AUTH_TAG_BYTES];
     int64_t expires, epoch;     /* expires == 0: empty */
     bool admin;
     char user[AUTH_NAME_MAX + 1];
@@ -44,10 +54,10 @@ void auth_cache_free(struct auth_cache *c)
 }
 
 /* The slot for a header, its tag in tag[], and the slot's lock, taken. */
-static struct slot *lock_slot(struct auth_cache *c, const unsigned char key[32],
-                              const char *header, unsigned char tag[32])
+static struct slot *lock_slot(struct auth_cache *c, const unsigned char key[AUTH_TAG_KEY_BYTES],
+                              const char *header, unsigned char tag[AUTH_TAG_BYTES])
 {
-    crypto_generichash(tag, 32, (const unsigned char *)header, strlen(header), key, 32);
+    auth_tag(key, header, tag);
     uint32_t h;
     memcpy(&h, tag, sizeof h);
     pthread_mutex_lock(&c->stripes[h % CACHE_STRIPES]);
@@ -59,13 +69,14 @@ static void unlock_slot(struct auth_cache *c, const struct slot *s)
     pthread_mutex_unlock(&c->stripes[(size_t)(s - c->slots) % CACHE_STRIPES]);
 }
 
-bool auth_cache_get(struct auth_cache *c, const unsigned char key[32], const char *header,
-                    int64_t epoch, int64_t now, struct arena *ar, struct principal *out)
+bool auth_cache_get(struct auth_cache *c, const unsigned char key[AUTH_TAG_KEY_BYTES],
+                    const char *header, int64_t epoch, int64_t now, struct arena *ar,
+                    struct principal *out)
 {
-    unsigned char tag[32];
+    unsigned char tag[AUTH_TAG_BYTES];
     char user[AUTH_NAME_MAX + 1], account[AUTH_NAME_MAX + 1];
     struct slot *s = lock_slot(c, key, header, tag);
-    bool hit = s->expires > now && s->epoch == epoch && sodium_memcmp(s->tag, tag, 32) == 0;
+    bool hit = s->expires > now && s->epoch == epoch && sodium_memcmp(s->tag, tag, sizeof tag) == 0;
     if (hit) {
         memcpy(user, s->user, sizeof user);
         memcpy(account, s->account, sizeof account);
@@ -79,14 +90,14 @@ bool auth_cache_get(struct auth_cache *c, const unsigned char key[32], const cha
     return hit;
 }
 
-void auth_cache_put(struct auth_cache *c, const unsigned char key[32], const char *header,
-                    int64_t epoch, int64_t now, const struct principal *p)
+void auth_cache_put(struct auth_cache *c, const unsigned char key[AUTH_TAG_KEY_BYTES],
+                    const char *header, int64_t epoch, int64_t now, const struct principal *p)
 {
     if (strlen(p->user) > AUTH_NAME_MAX || strlen(p->account) > AUTH_NAME_MAX)
         return;
-    unsigned char tag[32];
+    unsigned char tag[AUTH_TAG_BYTES];
     struct slot *s = lock_slot(c, key, header, tag);
-    memcpy(s->tag, tag, 32);
+    memcpy(s->tag, tag, sizeof tag);
     s->expires = now + AUTH_CACHE_TTL;
     s->epoch = epoch;
     s->admin = p->admin;

@@ -7,8 +7,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-static const unsigned char key1[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-static const unsigned char key2[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11};
+static const unsigned char key1[AUTH_TAG_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+static const unsigned char key2[AUTH_TAG_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11};
 
 #define H1 "Basic YWxpY2U6c2VjcmV0"
 #define H2 "Basic YWxpY2U6c2VjcmV1"
@@ -131,6 +131,25 @@ static void test_miss_on_different_key(void **state)
     auth_cache_put(f->cache, key1, H1, 1, 1000, &alice);
     assert_false(get(f, key2, H1, 1, 1000, &p));
     assert_true(get(f, key1, H1, 1, 1000, &p));
+}
+
+/* auth_tag is SipHash-2-4 with a 128-bit output: the reference vector of
+ * its authors (key 00..0f, the empty message), and a tag that follows every
+ * byte of the header. */
+static void test_tag_is_siphash_128(void **state)
+{
+    (void)state;
+    unsigned char key[AUTH_TAG_KEY_BYTES], tag[AUTH_TAG_BYTES], other[AUTH_TAG_BYTES];
+    for (int i = 0; i < AUTH_TAG_KEY_BYTES; i++)
+        key[i] = (unsigned char)i;
+    static const unsigned char empty[AUTH_TAG_BYTES] = {0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25,
+                                                        0xa8, 0xe6, 0x6d, 0xf6, 0x72, 0x14,
+                                                        0xc7, 0x55, 0x02, 0x93};
+    auth_tag(key, "", tag);
+    assert_memory_equal(tag, empty, sizeof tag);
+    auth_tag(key, H1, tag);
+    auth_tag(key, H2, other);
+    assert_memory_not_equal(tag, other, sizeof tag);
 }
 
 static void test_overlong_names_not_cached(void **state)
@@ -473,6 +492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_miss_on_epoch_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_miss_after_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_miss_on_different_key, setup, teardown),
+        cmocka_unit_test(test_tag_is_siphash_128),
         cmocka_unit_test_setup_teardown(test_overlong_names_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collisions_never_confuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_ok_and_denied, world_setup, world_teardown),
