@@ -61,12 +61,14 @@ struct sq_store {
     struct sq_conn *checkpointer;
     pthread_t checkpointer_thread;
     bool checkpointing;             /* the thread runs */
-    pthread_mutex_t ckpt_lock;      /* guards wanted, writer_turn, ckpt_stopping, ckpt_log */
-    pthread_cond_t ckpt_cond;
+    pthread_mutex_t ckpt_lock;      /* guards wanted, writer_turn, ckpt_stopping, ckpt_log,
+                                     * ckpt_copied */
+    pthread_cond_t ckpt_cond;       /* on CLOCK_MONOTONIC */
     bool wanted, ckpt_stopping;
     bool writer_turn;               /* the writer is to finish the checkpoint */
     atomic_int wal_pages;           /* the WAL's length after the last commit */
     int ckpt_log;                   /* the WAL's length at the checkpointer's last pass */
+    int ckpt_copied;                /* the frames of it copied by then (all, or fewer) */
     int checkpoint_pages;           /* C, above */
 };
 

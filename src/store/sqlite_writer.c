@@ -14,6 +14,15 @@
  * batches, after answering the first; the WAL then starts over at the next
  * commit. Past 16 C (checkpoints are slow: a long fsync) the writer waits
  * for its turn: the WAL stays bounded, and commits slow down instead.
+ *
+ * A pass copies only frames no snapshot still needs (a reader's, or the
+ * writer's own while a commit is under way beside the pass), and commits
+ * go on during and after it. Under load the next pass copies the rest;
+ * when no commit comes for CHECKPOINT_IDLE_MS while the WAL holds frames a
+ * pass left, the checkpointer makes another, so that a store gone idle
+ * does not keep its last commits in the WAL (and its next commit can start
+ * the WAL over): one pass more each time the WAL grows by C pages, or a
+ * few while a reader holds frames.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,6 +47,8 @@
 #define MAX_BATCH 4096
 /* How long the writer waits at most for a checkpoint past 16 C, in 1 ms steps. */
 #define CHECKPOINT_WAIT_MS 5000
+/* How long no commit must come before a pass that left frames is made again. */
+#define CHECKPOINT_IDLE_MS 20
 
 /* A thread of this process begins, or ends, writing the database's files
  * (the writer a transaction, the checkpointer a checkpoint). */
@@ -247,7 +258,7 @@ static void finish_checkpoint(struct sq_store *s)
     if (rc != SQLITE_BUSY) {
         pthread_mutex_lock(&s->ckpt_lock);
         s->writer_turn = false;
-        s->ckpt_log = 0;        /* the next commit starts the WAL over */
+        s->ckpt_log = s->ckpt_copied = 0;   /* the next commit starts the WAL over */
         pthread_cond_broadcast(&s->ckpt_cond);
         pthread_mutex_unlock(&s->ckpt_lock);
     }
@@ -290,7 +301,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     /* once per commit, at most some thousands a second: the lock is cheap */
     pthread_mutex_lock(&s->ckpt_lock);
     if (pages < s->ckpt_log)
-        s->ckpt_log = 0;        /* the WAL started over since that pass */
+        s->ckpt_log = s->ckpt_copied = 0;   /* the WAL started over since that pass */
     if (pages - s->ckpt_log >= s->checkpoint_pages && !s->wanted && !s->writer_turn) {
         s->wanted = true;
         pthread_cond_broadcast(&s->ckpt_cond);
@@ -299,10 +310,36 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-/* PASSIVE: copies what no reader still needs, without taking the write lock
- * or waiting for anyone; the writer restarts the WAL from its start once a
- * checkpoint copied all of it. A checkpoint that copied only part (a reader
- * held an older snapshot) is tried again at the next commit's hook. */
+/* Under ckpt_lock, after a pass that copied the first `copied` frames:
+ * while the WAL holds frames past those, waits for CHECKPOINT_IDLE_MS
+ * without a commit, then asks for another pass. A commit's hook asks for
+ * one itself once the WAL has grown by C pages. */
+static void again_when_idle(struct sq_store *s, int copied)
+{
+    uint64_t seen = atomic_load(&s->changes);
+    while (!s->wanted && !s->ckpt_stopping && atomic_load(&s->wal_pages) > copied) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += CHECKPOINT_IDLE_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000000000L;
+        }
+        int rc = 0;
+        while (!s->wanted && !s->ckpt_stopping && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&s->ckpt_cond, &s->ckpt_lock, &until);
+        uint64_t changes = atomic_load(&s->changes);
+        if (rc == ETIMEDOUT && changes == seen) {
+            s->wanted = true;
+            return;
+        }
+        seen = changes;
+    }
+}
+
+/* PASSIVE: copies what no snapshot still needs, without taking the write
+ * lock or waiting for anyone; the writer restarts the WAL from its start
+ * once a checkpoint copied all of it. */
 static void *checkpointer_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "store-ckpt");
@@ -316,9 +353,9 @@ static void *checkpointer_main(void *arg)
         s->wanted = false;
         pthread_mutex_unlock(&s->ckpt_lock);
         writing_begins(s);
-        int log = 0;
+        int log = 0, copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                           &log, NULL);
+                                           &log, &copied);
         writing_ends(s);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_error("store: checkpoint: %s", sqlite3_errmsg(s->checkpointer->db));
@@ -326,12 +363,15 @@ static void *checkpointer_main(void *arg)
         if (rc == SQLITE_OK) {
             metrics_inc(METRIC_STORE_CHECKPOINTS);
             s->ckpt_log = log;
+            s->ckpt_copied = copied;
         }
         if (atomic_load(&s->wal_pages) >= 4 * s->checkpoint_pages) {
             /* the writer's turn; a pass now would only make it wait */
             s->writer_turn = true;
             while (s->writer_turn && !s->ckpt_stopping)
                 pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
+        } else if (rc == SQLITE_OK) {
+            again_when_idle(s, copied);
         }
     }
     pthread_mutex_unlock(&s->ckpt_lock);

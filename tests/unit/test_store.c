@@ -1423,31 +1423,39 @@ static void test_checkpoints_follow_the_wal_growth(void **state)
     assert_true(passes * 5 < COMMITS);
 }
 
+/* Waits (5 s at most) for a checkpointer's pass that copied the WAL whole,
+ * at least min_log frames, with no commit since; its length. */
+static int wait_whole_pass(struct sq_store *s, int min_log)
+{
+    for (int ms = 0;; ms++) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        int log = s->ckpt_log, copied = s->ckpt_copied;
+        pthread_mutex_unlock(&s->ckpt_lock);
+        if (log >= min_log && copied == log && atomic_load(&s->wal_pages) == log)
+            return log;
+        assert_true(ms < 5000);
+        usleep(1000);
+    }
+}
+
 /* The WAL starting over is noticed whatever its new length: commits until
- * the WAL passes C pages, then nothing until the checkpointer's pass is
- * over (with the writer idle it copies the whole WAL), then one commit,
- * which writes from the WAL's start again. The length at that pass is then
- * no longer counted from (it was, until the WAL passed C pages again). */
+ * the WAL passes C pages, then nothing until a pass copied the whole WAL
+ * (the first may leave the frames of the commit made beside it), then one
+ * commit, which writes from the WAL's start again. The length at that pass
+ * is then no longer counted from (it was, until the WAL passed C pages
+ * again). */
 static void test_checkpoint_counts_from_a_restarted_wal(void **state)
 {
     (void)state;
     struct tmp_store t;
     open_checkpointing(&t, 50);
     struct sq_store *s = sq_store_of(t.store);
-    long before = checkpoints_so_far();
     for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
         char id[32];
         snprintf(id, sizeof id, "restart-%d", i);
         add_account(t.store, id, id);
     }
-    for (int ms = 0; checkpoints_so_far() == before; ms++) {
-        assert_true(ms < 5000);
-        usleep(1000);
-    }
-    pthread_mutex_lock(&s->ckpt_lock);
-    int at_pass = s->ckpt_log;
-    pthread_mutex_unlock(&s->ckpt_lock);
-    assert_true(at_pass >= 50);
+    int at_pass = wait_whole_pass(s, 50);
     add_account(t.store, "restart-after", "restart-after");
     int pages = atomic_load(&s->wal_pages);
     pthread_mutex_lock(&s->ckpt_lock);
@@ -1457,6 +1465,44 @@ static void test_checkpoint_counts_from_a_restarted_wal(void **state)
                   at_pass, pages, counted_from);
     assert_true(pages < at_pass);   /* it did start over */
     assert_int_equal(counted_from, 0);
+    tmp_store_close(&t);
+}
+
+/* A pass that leaves frames (a snapshot still needed them) is made again
+ * once no commit comes for a moment: a store gone idle does not keep its
+ * last commits in the WAL, and its next commit starts the WAL over. Here a
+ * reader's snapshot from before the commits holds them all at the first
+ * pass; then it ends, and no commit comes. */
+static void test_pass_that_left_frames_is_made_again_when_idle(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    open_checkpointing(&t, 50);
+    struct sq_store *s = sq_store_of(t.store);
+    struct store_conn *r = store_reader(t.store);
+    int64_t epoch;
+    assert_int_equal(store_read_begin(r), STORE_OK);
+    assert_int_equal(store_auth_epoch(r, &epoch), STORE_OK);
+    long before = checkpoints_so_far();
+    for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "left-%d", i);
+        add_account(t.store, id, id);
+    }
+    for (int ms = 0; checkpoints_so_far() == before; ms++) {
+        assert_true(ms < 5000);
+        usleep(1000);
+    }
+    pthread_mutex_lock(&s->ckpt_lock);
+    int log = s->ckpt_log, copied = s->ckpt_copied;
+    pthread_mutex_unlock(&s->ckpt_lock);
+    print_message("first pass: %d of %d frames copied\n", copied, log);
+    assert_true(log >= 50);
+    assert_true(copied < log);
+    store_read_end(r);
+    int whole = wait_whole_pass(s, log);    /* and the commit made beside that pass */
+    add_account(t.store, "left-after", "left-after");
+    assert_true(atomic_load(&s->wal_pages) < whole);
     tmp_store_close(&t);
 }
 
@@ -1600,6 +1646,7 @@ int main(void)
         cmocka_unit_test(test_wal_stays_bounded),
         cmocka_unit_test(test_checkpoints_follow_the_wal_growth),
         cmocka_unit_test(test_checkpoint_counts_from_a_restarted_wal),
+        cmocka_unit_test(test_pass_that_left_frames_is_made_again_when_idle),
         cmocka_unit_test(test_full_commit_writes_its_wal_at_once),
         cmocka_unit_test(test_normal_commit_is_in_the_wal_when_it_returns),
         cmocka_unit_test(test_failed_wal_write_fails_the_commit),
