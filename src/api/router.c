@@ -233,31 +233,34 @@ static void dispatch(struct call *c, char **seg, int n)
     h(c);
 }
 
-/* "2.N" for every N up to 99, row N: the texts of the versions served
- * (2.1 to 2.MAX_VERSION, microversion.c), so that no answer formats one. */
+/* "compute 2.N" for every N up to 99, row N: the header texts of the
+ * versions served (2.1 to 2.MAX_VERSION, microversion.c), so that no answer
+ * formats one; the version alone is the text past "compute ". */
 #define TEN_TEXTS(p) p "0", p "1", p "2", p "3", p "4", p "5", p "6", p "7", p "8", p "9"
-static const char version_texts[100][5] = {
-    TEN_TEXTS("2."),  TEN_TEXTS("2.1"), TEN_TEXTS("2.2"), TEN_TEXTS("2.3"), TEN_TEXTS("2.4"),
-    TEN_TEXTS("2.5"), TEN_TEXTS("2.6"), TEN_TEXTS("2.7"), TEN_TEXTS("2.8"), TEN_TEXTS("2.9"),
+#define COMPUTE_PREFIX_LEN 8    /* strlen("compute ") */
+static const char compute_texts[100][COMPUTE_PREFIX_LEN + 5] = {
+    TEN_TEXTS("compute 2."),  TEN_TEXTS("compute 2.1"), TEN_TEXTS("compute 2.2"),
+    TEN_TEXTS("compute 2.3"), TEN_TEXTS("compute 2.4"), TEN_TEXTS("compute 2.5"),
+    TEN_TEXTS("compute 2.6"), TEN_TEXTS("compute 2.7"), TEN_TEXTS("compute 2.8"),
+    TEN_TEXTS("compute 2.9"),
 };
-_Static_assert(MAX_VERSION < 100, "version_texts has a row for each version served");
-
-/* minor: a version negotiated by mv_negotiate (1 to MAX_VERSION) */
-static const char *version_text(int minor)
-{
-    return version_texts[minor];
-}
+_Static_assert(MAX_VERSION < 100, "compute_texts has a row for each version served");
 
 static void add_common_headers(struct call *c)
 {
     api_add_header(c->res, "x-openstack-request-id", c->req->request_id);
     api_add_header(c->res, "x-compute-request-id", c->req->request_id);
-    if (c->versioned || c->version_echo) {
-        const char *v = c->version_echo ? c->version_echo : version_text(c->version);
-        api_add_header(c->res, "OpenStack-API-Version", arena_concat(c->arena, "compute ", v, NULL));
-        api_add_header(c->res, "X-OpenStack-Nova-API-Version", v);
-        api_add_header(c->res, "Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
+    if (c->version_echo) {
+        api_add_header(c->res, "OpenStack-API-Version",
+                       arena_concat(c->arena, "compute ", c->version_echo, NULL));
+        api_add_header(c->res, "X-OpenStack-Nova-API-Version", c->version_echo);
+    } else if (c->versioned) {
+        const char *text = compute_texts[c->version];
+        api_add_header(c->res, "OpenStack-API-Version", text);
+        api_add_header(c->res, "X-OpenStack-Nova-API-Version", text + COMPUTE_PREFIX_LEN);
     }
+    if (c->versioned || c->version_echo)
+        api_add_header(c->res, "Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
 }
 
 /* ---- suspension ---------------------------------------------------------------- */

@@ -541,6 +541,8 @@ static const char *client_text(const struct sockaddr *sa, char *buf, size_t size
     if (!sa)
         return NULL;
     if (sa->sa_family == AF_INET) {
+        if (size < INET_ADDRSTRLEN)
+            return NULL;
         const unsigned char *b =
             (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr.s_addr;
         char *w = buf;
