@@ -111,15 +111,27 @@ static const char hex[] = "0123456789abcdef";
 
 /* Text: what would break a line or fake a field becomes \xHH (control
  * characters, DEL, the quote and the backslash). */
+static bool text_escaped(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f || c == '"' || c == '\\';
+}
+
+/* Runs of plain bytes are copied whole; a byte is written only while 4
+ * bytes of room are left, as an escape needs. */
 static void put_text_escaped(struct sink *s, const char *v, size_t n)
 {
-    for (size_t i = 0; i < n && s->end - s->p >= 4; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+    size_t i = 0;
+    while (i < n && s->end - s->p >= 4) {
+        size_t room = (size_t)(s->end - s->p) - 3, run = 0;
+        while (run < room && i + run < n && !text_escaped((unsigned char)v[i + run]))
+            run++;
+        memcpy(s->p, v + i, run);
+        s->p += run;
+        i += run;
+        if (i < n && run < room) {      /* an escaped byte, with room for it */
+            unsigned char c = (unsigned char)v[i++];
             char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
             put(s, e, 4);
-        } else {
-            *s->p++ = (char)c;
         }
     }
 }
