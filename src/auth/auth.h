@@ -130,10 +130,9 @@ struct auth_cache *auth_cache_new(void);
 void auth_cache_free(struct auth_cache *c);
 /* Look up a header value: true with the principal's fields copied into ar. */
 bool auth_cache_get(struct auth_cache *c, const unsigned char key[AUTH_TAG_KEY_BYTES],
-                    const char *header,
-                    int64_t epoch, int64_t now, struct arena *ar, struct principal *out);
+                    const char *header, int64_t epoch, int64_t now, struct arena *ar,
+                    struct principal *out);
 void auth_cache_put(struct auth_cache *c, const unsigned char key[AUTH_TAG_KEY_BYTES],
-                    const char *header,
-                    int64_t epoch, int64_t now, const struct principal *p);
+                    const char *header, int64_t epoch, int64_t now, const struct principal *p);
 
 #endif
