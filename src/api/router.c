@@ -250,17 +250,14 @@ static void add_common_headers(struct call *c)
 {
     api_add_header(c->res, "x-openstack-request-id", c->req->request_id);
     api_add_header(c->res, "x-compute-request-id", c->req->request_id);
-    if (c->version_echo) {
-        api_add_header(c->res, "OpenStack-API-Version",
-                       arena_concat(c->arena, "compute ", c->version_echo, NULL));
-        api_add_header(c->res, "X-OpenStack-Nova-API-Version", c->version_echo);
-    } else if (c->versioned) {
-        const char *text = compute_texts[c->version];
-        api_add_header(c->res, "OpenStack-API-Version", text);
-        api_add_header(c->res, "X-OpenStack-Nova-API-Version", text + COMPUTE_PREFIX_LEN);
-    }
-    if (c->versioned || c->version_echo)
-        api_add_header(c->res, "Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
+    if (!c->versioned && !c->version_echo)
+        return;
+    const char *full = c->version_echo
+                           ? arena_concat(c->arena, "compute ", c->version_echo, NULL)
+                           : compute_texts[c->version];
+    api_add_header(c->res, "OpenStack-API-Version", full);
+    api_add_header(c->res, "X-OpenStack-Nova-API-Version", full + COMPUTE_PREFIX_LEN);
+    api_add_header(c->res, "Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
 }
 
 /* ---- suspension ---------------------------------------------------------------- */

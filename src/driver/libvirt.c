@@ -52,6 +52,7 @@
 
 #include "driver/libvirt_int.h"
 #include "driver/volfile.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* A dead daemon is noticed at once through the closed socket; a hung one
@@ -144,17 +145,6 @@ static enum driver_rc lv_failed(struct lv *lv, virConnectPtr c, struct driver_er
 
 /* ------------------------------------------------------------------ */
 /* events: queued on libvirt's loop, delivered by the watch thread     */
-
-static void now_plus(struct timespec *ts, long ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 static bool passed(const struct timespec *ts)
 {
@@ -275,7 +265,7 @@ static void conn_lost(struct lv *lv, virConnectPtr c, const char *why)
         memcpy(lv->dead_cb, lv->cb, sizeof lv->cb);
         lv->conn = NULL;
         lv->backoff_s = BACKOFF_FIRST_S;
-        now_plus(&lv->next_try, lv->backoff_s * 1000L);
+        deadline_after_ms(&lv->next_try, lv->backoff_s * 1000L);
         for (struct lv_waiter *w = lv->waiters; w; w = w->next)
             if (w->outcome == W_WAITING)
                 w->outcome = W_LOST;
@@ -432,7 +422,7 @@ static void *watch_main(void *arg)
             } else {
                 lv->backoff_s = lv->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S
                                                                   : lv->backoff_s * 2;
-                now_plus(&lv->next_try, lv->backoff_s * 1000L);
+                deadline_after_ms(&lv->next_try, lv->backoff_s * 1000L);
                 log_warn("libvirt driver: cannot reconnect to %s: %s (next try in %d s)",
                          lv->uri, why, lv->backoff_s);
             }
@@ -522,7 +512,7 @@ void lv_wait(struct driver *d, struct lv_waiter *w, long ms)
     pthread_mutex_lock(&lv->mu);
     if (ms > 0) {
         struct timespec deadline;
-        now_plus(&deadline, ms);
+        deadline_after_ms(&deadline, ms);
         while (w->outcome == W_WAITING &&
                pthread_cond_timedwait(&lv->wcond, &lv->mu, &deadline) != ETIMEDOUT)
             ;
@@ -704,13 +694,9 @@ struct driver *driver_libvirt_open(const struct driver_options *o, char *err, si
     lv->settings = (struct lv_settings){.uri = lv->uri, .instance_dir = lv->instance_dir,
                                         .owner = lv->owner, .hv_user = lv->hv_user,
                                         .virt = o->virt};
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&lv->mu, NULL);
-    pthread_cond_init(&lv->cond, &ca);
-    pthread_cond_init(&lv->wcond, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&lv->cond);
+    cond_init_monotonic(&lv->wcond);
     pthread_mutex_init(&lv->dlocks_mu, NULL);
     pthread_mutex_init(&lv->all_domains, NULL);
     for (int i = 0; i < CB_COUNT; i++)

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
@@ -371,11 +372,7 @@ struct http_guard *http_guard_new(unsigned max_connections, unsigned slack,
     g->reported = now_ms();
     for (unsigned i = 0; i < SHARDS; i++)
         pthread_mutex_init(&g->shards[i].lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->stop_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&g->stop_cond);
     pthread_mutex_init(&g->stop_lock, NULL);
     if (pthread_create(&g->watchdog, NULL, watchdog_main, g) != 0) {
         snprintf(err, (size_t)errlen, "cannot start the connection watchdog thread");

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 /* The lock's key: "attachdh" in ASCII. */
@@ -83,13 +84,7 @@ struct pg_lease {
 static bool nap(struct pg_lease *l, int ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    deadline_after_ms(&until, ms);
     pthread_mutex_lock(&l->mu);
     while (!l->stopping && pthread_cond_timedwait(&l->wake, &l->mu, &until) == 0)
         ;
@@ -282,11 +277,7 @@ static struct pg_lease *lease_new(const char *conninfo, double lease, void (*los
     l->lost = lost;
     l->cls = cls;
     pthread_mutex_init(&l->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&l->wake);
     return l;
 }
 

@@ -20,6 +20,7 @@
 
 #include "store/schema.h"
 #include "store/sqlite_int.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
@@ -224,11 +225,7 @@ static struct store *sq_open(const struct store_options *opts, char *err, int er
     job_inbox_init(&s->inbox);
     pthread_key_create(&s->reader_key, NULL);
     pthread_mutex_init(&s->ckpt_lock, NULL);
-    pthread_condattr_t monotonic;     /* the checkpointer's timed wait */
-    pthread_condattr_init(&monotonic);
-    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->ckpt_cond, &monotonic);
-    pthread_condattr_destroy(&monotonic);
+    cond_init_monotonic(&s->ckpt_cond);     /* the checkpointer's timed wait */
     s->watch_fd = s->stop_fd = -1;
     bool started = sq_watch_start(s, err, errlen) && sq_checkpointer_start(s, err, errlen);
     if (started && pthread_create(&s->writer_thread, NULL, sq_writer_main, s) != 0) {

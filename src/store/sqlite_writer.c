@@ -36,6 +36,7 @@
 
 #include "store/job_queue.h"
 #include "store/sqlite_int.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/oom.h"
@@ -319,12 +320,7 @@ static void again_when_idle(struct sq_store *s, int copied)
     uint64_t seen = atomic_load(&s->changes);
     while (!s->wanted && !s->ckpt_stopping && atomic_load(&s->wal_pages) > copied) {
         struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += CHECKPOINT_IDLE_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec += 1;
-            until.tv_nsec -= 1000000000L;
-        }
+        deadline_after_ms(&until, CHECKPOINT_IDLE_MS);
         int rc = 0;
         while (!s->wanted && !s->ckpt_stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&s->ckpt_cond, &s->ckpt_lock, &until);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/utf8.h"
 
 #define FIELD_MAX 512               /* bytes of one client string kept */
@@ -333,11 +334,7 @@ bool log_buffer_start(void)
 {
     if (atomic_load(&buffering))
         return true;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&flusher_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&flusher_cond);
     flusher_stop = false;
     if (pthread_create(&flusher, NULL, flusher_main, NULL) != 0)
         return false;
