@@ -13,9 +13,30 @@
 
 #include "util/log.h"
 
-
 /* More than Nova allows on libvirt in practice; enough to bound a server. */
 #define MAX_DISKS 128
+
+/* The 503 of a device operation while the hypervisor does not answer. */
+static void hypervisor_unreachable(struct core_error *err)
+{
+    core_fail(err, CORE_UNAVAILABLE, "The hypervisor cannot be reached at this time; retry later.");
+    err->retry_after = 5;
+}
+
+/* The task a device operation hands the hypervisor's part to; NULL when it
+ * cannot have one (the hypervisor unreachable, or no memory), the op then
+ * answered with a 503. */
+static struct task *device_task(struct core_op *op, enum task_kind kind)
+{
+    struct task *t = NULL;
+    if (!core_hypervisor_up(op->ctx->core))
+        hypervisor_unreachable(&op->err);
+    else if (!(t = task_new(kind, "")))
+        core_fail(&op->err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
+    if (!t)
+        core_finish(op, false);
+    return t;
+}
 
 /* Nova's check_instance_state for attach_volume / detach_volume / swap. */
 bool core_check_state(const struct server *s, const char *action, const char *const *allowed,
@@ -221,24 +242,10 @@ void core_attach(struct core_op *op, const char *server_id, const struct attach_
     struct core *core = op->ctx->core;
     struct attach_job *j = arena_alloc(op->ctx->arena, sizeof *j);
     *j = (struct attach_job){op->ctx, server_id, spec, out, &op->err, NULL};
-    if (!core->driver) {
+    if (!core->driver)
         core_submit(op, do_attach, j);
-        return;
-    }
-    if (!core_hypervisor_up(core)) {
-        core_fail(&op->err, CORE_UNAVAILABLE,
-                  "The hypervisor cannot be reached at this time; retry later.");
-        op->err.retry_after = 5;
-        core_finish(op, false);
-        return;
-    }
-    j->task = task_new(TASK_ATTACH, "");
-    if (!j->task) {
-        core_fail(&op->err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
-        core_finish(op, false);
-        return;
-    }
-    core_submit_then(op, do_attach, j, attach_intent_done);
+    else if ((j->task = device_task(op, TASK_ATTACH)))
+        core_submit_then(op, do_attach, j, attach_intent_done);
 }
 
 /* The completions of an attach: attached (with the target the hypervisor
@@ -344,9 +351,7 @@ static void attach_step(struct core *c, struct task *t)
     case DRIVER_UNAVAILABLE:
         /* the attach may or may not have happened: the requester hears so,
          * and the task looks again once the hypervisor answers */
-        core_fail(&t->err, CORE_UNAVAILABLE,
-                  "The hypervisor cannot be reached at this time; retry later.");
-        t->err.retry_after = 5;
+        hypervisor_unreachable(&t->err);
         pthread_mutex_lock(&c->lock);
         struct core_op *op = t->op;
         t->op = NULL;
@@ -535,23 +540,10 @@ void core_detach(struct core_op *op, const char *server_id, const char *volume_i
     struct core *core = op->ctx->core;
     struct detach_job *j = arena_alloc(op->ctx->arena, sizeof *j);
     *j = (struct detach_job){op->ctx, server_id, volume_id, &op->err, NULL};
-    if (!core->driver) {
+    if (!core->driver)
         core_submit(op, do_detach, j);
-        return;
-    }
-    if (!core_hypervisor_up(core)) {
-        core_fail(&op->err, CORE_UNAVAILABLE,
-                  "The hypervisor cannot be reached at this time; retry later.");
-        op->err.retry_after = 5;
-        core_finish(op, false);
-        return;
-    }
-    if (!(j->task = task_new(TASK_DETACH, ""))) {
-        core_fail(&op->err, CORE_UNAVAILABLE, "The service is unavailable at this time.");
-        core_finish(op, false);
-        return;
-    }
-    core_submit_then(op, do_detach, j, detach_intent_done);
+    else if ((j->task = device_task(op, TASK_DETACH)))
+        core_submit_then(op, do_detach, j, detach_intent_done);
 }
 
 /* The completions of a detach: gone (the attachment with it), or back to

@@ -246,6 +246,19 @@ static void test_hypervisor_unreachable_is_503(void **state)
     assert_string_equal(get_volume(f, "v1").status, "available");
     f->fake->base.events.connection(f->fake->base.events.cls, true);
     assert_true(attach(f, "s1", "v1", &at, &err));
+
+    /* a detach likewise: refused at once, the disk left where it is */
+    f->fake->base.events.connection(f->fake->base.events.cls, false);
+    bool pending;
+    err = (struct core_error){0};
+    assert_false(detach(f, "s1", "v1", 5, &pending, &err));
+    assert_int_equal(err.code, CORE_UNAVAILABLE);
+    assert_true(err.retry_after > 0);
+    assert_string_equal(get_volume(f, "v1").status, "in-use");
+    assert_int_equal(fake_disks(f->fake, DOM_A), 1);
+    f->fake->base.events.connection(f->fake->base.events.cls, true);
+    assert_true(detach(f, "s1", "v1", 5, &pending, &err));
+    assert_string_equal(get_volume(f, "v1").status, "available");
 }
 
 /* The hypervisor goes away during the attach: the outcome is unknown, the
