@@ -248,6 +248,23 @@ static int core_failed(const struct core_error *err, const char *what)
 static const char *const list_names[] = {"db", "format", "account", NULL};
 static const char *const show_names[] = {"db", "format", NULL};
 
+/* The frame of every command here: its options (`positionals` of them, 0 or
+ * 1), a session, body(c, s) on both, and the exit status. */
+static int run_session(int argc, char **argv, const char *command, const char *const *names,
+                       int positionals, int (*body)(struct cli *c, struct session *s))
+{
+    struct cli c = {.command = command, .names = names};
+    if (!cli_parse(&c, argc, argv, positionals, positionals))
+        return CLI_USAGE;
+    struct session s;
+    int status = session_open(&c, &s);
+    if (status == CLI_OK)
+        status = body(&c, &s);
+    session_close(&s);
+    cli_done(&c);
+    return status;
+}
+
 /* ---- accounts ------------------------------------------------------------------------- */
 
 static const char *const account_cols[] = {"id", "name", "created_at", "users#", "servers#",
@@ -262,67 +279,55 @@ static void account_row(struct session *s, struct cli_table *t, const struct acc
     cli_table_row(t, cells);
 }
 
-int cmd_account_list(int argc, char **argv)
+static int account_list(struct cli *c, struct session *s)
 {
-    static const char *const names[] = {"db", "format", NULL};
-    struct cli c = {.command = "account list", .names = names};
-    if (!cli_parse(&c, argc, argv, 0, 0))
-        return CLI_USAGE;
-    struct session s;
-    int status = session_open(&c, &s);
     struct account *all;
     int n;
-    if (status == CLI_OK) {
-        if (store_account_list(store_reader(s.store), &s.ar, &all, &n) != STORE_OK) {
-            status = CLI_FAILED;
-        } else {
-            struct cli_table *t = cli_table_new(&c, account_cols);
-            for (int i = 0; i < n; i++)
-                account_row(&s, t, &all[i]);
-            cli_table_print(t);
-        }
-    }
-    session_close(&s);
-    cli_done(&c);
-    return status;
+    if (store_account_list(store_reader(s->store), &s->ar, &all, &n) != STORE_OK)
+        return CLI_FAILED;
+    struct cli_table *t = cli_table_new(c, account_cols);
+    for (int i = 0; i < n; i++)
+        account_row(s, t, &all[i]);
+    cli_table_print(t);
+    return CLI_OK;
+}
+
+int cmd_account_list(int argc, char **argv)
+{
+    return run_session(argc, argv, "account list", show_names, 0, account_list);
+}
+
+static int account_show(struct cli *c, struct session *s)
+{
+    struct account a;
+    int status = find_account(s, c->positional[0], &a);
+    if (status != CLI_OK)
+        return status;
+    struct limits l;
+    struct core_error err;
+    s->ctx.account = s->ctx.scope = s->ctx.home = a.id;
+    if (!core_limits(&s->ctx, &l, &err))
+        return core_failed(&err, "account show: no limits");
+    static const char *const cols[] = {
+        "id", "name", "created_at", "users#", "servers#", "volumes#", "quota_instances#",
+        "quota_cores#", "quota_ram_mb#", "quota_volumes#", "quota_gigabytes#",
+        "used_instances#", "used_cores#", "used_ram_mb#", "used_gigabytes#", NULL};
+    int64_t users = 0, servers = 0, volumes = 0;
+    store_account_counts(store_reader(s->store), a.id, &users, &servers, &volumes);
+    struct arena *ar = &s->ar;
+    const char *cells[] = {
+        a.id, a.name, a.created_at, cli_num(ar, users), cli_num(ar, servers),
+        cli_num(ar, volumes), cli_num(ar, l.quota.instances), cli_num(ar, l.quota.cores),
+        cli_num(ar, l.quota.ram), cli_num(ar, l.quota.volumes), cli_num(ar, l.quota.gigabytes),
+        cli_num(ar, l.used.instances), cli_num(ar, l.used.cores), cli_num(ar, l.used.ram),
+        cli_num(ar, l.used.gigabytes)};
+    cli_print_record(c, cols, cells);
+    return CLI_OK;
 }
 
 int cmd_account_show(int argc, char **argv)
 {
-    struct cli c = {.command = "account show", .names = show_names};
-    if (!cli_parse(&c, argc, argv, 1, 1))
-        return CLI_USAGE;
-    struct session s;
-    struct account a;
-    int status = session_open(&c, &s);
-    if (status == CLI_OK)
-        status = find_account(&s, c.positional[0], &a);
-    struct limits l;
-    struct core_error err;
-    if (status == CLI_OK) {
-        s.ctx.account = s.ctx.scope = s.ctx.home = a.id;
-        if (!core_limits(&s.ctx, &l, &err))
-            status = core_failed(&err, "account show: no limits");
-    }
-    if (status == CLI_OK) {
-        static const char *const cols[] = {
-            "id", "name", "created_at", "users#", "servers#", "volumes#", "quota_instances#",
-            "quota_cores#", "quota_ram_mb#", "quota_volumes#", "quota_gigabytes#",
-            "used_instances#", "used_cores#", "used_ram_mb#", "used_gigabytes#", NULL};
-        int64_t users = 0, servers = 0, volumes = 0;
-        store_account_counts(store_reader(s.store), a.id, &users, &servers, &volumes);
-        struct arena *ar = &s.ar;
-        const char *cells[] = {
-            a.id, a.name, a.created_at, cli_num(ar, users), cli_num(ar, servers),
-            cli_num(ar, volumes), cli_num(ar, l.quota.instances), cli_num(ar, l.quota.cores),
-            cli_num(ar, l.quota.ram), cli_num(ar, l.quota.volumes), cli_num(ar, l.quota.gigabytes),
-            cli_num(ar, l.used.instances), cli_num(ar, l.used.cores), cli_num(ar, l.used.ram),
-            cli_num(ar, l.used.gigabytes)};
-        cli_print_record(&c, cols, cells);
-    }
-    session_close(&s);
-    cli_done(&c);
-    return status;
+    return run_session(argc, argv, "account show", show_names, 1, account_show);
 }
 
 struct account_del {
@@ -345,89 +350,79 @@ static int do_account_del(struct store_conn *w, void *arg)
     return rc == STORE_OK ? 0 : CLI_FAILED;
 }
 
+static int account_del(struct cli *c, struct session *s)
+{
+    struct account a;
+    int status = find_account(s, c->positional[0], &a);
+    if (status != CLI_OK)
+        return status;
+    struct account_del j = {.id = a.id};
+    int rc = store_write(s->store, do_account_del, &j);
+    if (rc < 0) {
+        fprintf(stderr, "attachd: the database write failed\n");
+        return CLI_FAILED;
+    }
+    if (rc == CLI_OK)
+        printf("deleted account %s (%s)\n", a.id, a.name);
+    return rc;
+}
+
 int cmd_account_del(int argc, char **argv)
 {
     static const char *const names[] = {"db", NULL};
-    struct cli c = {.command = "account del", .names = names};
-    if (!cli_parse(&c, argc, argv, 1, 1))
-        return CLI_USAGE;
-    struct session s;
-    struct account a;
-    int status = session_open(&c, &s);
-    if (status == CLI_OK)
-        status = find_account(&s, c.positional[0], &a);
-    if (status == CLI_OK) {
-        struct account_del j = {.id = a.id};
-        int rc = store_write(s.store, do_account_del, &j);
-        if (rc < 0)
-            fprintf(stderr, "attachd: the database write failed\n");
-        status = rc < 0 ? CLI_FAILED : rc;
-        if (status == CLI_OK)
-            printf("deleted account %s (%s)\n", a.id, a.name);
-    }
-    session_close(&s);
-    cli_done(&c);
-    return status;
+    return run_session(argc, argv, "account del", names, 1, account_del);
 }
 
 /* ---- users -------------------------------------------------------------------------------- */
 
 static const char *const user_cols[] = {"name", "account", "role", "created_at", NULL};
 
-int cmd_user_list(int argc, char **argv)
+static int user_list(struct cli *c, struct session *s)
 {
-    struct cli c = {.command = "user list", .names = list_names};
-    if (!cli_parse(&c, argc, argv, 0, 0))
-        return CLI_USAGE;
-    struct session s;
     struct account a;
-    int status = session_open(&c, &s);
-    if (status == CLI_OK && cli_given(&c, "account"))
-        status = find_account(&s, cli_get(&c, "account"), &a);
+    if (cli_given(c, "account")) {
+        int status = find_account(s, cli_get(c, "account"), &a);
+        if (status != CLI_OK)
+            return status;
+    }
     struct user *users;
     int n;
-    if (status == CLI_OK &&
-        store_user_list(store_reader(s.store), &s.ar, cli_given(&c, "account") ? a.id : NULL,
+    if (store_user_list(store_reader(s->store), &s->ar, cli_given(c, "account") ? a.id : NULL,
                         &users, &n) != STORE_OK)
-        status = CLI_FAILED;
-    if (status == CLI_OK) {
-        struct cli_table *t = cli_table_new(&c, user_cols);
-        for (int i = 0; i < n; i++) {
-            const char *cells[] = {users[i].name, users[i].account_id,
-                                   users[i].role == ROLE_ADMIN ? "admin" : "member",
-                                   users[i].created_at};
-            cli_table_row(t, cells);
-        }
-        cli_table_print(t);
+        return CLI_FAILED;
+    struct cli_table *t = cli_table_new(c, user_cols);
+    for (int i = 0; i < n; i++) {
+        const char *cells[] = {users[i].name, users[i].account_id,
+                               users[i].role == ROLE_ADMIN ? "admin" : "member",
+                               users[i].created_at};
+        cli_table_row(t, cells);
     }
-    session_close(&s);
-    cli_done(&c);
-    return status;
+    cli_table_print(t);
+    return CLI_OK;
+}
+
+int cmd_user_list(int argc, char **argv)
+{
+    return run_session(argc, argv, "user list", list_names, 0, user_list);
+}
+
+static int user_show(struct cli *c, struct session *s)
+{
+    struct user u;
+    enum store_rc rc = store_user_get(store_reader(s->store), &s->ar, c->positional[0], &u);
+    if (rc == STORE_NOTFOUND)
+        return cli_error("user show: unknown user \"%s\"", c->positional[0]);
+    if (rc != STORE_OK)
+        return CLI_FAILED;
+    const char *cells[] = {u.name, u.account_id, u.role == ROLE_ADMIN ? "admin" : "member",
+                           u.created_at};
+    cli_print_record(c, user_cols, cells);
+    return CLI_OK;
 }
 
 int cmd_user_show(int argc, char **argv)
 {
-    struct cli c = {.command = "user show", .names = show_names};
-    if (!cli_parse(&c, argc, argv, 1, 1))
-        return CLI_USAGE;
-    struct session s;
-    int status = session_open(&c, &s);
-    struct user u;
-    if (status == CLI_OK) {
-        enum store_rc rc = store_user_get(store_reader(s.store), &s.ar, c.positional[0], &u);
-        if (rc == STORE_NOTFOUND)
-            status = cli_error("user show: unknown user \"%s\"", c.positional[0]);
-        else if (rc != STORE_OK)
-            status = CLI_FAILED;
-    }
-    if (status == CLI_OK) {
-        const char *cells[] = {u.name, u.account_id, u.role == ROLE_ADMIN ? "admin" : "member",
-                               u.created_at};
-        cli_print_record(&c, user_cols, cells);
-    }
-    session_close(&s);
-    cli_done(&c);
-    return status;
+    return run_session(argc, argv, "user show", show_names, 1, user_show);
 }
 
 /* ---- servers ------------------------------------------------------------------------------- */
@@ -474,7 +469,8 @@ static int list_servers(struct session *s, struct cli_table *t, const char *acco
     return CLI_OK;
 }
 
-/* A list over one account (--account) or all of them. */
+/* A list over one account (--account) or all of them: cols its columns,
+ * each() its rows of one account. */
 static int list_each(struct cli *c, struct session *s, const char *const *cols,
                      int (*each)(struct session *s, struct cli_table *t, const char *account))
 {
@@ -496,55 +492,40 @@ static int list_each(struct cli *c, struct session *s, const char *const *cols,
     return status;
 }
 
-/* The whole of `server list` and `volume list`. */
-static int list_command(int argc, char **argv, const char *command, const char *const *cols,
-                        int (*each)(struct session *s, struct cli_table *t, const char *account))
+static int server_list(struct cli *c, struct session *s)
 {
-    struct cli c = {.command = command, .names = list_names};
-    if (!cli_parse(&c, argc, argv, 0, 0))
-        return CLI_USAGE;
-    struct session s;
-    int status = session_open(&c, &s);
-    if (status == CLI_OK)
-        status = list_each(&c, &s, cols, each);
-    session_close(&s);
-    cli_done(&c);
-    return status;
+    return list_each(c, s, server_list_cols, list_servers);
 }
 
 int cmd_server_list(int argc, char **argv)
 {
-    return list_command(argc, argv, "server list", server_list_cols, list_servers);
+    return run_session(argc, argv, "server list", list_names, 0, server_list);
+}
+
+static int server_show(struct cli *c, struct session *s)
+{
+    struct server v;
+    struct core_error err;
+    if (!core_server_get(&s->ctx, c->positional[0], &v, &err))
+        return core_failed(&err, arena_printf(&s->ar, "server show: unknown server \"%s\"",
+                                              c->positional[0]));
+    static const char *const cols[] = {
+        "id", "account", "name", "status", "vm_state", "task_state", "power_state#",
+        "locked", "flavor", "image", "domain", "fault", "attachments", "created_at",
+        "updated_at", NULL};
+    int count;
+    const char *cells[] = {v.id, v.account_id, v.name, core_server_status(v.vm_state),
+                           v.vm_state, v.task_state, cli_num(&s->ar, v.power_state),
+                           v.locked ? "true" : "false", v.flavor_ref, v.image_ref, v.domain,
+                           v.fault, attachments_text(s, v.id, &count), v.created_at,
+                           v.updated_at};
+    cli_print_record(c, cols, cells);
+    return CLI_OK;
 }
 
 int cmd_server_show(int argc, char **argv)
 {
-    struct cli c = {.command = "server show", .names = show_names};
-    if (!cli_parse(&c, argc, argv, 1, 1))
-        return CLI_USAGE;
-    struct session s;
-    int status = session_open(&c, &s);
-    struct server v;
-    struct core_error err;
-    if (status == CLI_OK && !core_server_get(&s.ctx, c.positional[0], &v, &err))
-        status = core_failed(&err, arena_printf(&s.ar, "server show: unknown server \"%s\"",
-                                                c.positional[0]));
-    if (status == CLI_OK) {
-        static const char *const cols[] = {
-            "id", "account", "name", "status", "vm_state", "task_state", "power_state#",
-            "locked", "flavor", "image", "domain", "fault", "attachments", "created_at",
-            "updated_at", NULL};
-        int count;
-        const char *cells[] = {v.id, v.account_id, v.name, core_server_status(v.vm_state),
-                               v.vm_state, v.task_state, cli_num(&s.ar, v.power_state),
-                               v.locked ? "true" : "false", v.flavor_ref, v.image_ref, v.domain,
-                               v.fault, attachments_text(&s, v.id, &count), v.created_at,
-                               v.updated_at};
-        cli_print_record(&c, cols, cells);
-    }
-    session_close(&s);
-    cli_done(&c);
-    return status;
+    return run_session(argc, argv, "server show", show_names, 1, server_show);
 }
 
 /* ---- volumes ---------------------------------------------------------------------------------- */
@@ -582,37 +563,38 @@ static int list_volumes(struct session *s, struct cli_table *t, const char *acco
     return CLI_OK;
 }
 
+static int volume_list(struct cli *c, struct session *s)
+{
+    return list_each(c, s, volume_list_cols, list_volumes);
+}
+
 int cmd_volume_list(int argc, char **argv)
 {
-    return list_command(argc, argv, "volume list", volume_list_cols, list_volumes);
+    return run_session(argc, argv, "volume list", list_names, 0, volume_list);
+}
+
+static int volume_show(struct cli *c, struct session *s)
+{
+    struct volume v;
+    struct core_error err;
+    if (!core_volume_get(&s->ctx, c->positional[0], &v, &err))
+        return core_failed(&err, arena_printf(&s->ar, "volume show: unknown volume \"%s\"",
+                                              c->positional[0]));
+    static const char *const cols[] = {
+        "id", "account", "name", "description", "size_gb#", "status", "volume_type",
+        "availability_zone", "path", "adopted", "attached_to", "device", "created_at",
+        "updated_at", NULL};
+    const char *device;
+    const char *server = attached_to(s, v.id, &device);
+    const char *cells[] = {v.id, v.account_id, v.name, v.description, cli_num(&s->ar, v.size),
+                           v.status, v.volume_type, v.availability_zone, v.path,
+                           v.adopted ? "true" : "false", server, device, v.created_at,
+                           v.updated_at};
+    cli_print_record(c, cols, cells);
+    return CLI_OK;
 }
 
 int cmd_volume_show(int argc, char **argv)
 {
-    struct cli c = {.command = "volume show", .names = show_names};
-    if (!cli_parse(&c, argc, argv, 1, 1))
-        return CLI_USAGE;
-    struct session s;
-    int status = session_open(&c, &s);
-    struct volume v;
-    struct core_error err;
-    if (status == CLI_OK && !core_volume_get(&s.ctx, c.positional[0], &v, &err))
-        status = core_failed(&err, arena_printf(&s.ar, "volume show: unknown volume \"%s\"",
-                                                c.positional[0]));
-    if (status == CLI_OK) {
-        static const char *const cols[] = {
-            "id", "account", "name", "description", "size_gb#", "status", "volume_type",
-            "availability_zone", "path", "adopted", "attached_to", "device", "created_at",
-            "updated_at", NULL};
-        const char *device;
-        const char *server = attached_to(&s, v.id, &device);
-        const char *cells[] = {v.id, v.account_id, v.name, v.description, cli_num(&s.ar, v.size),
-                               v.status, v.volume_type, v.availability_zone, v.path,
-                               v.adopted ? "true" : "false", server, device, v.created_at,
-                               v.updated_at};
-        cli_print_record(&c, cols, cells);
-    }
-    session_close(&s);
-    cli_done(&c);
-    return status;
+    return run_session(argc, argv, "volume show", show_names, 1, volume_show);
 }
