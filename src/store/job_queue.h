@@ -107,6 +107,7 @@ static inline void job_inbox_submit(struct job_inbox *in, struct store_job *job)
     job->rc = 0;
     job->attempts = 0;
     job->alone = false;
+    job->guarded = false;
     pthread_mutex_lock(&in->lock);
     if (in->stopping) {
         pthread_mutex_unlock(&in->lock);

@@ -68,6 +68,14 @@ static void writing_ends(struct sq_store *s)
  * The writer thread: group commit
  * ------------------------------------------------------------------------- */
 
+/* No write is taken from now on (database_usable says so). */
+static void refuse_writes(struct sq_store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->lost = true;
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* Is the database file still the one we opened, and writable? Once it is
  * not, it never is again for this store: the acknowledged writes would go
  * to a file that a restart would not open. */
@@ -85,16 +93,27 @@ static bool database_usable(struct sq_store *s)
         why = "is no longer writable";
     if (!why)
         return true;
-    pthread_mutex_lock(&s->lock);
-    s->lost = true;
-    pthread_mutex_unlock(&s->lock);
+    refuse_writes(s);
     log_error("store: the database file %s %s since attachd opened it; refusing every write "
               "from now on (restart attachd on the right file)", s->path, why);
     return false;
 }
 
+/* End the writer's transaction, keeping nothing of it. A connection still
+ * inside it afterwards would carry what was to be discarded into the next
+ * commit: no more writes then. */
+static void roll_back(struct sq_store *s, struct sq_conn *w)
+{
+    if (sqlite3_get_autocommit(w->db) ||
+        (sq_exec_id(w, S_ROLLBACK) == STORE_OK && sqlite3_get_autocommit(w->db)))
+        return;
+    refuse_writes(s);
+    log_error("store: a transaction could not be rolled back (%s); refusing every write from "
+              "now on", sqlite3_errmsg(w->db));
+}
+
 /* Run one job's function; a job that runs out of memory is answered as not
- * committed (its savepoint is rolled back like a refusal's). */
+ * committed (its changes undone like a refusal's). */
 static int run_job(struct sq_conn *w, struct store_job *j)
 {
     struct oom_point p;
@@ -129,25 +148,40 @@ static bool transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
     }
     struct job_queue ran = {0};
     bool undone = false;        /* the transaction ended under us */
+    bool unguarded = false;     /* or a job without a savepoint refused after changing rows */
     struct store_job *j;
-    while (!undone && ran.n < MAX_BATCH && pending->head) {
+    while (!undone && !unguarded && ran.n < MAX_BATCH && pending->head) {
         if (pending->head->alone && ran.n > 0)
             break;              /* it waits for a transaction of its own */
         j = job_pop(pending);
         job_push(&ran, j);
-        if (sq_exec_id(w, S_SAVEPOINT) != STORE_OK) {
+        if (j->guarded && sq_exec_id(w, S_SAVEPOINT) != STORE_OK) {
             undone = true;
             break;
         }
+        sqlite3_int64 changes = sqlite3_total_changes64(w->db);
         j->rc = run_job(w, j);
-        /* A refused job's changes are undone; then the savepoint goes. If
-         * either statement fails, or SQLite has rolled the whole transaction
-         * back while the job ran, nothing of this transaction is reliable. */
-        if ((j->rc != 0 && sq_exec_id(w, S_ROLLBACK_TO) != STORE_OK) ||
-            sq_exec_id(w, S_RELEASE) != STORE_OK || sqlite3_get_autocommit(w->db))
+        /* A guarded job's refusal is rolled back to its savepoint; then the
+         * savepoint goes. If either statement fails, or SQLite has rolled
+         * the whole transaction back while the job ran, nothing of this
+         * transaction is reliable. */
+        if (j->guarded && ((j->rc != 0 && sq_exec_id(w, S_ROLLBACK_TO) != STORE_OK) ||
+                           sq_exec_id(w, S_RELEASE) != STORE_OK))
+            undone = true;
+        else if (!j->guarded && j->rc != 0 && sqlite3_total_changes64(w->db) != changes)
+            unguarded = true;
+        if (sqlite3_get_autocommit(w->db))
             undone = true;
         if (j->alone)
             break;
+    }
+    if (unguarded && !undone) {
+        /* Only a savepoint could undo its rows alone: the transaction goes,
+         * and all of it runs again, that job inside a savepoint. */
+        roll_back(s, w);
+        ran.tail->guarded = true;
+        job_prepend(pending, &ran);
+        return false;
     }
     if (!undone) {
         enum store_rc commit = sq_exec_id(w, S_COMMIT);
@@ -161,8 +195,7 @@ static bool transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
         }
         log_error("store: commit failed: %s", sqlite3_errmsg(w->db));
         metrics_inc(METRIC_STORE_COMMIT_FAILED);
-        if (!sqlite3_get_autocommit(w->db))
-            sq_exec_id(w, S_ROLLBACK);
+        roll_back(s, w);
         /* A failed commit keeps nothing: every job of it is answered so,
          * the refused ones with their own answer. */
         while ((j = job_pop(&ran))) {
@@ -174,8 +207,7 @@ static bool transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
     }
     log_warn("store: a transaction of %d writes was undone by SQLite (%s); running them again",
              ran.n, sqlite3_errmsg(w->db));
-    if (!sqlite3_get_autocommit(w->db))
-        sq_exec_id(w, S_ROLLBACK);
+    roll_back(s, w);
     /* Every job of it runs again, refused ones too: a refusal may have been
      * caused by a neighbour's change that is now gone. The job it ended
      * under runs alone from now on, so that it cannot take its neighbours
@@ -221,9 +253,7 @@ static void run_transaction(struct sq_store *s, struct job_queue *pending,
         if (sqlite3_exec(s->writer->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) !=
             SQLITE_OK) {
             /* every later commit would be as lazy: no more writes */
-            pthread_mutex_lock(&s->lock);
-            s->lost = true;
-            pthread_mutex_unlock(&s->lock);
+            refuse_writes(s);
             log_error("store: synchronous = FULL could not be set again after a lazy commit "
                       "(%s); refusing every write from now on", sqlite3_errmsg(s->writer->db));
         }

@@ -946,6 +946,53 @@ static void test_group_commit_refusal_asked_again(void **state)
     assert_true(account_exists(f, "dup") && account_exists(f, "k-three"));
 }
 
+/* A job that adds its account, then refuses when told to (after the add,
+ * or before it). */
+struct rj {
+    struct tj tj;
+    const char *account;
+    enum { RJ_KEEP, RJ_REFUSE_BEFORE, RJ_REFUSE_AFTER } how;
+    int runs;
+};
+
+static int job_add_then_refuse(struct store_conn *w, void *arg)
+{
+    struct rj *j = arg;
+    j->runs++;
+    if (j->how == RJ_REFUSE_BEFORE)
+        return 7;
+    char now[32];
+    store_now(now);
+    struct account a = {.id = j->account, .name = j->account, .created_at = now};
+    if (store_account_add(w, &a) != STORE_OK)
+        return 1;
+    return j->how == RJ_REFUSE_AFTER ? 8 : 0;
+}
+
+/* Jobs run without a savepoint until one refuses after it changed rows:
+ * its rows must not be committed with its neighbours', so the transaction
+ * runs again, that job in a savepoint; a refusal before any change costs
+ * nothing more. Every answer is the job's own. */
+static void test_group_commit_refusal_after_changes_is_undone_alone(void **state)
+{
+    struct fx *f = *state;
+    struct rj jobs[5] = {{.account = "r-one"},
+                         {.account = "r-two", .how = RJ_REFUSE_BEFORE},
+                         {.account = "r-three", .how = RJ_REFUSE_AFTER},
+                         {.account = "r-four"},
+                         {.account = "r-five", .how = RJ_REFUSE_AFTER}};
+    run_together(f->s, jobs, sizeof *jobs, 5, job_add_then_refuse, TOGETHER_WAIT_HELD);
+    int want_rc[5] = {0, 7, 8, 0, 8};
+    /* r-three undoes the first run: all of it again, r-three guarded; then
+     * r-five undoes the second: all again, both guarded */
+    int want_runs[5] = {3, 3, 3, 2, 2};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(jobs[i].tj.job.rc, want_rc[i]);
+        assert_int_equal(jobs[i].runs, want_runs[i]);
+        assert_int_equal(account_exists(f, jobs[i].account), want_rc[i] == 0);
+    }
+}
+
 /* ---- lazy jobs ----------------------------------------------------------------------
  * A transaction of lazy jobs alone commits at synchronous NORMAL (no fsync
  * in WAL mode); one with any other job at the store's FULL; and the writer
@@ -1656,6 +1703,7 @@ int main(void)
         cmocka_unit_test(test_open_refuses_unwritable_database),
         T(test_group_commit_transaction_undone_under_a_job),
         T(test_group_commit_job_that_always_undoes),
+        T(test_group_commit_refusal_after_changes_is_undone_alone),
         T(test_group_commit_refusal_asked_again),
         T(test_lazy_jobs_alone_commit_unflushed),
         T(test_deleted_database_refuses_writes),
