@@ -159,6 +159,10 @@ static bool transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
             undone = true;
             break;
         }
+        /* A job changes the database through the record functions
+         * (store.h): INSERT, UPDATE and DELETE, whose every row changed is
+         * counted here, and none when the statement failed (SQLite undid
+         * it). A refusal with no row counted left nothing to undo. */
         sqlite3_int64 changes = sqlite3_total_changes64(w->db);
         j->rc = run_job(w, j);
         /* A guarded job's refusal is rolled back to its savepoint; then the
