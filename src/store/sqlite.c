@@ -35,7 +35,10 @@
  * (hundreds, for a page each commit rewrites: 12 to 16% of a detach's
  * instructions, bench/instructions --detach), where a page in a cache is
  * used as it is; and the writer's cache stays valid from one of its
- * transactions to the next, unless another process (the CLI) wrote between. */
+ * transactions to the next, unless another process (the CLI) wrote between.
+ * The price: a page the writer's cache does not hold is a pread, which
+ * costs detaches scattered over a large database 10% more CPU
+ * (bench/results.md, 2026-12-04). */
 #define MMAP_SIZE (1LL << 30)
 /* A WAL restarted from its start is cut back to this length (bytes): 16 C
  * of the default C, the most it reaches, so that a busy WAL file is written
