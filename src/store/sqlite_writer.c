@@ -181,10 +181,13 @@ static bool transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
     }
     if (unguarded && !undone) {
         /* Only a savepoint could undo its rows alone: the transaction goes,
-         * and all of it runs again, that job inside a savepoint. */
+         * and all of it runs again, every job the writer holds inside a
+         * savepoint, so that requests made to refuse so cost at most one
+         * run more each, however many of them come together. */
         roll_back(s, w);
-        ran.tail->guarded = true;
         job_prepend(pending, &ran);
+        for (j = pending->head; j; j = j->next)
+            j->guarded = true;
         return false;
     }
     if (!undone) {

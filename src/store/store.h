@@ -19,18 +19,19 @@
  *    while nothing changes.
  *  - Writes are jobs: store_submit() queues one and returns at once. The
  *    writer thread runs every job queued at that moment in one transaction,
- *    so that one refused change does not undo its neighbours each inside a
- *    savepoint of its own, commits once (group commit), and then calls each
- *    job's done() with its outcome. (SQLite's writer leaves the savepoint
- *    out, a copy of every page a job changes, until a job refuses after it
- *    changed rows; most refuse before. Then the transaction runs again,
- *    that job inside one.) A job's function may run more than once: so,
- *    and when the engine rolls back a whole transaction under the batch
- *    (SQLITE_FULL, IOERR, NOMEM, ...), every job of that transaction runs
- *    again in a new one, because its outcome may have depended on what was
- *    undone; the job it ended under runs in a transaction of its own from
- *    then on, and is answered as not committed if it keeps ending them. So
- *    a job function changes nothing but the database and its own outputs.
+ *    each inside a savepoint of its own so that a refused job's changes are
+ *    undone without its neighbours', commits once (group commit), and then
+ *    calls each job's done() with its outcome. (SQLite's writer leaves the
+ *    savepoints out, as each copies every page its job changes, until a job
+ *    refuses after it changed rows, which most refusals do not; then the
+ *    transaction runs again with them.) A job's function may run more than
+ *    once: so, and when the engine rolls back a whole transaction under
+ *    the batch (SQLITE_FULL, IOERR, NOMEM, ...), every job of that
+ *    transaction runs again in a new one, because its outcome may have
+ *    depended on what was undone; the job it ended under runs in a
+ *    transaction of its own from then on, and is answered as not committed
+ *    if it keeps ending them. So a job function changes nothing but the
+ *    database and its own outputs.
  *  - A job is answered only with its true outcome: 0 when its changes are
  *    committed, its function's nonzero value when it refused (nothing of it
  *    is kept), or a negative -STORE_* when it could not be committed.

@@ -971,8 +971,9 @@ static int job_add_then_refuse(struct store_conn *w, void *arg)
 
 /* Jobs run without a savepoint until one refuses after it changed rows:
  * its rows must not be committed with its neighbours', so the transaction
- * runs again, that job in a savepoint; a refusal before any change costs
- * nothing more. Every answer is the job's own. */
+ * runs again, every job in a savepoint (once: a second such refusal among
+ * them costs nothing more); a refusal before any change needs none. Every
+ * answer is the job's own. */
 static void test_group_commit_refusal_after_changes_is_undone_alone(void **state)
 {
     struct fx *f = *state;
@@ -983,9 +984,8 @@ static void test_group_commit_refusal_after_changes_is_undone_alone(void **state
                          {.account = "r-five", .how = RJ_REFUSE_AFTER}};
     run_together(f->s, jobs, sizeof *jobs, 5, job_add_then_refuse, TOGETHER_WAIT_HELD);
     int want_rc[5] = {0, 7, 8, 0, 8};
-    /* r-three undoes the first run: all of it again, r-three guarded; then
-     * r-five undoes the second: all again, both guarded */
-    int want_runs[5] = {3, 3, 3, 2, 2};
+    /* the first run ends at r-three; the second runs all five, guarded */
+    int want_runs[5] = {2, 2, 2, 1, 1};
     for (int i = 0; i < 5; i++) {
         assert_int_equal(jobs[i].tj.job.rc, want_rc[i]);
         assert_int_equal(jobs[i].runs, want_runs[i]);
