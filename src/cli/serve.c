@@ -19,6 +19,7 @@
 #include "http/server.h"
 #include "store/pg.h"
 #include "store/store.h"
+#include "util/clock.h"
 #include "util/id.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -261,13 +262,7 @@ static void watchdog_tick(struct store *store, struct liveness *l, uint64_t wait
         pthread_mutex_lock(&l->lock);
     }
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(wait_usec / 1000000);
-    until.tv_nsec += (long)(wait_usec % 1000000) * 1000;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    deadline_after_s(&until, (double)wait_usec / 1e6);
     while (!l->done && pthread_cond_timedwait(&l->done_cond, &l->lock, &until) != ETIMEDOUT)
         ;
     bool alive = l->done;
@@ -303,13 +298,7 @@ static void lease_lost(void *cls)
 static int wait_signal(const sigset_t *handled, double seconds)
 {
     struct timespec until, now;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)seconds;
-    until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    deadline_after_s(&until, seconds);
     for (;;) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         double left = (double)(until.tv_sec - now.tv_sec) +
@@ -318,8 +307,8 @@ static int wait_signal(const sigset_t *handled, double seconds)
             return 0;
         if (left > 1)
             left = 1;
-        struct timespec step = {.tv_sec = (time_t)left,
-                                .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
+        struct timespec step = {0};
+        timespec_add(&step, left);
         int sig = sigtimedwait(handled, NULL, &step);
         if (sig > 0 && sig != SIGHUP)
             return sig;
@@ -543,7 +532,7 @@ int cmd_serve(int argc, char **argv)
 
     uint64_t watchdog = sdnotify_watchdog_usec();
     struct liveness live = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    pthread_cond_init(&live.done_cond, NULL);
+    cond_init_monotonic(&live.done_cond);
     int sig = 0;
     for (;;) {
         if (watchdog) {

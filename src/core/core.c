@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "util/id.h"
 
 bool core_fail(struct core_error *err, enum core_code code, const char *fmt, ...)
@@ -38,7 +39,7 @@ struct core *core_new(struct store *store)
     core_set_flavors(c, NULL, 0);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->wake, NULL);
-    pthread_cond_init(&c->tick, NULL);
+    cond_init_monotonic(&c->tick);
     return c;
 }
 

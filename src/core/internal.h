@@ -78,7 +78,7 @@ struct core {
     struct core_options opts;
     pthread_mutex_t lock;               /* guards everything below */
     pthread_cond_t wake;                /* workers: a task is ready; stop waits */
-    pthread_cond_t tick;                /* the timer: stop */
+    pthread_cond_t tick;                /* the timer, on CLOCK_MONOTONIC: stop, deadlines */
     struct lane *lanes;
     int tasks;
     bool stopping, draining, hypervisor_up;

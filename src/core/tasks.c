@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 /* ---- kinds ----------------------------------------------------------------- */
@@ -70,23 +71,6 @@ double core_clock(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct timespec abs_realtime(double monotonic_at)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    double wait = monotonic_at - core_clock();
-    if (wait < 0)
-        wait = 0;
-    if (wait > 3600)
-        wait = 3600;
-    now.tv_sec += (time_t)wait;
-    now.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
-    if (now.tv_nsec >= 1000000000L) {
-        now.tv_sec++;
-        now.tv_nsec -= 1000000000L;
-    }
-    return now;
-}
 
 /* ---- lanes -------------------------------------------------------------------- */
 
@@ -464,7 +448,8 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&c->lock);
             continue;
         }
-        struct timespec until = abs_realtime(next);
+        struct timespec until = {0};  /* c->tick waits on CLOCK_MONOTONIC, as core_clock */
+        timespec_add(&until, next);
         pthread_cond_timedwait(&c->tick, &c->lock, &until);
     }
     pthread_mutex_unlock(&c->lock);

@@ -16,16 +16,31 @@ static inline void cond_init_monotonic(pthread_cond_t *c)
     pthread_condattr_destroy(&ca);
 }
 
-/* *ts = now (CLOCK_MONOTONIC) + ms milliseconds. */
-static inline void deadline_after_ms(struct timespec *ts, long ms)
+/* *ts = *ts + seconds (at least 0). */
+static inline void timespec_add(struct timespec *ts, double seconds)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (seconds < 0)
+        seconds = 0;
+    time_t whole = (time_t)seconds;
+    ts->tv_sec += whole;
+    ts->tv_nsec += (long)((seconds - (double)whole) * 1e9);
     if (ts->tv_nsec >= 1000000000L) {
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000L;
     }
+}
+
+/* *ts = now (CLOCK_MONOTONIC) + seconds. */
+static inline void deadline_after_s(struct timespec *ts, double seconds)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    timespec_add(ts, seconds);
+}
+
+/* *ts = now (CLOCK_MONOTONIC) + ms milliseconds. */
+static inline void deadline_after_ms(struct timespec *ts, long ms)
+{
+    deadline_after_s(ts, (double)ms / 1e3);
 }
 
 #endif

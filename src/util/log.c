@@ -315,10 +315,7 @@ static void *flusher_main(void *arg)
     pthread_mutex_lock(&flusher_lock);
     while (!flusher_stop) {
         struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += LOG_FLUSH_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        deadline_after_ms(&until, LOG_FLUSH_MS);
         while (!flusher_stop &&
                pthread_cond_timedwait(&flusher_cond, &flusher_lock, &until) != ETIMEDOUT)
             ;
