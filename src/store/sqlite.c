@@ -30,7 +30,8 @@
 /* Every reader connection maps the database file up to this length: a
  * page read from the file (not from the WAL) is then a memory access, not a
  * pread, and a reader's cache, dropped at every commit, does not have to be
- * filled again. Not the writer: SQLite looks a mapped page up in the WAL's
+ * filled again (the mapping is kept across commits: sqlite_vfs.c). Not the
+ * writer: SQLite looks a mapped page up in the WAL's
  * index at every use, walking all the frames of that page the index holds
  * (hundreds, for a page each commit rewrites: 12 to 16% of a detach's
  * instructions, bench/instructions --detach), where a page in a cache is

@@ -107,10 +107,14 @@ enum store_rc sq_user_list(struct store_conn *c, struct arena *ar, const char *a
 
 /* The VFS every connection opens its database with (sqlite_vfs.c):
  * SQLite's default, except that at synchronous FULL a commit's WAL frames
- * are written in a few large writes just before its fsync. Registered
- * once; false if it cannot be. */
+ * are written in a few large writes just before its fsync, and that a
+ * connection that maps the file keeps its mapping across commits while the
+ * file keeps its length. Registered once; false if it cannot be. */
 #define SQ_VFS "attachd-gather"
 bool sq_vfs_register(void);
+/* How many times a connection's mapping was let go (the file's length had
+ * changed), in this process: for the tests. */
+long sq_vfs_maps_dropped(void);
 
 /* The text of each statement, by id (sqlite_sql.c). */
 extern const char *const sqlite_sql[N_SQ_STMT];

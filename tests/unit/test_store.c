@@ -1174,6 +1174,63 @@ static void test_normal_commit_is_in_the_wal_when_it_returns(void **state)
     tmp_store_close(&t);
 }
 
+/* One statement on a raw connection; the text of its first column, if any. */
+static void sql(sqlite3 *db, const char *q, char *out, size_t size)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (out)
+            snprintf(out, size, "%s", (const char *)sqlite3_column_text(st, 0));
+    assert_int_equal(rc, SQLITE_DONE);
+    sqlite3_finalize(st);
+}
+
+/* A reader that maps the database file (as the store's readers do) keeps
+ * its mapping across commits while the file keeps its length, and still
+ * reads what was committed: here a row rewritten in place in the file by a
+ * checkpoint. Once a checkpoint has grown the file, the mapping is made
+ * again, and the new rows are read. */
+static void test_reader_keeps_its_mapping_while_the_file_keeps_its_length(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    tmp_store_open(&t);         /* a database of the store's, which registered the VFS */
+    store_close(t.store);
+    sqlite3 *w, *r;
+    int rw = SQLITE_OPEN_READWRITE;
+    assert_int_equal(sqlite3_open_v2(t.path, &w, rw, SQ_VFS), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(t.path, &r, rw, SQ_VFS), SQLITE_OK);
+    sql(w, "PRAGMA journal_mode = WAL", NULL, 0);
+    sql(r, "PRAGMA mmap_size = 1073741824", NULL, 0);
+    sql(w, "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)", NULL, 0);
+    sql(w, "INSERT INTO kv VALUES (1, 'one')", NULL, 0);
+    sql(w, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, 0);
+    char v[64] = "";
+    sql(r, "SELECT v FROM kv WHERE k = 1", v, sizeof v);
+    assert_string_equal(v, "one");
+    long dropped = sq_vfs_maps_dropped();
+
+    sql(w, "UPDATE kv SET v = 'two' WHERE k = 1", NULL, 0);
+    sql(w, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, 0);     /* the page, in place */
+    sql(r, "SELECT v FROM kv WHERE k = 1", v, sizeof v);
+    assert_string_equal(v, "two");
+    assert_int_equal(sq_vfs_maps_dropped(), dropped);      /* the same mapping */
+
+    sql(w, "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 401) "
+           "INSERT INTO kv SELECT i, printf('%.500c', 'x') FROM n", NULL, 0);
+    sql(w, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, 0);     /* a longer file */
+    sql(r, "SELECT count(*) || ' ' || max(length(v)) FROM kv", v, sizeof v);
+    assert_string_equal(v, "401 500");
+    assert_int_equal(sq_vfs_maps_dropped(), dropped + 1);
+    sql(r, "SELECT v FROM kv WHERE k = 1", v, sizeof v);
+    assert_string_equal(v, "two");
+    sqlite3_close(r);
+    sqlite3_close(w);
+    tmp_dir_remove(&t);
+}
+
 /* The gathered frames are written at the sync that ends the commit: a
  * write that fails there (here the file size limit, EFBIG; the commit is
  * small enough to be gathered whole) fails the commit, which then keeps
@@ -1696,6 +1753,7 @@ int main(void)
         cmocka_unit_test(test_pass_that_left_frames_is_made_again_when_idle),
         cmocka_unit_test(test_full_commit_writes_its_wal_at_once),
         cmocka_unit_test(test_normal_commit_is_in_the_wal_when_it_returns),
+        cmocka_unit_test(test_reader_keeps_its_mapping_while_the_file_keeps_its_length),
         cmocka_unit_test(test_failed_wal_write_fails_the_commit),
         cmocka_unit_test(test_store_now_format),
         cmocka_unit_test(test_store_now_by_the_database_clock),
