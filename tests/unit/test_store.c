@@ -1231,6 +1231,70 @@ static void test_reader_keeps_its_mapping_while_the_file_keeps_its_length(void *
     tmp_dir_remove(&t);
 }
 
+/* Copy a database and its WAL as they are on disk now, as a crash would
+ * leave them, to `to` (and `to`-wal). */
+static void copy_as_crashed(const char *from, const char *to)
+{
+    char cmd[4 * PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s-wal' '%s-wal'", from, to, from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The WAL file is made longer ahead of its frames, with zeros, a MiB at a
+ * time; SQLite's recovery finds every committed frame in it all the same.
+ * Another connection that writes the WAL without doing so (here SQLite's
+ * own VFS, as another program would) leaves frames past the file's end as
+ * this connection last knew it: they are not written over. */
+static void test_wal_made_longer_ahead_recovers_whole(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    tmp_store_open(&t);         /* a database of the store's, which registered the VFS */
+    store_close(t.store);
+    char wal[PATH_MAX], copy[PATH_MAX];
+    snprintf(wal, sizeof wal, "%s-wal", t.path);
+    snprintf(copy, sizeof copy, "%s/copy.db", t.dir);
+    sqlite3 *a, *b;
+    assert_int_equal(sqlite3_open_v2(t.path, &a, SQLITE_OPEN_READWRITE, SQ_VFS), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(t.path, &b, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
+    sql(a, "PRAGMA journal_mode = WAL", NULL, 0);
+    sql(a, "PRAGMA wal_autocheckpoint = 0", NULL, 0);
+    sql(b, "PRAGMA wal_autocheckpoint = 0", NULL, 0);
+    sql(a, "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)", NULL, 0);
+    sql(a, "INSERT INTO kv VALUES (1, 'a')", NULL, 0);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    assert_int_equal(st.st_size, 1 << 20);      /* two frames' worth, and zeros */
+    /* the other connection writes 2 MiB and more of frames, past that end */
+    sql(b, "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 601) "
+           "INSERT INTO kv SELECT i, printf('%.4000c', 'b') FROM n", NULL, 0);
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true(st.st_size > 2 << 20 && st.st_size % (1 << 20) != 0);
+    sql(a, "INSERT INTO kv VALUES (1000, 'a again')", NULL, 0);
+    assert_int_equal(stat(wal, &st), 0);
+    assert_int_equal(st.st_size % (1 << 20), 0);
+    copy_as_crashed(t.path, copy);
+    sqlite3_close(b);
+    sqlite3_close(a);
+
+    sqlite3 *c;
+    assert_int_equal(sqlite3_open_v2(copy, &c, SQLITE_OPEN_READWRITE, SQ_VFS), SQLITE_OK);
+    char v[64] = "";
+    sql(c, "SELECT count(*) || ' ' || sum(length(v) = 4000) FROM kv", v, sizeof v);
+    assert_string_equal(v, "602 600");
+    sql(c, "SELECT v FROM kv WHERE k = 1000", v, sizeof v);
+    assert_string_equal(v, "a again");
+    sql(c, "PRAGMA integrity_check", v, sizeof v);
+    assert_string_equal(v, "ok");
+    sqlite3_close(c);
+    unlink(copy);
+    snprintf(copy, sizeof copy, "%s/copy.db-wal", t.dir);
+    unlink(copy);
+    snprintf(copy, sizeof copy, "%s/copy.db-shm", t.dir);
+    unlink(copy);
+    tmp_dir_remove(&t);
+}
+
 /* The gathered frames are written at the sync that ends the commit: a
  * write that fails there (here the file size limit, EFBIG; the commit is
  * small enough to be gathered whole) fails the commit, which then keeps
@@ -1244,9 +1308,12 @@ static void test_failed_wal_write_fails_the_commit(void **state)
     snprintf(wal, sizeof wal, "%s-wal", t.path);
     struct stat st;
     assert_int_equal(stat(wal, &st), 0);
+    /* the frames end here; the file, made longer ahead, further */
+    off_t end = 32 + (off_t)atomic_load(&sq_store_of(t.store)->wal_pages) * (24 + 4096);
+    assert_true(st.st_size >= end + 8192 && st.st_size % (1 << 20) == 0);
     struct rlimit old;
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    struct rlimit small = {(rlim_t)st.st_size + 8192, old.rlim_max};
+    struct rlimit small = {(rlim_t)end + 8192, old.rlim_max};   /* no write at or past it */
     quiet_logs();
     signal(SIGXFSZ, SIG_IGN);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
@@ -1754,6 +1821,7 @@ int main(void)
         cmocka_unit_test(test_full_commit_writes_its_wal_at_once),
         cmocka_unit_test(test_normal_commit_is_in_the_wal_when_it_returns),
         cmocka_unit_test(test_reader_keeps_its_mapping_while_the_file_keeps_its_length),
+        cmocka_unit_test(test_wal_made_longer_ahead_recovers_whole),
         cmocka_unit_test(test_failed_wal_write_fails_the_commit),
         cmocka_unit_test(test_store_now_format),
         cmocka_unit_test(test_store_now_by_the_database_clock),
