@@ -27,18 +27,22 @@
  *   - A crash loses only frames that no commit had ended: what SQLite's
  *     recovery ignores anyway.
  *
- * The WAL file is also made longer ahead of its frames, 1 MiB of zeros at
- * a time (WAL_CHUNK), as PostgreSQL fills a new WAL segment with zeros
- * (wal_init_zero): a commit then writes over blocks the file already has,
- * and its fdatasync flushes data only. A write past the file's end makes
- * ext4 commit its journal at that fdatasync (the new length and blocks):
- * 195 against 102 us alone here, and under libvirt's own config writes,
- * which share that journal, far more. SQLite reads a WAL only up to the
+ * At FULL, the WAL file is also made longer ahead of small commits, 1 MiB
+ * of zeros at a time (WAL_CHUNK), as PostgreSQL fills a new WAL segment
+ * with zeros (wal_init_zero): the commits after it write over blocks the
+ * file already has, and their fdatasync flushes data only. A write past the
+ * file's end makes ext4 commit its journal at that fdatasync (the new
+ * length and blocks): for commits of 16 KiB, 208 to 303 us a commit alone
+ * here against 180 with the zeros (their cost included), and under
+ * libvirt's own config writes, which share that journal, far more. For a
+ * commit of 128 KiB the zeros cost more than they save (325 against 295 to
+ * 319 us), so a write of WAL_PAD_BELOW or more goes past the end as it is:
+ * the large batches of a busy writer. SQLite reads a WAL only up to the
  * last frame its index or its recovery finds valid; zeros are never one
  * (their salts are not the header's). The zeros are written only past the
- * file's end as fstat tells it at that moment, by the connection that holds
- * the WAL's write lock (SQLite writes the WAL under no other), so they
- * cover no frame of anybody's.
+ * file's end as fstat tells it at that moment, by the connection that
+ * holds the WAL's write lock (SQLite writes the WAL under no other), so
+ * they cover no frame of anybody's.
  *
  * And a connection that maps the database file (the readers: PRAGMA
  * mmap_size, sqlite.c) keeps its mapping while the file keeps its length.
@@ -80,8 +84,10 @@ struct db_file {
     sqlite3_int64 mapped_length;
 };
 
-/* The WAL file grows by this much at a time, written with zeros. */
+/* The WAL file grows by this much at a time, written with zeros, before a
+ * write of less than WAL_PAD_BELOW that would go past its end. */
 #define WAL_CHUNK (1 << 20)
+#define WAL_PAD_BELOW (64 << 10)
 
 /* A WAL file, the bytes gathered for [off, off + len), and its length as
  * this connection last made or saw it (-1: unknown). */
@@ -203,14 +209,15 @@ static struct wal_file *wal_of(sqlite3_file *f)
     return (struct wal_file *)f;
 }
 
-/* Write [off, off + n) to the file, making it WAL_CHUNK longer first with
- * zeros if the write would go past its end (the file's length is asked
- * again then: another process may have written the WAL since). */
+/* Write [off, off + n) to the file; at FULL, if a write of less than
+ * WAL_PAD_BELOW would go past its end, make it WAL_CHUNK longer first with
+ * zeros (the file's length is asked again then: another process may have
+ * written the WAL since). */
 static int wal_put(struct wal_file *w, const void *p, int n, sqlite3_int64 off)
 {
     static const char zeros[64 << 10];
     sqlite3_int64 end = off + n;
-    if (end > w->length) {
+    if (end > w->length && n < WAL_PAD_BELOW && w->db && w->db->syncs_commits) {
         if (pass_file_size(&w->f.base, &w->length) != SQLITE_OK)
             w->length = -1;
         else if (end > w->length) {

@@ -1240,8 +1240,9 @@ static void copy_as_crashed(const char *from, const char *to)
     assert_int_equal(system(cmd), 0);
 }
 
-/* The WAL file is made longer ahead of its frames, with zeros, a MiB at a
- * time; SQLite's recovery finds every committed frame in it all the same.
+/* At FULL, the WAL file is made longer ahead of small commits, with zeros,
+ * a MiB at a time; SQLite's recovery finds every committed frame in it all
+ * the same.
  * Another connection that writes the WAL without doing so (here SQLite's
  * own VFS, as another program would) leaves frames past the file's end as
  * this connection last knew it: they are not written over. */
@@ -1258,6 +1259,7 @@ static void test_wal_made_longer_ahead_recovers_whole(void **state)
     assert_int_equal(sqlite3_open_v2(t.path, &a, SQLITE_OPEN_READWRITE, SQ_VFS), SQLITE_OK);
     assert_int_equal(sqlite3_open_v2(t.path, &b, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
     sql(a, "PRAGMA journal_mode = WAL", NULL, 0);
+    sql(a, "PRAGMA synchronous = FULL", NULL, 0);
     sql(a, "PRAGMA wal_autocheckpoint = 0", NULL, 0);
     sql(b, "PRAGMA wal_autocheckpoint = 0", NULL, 0);
     sql(a, "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)", NULL, 0);
