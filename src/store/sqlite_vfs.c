@@ -36,8 +36,8 @@
  * here against 180 with the zeros (their cost included), and under
  * libvirt's own config writes, which share that journal, far more. For a
  * commit of 128 KiB the zeros cost more than they save (325 against 295 to
- * 319 us), so a write of WAL_PAD_BELOW or more goes past the end as it is:
- * the large batches of a busy writer. SQLite reads a WAL only up to the
+ * 319 us), so a commit of WAL_PAD_BELOW or more goes past the end as it
+ * is: the large batches of a busy writer. SQLite reads a WAL only up to the
  * last frame its index or its recovery finds valid; zeros are never one
  * (their salts are not the header's). The zeros are written only past the
  * file's end as fstat tells it at that moment, by the connection that
@@ -85,12 +85,13 @@ struct db_file {
 };
 
 /* The WAL file grows by this much at a time, written with zeros, before a
- * write of less than WAL_PAD_BELOW that would go past its end. */
+ * commit of less than WAL_PAD_BELOW that would go past its end. */
 #define WAL_CHUNK (1 << 20)
 #define WAL_PAD_BELOW (64 << 10)
 
-/* A WAL file, the bytes gathered for [off, off + len), and its length as
- * this connection last made or saw it (-1: unknown). */
+/* A WAL file, the bytes gathered for [off, off + len), its length as this
+ * connection last made or saw it (-1: unknown), and how much was written
+ * since the last sync (the commit being written, at FULL). */
 struct wal_file {
     struct shim f;
     struct db_file *db;         /* its database's, opened before and closed after it */
@@ -98,6 +99,7 @@ struct wal_file {
     size_t len;
     sqlite3_int64 off;
     sqlite3_int64 length;
+    sqlite3_int64 unsynced;
 };
 
 #define ROUND8(n) (((n) + 7) & ~(size_t)7)
@@ -209,15 +211,16 @@ static struct wal_file *wal_of(sqlite3_file *f)
     return (struct wal_file *)f;
 }
 
-/* Write [off, off + n) to the file; at FULL, if a write of less than
- * WAL_PAD_BELOW would go past its end, make it WAL_CHUNK longer first with
- * zeros (the file's length is asked again then: another process may have
- * written the WAL since). */
+/* Write [off, off + n) to the file; at FULL, if a commit of less than
+ * WAL_PAD_BELOW so far would go past its end, make it WAL_CHUNK longer
+ * first with zeros (the file's length is asked again then: another process
+ * may have written the WAL since). */
 static int wal_put(struct wal_file *w, const void *p, int n, sqlite3_int64 off)
 {
     static const char zeros[64 << 10];
     sqlite3_int64 end = off + n;
-    if (end > w->length && n < WAL_PAD_BELOW && w->db && w->db->syncs_commits) {
+    w->unsynced += n;
+    if (end > w->length && w->unsynced < WAL_PAD_BELOW && w->db && w->db->syncs_commits) {
         if (pass_file_size(&w->f.base, &w->length) != SQLITE_OK)
             w->length = -1;
         else if (end > w->length) {
@@ -295,7 +298,9 @@ static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
 
 static int wal_sync(sqlite3_file *f, int flags)
 {
-    int rc = flush(wal_of(f));
+    struct wal_file *w = wal_of(f);
+    int rc = flush(w);
+    w->unsynced = 0;
     return rc != SQLITE_OK ? rc : pass_sync(f, flags);
 }
 
