@@ -49,8 +49,8 @@
  * SQLite drops a connection's mapping whenever its next snapshot finds that
  * anything was committed, and maps the file again at the next page it
  * fetches. On this project's hosts that costs a read some 55 us more after
- * every commit (munmap, mmap, then the first page fault: 1.3 us for a
- * pread), which a reader pays at every request under a stream of writes.
+ * every commit (munmap, mmap and the first page fault, where a pread costs
+ * 1.3 us), which a reader pays at every request under sparse writes.
  * Linux keeps a shared mapping and the file's writes coherent (one page
  * cache), so a mapping as long as the file shows every byte a pread would;
  * SQLite reads from it only pages that are not in the WAL, which its locks
