@@ -1231,6 +1231,36 @@ static void test_reader_keeps_its_mapping_while_the_file_keeps_its_length(void *
     tmp_dir_remove(&t);
 }
 
+/* A write job (store_write_fn) that reads its connection's PRAGMA
+ * cache_size into *arg. */
+static int read_cache_size(struct store_conn *w, void *arg)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(sq_conn_of(w)->db, "PRAGMA cache_size", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    *(int *)arg = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* The writer keeps a page cache of WRITER_CACHE_KIB (sqlite.c says why);
+ * the readers, which map the file, SQLite's default. */
+static void test_writer_has_the_larger_page_cache(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    tmp_store_open(&t);
+    int writer = 0;
+    assert_int_equal(store_write(t.store, read_cache_size, &writer), 0);
+    assert_int_equal(writer, -8192);
+    struct store_conn *r = store_reader(t.store);
+    int reader = 0;
+    assert_int_equal(read_cache_size(r, &reader), 0);
+    assert_int_equal(reader, -2000);
+    tmp_store_close(&t);
+}
+
 /* Copy a database and its WAL as they are on disk now, as a crash would
  * leave them, to `to` (and `to`-wal). */
 static void copy_as_crashed(const char *from, const char *to)
@@ -1823,6 +1853,7 @@ int main(void)
         cmocka_unit_test(test_full_commit_writes_its_wal_at_once),
         cmocka_unit_test(test_normal_commit_is_in_the_wal_when_it_returns),
         cmocka_unit_test(test_reader_keeps_its_mapping_while_the_file_keeps_its_length),
+        cmocka_unit_test(test_writer_has_the_larger_page_cache),
         cmocka_unit_test(test_wal_made_longer_ahead_recovers_whole),
         cmocka_unit_test(test_failed_wal_write_fails_the_commit),
         cmocka_unit_test(test_store_now_format),
