@@ -45,10 +45,10 @@
  * walks the attachment's, volume's and server's rows and their indexes;
  * over a large database (131,072 attachments, 72 MiB) a 2 MiB cache missed
  * often enough that pread was the writer's largest cost (8% of attachd's
- * CPU under a stream of detaches); 8 MiB gave 0.92x the CPU per detach and
- * 1.05x the rate (bench/results.md, 2026-12-04 15:50). The cache is filled
- * only as pages are read, and a busy writer keeps it: about 6 MiB of
- * anonymous memory more once idle, against the 20 MiB budget. */
+ * CPU under a stream of detaches); 8 MiB took 0.96x the CPU per detach
+ * (bench/results.md, 2026-12-04 15:09; 0.92x in a run before it). The
+ * cache is filled only as pages are read, and a busy writer keeps it:
+ * about 6 MiB of anonymous memory more once idle, of the 20 MiB budget. */
 #define WRITER_CACHE_KIB 8192
 /* A WAL restarted from its start is cut back to this length (bytes): 16 C
  * of the default C, the most it reaches, so that a busy WAL file is written
