@@ -45,10 +45,13 @@
  * walks the attachment's, volume's and server's rows and their indexes;
  * over a large database (131,072 attachments, 72 MiB) a 2 MiB cache missed
  * often enough that pread was the writer's largest cost (8% of attachd's
- * CPU under a stream of detaches); 8 MiB took 0.96x the CPU per detach
- * (bench/results.md, 2026-12-04 15:09; 0.92x in a run before it). The
- * cache is filled only as pages are read, and a busy writer keeps it:
- * about 6 MiB of anonymous memory more once idle, of the 20 MiB budget. */
+ * CPU under a stream of detaches, in order): 1.80 preads per detach, and
+ * 1.12 with 8 MiB (perf stat, bench/results.md 2026-12-04 15:37). What
+ * that saves, a microsecond or two of the writer's time per detach, is
+ * below what this project's hosts let bench/run tell apart (0.92x, 0.96x
+ * and 1.12x the CPU in three runs). The cache is filled only as pages are
+ * read, and a busy writer keeps it: about 6 MiB of anonymous memory more
+ * once idle, of the 20 MiB budget. */
 #define WRITER_CACHE_KIB 8192
 /* A WAL restarted from its start is cut back to this length (bytes): 16 C
  * of the default C, the most it reaches, so that a busy WAL file is written
