@@ -51,8 +51,8 @@
  * below what this project's hosts let bench/run tell apart (0.92x, 0.96x
  * and 1.12x the CPU in three runs). The cache is filled only as pages are
  * read, and a busy writer keeps it: about 6 MiB of anonymous memory more
- * once idle, of the 20 MiB budget. */
-#define WRITER_CACHE_KIB 8192
+ * once idle, of the 20 MiB budget. The readers keep SQLite's default. */
+#define WRITER_CACHE_KIB "8192"
 /* A WAL restarted from its start is cut back to this length (bytes): 16 C
  * of the default C, the most it reaches, so that a busy WAL file is written
  * over in place rather than cut and extended again (block allocation). */
@@ -169,13 +169,12 @@ struct sq_conn *sq_conn_open(const char *path, bool writer, bool synchronous_ful
     }
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, 5000);
-    char pragmas[320];
+    char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA foreign_keys = ON; PRAGMA synchronous = %s; PRAGMA mmap_size = %lld; "
-             "PRAGMA cache_size = %d; %s",
+             "PRAGMA foreign_keys = ON; PRAGMA synchronous = %s; PRAGMA mmap_size = %lld; %s",
              synchronous_full ? "FULL" : "NORMAL", writer ? 0 : MMAP_SIZE,
-             writer ? -WRITER_CACHE_KIB : -2000,    /* negative: KiB; 2000 is SQLite's */
              writer ? "PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = " JOURNAL_LIMIT ";"
+                      " PRAGMA cache_size = -" WRITER_CACHE_KIB ";"    /* negative: KiB */
                     : "PRAGMA query_only = ON;");
     char *msg = NULL;
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
