@@ -15,7 +15,6 @@
 #include "core/core.h"
 #include "driver/driver.h"
 
-
 bool cli_absolute_dir(const char *dir, char out[4096])
 {
     char buf[4096];

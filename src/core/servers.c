@@ -14,7 +14,6 @@
 
 #include "util/log.h"
 
-
 const char *core_server_status(const char *vm_state)
 {
     static const struct { const char *vm, *status; } map[] = {
@@ -597,7 +596,6 @@ void core_server_step(struct core *c, struct task *t)
     default: delete_step(c, t); break;
     }
 }
-
 
 /* ---- following the hypervisor ------------------------------------------------ */
 

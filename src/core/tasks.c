@@ -71,7 +71,6 @@ double core_clock(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-
 /* ---- lanes -------------------------------------------------------------------- */
 
 struct lane {

@@ -99,7 +99,6 @@ void core_volume_step(struct core *c, struct task *t)
     task_complete(c, t, volume_gone);
 }
 
-
 struct volume_job {
     struct core_ctx *c;
     struct volume *vol;

@@ -15,7 +15,6 @@
 
 #include "driver/libvirt_int.h"
 
-
 static pthread_mutex_t loop_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t loop_cond = PTHREAD_COND_INITIALIZER;
 static int loop_users;

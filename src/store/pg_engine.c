@@ -328,12 +328,10 @@ struct pg_conn *pg_store_pg(struct store_conn *c)
  * The store
  * ------------------------------------------------------------------------- */
 
-
 static int pgs_migrate(const char *conninfo, int *from, int *to, char *err, int errlen)
 {
     return pg_schema_migrate(conninfo, from, to, err, errlen);
 }
-
 
 static struct store *pgs_open(const struct store_options *opts, char *err, int errlen)
 {

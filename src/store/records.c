@@ -14,7 +14,6 @@
  * The shapes most record functions take
  * ------------------------------------------------------------------------- */
 
-
 /* KEYS(a, b, ...): text parameters ?1, ?2, ... as an array and its length. */
 #define KEYS(...) (const char *const[]){__VA_ARGS__}, \
     (int)(sizeof (const char *const[]){__VA_ARGS__} / sizeof(const char *))

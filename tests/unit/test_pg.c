@@ -1744,7 +1744,6 @@ static void test_records_match_sqlite(void **state)
     free(sq.out);
 }
 
-
 /* ---- the store on PostgreSQL: the writer and the readers (pg_engine.c) ------------- */
 
 static struct store *open_pg_store(struct fx *f)
