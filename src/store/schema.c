@@ -124,21 +124,20 @@ static const char *const migrations[] = {
      * domain bound with `server add --domain` is left alone */
     "ALTER TABLE servers ADD COLUMN own_domain INTEGER NOT NULL DEFAULT 0 "
     "  CHECK (own_domain IN (0, 1));",
-    /* 7: an attachment's account, its server's: a GET of an attachment that
-     * exists then reads the attachment alone, not the server's index and
-     * row as well (two B-trees instead of four: at a million attachments
-     * the leaves of each are cold in the CPU's caches, and walking them was
-     * most of what a GET cost there more than at a thousand;
-     * bench/results.md, 2026-12-04). The insert takes it from the server
-     * (S_ATTACH_ADD), and the trigger refuses any other value, NULL too.
-     * No statement moves an attachment to another server or a server to
-     * another account. */
+    /* 7: an attachment's account, its server's, kept by the database itself:
+     * a GET of an attachment that exists then reads the attachment alone,
+     * not the server's index and row as well (two B-trees instead of four:
+     * at a million attachments the leaves of each are cold in the CPU's
+     * caches, and walking them was most of what a GET cost there more than
+     * at a thousand; bench/results.md, 2026-12-04). No statement moves an
+     * attachment to another server or a server to another account. */
     "ALTER TABLE attachments ADD COLUMN account_id TEXT REFERENCES accounts(id);"
     "UPDATE attachments SET account_id = "
     "  (SELECT account_id FROM servers WHERE servers.id = attachments.server_id);"
-    "CREATE TRIGGER attachments_account BEFORE INSERT ON attachments "
-    "  WHEN NEW.account_id IS NOT (SELECT account_id FROM servers WHERE id = NEW.server_id) "
-    "BEGIN SELECT RAISE(ABORT, 'an attachment''s account is its server''s'); END;",
+    "CREATE TRIGGER attachments_account AFTER INSERT ON attachments BEGIN"
+    "  UPDATE attachments SET account_id = "
+    "    (SELECT account_id FROM servers WHERE id = NEW.server_id) WHERE seq = NEW.seq;"
+    "END;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -65,9 +65,8 @@ const char *const sqlite_sql[N_SQ_STMT] = {
                              "WHERE id = ?1",
     [S_VOLUME_UNSETTLED] = "SELECT " VOLUME_COLS " FROM volumes "
                            "WHERE status IN ('creating', 'deleting') ORDER BY seq",
-    [S_ATTACH_ADD] = "INSERT INTO attachments (" ATTACH_COLS ", account_id) VALUES "
-                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                     "(SELECT account_id FROM servers WHERE id = ?3))",
+    [S_ATTACH_ADD] = "INSERT INTO attachments (" ATTACH_COLS ") VALUES "
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [S_ATTACH_BY_ID] = "SELECT " ATTACH_COLS " FROM attachments WHERE id = ?1",
     [S_ATTACH_SET_STATUS] = "UPDATE attachments SET status = ?2 WHERE id = ?1 AND status = ?3",
     [S_ATTACH_UNSETTLED] = "SELECT " ATTACH_COLS " FROM attachments WHERE status <> 'attached' "
