@@ -134,17 +134,6 @@ static const char *const migrations[] = {
     /* 6: a server whose domain attachd defined */
     "ALTER TABLE servers ADD COLUMN own_domain INTEGER NOT NULL DEFAULT 0 "
     "  CHECK (own_domain IN (0, 1));",
-    /* 7: an attachment's account, its server's, kept by the database (as
-     * in SQLite's migration 7, schema.c, which a GET of an attachment reads
-     * there; this store's lookup, pg_engine.c, joins the server as before) */
-    "ALTER TABLE attachments ADD COLUMN account_id TEXT REFERENCES accounts(id);"
-    "UPDATE attachments a SET account_id = s.account_id FROM servers s WHERE s.id = a.server_id;"
-    "CREATE FUNCTION attachments_account() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-    "  NEW.account_id := (SELECT account_id FROM servers WHERE id = NEW.server_id);"
-    "  RETURN NEW;"
-    "END $$;"
-    "CREATE TRIGGER attachments_account BEFORE INSERT ON attachments "
-    "  FOR EACH ROW EXECUTE FUNCTION attachments_account();",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -124,20 +124,6 @@ static const char *const migrations[] = {
      * domain bound with `server add --domain` is left alone */
     "ALTER TABLE servers ADD COLUMN own_domain INTEGER NOT NULL DEFAULT 0 "
     "  CHECK (own_domain IN (0, 1));",
-    /* 7: an attachment's account, its server's, kept by the database itself:
-     * a GET of an attachment that exists then reads the attachment alone,
-     * not the server's index and row as well (two B-trees instead of four:
-     * at a million attachments the leaves of each are cold in the CPU's
-     * caches, and walking them was most of what a GET cost there more than
-     * at a thousand; bench/results.md, 2026-12-04). No statement moves an
-     * attachment to another server or a server to another account. */
-    "ALTER TABLE attachments ADD COLUMN account_id TEXT REFERENCES accounts(id);"
-    "UPDATE attachments SET account_id = "
-    "  (SELECT account_id FROM servers WHERE servers.id = attachments.server_id);"
-    "CREATE TRIGGER attachments_account AFTER INSERT ON attachments BEGIN"
-    "  UPDATE attachments SET account_id = "
-    "    (SELECT account_id FROM servers WHERE id = NEW.server_id) WHERE seq = NEW.seq;"
-    "END;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -162,11 +148,6 @@ static int user_version(sqlite3 *db, int *v)
 
 int schema_migrate(sqlite3 *db, int *from, int *to, char *err, int errlen)
 {
-    return schema_migrate_to(db, N_MIGRATIONS, from, to, err, errlen);
-}
-
-int schema_migrate_to(sqlite3 *db, int target, int *from, int *to, char *err, int errlen)
-{
     int v;
     if (user_version(db, &v) < 0) {
         snprintf(err, (size_t)errlen, "cannot read schema version: %s", sqlite3_errmsg(db));
@@ -179,7 +160,7 @@ int schema_migrate_to(sqlite3 *db, int target, int *from, int *to, char *err, in
                  "use a newer attachd", v, N_MIGRATIONS);
         return -1;
     }
-    for (; v < target && v < N_MIGRATIONS; v++) {
+    for (; v < N_MIGRATIONS; v++) {
         char sql[64];
         char *msg = NULL;
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);

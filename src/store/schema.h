@@ -8,9 +8,6 @@
 /* Bring db to the newest version. Returns 0, or -1 with a reason in err
  * (including "made by a newer attachd"). */
 int schema_migrate(sqlite3 *db, int *from, int *to, char *err, int errlen);
-/* The same, up to version target only (tests of a migration on the data of
- * the version before it). */
-int schema_migrate_to(sqlite3 *db, int target, int *from, int *to, char *err, int errlen);
 /* The version this binary writes. */
 int schema_latest(void);
 

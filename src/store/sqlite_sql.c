@@ -73,15 +73,11 @@ const char *const sqlite_sql[N_SQ_STMT] = {
                            "ORDER BY seq",
     [S_ATTACH_GET] = "SELECT " ATTACH_COLS " FROM attachments WHERE server_id = ?1 "
                      "AND volume_id = ?2",
-    /* the attachment alone when it is there (its account is its server's:
-     * schema.c, migration 7); else the server, the attachment's columns
-     * NULL; else no row. SQLite runs the second SELECT only when the first
-     * found nothing. */
-    [S_ATTACH_FIND] = "SELECT " ATTACH_COLS " FROM attachments WHERE volume_id = ?2 "
-                      "AND server_id = ?1 AND (?3 IS NULL OR account_id = ?3) "
-                      "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-                      "NULL FROM servers WHERE id = ?1 AND (?3 IS NULL OR account_id = ?3) "
-                      "LIMIT 1",
+    [S_ATTACH_FIND] = "SELECT a.id, a.bdm_uuid, a.server_id, a.volume_id, a.device, a.tag, "
+                      "a.delete_on_termination, a.boot_index, a.created_at, a.status "
+                      "FROM servers s LEFT JOIN attachments a "
+                      "ON a.server_id = s.id AND a.volume_id = ?2 "
+                      "WHERE s.id = ?1 AND (?3 IS NULL OR s.account_id = ?3)",
     /* one row, always: each part NULL when it is not found */
     [S_ATTACH_PARTS] = "SELECT s.*, v.*, a.* FROM (SELECT 1) "
                        "LEFT JOIN (SELECT " SERVER_COLS " FROM servers WHERE id = ?1 "

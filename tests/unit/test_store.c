@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/schema.h"
 #include "util/metrics.h"
 
 struct fx {
@@ -176,68 +175,6 @@ static void test_migrate_fresh(void **state)
     assert_int_equal(store_user_count(store_reader(t.store), &n), STORE_OK);
     assert_int_equal(n, 0);
     tmp_store_close(&t);
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-}
-
-static void expect_attachment_account(sqlite3 *db, const char *id, const char *account)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT account_id FROM attachments WHERE id = ?1",
-                                        -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    const char *got = (const char *)sqlite3_column_text(st, 0);
-    assert_non_null(got);
-    assert_string_equal(got, account);
-    sqlite3_finalize(st);
-}
-
-/* Migration 7 on the data of version 6: the attachments made before it get
- * their servers' accounts, and the ones made after it too, whoever inserts
- * them. */
-static void test_migrate_7_gives_attachments_their_accounts(void **state)
-{
-    (void)state;
-    struct tmp_store t;
-    tmp_dir_make(&t);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(t.path, &db), SQLITE_OK);
-    char err[256] = "";
-    int from = -1, to = -1;
-    assert_int_equal(schema_migrate_to(db, 6, &from, &to, err, sizeof err), 0);
-    assert_int_equal(to, 6);
-    exec_ok(db, "INSERT INTO accounts VALUES ('acct-a', 'alpha', 'now'), ('acct-b', 'beta', 'now');"
-                "INSERT INTO servers (id, account_id, user_id, name, vm_state, power_state, "
-                "  image_ref, flavor_ref, availability_zone, created_at, updated_at) VALUES "
-                "  ('s-a', 'acct-a', 'u', 'a', 'active', 1, 'img', '1', 'nova', 'now', 'now'),"
-                "  ('s-b', 'acct-b', 'u', 'b', 'active', 1, 'img', '1', 'nova', 'now', 'now');"
-                "INSERT INTO volumes (id, account_id, size, status, availability_zone, "
-                "  created_at, updated_at) VALUES "
-                "  ('v-1', 'acct-a', 1, 'in-use', 'nova', 'now', 'now'),"
-                "  ('v-2', 'acct-b', 1, 'in-use', 'nova', 'now', 'now'),"
-                "  ('v-3', 'acct-b', 1, 'available', 'nova', 'now', 'now');"
-                "INSERT INTO attachments (id, bdm_uuid, server_id, volume_id, device, created_at) "
-                "  VALUES ('att-1', 'b', 's-a', 'v-1', '/dev/vdb', 'now'),"
-                "  ('att-2', 'b', 's-b', 'v-2', '/dev/vdb', 'now');");
-    sqlite3_close(db);
-
-    assert_int_equal(store_migrate(t.path, &from, &to, err, sizeof err), 0);
-    assert_int_equal(from, 6);
-    assert_int_equal(to, STORE_SCHEMA_VERSION);
-    assert_int_equal(sqlite3_open(t.path, &db), SQLITE_OK);
-    expect_attachment_account(db, "att-1", "acct-a");
-    expect_attachment_account(db, "att-2", "acct-b");
-    exec_ok(db, "INSERT INTO attachments (id, bdm_uuid, server_id, volume_id, device, created_at) "
-                "  VALUES ('att-3', 'b', 's-b', 'v-3', '/dev/vdc', 'now');");
-    expect_attachment_account(db, "att-3", "acct-b");
-    sqlite3_close(db);
-    tmp_dir_remove(&t);
 }
 
 static void test_migrate_refuses_newer(void **state)
@@ -635,56 +572,6 @@ static void test_attachment_crud(void **state)
     assert_int_equal(op(f->s, OP_ATTACH_DEL, NULL, "att-1", NULL), 0);
     assert_int_equal(store_attachment_by_volume(f->r, &f->ar, "v3", &got), STORE_NOTFOUND);
     assert_int_equal(op(f->s, OP_ATTACH_DEL, NULL, "att-1", NULL), STORE_NOTFOUND);
-}
-
-/* An attachment carries its server's account (migration 7), set by the
- * database on insert; store_attachment_find answers from it alone when the
- * attachment is there, and from the server when it is not. */
-static void test_attachment_find_by_account(void **state)
-{
-    struct fx *f = *state;
-    add_server(f, "srv", "acct-a");
-    add_volume(f, "v1", "acct-a");
-    add_volume(f, "v2", "acct-a");
-    struct attachment a1 = attachment_rec("att-1", "srv", "v1", "/dev/vdb");
-    assert_int_equal(op(f->s, OP_ATTACH_ADD, &a1, NULL, NULL), 0);
-
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(f->t.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT account_id FROM attachments WHERE id = 'att-1'",
-                                        -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "acct-a");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-
-    struct attachment got;
-    bool server_found;
-    const char *accounts[] = {NULL, "acct-a"};
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(store_attachment_find(f->r, &f->ar, accounts[i], "srv", "v1",
-                                               &server_found, &got), STORE_OK);
-        assert_true(server_found);
-        assert_string_equal(got.id, "att-1");
-        assert_string_equal(got.device, "/dev/vdb");
-        assert_string_equal(got.status, "attached");
-        /* not attached to this volume: the server is there */
-        assert_int_equal(store_attachment_find(f->r, &f->ar, accounts[i], "srv", "v2",
-                                               &server_found, &got), STORE_NOTFOUND);
-        assert_true(server_found);
-        /* the volume is attached, to another server */
-        assert_int_equal(store_attachment_find(f->r, &f->ar, accounts[i], "nosuch", "v1",
-                                               &server_found, &got), STORE_NOTFOUND);
-        assert_false(server_found);
-    }
-    /* another account sees neither the attachment nor the server */
-    assert_int_equal(store_attachment_find(f->r, &f->ar, "acct-b", "srv", "v1", &server_found,
-                                           &got), STORE_NOTFOUND);
-    assert_false(server_found);
-    assert_int_equal(store_attachment_find(f->r, &f->ar, "acct-b", "srv", "v2", &server_found,
-                                           &got), STORE_NOTFOUND);
-    assert_false(server_found);
 }
 
 static void test_attachment_unique_per_volume(void **state)
@@ -1937,7 +1824,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrate_fresh),
-        cmocka_unit_test(test_migrate_7_gives_attachments_their_accounts),
         cmocka_unit_test(test_migrate_refuses_newer),
         cmocka_unit_test(test_open_missing_directory_fails),
         T(test_accounts),
@@ -1949,7 +1835,6 @@ int main(void)
         T(test_volume_list_paging),
         T(test_name_filters),
         T(test_attachment_crud),
-        T(test_attachment_find_by_account),
         T(test_attachment_unique_per_volume),
         T(test_foreign_keys),
         T(test_write_rollback),
