@@ -1,8 +1,10 @@
 -- detach.lua: durable detaches only, every request a real committed change.
 --
 -- The detach dataset of bench/run and bench/pg/run has BENCH_DETACH
--- attachments, volume dv-K on server ds-(K // 4). Request i of this wrk
--- detaches K = BENCH_OFFSET + i * BENCH_STRIDE (modulo BENCH_DETACH):
+-- attachments, volume dv-K on server ds-(K // 4), each number written with
+-- 7 digits (dv-0000042), so that the ids sort as their numbers do. Request i
+-- of this wrk detaches K = BENCH_OFFSET + i * BENCH_STRIDE (modulo
+-- BENCH_DETACH):
 --   DELETE /v2.1/servers/ds-(K // 4)/os-volume_attachments/dv-K   (202)
 -- bench/run leaves the offset at 0 and sets the stride from its
 -- --detach-stride (1 unless given: request K detaches dv-K); bench/pg/run
@@ -26,7 +28,7 @@ local i = 0
 
 local function make(k)
    k = k % total
-   return wrk.format("DELETE", string.format("/v2.1/servers/ds-%d/os-volume_attachments/dv-%d",
+   return wrk.format("DELETE", string.format("/v2.1/servers/ds-%07d/os-volume_attachments/dv-%07d",
                                              math.floor(k / 4), k))
 end
 

@@ -15,7 +15,8 @@
  * (S_AUTH_EPOCH, on its own, outside the transaction), as attachd does on
  * its reader connection.
  *
- * Detach K is volume dv-K on server ds-(K/4), bench/pg/run's dataset. Each
+ * Detach K is volume dv-K on server ds-(K/4), bench/pg/run's dataset (K
+ * in 7 digits, zeros in front, as bench/lua/detach.lua writes it). Each
  * thread detaches its own block of K in order (thread T of N: from
  * T*total/N), as each attachd node in bench/pg/run gets its own block: the
  * threads' transactions then touch rows (and index pages) apart, as
@@ -125,8 +126,8 @@ static void simple(PGconn *c, const char *sql)
 static int detach(PGconn *c, int k)
 {
     char server[32], volume[32], now[64];
-    snprintf(server, sizeof server, "ds-%d", k / 4);
-    snprintf(volume, sizeof volume, "dv-%d", k);
+    snprintf(server, sizeof server, "ds-%07d", k / 4);
+    snprintf(volume, sizeof volume, "dv-%07d", k);
     PGresult *r;
     int rc;
     if (epoch) {
