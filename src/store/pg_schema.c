@@ -134,6 +134,9 @@ static const char *const migrations[] = {
     /* 6: a server whose domain attachd defined */
     "ALTER TABLE servers ADD COLUMN own_domain INTEGER NOT NULL DEFAULT 0 "
     "  CHECK (own_domain IN (0, 1));",
+    /* 7: a server's id with its account (an index-only lookup of a
+     * server's account; schema.c's 7) */
+    "CREATE UNIQUE INDEX servers_id_account ON servers (id, account_id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

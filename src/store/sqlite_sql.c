@@ -75,7 +75,7 @@ const char *const sqlite_sql[N_SQ_STMT] = {
                      "AND volume_id = ?2",
     [S_ATTACH_FIND] = "SELECT a.id, a.bdm_uuid, a.server_id, a.volume_id, a.device, a.tag, "
                       "a.delete_on_termination, a.boot_index, a.created_at, a.status "
-                      "FROM servers s LEFT JOIN attachments a "
+                      "FROM servers s INDEXED BY servers_id_account LEFT JOIN attachments a "
                       "ON a.server_id = s.id AND a.volume_id = ?2 "
                       "WHERE s.id = ?1 AND (?3 IS NULL OR s.account_id = ?3)",
     /* one row, always: each part NULL when it is not found */

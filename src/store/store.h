@@ -65,7 +65,7 @@ enum store_rc {
 };
 
 /* The schema this attachd writes (schema.c holds one migration per version). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 struct store;
 struct store_conn;
