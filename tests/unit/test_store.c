@@ -1818,6 +1818,40 @@ static void test_name_filters(void **state)
     assert_int_equal(n, 0);
 }
 
+/* ---- query plans -------------------------------------------------------------------
+ * A GET of an attachment checks its server's account in the index on
+ * servers (id, account_id) alone (migration 7): were the statement to need
+ * another column of the server, it would read the row again, and a GET at
+ * 1M attachments would cost about 4 reads from memory more. */
+
+static void test_attachment_get_reads_no_server_row(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    tmp_dir_make(&t);
+    char err[256] = "";
+    int from, to;
+    assert_int_equal(store_migrate(t.path, &from, &to, err, sizeof err), 0);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(t.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char sql[1024];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", sqlite_sql[S_ATTACH_FIND]);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    int servers = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        if (strstr(detail, "servers")) {
+            servers++;
+            assert_non_null(strstr(detail, "COVERING INDEX servers_id_account"));
+        }
+    }
+    assert_int_equal(servers, 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    tmp_dir_remove(&t);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1825,6 +1859,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrate_fresh),
         cmocka_unit_test(test_migrate_refuses_newer),
+        cmocka_unit_test(test_attachment_get_reads_no_server_row),
         cmocka_unit_test(test_open_missing_directory_fails),
         T(test_accounts),
         T(test_users),
