@@ -149,6 +149,15 @@ static int user_version(const char *path)
 
 /* ---- migrations ------------------------------------------------------------------ */
 
+/* A fresh directory whose database is migrated to the newest schema. */
+static void tmp_migrated(struct tmp_store *t)
+{
+    tmp_dir_make(t);
+    char err[256] = "";
+    int from, to;
+    assert_int_equal(store_migrate(t->path, &from, &to, err, sizeof err), 0);
+}
+
 static void test_migrate_fresh(void **state)
 {
     (void)state;
@@ -182,17 +191,14 @@ static void test_migrate_refuses_newer(void **state)
     (void)state;
     quiet_logs();
     struct tmp_store t;
-    tmp_dir_make(&t);
-    char err[256] = "";
-    int from, to;
-    assert_int_equal(store_migrate(t.path, &from, &to, err, sizeof err), 0);
+    tmp_migrated(&t);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(t.path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
 
-    err[0] = '\0';
-    from = to = -1;
+    char err[256] = "";
+    int from = -1, to = -1;
     assert_int_not_equal(store_migrate(t.path, &from, &to, err, sizeof err), 0);
     assert_non_null(strstr(err, "newer"));
     assert_int_equal(from, 99);
@@ -1828,10 +1834,7 @@ static void test_attachment_get_reads_no_server_row(void **state)
 {
     (void)state;
     struct tmp_store t;
-    tmp_dir_make(&t);
-    char err[256] = "";
-    int from, to;
-    assert_int_equal(store_migrate(t.path, &from, &to, err, sizeof err), 0);
+    tmp_migrated(&t);
     sqlite3 *db;
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_open_v2(t.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
