@@ -340,7 +340,7 @@ static enum store_rc sq_read_begin(struct store_conn *base)
     pthread_mutex_lock(&c->use);
     uint64_t changes = atomic_load(&c->store->changes);
     double now = sq_monotonic();
-    if (c->kept && c->gen == changes && now - c->began < SNAPSHOT_MAX_AGE)
+    if (c->kept && sq_snapshot_current(c, changes, now))
         return STORE_OK;
     sq_end_kept(c);
     /* The snapshot itself starts at the first read, after the count was

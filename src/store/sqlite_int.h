@@ -79,6 +79,11 @@ struct sq_conn *sq_conn_open(const char *path, bool writer, bool synchronous_ful
 void sq_conn_close(struct sq_conn *c);
 /* End a reader's kept snapshot, if it has one. */
 void sq_end_kept(struct sq_conn *c);
+/* End every kept snapshot that its thread is not using now and that is no
+ * longer current: kept, it would only hold WAL frames that a checkpoint
+ * could copy (sqlite_watch.c). The reaper calls it every SNAPSHOT_MAX_AGE,
+ * the checkpointer and the writer before each checkpoint. */
+void sq_end_stale_snapshots(struct sq_store *s);
 /* Seconds on the monotonic clock. */
 double sq_monotonic(void);
 
@@ -143,6 +148,14 @@ struct sq_conn {
     double began;
     struct sq_conn *next;       /* every reader, for store_close */
 };
+
+/* Is a reader's kept snapshot one that its thread would read again as it
+ * is: nothing committed since it began (the store's change count is still
+ * `changes`), and it is younger than SNAPSHOT_MAX_AGE at `now`? */
+static inline bool sq_snapshot_current(const struct sq_conn *c, uint64_t changes, double now)
+{
+    return c->gen == changes && now - c->began < SNAPSHOT_MAX_AGE;
+}
 
 /* The SQLite store of a store of the SQLite engine. */
 static inline struct sq_store *sq_store_of(struct store *s)

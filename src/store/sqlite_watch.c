@@ -67,26 +67,33 @@ static void *watcher_main(void *arg)
     return NULL;
 }
 
+void sq_end_stale_snapshots(struct sq_store *s)
+{
+    uint64_t changes = atomic_load(&s->changes);
+    double now = sq_monotonic();
+    pthread_mutex_lock(&s->lock);
+    for (struct sq_conn *c = s->readers; c; c = c->next) {
+        if (pthread_mutex_trylock(&c->use) != 0)
+            continue;       /* in use: its thread renews it */
+        if (c->kept && !sq_snapshot_current(c, changes, now))
+            sq_end_kept(c);
+        pthread_mutex_unlock(&c->use);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* A thread that stops reading (no requests come its way) would keep its
  * snapshot, and with it WAL frames that a checkpoint could otherwise free:
- * snapshots idle for longer than SNAPSHOT_MAX_AGE are ended here. */
+ * the reaper ends such snapshots every SNAPSHOT_MAX_AGE, so that none is
+ * kept much longer than that even while nothing is checkpointed (the
+ * checkpointer ends those that commits made stale before each pass). */
 static void *reaper_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "store-reaper");
     struct sq_store *s = arg;
     struct pollfd stop = {s->stop_fd, POLLIN, 0};
-    while (poll(&stop, 1, (int)(SNAPSHOT_MAX_AGE * 1000)) == 0) {
-        double now = sq_monotonic();
-        pthread_mutex_lock(&s->lock);
-        for (struct sq_conn *c = s->readers; c; c = c->next) {
-            if (pthread_mutex_trylock(&c->use) != 0)
-                continue;       /* in use: its thread renews it */
-            if (c->kept && now - c->began >= SNAPSHOT_MAX_AGE)
-                sq_end_kept(c);
-            pthread_mutex_unlock(&c->use);
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
+    while (poll(&stop, 1, (int)(SNAPSHOT_MAX_AGE * 1000)) == 0)
+        sq_end_stale_snapshots(s);
     return NULL;
 }
 

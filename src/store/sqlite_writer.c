@@ -17,7 +17,14 @@
  *
  * A pass copies only frames no snapshot still needs (a reader's, or the
  * writer's own while a commit is under way beside the pass), and commits
- * go on during and after it. Under load the next pass copies the rest;
+ * go on during and after it. Before each pass, the snapshots that readers
+ * of this process keep while idle and that a commit has made stale (their
+ * thread would begin anew at its next read) are ended: one read on a
+ * thread that then served only writes would otherwise hold every frame
+ * after it until the reaper's next round, half a second at most, in which
+ * a stream of detaches writes tens of thousands of pages, for the writer
+ * to copy in one stop. What a snapshot in use still needs (a request's,
+ * another process's) waits. Under load the next pass copies the rest;
  * when no commit comes for CHECKPOINT_IDLE_MS while the WAL holds frames a
  * pass left, the checkpointer makes another, so that a store gone idle
  * does not keep its last commits in the WAL (and its next commit can start
@@ -268,7 +275,9 @@ static void run_transaction(struct sq_store *s, struct job_queue *pending,
 }
 
 /* On the writer thread, between transactions: see the top of this file.
- * BUSY is another checkpoint under way (the checkpointer's). */
+ * BUSY is another checkpoint under way (the checkpointer's). A pass that
+ * copied fewer frames than the WAL holds (a snapshot still needs them)
+ * does not let the WAL start over: the next pass copies the rest. */
 static void finish_checkpoint(struct sq_store *s)
 {
     int pages = atomic_load(&s->wal_pages);
@@ -279,11 +288,12 @@ static void finish_checkpoint(struct sq_store *s)
     if (!turn && !must)
         return;
     int wait_ms = must ? CHECKPOINT_WAIT_MS : 0;
-    int rc;
+    int rc, log = 0, copied = 0;
     writing_begins(s);
     for (;;) {
-        rc = sqlite3_wal_checkpoint_v2(s->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                       NULL);
+        sq_end_stale_snapshots(s);
+        rc = sqlite3_wal_checkpoint_v2(s->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                       &copied);
         if (rc != SQLITE_BUSY || wait_ms-- <= 0)
             break;
         usleep(1000);
@@ -293,14 +303,18 @@ static void finish_checkpoint(struct sq_store *s)
         log_error("store: checkpoint: %s", sqlite3_errmsg(s->writer->db));
     if (rc == SQLITE_OK)
         metrics_inc(METRIC_STORE_CHECKPOINTS);
+    bool all = rc == SQLITE_OK && copied == log;
     if (rc != SQLITE_BUSY) {
         pthread_mutex_lock(&s->ckpt_lock);
         s->writer_turn = false;
-        s->ckpt_log = s->ckpt_copied = 0;   /* the next commit starts the WAL over */
+        /* all copied: the next commit starts the WAL over */
+        s->ckpt_log = all ? 0 : log;
+        s->ckpt_copied = all ? 0 : copied;
         pthread_cond_broadcast(&s->ckpt_cond);
         pthread_mutex_unlock(&s->ckpt_lock);
     }
-    atomic_store(&s->wal_pages, 0);     /* the next commit's hook says how long it is */
+    if (all)
+        atomic_store(&s->wal_pages, 0);     /* the next commit's hook says how long it is */
 }
 
 void *sq_writer_main(void *arg)
@@ -385,6 +399,7 @@ static void *checkpointer_main(void *arg)
             break;
         s->wanted = false;
         pthread_mutex_unlock(&s->ckpt_lock);
+        sq_end_stale_snapshots(s);
         writing_begins(s);
         int log = 0, copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
@@ -403,6 +418,7 @@ static void *checkpointer_main(void *arg)
             s->writer_turn = true;
             while (s->writer_turn && !s->ckpt_stopping)
                 pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
+            again_when_idle(s, s->ckpt_copied);     /* what the writer's pass left */
         } else if (rc == SQLITE_OK) {
             again_when_idle(s, copied);
         }

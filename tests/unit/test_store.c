@@ -1715,6 +1715,54 @@ static void test_pass_that_left_frames_is_made_again_when_idle(void **state)
     tmp_store_close(&t);
 }
 
+/* A snapshot kept by a reader that then went idle, and that a commit has
+ * made stale, is ended before the next checkpoint pass rather than at the
+ * reaper's next round (half a second, in which a stream of writes fills the
+ * WAL for the writer to copy in one stop): the first pass after the
+ * commits copies every frame. The reader is not in use, so the pass may
+ * end its snapshot; its next read begins a new one anyway. */
+static void test_stale_snapshot_is_ended_before_a_pass(void **state)
+{
+    (void)state;
+    struct tmp_store t;
+    open_checkpointing(&t, 50);
+    struct sq_store *s = sq_store_of(t.store);
+    struct sq_conn *c = sq_conn_of(store_reader(t.store));
+    int64_t epoch;
+    assert_int_equal(store_read_begin(&c->common), STORE_OK);
+    assert_int_equal(store_auth_epoch(&c->common, &epoch), STORE_OK);
+    store_read_end(&c->common);            /* kept, and now idle */
+    long before = checkpoints_so_far();
+    for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "stale-%d", i);
+        add_account(t.store, id, id);
+    }
+    for (int ms = 0; checkpoints_so_far() == before; ms++) {
+        assert_true(ms < 5000);
+        usleep(1000);
+    }
+    pthread_mutex_lock(&s->ckpt_lock);
+    int log = s->ckpt_log, copied = s->ckpt_copied;
+    pthread_mutex_unlock(&s->ckpt_lock);
+    pthread_mutex_lock(&c->use);
+    bool kept = c->kept;
+    pthread_mutex_unlock(&c->use);
+    print_message("first pass: %d of %d frames copied\n", copied, log);
+    assert_false(kept);
+    assert_true(log >= 50);
+    assert_int_equal(copied, log);
+    /* and the reader reads on, in a snapshot of its own */
+    struct arena ar;
+    arena_init(&ar);
+    struct account a;
+    assert_int_equal(store_read_begin(&c->common), STORE_OK);
+    assert_int_equal(store_account_get(&c->common, &ar, "stale-0", &a), STORE_OK);
+    store_read_end(&c->common);
+    arena_release(&ar);
+    tmp_store_close(&t);
+}
+
 static void test_store_now_format(void **state)
 {
     (void)state;
@@ -1888,6 +1936,7 @@ int main(void)
         cmocka_unit_test(test_checkpoints_follow_the_wal_growth),
         cmocka_unit_test(test_checkpoint_counts_from_a_restarted_wal),
         cmocka_unit_test(test_pass_that_left_frames_is_made_again_when_idle),
+        cmocka_unit_test(test_stale_snapshot_is_ended_before_a_pass),
         cmocka_unit_test(test_full_commit_writes_its_wal_at_once),
         cmocka_unit_test(test_normal_commit_is_in_the_wal_when_it_returns),
         cmocka_unit_test(test_reader_keeps_its_mapping_while_the_file_keeps_its_length),
