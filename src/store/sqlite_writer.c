@@ -384,6 +384,25 @@ static void again_when_idle(struct sq_store *s, int copied)
     }
 }
 
+/* Writes the pages that the checkpointer's passes copied into the
+ * database file out to the disk. SQLite syncs the database file only in a
+ * pass that copies the WAL up to its end, which under load is the writer's
+ * turn: the checkpointer's passes, beside which commits go on, leave the
+ * pages they wrote (thousands, scattered over the file) to that sync, and
+ * the writer stopped for it: 15 to 37 ms every 140 ms or so under a stream
+ * of detaches at 1M attachments, the p99 of the detaches (bench/results.md,
+ * 2026-12-05). Synced here before the writer's turn, that sync has only
+ * the writer's own pass to write. */
+static void sync_database(struct sq_store *s)
+{
+    sqlite3_file *f = NULL;
+    int rc = sqlite3_file_control(s->checkpointer->db, "main", SQLITE_FCNTL_FILE_POINTER, &f);
+    if (rc == SQLITE_OK && f && f->pMethods)
+        rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK)
+        log_error("store: checkpoint: cannot sync the database file: %s", sqlite3_errstr(rc));
+}
+
 /* PASSIVE: copies what no snapshot still needs, without taking the write
  * lock or waiting for anyone; the writer restarts the WAL from its start
  * once a checkpoint copied all of it. */
@@ -404,6 +423,12 @@ static void *checkpointer_main(void *arg)
         int log = 0, copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                            &log, &copied);
+        /* before the writer's turn, unless SQLite synced the file: the
+         * pass copied the WAL to its end, with no commit beside it */
+        int pages = atomic_load(&s->wal_pages);
+        bool synced = copied == log && pages == log;
+        if (rc == SQLITE_OK && pages >= 4 * s->checkpoint_pages && !synced)
+            sync_database(s);
         writing_ends(s);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_error("store: checkpoint: %s", sqlite3_errmsg(s->checkpointer->db));
