@@ -9,11 +9,13 @@
  * and fsyncs competing with the writer's). A WAL starts again from
  * its beginning only when a write begins after every frame was copied,
  * which a busy writer never lets the checkpointer see; so past 4 C, after
- * each of its passes, the checkpointer hands over to the writer, which
- * copies what is left (what was committed during that pass) between two
- * batches, after answering the first; the WAL then starts over at the next
- * commit. Past 16 C (checkpoints are slow: a long fsync) the writer waits
- * for its turn: the WAL stays bounded, and commits slow down instead.
+ * each of its passes, the checkpointer syncs the database file
+ * (sync_database) and hands over to the writer, which copies what is left
+ * (what was committed during that pass) between two batches, after
+ * answering the first; the WAL then starts over at the next commit. Past
+ * 16 C (checkpoints are slow: a long fsync) the writer waits for its turn:
+ * the WAL stays bounded, and commits slow down instead (but for frames
+ * that a snapshot in use still needs: below).
  *
  * A pass copies only frames no snapshot still needs (a reader's, or the
  * writer's own while a commit is under way beside the pass), and commits
