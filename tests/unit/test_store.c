@@ -1677,6 +1677,28 @@ static void test_checkpoint_counts_from_a_restarted_wal(void **state)
     tmp_store_close(&t);
 }
 
+/* Commits accounts named "<prefix>-<i>" until the WAL of t (checkpoints
+ * every 50 pages) holds 50 pages, then waits (5 s at most) for the
+ * checkpointer's pass that this asks for: the frames it saw, and copied. */
+static void first_pass(struct tmp_store *t, const char *prefix, int *log, int *copied)
+{
+    struct sq_store *s = sq_store_of(t->store);
+    long before = checkpoints_so_far();
+    for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        add_account(t->store, id, id);
+    }
+    for (int ms = 0; checkpoints_so_far() == before; ms++) {
+        assert_true(ms < 5000);
+        usleep(1000);
+    }
+    pthread_mutex_lock(&s->ckpt_lock);
+    *log = s->ckpt_log;
+    *copied = s->ckpt_copied;
+    pthread_mutex_unlock(&s->ckpt_lock);
+}
+
 /* A pass that leaves frames (a snapshot still needed them) is made again
  * once no commit comes for a moment: a store gone idle does not keep its
  * last commits in the WAL, and its next commit starts the WAL over. Here a
@@ -1692,19 +1714,8 @@ static void test_pass_that_left_frames_is_made_again_when_idle(void **state)
     int64_t epoch;
     assert_int_equal(store_read_begin(r), STORE_OK);
     assert_int_equal(store_auth_epoch(r, &epoch), STORE_OK);
-    long before = checkpoints_so_far();
-    for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "left-%d", i);
-        add_account(t.store, id, id);
-    }
-    for (int ms = 0; checkpoints_so_far() == before; ms++) {
-        assert_true(ms < 5000);
-        usleep(1000);
-    }
-    pthread_mutex_lock(&s->ckpt_lock);
-    int log = s->ckpt_log, copied = s->ckpt_copied;
-    pthread_mutex_unlock(&s->ckpt_lock);
+    int log, copied;
+    first_pass(&t, "left", &log, &copied);
     print_message("first pass: %d of %d frames copied\n", copied, log);
     assert_true(log >= 50);
     assert_true(copied < log);
@@ -1726,25 +1737,13 @@ static void test_stale_snapshot_is_ended_before_a_pass(void **state)
     (void)state;
     struct tmp_store t;
     open_checkpointing(&t, 50);
-    struct sq_store *s = sq_store_of(t.store);
     struct sq_conn *c = sq_conn_of(store_reader(t.store));
     int64_t epoch;
     assert_int_equal(store_read_begin(&c->common), STORE_OK);
     assert_int_equal(store_auth_epoch(&c->common, &epoch), STORE_OK);
     store_read_end(&c->common);            /* kept, and now idle */
-    long before = checkpoints_so_far();
-    for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "stale-%d", i);
-        add_account(t.store, id, id);
-    }
-    for (int ms = 0; checkpoints_so_far() == before; ms++) {
-        assert_true(ms < 5000);
-        usleep(1000);
-    }
-    pthread_mutex_lock(&s->ckpt_lock);
-    int log = s->ckpt_log, copied = s->ckpt_copied;
-    pthread_mutex_unlock(&s->ckpt_lock);
+    int log, copied;
+    first_pass(&t, "stale", &log, &copied);
     pthread_mutex_lock(&c->use);
     bool kept = c->kept;
     pthread_mutex_unlock(&c->use);
