@@ -291,9 +291,9 @@ static void finish_checkpoint(struct sq_store *s)
         return;
     int wait_ms = must ? CHECKPOINT_WAIT_MS : 0;
     int rc, log = 0, copied = 0;
+    sq_end_stale_snapshots(s);      /* none goes stale while the writer waits here */
     writing_begins(s);
     for (;;) {
-        sq_end_stale_snapshots(s);
         rc = sqlite3_wal_checkpoint_v2(s->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
                                        &copied);
         if (rc != SQLITE_BUSY || wait_ms-- <= 0)
