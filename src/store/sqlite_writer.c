@@ -12,7 +12,10 @@
  * each of its passes, the checkpointer syncs the database file
  * (sync_database) and hands over to the writer, which copies what is left
  * (what was committed during that pass) between two batches, after
- * answering the first; the WAL then starts over at the next commit. Past
+ * answering the first; the WAL then starts over at the next commit. When
+ * C frames or more were committed during the pass and its sync, the
+ * checkpointer passes again first (up to MAX_PASSES in a row), so that the
+ * writer's stop stays short (sq_pass_again). Past
  * 16 C (checkpoints are slow: a long fsync) the writer waits for its turn:
  * the WAL stays bounded, and commits slow down instead (but for frames
  * that a snapshot in use still needs: below).
@@ -57,6 +60,8 @@
 #define MAX_BATCH 4096
 /* How long the writer waits at most for a checkpoint past 16 C, in 1 ms steps. */
 #define CHECKPOINT_WAIT_MS 5000
+/* The most passes the checkpointer makes in a row before the writer's turn. */
+#define MAX_PASSES 3
 /* How long no commit must come before a pass that left frames is made again. */
 #define CHECKPOINT_IDLE_MS 20
 
@@ -405,6 +410,41 @@ static void sync_database(struct sq_store *s)
         log_error("store: checkpoint: cannot sync the database file: %s", sqlite3_errstr(rc));
 }
 
+/* One PASSIVE pass of the checkpointer, which copies `copied` of the `log`
+ * frames of the WAL (an error other than BUSY logged). Past 4 C, before
+ * the writer's turn, the database file is synced after it, unless SQLite
+ * did: the pass copied the WAL to its end, with no commit beside it. */
+static int checkpoint_pass(struct sq_store *s, int *log, int *copied)
+{
+    int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, log,
+                                       copied);
+    if (rc != SQLITE_OK) {
+        if (rc != SQLITE_BUSY)
+            log_error("store: checkpoint: %s", sqlite3_errmsg(s->checkpointer->db));
+        return rc;
+    }
+    metrics_inc(METRIC_STORE_CHECKPOINTS);
+    int pages = atomic_load(&s->wal_pages);
+    bool synced = *copied == *log && pages == *log;
+    if (pages >= 4 * s->checkpoint_pages && !synced)
+        sync_database(s);
+    return rc;
+}
+
+/* Why a pass again (sq_pass_again): at synchronous = NORMAL the commits
+ * sync nothing and go fast, while the sync of a pass is long (it writes out
+ * every page the passes since the last one copied: 30 to 35 ms at 1M
+ * attachments): the writer's turn after it copied the 1,500 to 2,000
+ * frames committed meanwhile, 21 to 27 ms of the writer stopped, which was
+ * the p99 of detaches (bench/results.md, 2026-12-05). Another pass, beside
+ * the commits, copies them first, and its sync is shorter; the writer's
+ * turn copies what comes during that one. A few passes at most. */
+bool sq_pass_again(int checkpoint_pages, int pages, int log, int copied)
+{
+    int c = checkpoint_pages;
+    return copied == log && pages >= 4 * c && pages < 12 * c && pages - copied >= c;
+}
+
 /* PASSIVE: copies what no snapshot still needs, without taking the write
  * lock or waiting for anyone; the writer restarts the WAL from its start
  * once a checkpoint copied all of it. */
@@ -423,20 +463,18 @@ static void *checkpointer_main(void *arg)
         sq_end_stale_snapshots(s);
         writing_begins(s);
         int log = 0, copied = 0;
-        int rc = sqlite3_wal_checkpoint_v2(s->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                           &log, &copied);
-        /* before the writer's turn, unless SQLite synced the file: the
-         * pass copied the WAL to its end, with no commit beside it */
-        int pages = atomic_load(&s->wal_pages);
-        bool synced = copied == log && pages == log;
-        if (rc == SQLITE_OK && pages >= 4 * s->checkpoint_pages && !synced)
-            sync_database(s);
+        int rc = checkpoint_pass(s, &log, &copied);
+        for (int n = 1; n < MAX_PASSES && rc == SQLITE_OK; n++) {
+            int l, c;       /* a pass that fails leaves what the one before did */
+            if (!sq_pass_again(s->checkpoint_pages, atomic_load(&s->wal_pages), log, copied) ||
+                checkpoint_pass(s, &l, &c) != SQLITE_OK)
+                break;
+            log = l;
+            copied = c;
+        }
         writing_ends(s);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-            log_error("store: checkpoint: %s", sqlite3_errmsg(s->checkpointer->db));
         pthread_mutex_lock(&s->ckpt_lock);
         if (rc == SQLITE_OK) {
-            metrics_inc(METRIC_STORE_CHECKPOINTS);
             s->ckpt_log = log;
             s->ckpt_copied = copied;
         }

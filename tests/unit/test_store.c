@@ -1730,6 +1730,33 @@ static void test_pass_that_left_frames_is_made_again_when_idle(void **state)
     tmp_store_close(&t);
 }
 
+/* The checkpointer passes again before the writer's turn only where that
+ * shortens the writer's stop: the turn is due (4 C), C frames or more came
+ * during the pass, no snapshot kept frames from it (another pass could not
+ * copy those either), and the WAL is not near 16 C (where the writer would
+ * wait for the pass). C = 1000 here. */
+static void test_checkpointer_passes_again_only_where_it_helps(void **state)
+{
+    (void)state;
+    static const struct {
+        int pages, log, copied;
+        bool again;
+    } cases[] = {
+        {5000, 4000, 4000, true},       /* 1000 committed during the pass */
+        {11999, 4000, 4000, true},
+        {4999, 4000, 4000, false},      /* fewer than C: the writer copies them */
+        {3999, 2500, 2500, false},      /* the turn is not due: a pass comes at +C */
+        {12000, 4000, 4000, false},     /* near 16 C */
+        {6000, 5000, 3000, false},      /* a snapshot kept frames from the pass */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("pages %d, log %d, copied %d\n", cases[i].pages, cases[i].log,
+                      cases[i].copied);
+        assert_int_equal(sq_pass_again(1000, cases[i].pages, cases[i].log, cases[i].copied),
+                         cases[i].again);
+    }
+}
+
 /* A snapshot kept by a reader that then went idle, and that a commit has
  * made stale, is ended before the next checkpoint pass rather than at the
  * reaper's next round (half a second, in which a stream of writes fills the
@@ -1940,6 +1967,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_counts_from_a_restarted_wal),
         cmocka_unit_test(test_pass_that_left_frames_is_made_again_when_idle),
         cmocka_unit_test(test_stale_snapshot_is_ended_before_a_pass),
+        cmocka_unit_test(test_checkpointer_passes_again_only_where_it_helps),
         cmocka_unit_test(test_full_commit_writes_its_wal_at_once),
         cmocka_unit_test(test_normal_commit_is_in_the_wal_when_it_returns),
         cmocka_unit_test(test_reader_keeps_its_mapping_while_the_file_keeps_its_length),
