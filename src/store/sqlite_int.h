@@ -96,7 +96,7 @@ void sq_checkpointer_stop(struct sq_store *s);
 /* After a pass of the checkpointer (and its sync) that copied `copied` of
  * the `log` frames the WAL held when it began, the WAL now `pages` long,
  * C = checkpoint_pages: is the writer's turn due (4 C), but would it copy
- * C frames or more, committed during that pass? Then the checkpointer
+ * C/4 frames or more, committed during that pass? Then the checkpointer
  * passes again first (sqlite_writer.c says why). Not when a snapshot kept
  * frames from the pass (copied < log: the next pass could not copy them
  * either), nor near 16 C, where the writer would wait for the pass. */
