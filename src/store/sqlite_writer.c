@@ -439,9 +439,10 @@ static int checkpoint_pass(struct sq_store *s, int *log, int *copied)
  * the p99 of detaches (bench/results.md, 2026-12-05). Another pass, beside
  * the commits, copies them first, and its sync is shorter; the writer's
  * turn copies what comes during that one. At FULL 200 to 600 frames came
- * during a pass and its sync; passing again from C/4 on (rather than C)
+ * during a pass and its sync: passing again from C/4 on rather than from C
  * took the p99 of detaches at 1M from 11.3-12.5 to 10.6-11.0 ms in three
- * trials each, at NORMAL it made no difference. A few passes at most. */
+ * trials of each, and left it at 10.0 ms in a bench/run of five rounds,
+ * with the same CPU per write. A few passes at most. */
 bool sq_pass_again(int checkpoint_pages, int pages, int log, int copied)
 {
     int c = checkpoint_pages;
