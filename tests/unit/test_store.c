@@ -4,6 +4,7 @@
  * and the auth epoch / change detection. */
 #include "helpers.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -1461,6 +1462,24 @@ static void test_reader_other_thread(void **state)
     assert_ptr_not_equal(conn, f->r);
 }
 
+/* Waits (5 s at most) until the watcher has taken the events of this
+ * process's writes so far: none pending on its inotify descriptor, and the
+ * auth generation still for 20 ms. Those events move the generation too
+ * (the watcher cannot tell whose write it saw), later the busier the
+ * machine. */
+static void watcher_settles(struct store *st)
+{
+    struct sq_store *s = sq_store_of(st);
+    for (int i = 0; i < 250; i++) {
+        uint64_t g = store_auth_generation(st);
+        usleep(20000);
+        struct pollfd p = {s->watch_fd, POLLIN, 0};
+        if (poll(&p, 1, 0) == 0 && store_auth_generation(st) == g)
+            return;
+    }
+    fail_msg("the watcher never settled");
+}
+
 /* The auth generation moves with every committed bump of the epoch, by
  * this store or by another process (here a connection of the test's own,
  * as the CLI would write), and not with reads or a bump rolled back. */
@@ -1468,6 +1487,7 @@ static void test_auth_generation(void **state)
 {
     struct fx *f = *state;
     int64_t epoch = 0;
+    watcher_settles(f->s);          /* after the fixture's writes */
     uint64_t g = store_auth_generation(f->s);
     assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
     assert_int_equal(epoch, 1);
@@ -1484,6 +1504,7 @@ static void test_auth_generation(void **state)
     assert_int_equal(epoch, 2);
 
     /* another process's bump: seen through the directory watch */
+    watcher_settles(f->s);
     g = store_auth_generation(f->s);
     sqlite3 *other;
     assert_int_equal(sqlite3_open(f->t.path, &other), SQLITE_OK);
@@ -1652,23 +1673,54 @@ static int wait_whole_pass(struct sq_store *s, int min_log)
     }
 }
 
+/* Commits accounts named "<prefix>-<i>" until the WAL of t (checkpoints
+ * every 50 pages) holds 50 pages: the last commit asks for a pass. One
+ * transaction per account (add_account makes two), so that none follows
+ * that commit: a transaction under way beside the pass holds the frames
+ * its snapshot began at, which the pass leaves (50 of 51, on a loaded
+ * machine), or it starts the WAL over if the pass copied the whole WAL. */
+static void fill_wal(struct tmp_store *t, const char *prefix)
+{
+    struct sq_store *s = sq_store_of(t->store);
+    char now[32];
+    store_now(now);
+    for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        struct account a = {.id = id, .name = id, .created_at = now};
+        assert_int_equal(store_write(t->store, job_add_account, &a), 0);
+    }
+}
+
+/* fill_wal, then waits (5 s at most) for the checkpointer's pass that this
+ * asks for: the frames it saw, and copied. */
+static void first_pass(struct tmp_store *t, const char *prefix, int *log, int *copied)
+{
+    struct sq_store *s = sq_store_of(t->store);
+    long before = checkpoints_so_far();
+    fill_wal(t, prefix);
+    for (int ms = 0; checkpoints_so_far() == before; ms++) {
+        assert_true(ms < 5000);
+        usleep(1000);
+    }
+    pthread_mutex_lock(&s->ckpt_lock);
+    *log = s->ckpt_log;
+    *copied = s->ckpt_copied;
+    pthread_mutex_unlock(&s->ckpt_lock);
+}
+
 /* The WAL starting over is noticed whatever its new length: commits until
- * the WAL passes C pages, then nothing until a pass copied the whole WAL
- * (the first may leave the frames of the commit made beside it), then one
- * commit, which writes from the WAL's start again. The length at that pass
- * is then no longer counted from (it was, until the WAL passed C pages
- * again). */
+ * the WAL passes C pages, then nothing until a pass copied the whole WAL,
+ * then one commit, which writes from the WAL's start again. The length at
+ * that pass is then no longer counted from (it was, until the WAL passed C
+ * pages again). */
 static void test_checkpoint_counts_from_a_restarted_wal(void **state)
 {
     (void)state;
     struct tmp_store t;
     open_checkpointing(&t, 50);
     struct sq_store *s = sq_store_of(t.store);
-    for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "restart-%d", i);
-        add_account(t.store, id, id);
-    }
+    fill_wal(&t, "restart");
     int at_pass = wait_whole_pass(s, 50);
     add_account(t.store, "restart-after", "restart-after");
     int pages = atomic_load(&s->wal_pages);
@@ -1680,28 +1732,6 @@ static void test_checkpoint_counts_from_a_restarted_wal(void **state)
     assert_true(pages < at_pass);   /* it did start over */
     assert_int_equal(counted_from, 0);
     tmp_store_close(&t);
-}
-
-/* Commits accounts named "<prefix>-<i>" until the WAL of t (checkpoints
- * every 50 pages) holds 50 pages, then waits (5 s at most) for the
- * checkpointer's pass that this asks for: the frames it saw, and copied. */
-static void first_pass(struct tmp_store *t, const char *prefix, int *log, int *copied)
-{
-    struct sq_store *s = sq_store_of(t->store);
-    long before = checkpoints_so_far();
-    for (int i = 0; atomic_load(&s->wal_pages) < 50; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "%s-%d", prefix, i);
-        add_account(t->store, id, id);
-    }
-    for (int ms = 0; checkpoints_so_far() == before; ms++) {
-        assert_true(ms < 5000);
-        usleep(1000);
-    }
-    pthread_mutex_lock(&s->ckpt_lock);
-    *log = s->ckpt_log;
-    *copied = s->ckpt_copied;
-    pthread_mutex_unlock(&s->ckpt_lock);
 }
 
 /* A pass that leaves frames (a snapshot still needed them) is made again
@@ -1725,7 +1755,7 @@ static void test_pass_that_left_frames_is_made_again_when_idle(void **state)
     assert_true(log >= 50);
     assert_true(copied < log);
     store_read_end(r);
-    int whole = wait_whole_pass(s, log);    /* and the commit made beside that pass */
+    int whole = wait_whole_pass(s, log);    /* the pass made once idle */
     add_account(t.store, "left-after", "left-after");
     assert_true(atomic_load(&s->wal_pages) < whole);
     tmp_store_close(&t);
