@@ -479,8 +479,15 @@ static void *checkpointer_main(void *arg)
         writing_ends(s);
         pthread_mutex_lock(&s->ckpt_lock);
         if (rc == SQLITE_OK) {
-            s->ckpt_log = log;
-            s->ckpt_copied = copied;
+            /* The next pass comes C pages past this one's length, until
+             * the WAL starts over. If it did since this pass (the commit
+             * after a pass that copied it whole), that commit's hook may
+             * have come before this lock: the new WAL is counted from 0,
+             * not from the old length. (So, rarely, is a WAL whose last
+             * commit's hook has not run yet: one pass more, no harm.) */
+            bool restarted = atomic_load(&s->wal_pages) < log;
+            s->ckpt_log = restarted ? 0 : log;
+            s->ckpt_copied = restarted ? 0 : copied;
         }
         if (atomic_load(&s->wal_pages) >= 4 * s->checkpoint_pages) {
             /* the writer's turn; a pass now would only make it wait */
@@ -489,7 +496,7 @@ static void *checkpointer_main(void *arg)
                 pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
             again_when_idle(s, s->ckpt_copied);     /* what the writer's pass left */
         } else if (rc == SQLITE_OK) {
-            again_when_idle(s, copied);
+            again_when_idle(s, s->ckpt_copied);
         }
     }
     pthread_mutex_unlock(&s->ckpt_lock);
