@@ -115,13 +115,19 @@ static inline int job_unlimited_quota(struct store_conn *w, void *arg)
     return (int)store_quota_set(w, arg, &q);
 }
 
-/* An account without quotas (the quota tests set their own). */
-static inline void add_account(struct store *s, const char *id, const char *name)
+/* An account, in one transaction of its own, with the default quotas. */
+static inline void add_bare_account(struct store *s, const char *id, const char *name)
 {
     char now[32];
     store_now(now);
     struct account a = {.id = id, .name = name, .created_at = now};
     assert_int_equal(store_write(s, job_add_account, &a), 0);
+}
+
+/* An account without quotas (the quota tests set their own). */
+static inline void add_account(struct store *s, const char *id, const char *name)
+{
+    add_bare_account(s, id, name);
     assert_int_equal(store_write(s, job_unlimited_quota, (void *)id), 0);
 }
 
