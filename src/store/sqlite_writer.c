@@ -485,9 +485,10 @@ static void *checkpointer_main(void *arg)
              * have come before this lock: the new WAL is counted from 0,
              * not from the old length. (So, rarely, is a WAL whose last
              * commit's hook has not run yet: one pass more, no harm.) */
-            bool restarted = atomic_load(&s->wal_pages) < log;
-            s->ckpt_log = restarted ? 0 : log;
-            s->ckpt_copied = restarted ? 0 : copied;
+            if (atomic_load(&s->wal_pages) < log)
+                log = copied = 0;
+            s->ckpt_log = log;
+            s->ckpt_copied = copied;
         }
         if (atomic_load(&s->wal_pages) >= 4 * s->checkpoint_pages) {
             /* the writer's turn; a pass now would only make it wait */
