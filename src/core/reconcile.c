@@ -48,50 +48,122 @@ static void queue(struct core *c, struct task *t)
         task_free(t);
 }
 
-/* Tasks for intents nobody works on. */
-static bool settle_intents(struct reconciler *r, struct store_conn *conn)
-{
-    struct core *c = r->c;
+/* Tasks for intents nobody works on, decided on the store's writer thread.
+ *
+ * An intent and the queueing of its task are two steps: the intent's
+ * commit, then its job's done(), which queues the task. A task's completion
+ * and the end of the task are two steps likewise: the completion's commit,
+ * then its done(), which takes the task off its lane. The writer runs every
+ * done() of a transaction, in the order its jobs ran, before it begins the
+ * next (store.h). So the intents are read by a job of the writer and judged
+ * in that job's done(): each intent read either has its task queued by then
+ * or has none, and a task that has ended by then had its completion read.
+ * Read anywhere else, an intent whose task was about to be queued would be
+ * settled beside it (an attach undone while its disk was being plugged),
+ * and one whose task had just finished would be worked on again (a detach
+ * given up, then asked for again). */
+struct settle {
+    struct store_job job;
+    struct reconciler *r;
+    struct arena ar;            /* what the latest run of the job read */
     struct attachment *at;
+    struct server *at_server;   /* each attachment's server and volume, */
+    struct volume *at_volume;
+    bool *at_found;             /* ... if both were found and the server is a domain */
     struct volume *v;
     struct server *s;
     int na, nv, ns;
-    if (store_attachment_unsettled(conn, r->ar, &at, &na) != STORE_OK ||
-        store_volume_unsettled(conn, r->ar, &v, &nv) != STORE_OK ||
-        store_server_bound(conn, r->ar, &s, &ns) != STORE_OK)
-        return false;
-    for (int i = 0; i < na; i++) {
-        struct server srv;
-        struct volume vol;
-        if (task_pending_for(c, at[i].id))
+    pthread_mutex_t lock;
+    pthread_cond_t answered;
+    bool finished;
+};
+
+static int settle_read(struct store_conn *w, void *arg)
+{
+    struct settle *st = arg;
+    struct arena *ar = &st->ar;
+    arena_release(ar);          /* the job may run more than once */
+    if (store_attachment_unsettled(w, ar, &st->at, &st->na) != STORE_OK ||
+        store_volume_unsettled(w, ar, &st->v, &st->nv) != STORE_OK ||
+        store_server_bound(w, ar, &st->s, &st->ns) != STORE_OK)
+        return 1;
+    st->at_server = arena_alloc(ar, (size_t)st->na * sizeof *st->at_server);
+    st->at_volume = arena_alloc(ar, (size_t)st->na * sizeof *st->at_volume);
+    st->at_found = arena_alloc(ar, (size_t)st->na * sizeof *st->at_found);
+    for (int i = 0; i < st->na; i++) {
+        const struct attachment *at = &st->at[i];
+        enum store_rc s_rc = store_server_get(w, ar, NULL, at->server_id, &st->at_server[i]);
+        enum store_rc v_rc = store_volume_get(w, ar, NULL, at->volume_id, &st->at_volume[i]);
+        if ((s_rc != STORE_OK && s_rc != STORE_NOTFOUND) ||
+            (v_rc != STORE_OK && v_rc != STORE_NOTFOUND))
+            return 1;
+        st->at_found[i] = s_rc == STORE_OK && v_rc == STORE_OK && st->at_server[i].domain;
+    }
+    return 0;
+}
+
+static void settle_decide(struct settle *st)
+{
+    struct reconciler *r = st->r;
+    struct core *c = r->c;
+    for (int i = 0; i < st->na; i++) {
+        const struct attachment *at = &st->at[i];
+        if (task_pending_for(c, at->id))
             continue;
-        if (store_server_get(conn, r->ar, NULL, at[i].server_id, &srv) != STORE_OK ||
-            !srv.domain ||
-            store_volume_get(conn, r->ar, NULL, at[i].volume_id, &vol) != STORE_OK) {
-            disagree(r, at[i].server_id, at[i].volume_id,
+        if (!st->at_found[i]) {
+            disagree(r, at->server_id, at->volume_id,
                      "an attachment being changed whose server is not a domain");
             continue;
         }
-        log_info("reconcile: server %s volume %s was left %s; settling it", srv.id, vol.id,
-                 at[i].status);
-        queue(c, core_attachment_task(&srv, &at[i], &vol));
+        log_info("reconcile: server %s volume %s was left %s; settling it", at->server_id,
+                 at->volume_id, at->status);
+        queue(c, core_attachment_task(&st->at_server[i], at, &st->at_volume[i]));
     }
-    for (int i = 0; i < nv; i++) {
-        if (task_pending_for(c, v[i].id))
+    for (int i = 0; i < st->nv; i++) {
+        if (task_pending_for(c, st->v[i].id))
             continue;
-        log_info("reconcile: volume %s was left %s; settling it", v[i].id, v[i].status);
-        queue(c, core_volume_task(&v[i]));
+        log_info("reconcile: volume %s was left %s; settling it", st->v[i].id, st->v[i].status);
+        queue(c, core_volume_task(&st->v[i]));
     }
-    for (int i = 0; i < ns; i++) {
+    for (int i = 0; i < st->ns; i++) {
+        const struct server *s = &st->s[i];
         struct task *t;
-        if (!s[i].task_state || task_pending_for(c, s[i].id) || !(t = core_server_task(&s[i])))
+        if (!s->task_state || task_pending_for(c, s->id) || !(t = core_server_task(s)))
             continue;
-        log_info("reconcile: server %s was left %s; finishing it%s", s[i].id, s[i].task_state,
-                 !strcmp(s[i].task_state, "deleting")
+        log_info("reconcile: server %s was left %s; finishing it%s", s->id, s->task_state,
+                 !strcmp(s->task_state, "deleting")
                      ? " (volumes that were to be deleted with it, if any, are kept)" : "");
         queue(c, t);
     }
-    return true;
+}
+
+static void settle_done(struct store_job *job)
+{
+    struct settle *st = (struct settle *)job;
+    if (job->rc == 0)
+        settle_decide(st);
+    pthread_mutex_lock(&st->lock);
+    st->finished = true;
+    pthread_cond_signal(&st->answered);
+    pthread_mutex_unlock(&st->lock);
+}
+
+static bool settle_intents(struct reconciler *r)
+{
+    struct settle st = {.job = {.fn = settle_read, .done = settle_done}, .r = r};
+    st.job.arg = &st;
+    arena_init(&st.ar);
+    pthread_mutex_init(&st.lock, NULL);
+    pthread_cond_init(&st.answered, NULL);
+    store_submit(r->c->store, &st.job);
+    pthread_mutex_lock(&st.lock);
+    while (!st.finished)
+        pthread_cond_wait(&st.answered, &st.lock);
+    pthread_mutex_unlock(&st.lock);
+    pthread_cond_destroy(&st.answered);
+    pthread_mutex_destroy(&st.lock);
+    arena_release(&st.ar);
+    return st.job.rc == 0;
 }
 
 /* One server that is a domain, against its domain. False: the hypervisor
@@ -196,7 +268,7 @@ bool core_reconcile(struct core *c, void (*report)(void *cls, const struct core_
     int n;
     bool ok = conn != NULL;
     if (ok && c->started)
-        ok = settle_intents(&r, conn);
+        ok = settle_intents(&r);
     if (ok)
         ok = store_server_bound(conn, &ar, &s, &n) == STORE_OK;
     for (int i = 0; ok && i < n; i++) {

@@ -211,7 +211,7 @@ static bool transaction(struct sq_store *s, struct sq_conn *w, struct job_queue 
             atomic_fetch_add(&s->changes, 1);
             if (w->common.epoch_bumped)
                 atomic_fetch_add(&s->auth_gen, 1);
-            job_prepend(finished, &ran);    /* order does not matter there */
+            job_prepend(finished, &ran);    /* answered in the order they ran */
             return true;
         }
         log_error("store: commit failed: %s", sqlite3_errmsg(w->db));

@@ -21,7 +21,10 @@
  *    writer thread runs every job queued at that moment in one transaction,
  *    each inside a savepoint of its own so that a refused job's changes are
  *    undone without its neighbours', commits once (group commit), and then
- *    calls each job's done() with its outcome. (SQLite's writer leaves the
+ *    calls each job's done() with its outcome, on the writer thread, in the
+ *    order the jobs ran, before it begins another transaction: when a job's
+ *    done() runs, every job whose changes it could read has been answered
+ *    (the reconciler, core/reconcile.c, relies on it). (SQLite's writer leaves the
  *    savepoints out, as each copies every page its job changes, until a job
  *    refuses after it changed rows, which most refusals do not; then the
  *    transaction runs again with them.) A job's function may run more than

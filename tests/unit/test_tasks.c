@@ -8,6 +8,7 @@
 #include "helpers.h"
 
 #include "fake_driver.h"
+#include "core/internal.h"
 
 static double now_s(void)
 {
@@ -901,6 +902,108 @@ static void test_reconcile_reports_disagreements(void **state)
     assert_true(fake_has_disk(f->fake, DOM_A, "ua-planted", NULL, 0));
 }
 
+/* ---- the reconciler beside the tasks ----------------------------------------------------
+ * test_tasks links with -Wl,--wrap for the two functions below (meson.build):
+ * each wrapper is the real function until a test arms it, and widens one
+ * window the reconciler must not fall into. */
+
+enum store_rc __real_store_attachment_unsettled(struct store_conn *c, struct arena *ar,
+                                                struct attachment **out, int *n);
+bool __real_task_enqueue(struct core *c, struct task *t);
+
+static struct {
+    int unsettled_delay_ms;         /* the reconciler's read, slowed */
+    struct fake_hv *then_detach;    /* ... after which this guest honours an unplug */
+    struct core *reconcile_first;   /* a pass started just before an attach's task is queued */
+    pthread_t pass;
+} armed;
+
+enum store_rc __wrap_store_attachment_unsettled(struct store_conn *c, struct arena *ar,
+                                                struct attachment **out, int *n)
+{
+    enum store_rc rc = __real_store_attachment_unsettled(c, ar, out, n);
+    if (armed.unsettled_delay_ms) {
+        fake_sleep_ms(armed.unsettled_delay_ms);
+        armed.unsettled_delay_ms = 0;
+        armed.then_detach->detach = DETACH_AT_ONCE;
+    }
+    return rc;
+}
+
+static void *reconcile_pass(void *arg)
+{
+    core_reconcile(arg, NULL, NULL);
+    return NULL;
+}
+
+bool __wrap_task_enqueue(struct core *c, struct task *t)
+{
+    if (armed.reconcile_first && t->kind == TASK_ATTACH) {
+        armed.reconcile_first = NULL;
+        if (pthread_create(&armed.pass, NULL, reconcile_pass, c) != 0)
+            fail_msg("pthread_create");
+        fake_sleep_ms(300);         /* time enough for a pass that does not wait */
+    }
+    return __real_task_enqueue(c, t);
+}
+
+/* A periodic pass that comes between an attach's intent and the queueing of
+ * its task leaves the attach alone: it does not undo the intent while the
+ * disk is being plugged (which left the disk in the guest and the volume
+ * "available", free to attach elsewhere). */
+static void test_reconcile_beside_an_attach(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    struct attachment at;
+    struct core_error err;
+    armed.reconcile_first = f->core;
+    bool ok = attach(f, "s1", "v1", &at, &err);
+    assert_null(armed.reconcile_first);     /* the pass ran */
+    pthread_join(armed.pass, NULL);
+    assert_true(ok);
+    assert_string_equal(at.status, "attached");
+    fake_sleep_ms(200);                     /* whatever the pass queued has run */
+    assert_string_equal(get_volume(f, "v1").status, "in-use");
+    struct attachment now;
+    assert_true(core_attachment_get(&f->admin, "s1", "v1", &now, &err));
+    assert_string_equal(now.status, "attached");
+    assert_int_equal(fake_disks(f->fake, DOM_A), 1);
+}
+
+/* A pass that read a detach's intent before the detach was given up does
+ * not ask for the removal again afterwards (which took the disk out of the
+ * guest while the store said it was attached). */
+static void test_reconcile_beside_a_detach_given_up(void **state)
+{
+    struct fx *f = *state;
+    f->fake->detach = DETACH_NEVER;
+    start(f);
+    server(f, "s1", DOM_A);
+    volume(f, "v1");
+    struct attachment at;
+    struct core_error err;
+    bool pending;
+    quiet_logs();
+    assert_true(attach(f, "s1", "v1", &at, &err));
+    assert_true(detach(f, "s1", "v1", 0, &pending, &err));
+    assert_true(pending);
+    armed.then_detach = f->fake;
+    armed.unsettled_delay_ms = 3500;        /* beyond the detach's timeout (2 s) */
+    assert_true(core_reconcile(f->core, NULL, NULL));
+    assert_true(volume_becomes(f, "v1", "in-use", 5));     /* given up */
+    fake_sleep_ms(500);                     /* whatever the pass queued has run */
+    struct attachment now;
+    assert_true(core_attachment_get(&f->admin, "s1", "v1", &now, &err));
+    assert_string_equal(now.status, "attached");
+    assert_string_equal(get_volume(f, "v1").status, "in-use");
+    char alias[DRIVER_ALIAS_MAX + 1];
+    driver_alias(at.id, alias);
+    assert_true(fake_has_disk(f->fake, DOM_A, alias, NULL, 0));
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -927,6 +1030,8 @@ int main(void)
         T(test_console_output),
         T(test_reconcile_settles_what_a_crash_left),
         T(test_reconcile_reports_disagreements),
+        T(test_reconcile_beside_an_attach),
+        T(test_reconcile_beside_a_detach_given_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
