@@ -71,15 +71,23 @@ static int do_create(struct store_conn *w, void *arg)
             return 1;
         }
     }
-    enum store_rc rc = store_server_add(w, j->srv);
-    if (rc == STORE_EXISTS && j->srv->domain) {
+    /* the domain first: after the insert's unique violation PostgreSQL
+     * answers nothing more until the job's savepoint is rolled back */
+    enum store_rc rc;
+    if (j->srv->domain) {
         struct server other;
-        if (store_server_by_domain(w, j->c->arena, j->srv->domain, &other) == STORE_OK) {
+        rc = store_server_by_domain(w, j->c->arena, j->srv->domain, &other);
+        if (rc == STORE_OK) {
             core_fail(j->err, CORE_CONFLICT, "Domain %s is server %s already.", j->srv->domain,
                       other.id);
             return 1;
         }
+        if (rc != STORE_NOTFOUND) {
+            core_store_failed(j->err, rc);
+            return 1;
+        }
     }
+    rc = store_server_add(w, j->srv);
     if (rc == STORE_EXISTS) {
         core_fail(j->err, CORE_CONFLICT, "Server %s already exists.", j->srv->id);
         return 1;

@@ -2222,6 +2222,39 @@ static void test_store_reader_snapshot(void **state)
     store_close(s);
 }
 
+/* A domain backs one server: a second server named for it is refused with
+ * the message that names the first, as on SQLite (the domain is looked up
+ * before the insert: after its unique violation PostgreSQL would answer
+ * the job nothing more). */
+static void test_store_domain_taken(void **state)
+{
+    struct fx *f = *state;
+    NEED_PG(f);
+    struct store *s = open_pg_store(f);
+    add_bare_account(s, "acct", "acct");
+    struct core *core = core_new(s);
+    struct arena ar;
+    arena_init(&ar);
+    struct core_ctx admin = {.core = core, .arena = &ar, .account = "acct", .home = "acct",
+                             .user_id = "test", .admin = true, .version = 1};
+    struct driver_domain d = {.uuid = "11111111-1111-4111-8111-111111111111",
+                              .state = DOMAIN_RUNNING, .persistent = true};
+    struct server_spec one = {.id = "s1", .name = "s1", .image_ref = "i", .flavor_ref = "1",
+                              .domain = &d};
+    struct server_spec two = one;
+    two.id = two.name = "s2";
+    struct server got;
+    struct core_error err;
+    assert_true(CORE_RUN(&admin, &err, core_server_create, &one, &got));
+    assert_false(CORE_RUN(&admin, &err, core_server_create, &two, &got));
+    assert_int_equal(err.code, CORE_CONFLICT);
+    assert_string_equal(err.message,
+                        "Domain 11111111-1111-4111-8111-111111111111 is server s1 already.");
+    core_free(core);
+    arena_release(&ar);
+    store_close(s);
+}
+
 static int probe(struct store_conn *w, void *arg)
 {
     return store_probe_write(w, arg);
@@ -2353,6 +2386,7 @@ int main(void)
         T(test_store_listener_terminated),
         T(test_store_listener_not_yet_listening),
         T(test_store_reader_snapshot),
+        T(test_store_domain_taken),
         T(test_store_stamps_by_the_database_clock),
         T(test_store_operators),
     };
