@@ -338,10 +338,10 @@ bool pg_ready(struct pg_conn *c)
     char err[512];
     PGconn *conn = open_conn(c, err, sizeof err);
     if (!conn) {
-        c->next_try = now + c->backoff;
-        c->backoff = c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2;
         log_warn("store: reconnecting to PostgreSQL (%s) failed, again in %.2f s: %s",
                  c->appname, c->backoff, err);
+        c->next_try = now + c->backoff;
+        c->backoff = c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2;
         return false;
     }
     PQfinish(c->conn);
