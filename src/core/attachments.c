@@ -64,16 +64,32 @@ static const char *const attach_states[] = {
     NULL,
 };
 
+/* Is a requested device one that next_device counts: the prefix and one
+ * or two letters, not the root disk's "a" (nor a partition)? */
+static bool countable_device(const char *d, const char *prefix)
+{
+    if (strncmp(d, "/dev/", 5) != 0 || strncmp(d + 5, prefix, 2) != 0)
+        return false;
+    const char *l = d + 7;
+    size_t len = strlen(l);
+    for (size_t i = 0; i < len; i++)
+        if (l[i] < 'a' || l[i] > 'z')
+            return false;
+    return (len == 1 && l[0] != 'a') || len == 2;
+}
+
 /* The next free device name with a prefix ("vd" or "sd"): b..z, then
- * aa..zz, as Nova counts. A requested name with that prefix is taken if
- * free (on a hypervisor the prefix is the bus's, so a request is a hint). */
+ * aa..zz, as Nova counts. A requested name that is one of those is taken
+ * if free (on a hypervisor the prefix is the bus's, so a request is a
+ * hint: the root disk's name, a partition or another bus's name would be
+ * refused by the hypervisor, and the next free name is used instead). */
 static const char *next_device(struct arena *ar, const char *prefix, const char *hint,
                                const struct attachment *at, int n)
 {
     char name[24];
     for (int i = hint ? 0 : 1; i < 26 + 26 * 26; i++) {
         if (i == 0) {
-            if (strncmp(hint, "/dev/", 5) != 0 || strncmp(hint + 5, prefix, 2) != 0)
+            if (!countable_device(hint, prefix))
                 continue;
             snprintf(name, sizeof name, "%s", hint);
         } else if (i < 26) {

@@ -183,6 +183,32 @@ static void test_attach_hot_plugs(void **state)
     assert_string_equal(at.device, "/dev/sdc");
 }
 
+/* A device asked for is a hint the hypervisor's bus decides on: a free
+ * name of the bus's is taken; the root disk's name, a partition, a name of
+ * another bus, or one taken, gives the next free name. */
+static void test_attach_device_hints(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    server(f, "s1", DOM_A);
+    static const char *const hints[][2] = {
+        {"/dev/sdf", "/dev/sdf"}, {"/dev/sda", "/dev/sdb"}, {"/dev/sdf", "/dev/sdc"},
+        {"/dev/sdd1", "/dev/sdd"}, {"/dev/vdz", "/dev/sde"}, {"/dev/sdab", "/dev/sdab"},
+        {"/dev/sdabc", "/dev/sdg"},
+    };
+    for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "v%zu", i);
+        volume(f, id);
+        struct attach_spec spec = {.volume_id = id, .device = hints[i][0]};
+        struct attachment at;
+        struct core_error err;
+        if (!CORE_RUN(&f->admin, &err, core_attach, "s1", &spec, &at))
+            fail_msg("attach %s as %s: %s", id, hints[i][0], err.message);
+        assert_string_equal(at.device, hints[i][1]);
+    }
+}
+
 static void test_attach_refused_leaves_nothing(void **state)
 {
     struct fx *f = *state;
@@ -1009,6 +1035,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_attach_hot_plugs),
+        T(test_attach_device_hints),
         T(test_attach_refused_leaves_nothing),
         T(test_attach_needs_a_domain_and_storage),
         T(test_hypervisor_unreachable_is_503),
