@@ -42,6 +42,7 @@ struct task {
     enum driver_bus bus;
     int64_t bytes;
     bool adopted;
+    bool file_made;                     /* a volume create: its file was made */
     int action;                         /* a power action: enum server_action */
     int phase;                          /* a reboot: 1 once the domain was off */
     /* a console read: where the text goes (the requester's), how many lines */

@@ -56,13 +56,13 @@ static void start_task(struct core_op *op, struct task *t, struct volume *made)
 static int volume_made(struct store_conn *w, void *arg)
 {
     struct task *t = arg;
-    const char *status = t->ok ? "available" : "error";
-    enum store_rc rc = store_volume_set_storage(w, t->volume, t->ok ? t->path : NULL, status);
+    const char *status = t->file_made ? "available" : "error";
+    enum store_rc rc = store_volume_set_storage(w, t->volume, t->file_made ? t->path : NULL,
+                                                status);
     if (rc == STORE_OK && t->made_volume && t->op) {
         t->made_volume->status = status;
-        t->made_volume->path = t->ok ? arena_strdup(t->op->ctx->arena, t->path) : NULL;
+        t->made_volume->path = t->file_made ? arena_strdup(t->op->ctx->arena, t->path) : NULL;
     }
-    t->ok = true;       /* the request succeeded: the volume exists, maybe in error */
     return rc == STORE_OK || rc == STORE_NOTFOUND ? 0 : -1;
 }
 
@@ -81,10 +81,13 @@ void core_volume_step(struct core *c, struct task *t)
     if (t->kind == TASK_VOLUME_CREATE) {
         enum driver_rc rc = d->ops->volume_create(d, t->volume, t->bytes, t->path,
                                                   sizeof t->path, &de);
-        t->ok = rc == DRIVER_OK;
-        if (!t->ok)
+        t->file_made = rc == DRIVER_OK;
+        if (!t->file_made)
             log_error("core: volume %s: its file cannot be made: %s; the volume is in error",
                       t->volume, de.message);
+        /* the request succeeds either way: the volume exists, maybe in error
+         * (volume_made, which may run more than once, only reads file_made) */
+        t->ok = true;
         task_complete(c, t, volume_made);
         return;
     }

@@ -9,6 +9,9 @@
 
 #include "fake_driver.h"
 #include "core/internal.h"
+#include "store/sqlite_int.h"
+
+#include <sqlite3.h>
 
 static double now_s(void)
 {
@@ -156,6 +159,64 @@ static bool volume_becomes(struct fx *f, const char *id, const char *status, dou
         fake_sleep_ms(20);
     }
     return false;
+}
+
+/* ---- the store's and the reconciler's windows --------------------------------------------
+ * test_tasks links with -Wl,--wrap for the three functions below
+ * (meson.build): each wrapper is the real function until a test arms it. */
+
+enum store_rc __real_store_attachment_unsettled(struct store_conn *c, struct arena *ar,
+                                                struct attachment **out, int *n);
+bool __real_task_enqueue(struct core *c, struct task *t);
+enum store_rc __real_store_volume_set_storage(struct store_conn *w, const char *id,
+                                              const char *path, const char *status);
+
+static struct {
+    int unsettled_delay_ms;         /* the reconciler's read, slowed */
+    struct fake_hv *then_detach;    /* ... after which this guest honours an unplug */
+    struct core *reconcile_first;   /* a pass started just before an attach's task is queued */
+    pthread_t pass;
+    bool undo_set_storage;          /* SQLite undoes the transaction under the next one */
+} armed;
+
+enum store_rc __wrap_store_volume_set_storage(struct store_conn *w, const char *id,
+                                              const char *path, const char *status)
+{
+    enum store_rc rc = __real_store_volume_set_storage(w, id, path, status);
+    if (armed.undo_set_storage) {
+        armed.undo_set_storage = false;
+        sqlite3_exec(sq_conn_of(w)->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+enum store_rc __wrap_store_attachment_unsettled(struct store_conn *c, struct arena *ar,
+                                                struct attachment **out, int *n)
+{
+    enum store_rc rc = __real_store_attachment_unsettled(c, ar, out, n);
+    if (armed.unsettled_delay_ms) {
+        fake_sleep_ms(armed.unsettled_delay_ms);
+        armed.unsettled_delay_ms = 0;
+        armed.then_detach->detach = DETACH_AT_ONCE;
+    }
+    return rc;
+}
+
+static void *reconcile_pass(void *arg)
+{
+    core_reconcile(arg, NULL, NULL);
+    return NULL;
+}
+
+bool __wrap_task_enqueue(struct core *c, struct task *t)
+{
+    if (armed.reconcile_first && t->kind == TASK_ATTACH) {
+        armed.reconcile_first = NULL;
+        if (pthread_create(&armed.pass, NULL, reconcile_pass, c) != 0)
+            fail_msg("pthread_create");
+        fake_sleep_ms(300);         /* time enough for a pass that does not wait */
+    }
+    return __real_task_enqueue(c, t);
 }
 
 /* ---- attach -------------------------------------------------------------------------- */
@@ -573,6 +634,14 @@ static void test_volume_files(void **state)
     assert_true(CORE_RUN(&f->admin, &err, core_volume_create, &spec, &v));
     assert_string_equal(v.status, "error");
     assert_string_equal(get_volume(f, "full").status, "error");
+    /* the same, with SQLite undoing the completion's transaction once: it
+     * runs again, with the same outcome */
+    armed.undo_set_storage = true;
+    spec.id = spec.name = "full-again";
+    assert_true(CORE_RUN(&f->admin, &err, core_volume_create, &spec, &v));
+    assert_false(armed.undo_set_storage);   /* undone once */
+    assert_string_equal(v.status, "error");
+    assert_string_equal(get_volume(f, "full-again").status, "error");
 }
 
 static void test_server_delete_detaches_first(void **state)
@@ -928,50 +997,7 @@ static void test_reconcile_reports_disagreements(void **state)
     assert_true(fake_has_disk(f->fake, DOM_A, "ua-planted", NULL, 0));
 }
 
-/* ---- the reconciler beside the tasks ----------------------------------------------------
- * test_tasks links with -Wl,--wrap for the two functions below (meson.build):
- * each wrapper is the real function until a test arms it, and widens one
- * window the reconciler must not fall into. */
-
-enum store_rc __real_store_attachment_unsettled(struct store_conn *c, struct arena *ar,
-                                                struct attachment **out, int *n);
-bool __real_task_enqueue(struct core *c, struct task *t);
-
-static struct {
-    int unsettled_delay_ms;         /* the reconciler's read, slowed */
-    struct fake_hv *then_detach;    /* ... after which this guest honours an unplug */
-    struct core *reconcile_first;   /* a pass started just before an attach's task is queued */
-    pthread_t pass;
-} armed;
-
-enum store_rc __wrap_store_attachment_unsettled(struct store_conn *c, struct arena *ar,
-                                                struct attachment **out, int *n)
-{
-    enum store_rc rc = __real_store_attachment_unsettled(c, ar, out, n);
-    if (armed.unsettled_delay_ms) {
-        fake_sleep_ms(armed.unsettled_delay_ms);
-        armed.unsettled_delay_ms = 0;
-        armed.then_detach->detach = DETACH_AT_ONCE;
-    }
-    return rc;
-}
-
-static void *reconcile_pass(void *arg)
-{
-    core_reconcile(arg, NULL, NULL);
-    return NULL;
-}
-
-bool __wrap_task_enqueue(struct core *c, struct task *t)
-{
-    if (armed.reconcile_first && t->kind == TASK_ATTACH) {
-        armed.reconcile_first = NULL;
-        if (pthread_create(&armed.pass, NULL, reconcile_pass, c) != 0)
-            fail_msg("pthread_create");
-        fake_sleep_ms(300);         /* time enough for a pass that does not wait */
-    }
-    return __real_task_enqueue(c, t);
-}
+/* ---- the reconciler beside the tasks ------------------------------------------------------ */
 
 /* A periodic pass that comes between an attach's intent and the queueing of
  * its task leaves the attach alone: it does not undo the intent while the
