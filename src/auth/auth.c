@@ -86,8 +86,9 @@ struct auth {
 /* The auth epoch as this thread's reader last saw it. */
 struct thread_state {
     int64_t epoch;
-    bool known;                 /* epoch was read at generation gen */
+    bool known;                 /* epoch was read at generation gen, second read_at */
     uint64_t gen;               /* store_auth_generation() then */
+    int64_t read_at;
     struct thread_state *next;
 };
 
@@ -214,9 +215,13 @@ enum auth_result auth_check(struct auth *a, struct auth_check *ck)
     if (!t)
         return ck->result = AUTH_UNAVAILABLE;
     /* The epoch is read again only when it may have changed: most requests
-     * (a write among them) then open no read transaction here at all. */
+     * (a write among them) then open no read transaction here at all. And
+     * in another second, should a change ever go unseen (the store's watch
+     * on a file system without inotify): a stale epoch would keep a changed
+     * password's old entries in the cache. */
     uint64_t gen = store_auth_generation(a->store);
-    if (!t->known || t->gen != gen) {
+    int64_t now = now_seconds();
+    if (!t->known || t->gen != gen || t->read_at != now) {
         struct store_conn *r = store_reader(a->store);
         if (!r || store_read_begin(r) != STORE_OK)
             return ck->result = AUTH_UNAVAILABLE;
@@ -225,9 +230,9 @@ enum auth_result auth_check(struct auth *a, struct auth_check *ck)
         if (!t->known)
             return ck->result = AUTH_UNAVAILABLE;
         t->gen = gen;
+        t->read_at = now;
     }
 
-    int64_t now = now_seconds();
     if (auth_cache_get(a->cache, a->cache_key, ck->header, t->epoch, now, ck->arena,
                        &ck->principal)) {
         metrics_inc(METRIC_AUTH_CACHED);

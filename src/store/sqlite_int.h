@@ -53,6 +53,8 @@ struct sq_store {
     atomic_uint_fast64_t auth_gen;
     pthread_t watcher, reaper;
     int watch_fd, stop_fd;          /* inotify; an eventfd that stops both threads */
+    struct sq_conn *watch_conn;     /* the watcher's: a change seen is confirmed visible */
+    sqlite3_stmt *watch_version;    /* on it: PRAGMA data_version */
     atomic_int writing;             /* threads of this process writing its files now */
     atomic_int_fast64_t written;    /* ms: when one last stopped */
     bool watching;

@@ -22,6 +22,11 @@
  * the watcher, woken by its own writes, looks again only this often. */
 #define WATCH_QUIET_MS 5
 
+/* How often, and how long at most, a change seen is looked for until it is
+ * visible (watcher_main). */
+#define CONFIRM_EVERY_MS 2
+#define CONFIRM_MAX_MS 2000
+
 /* Has this process written the database's files lately? */
 static bool writing_lately(struct sq_store *s)
 {
@@ -33,13 +38,40 @@ static bool writing_lately(struct sq_store *s)
  * Changes by other processes, and snapshots left idle
  * ------------------------------------------------------------------------- */
 
+/* The count moves: every reader begins a new snapshot, and the auth epoch
+ * is read again (store_auth_generation). */
+static void changed(struct sq_store *s)
+{
+    atomic_fetch_add(&s->changes, 1);
+    atomic_fetch_add(&s->auth_gen, 1);
+}
+
+/* The database's data_version as the watcher's own connection sees it now:
+ * it moves once a commit of another connection is visible to new
+ * snapshots. False if it cannot be read. */
+static bool data_version(sqlite3_stmt *st, int64_t *v)
+{
+    bool ok = sqlite3_step(st) == SQLITE_ROW;
+    if (ok)
+        *v = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);          /* and its read transaction ends */
+    return ok;
+}
+
 /* Another process (the CLI: a password changed, a user deleted) wrote the
  * database: its WAL was written. inotify says so at once, for nothing per
  * request; the change count moves and every reader begins a new snapshot.
- * This process's own writes wake the watcher too (every page written):
- * while it writes, the watcher looks only every WATCH_QUIET_MS, so that
- * another process's change is seen that much later at most, and a commit
- * does not cost a wake per page. */
+ * But a commit is visible only once its frames are written and synced and
+ * the WAL's index says so, after the last event its writes made: a reader
+ * that began its snapshot in between would keep it, and the auth epoch read
+ * then would be kept until the next change (an old password accepted). So
+ * a change is confirmed too: after an event the watcher reads the
+ * database's data_version every CONFIRM_EVERY_MS, and the count moves again
+ * when it does (for CONFIRM_MAX_MS at most: a transaction may never
+ * commit). This process's own writes wake the watcher too (every page
+ * written): while it writes, the watcher looks only every WATCH_QUIET_MS,
+ * so that another process's change is seen that much later at most, and a
+ * commit does not cost a wake per page. */
 static void *watcher_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "store-watch");
@@ -48,15 +80,30 @@ static void *watcher_main(void *arg)
     snprintf(wal, sizeof wal, "%s-wal", s->base);
     struct pollfd fds[2] = {{s->watch_fd, POLLIN, 0}, {s->stop_fd, POLLIN, 0}};
     _Alignas(struct inotify_event) char buf[4096];
-    while (poll(fds, 2, -1) >= 0 && !(fds[1].revents & POLLIN)) {
-        ssize_t n = read(s->watch_fd, buf, sizeof buf);
-        for (char *p = buf; n > 0 && p < buf + n;) {
+    int64_t seen = 0;
+    data_version(s->watch_version, &seen);
+    double unconfirmed_since = -1;      /* an event not followed by a new version yet */
+    for (;;) {
+        int n = poll(fds, 2, unconfirmed_since >= 0 ? CONFIRM_EVERY_MS : -1);
+        if (n < 0 || (fds[1].revents & POLLIN))
+            break;
+        ssize_t got = n > 0 ? read(s->watch_fd, buf, sizeof buf) : 0;
+        for (char *p = buf; got > 0 && p < buf + got;) {
             struct inotify_event *e = (struct inotify_event *)p;
             if (e->len && (!strcmp(e->name, wal) || !strcmp(e->name, s->base))) {
-                atomic_fetch_add(&s->changes, 1);
-                atomic_fetch_add(&s->auth_gen, 1);
+                changed(s);
+                unconfirmed_since = sq_monotonic();
             }
             p += sizeof *e + e->len;
+        }
+        int64_t v;
+        if (unconfirmed_since >= 0 && data_version(s->watch_version, &v) && v != seen) {
+            seen = v;
+            changed(s);
+            unconfirmed_since = -1;
+        } else if (unconfirmed_since >= 0 &&
+                   sq_monotonic() - unconfirmed_since > CONFIRM_MAX_MS / 1000.0) {
+            unconfirmed_since = -1;
         }
         bool stopping = false;
         while (!stopping && writing_lately(s))
@@ -111,6 +158,14 @@ bool sq_watch_start(struct sq_store *s, char *err, int errlen)
         *(slash == dir ? slash + 1 : slash) = '\0';
     else
         strcpy(dir, ".");
+    s->watch_conn = sq_conn_open(s->path, false, false, err, errlen);
+    if (!s->watch_conn || sqlite3_prepare_v2(s->watch_conn->db, "PRAGMA data_version", -1,
+                                             &s->watch_version, NULL) != SQLITE_OK) {
+        if (s->watch_conn)
+            snprintf(err, (size_t)errlen, "cannot watch %s for changes: %s", s->path,
+                     sqlite3_errmsg(s->watch_conn->db));
+        return false;
+    }
     s->watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     s->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (s->watch_fd < 0 || s->stop_fd < 0 ||
@@ -145,5 +200,8 @@ void sq_watch_stop(struct sq_store *s)
         close(s->watch_fd);
     if (s->stop_fd >= 0)
         close(s->stop_fd);
+    sqlite3_finalize(s->watch_version);
+    if (s->watch_conn)
+        sq_conn_close(s->watch_conn);
     free(s->base);
 }

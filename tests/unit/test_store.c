@@ -1520,6 +1520,136 @@ static void test_auth_generation(void **state)
     assert_int_equal(epoch, 3);
 }
 
+/* ---- a commit seen before it is visible ------------------------------------------------
+ * "slow-sync": SQLite's default VFS, except that the sync of a WAL file
+ * sleeps SLOW_SYNC_MS first. A commit's frames are then in the file, and
+ * the watcher has seen them written, that long before any snapshot can
+ * see the commit. */
+
+#define SLOW_SYNC_MS 300
+
+struct slow_file {
+    sqlite3_file base;
+    bool wal;
+    /* the default VFS's file follows */
+};
+
+static sqlite3_file *real_file(sqlite3_file *f)
+{
+    return (sqlite3_file *)((struct slow_file *)f + 1);
+}
+
+#define REAL(f) real_file(f)->pMethods
+static int slow_close(sqlite3_file *f) { return REAL(f)->xClose(real_file(f)); }
+static int slow_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{ return REAL(f)->xRead(real_file(f), b, n, o); }
+static int slow_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{ return REAL(f)->xWrite(real_file(f), b, n, o); }
+static int slow_truncate(sqlite3_file *f, sqlite3_int64 n)
+{ return REAL(f)->xTruncate(real_file(f), n); }
+static int slow_sync(sqlite3_file *f, int flags)
+{
+    if (((struct slow_file *)f)->wal)
+        usleep(SLOW_SYNC_MS * 1000);
+    return REAL(f)->xSync(real_file(f), flags);
+}
+static int slow_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->xFileSize(real_file(f), n); }
+static int slow_lock(sqlite3_file *f, int l) { return REAL(f)->xLock(real_file(f), l); }
+static int slow_unlock(sqlite3_file *f, int l) { return REAL(f)->xUnlock(real_file(f), l); }
+static int slow_reserved(sqlite3_file *f, int *r)
+{ return REAL(f)->xCheckReservedLock(real_file(f), r); }
+static int slow_fcntl(sqlite3_file *f, int op, void *a)
+{ return REAL(f)->xFileControl(real_file(f), op, a); }
+static int slow_sector(sqlite3_file *f) { return REAL(f)->xSectorSize(real_file(f)); }
+static int slow_device(sqlite3_file *f) { return REAL(f)->xDeviceCharacteristics(real_file(f)); }
+static int slow_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **p)
+{ return REAL(f)->xShmMap(real_file(f), i, sz, ext, p); }
+static int slow_shm_lock(sqlite3_file *f, int o, int n, int fl)
+{ return REAL(f)->xShmLock(real_file(f), o, n, fl); }
+static void slow_shm_barrier(sqlite3_file *f) { REAL(f)->xShmBarrier(real_file(f)); }
+static int slow_shm_unmap(sqlite3_file *f, int d) { return REAL(f)->xShmUnmap(real_file(f), d); }
+#undef REAL
+
+static const sqlite3_io_methods slow_methods = {
+    2, slow_close, slow_read, slow_write, slow_truncate, slow_sync, slow_size, slow_lock,
+    slow_unlock, slow_reserved, slow_fcntl, slow_sector, slow_device, slow_shm_map,
+    slow_shm_lock, slow_shm_barrier, slow_shm_unmap, NULL, NULL,
+};
+
+static int slow_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int flags,
+                     int *out)
+{
+    sqlite3_vfs *real = vfs->pAppData;
+    int rc = real->xOpen(real, name, real_file(f), flags, out);
+    f->pMethods = rc == SQLITE_OK ? &slow_methods : NULL;
+    ((struct slow_file *)f)->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    return rc;
+}
+
+static void register_slow_sync(void)
+{
+    static sqlite3_vfs vfs;
+    if (vfs.zName)
+        return;
+    sqlite3_vfs *real = sqlite3_vfs_find(NULL);
+    vfs = *real;
+    vfs.szOsFile = (int)sizeof(struct slow_file) + real->szOsFile;
+    vfs.zName = "slow-sync";
+    vfs.pAppData = real;
+    vfs.xOpen = slow_open;
+    assert_int_equal(sqlite3_vfs_register(&vfs, 0), SQLITE_OK);
+}
+
+static void *bump_slowly(void *arg)
+{
+    sqlite3 *other = arg;
+    int rc = sqlite3_exec(other, "UPDATE meta SET value = value + 1 WHERE key = 'auth_epoch'",
+                          NULL, NULL, NULL);
+    return rc == SQLITE_OK ? other : NULL;
+}
+
+/* Another process's commit that the watcher sees written before it is
+ * visible (its sync takes SLOW_SYNC_MS): a snapshot begun in between reads
+ * the old epoch; once the commit is visible the count moves again, so that
+ * the new epoch is read (an old password is not accepted on and on). */
+static void test_change_seen_before_it_is_visible(void **state)
+{
+    struct fx *f = *state;
+    register_slow_sync();
+    int64_t before, epoch;
+    assert_int_equal(store_auth_epoch(f->r, &before), STORE_OK);
+    watcher_settles(f->s);
+    uint64_t g = store_auth_generation(f->s);
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open_v2(f->t.path, &other, SQLITE_OPEN_READWRITE, "slow-sync"),
+                     SQLITE_OK);
+    sqlite3_busy_timeout(other, 5000);
+    assert_int_equal(sqlite3_exec(other, "PRAGMA synchronous = FULL", NULL, NULL, NULL),
+                     SQLITE_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, bump_slowly, other), 0);
+    for (int i = 0; i < 200 && store_auth_generation(f->s) == g; i++)
+        usleep(1000);
+    assert_true(store_auth_generation(f->s) != g);  /* its frames are written */
+    usleep(SLOW_SYNC_MS * 1000 / 3);                /* every one of them seen */
+    g = store_auth_generation(f->s);
+    assert_int_equal(store_read_begin(f->r), STORE_OK);
+    assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
+    store_read_end(f->r);
+    assert_int_equal(epoch, before);                /* not visible yet */
+    void *ok;
+    pthread_join(th, &ok);
+    assert_non_null(ok);                            /* committed, and visible */
+    for (int i = 0; i < 500 && store_auth_generation(f->s) == g; i++)
+        usleep(1000);
+    assert_true(store_auth_generation(f->s) != g);
+    assert_int_equal(store_read_begin(f->r), STORE_OK);
+    assert_int_equal(store_auth_epoch(f->r, &epoch), STORE_OK);
+    store_read_end(f->r);
+    assert_int_equal(epoch, before + 1);
+    sqlite3_close(other);
+}
+
 /* A snapshot is kept between reads while nothing changes, and begun anew as
  * soon as anything commits: through this store, or through another process
  * (here a connection of the test's own, as the CLI would write). */
@@ -1989,6 +2119,7 @@ int main(void)
         T(test_reader_per_thread),
         T(test_reader_other_thread),
         T(test_auth_generation),
+        T(test_change_seen_before_it_is_visible),
         T(test_kept_snapshot_sees_every_change),
         T(test_idle_snapshot_does_not_pin_the_wal),
         cmocka_unit_test(test_wal_stays_bounded),
