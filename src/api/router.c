@@ -523,6 +523,23 @@ enum api_status api_resume(struct api *a, struct request *req, struct response *
     return run_step(c, go_on);
 }
 
+/* Does the path begin with the segment `first` ("/v2.1")? */
+static bool under(const char *path, const char *first)
+{
+    size_t n = strlen(first);
+    return !strncmp(path, first, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+/* The dialect the path's prefix names, from its text alone: for what is
+ * answered before the path is split (or when it cannot be), as for what
+ * the HTTP layer answers before the API sees the request. */
+static void prefix_dialect(struct call *c, const char *path)
+{
+    c->cinder = under(path, "/v3");
+    c->glance = under(path, "/image");
+    c->dialect = under(path, "/v2.1") || c->cinder || c->glance ? DIALECT_NOVA : DIALECT_HOSTWAY;
+}
+
 /* The first step: the prefix, then discovery (no credentials) or the rest. */
 static void start(struct call *c)
 {
@@ -530,17 +547,7 @@ static void start(struct call *c)
     /* The dialect the prefix names, before anything that may run out of
      * memory, and for a path that cannot be split (an empty segment, too
      * many): both are answered in it. */
-    const char *p = req->path;
-    if (!strncmp(p, "/v2.1", 5) && (p[5] == '\0' || p[5] == '/'))
-        c->dialect = DIALECT_NOVA;
-    if (!strncmp(p, "/v3", 3) && (p[3] == '\0' || p[3] == '/')) {
-        c->dialect = DIALECT_NOVA;
-        c->cinder = true;
-    }
-    if (!strncmp(p, "/image", 6) && (p[6] == '\0' || p[6] == '/')) {
-        c->dialect = DIALECT_NOVA;
-        c->glance = true;
-    }
+    prefix_dialect(c, req->path);
     char **seg = arena_alloc(c->arena, MAX_SEGMENTS * sizeof *seg);
     int n = split(c->arena, req->path, seg);
     c->base = request_base(c);
@@ -642,9 +649,8 @@ enum api_status api_handle(struct api *a, struct request *req, struct response *
 
 void api_http_error(struct request *req, struct response *res, int status)
 {
-    struct call call = {.req = req, .res = res, .arena = req->arena, .prefix = "",
-                        .dialect = !strncmp(req->path, "/v2.1", 5) ? DIALECT_NOVA
-                                                                   : DIALECT_HOSTWAY};
+    struct call call = {.req = req, .res = res, .arena = req->arena, .prefix = ""};
+    prefix_dialect(&call, req->path);
     if (status == 413)
         reply_error(&call, 413, "Request is too large.");
     else if (status == 400)

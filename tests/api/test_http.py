@@ -140,6 +140,22 @@ def test_body_over_1mib_is_413(tenant, prefix, dialect, chunked):
     assert s.get(d.url("/v2.1/servers")).json()["servers"] == []
 
 
+def test_body_over_1mib_is_413_in_each_dialect(tenant):
+    """The HTTP layer's 413 (before the API sees the request) is in the
+    dialect of the path's prefix as the API's own errors are: Nova's shape
+    under /v3 (the block-storage API's), Glance's under /image, Hostway's
+    for a prefix that only begins like Nova's."""
+    d, acct, s = tenant
+    big = lambda path: RawAsRequests(_send_big(d.port, path, s.headers["Authorization"], MiB + 1))
+    assert_error("nova", big("/v3/volumes"), 413)
+    r = big("/image/v2/images")
+    assert r.status_code == 413, r.text
+    assert [(k, v) for k, v in json.loads(r.text).items()] == [
+        ("message", "Request is too large.<br /><br />\n\n\n"),
+        ("code", "413 Request Entity Too Large"), ("title", "Request Entity Too Large")], r.text
+    assert_error("hostway", big("/v2.1x/servers"), 413)
+
+
 def test_body_of_exactly_1mib_is_accepted(tenant):
     d, acct, s = tenant
     body = json.dumps(server_body("exact")).encode()
