@@ -407,11 +407,17 @@ char *json_text(struct call *c, json_t *v)
 
 /* ---- queries -------------------------------------------------------------- */
 
+/* Digits, of any number (Nova reads them with Python's int()); a value past
+ * 10^15 means what 10^15 does to a limit or an offset, and is read as that. */
 static bool parse_nonneg(const char *s, int64_t *out)
 {
-    if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 15)
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s))
         return false;
-    *out = strtoll(s, NULL, 10);
+    *out = 0;
+    for (; *s && *out < 1000000000000000; s++)
+        *out = *out * 10 + (*s - '0');
+    if (*s)
+        *out = 1000000000000000;
     return true;
 }
 

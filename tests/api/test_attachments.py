@@ -341,6 +341,10 @@ def test_list_limit_offset(vol_env, kind):
     assert listed("?limit=0") == everything
     assert listed("?limit=0&offset=3") == everything[3:]
     assert listed("?limit=1000") == everything
+    # Python's int() reads any number of digits
+    assert listed("?limit=99999999999999999999") == everything
+    assert listed("?limit=00000000000000000002") == everything[:2]
+    assert listed("?offset=99999999999999999999") == []
 
 
 # Representation by microversion (docs/api.md, the Nova dialect's attachment
