@@ -189,6 +189,12 @@ void jw_json_text(struct jw *w, const char *key, const char *text);
 /* The text written (NUL-terminated; its length in *len). */
 char *jw_finish(struct jw *w, size_t *len);
 
+/* A string of digits, of any number, as Python's int() reads it (Nova's
+ * limits, offsets and counts); a value past DIGITS_MAX is read as
+ * DIGITS_MAX. False: empty, or not digits only. */
+#define DIGITS_MAX 1000000000000000
+bool parse_digits(const char *s, int64_t *out);
+
 /* Paging: `limit` and `offset`/`marker` from the query; false after a 400. */
 struct paging {
     int limit;                  /* -1: none given */

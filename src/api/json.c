@@ -407,17 +407,15 @@ char *json_text(struct call *c, json_t *v)
 
 /* ---- queries -------------------------------------------------------------- */
 
-/* Digits, of any number (Nova reads them with Python's int()); a value past
- * 10^15 means what 10^15 does to a limit or an offset, and is read as that. */
-static bool parse_nonneg(const char *s, int64_t *out)
+bool parse_digits(const char *s, int64_t *out)
 {
     if (!s || !*s || strspn(s, "0123456789") != strlen(s))
         return false;
     *out = 0;
-    for (; *s && *out < 1000000000000000; s++)
+    for (; *s && *out < DIGITS_MAX; s++)
         *out = *out * 10 + (*s - '0');
-    if (*s)
-        *out = 1000000000000000;
+    if (*out > DIGITS_MAX || *s)
+        *out = DIGITS_MAX;
     return true;
 }
 
@@ -430,8 +428,8 @@ bool query_paging(struct call *c, struct paging *p, bool with_marker)
     p->marker = with_marker ? c->req->query(c->req->http, "marker") : NULL;
     int64_t v;
     if (limit) {
-        if (!parse_nonneg(limit, &v)) {
-            reply_error(c, 400, *limit == '-' && parse_nonneg(limit + 1, &v)
+        if (!parse_digits(limit, &v)) {
+            reply_error(c, 400, *limit == '-' && parse_digits(limit + 1, &v)
                                     ? "limit param must be positive"
                                     : "limit param must be an integer");
             return false;
@@ -440,8 +438,8 @@ bool query_paging(struct call *c, struct paging *p, bool with_marker)
         p->limit = v > 1000 || (v == 0 && !with_marker) ? 1000 : (int)v;
     }
     if (offset && !with_marker) {
-        if (!parse_nonneg(offset, &v)) {
-            reply_error(c, 400, *offset == '-' && parse_nonneg(offset + 1, &v)
+        if (!parse_digits(offset, &v)) {
+            reply_error(c, 400, *offset == '-' && parse_digits(offset + 1, &v)
                                     ? "offset param must be positive"
                                     : "offset param must be an integer");
             return false;

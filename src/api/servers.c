@@ -336,6 +336,37 @@ static const struct field create_fields[] = {
     {0},
 };
 
+/* A count the schema has checked (a positive integer, or its digits), or
+ * `absent`. */
+static int64_t count_of(json_t *o, const char *key, int64_t absent)
+{
+    json_t *v = json_object_get(o, key);
+    int64_t n = absent;
+    if (json_is_integer(v))
+        n = json_integer_value(v);
+    else if (json_is_string(v))
+        parse_digits(json_string_value(v), &n);
+    return n;
+}
+
+/* min_count and max_count as Nova checks them; and one server per request:
+ * attachd does not make Nova's several (min_count at least, max_count at
+ * most), and refuses a request for more rather than make one. */
+static bool one_server(struct call *c, json_t *o)
+{
+    int64_t min = count_of(o, "min_count", 1), max = count_of(o, "max_count", min);
+    if (min > max) {
+        reply_error(c, 400, "min_count must be <= max_count");
+        return false;
+    }
+    if (max > 1) {
+        reply_error(c, 400, "Creating more than one server in a request is not supported: "
+                            "min_count and max_count must be 1.");
+        return false;
+    }
+    return true;
+}
+
 /* The root volume of a boot-from-volume request: boot_index 0, source volume. */
 static bool root_volume(struct call *c, json_t *bdms, struct server_spec *spec)
 {
@@ -383,7 +414,7 @@ void servers_create(struct call *c)
         {0},
     };
     json_t *o = body_object(c, "server", create_fields, hints);
-    if (!o)
+    if (!o || !one_server(c, o))
         return;
     struct server_spec *spec = arena_alloc(c->arena, sizeof *spec);
     *spec = (struct server_spec){

@@ -263,18 +263,19 @@ static bool check_field(struct call *c, const struct field *f, json_t *v)
     }
     if (f->types & FT_INTISH) {
         const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-        bool digits = s && *s && strspn(s, "0123456789") == strlen(s) && strlen(s) < 18;
+        int64_t n = 0;
         if (!json_is_integer(v) && !json_is_string(v)) {
             invalid(c, f->name, v,
                     arena_printf(ar, "%s is not of type 'integer', 'string'", py_repr(ar, v)));
             return false;
         }
-        if (s && !digits) {
+        if (s && !parse_digits(s, &n)) {
             invalid(c, f->name, v, arena_printf(ar, "%s does not match '%s'", py_repr(ar, v),
                                                 f->pattern ? f->pattern : "^[0-9]*$"));
             return false;
         }
-        int64_t n = s ? strtoll(s, NULL, 10) : json_integer_value(v);
+        if (!s)
+            n = json_integer_value(v);
         if (n < 1) {
             invalid(c, f->name, v, arena_printf(ar, "%s is less than the minimum of 1",
                                                 py_repr(ar, v)));

@@ -157,10 +157,7 @@ static bool size_ok(json_t *v, int64_t *size)
 {
     if (json_is_integer(v))
         *size = json_integer_value(v);
-    else if (json_is_string(v) && strlen(json_string_value(v)) < 10 &&
-             strspn(json_string_value(v), "0123456789") == strlen(json_string_value(v)))
-        *size = strtoll(json_string_value(v), NULL, 10);
-    else
+    else if (!json_is_string(v) || !parse_digits(json_string_value(v), size))
         return false;
     return *size >= 1 && *size <= MAX_SIZE_GB;
 }

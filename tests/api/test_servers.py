@@ -232,6 +232,29 @@ def test_create_validation(world, kind, case):
 
 
 @pytest.mark.parametrize("kind", ["hostway", "nova"])
+def test_one_server_per_request(world, kind):
+    """min_count and max_count as Nova checks them, and 1: a request for
+    several servers is refused, not answered with one."""
+    pfx = prefix(kind, world.a)
+    url = f"{world.base}{pfx}/servers"
+    before = len(world.sa.get(url).json()["servers"])
+    for counts, message in [({"min_count": 2, "max_count": 1}, "min_count must be <= max_count"),
+                            ({"min_count": "3"}, "more than one server"),
+                            ({"max_count": 2}, "more than one server"),
+                            ({"min_count": "99999999999999999999"}, "more than one server"),
+                            ({"min_count": 0}, "min_count"),
+                            ({"max_count": "x"}, "max_count")]:
+        r = world.sa.post(url, json=server_body(unique("n"), **counts))
+        assert_error(dialect_of(kind), r, 400, text_contains=message)
+    assert len(world.sa.get(url).json()["servers"]) == before
+    for counts in [{"min_count": 1, "max_count": 1}, {"min_count": "1"},
+                   {"max_count": "00000000000000000001"}]:
+        r = world.sa.post(url, json=server_body(unique("n"), **counts))
+        assert r.status_code == 202, (counts, r.text)
+    assert len(world.sa.get(url).json()["servers"]) == before + 3
+
+
+@pytest.mark.parametrize("kind", ["hostway", "nova"])
 def test_create_empty_body_is_400(world, kind):
     r = world.sa.post(f"{world.base}{prefix(kind, world.a)}/servers", data=b"",
                       headers={"Content-Type": "application/json"})

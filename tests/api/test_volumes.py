@@ -236,6 +236,10 @@ def test_nova_create_size_as_digit_string(vol_env, kind):
     assert r.status_code == 200, r.text
     check_nova_volume(r.json()["volume"], size=3, status="available")
     assert r.json()["volume"]["displayName"] is None
+    # as int() reads them: leading zeros whatever their number
+    r = vol_env.req(kind, "POST", "/os-volumes", json={"volume": {"size": "0000000004"}})
+    assert r.status_code == 200, r.text
+    check_nova_volume(r.json()["volume"], size=4, status="available")
 
 
 @pytest.mark.parametrize("kind", HOSTWAY_KINDS)
