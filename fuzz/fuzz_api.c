@@ -180,7 +180,7 @@ static void add_user(const char *name, const char *account, const char *pw, enum
 static int job_reset(struct store_conn *w, void *arg)
 {
     (void)arg;
-    if (sqlite3_exec(w->db, "DELETE FROM attachments; DELETE FROM servers; DELETE FROM volumes;",
+    if (sqlite3_exec(sq_conn_of(w)->db, "DELETE FROM attachments; DELETE FROM servers; DELETE FROM volumes;",
                      NULL, NULL, NULL) != SQLITE_OK)
         return 1;
     char now[32];
