@@ -63,8 +63,8 @@ const struct cli_spec cli_specs[] = {
     {"max-connections", "serve", "max_connections", CLI_UINT, 1, 65536, NULL, "N", NULL,
      "1024, or what the open-files limit allows",
      "Connections at once. At the cap a new connection closes the oldest one that has not "
-     "sent a whole request head, or is refused. A cap the open-files limit cannot hold is "
-     "refused at start."},
+     "sent a whole request head, else the kept-alive one idle longest, or is refused. A cap "
+     "the open-files limit cannot hold is refused at start."},
     {"max-per-ip", "serve", "max_per_ip", CLI_UINT, 1, 65536, NULL, "N", "64", NULL,
      "Connections at once from one client address."},
     {"synchronous", "serve", "synchronous", CLI_ENUM, 0, 0, "full|normal", "MODE", "full", NULL,

@@ -55,6 +55,7 @@ struct http_guard_conn {
     int64_t opened;         /* milliseconds (CLOCK_MONOTONIC) */
     int64_t head_began;     /* when the watchdog saw the head's first byte */
     int64_t head_ended;     /* when the head was complete: the body's clock */
+    int64_t idle_since;     /* when its last request ended (a coarse clock) */
 };
 
 struct shard {
@@ -213,18 +214,25 @@ static void *watchdog_main(void *arg)
 
 /* Close the connection that has waited longest for a whole head: since it
  * opened if it never completed one, since the head's first byte if kept
- * alive. Idle kept-alive connections and requests past their head are
- * never chosen. false: there is none. */
+ * alive. Only when there is none, the kept-alive connection idle longest
+ * since its last request, as a client must expect of an idle connection:
+ * else clients that send a request now and then could hold every slot.
+ * Requests past their head are never chosen. false: there is none. */
 static bool evict_oldest(struct http_guard *g)
 {
-    struct http_guard_conn *victim = NULL;
+    struct http_guard_conn *victim = NULL, *idle = NULL;
     int64_t victim_since = 0;
     for (unsigned i = 0; i < SHARDS; i++)
         pthread_mutex_lock(&g->shards[i].lock);
     for (unsigned i = 0; i < SHARDS; i++) {
         for (struct http_guard_conn *c = g->shards[i].head; c; c = c->next) {
-            if (c->cut || c->phase != PHASE_HEAD || (c->served && !c->head_seen))
+            if (c->cut || c->phase != PHASE_HEAD)
                 continue;
+            if (c->served && !c->head_seen) {
+                if (!idle || c->idle_since < idle->idle_since)
+                    idle = c;
+                continue;
+            }
             int64_t since = c->served ? c->head_began : c->opened;
             if (!victim || since < victim_since) {
                 victim = c;
@@ -232,6 +240,8 @@ static bool evict_oldest(struct http_guard *g)
             }
         }
     }
+    if (!victim)
+        victim = idle;
     if (victim) {
         cut(g, victim);
         atomic_fetch_add(&g->evicted, 1);
@@ -342,13 +352,17 @@ void http_guard_request_done(struct http_guard *g, struct http_guard_conn *c)
     if (!c)
         return;
     /* The baseline of bytes received is read by the watchdog (head_begun):
-     * no system call here, on every request's path. */
+     * no system call here, on every request's path (the coarse clock is
+     * read from memory). */
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
     struct shard *sh = &g->shards[c->shard];
     pthread_mutex_lock(&sh->lock);
     c->phase = PHASE_HEAD;
     c->served = true;
     c->head_seen = false;
     c->baseline_due = true;
+    c->idle_since = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
     pthread_mutex_unlock(&sh->lock);
 }
 

@@ -13,8 +13,10 @@
  *   each socket has received (TCP_INFO) to see when a head begins;
  * - at the connection cap, makes room for a new connection by closing the
  *   oldest one that has not yet sent a whole request head: one that never
- *   completed a head, or a kept-alive one part-way through its next head.
- *   Idle kept-alive connections and requests being handled are never chosen.
+ *   completed a head, or a kept-alive one part-way through its next head;
+ *   when there is none, the kept-alive connection idle longest (clients
+ *   that send a request now and then would otherwise hold every slot).
+ *   Requests being handled are never chosen.
  *
  * "Closing" is shutdown(SHUT_RDWR) on the socket: MHD sees the connection end
  * and cleans it up on its own thread, as for any client that went away. MHD

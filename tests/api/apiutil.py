@@ -385,6 +385,16 @@ class RawAsRequests:
         return json.loads(self.content)
 
 
+def mid_request(d, conns):
+    """Each connection in the middle of a request, its head sent and its
+    body not: none is one that a new connection can close to make room."""
+    user, pw = d.add_user(d.add_account())
+    for c in conns:
+        c.send(f"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nAuthorization: {basic(user, pw)}\r\n"
+               "Content-Type: application/json\r\nContent-Length: 10\r\n\r\n".encode())
+    time.sleep(0.5)
+
+
 def try_request(port, source=None, timeout=2.0, path="/v2.1/"):
     """One request on a new connection: ("served", RawResponse), ("refused", None),
     ("closed", None) when closed or reset without an answer, or ("hung", None)

@@ -22,8 +22,8 @@ import time
 import pytest
 import requests
 
-from apiutil import (Conn, RawAsRequests, assert_error, basic, served, server_body, try_request,
-                     unique)
+from apiutil import (Conn, RawAsRequests, assert_error, basic, mid_request, served, server_body,
+                     try_request, unique)
 from attachd import Attachd, binary
 
 TICK = 0.25             # the watchdog's period (src/http/guard.c)
@@ -136,7 +136,8 @@ def test_trickled_chunked_body_is_cut_after_the_timeout(tmp_path, where):
 def test_new_connection_makes_room_by_closing_one_without_a_whole_head(tmp_path):
     """At the cap, a new connection closes the oldest that never completed a
     head (here a silent one) or a kept-alive one part-way through its next
-    head; idle kept-alive connections are kept."""
+    head; idle kept-alive connections are kept while there is one of those,
+    and then the one idle longest is closed."""
     d = Attachd(tmp_path, extra_args=["--max-connections", "4", "--threads", "1"]).start()
     conns = []
     try:
@@ -162,9 +163,14 @@ def test_new_connection_makes_room_by_closing_one_without_a_whole_head(tmp_path)
         # the idle kept-alive connections were left alone
         for c in kept[1:]:
             assert c.request("GET", "/v2.1/").status == 200
-        # 4 served, idle connections: a new one is refused, as before
-        state, _ = try_request(d.port, timeout=2.0)
-        assert state in ("refused", "closed"), state
+        # 4 served, idle connections: a new one closes the one idle longest
+        # (newcomer: its request came before last's and kept's)
+        final = Conn(d.port, timeout=3)
+        conns.append(final)
+        assert final.request("GET", "/v2.1/").status == 200
+        assert newcomer.closed_within(2), "the connection idle longest was not the one closed"
+        for c in [last] + kept[1:]:
+            assert c.request("GET", "/v2.1/").status == 200
     finally:
         for c in conns:
             c.close()
@@ -316,7 +322,8 @@ def _limited_binary(tmp_path, nofile, hard=None):
 
 def test_default_cap_fits_a_small_open_files_limit(tmp_path, monkeypatch):
     """With 64 descriptors the default cap shrinks to what fits, and the
-    connections past it are refused at once instead of left hanging."""
+    connections past it are refused at once instead of left hanging (when
+    none of those open can make room: each is in the middle of a request)."""
     monkeypatch.setenv("ATTACHD_BIN", _limited_binary(tmp_path, 64))
     d = Attachd(tmp_path, extra_args=["--threads", "2"]).start()
     conns = []
@@ -329,6 +336,7 @@ def test_default_cap_fits_a_small_open_files_limit(tmp_path, monkeypatch):
             c = Conn(d.port, timeout=3)
             conns.append(c)
             assert c.request("GET", "/v2.1/").status == 200
+        mid_request(d, conns)
         states = [try_request(d.port, timeout=2.0)[0] for _ in range(10)]
         assert all(s in ("refused", "closed") for s in states), states
         conns.pop().close()

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from apiutil import (REQ_ID, Conn, RawAsRequests, assert_error, basic, served, server_body,
-                     try_request, unique)
+from apiutil import (REQ_ID, Conn, RawAsRequests, assert_error, basic, mid_request, served,
+                     server_body, try_request, unique)
 from attachd import Attachd
 
 MiB = 1024 * 1024
@@ -288,11 +288,18 @@ def test_connection_cap(tmp_path, threads):
     conns = []
     try:
         conns = _open_served(d.port, 4)
+        mid_request(d, conns)
         state, _ = try_request(d.port, timeout=2.0)
         assert state in ("refused", "closed"), \
             f"a 5th connection over a cap of 4 was {state}, not refused or closed"
-        # free a slot: a new connection is served again
+        for c in conns:     # their requests end
+            c.send(b"{}        ")
+            assert c.read_response("POST").status == 400
+        # free a slot: a new connection is served again (once the daemon
+        # has seen the close: before, it would make room by closing the
+        # connection idle longest, one of those checked below)
         conns.pop().close()
+        time.sleep(0.5)
         deadline = time.monotonic() + 5
         r = None
         while time.monotonic() < deadline:
