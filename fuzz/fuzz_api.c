@@ -640,11 +640,41 @@ static void fail(const struct exchange *x, const char *fmt, ...)
 }
 
 /* The dialect the path asks for: "/v2.1[/...]" and "/v3[/...]" are Nova's
- * error shape, everything else Hostway's (router.c step 1). */
+ * error shape, "/image[/...]" Glance's, everything else Hostway's (router.c
+ * step 1). */
 static bool nova_path(const char *p)
 {
     return !strcmp(p, "/v2.1") || !strncmp(p, "/v2.1/", 6) || !strcmp(p, "/v3") ||
            !strncmp(p, "/v3/", 4);
+}
+
+static bool glance_path(const char *p)
+{
+    return !strcmp(p, "/image") || !strncmp(p, "/image/", 7);
+}
+
+/* Glance's (webob's) error: {"message": "...<br /><br />\n\n\n",
+ * "code": "<status> <title>", "title": "<title>"}, in that order. */
+static void check_glance_error(const struct exchange *x, json_t *j)
+{
+    static const char *const order[] = {"message", "code", "title"};
+    if (!json_is_object(j) || json_object_size(j) != 3)
+        fail(x, "a Glance error body must be an object with three members");
+    void *it = json_object_iter(j);
+    for (int i = 0; i < 3; i++, it = json_object_iter_next(j, it))
+        if (!it || !json_is_string(json_object_iter_value(it)) ||
+            strcmp(json_object_iter_key(it), order[i]) != 0)
+            fail(x, "Glance error member %d is not the string %s", i, order[i]);
+    const char *message = json_string_value(json_object_get(j, "message"));
+    const char *code = json_string_value(json_object_get(j, "code"));
+    const char *title = json_string_value(json_object_get(j, "title"));
+    size_t n = strlen(message), tail = strlen("<br /><br />\n\n\n");
+    if (n < tail || strcmp(message + n - tail, "<br /><br />\n\n\n") != 0)
+        fail(x, "a Glance error message must end as webob's does");
+    char want[64];
+    snprintf(want, sizeof want, "%d %s", x->res->status, title);
+    if (strcmp(code, want) != 0)
+        fail(x, "Glance error code %s, want %s", code, want);
 }
 
 /* A path router.c cannot split: an empty segment (other than one trailing
@@ -704,6 +734,10 @@ static void check_error_body(const struct exchange *x, json_t *j)
 {
     const struct response *res = x->res;
     int status = res->status;
+    if (glance_path(x->path)) {
+        check_glance_error(x, j);
+        return;
+    }
     if (!json_is_object(j) || json_object_size(j) != 1)
         fail(x, "an error body must be an object with exactly one key");
     const char *name = json_object_iter_key(json_object_iter(j));
@@ -935,6 +969,13 @@ static void check_out_of_memory(const struct exchange *x)
     json_t *j = json_loadb(res->body, res->body_len, 0, NULL);
     if (!j)
         fail(x, "out of memory: the answer is not JSON");
+    if (glance_path(x->path)) {
+        check_glance_error(x, j);
+        if (!strstr(json_string_value(json_object_get(j, "message")), "ran out of memory"))
+            fail(x, "out of memory: not the Glance 503");
+        json_decref(j);
+        return;
+    }
     json_t *inner = json_object_get(j, "serviceUnavailable");
     bool nova = nova_path(x->path) && !(W.allow_dialect && unroutable(x->path));
     json_t *text = json_object_get(inner, nova ? "message" : "details");

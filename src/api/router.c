@@ -437,6 +437,10 @@ static void answer_out_of_memory(struct call *c)
         n = snprintf(c->oom_body, sizeof c->oom_body,
                      "{\"serviceUnavailable\":{\"message\":\"Service unavailable\",\"code\":503,"
                      "\"details\":\"" OOM_MESSAGE "\",\"errorid\":\"%s\"}}", errorid);
+    else if (c->glance)     /* dialect.c's glance_fault, written out */
+        n = snprintf(c->oom_body, sizeof c->oom_body,
+                     "{\"message\":\"" OOM_MESSAGE "<br /><br />\\n\\n\\n\",\"code\":"
+                     "\"503 Service Unavailable\",\"title\":\"Service Unavailable\"}");
     else
         n = snprintf(c->oom_body, sizeof c->oom_body,
                      "{\"serviceUnavailable\":{\"code\":503,\"message\":\"" OOM_MESSAGE "\"}}");

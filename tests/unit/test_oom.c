@@ -115,6 +115,55 @@ static int job_runs_out(struct store_conn *w, void *arg)
     return 0;
 }
 
+static int job_add_images(struct store_conn *w, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 40; i++) {
+        char id[40], name[40];
+        snprintf(id, sizeof id, "oom-image-%02d", i);
+        snprintf(name, sizeof name, "oom image %02d", i);
+        struct image img = {.id = id, .name = name, .disk_format = "raw", .size = 1 << 20,
+                            .virtual_size = 1 << 20, .checksum = "0", .hash_value = "0",
+                            .path = "/nowhere", .created_at = "2026-12-05T00:00:00.000000",
+                            .updated_at = "2026-12-05T00:00:00.000000"};
+        if (store_image_add(w, &img) != STORE_OK)
+            return 1;
+    }
+    return 0;
+}
+
+/* Under /image the 503 is Glance's (webob's) shape, as every error there. */
+static void test_glance_runs_out_of_memory(void **state)
+{
+    struct api_world *w = *state;
+    quiet_logs();
+    assert_int_equal(store_write(w->t.store, job_add_images, NULL), 0);
+    int failures = 0;
+    for (int n = 1; n < 30; n++) {
+        struct fake f;
+        fake_request(&f, METHOD_GET, "/image/v2/images", NULL, w->alice);
+        oom_test_fail_after(n);
+        fake_run(w->api, &f);
+        oom_test_fail_after(0);
+        assert_true(f.res.status == 200 || f.res.status == 503);
+        if (f.res.status == 503) {
+            failures++;
+            json_t *j = res_json(&f);
+            assert_int_equal(json_object_size(j), 3);
+            assert_string_equal(json_string_value(json_object_get(j, "code")),
+                                "503 Service Unavailable");
+            assert_string_equal(json_string_value(json_object_get(j, "title")),
+                                "Service Unavailable");
+            assert_non_null(strstr(json_string_value(json_object_get(j, "message")),
+                                   "ran out of memory"));
+            assert_string_equal(res_header(&f.res, "Retry-After"), "1");
+            json_decref(j);
+        }
+        fake_release(&f);
+    }
+    assert_true(failures > 0);
+}
+
 static void test_write_job_runs_out_of_memory(void **state)
 {
     struct api_world *w = *state;
@@ -136,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_reads_run_out_of_memory),
         cmocka_unit_test(test_writes_run_out_of_memory),
         cmocka_unit_test(test_write_job_runs_out_of_memory),
+        cmocka_unit_test(test_glance_runs_out_of_memory),
     };
     return cmocka_run_group_tests(tests, api_group_setup, api_group_teardown);
 }
