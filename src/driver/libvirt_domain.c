@@ -349,8 +349,12 @@ enum driver_rc lv_domain_undefine(struct driver *d, const char *uuid, const char
     enum driver_rc rc = by_uuid(d, c, uuid, &dom, err);
     if (rc == DRIVER_OK && dom && (rc = ours(d, c, dom, server, err)) == DRIVER_OK) {
         /* undefined means gone: libvirt keeps a running domain as transient */
-        if ((virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0 &&
-             virDomainIsActive(dom) != 0) ||
+        if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {
+            rc = lv_error(d, c, err);   /* its error, before the next call clears it */
+            if (virDomainIsActive(dom) == 0)
+                rc = DRIVER_OK;         /* it stopped all the same */
+        }
+        if (rc == DRIVER_OK &&
             virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
                                             VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
                                             VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
