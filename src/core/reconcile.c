@@ -56,14 +56,14 @@ static void queue(struct core *c, struct task *t)
  * then its done(), which takes the task off its lane. The writer runs every
  * done() of a transaction, in the order its jobs ran, before it begins the
  * next (store.h). So the intents are read by a job of the writer and judged
- * in that job's done(): each intent read either has its task queued by then
- * or has none, and a task that has ended by then had its completion read.
+ * in that job's done() (store_write_then): each intent read either has its
+ * task queued by then or has none, and a task that has ended by then had
+ * its completion read.
  * Read anywhere else, an intent whose task was about to be queued would be
  * settled beside it (an attach undone while its disk was being plugged),
  * and one whose task had just finished would be worked on again (a detach
  * given up, then asked for again). */
 struct settle {
-    struct store_job job;
     struct reconciler *r;
     struct arena ar;            /* what the latest run of the job read */
     struct attachment *at;
@@ -73,9 +73,6 @@ struct settle {
     struct volume *v;
     struct server *s;
     int na, nv, ns;
-    pthread_mutex_t lock;
-    pthread_cond_t answered;
-    bool finished;
 };
 
 static int settle_read(struct store_conn *w, void *arg)
@@ -102,8 +99,12 @@ static int settle_read(struct store_conn *w, void *arg)
     return 0;
 }
 
-static void settle_decide(struct settle *st)
+/* The job's outcome, judged in its done(): nothing when it failed. */
+static void settle_decide(void *arg, int rc)
 {
+    struct settle *st = arg;
+    if (rc != 0)
+        return;
     struct reconciler *r = st->r;
     struct core *c = r->c;
     for (int i = 0; i < st->na; i++) {
@@ -137,33 +138,13 @@ static void settle_decide(struct settle *st)
     }
 }
 
-static void settle_done(struct store_job *job)
-{
-    struct settle *st = (struct settle *)job;
-    if (job->rc == 0)
-        settle_decide(st);
-    pthread_mutex_lock(&st->lock);
-    st->finished = true;
-    pthread_cond_signal(&st->answered);
-    pthread_mutex_unlock(&st->lock);
-}
-
 static bool settle_intents(struct reconciler *r)
 {
-    struct settle st = {.job = {.fn = settle_read, .done = settle_done}, .r = r};
-    st.job.arg = &st;
+    struct settle st = {.r = r};
     arena_init(&st.ar);
-    pthread_mutex_init(&st.lock, NULL);
-    pthread_cond_init(&st.answered, NULL);
-    store_submit(r->c->store, &st.job);
-    pthread_mutex_lock(&st.lock);
-    while (!st.finished)
-        pthread_cond_wait(&st.answered, &st.lock);
-    pthread_mutex_unlock(&st.lock);
-    pthread_cond_destroy(&st.answered);
-    pthread_mutex_destroy(&st.lock);
+    int rc = store_write_then(r->c->store, settle_read, &st, settle_decide);
     arena_release(&st.ar);
-    return st.job.rc == 0;
+    return rc == 0;
 }
 
 /* One server that is a domain, against its domain. False: the hypervisor

@@ -79,6 +79,7 @@ void store_submit(struct store *s, struct store_job *job)
 /* store_write(): a job whose done() wakes the thread that waits for it. */
 struct waiter {
     struct store_job job;
+    void (*then)(void *arg, int rc);
     pthread_mutex_t lock;
     pthread_cond_t woken;
     bool done;
@@ -87,6 +88,8 @@ struct waiter {
 static void waiter_done(struct store_job *job)
 {
     struct waiter *w = (struct waiter *)job;
+    if (w->then)
+        w->then(job->arg, job->rc);
     pthread_mutex_lock(&w->lock);
     w->done = true;
     pthread_cond_signal(&w->woken);
@@ -95,7 +98,13 @@ static void waiter_done(struct store_job *job)
 
 int store_write(struct store *s, store_write_fn fn, void *arg)
 {
-    struct waiter w = {.job = {.fn = fn, .arg = arg, .done = waiter_done}};
+    return store_write_then(s, fn, arg, NULL);
+}
+
+int store_write_then(struct store *s, store_write_fn fn, void *arg,
+                     void (*then)(void *arg, int rc))
+{
+    struct waiter w = {.job = {.fn = fn, .arg = arg, .done = waiter_done}, .then = then};
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.woken, NULL);
     store_submit(s, &w.job);

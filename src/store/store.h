@@ -133,6 +133,11 @@ void store_submit(struct store *s, struct store_job *job);
 /* Submit fn and wait for its outcome (for the CLI and tests: never on a
  * thread that serves requests). */
 int store_write(struct store *s, store_write_fn fn, void *arg);
+/* The same, and then(arg, outcome) runs in the job's done(), on the writer
+ * thread before it begins another transaction (see above), before this
+ * returns. */
+int store_write_then(struct store *s, store_write_fn fn, void *arg,
+                     void (*then)(void *arg, int rc));
 
 /* Meta: a counter bumped by every change to users (passwords, deletion), so
  * that each node's credential cache can tell when to forget. */
