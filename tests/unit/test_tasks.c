@@ -150,6 +150,15 @@ static struct server get_server(struct fx *f, const char *id)
     return s;
 }
 
+static struct attachment get_attachment(struct fx *f, const char *server, const char *volume)
+{
+    struct attachment at;
+    struct core_error err;
+    if (!core_attachment_get(&f->admin, server, volume, &at, &err))
+        fail_msg("attachment %s %s: %s", server, volume, err.message);
+    return at;
+}
+
 /* Wait (at most `seconds`) until the volume has that status. */
 static bool volume_becomes(struct fx *f, const char *id, const char *status, double seconds)
 {
@@ -452,9 +461,7 @@ static void test_detach_never_confirmed_is_given_up(void **state)
     char alias[DRIVER_ALIAS_MAX + 1];
     driver_alias(at.id, alias);
     assert_true(fake_has_disk(f->fake, DOM_A, alias, NULL, 0));
-    struct attachment now;
-    assert_true(core_attachment_get(&f->admin, "s1", "v1", &now, &err));
-    assert_string_equal(now.status, "attached");
+    assert_string_equal(get_attachment(f, "s1", "v1").status, "attached");
 }
 
 /* The metrics' view of the work (core_tasks_pending): a detach the guest
@@ -956,9 +963,7 @@ static void test_reconcile_settles_what_a_crash_left(void **state)
     assert_true(volume_becomes(f, "made", "in-use", 5));
     assert_true(volume_becomes(f, "lost", "available", 5));
     assert_true(volume_becomes(f, "leaving", "available", 5));
-    struct attachment got;
-    assert_true(core_attachment_get(&f->admin, "s1", "made", &got, &err));
-    assert_string_equal(got.status, "attached");
+    assert_string_equal(get_attachment(f, "s1", "made").status, "attached");
     assert_int_equal(fake_disks(f->fake, DOM_A), 1);
 }
 
@@ -1019,9 +1024,7 @@ static void test_reconcile_beside_an_attach(void **state)
     assert_string_equal(at.status, "attached");
     fake_sleep_ms(200);                     /* whatever the pass queued has run */
     assert_string_equal(get_volume(f, "v1").status, "in-use");
-    struct attachment now;
-    assert_true(core_attachment_get(&f->admin, "s1", "v1", &now, &err));
-    assert_string_equal(now.status, "attached");
+    assert_string_equal(get_attachment(f, "s1", "v1").status, "attached");
     assert_int_equal(fake_disks(f->fake, DOM_A), 1);
 }
 
@@ -1047,9 +1050,7 @@ static void test_reconcile_beside_a_detach_given_up(void **state)
     assert_true(core_reconcile(f->core, NULL, NULL));
     assert_true(volume_becomes(f, "v1", "in-use", 5));     /* given up */
     fake_sleep_ms(500);                     /* whatever the pass queued has run */
-    struct attachment now;
-    assert_true(core_attachment_get(&f->admin, "s1", "v1", &now, &err));
-    assert_string_equal(now.status, "attached");
+    assert_string_equal(get_attachment(f, "s1", "v1").status, "attached");
     assert_string_equal(get_volume(f, "v1").status, "in-use");
     char alias[DRIVER_ALIAS_MAX + 1];
     driver_alias(at.id, alias);
