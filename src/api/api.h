@@ -79,7 +79,8 @@ struct response {
 
 struct api;
 
-enum api_status { API_DONE, API_SUSPENDED };
+/* API_ADMITTED: api_head()'s only: read the body, then api_handle(). */
+enum api_status { API_DONE, API_SUSPENDED, API_ADMITTED };
 
 struct api *api_new(struct core *core, struct store *store, struct auth *auth);
 /* How long a Hostway detach waits for the hypervisor's confirmation before
@@ -92,6 +93,17 @@ void api_free(struct api *a);
  * reserves it before it copies anything of the request into the arena, and
  * hands it over in req->api_state. */
 void *api_reserve(struct arena *fresh);
+/* The credentials of a request whose body is declared but not yet read,
+ * checked from its head (step 3 of router.c alone), so that nobody has a
+ * body read and held before showing good credentials: API_ADMITTED when
+ * they are good and the body may be read, then api_handle() as for any
+ * request, which checks them again (the cache answers, and a password
+ * changed meanwhile counts); API_DONE with res filled in when the request
+ * is answered without its body: refused, or on a path that needs no
+ * credentials (version discovery, /healthcheck), whose answers depend on
+ * no body; or API_SUSPENDED while a password is checked, after which
+ * api_resume() gives one of the other two. */
+enum api_status api_head(struct api *a, struct request *req, struct response *res);
 /* Handle a request: API_DONE with res filled in, or API_SUSPENDED. */
 enum api_status api_handle(struct api *a, struct request *req, struct response *res);
 /* Go on with a request whose work is done (after req->resume()). */

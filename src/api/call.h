@@ -29,6 +29,7 @@ struct call {
     void (*then)(struct call *c);   /* runs once the work handed on is done */
     bool suspended;             /* waiting for work on another thread */
     bool done_inline;           /* the work finished before it was handed on */
+    bool head;                  /* api_head(): the credentials only, the body unread */
     char oom_body[256];         /* the answer when the call ran out of memory */
     int n_segments;             /* of the path after the prefix; -1: unroutable */
     char **segments;

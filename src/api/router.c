@@ -9,7 +9,10 @@
  *      "/accounts/{accountId}/flexcloud" and everything else Hostway;
  *   2. version discovery answers without credentials;
  *   3. Basic credentials are checked (401 before any lookup:
- *      docs/api.md, decision D6);
+ *      docs/api.md, decision D6). A request that declares a body has them
+ *      checked once its head is in, before the body is read (api_head()),
+ *      and again with the body; one that needs none is answered from its
+ *      head, its body unread;
  *   4. an account named in the path must be the caller's (or the caller an
  *      admin), else 404 as if it did not exist;
  *   5. Nova's microversion headers are negotiated;
@@ -306,14 +309,12 @@ static bool is_read(const struct call *c)
     return c->req->method == METHOD_GET || c->req->method == METHOD_HEAD;
 }
 
-/* Steps 4-5 once the credentials are known; false once a response has been
- * made. */
-static bool admit(struct call *c)
+/* Step 3's verdict: true for good credentials, else the refusal is
+ * answered. */
+static bool credentials_good(struct call *c)
 {
-    struct api *a = c->api;
-    const struct principal *p = &c->auth.principal;
     switch (c->auth.result) {
-    case AUTH_OK: break;
+    case AUTH_OK: return true;
     case AUTH_DENIED: reply_unauthorized(c); return false;
     case AUTH_THROTTLED: reply_throttled(c, c->auth.throttle, c->auth.retry_after); return false;
     case AUTH_UNAVAILABLE: case AUTH_VERIFY:
@@ -323,6 +324,17 @@ static bool admit(struct call *c)
                            arena_printf(c->arena, "%d", c->auth.retry_after));
         return false;
     }
+    return false;
+}
+
+/* Steps 4-5 once the credentials are known; false once a response has been
+ * made. */
+static bool admit(struct call *c)
+{
+    struct api *a = c->api;
+    const struct principal *p = &c->auth.principal;
+    if (!credentials_good(c))
+        return false;
     c->req->user = p->user;
     c->core = (struct core_ctx){
         .core = a->core, .arena = c->arena, .home = p->account, .account = p->account,
@@ -424,6 +436,29 @@ static void authenticate(struct call *c)
     snapshot_end(c);
 }
 
+/* api_head(): step 3 alone, for a head whose body is not read yet. Good
+ * credentials leave the response empty (API_ADMITTED). */
+static void head_checked(struct call *c)
+{
+    (void)credentials_good(c);
+}
+
+static void authenticate_head(struct call *c)
+{
+    struct api *a = c->api;
+    c->core = (struct core_ctx){.core = a->core, .arena = c->arena};
+    c->auth = (struct auth_check){
+        .header = c->req->header(c->req->http, "Authorization"), .client = c->req->client,
+        .arena = c->arena, .done = auth_done, .cls = c,
+    };
+    if (auth_check(a->auth, &c->auth) == AUTH_VERIFY) {
+        suspend(c, head_checked);
+        auth_verify(a->auth, &c->auth);
+        return;
+    }
+    head_checked(c);
+}
+
 #define OOM_MESSAGE "The service ran out of memory for this request; retry it."
 
 /* The answer of a step that ran out of memory, built without allocating. */
@@ -471,6 +506,8 @@ static enum api_status finish(struct call *c)
 {
     if (c->suspended)
         return API_SUSPENDED;
+    if (c->head && !c->res->status)
+        return API_ADMITTED;
     /* The common headers allocate too. Out of memory there, the answer
      * becomes the 503, whose headers need none. */
     struct oom_point p;
@@ -604,6 +641,13 @@ static void start(struct call *c)
                    : c->dialect == DIALECT_NOVA ? "nova" : "hostway";
 
     bool discovery = is_read(c) && !c->account_in_path && n == 0;
+    /* api_head(): a path that needs credentials has them checked; the rest
+     * (version discovery, /healthcheck) is answered from the head, as none
+     * of its answers depends on a body */
+    if (c->head && !discovery && strcmp(req->path, "/healthcheck") != 0) {
+        authenticate_head(c);
+        return;
+    }
     if (discovery)
         req->route = c->glance   ? "image"
                      : c->cinder ? "v3"
@@ -642,13 +686,27 @@ void *api_reserve(struct arena *fresh)
     return arena_alloc(fresh, sizeof(struct call));
 }
 
-enum api_status api_handle(struct api *a, struct request *req, struct response *res)
+/* A fresh call for the request, in its reserved slot (api_reserve()). */
+static struct call *call_begin(struct api *a, struct request *req, struct response *res)
 {
     struct call *c = req->api_state ? req->api_state : arena_alloc(req->arena, sizeof *c);
     *c = (struct call){.api = a, .req = req, .res = res, .arena = req->arena,
                        .dialect = DIALECT_HOSTWAY, .version = 1, .prefix = ""};
     req->api_state = c;
+    return c;
+}
+
+enum api_status api_head(struct api *a, struct request *req, struct response *res)
+{
+    *res = (struct response){0};
+    struct call *c = call_begin(a, req, res);
+    c->head = true;
     return run_step(c, start);
+}
+
+enum api_status api_handle(struct api *a, struct request *req, struct response *res)
+{
+    return run_step(call_begin(a, req, res), start);
 }
 
 void api_http_error(struct request *req, struct response *res, int status)

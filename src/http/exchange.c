@@ -21,6 +21,13 @@
  * request is: head complete, body complete, request done (server.c tells
  * it when a connection starts and closes).
  *
+ * A request that declares a body has its credentials checked at the first
+ * call (api_head()), which may suspend it there for a password check: the
+ * body is read only once they are good, and a refusal is answered without
+ * it (the connection then closes), as are the paths that need no
+ * credentials. No unauthenticated client has a body buffered, or holds a
+ * connection by sending one slowly.
+ *
  * Framing is checked here, at the access handler's first call (the headers
  * are all there, the body not yet read): libmicrohttpd 0.9.75 serves a
  * request with both Content-Length and Transfer-Encoding, with differing
@@ -72,6 +79,7 @@ struct exchange {
     bool answered;
     bool body_done;                 /* told the guard: the body is in (or ignored) */
     bool started;                   /* the API has it */
+    bool gating;                    /* api_head() checks the credentials: body unread */
     bool close;                     /* answer with Connection: close */
     char *kept;                     /* the log line's strings, once the arena is gone */
     struct MHD_Connection *conn;
@@ -435,6 +443,37 @@ static enum MHD_Result answer_early(struct http_server *s, struct exchange *x, i
     return send_response(x->conn, x);
 }
 
+/* Does the head declare a body? Framing has been checked: a body is
+ * framed by a Content-Length or by chunks. */
+static bool declares_body(struct MHD_Connection *conn)
+{
+    const char *cl = get_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return get_header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+           (cl && strtoull(cl, NULL, 10) > 0);
+}
+
+/* The API's verdict on a head whose body is unread (api_head()). */
+static enum MHD_Result gate(struct http_server *s, struct exchange *x, enum api_status st)
+{
+    switch (st) {
+    case API_SUSPENDED:     /* called again as at the head once resumed (MHD's
+                               state stays "headers processed") */
+        return MHD_YES;
+    case API_ADMITTED:      /* read the body (a 100 Continue if it was asked for) */
+        x->gating = false;
+        return MHD_YES;
+    case API_DONE:          /* answered without reading the body (refused, or a
+                               path that needs none), and MHD closes the
+                               connection, whose body is unread */
+        x->gating = false;
+        x->close = true;
+        if (!body_done(s, x))
+            return MHD_NO;
+        return send_response(x->conn, x);
+    }
+    return MHD_NO;
+}
+
 enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,
                                      const char *upload_data, size_t *upload_size,
@@ -465,7 +504,22 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
          * ends is clear, so the connection may go on */
         if (fr == HTTP_FRAMING_NO_HOST)
             return answer_early(s, x, 400);
+        /* A body is read for good credentials only: nobody else has one
+         * held in memory, or holds a connection while sending it slowly. */
+        if (declares_body(conn)) {
+            x->gating = true;
+            log_set_request(x->request_id);
+            enum api_status st = api_head(s->api, &x->req, &x->res);
+            log_set_request(NULL);
+            return gate(s, x, st);
+        }
         return MHD_YES;
+    }
+    if (x->gating) {            /* resumed: the password check is done */
+        log_set_request(x->request_id);
+        enum api_status st = api_resume(s->api, &x->req, &x->res);
+        log_set_request(NULL);
+        return gate(s, x, st);
     }
     if (x->answered) {
         *upload_size = 0;       /* discard what follows an early answer */

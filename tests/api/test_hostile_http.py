@@ -4,7 +4,8 @@ byte and a body within --timeout of its head, however slowly the bytes come;
 at the connection cap a new client makes room by closing a connection that
 has not sent a whole head; the cap fits the open-files limit; framing that
 libmicrohttpd would read its own way is a 400 with the connection closed;
-the access log escapes what the client chose.
+a body is read only once the credentials are good; the access log escapes
+what the client chose.
 
 All traffic goes to loopback addresses, every test is bounded in time, and
 no test asserts a duration as a performance claim: only deadlines.
@@ -22,8 +23,8 @@ import time
 import pytest
 import requests
 
-from apiutil import (Conn, RawAsRequests, assert_error, basic, mid_request, served, server_body,
-                     try_request, unique)
+from apiutil import (Conn, RawAsRequests, assert_error, assert_unauthorized, basic, mid_request,
+                     served, server_body, try_request, unique)
 from attachd import Attachd, binary
 
 TICK = 0.25             # the watchdog's period (src/http/guard.c)
@@ -430,6 +431,75 @@ def test_identical_content_lengths_pass(tenant):
         c.send(raw)
         r = c.read_response("POST")
         assert r.status == 202, (r.status, r.body)
+
+
+# -- credentials before the body ------------------------------------------------------------
+
+def _post_head(path, auth, lines):
+    head = [f"POST {path} HTTP/1.1", "Host: x", "Content-Type: application/json"] + lines
+    if auth:
+        head.append(f"Authorization: {auth}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize("framing", ["Content-Length: 1000000", "Transfer-Encoding: chunked"])
+@pytest.mark.parametrize("auth", ["none", "wrong-password", "unknown-user"])
+@pytest.mark.parametrize("prefix", ["/v2.1", ""])
+def test_refused_credentials_are_answered_before_the_body(tenant, framing, auth, prefix):
+    """A body is read only for good credentials: a client without them has
+    its 401 as soon as its head is in, while the megabyte it declared is
+    still unsent, and the connection closes. It holds neither a body in
+    memory nor a connection while it sends one slowly."""
+    d, acct, s = tenant
+    user, pw = d.add_user(acct)
+    header = {"none": None, "wrong-password": basic(user, pw + "x"),
+              "unknown-user": basic(unique("nobody"), pw)}[auth]
+    with Conn(d.port, timeout=10) as c:
+        c.send(_post_head(f"{prefix}/servers", header, [framing]))
+        r = c.read_response("POST")
+        assert_unauthorized(RawAsRequests(r))
+        assert (r.header("Connection") or "").lower() == "close", r.headers
+        assert c.closed_within(3), "the connection stayed open for a refused body"
+    assert s.get(d.url("/v2.1/servers")).status_code == 200
+
+
+@pytest.mark.parametrize("path,status", [("/", 200), ("/v2.1/", 200), ("/image", 300),
+                                         ("/healthcheck", 200)])
+def test_paths_without_credentials_are_answered_before_the_body(daemon, path, status):
+    """Version discovery and /healthcheck need no credentials, and none of
+    their answers depends on a body: one declared is never read."""
+    with Conn(daemon.port, timeout=10) as c:
+        c.send(f"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n".encode())
+        r = c.read_response("GET")
+        assert r.status == status, (r.status, r.body)
+        assert c.closed_within(3), "the connection stayed open for an unread body"
+
+
+def test_expect_continue_only_for_good_credentials(tenant):
+    """Expect: 100-continue asks whether to send the body: bad credentials
+    are told 401 instead of 100 Continue; good ones, a user's first request
+    (its password checked on a verifier thread while the connection waits
+    at its head), have 100 Continue and their request done, and the
+    connection goes on."""
+    d, acct, s = tenant
+    user, pw = d.add_user(acct)
+    body = json.dumps(server_body(unique("gated"))).encode()
+    lines = [f"Content-Length: {len(body)}", "Expect: 100-continue"]
+    with Conn(d.port, timeout=10) as c:
+        c.send(_post_head("/v2.1/servers", basic(user, "wrong"), lines))
+        r = c.read_response("POST")
+        assert r.status == 401, (r.status, r.body)
+    with Conn(d.port, timeout=10) as c:
+        c.send(_post_head("/v2.1/servers", basic(user, pw), lines))
+        r = c.read_response("POST")
+        assert r.status == 100, (r.status, r.body)
+        c.send(body)
+        r = c.read_response("POST")
+        assert r.status == 202, (r.status, r.body)
+        r = c.request("GET", "/v2.1/servers", [("Authorization", basic(user, pw))])
+        assert r.status == 200, (r.status, r.body)
+        assert [srv["name"] for srv in json.loads(r.body)["servers"]] == [
+            json.loads(body)["server"]["name"]]
 
 
 # -- the access log --------------------------------------------------------------------------

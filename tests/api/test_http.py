@@ -198,8 +198,11 @@ def test_idle_and_slow_connections_closed_after_timeout(tmp_path):
         idle = Conn(d.port, timeout=10)                      # sends nothing
         slow = Conn(d.port, timeout=10)                      # half a request head
         slow.send(b"GET /v2.1/ HTTP/1.1\r\nHost: x\r\n")
-        slowbody = Conn(d.port, timeout=10)                  # head, then half the body
-        slowbody.send(b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        # head, then half the body (good credentials: no other body is read)
+        user, pw = d.add_user(d.add_account("slow"))
+        slowbody = Conn(d.port, timeout=10)
+        slowbody.send(b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                      b"Authorization: " + basic(user, pw).encode() + b"\r\n\r\n{")
         kept = Conn(d.port, timeout=10)                      # keep-alive after a request
         assert kept.request("GET", "/v2.1/").status == 200
         t0 = time.monotonic()

@@ -186,6 +186,77 @@ static void test_401_bad_credentials(void **state)
     expect_401(w, METHOD_GET, "/v2.1/servers", "");
 }
 
+/* ---- credentials before the body (api_head()) ----------------------------------------- */
+
+/* api_head() on a request with a body, to its verdict. */
+static enum api_status head_verdict(struct api_world *w, struct fake *f)
+{
+    int base = f->suspended;
+    enum api_status st = api_head(w->api, &f->req, &f->res);
+    return fake_settle(w->api, f, base, st);
+}
+
+static void expect_head_refused(struct api_world *w, const char *path, const char *auth)
+{
+    struct fake f;
+    fake_request(&f, METHOD_POST, path, "{}", auth);
+    assert_int_equal(head_verdict(w, &f), API_DONE);
+    assert_int_equal(f.res.status, 401);
+    assert_int_equal(f.res.body_len, sizeof seed_401 - 1);
+    assert_memory_equal(f.res.body, seed_401, sizeof seed_401 - 1);
+    assert_string_equal(res_header(&f.res, "WWW-Authenticate"), "Basic realm=\"attachd\"");
+    expect_request_ids(&f);
+    fake_release(&f);
+}
+
+static void test_head_refuses_before_the_body(void **state)
+{
+    struct api_world *w = *state;
+    expect_head_refused(w, "/servers", NULL);
+    expect_head_refused(w, "/v2.1/servers", NULL);
+    expect_head_refused(w, "/v2.1/servers", "Basic !!!");
+    /* a password checked on a verifier thread: the call suspends at its head */
+    struct fake f;
+    fake_request(&f, METHOD_POST, "/v2.1/servers", "{}",
+                 basic_header(&w->ar, "alice", "not-alice-pw"));
+    assert_int_equal(head_verdict(w, &f), API_DONE);
+    assert_int_equal(f.res.status, 401);
+    assert_int_equal(f.suspended, 1);
+    fake_release(&f);
+    /* before any lookup, as without a body: an unknown account is 401 */
+    expect_head_refused(w, "/accounts/ghost/flexcloud/servers", NULL);
+}
+
+static void test_head_admits_good_credentials(void **state)
+{
+    struct api_world *w = *state;
+    /* good credentials: nothing answered, the body is read, and the request
+     * then runs as any other (here to its body's 400, past its credentials) */
+    struct fake f;
+    fake_request(&f, METHOD_POST, "/v2.1/servers", "{}", w->alice);
+    assert_int_equal(head_verdict(w, &f), API_ADMITTED);
+    assert_int_equal(f.res.status, 0);
+    api_expect(w, &f, 400);
+    fake_release(&f);
+}
+
+static void test_head_answers_paths_without_credentials(void **state)
+{
+    struct api_world *w = *state;
+    /* their answers need no body: given from the head, the body unread */
+    static const struct { const char *path; int status; } open_paths[] = {
+        {"/", 200}, {"/v2.1", 200}, {"/v3", 200}, {"/image", 300}, {"/healthcheck", 200},
+    };
+    for (size_t i = 0; i < sizeof open_paths / sizeof open_paths[0]; i++) {
+        struct fake f;
+        fake_request(&f, METHOD_GET, open_paths[i].path, "{}", NULL);
+        assert_int_equal(head_verdict(w, &f), API_DONE);
+        assert_int_equal(f.res.status, open_paths[i].status);
+        expect_request_ids(&f);
+        fake_release(&f);
+    }
+}
+
 /* ---- 404 ---------------------------------------------------------------------------- */
 
 /* Hostway 404: keys message, code, details, errorid in that order. Returns the errorid. */
@@ -681,6 +752,9 @@ int main(void)
         cmocka_unit_test(test_discovery_head_and_other_methods),
         cmocka_unit_test(test_401_missing_authorization),
         cmocka_unit_test(test_401_bad_credentials),
+        cmocka_unit_test(test_head_refuses_before_the_body),
+        cmocka_unit_test(test_head_admits_good_credentials),
+        cmocka_unit_test(test_head_answers_paths_without_credentials),
         cmocka_unit_test(test_404_hostway_shape),
         cmocka_unit_test(test_404_nova_shape),
         cmocka_unit_test(test_404_unroutable_paths),
