@@ -1,6 +1,6 @@
-/* fuzz_api.c: libFuzzer harness for api_handle(), the whole API layer
- * (router, auth, microversions, JSON bodies, queries, both dialects, core,
- * store) without the HTTP adapter.
+/* fuzz_api.c: libFuzzer harness for api_head() and api_handle(), the whole
+ * API layer (router, auth, microversions, JSON bodies, queries, both
+ * dialects, core, store) without the HTTP adapter.
  *
  * One temp store per process (in /dev/shm when it exists), made once in
  * LLVMFuzzerInitialize, and one core on it without a hypervisor driver (the
@@ -18,7 +18,9 @@
  * The API never waits: api_handle() may answer API_SUSPENDED after calling
  * req->suspend() (a password check, a commit); the harness then waits for
  * req->resume() from the thread that did the work and calls api_resume(),
- * as the HTTP layer does, until API_DONE (see drive()).
+ * as the HTTP layer does, until API_DONE (see drive()). A request with a
+ * body has api_head()'s verdict on its credentials first, as exchange.c
+ * asks for it before it reads a body.
  *
  * An input is up to 4 requests separated by "\n\x1e\x1e\n", run in order
  * on the same state (so that attach-then-swap-then-detach is reachable).
@@ -1080,15 +1082,17 @@ static void check_response(const struct exchange *x)
  * otherwise hang the fuzzer until libFuzzer's own timeout. */
 #define RESUME_WAIT_SECONDS 60
 
-/* Run the request to its answer as the HTTP layer does: each time the API
- * answers API_SUSPENDED, it must have called suspend() (once more than
- * before); wait for the resume() from the thread that did the work, then
- * api_resume(). At the end every suspend() had its one resume(). */
-static void drive(const struct exchange *x, struct request *req)
+/* Wait out the API's suspensions from st on, as the HTTP layer does: each
+ * time it answers API_SUSPENDED, it must have called suspend() once more
+ * than before; wait for the resume() from the thread that did the work,
+ * then api_resume(). base: the suspend() calls before the API was called
+ * (they are made on this thread; a resume() may come before the call
+ * returns). The status it ends with. */
+static enum api_status settle(const struct exchange *x, struct request *req, int base,
+                              enum api_status st)
 {
     struct fake *f = x->fake;
-    enum api_status st = api_handle(W.api, req, x->res);
-    for (int waits = 1; st == API_SUSPENDED; waits++) {
+    for (int waits = base + 1; st == API_SUSPENDED; waits++) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += RESUME_WAIT_SECONDS;
@@ -1103,9 +1107,38 @@ static void drive(const struct exchange *x, struct request *req)
             fail(x, "API_SUSPENDED number %d after %d calls of suspend()", waits, suspended);
         if (late)
             fail(x, "suspended, and not resumed within %d s", RESUME_WAIT_SECONDS);
-        if (waits > 64)
+        if (waits - base > 64)
             fail(x, "suspended more than 64 times");
         st = api_resume(W.api, req, x->res);
+    }
+    return st;
+}
+
+/* Run the request to its answer as the HTTP layer does: a request with a
+ * body has api_head()'s verdict first (exchange.c), and is answered by it
+ * when refused. At the end every suspend() had its one resume(). */
+static void drive(const struct exchange *x, struct request *req)
+{
+    struct fake *f = x->fake;
+    enum api_status st = API_ADMITTED;
+    if (req->body_len) {
+        st = settle(x, req, 0, api_head(W.api, req, x->res));
+        int status = x->res->status;
+        bool read = req->method == METHOD_GET || req->method == METHOD_HEAD;
+        bool refused = status == 401 || status == 429 || status == 503;
+        bool open = !strcmp(req->path, "/healthcheck") ||
+                    (read && (status == 200 || status == 300));     /* version discovery */
+        if (st == API_DONE && !refused && !open)
+            fail(x, "api_head answered %d: it checks credentials, and answers only the "
+                    "paths that need none", status);
+        if (st == API_ADMITTED && x->res->status)
+            fail(x, "api_head admitted with a response made (%d)", x->res->status);
+    }
+    if (st == API_ADMITTED) {
+        pthread_mutex_lock(&f->lock);
+        int base = f->suspended;
+        pthread_mutex_unlock(&f->lock);
+        st = settle(x, req, base, api_handle(W.api, req, x->res));
     }
     if (st != API_DONE)
         fail(x, "api_handle/api_resume answered %d", (int)st);
