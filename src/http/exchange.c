@@ -415,12 +415,14 @@ static enum MHD_Result framing_field(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-/* The framing decision (framing.h) on the head MHD parsed. */
-static enum http_framing framing(struct MHD_Connection *conn, const char *version)
+/* The framing decision (framing.h) on the head MHD parsed; st: what it
+ * found. */
+static enum http_framing framing(struct MHD_Connection *conn, const char *version,
+                                 struct http_framing_state *st)
 {
-    struct http_framing_state st = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_field, &st);
-    return http_framing_verdict(&st, version);
+    *st = (struct http_framing_state){0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_field, st);
+    return http_framing_verdict(st, version);
 }
 
 /* From here the request is answered: its body, if any, no longer counts
@@ -443,13 +445,11 @@ static enum MHD_Result answer_early(struct http_server *s, struct exchange *x, i
     return send_response(x->conn, x);
 }
 
-/* Does the head declare a body? Framing has been checked: a body is
- * framed by a Content-Length or by chunks. */
-static bool declares_body(struct MHD_Connection *conn)
+/* Does a head whose framing passed declare a body? It is framed by one
+ * Content-Length or by chunks. */
+static bool declares_body(const struct http_framing_state *st)
 {
-    const char *cl = get_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return get_header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
-           (cl && strtoull(cl, NULL, 10) > 0);
+    return st->codings || (st->length && strtoull(st->length, NULL, 10) > 0);
 }
 
 /* The API's verdict on a head whose body is unread (api_head()). */
@@ -493,7 +493,8 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
             x->close = true;
             return answer_early(s, x, 503);
         }
-        enum http_framing fr = framing(conn, version);
+        struct http_framing_state fs;
+        enum http_framing fr = framing(conn, version, &fs);
         if (fr != HTTP_FRAMING_OK && fr != HTTP_FRAMING_NO_HOST) {
             x->close = true;
             return answer_early(s, x, 400);
@@ -506,7 +507,7 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
             return answer_early(s, x, 400);
         /* A body is read for good credentials only: nobody else has one
          * held in memory, or holds a connection while sending it slowly. */
-        if (declares_body(conn)) {
+        if (declares_body(&fs)) {
             x->gating = true;
             log_set_request(x->request_id);
             enum api_status st = api_head(s->api, &x->req, &x->res);
