@@ -180,12 +180,17 @@ bool __real_task_enqueue(struct core *c, struct task *t);
 enum store_rc __real_store_volume_set_storage(struct store_conn *w, const char *id,
                                               const char *path, const char *status);
 
+/* Armed on the test's thread, read and disarmed on the store's writer (or
+ * the reconciler's): atomic. `pass` is read only after the task that set it
+ * has finished. */
 static struct {
-    int unsettled_delay_ms;         /* the reconciler's read, slowed */
-    struct fake_hv *then_detach;    /* ... after which this guest honours an unplug */
-    struct core *reconcile_first;   /* a pass started just before an attach's task is queued */
+    _Atomic int unsettled_delay_ms;         /* the reconciler's read, slowed */
+    struct fake_hv *_Atomic then_detach;    /* ... then this guest honours an unplug */
+    struct core *_Atomic reconcile_first;   /* a pass started just before an attach's
+                                               task is queued */
     pthread_t pass;
-    bool undo_set_storage;          /* SQLite undoes the transaction under the next one */
+    _Atomic bool undo_set_storage;          /* SQLite undoes the transaction under the
+                                               next one */
 } armed;
 
 enum store_rc __wrap_store_volume_set_storage(struct store_conn *w, const char *id,
