@@ -8,6 +8,7 @@
  */
 #include "core/internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,14 @@ static void create_queued(struct core_op *op, bool ok)
     core_finish(op, ok);
 }
 
+static char *lower_case(struct arena *ar, const char *text)
+{
+    char *copy = arena_strdup(ar, text);
+    for (char *p = copy; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return copy;
+}
+
 void core_server_create(struct core_op *op, const struct server_spec *spec, struct server *out)
 {
     struct core_ctx *c = op->ctx;
@@ -153,12 +162,13 @@ void core_server_create(struct core_op *op, const struct server_spec *spec, stru
     const char *id = spec->id ? spec->id
                               : spec->domain ? arena_strdup(c->arena, spec->domain->uuid)
                                              : core_new_id(c);
-    /* the domain attachd defines has the server's id as its UUID; a server
-     * whose id is no UUID (given to the CLI, as the demo's Hostway id) gets
-     * a new one (its domain's name still names the server) */
+    /* the domain attachd defines has the server's id as its UUID, in lower
+     * case as libvirt reports UUIDs (an id given to the CLI may be upper
+     * case); a server whose id is no UUID (given to the CLI, as the demo's
+     * Hostway id) gets a new one (its domain's name still names the server) */
     const char *domain = spec->domain ? arena_strdup(c->arena, spec->domain->uuid)
                          : !define            ? NULL
-                         : driver_uuid_ok(id) ? id
+                         : driver_uuid_ok(id) ? lower_case(c->arena, id)
                                               : core_new_id(c);
     const char *vm_state = define ? "building" : "active";
     int power = define ? POWER_NOSTATE : POWER_RUNNING;

@@ -784,6 +784,26 @@ static void test_server_create_defines_and_starts(void **state)
     assert_int_equal(fake_state(f, s.id), DOMAIN_OTHER);       /* undefined */
 }
 
+/* A server id given as a UUID in upper case (the CLI's --id): its domain's
+ * UUID is the same in lower case, as libvirt reports UUIDs, so that the
+ * domain's state and events are found for it. */
+static void test_server_create_upper_case_uuid(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    made_server(f);     /* (and its image) */
+    struct server_spec spec = {.id = "ABCDEF01-2345-4789-ABCD-EF0123456789", .name = "upper",
+                               .image_ref = "img", .flavor_ref = "1"};
+    struct server s;
+    struct core_error err;
+    if (!CORE_RUN(&f->admin, &err, core_server_create, &spec, &s))
+        fail_msg("server create: %s", err.message);
+    assert_string_equal(s.id, "ABCDEF01-2345-4789-ABCD-EF0123456789");
+    assert_string_equal(s.domain, "abcdef01-2345-4789-abcd-ef0123456789");
+    assert_true(server_becomes(f, s.id, "active"));
+    assert_int_equal(fake_state(f, "abcdef01-2345-4789-abcd-ef0123456789"), DOMAIN_RUNNING);
+}
+
 /* A create the hypervisor refuses: the server in error with the refusal
  * as its fault, and no domain behind. */
 static void test_server_create_refused(void **state)
@@ -1083,6 +1103,7 @@ int main(void)
         T(test_server_delete_detaches_first),
         T(test_servers_follow_their_domains),
         T(test_server_create_defines_and_starts),
+        T(test_server_create_upper_case_uuid),
         T(test_server_create_refused),
         T(test_power_actions_drive_the_domain),
         T(test_stop_destroys_after_the_timeout),
