@@ -445,6 +445,18 @@ static enum MHD_Result answer_early(struct http_server *s, struct exchange *x, i
     return send_response(x->conn, x);
 }
 
+/* One of the API's entries (api.h) on this request, the errors it logs
+ * tagged with the request's id. */
+static enum api_status run_api(struct http_server *s, struct exchange *x,
+                               enum api_status (*entry)(struct api *, struct request *,
+                                                        struct response *))
+{
+    log_set_request(x->request_id);
+    enum api_status st = entry(s->api, &x->req, &x->res);
+    log_set_request(NULL);
+    return st;
+}
+
 /* Does a head whose framing passed declare a body? It is framed by one
  * Content-Length or by chunks. */
 static bool declares_body(const struct http_framing_state *st)
@@ -509,19 +521,12 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
          * held in memory, or holds a connection while sending it slowly. */
         if (declares_body(&fs)) {
             x->gating = true;
-            log_set_request(x->request_id);
-            enum api_status st = api_head(s->api, &x->req, &x->res);
-            log_set_request(NULL);
-            return gate(s, x, st);
+            return gate(s, x, run_api(s, x, api_head));
         }
         return MHD_YES;
     }
-    if (x->gating) {            /* resumed: the password check is done */
-        log_set_request(x->request_id);
-        enum api_status st = api_resume(s->api, &x->req, &x->res);
-        log_set_request(NULL);
-        return gate(s, x, st);
-    }
+    if (x->gating)              /* resumed: the password check is done */
+        return gate(s, x, run_api(s, x, api_resume));
     if (x->answered) {
         *upload_size = 0;       /* discard what follows an early answer */
         return MHD_YES;
@@ -559,16 +564,14 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
         api_http_error(&x->req, &x->res, 413);
     } else {
         enum api_status st;
-        log_set_request(x->request_id);     /* for the errors it may log */
         if (!x->started) {
             x->started = true;
             x->req.body = x->body;
             x->req.body_len = x->body_len;
-            st = api_handle(s->api, &x->req, &x->res);
+            st = run_api(s, x, api_handle);
         } else {
-            st = api_resume(s->api, &x->req, &x->res);
+            st = run_api(s, x, api_resume);
         }
-        log_set_request(NULL);
         if (st == API_SUSPENDED)
             return MHD_YES;     /* called again once resumed */
     }
