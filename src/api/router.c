@@ -415,6 +415,17 @@ static void verified(struct call *c)
     snapshot_end(c);
 }
 
+/* Step 3's check on this thread (auth.h): AUTH_VERIFY when a password must
+ * be checked by auth_verify(), which resumes the call. */
+static enum auth_result check_credentials(struct call *c)
+{
+    c->auth = (struct auth_check){
+        .header = c->req->header(c->req->http, "Authorization"), .client = c->req->client,
+        .arena = c->arena, .done = auth_done, .cls = c,
+    };
+    return auth_check(c->api->auth, &c->auth);
+}
+
 /* Step 3: the credentials, from the cache when they are there. */
 static void authenticate(struct call *c)
 {
@@ -422,11 +433,7 @@ static void authenticate(struct call *c)
     c->core = (struct core_ctx){.core = a->core, .arena = c->arena};
     if (!snapshot_begin(c))
         return;
-    c->auth = (struct auth_check){
-        .header = c->req->header(c->req->http, "Authorization"), .client = c->req->client,
-        .arena = c->arena, .done = auth_done, .cls = c,
-    };
-    if (auth_check(a->auth, &c->auth) == AUTH_VERIFY) {
+    if (check_credentials(c) == AUTH_VERIFY) {
         snapshot_end(c);
         suspend(c, verified);
         auth_verify(a->auth, &c->auth);
@@ -445,15 +452,9 @@ static void head_checked(struct call *c)
 
 static void authenticate_head(struct call *c)
 {
-    struct api *a = c->api;
-    c->core = (struct core_ctx){.core = a->core, .arena = c->arena};
-    c->auth = (struct auth_check){
-        .header = c->req->header(c->req->http, "Authorization"), .client = c->req->client,
-        .arena = c->arena, .done = auth_done, .cls = c,
-    };
-    if (auth_check(a->auth, &c->auth) == AUTH_VERIFY) {
+    if (check_credentials(c) == AUTH_VERIFY) {
         suspend(c, head_checked);
-        auth_verify(a->auth, &c->auth);
+        auth_verify(c->api->auth, &c->auth);
         return;
     }
     head_checked(c);
