@@ -435,14 +435,21 @@ static bool body_done(struct http_server *s, struct exchange *x)
     return http_guard_body_done(s->guard, guard_conn(x->conn));
 }
 
-/* An answer at the access handler's first call, before the body: MHD then
- * reads no body and closes the connection if one was declared. */
-static enum MHD_Result answer_early(struct http_server *s, struct exchange *x, int status)
+/* Send an answer made at the access handler's first call, before the
+ * body: MHD then reads no body and closes the connection if one was
+ * declared. */
+static enum MHD_Result send_early(struct http_server *s, struct exchange *x)
 {
     if (!body_done(s, x))
         return MHD_NO;
-    api_http_error(&x->req, &x->res, status);
     return send_response(x->conn, x);
+}
+
+/* The HTTP layer's own early answers (api_http_error()). */
+static enum MHD_Result answer_early(struct http_server *s, struct exchange *x, int status)
+{
+    api_http_error(&x->req, &x->res, status);
+    return send_early(s, x);
 }
 
 /* One of the API's entries (api.h) on this request, the errors it logs
@@ -479,9 +486,7 @@ static enum MHD_Result gate(struct http_server *s, struct exchange *x, enum api_
                                connection, whose body is unread */
         x->gating = false;
         x->close = true;
-        if (!body_done(s, x))
-            return MHD_NO;
-        return send_response(x->conn, x);
+        return send_early(s, x);
     }
     return MHD_NO;
 }
