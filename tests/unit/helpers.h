@@ -254,8 +254,6 @@ static inline void fake_query(struct fake *f, const char *name, const char *valu
     f->query[f->n_query++] = (struct fake_kv){name, value};
 }
 
-/* Run the request to its answer, as the HTTP layer does: each time the API
- * suspends it, wait for its resume() and go on. */
 /* Wait out the suspensions of a call that answered st, resuming it after
  * each as the HTTP layer does; the status it ends with. base: f->suspended
  * before the call (suspend() is called on the caller's thread, but a resume
@@ -276,6 +274,8 @@ static inline enum api_status fake_settle(struct api *a, struct fake *f, int bas
     return st;
 }
 
+/* Run the request to its answer, as the HTTP layer does: each time the API
+ * suspends it, wait for its resume() and go on. */
 static inline void fake_run(struct api *a, struct fake *f)
 {
     memset(&f->res, 0, sizeof f->res);

@@ -147,19 +147,26 @@ static void test_discovery_head_and_other_methods(void **state)
 
 /* ---- 401 ----------------------------------------------------------------------------- */
 
+/* The seed's 401, byte for byte, with its challenge and the request ids. */
+static void expect_seed_401(struct fake *f)
+{
+    assert_int_equal(f->res.status, 401);
+    assert_non_null(f->res.content_type);
+    assert_string_equal(f->res.content_type, "text/plain; charset=UTF-8");
+    assert_int_equal(f->res.body_len, sizeof seed_401 - 1);
+    assert_memory_equal(f->res.body, seed_401, sizeof seed_401 - 1);
+    const char *www = res_header(&f->res, "WWW-Authenticate");
+    assert_non_null(www);
+    assert_string_equal(www, "Basic realm=\"attachd\"");
+    expect_request_ids(f);
+}
+
 static void expect_401(struct api_world *w, enum method m, const char *path, const char *auth)
 {
     struct fake f;
     fake_request(&f, m, path, NULL, auth);
     api_expect(w, &f, 401);
-    assert_non_null(f.res.content_type);
-    assert_string_equal(f.res.content_type, "text/plain; charset=UTF-8");
-    assert_int_equal(f.res.body_len, sizeof seed_401 - 1);
-    assert_memory_equal(f.res.body, seed_401, sizeof seed_401 - 1);
-    const char *www = res_header(&f.res, "WWW-Authenticate");
-    assert_non_null(www);
-    assert_string_equal(www, "Basic realm=\"attachd\"");
-    expect_request_ids(&f);
+    expect_seed_401(&f);
     fake_release(&f);
 }
 
@@ -201,11 +208,7 @@ static void expect_head_refused(struct api_world *w, const char *path, const cha
     struct fake f;
     fake_request(&f, METHOD_POST, path, "{}", auth);
     assert_int_equal(head_verdict(w, &f), API_DONE);
-    assert_int_equal(f.res.status, 401);
-    assert_int_equal(f.res.body_len, sizeof seed_401 - 1);
-    assert_memory_equal(f.res.body, seed_401, sizeof seed_401 - 1);
-    assert_string_equal(res_header(&f.res, "WWW-Authenticate"), "Basic realm=\"attachd\"");
-    expect_request_ids(&f);
+    expect_seed_401(&f);
     fake_release(&f);
 }
 
@@ -220,7 +223,7 @@ static void test_head_refuses_before_the_body(void **state)
     fake_request(&f, METHOD_POST, "/v2.1/servers", "{}",
                  basic_header(&w->ar, "alice", "not-alice-pw"));
     assert_int_equal(head_verdict(w, &f), API_DONE);
-    assert_int_equal(f.res.status, 401);
+    expect_seed_401(&f);
     assert_int_equal(f.suspended, 1);
     fake_release(&f);
     /* before any lookup, as without a body: an unknown account is 401 */
