@@ -82,6 +82,7 @@
 #include "api/call.h"
 #include "auth/auth.h"
 #include "core/core.h"
+#include "http/query.h"
 #include "store/sqlite_int.h"
 #include "store/store.h"
 #include "util/arena.h"
@@ -377,14 +378,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* ---- the fake HTTP request ------------------------------------------------ */
 
 struct kv {
-    char *name, *value;         /* value NULL: "?key" without '=' */
+    char *name, *value;
 };
 
 struct fake {
     struct kv headers[MAX_KV];
     int n_headers;
-    struct kv query[MAX_KV];
-    int n_query;
+    struct http_query query;    /* parsed by the daemon's own code (http/query.h) */
     /* the API's suspension hooks: resume() comes from another thread */
     pthread_mutex_t lock;
     pthread_cond_t resumed_cond;
@@ -417,56 +417,21 @@ static const char *fake_header(void *http, const char *name)
     return NULL;
 }
 
-/* MHD_lookup_connection_value: the first argument of that name; NULL for
- * one given without '='. */
+/* The query as exchange.c hands it to the API (http/query.h). */
 static const char *fake_query(void *http, const char *name)
 {
     struct fake *f = http;
-    for (int i = 0; i < f->n_query; i++)
-        if (!strcmp(f->query[i].name, name))
-            return f->query[i].value;
-    return NULL;
+    return http_query_get(&f->query, name);
 }
 
 static bool fake_each_query(void *http, bool (*fn)(void *cls, const char *key, const char *value),
                             void *cls)
 {
     struct fake *f = http;
-    for (int i = 0; i < f->n_query; i++)
-        if (!fn(cls, f->query[i].name, f->query[i].value ? f->query[i].value : ""))
+    for (size_t i = 0; i < f->query.n; i++)
+        if (!fn(cls, f->query.args[i].key, f->query.args[i].value ? f->query.args[i].value : ""))
             return false;
     return true;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* As src/http/exchange.c's exchange_unescape(): %XX decoded, but %00 kept as text. */
-static void unescape(char *s, bool plus)
-{
-    char *r = s, *w = s;
-    while (*r) {
-        int hi, lo;
-        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
-            (hi | lo) != 0) {
-            *w++ = (char)(hi << 4 | lo);
-            r += 3;
-        } else if (plus && *r == '+') {
-            *w++ = ' ';
-            r++;
-        } else {
-            *w++ = *r++;
-        }
-    }
-    *w = '\0';
 }
 
 /* A header value as libmicrohttpd hands it over: no CR, LF or NUL, no
@@ -484,26 +449,6 @@ static char *header_value(struct arena *ar, const char *s, size_t n)
     while (o > start && (o[-1] == ' ' || o[-1] == '\t'))
         *--o = '\0';
     return start;
-}
-
-/* Split "k=v&k2&..." (in place) into f->query, as MHD does. */
-static void parse_query(struct fake *f, char *q)
-{
-    while (q && *q && f->n_query < MAX_KV) {
-        char *amp = strchr(q, '&');
-        if (amp)
-            *amp = '\0';
-        if (*q) {
-            char *eq = strchr(q, '=');
-            if (eq)
-                *eq = '\0';
-            unescape(q, true);
-            if (eq)
-                unescape(eq + 1, true);
-            f->query[f->n_query++] = (struct kv){q, eq ? eq + 1 : NULL};
-        }
-        q = amp ? amp + 1 : NULL;
-    }
 }
 
 /* ---- what a response must look like -------------------------------------- */
@@ -617,12 +562,13 @@ static void fail(const struct exchange *x, const char *fmt, ...)
         printable(stderr, x->fake->headers[i].value, strlen(x->fake->headers[i].value));
         fprintf(stderr, "\n");
     }
-    for (int i = 0; i < x->fake->n_query; i++) {
+    for (size_t i = 0; i < x->fake->query.n; i++) {
+        const struct http_query_arg *q = &x->fake->query.args[i];
         fprintf(stderr, "  ?");
-        printable(stderr, x->fake->query[i].name, strlen(x->fake->query[i].name));
-        if (x->fake->query[i].value) {
+        printable(stderr, q->key, strlen(q->key));
+        if (q->value) {
             fprintf(stderr, "=");
-            printable(stderr, x->fake->query[i].value, strlen(x->fake->query[i].value));
+            printable(stderr, q->value, strlen(q->value));
         }
         fprintf(stderr, "\n");
     }
@@ -1210,8 +1156,8 @@ static bool one_request(const uint8_t *data, size_t size)
     char *q = strchr(path, '?');
     if (q)
         *q++ = '\0';
-    unescape(path, false);
-    parse_query(&f, q);
+    http_unescape(path);
+    http_query_parse(&f.query, &ar, q);
 
     const char *osapi, *xnova, *host, *rawauth;
     s = field(&p, end, &n);

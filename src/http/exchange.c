@@ -40,7 +40,8 @@
  * Each request is counted in the metrics (util/metrics.h) and logged
  * (util/log.h: buffered per thread) when MHD reports it complete. Its raw
  * query string is only seen by the URI log callback, which is where a
- * request's exchange is made.
+ * request's exchange is made; the query's arguments are parsed here
+ * (query.h), not by MHD, whose pool they could fill.
  */
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -55,6 +56,7 @@
 #include "auth/auth.h"
 #include "http/framing.h"
 #include "http/guard.h"
+#include "http/query.h"
 #include "http/server_int.h"
 #include "util/id.h"
 #include "util/log.h"
@@ -70,6 +72,9 @@ struct exchange {
     char request_id[4 + UUID_STR_LEN + 1];
     const char *method;
     const char *query;              /* as the client sent it, NULL if none */
+    struct http_query args;         /* the query parsed, once args_parsed */
+    bool args_parsed;
+    bool query_lost;                /* made too late to see the query (out of memory) */
     const char *failed_user;        /* the name a refused login gave */
     const char *forwarded_for;      /* X-Forwarded-For from a trusted proxy */
     char *body;
@@ -95,33 +100,38 @@ _Static_assert(offsetof(struct exchange, api_slot) == sizeof(struct arena),
 
 /* ---- request accessors ----------------------------------------------------- */
 
-static const char *get_header(void *http, const char *name)
+static const char *header(struct MHD_Connection *conn, const char *name)
 {
-    return MHD_lookup_connection_value(http, MHD_HEADER_KIND, name);
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* The request's accessors (struct request): http is the exchange. */
+static const char *req_header(void *http, const char *name)
+{
+    return header(((struct exchange *)http)->conn, name);
+}
+
+/* The query's arguments, parsed at the first look (query.h). */
+static const struct http_query *args_of(struct exchange *x)
+{
+    if (!x->args_parsed) {
+        http_query_parse(&x->args, &x->arena, x->query);
+        x->args_parsed = true;
+    }
+    return &x->args;
 }
 
 static const char *get_query(void *http, const char *name)
 {
-    return MHD_lookup_connection_value(http, MHD_GET_ARGUMENT_KIND, name);
-}
-
-struct each_ctx {
-    bool (*fn)(void *cls, const char *key, const char *value);
-    void *cls;
-};
-
-static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
-{
-    (void)kind;
-    struct each_ctx *e = cls;
-    return e->fn(e->cls, key, value ? value : "") ? MHD_YES : MHD_NO;
+    return http_query_get(args_of(http), name);
 }
 
 static bool each_query(void *http, bool (*fn)(void *, const char *, const char *), void *cls)
 {
-    struct each_ctx e = {fn, cls};
-    MHD_get_connection_values(http, MHD_GET_ARGUMENT_KIND, each_arg, &e);
+    const struct http_query *q = args_of(http);
+    for (size_t i = 0; i < q->n; i++)
+        if (!fn(cls, q->args[i].key, q->args[i].value ? q->args[i].value : ""))
+            return false;
     return true;
 }
 
@@ -145,7 +155,7 @@ static void note_failed_user(struct exchange *x)
 {
     if (x->res.status != 401 && x->res.status != 429)
         return;
-    const char *h = get_header(x->conn, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *h = header(x->conn, MHD_HTTP_HEADER_AUTHORIZATION);
     char user[AUTH_NAME_MAX + 1], pass[AUTH_HEADER_MAX];
     if (h && strlen(h) <= AUTH_HEADER_MAX &&
         auth_parse_basic(h, user, sizeof user, pass, sizeof pass))
@@ -196,7 +206,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchang
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
     for (int i = 0; i < res->n_headers; i++)
         MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
-    const char *connection = get_header(conn, MHD_HTTP_HEADER_CONNECTION);
+    const char *connection = header(conn, MHD_HTTP_HEADER_CONNECTION);
     if (x->close || x->too_large || (connection && strcasestr(connection, "close")))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)res->status, r);
@@ -213,17 +223,6 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchang
             return MHD_NO;
     }
     return ok;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static double seconds_since(const struct timespec *t)
@@ -243,13 +242,13 @@ static struct exchange *exchange_of(struct request *req)
 static void suspend(struct request *req)
 {
     atomic_fetch_add_explicit(&exchange_of(req)->server->suspended, 1, memory_order_relaxed);
-    MHD_suspend_connection(req->http);
+    MHD_suspend_connection(exchange_of(req)->conn);
 }
 
 static void resume(struct request *req)
 {
     atomic_fetch_sub_explicit(&exchange_of(req)->server->suspended, 1, memory_order_relaxed);
-    MHD_resume_connection(req->http);
+    MHD_resume_connection(exchange_of(req)->conn);
 }
 
 /* ---- how the client reached us: links and the log ------------------------------ */
@@ -301,11 +300,11 @@ static void link_base(struct http_server *s, struct exchange *x)
     x->req.public_url = s->public_url;
     if (!s->n_proxies || !trusted(s, x->req.client))
         return;
-    const char *proto = first_of(&x->arena, get_header(x->conn, "X-Forwarded-Proto"));
+    const char *proto = first_of(&x->arena, header(x->conn, "X-Forwarded-Proto"));
     if (proto && (!strcasecmp(proto, "https") || !strcasecmp(proto, "http")))
         x->req.scheme = strcasecmp(proto, "https") ? "http" : "https";
-    x->req.host = first_of(&x->arena, get_header(x->conn, "X-Forwarded-Host"));
-    x->forwarded_for = get_header(x->conn, "X-Forwarded-For");
+    x->req.host = first_of(&x->arena, header(x->conn, "X-Forwarded-Host"));
+    x->forwarded_for = header(x->conn, "X-Forwarded-For");
 }
 
 /* ---- the access handler --------------------------------------------------- */
@@ -367,17 +366,26 @@ void *exchange_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     x->server = cls;
     x->api_slot = api_reserve(&x->arena);   /* first: it cannot fail */
     clock_gettime(CLOCK_MONOTONIC, &x->start);
-    const char *q = strchr(uri, '?');
-    if (q && q[1])
+    /* The URI is MHD's request line, in its connection's buffer, where it
+     * parses the query next: the query is copied, and the line ends at the
+     * '?', so that MHD finds no arguments to keep (query.h says why). */
+    char *q = uri ? (char *)strchr(uri, '?') : NULL;
+    if (q && q[1]) {
         x->query = arena_strdup(&x->arena, q + 1);
+        q[1] = '\0';
+    }
     return x;
 }
 
 static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn,
                               struct exchange *x, const char *url, const char *method)
 {
-    if (!x && !(x = exchange_on_uri(s, url, conn)))
+    /* an exchange the URI callback could not make has not seen the query,
+     * which MHD then parsed itself */
+    bool late = !x;
+    if (late && !(x = exchange_on_uri(s, url, conn)))
         return NULL;
+    x->query_lost = late && MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0;
     x->begun = true;
     memcpy(x->request_id, "req-", 4);
     id_uuid4(x->request_id + 4);
@@ -386,13 +394,13 @@ static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     x->req = (struct request){
         .arena = &x->arena, .method = parse_method(method), .path = arena_strdup(&x->arena, url),
-        .header = get_header, .query = get_query, .each_query = each_query, .http = conn,
+        .header = req_header, .query = get_query, .each_query = each_query, .http = x,
         .client = peer ? peer->client_addr : NULL, .request_id = x->request_id,
         .suspend = suspend, .resume = resume, .api_state = x->api_slot,
     };
     x->conn = conn;
     link_base(s, x);
-    const char *cl = get_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > s->max_body)
         x->too_large = true;
     atomic_fetch_add(&s->in_flight, 1);
@@ -510,6 +518,9 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
             x->close = true;
             return answer_early(s, x, 503);
         }
+        if (x->query_lost)      /* out of memory at the URI: a 503, not an
+                                   answer to the request without its query */
+            return answer_early(s, x, 503);
         struct http_framing_state fs;
         enum http_framing fr = framing(conn, version, &fs);
         if (fr != HTTP_FRAMING_OK && fr != HTTP_FRAMING_NO_HOST) {
@@ -654,7 +665,7 @@ void exchange_on_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         .request_id = x->request_id, .user = x->req.user, .failed_user = x->failed_user,
         .client = client_text(x->req.client, client, sizeof client),
         .forwarded_for = x->forwarded_for,
-        .user_agent = get_header(conn, MHD_HTTP_HEADER_USER_AGENT),
+        .user_agent = header(conn, MHD_HTTP_HEADER_USER_AGENT),
         .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
     };
     log_access(&a);
@@ -662,24 +673,10 @@ void exchange_on_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
-/* Percent-decoding of the path, as MHD's own but for %00: a NUL would cut
- * the path short, so it stays as the three characters it came as (and an id
- * containing '%' is simply not found). */
+/* Percent-decoding of the path, as MHD's own but for %00 (query.h). */
 size_t exchange_unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
     (void)cls;
     (void)conn;
-    char *r = s, *w = s;
-    while (*r) {
-        int hi, lo;
-        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
-            (hi | lo) != 0) {
-            *w++ = (char)(hi << 4 | lo);
-            r += 3;
-        } else {
-            *w++ = *r++;
-        }
-    }
-    *w = '\0';
-    return (size_t)(w - s);
+    return http_unescape(s);
 }

@@ -84,6 +84,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("metrics listener: %s", msg);
 }
 
+/* The query is ignored here: the request line ends at its '?', so that
+ * libmicrohttpd keeps no arguments (http/query.h says why). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    char *q = uri ? (char *)strchr(uri, '?') : NULL;
+    if (q)
+        q[1] = '\0';
+    return NULL;
+}
+
 struct http_exporter *http_exporter_start(const char *listen, char *err, int errlen)
 {
     struct sockaddr_storage addr = {0};
@@ -99,6 +111,7 @@ struct http_exporter *http_exporter_start(const char *listen, char *err, int err
         flags |= MHD_USE_IPv6;
     e->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_CONNECTION_LIMIT, 16u,
                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, 8u,

@@ -502,6 +502,28 @@ def test_expect_continue_only_for_good_credentials(tenant):
             json.loads(body)["server"]["name"]]
 
 
+# -- many query arguments ------------------------------------------------------------------
+
+@pytest.mark.parametrize("arg", ["a=1", "a", "abcdefghij=1"])
+def test_many_query_arguments_are_all_read_and_answered(tenant, arg):
+    """libmicrohttpd 0.9.75 keeps each query argument in the connection's
+    16 KiB pool; when they filled it (some 220 short ones) the client had no
+    answer until the header timeout. attachd parses the query itself
+    (src/http/query.h): a request line full of arguments is answered at
+    once, the last argument counts like the first, and a client without
+    credentials has its 401."""
+    d, acct, s = tenant
+    for name in ("many-1", "many-2"):
+        assert s.post(d.url("/v2.1/servers"), json=server_body(name)).status_code == 202
+    query = "&".join([arg] * 800) + "&limit=1"
+    with Conn(d.port, timeout=5) as c:
+        r = c.request("GET", f"/v2.1/servers?{query}", [("Authorization", s.headers["Authorization"])])
+        assert r.status == 200, (r.status, r.body[:300])
+        assert len(json.loads(r.body)["servers"]) == 1, r.body[:300]
+        r = c.request("GET", f"/servers?{query}")
+        assert_unauthorized(RawAsRequests(r))
+
+
 # -- the access log --------------------------------------------------------------------------
 
 def test_access_log_escapes_the_method(daemon):

@@ -1,0 +1,216 @@
+/* test_query.c: the query arguments as attachd parses them
+ * (src/http/query.h) against libmicrohttpd's own parse, which the daemon
+ * used before: a real MHD daemon on a loopback port, given the same
+ * unescape callback as attachd's, parses each query sent to it, and both
+ * parses must give the same arguments in the same order (a NULL value and
+ * an empty one told apart) and the same lookups. Chosen queries first, then
+ * random ones over the characters the parse treats specially. */
+#include "helpers.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/query.h"
+
+/* What MHD made of one request: each argument as "key=value" or "key"
+ * (no '='), one per line, then each lookup as "name->value" or
+ * "name->(null)". */
+struct seen {
+    char text[65536];
+    size_t len;
+};
+
+static const char *const lookups[] = {"a", "A", "b", "limit", "", "a b", "+"};
+
+static void put(struct seen *s, const char *fmt, const char *x, const char *y)
+{
+    int n = snprintf(s->text + s->len, sizeof s->text - s->len, fmt, x, y);
+    assert_true(n >= 0 && (size_t)n < sizeof s->text - s->len);
+    s->len += (size_t)n;
+}
+
+static void put_arg(struct seen *s, const char *key, const char *value)
+{
+    if (value)
+        put(s, "%s=%s\n", key, value);
+    else
+        put(s, "%s%s\n", key, "");
+}
+
+static enum MHD_Result mhd_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    put_arg(cls, key, value);
+    return MHD_YES;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version,
+                               const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)url, (void)method, (void)version, (void)upload_data, (void)upload_size;
+    (void)con_cls;
+    struct seen *s = cls;
+    s->len = 0;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, mhd_arg, s);
+    for (size_t i = 0; i < sizeof lookups / sizeof *lookups; i++) {
+        const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, lookups[i]);
+        put(s, "%s->%s\n", lookups[i], v ? v : "(null)");
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ok = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+/* attachd's unescape callback (exchange_unescape) */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls, (void)conn;
+    return http_unescape(s);
+}
+
+struct peer {
+    struct MHD_Daemon *d;
+    uint16_t port;
+    struct seen seen;
+};
+
+static int setup(void **state)
+{
+    struct peer *p = calloc(1, sizeof *p);
+    p->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                            handler, &p->seen, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
+                            MHD_OPTION_END);
+    assert_non_null(p->d);
+    p->port = MHD_get_daemon_info(p->d, MHD_DAEMON_INFO_BIND_PORT)->port;
+    *state = p;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct peer *p = *state;
+    MHD_stop_daemon(p->d);
+    free(p);
+    return 0;
+}
+
+/* What MHD parsed of "GET /p?query" (it answers before the handler
+ * returns: the handler ran when the answer is read). */
+static const char *mhd_parse(struct peer *p, const char *query)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[8192];
+    int n = snprintf(req, sizeof req,
+                     "GET /p?%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", query);
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    char buf[4096];
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    buf[got] = '\0';
+    if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+        fail_msg("MHD answered %.60s for ?%s", buf, query);
+    return p->seen.text;
+}
+
+static const char *our_parse(struct arena *ar, const char *query, struct seen *s)
+{
+    struct http_query q;
+    http_query_parse(&q, ar, query);
+    s->len = 0;
+    s->text[0] = '\0';
+    for (size_t i = 0; i < q.n; i++)
+        put_arg(s, q.args[i].key, q.args[i].value);
+    for (size_t i = 0; i < sizeof lookups / sizeof *lookups; i++) {
+        const char *v = http_query_get(&q, lookups[i]);
+        put(s, "%s->%s\n", lookups[i], v ? v : "(null)");
+    }
+    return s->text;
+}
+
+static void same(struct peer *p, const char *query)
+{
+    struct arena ar;
+    arena_init(&ar);
+    static struct seen ours;
+    const char *want = mhd_parse(p, query);
+    const char *got = our_parse(&ar, query, &ours);
+    if (strcmp(got, want) != 0)
+        fail_msg("?%s\nlibmicrohttpd:\n%s\nattachd:\n%s", query, want, got);
+    arena_release(&ar);
+}
+
+static void test_query_chosen(void **state)
+{
+    static const char *const cases[] = {
+        "a=1", "a", "a=", "=1", "=", "&", "&&", "a&", "&a", "a&&b", "a=1&a=2", "A=1&a=2",
+        "a=b=c", "a=1&b", "b&a=1", "a+b=c+d", "a%20b=%41", "%2B=%2b", "a=%00", "%00=1",
+        "a=%4", "a=%zz", "a=%", "limit=1&LIMIT=2", "a=1&%41=2", "+=x", "%2b=y",
+        "a=%C3%A9", "a=1&&", "==", "a==1", "%26=%3D",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        same(*state, cases[i]);
+}
+
+static void test_query_random(void **state)
+{
+    static const char *const bits[] = {"a", "A", "b", "=", "&", "+", "%", "%2", "%20", "%41",
+                                       "%00", "%2B", "%26", "%3D", "limit", "x"};
+    unsigned seed = 20261205;
+    char q[256];
+    for (int i = 0; i < 2000; i++) {
+        size_t len = 0;
+        int parts = (int)(rand_r(&seed) % 12);
+        for (int k = 0; k < parts; k++) {
+            const char *b = bits[rand_r(&seed) % (sizeof bits / sizeof *bits)];
+            memcpy(q + len, b, strlen(b));
+            len += strlen(b);
+        }
+        q[len] = '\0';
+        same(*state, q);
+    }
+}
+
+/* Many arguments, as many as a request line holds: all of them count. */
+static void test_query_many(void **state)
+{
+    (void)state;
+    struct arena ar;
+    arena_init(&ar);
+    char raw[6000];
+    size_t len = 0;
+    for (int i = 0; i < 1500; i++)
+        len += (size_t)snprintf(raw + len, sizeof raw - len, "%sa", i ? "&" : "");
+    memcpy(raw + len, "&limit=7", 9);
+    struct http_query q;
+    http_query_parse(&q, &ar, raw);
+    assert_int_equal(q.n, 1501);
+    assert_null(http_query_get(&q, "a"));
+    assert_string_equal(http_query_get(&q, "limit"), "7");
+    http_query_parse(&q, &ar, NULL);
+    assert_int_equal(q.n, 0);
+    assert_null(http_query_get(&q, "a"));
+    arena_release(&ar);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_query_chosen),
+        cmocka_unit_test(test_query_random),
+        cmocka_unit_test(test_query_many),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
