@@ -3,7 +3,6 @@
 #include "http/query.h"
 
 #include <string.h>
-#include <strings.h>
 
 #include "util/arena.h"
 
@@ -72,7 +71,7 @@ void http_query_parse(struct http_query *q, struct arena *a, const char *raw)
 const char *http_query_get(const struct http_query *q, const char *name)
 {
     for (size_t i = 0; i < q->n; i++)
-        if (!strcasecmp(q->args[i].key, name))
+        if (!strcmp(q->args[i].key, name))
             return q->args[i].value;
     return NULL;
 }

@@ -15,8 +15,11 @@
  * counts, but for a last one), each split at its first '='; one without
  * '=' has a NULL value; '+' becomes a space, then %XX is decoded in key and
  * value, but for %00 (http_unescape()). A lookup by name takes the first
- * argument of that name, compared without regard to ASCII case, as
- * libmicrohttpd's MHD_lookup_connection_value() did.
+ * argument of that name, as libmicrohttpd's did (webob's req.GET, in Nova,
+ * gives the last), the name compared exactly, as webob compares it
+ * ("LIMIT" is not "limit"; MHD_lookup_connection_value() ignored ASCII
+ * case, and so did attachd's lookups until 2026-12-05, while its checks of
+ * which arguments are allowed compared exactly).
  */
 #ifndef ATTACHD_HTTP_QUERY_H
 #define ATTACHD_HTTP_QUERY_H
@@ -39,8 +42,8 @@ struct http_query {
 /* Parse raw, the query string as sent (without its '?'; NULL: none), into
  * q, in the arena. */
 void http_query_parse(struct http_query *q, struct arena *a, const char *raw);
-/* The value of the first argument named name; NULL when there is none, or
- * when it had no '='. */
+/* The value of the first argument named exactly name; NULL when there is
+ * none, or when it had no '='. */
 const char *http_query_get(const struct http_query *q, const char *name);
 /* Percent-decoding in place, but for %00, which stays as its three
  * characters (a NUL would cut the string short); the new length. */

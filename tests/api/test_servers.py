@@ -177,6 +177,22 @@ def test_limit_larger_than_count(world, fresh):
 
 
 @pytest.mark.parametrize("kind", PREFIX_KINDS)
+@pytest.mark.parametrize("query", ["LIMIT=1", "Limit=1", "LIMIT=abc", "MARKER=no-such-marker"])
+def test_query_names_are_case_sensitive(world, fresh, kind, query):
+    """As in Nova, whose webob reads req.GET by exact name: LIMIT is not
+    limit, and is ignored like any other unknown parameter (until
+    2026-12-05 attachd's lookups ignored case, libmicrohttpd's way)."""
+    acct, s = fresh
+    pfx = prefix(kind, acct)
+    ids = {create_server(s, world.base, pfx, f"c{i}") for i in range(2)}
+    r = s.get(f"{world.base}{pfx}/servers?{query}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {x["id"] for x in body["servers"]} == ids
+    assert "servers_links" not in body
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
 def test_delete_is_204_and_gone(world, kind):
     pfx = prefix(kind, world.a)
     sid = create_server(world.sa, world.base, pfx, unique("del"))
