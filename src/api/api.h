@@ -111,7 +111,13 @@ enum api_status api_resume(struct api *a, struct request *req, struct response *
 
 /* Helpers the HTTP layer uses too. */
 void api_add_header(struct response *res, const char *name, const char *value);
-/* A whole error response for failures found before the API ran (413). */
+/* A whole error response for failures found before the API ran: 400 (the
+ * framing), 413, 503 (stopping), in the dialect req->path names; a 503
+ * that needs no memory if the answer itself runs out of it. Both are made
+ * in the request's call slot (api_reserve()). */
 void api_http_error(struct request *req, struct response *res, int status);
+/* The 503 of a request the HTTP layer ran out of memory for (its copies of
+ * the head), made without allocating, in the dialect path names. */
+void api_http_out_of_memory(struct request *req, struct response *res, const char *path);
 
 #endif

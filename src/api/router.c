@@ -710,22 +710,43 @@ enum api_status api_handle(struct api *a, struct request *req, struct response *
     return run_step(call_begin(a, req, res), start);
 }
 
+/* The HTTP layer's answers are made in the request's call slot (api_reserve(),
+ * which cannot fail), so that the out-of-memory body, kept in the call,
+ * outlives this function. */
 void api_http_error(struct request *req, struct response *res, int status)
 {
-    struct call call = {.req = req, .res = res, .arena = req->arena, .prefix = ""};
-    prefix_dialect(&call, req->path);
-    if (status == 413)
-        reply_error(&call, 413, "Request is too large.");
-    else if (status == 400)
-        reply_error(&call, 400, "Bad request: the request is not framed as RFC 9112 asks "
+    *res = (struct response){0};
+    struct call *c = call_begin(NULL, req, res);
+    prefix_dialect(c, req->path);
+    struct oom_point p;
+    json_memory_use(c->arena);      /* as in a step: nothing to free if it runs out */
+    oom_enter(&p);
+    if (setjmp(p.jb) == 0) {
+        if (status == 413)
+            reply_error(c, 413, "Request is too large.");
+        else if (status == 400)
+            reply_error(c, 400, "Bad request: the request is not framed as RFC 9112 asks "
                                 "(one Host header; a body framed by one Content-Length or "
                                 "by Transfer-Encoding: chunked, not both).");
-    else if (status == 503 && !strcmp(req->path, "/healthcheck"))
-        ops_health_stopping(&call);
-    else if (status == 503) {
-        reply_error(&call, 503, "The service is stopping; retry on a new connection.");
-        api_add_header(res, "Retry-After", "1");
-    } else
-        reply_error(&call, status, "The request could not be handled.");
-    add_common_headers(&call);
+        else if (status == 503 && !strcmp(req->path, "/healthcheck"))
+            ops_health_stopping(c);
+        else if (status == 503) {
+            reply_error(c, 503, "The service is stopping; retry on a new connection.");
+            api_add_header(res, "Retry-After", "1");
+        } else
+            reply_error(c, status, "The request could not be handled.");
+    } else {
+        answer_out_of_memory(c);
+    }
+    oom_leave(&p);
+    json_memory_use(NULL);
+    add_common_headers(c);
+}
+
+void api_http_out_of_memory(struct request *req, struct response *res, const char *path)
+{
+    struct call *c = call_begin(NULL, req, res);
+    prefix_dialect(c, path);
+    answer_out_of_memory(c);
+    add_common_headers(c);
 }

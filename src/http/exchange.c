@@ -61,6 +61,7 @@
 #include "util/id.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/oom.h"
 
 struct exchange {
     struct arena arena;             /* first: exchange_on_uri zeroes what follows */
@@ -74,7 +75,7 @@ struct exchange {
     const char *query;              /* as the client sent it, NULL if none */
     struct http_query args;         /* the query parsed, once args_parsed */
     bool args_parsed;
-    bool query_lost;                /* made too late to see the query (out of memory) */
+    bool out_of_memory;             /* a copy of the head failed (copy()): answer 503 */
     const char *failed_user;        /* the name a refused login gave */
     const char *forwarded_for;      /* X-Forwarded-For from a trusted proxy */
     char *body;
@@ -99,6 +100,24 @@ _Static_assert(offsetof(struct exchange, api_slot) == sizeof(struct arena),
 #define RELEASE_ABOVE (256u * 1024)
 
 /* ---- request accessors ----------------------------------------------------- */
+
+/* The first n bytes of s, copied into the exchange's arena; NULL when
+ * memory ran out. The HTTP layer copies the head outside the API's
+ * recovery points (util/oom.h), so it sets its own: a request whose head
+ * could not be copied is answered 503 (out_of_memory), and the daemon
+ * goes on. */
+static const char *copy(struct exchange *x, const char *s, size_t n)
+{
+    struct oom_point p;
+    oom_enter(&p);
+    if (setjmp(p.jb) != 0) {
+        oom_leave(&p);
+        return NULL;
+    }
+    const char *c = arena_strndup(&x->arena, s, n);
+    oom_leave(&p);
+    return c;
+}
 
 static const char *header(struct MHD_Connection *conn, const char *name)
 {
@@ -159,7 +178,7 @@ static void note_failed_user(struct exchange *x)
     char user[AUTH_NAME_MAX + 1], pass[AUTH_HEADER_MAX];
     if (h && strlen(h) <= AUTH_HEADER_MAX &&
         auth_parse_basic(h, user, sizeof user, pass, sizeof pass))
-        x->failed_user = arena_strdup(&x->arena, user);
+        x->failed_user = copy(x, user, strlen(user));     /* NULL: logged without */
     memset(pass, 0, sizeof pass);
 }
 
@@ -281,14 +300,17 @@ static bool trusted(const struct http_server *s, const struct sockaddr *peer)
 
 /* The first element of a forwarded list ("https, http" from a chain of
  * proxies: the first is what the client used), in the arena. */
-static const char *first_of(struct arena *ar, const char *v)
+static const char *first_of(struct exchange *x, const char *v)
 {
     if (!v)
         return NULL;
     while (*v == ' ' || *v == '\t')
         v++;
     size_t n = strcspn(v, ", \t");
-    return n ? arena_strndup(ar, v, n) : NULL;
+    const char *first = n ? copy(x, v, n) : NULL;
+    if (n && !first)
+        x->out_of_memory = true;
+    return first;
 }
 
 /* The scheme and host for links: as this connection is (TLS or not, and
@@ -300,10 +322,10 @@ static void link_base(struct http_server *s, struct exchange *x)
     x->req.public_url = s->public_url;
     if (!s->n_proxies || !trusted(s, x->req.client))
         return;
-    const char *proto = first_of(&x->arena, header(x->conn, "X-Forwarded-Proto"));
+    const char *proto = first_of(x, header(x->conn, "X-Forwarded-Proto"));
     if (proto && (!strcasecmp(proto, "https") || !strcasecmp(proto, "http")))
         x->req.scheme = strcasecmp(proto, "https") ? "http" : "https";
-    x->req.host = first_of(&x->arena, header(x->conn, "X-Forwarded-Host"));
+    x->req.host = first_of(x, header(x->conn, "X-Forwarded-Host"));
     x->forwarded_for = header(x->conn, "X-Forwarded-For");
 }
 
@@ -371,7 +393,7 @@ void *exchange_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
      * '?', so that MHD finds no arguments to keep (query.h says why). */
     char *q = uri ? (char *)strchr(uri, '?') : NULL;
     if (q && q[1]) {
-        x->query = arena_strdup(&x->arena, q + 1);
+        x->out_of_memory = !(x->query = copy(x, q + 1, strlen(q + 1)));
         q[1] = '\0';
     }
     return x;
@@ -380,24 +402,28 @@ void *exchange_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn,
                               struct exchange *x, const char *url, const char *method)
 {
-    /* an exchange the URI callback could not make has not seen the query,
-     * which MHD then parsed itself */
+    /* an exchange the URI callback could not make (out of memory) has not
+     * seen the query, which MHD then parsed itself: a request with one is
+     * not answered without it */
     bool late = !x;
     if (late && !(x = exchange_on_uri(s, url, conn)))
         return NULL;
-    x->query_lost = late && MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0;
+    if (late && MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
+        x->out_of_memory = true;
     x->begun = true;
     memcpy(x->request_id, "req-", 4);
     id_uuid4(x->request_id + 4);
-    x->method = arena_strdup(&x->arena, method);
+    x->method = copy(x, method, strlen(method));
     const union MHD_ConnectionInfo *peer =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     x->req = (struct request){
-        .arena = &x->arena, .method = parse_method(method), .path = arena_strdup(&x->arena, url),
+        .arena = &x->arena, .method = parse_method(method), .path = copy(x, url, strlen(url)),
         .header = req_header, .query = get_query, .each_query = each_query, .http = x,
         .client = peer ? peer->client_addr : NULL, .request_id = x->request_id,
         .suspend = suspend, .resume = resume, .api_state = x->api_slot,
     };
+    if (!x->method || !x->req.path)
+        x->out_of_memory = true;
     x->conn = conn;
     link_base(s, x);
     const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -514,13 +540,16 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
         if (!(x = begin(s, conn, x, url, method)))
             return MHD_NO;
         *con_cls = x;
+        if (x->out_of_memory) {
+            /* the path, for the 503's dialect, is MHD's for this call:
+             * the copy may be what failed */
+            api_http_out_of_memory(&x->req, &x->res, url);
+            return send_early(s, x);
+        }
         if (atomic_load(&s->draining)) {
             x->close = true;
             return answer_early(s, x, 503);
         }
-        if (x->query_lost)      /* out of memory at the URI: a 503, not an
-                                   answer to the request without its query */
-            return answer_early(s, x, 503);
         struct http_framing_state fs;
         enum http_framing fr = framing(conn, version, &fs);
         if (fr != HTTP_FRAMING_OK && fr != HTTP_FRAMING_NO_HOST) {

@@ -4,9 +4,17 @@
  * or a 503 in the dialect's shape), leave nothing half-done behind (the
  * thread's reader reset, no write half-committed), and the next request must
  * be served normally. Under ASan and LeakSanitizer this also proves that an
- * abandoned request leaks nothing. */
+ * abandoned request leaks nothing. The HTTP layer's own copies of a request
+ * head are tested through a real server on a loopback port, with every
+ * arena chunk failing on every thread (this executable is linked with
+ * --wrap=oom_test_should_fail, tests/unit/meson.build). */
 #include "helpers.h"
 
+#include <arpa/inet.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#include "http/server.h"
 #include "util/oom.h"
 
 static void make_servers(struct api_world *w, int n)
@@ -179,6 +187,133 @@ static void test_write_job_runs_out_of_memory(void **state)
     assert_int_equal(store_account_get(r, &w->ar, "after-oom", &a), STORE_OK);
 }
 
+/* ---- the HTTP layer --------------------------------------------------------- */
+
+static atomic_bool every_chunk_fails;
+
+_Bool __real_oom_test_should_fail(void);
+_Bool __wrap_oom_test_should_fail(void);
+
+/* arena.c asks before each chunk it takes from the system */
+_Bool __wrap_oom_test_should_fail(void)
+{
+    return atomic_load(&every_chunk_fails) || __real_oom_test_should_fail();
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* One request on a connection of its own (Connection: close); the whole
+ * answer into buf (it allocates nothing: chunks may be failing). */
+static const char *exchange(int port, const char *head, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    size_t n = strlen(head);
+    assert_int_equal(send(fd, head, n, MSG_NOSIGNAL), (ssize_t)n);
+    size_t got = 0;
+    ssize_t r;
+    while (got < cap - 1 && (r = recv(fd, buf + got, cap - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    close(fd);
+    buf[got] = '\0';
+    return buf;
+}
+
+/* A GET of target (the path with its query) as alice, from the client or
+ * through the trusted proxy with X-Forwarded-Host: forwarded. */
+static const char *get_head(struct api_world *w, const char *target, const char *forwarded)
+{
+    return arena_printf(&w->ar, "GET %s HTTP/1.1\r\nHost: h\r\nAuthorization: %s\r\n"
+                                "%s%s%sConnection: close\r\n\r\n",
+                        target, w->alice, forwarded ? "X-Forwarded-Host: " : "",
+                        forwarded ? forwarded : "", forwarded ? "\r\n" : "");
+}
+
+static void expect_status(const char *answer, const char *status)
+{
+    if (strncmp(answer, "HTTP/1.1 ", 9) != 0 || strncmp(answer + 9, status, 3) != 0)
+        fail_msg("expected %s, got: %.300s", status, answer);
+}
+
+/* A head too long for the arena's inline buffer, copied while every chunk
+ * fails: a 503 in the dialect's shape, the daemon unharmed; then, with
+ * memory again, the request's own answer. */
+static void test_http_head_runs_out_of_memory(void **state)
+{
+    struct api_world *w = *state;
+    quiet_logs();
+    int port = free_port();
+    char listen[32], err[256];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    struct http_options o = {.listen = listen, .threads = 1, .timeout = 10, .header_timeout = 10,
+                             .max_connections = 16, .max_per_ip = 16,
+                             .max_body = HTTP_MAX_BODY, .trusted_proxies = "127.0.0.1"};
+    struct http_server *s = http_start(&o, w->api, err, sizeof err);
+    assert_non_null(s);
+    char *long_id = arena_alloc(&w->ar, 5001);
+    memset(long_id, 'x', 5000);
+    static const struct {
+        const char *target, *forwarded;     /* %s: 5,000 x's */
+        const char *shape, *then;           /* the 503's outer key; the status after */
+    } cases[] = {
+        {"/v2.1/servers?name=%s", NULL, "{\"serviceUnavailable\":{\"code\":503", "200"},
+        {"/v2.1/servers/%s", NULL, "{\"serviceUnavailable\":{\"code\":503", "404"},
+        {"/servers/%s/os-volume_attachments", NULL,
+         "{\"serviceUnavailable\":{\"message\":\"Service unavailable\"", "404"},
+        {"/v3/acct-a/volumes?name=%s", NULL, "{\"serviceUnavailable\":{\"code\":503", "200"},
+        {"/image/v2/images/%s", NULL, "{\"message\":\"The service ran out", "404"},
+        {"/v2.1/servers", "%s", "{\"serviceUnavailable\":{\"code\":503", "200"},
+    };
+    static char buf[65536];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *head = get_head(w, arena_printf(&w->ar, cases[i].target, long_id),
+                                    cases[i].forwarded ? long_id : NULL);
+        atomic_store(&every_chunk_fails, true);
+        const char *a = exchange(port, head, buf, sizeof buf);
+        atomic_store(&every_chunk_fails, false);
+        expect_status(a, "503");
+        const char *body = strstr(a, "\r\n\r\n");
+        assert_non_null(body);
+        if (strncmp(body + 4, cases[i].shape, strlen(cases[i].shape)) != 0)
+            fail_msg("case %zu: %s", i, body + 4);
+        assert_non_null(strstr(body, "ran out of memory"));
+        assert_non_null(strcasestr(a, "\r\nRetry-After: 1\r\n"));
+        assert_non_null(strcasestr(a, "\r\nx-openstack-request-id: req-"));
+        expect_status(exchange(port, head, buf, sizeof buf), cases[i].then);
+    }
+    /* The HTTP layer's own answers (here the 400 of an ambiguous framing)
+     * with the inline buffer filled to every length by the path: the 400,
+     * or the 503 when its copy or the answer ran out; the daemon goes on. */
+    int refused = 0, answered = 0;
+    for (size_t len = 0; len <= 4096; len += 8) {
+        const char *head = arena_printf(&w->ar, "GET /v2.1/%.*s HTTP/1.1\r\nHost: h\r\n"
+                                                "Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                                        (int)len, long_id);
+        atomic_store(&every_chunk_fails, true);
+        const char *a = exchange(port, head, buf, sizeof buf);
+        atomic_store(&every_chunk_fails, false);
+        if (!strncmp(a, "HTTP/1.1 400", 12))
+            answered++;
+        else if (!strncmp(a, "HTTP/1.1 503", 12) && strstr(a, "ran out of memory"))
+            refused++;
+        else
+            fail_msg("a %zu-byte path: %.300s", len, a);
+    }
+    assert_true(answered > 0 && refused > 0);
+    http_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_writes_run_out_of_memory),
         cmocka_unit_test(test_write_job_runs_out_of_memory),
         cmocka_unit_test(test_glance_runs_out_of_memory),
+        cmocka_unit_test(test_http_head_runs_out_of_memory),
     };
     return cmocka_run_group_tests(tests, api_group_setup, api_group_teardown);
 }
