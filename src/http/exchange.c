@@ -388,14 +388,11 @@ void *exchange_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     x->server = cls;
     x->api_slot = api_reserve(&x->arena);   /* first: it cannot fail */
     clock_gettime(CLOCK_MONOTONIC, &x->start);
-    /* The URI is MHD's request line, in its connection's buffer, where it
-     * parses the query next: the query is copied, and the line ends at the
-     * '?', so that MHD finds no arguments to keep (query.h says why). */
-    char *q = uri ? (char *)strchr(uri, '?') : NULL;
-    if (q && q[1]) {
+    /* the query is copied, then hidden from MHD (query.h says why) */
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    if (q && q[1])
         x->out_of_memory = !(x->query = copy(x, q + 1, strlen(q + 1)));
-        q[1] = '\0';
-    }
+    http_query_hide(uri);
     return x;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "http/query.h"
 #include "http/server.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -84,15 +85,13 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("metrics listener: %s", msg);
 }
 
-/* The query is ignored here: the request line ends at its '?', so that
- * libmicrohttpd keeps no arguments (http/query.h says why). */
+/* The query is ignored here, and hidden from libmicrohttpd (query.h says
+ * why). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
     (void)conn;
-    char *q = uri ? (char *)strchr(uri, '?') : NULL;
-    if (q)
-        q[1] = '\0';
+    http_query_hide(uri);
     return NULL;
 }
 

@@ -44,6 +44,13 @@ static const char *decode(char *s)
     return s;
 }
 
+void http_query_hide(const char *uri)
+{
+    char *q = uri ? strchr(uri, '?') : NULL;
+    if (q)
+        q[1] = '\0';
+}
+
 void http_query_parse(struct http_query *q, struct arena *a, const char *raw)
 {
     *q = (struct http_query){0};

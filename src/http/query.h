@@ -39,6 +39,13 @@ struct http_query {
     size_t n;
 };
 
+/* End libmicrohttpd's request line at its '?', if it has one, so that MHD
+ * finds no arguments to keep: uri is what MHD passes its URI callback, the
+ * line in the connection's read buffer, from which it parses the query
+ * next. The pointer is const in MHD's API, but the buffer is not, and
+ * writing there is deliberate: if some later libmicrohttpd copied the line
+ * first, the write would change nothing. Copy the query first, if needed. */
+void http_query_hide(const char *uri);
 /* Parse raw, the query string as sent (without its '?'; NULL: none), into
  * q, in the arena. */
 void http_query_parse(struct http_query *q, struct arena *a, const char *raw);
