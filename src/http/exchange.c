@@ -75,7 +75,7 @@ struct exchange {
     const char *query;              /* as the client sent it, NULL if none */
     struct http_query args;         /* the query parsed, once args_parsed */
     bool args_parsed;
-    bool out_of_memory;             /* a copy of the head failed (copy()): answer 503 */
+    bool out_of_memory;             /* a copy of the head, or the body's buffer, failed: 503 */
     const char *failed_user;        /* the name a refused login gave */
     const char *forwarded_for;      /* X-Forwarded-For from a trusted proxy */
     char *body;
@@ -579,8 +579,8 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
          * keeps that deadline, as MHD's own timer sees only inactivity. */
         size_t n = *upload_size;
         *upload_size = 0;
-        if (x->too_large)
-            return MHD_YES;
+        if (x->too_large || x->out_of_memory)
+            return MHD_YES;     /* discarded: the answer says why */
         if (x->body_len + n > s->max_body) {
             x->too_large = true;
             return MHD_YES;
@@ -590,8 +590,13 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
             while (cap < x->body_len + n + 1)
                 cap *= 2;
             char *grown = realloc(x->body, cap);
-            if (!grown)
-                return MHD_NO;
+            if (!grown) {
+                free(x->body);
+                x->body = NULL;
+                x->body_len = x->body_cap = 0;
+                x->out_of_memory = true;
+                return MHD_YES;
+            }
             x->body = grown;
             x->body_cap = cap;
         }
@@ -604,6 +609,8 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *conn, cons
         return MHD_NO;
     if (x->too_large) {
         api_http_error(&x->req, &x->res, 413);
+    } else if (x->out_of_memory) {     /* the body's buffer */
+        api_http_out_of_memory(&x->req, &x->res, x->req.path);
     } else {
         enum api_status st;
         if (!x->started) {

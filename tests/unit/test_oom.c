@@ -5,9 +5,10 @@
  * thread's reader reset, no write half-committed), and the next request must
  * be served normally. Under ASan and LeakSanitizer this also proves that an
  * abandoned request leaks nothing. The HTTP layer's own copies of a request
- * head are tested through a real server on a loopback port, with every
- * arena chunk failing on every thread (this executable is linked with
- * --wrap=oom_test_should_fail, tests/unit/meson.build). */
+ * head and its buffer for the body are tested through a real server on a
+ * loopback port, with every arena chunk, or every realloc() of attachd's
+ * code, failing on every thread (this executable is linked with
+ * --wrap=oom_test_should_fail and --wrap=realloc, tests/unit/meson.build). */
 #include "helpers.h"
 
 #include <arpa/inet.h>
@@ -189,15 +190,23 @@ static void test_write_job_runs_out_of_memory(void **state)
 
 /* ---- the HTTP layer --------------------------------------------------------- */
 
-static atomic_bool every_chunk_fails;
+static atomic_bool every_chunk_fails, every_realloc_fails;
 
 _Bool __real_oom_test_should_fail(void);
 _Bool __wrap_oom_test_should_fail(void);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
 
 /* arena.c asks before each chunk it takes from the system */
 _Bool __wrap_oom_test_should_fail(void)
 {
     return atomic_load(&every_chunk_fails) || __real_oom_test_should_fail();
+}
+
+/* the body's buffer is the only realloc() of a request (exchange.c) */
+void *__wrap_realloc(void *p, size_t n)
+{
+    return atomic_load(&every_realloc_fails) ? NULL : __real_realloc(p, n);
 }
 
 static int free_port(void)
@@ -311,6 +320,20 @@ static void test_http_head_runs_out_of_memory(void **state)
             fail_msg("a %zu-byte path: %.300s", len, a);
     }
     assert_true(answered > 0 && refused > 0);
+    /* A body with no buffer to hold it: read to its end, then the 503 */
+    const char *create = "{\"server\": {\"name\": \"oom\", \"flavorRef\": \"1\", "
+                         "\"imageRef\": \"i\"}}";
+    const char *post = arena_printf(&w->ar, "POST /v2.1/servers HTTP/1.1\r\nHost: h\r\n"
+                                            "Authorization: %s\r\nContent-Type: application/json\r\n"
+                                            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                                    w->alice, strlen(create), create);
+    atomic_store(&every_realloc_fails, true);
+    const char *a = exchange(port, post, buf, sizeof buf);
+    atomic_store(&every_realloc_fails, false);
+    expect_status(a, "503");
+    assert_non_null(strstr(a, "{\"serviceUnavailable\":{\"code\":503,\"message\":\"The service ran "
+                              "out of memory"));
+    expect_status(exchange(port, post, buf, sizeof buf), "202");
     http_stop(s);
 }
 
