@@ -53,9 +53,8 @@ void attachments_list(struct call *c)
     struct core_error err;
     struct attachment *at;
     int n;
-    if (c->version >= 75 && !query_only(c, allowed))
-        return;
-    if (!query_paging(c, &p, false))
+    /* as jsonschema checks Nova's: the parameters', then unknown ones */
+    if (!query_paging(c, &p, false) || (c->version >= 75 && !query_only(c, allowed)))
         return;
     if (!core_attachment_list(&c->core, c->param[0], p.offset, p.limit < 0 ? 1000 : p.limit,
                               &at, &n, &err)) {

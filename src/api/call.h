@@ -146,8 +146,10 @@ bool server_metadata_ok(struct call *c, json_t *md);
 bool volume_metadata_ok(struct call *c, json_t *md);
 /* At most CORE_MAX_METADATA_ITEMS items: Nova's 403 otherwise. */
 bool metadata_count_ok(struct call *c, json_t *md);
-/* Python's repr() of a JSON value, as Nova's messages show it. */
+/* Python's repr() of a JSON value, as Nova's messages show it; of a
+ * string (any bytes: a query's). */
 char *py_repr(struct arena *ar, json_t *v);
+char *py_repr_str(struct arena *ar, const char *s);
 
 /* ---- request bodies parsed, JSON written, queries (json.c) --------------- */
 
@@ -196,7 +198,26 @@ char *jw_finish(struct jw *w, size_t *len);
 #define DIGITS_MAX 1000000000000000
 bool parse_digits(const char *s, int64_t *out);
 
-/* Paging: `limit` and `offset`/`marker` from the query; false after a 400. */
+/* A query parameter as Nova reads it, webob's req.GET[name]: the last
+ * value given, "" for one without '=', NULL when absent. (Cinder and Glance
+ * pop() theirs: the first, req->query().) */
+const char *query_last(struct call *c, const char *name);
+/* The first value given for name that ok() refuses (a query schema's
+ * check of each value), or NULL. */
+const char *query_first_bad(struct call *c, const char *name,
+                            bool (*ok)(const char *value, const void *arg), const void *arg);
+/* Nova's query schema for a parameter of non-negative integers
+ * (multi_params(non_negative_integer)): every value given is digits, at
+ * least one; else the 400 of the first that is not, in jsonschema's words.
+ * False after the 400. */
+bool query_digits(struct call *c, const char *name);
+/* The 400 of a query parameter that fails Nova's query schema, as Nova
+ * words it (why: jsonschema's message). */
+void reply_invalid_query(struct call *c, const char *name, const char *value, const char *why);
+
+/* Paging: `limit` and `offset`/`marker` from the query; false after a 400.
+ * Nova's lists check every value (query_digits()) and take the last;
+ * Cinder's (c->cinder) take the first, with Cinder's 400s. */
 struct paging {
     int limit;                  /* -1: none given */
     int64_t offset;

@@ -18,36 +18,6 @@
 
 /* ---- the query ------------------------------------------------------------- */
 
-struct last_ctx {
-    const char *name, *value;
-};
-
-static bool last_value(void *cls, const char *key, const char *value)
-{
-    struct last_ctx *l = cls;
-    if (!strcmp(key, l->name))
-        l->value = value;
-    return true;
-}
-
-/* A query parameter as webob's req.params[name] has it: the last value
- * given, "" for one without '=', NULL when absent. */
-static const char *param(struct call *c, const char *name)
-{
-    struct last_ctx l = {name, NULL};
-    c->req->each_query(c->req->http, last_value, &l);
-    return l.value;
-}
-
-/* Python's repr() of a string the client sent (any bytes). */
-static const char *repr(struct call *c, const char *s)
-{
-    json_t *j = json_string_nocheck(s);
-    const char *r = j ? py_repr(c->arena, j) : "''";
-    json_decref(j);
-    return r;
-}
-
 /* Python's int() of a string: surrounding white space, a sign, digits with
  * single underscores between them. A value past int64 is saturated (it
  * compares the same against any flavor's size). */
@@ -102,12 +72,13 @@ static const char *const sort_keys[] = {
 
 static const char *const sort_dirs[] = {"asc", "desc", NULL};
 
-static int one_of(const char *s, const char *const *list)
+/* jsonschema's enum, for query_first_bad() */
+static bool in_list(const char *s, const void *list)
 {
-    for (int i = 0; list[i]; i++)
-        if (!strcmp(s, list[i]))
-            return i;
-    return -1;
+    for (const char *const *l = list; *l; l++)
+        if (!strcmp(s, *l))
+            return true;
+    return false;
 }
 
 static const char *py_list(struct call *c, const char *const *list)
@@ -116,13 +87,6 @@ static const char *py_list(struct call *c, const char *const *list)
     for (int i = 0; list[i]; i++)
         s = arena_printf(c->arena, "%s%s'%s'", s, i ? ", " : "", list[i]);
     return arena_printf(c->arena, "%s]", s);
-}
-
-/* jsonschema's 400 for a query parameter, as Nova words it. */
-static void invalid_query(struct call *c, const char *name, const char *value, const char *why)
-{
-    reply_error(c, 400, "Invalid input for query parameters %s. Value: %s. %s", name, value,
-                why);
 }
 
 struct listing {
@@ -135,35 +99,32 @@ struct listing {
     bool desc;
 };
 
-/* Nova's _get_flavors: the query schema (limit, sort_key, sort_dir; from
- * 2.75 nothing else), then is_public (an admin's only: other users see the
+/* Nova's _get_flavors: the query schema (every value of limit, sort_key
+ * and sort_dir; from 2.75 nothing else), the last value of each counting,
+ * then is_public (an admin's only: other users see the
  * public flavors whatever they ask), minRam and minDisk. False after a 400. */
 static bool parse_listing(struct call *c, struct listing *l)
 {
     static const char *const allowed[] = {"limit", "marker", "is_public", "minRam", "minDisk",
                                           "sort_key", "sort_dir", NULL};
     *l = (struct listing){.limit = 1000, .is_public = 1, .sort_key = "flavorid"};
-    const char *limit = param(c, "limit");
-    if (limit && strspn(limit, "0123456789") != strlen(limit)) {
-        invalid_query(c, "limit", limit,
-                      arena_printf(c->arena, "%s does not match '^[0-9]*$'", repr(c, limit)));
+    if (!query_digits(c, "limit"))
         return false;
+    const char *limit = query_last(c, "limit");
+    static const struct { const char *name; const char *const *values; } enums[] = {
+        {"sort_key", sort_keys}, {"sort_dir", sort_dirs},
+    };
+    for (size_t i = 0; i < sizeof enums / sizeof *enums; i++) {
+        const char *bad = query_first_bad(c, enums[i].name, in_list, enums[i].values);
+        if (bad) {
+            reply_invalid_query(c, enums[i].name, bad,
+                                arena_printf(c->arena, "%s is not one of %s",
+                                             py_repr_str(c->arena, bad),
+                                             py_list(c, enums[i].values)));
+            return false;
+        }
     }
-    if (limit && !*limit) {
-        invalid_query(c, "limit", limit, "'' is too short");
-        return false;
-    }
-    const char *key = param(c, "sort_key"), *dir = param(c, "sort_dir");
-    if (key && one_of(key, sort_keys) < 0) {
-        invalid_query(c, "sort_key", key, arena_printf(c->arena, "%s is not one of %s",
-                                                       repr(c, key), py_list(c, sort_keys)));
-        return false;
-    }
-    if (dir && one_of(dir, sort_dirs) < 0) {
-        invalid_query(c, "sort_dir", dir, arena_printf(c->arena, "%s is not one of %s",
-                                                       repr(c, dir), py_list(c, sort_dirs)));
-        return false;
-    }
+    const char *key = query_last(c, "sort_key"), *dir = query_last(c, "sort_dir");
     if (c->version >= 75 && !query_only(c, allowed))
         return false;
     if (limit) {
@@ -173,11 +134,11 @@ static bool parse_listing(struct call *c, struct listing *l)
         if (l->limit > 1000)
             l->limit = 1000;    /* Nova's max_limit */
     }
-    l->marker = param(c, "marker");
+    l->marker = query_last(c, "marker");
     if (key && *key)
         l->sort_key = key;      /* Nova: `or 'flavorid'` */
     l->desc = dir && !strcmp(dir, "desc");
-    const char *pub = param(c, "is_public");
+    const char *pub = query_last(c, "is_public");
     if (c->core.admin && pub) {
         if (!strcasecmp(pub, "none")) {
             l->is_public = -1;
@@ -186,7 +147,7 @@ static bool parse_listing(struct call *c, struct listing *l)
             return false;
         }
     }
-    const char *ram = param(c, "minRam"), *disk = param(c, "minDisk");
+    const char *ram = query_last(c, "minRam"), *disk = query_last(c, "minDisk");
     if (ram && !(l->min_ram_given = py_int(ram, &l->min_ram))) {
         reply_error(c, 400, "Invalid minRam filter [%s]", ram);
         return false;

@@ -16,8 +16,9 @@
 
 /* ---- the query ------------------------------------------------------------- */
 
-/* Glance's and old Nova's `limit`: digits, at most `max` (a larger number
- * is the maximum, as Glance caps it), else 400; absent: `absent`. */
+/* Glance's `limit` (the first, as its params.pop() takes it): digits, at
+ * most `max` (a larger number is the maximum, as Glance caps it), else its
+ * 400; absent: `absent`. */
 static bool page_limit(struct call *c, int absent, int max, int *out)
 {
     const char *s = c->req->query(c->req->http, "limit");
@@ -37,6 +38,22 @@ static bool page_limit(struct call *c, int absent, int max, int *out)
         *out = *out * 10 + (*digits - '0');
     if (*out > max)
         *out = max;
+    return true;
+}
+
+/* Nova's (images.py): its query schema's integers checked, every value;
+ * then the last limit, at most 1000; absent: 1000. */
+static bool nova_limit(struct call *c, int *out)
+{
+    static const char *const integers[] = {"limit", "page_size", "offset"};
+    for (size_t i = 0; i < sizeof integers / sizeof *integers; i++)
+        if (!query_digits(c, integers[i]))
+            return false;
+    const char *s = query_last(c, "limit");
+    int64_t v = 1000;
+    if (s)
+        parse_digits(s, &v);
+    *out = v > 1000 ? 1000 : (int)v;
     return true;
 }
 
@@ -124,7 +141,7 @@ static json_t *page(struct call *c, bool glance, int limit,
         reply_core_error(c, &err);
         return NULL;
     }
-    const char *marker = c->req->query(c->req->http, "marker");
+    const char *marker = glance ? c->req->query(c->req->http, "marker") : query_last(c, "marker");
     int from = total - 1;
     if (marker) {
         while (from >= 0 && strcmp(all[from].id, marker) != 0)
@@ -203,7 +220,7 @@ static void nova_list(struct call *c, bool detail)
 {
     int limit;
     const char *last;
-    if (!proxy_available(c) || !page_limit(c, 1000, 1000, &limit))
+    if (!proxy_available(c) || !nova_limit(c, &limit))
         return;
     json_t *items = page(c, false, limit, detail ? nova_image : nova_brief, &last);
     if (!items)

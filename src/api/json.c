@@ -419,33 +419,115 @@ bool parse_digits(const char *s, int64_t *out)
     return true;
 }
 
+struct last_ctx {
+    const char *name, *value;
+};
+
+static bool last_value(void *cls, const char *key, const char *value)
+{
+    struct last_ctx *l = cls;
+    if (!strcmp(key, l->name))
+        l->value = value;
+    return true;
+}
+
+const char *query_last(struct call *c, const char *name)
+{
+    struct last_ctx l = {name, NULL};
+    c->req->each_query(c->req->http, last_value, &l);
+    return l.value;
+}
+
+struct bad_ctx {
+    const char *name;
+    bool (*ok)(const char *value, const void *arg);
+    const void *arg;
+    const char *bad;
+};
+
+static bool find_bad(void *cls, const char *key, const char *value)
+{
+    struct bad_ctx *b = cls;
+    if (strcmp(key, b->name) != 0 || b->ok(value, b->arg))
+        return true;
+    b->bad = value;
+    return false;
+}
+
+const char *query_first_bad(struct call *c, const char *name,
+                            bool (*ok)(const char *value, const void *arg), const void *arg)
+{
+    struct bad_ctx b = {name, ok, arg, NULL};
+    c->req->each_query(c->req->http, find_bad, &b);
+    return b.bad;
+}
+
+static bool digits(const char *value, const void *arg)
+{
+    (void)arg;
+    return *value && strspn(value, "0123456789") == strlen(value);
+}
+
+bool query_digits(struct call *c, const char *name)
+{
+    const char *bad = query_first_bad(c, name, digits, NULL);
+    if (!bad)
+        return true;
+    const char *why = *bad ? arena_printf(c->arena, "%s does not match '^[0-9]*$'",
+                                          py_repr_str(c->arena, bad))
+                           : "'' is too short";
+    reply_invalid_query(c, name, bad, why);
+    return false;
+}
+
+void reply_invalid_query(struct call *c, const char *name, const char *value, const char *why)
+{
+    reply_error(c, 400, "Invalid input for query parameters %s. Value: %s. %s", name, value,
+                why);
+}
+
+/* Cinder's paging (cinder/api/common.py): the first value of each, as its
+ * params.pop() takes it, and its own words for a bad one. */
+static bool cinder_number(struct call *c, const char *name, int64_t *v)
+{
+    const char *s = c->req->query(c->req->http, name);
+    if (!s)
+        return true;
+    if (parse_digits(s, v))
+        return true;
+    reply_error(c, 400, *s == '-' && parse_digits(s + 1, v) ? "%s param must be positive"
+                                                            : "%s param must be an integer",
+                name);
+    return false;
+}
+
+/* Nova's: every value passes the query schema's check (query_digits()),
+ * then the last counts. */
+static bool nova_number(struct call *c, const char *name, int64_t *v)
+{
+    if (!query_digits(c, name))
+        return false;
+    const char *s = query_last(c, name);
+    if (s)
+        parse_digits(s, v);
+    return true;
+}
+
 bool query_paging(struct call *c, struct paging *p, bool with_marker)
 {
-    const char *limit = c->req->query(c->req->http, "limit");
-    const char *offset = c->req->query(c->req->http, "offset");
+    bool (*number)(struct call *, const char *, int64_t *) = c->cinder ? cinder_number
+                                                                       : nova_number;
+    int64_t limit = -1, offset = 0;
     p->limit = -1;
     p->offset = 0;
-    p->marker = with_marker ? c->req->query(c->req->http, "marker") : NULL;
-    int64_t v;
-    if (limit) {
-        if (!parse_digits(limit, &v)) {
-            reply_error(c, 400, *limit == '-' && parse_digits(limit + 1, &v)
-                                    ? "limit param must be positive"
-                                    : "limit param must be an integer");
-            return false;
-        }
-        /* Nova's limited(): on offset-paged lists 0 means "no limit" */
-        p->limit = v > 1000 || (v == 0 && !with_marker) ? 1000 : (int)v;
-    }
-    if (offset && !with_marker) {
-        if (!parse_digits(offset, &v)) {
-            reply_error(c, 400, *offset == '-' && parse_digits(offset + 1, &v)
-                                    ? "offset param must be positive"
-                                    : "offset param must be an integer");
-            return false;
-        }
-        p->offset = v;
-    }
+    p->marker = NULL;
+    if (!number(c, "limit", &limit) || (!with_marker && !number(c, "offset", &offset)))
+        return false;
+    if (limit >= 0)     /* Nova's limited(): on offset-paged lists 0 means "no limit" */
+        p->limit = limit > 1000 || (limit == 0 && !with_marker) ? 1000 : (int)limit;
+    p->offset = offset;
+    if (with_marker)
+        p->marker = c->cinder ? c->req->query(c->req->http, "marker") : query_last(c, "marker");
     return true;
 }
 

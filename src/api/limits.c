@@ -13,7 +13,7 @@ static bool limits_of(struct call *c, struct limits *l)
     struct core_error err;
     if (c->version >= 75 && !query_only(c, allowed))
         return false;
-    const char *tenant = c->req->query(c->req->http, "tenant_id");
+    const char *tenant = query_last(c, "tenant_id");
     struct core_ctx ctx = c->core;
     if (tenant && *tenant && strcmp(tenant, c->core.home) != 0) {
         if (!c->core.admin) {

@@ -169,7 +169,7 @@ static void list(struct call *c, bool detail)
         return;
     /* Nova's name filter is a regular expression search; literal text
      * anywhere in the name is what clients' look-ups need */
-    const char *name = c->req->query(c->req->http, "name");
+    const char *name = query_last(c, "name");
     if (name && !*name)
         name = NULL;
     int limit = p.limit < 0 ? 1000 : p.limit;

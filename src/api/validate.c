@@ -164,14 +164,28 @@ static void repr(struct arena *ar, json_t *v, char **buf, size_t *len, size_t *c
     }
 }
 
+/* readable and bounded, and cut between characters */
+static char *bounded(char *buf, size_t len)
+{
+    if (len > REPR_MAX)
+        strcpy(buf + utf8_cut(buf, len, REPR_MAX - 12), "...");
+    return buf;
+}
+
 char *py_repr(struct arena *ar, json_t *v)
 {
     char *buf = NULL;
     size_t len = 0, cap = 0;
     repr(ar, v, &buf, &len, &cap);
-    if (len > REPR_MAX)     /* readable and bounded, and cut between characters */
-        strcpy(buf + utf8_cut(buf, len, REPR_MAX - 12), "...");
-    return buf;
+    return bounded(buf, len);
+}
+
+char *py_repr_str(struct arena *ar, const char *s)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    repr_str(ar, s, &buf, &len, &cap);
+    return bounded(buf, len);
 }
 
 #undef PUTS

@@ -258,6 +258,14 @@ def e_regex(status, pattern):
     return e(status, re.compile(pattern))
 
 
+def e_not_digits(name, value):
+    """Nova's query schema on a list's limit or offset (every value must be
+    digits, at least one; multi_params(non_negative_integer)): its 400 for the
+    first value that is not, in both dialects."""
+    why = "'' is too short" if value == "" else f"{value!r} does not match '^[0-9]*$'"
+    return e(400, f"Invalid input for query parameters {name}. Value: {value}. {why}")
+
+
 def run_refused(env, row, kind, method, path_fn):
     ctx = row.setup(env)
     before = env.snapshot(ctx["servers"], ctx["volumes"])

@@ -102,6 +102,25 @@ def test_bad_updates_change_nothing(world, body, message):
     assert world.sa.get(f"{world.base}/v3/volumes/{vid}").json()["volume"]["name"] == "keep"
 
 
+def test_paging_takes_the_first_value_as_cinder_does(world):
+    """Cinder's get_pagination_params() pops limit and offset: the first
+    value counts, and a bad one gets Cinder's own text (not Nova's schema)."""
+    for name in ("p1", "p2"):
+        world.d.add_volume(world.a, name=name)
+    url = f"{world.base}/v3/{world.a}/volumes"
+    assert len(world.sa.get(f"{url}?limit=1&limit=5").json()["volumes"]) == 1
+    assert len(world.sa.get(f"{url}?limit=2&limit=x").json()["volumes"]) == 2
+    for query, message in [("limit=x&limit=1", "limit param must be an integer"),
+                           ("limit=-1", "limit param must be positive"),
+                           ("offset=1&offset=y", None),
+                           ("offset=y&offset=1", "offset param must be an integer")]:
+        r = world.sa.get(f"{url}?{query}")
+        if message is None:
+            assert r.status_code == 200, r.text
+        else:
+            assert_nova_error(r, 400, "badRequest", message)
+
+
 def test_other_accounts_volumes_are_not_found(world):
     vid = world.d.add_volume(world.b, name="theirs")
     r = world.sa.put(f"{world.base}/v3/volumes/{vid}", json={"volume": {"name": "mine"}})

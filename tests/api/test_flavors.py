@@ -339,6 +339,20 @@ def test_invalid_limit_is_400(world, value, message):
     assert_error("hostway", get(world, "hostway", f"/flavors/detail?limit={value}"), 400)
 
 
+def test_every_limit_is_checked_and_the_last_counts(world):
+    r = get(world, "nova", "/flavors?limit=x&limit=2")
+    assert_nova_error(r, 400, "badRequest", "Invalid input for query parameters limit. "
+                      "Value: x. 'x' does not match '^[0-9]*$'")
+    assert ids(get(world, "nova", "/flavors?limit=1&limit=2")) == ["1", "2"]
+    r = get(world, "nova", "/flavors?sort_key=ram&sort_key=name")
+    assert_nova_error(r, 400, "badRequest", "Invalid input for query parameters sort_key. "
+                      "Value: ram. 'ram' is not one of " + str(sorted(
+                          ["created_at", "description", "disabled", "ephemeral_gb", "flavorid",
+                           "id", "is_public", "memory_mb", "name", "root_gb", "rxtx_factor",
+                           "swap", "updated_at", "vcpu_weight", "vcpus"])))
+    assert ids(get(world, "nova", "/flavors?sort_dir=asc&sort_dir=desc&limit=1")) == ["5"]
+
+
 # -- a configured set ---------------------------------------------------------------------------
 
 CONFIGURED = ("[flavor gp.small]\nname = gp.small\nvcpus = 2\nram_mb = 1024\ndisk_gb = 10\n"

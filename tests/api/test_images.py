@@ -222,11 +222,23 @@ def test_nova_paging(world, imgs, kind):
 
 @pytest.mark.parametrize("kind", PREFIX_KINDS)
 def test_nova_bad_paging_is_400(world, imgs, kind):
-    for query, message in [("limit=-1", "limit param must be positive"),
-                           ("limit=x", "limit param must be an integer"),
-                           ("limit=", "limit param must be an integer"),
-                           ("limit=1.5", "limit param must be an integer"),
+    """Nova's images.py: its query schema's integers (every value), then the
+    marker (the last given)."""
+    def schema(name, value, why):
+        return f"Invalid input for query parameters {name}. Value: {value}. {why}"
+    for query, message in [("limit=-1", schema("limit", "-1", "'-1' does not match '^[0-9]*$'")),
+                           ("limit=x", schema("limit", "x", "'x' does not match '^[0-9]*$'")),
+                           ("limit=", schema("limit", "", "'' is too short")),
+                           ("limit=1.5", schema("limit", "1.5",
+                                                "'1.5' does not match '^[0-9]*$'")),
+                           ("limit=1&limit=x", schema("limit", "x",
+                                                      "'x' does not match '^[0-9]*$'")),
+                           ("offset=x&page_size=y", schema("page_size", "y",
+                                                           "'y' does not match '^[0-9]*$'")),
+                           ("offset=-1", schema("offset", "-1",
+                                                "'-1' does not match '^[0-9]*$'")),
                            ("marker=nope", "marker [nope] not found"),
+                           ("marker=&marker=nope", "marker [nope] not found"),
                            ("marker=", "marker [] not found")]:
         assert_error(dialect_of(kind), get(world, kind, f"/images?{query}"), 400,
                      nova_message=message)
@@ -356,6 +368,7 @@ def test_glance_bad_paging_is_400(world, imgs):
                            ("limit=ten", "limit param must be an integer"),
                            ("limit=", "limit param must be an integer"),
                            ("marker=nope", "No image found with ID nope"),
+                           ("marker=nope&marker=", "No image found with ID nope"),   # the first
                            ("marker=%FF", "No image found with ID \ufffd")]:
         assert_glance_error(glance(world, f"/v2/images?{query}"), 400, "Bad Request", message)
 

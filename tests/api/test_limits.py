@@ -178,6 +178,9 @@ def test_limits_of_another_account(world):
     q = Quoted(world, instances=3)
     r = world.admin.get(f"{world.base}/v2.1/limits?tenant_id={q.account}")
     assert r.json()["limits"]["absolute"]["maxTotalInstances"] == 3
+    # given twice, the last counts (webob's req.GET.get, in Nova)
+    r = world.admin.get(f"{world.base}/v2.1/limits?tenant_id=no-such&tenant_id={q.account}")
+    assert r.json()["limits"]["absolute"]["maxTotalInstances"] == 3
     r = world.sa.get(f"{world.base}/v2.1/limits?tenant_id={q.account}")
     assert_nova_error(r, 403, "forbidden",
                       "Policy doesn't allow os_compute_api:limits:other_project to be performed.")

@@ -167,6 +167,25 @@ def test_bad_pagination_parameters_are_400(world, kind, query):
     assert_error(dialect_of(kind), r, 400)
 
 
+@pytest.mark.parametrize("kind", ["hostway", "nova"])
+def test_pagination_parameters_as_nova_reads_them(world, fresh, kind):
+    """Nova's query schema checks every limit given, and webob's req.GET
+    gives the last of each parameter: limit, marker, the name filter."""
+    acct, s = fresh
+    pfx = prefix(kind, acct)
+    for i in range(3):
+        create_server(s, world.base, "/v2.1", f"paged{i}")
+    r = s.get(f"{world.base}{pfx}/servers?limit=1&limit=x")
+    assert_error(dialect_of(kind), r, 400, nova_message="Invalid input for query parameters "
+                 "limit. Value: x. 'x' does not match '^[0-9]*$'")
+    listed = s.get(f"{world.base}{pfx}/servers").json()["servers"]
+    assert len(s.get(f"{world.base}{pfx}/servers?limit=1&limit=2").json()["servers"]) == 2
+    r = s.get(f"{world.base}{pfx}/servers?marker=no-such&marker={listed[0]['id']}")
+    assert [x["id"] for x in r.json()["servers"]] == [x["id"] for x in listed[1:]]
+    r = s.get(f"{world.base}{pfx}/servers?name=nothing&name=paged1")
+    assert [x["name"] for x in r.json()["servers"]] == ["paged1"]
+
+
 def test_limit_larger_than_count(world, fresh):
     acct, s = fresh
     ids = {create_server(s, world.base, "/v2.1", f"n{i}") for i in range(2)}
