@@ -34,7 +34,9 @@ struct request {
     const char *path;               /* without the query string */
     const char *body;
     size_t body_len;
-    /* Access to the HTTP layer's headers and query arguments. */
+    /* Access to the HTTP layer's headers and query arguments; query gives
+     * the first value of that name (Nova's lists read the last: json.c's
+     * query_last()). */
     const char *(*header)(void *http, const char *name);
     const char *(*query)(void *http, const char *name);
     /* Call fn for each query argument; stop and return false when it does. */
