@@ -550,64 +550,99 @@ static char *form_escape(struct arena *ar, const char *s)
 
 struct query_item {
     const char *key, *value;
+    size_t at;                  /* its place in the request */
 };
 
 struct query_copy {
-    struct arena *arena;
     struct query_item *items;
-    int n, cap;
+    size_t n;
 };
+
+static bool count_param(void *cls, const char *key, const char *value)
+{
+    (void)key, (void)value;
+    ++*(size_t *)cls;
+    return true;
+}
 
 static bool copy_param(void *cls, const char *key, const char *value)
 {
     struct query_copy *q = cls;
-    for (int i = 0; i < q->n; i++) {
-        if (!strcmp(q->items[i].key, key)) {
-            q->items[i].value = value;      /* the last value, the first place */
-            return true;
-        }
-    }
-    if (q->n == q->cap) {
-        int cap = q->cap ? q->cap * 2 : 8;
-        struct query_item *items = arena_alloc(q->arena, (size_t)cap * sizeof *items);
-        if (q->n)
-            memcpy(items, q->items, (size_t)q->n * sizeof *items);
-        q->items = items;
-        q->cap = cap;
-    }
-    q->items[q->n++] = (struct query_item){key, value};
+    q->items[q->n] = (struct query_item){key, value, q->n};
+    q->n++;
     return true;
 }
 
-/* The request's query again, as Python's urlencode writes it, with the
- * marker changed: Nova's next links set it and sort the parameters by name;
- * Glance's keep the request's order without the marker, and add it last
- * (marker NULL: none). */
+static int cmp_at(size_t a, size_t b)
+{
+    return (a > b) - (a < b);
+}
+
+/* Python's sorted() of the (key, value) pairs */
+static int by_key_and_value(const void *a, const void *b)
+{
+    const struct query_item *x = a, *y = b;
+    int k = strcmp(x->key, y->key);
+    return k ? k : strcmp(x->value, y->value);
+}
+
+static int by_key_then_place(const void *a, const void *b)
+{
+    const struct query_item *x = a, *y = b;
+    int k = strcmp(x->key, y->key);
+    return k ? k : cmp_at(x->at, y->at);
+}
+
+static int by_place(const void *a, const void *b)
+{
+    return cmp_at(((const struct query_item *)a)->at, ((const struct query_item *)b)->at);
+}
+
+/* The request's query again, as Python's urlencode writes a dict of it,
+ * with the marker set (marker NULL: none). Nova's next links
+ * (common.py's _get_next_link) are OrderedDict(sorted(params.items())): by
+ * name, and of one name the largest value, the marker set in its place or
+ * else added last. Glance's (images.py) are dict(params) without the
+ * marker: the first place of each name, with its last value, and the
+ * marker added last. Sorting keeps a long query's cost n log n. */
 const char *query_with_marker(struct call *c, const char *marker, bool sorted)
 {
-    struct query_copy q = {.arena = c->arena};
+    size_t most = 1;    /* room for a marker added */
+    c->req->each_query(c->req->http, count_param, &most);
+    struct query_copy q = {arena_alloc(c->arena, most * sizeof *q.items), 0};
     c->req->each_query(c->req->http, copy_param, &q);
-    if (!sorted) {
-        int k = 0;
-        for (int i = 0; i < q.n; i++)
-            if (strcmp(q.items[i].key, "marker") != 0)
-                q.items[k++] = q.items[i];
-        q.n = k;
-    }
-    if (marker)
-        copy_param(&q, "marker", marker);
-    for (int i = 1; sorted && i < q.n; i++)     /* few: insertion sort */
-        for (int j = i; j > 0 && strcmp(q.items[j - 1].key, q.items[j].key) > 0; j--) {
-            struct query_item t = q.items[j];
-            q.items[j] = q.items[j - 1];
-            q.items[j - 1] = t;
+    qsort(q.items, q.n, sizeof *q.items, sorted ? by_key_and_value : by_key_then_place);
+    size_t n = 0;
+    bool marker_kept = false;
+    for (size_t i = 0; i < q.n; i++) {
+        size_t last = i;
+        while (last + 1 < q.n && !strcmp(q.items[last + 1].key, q.items[i].key))
+            last++;
+        struct query_item item = {q.items[i].key, q.items[last].value, q.items[i].at};
+        i = last;
+        if (!strcmp(item.key, "marker")) {
+            if (!sorted)
+                continue;
+            item.value = marker ? marker : item.value;
+            marker_kept = true;
         }
-    const char *s = "";
-    for (int i = 0; i < q.n; i++)
-        s = arena_printf(c->arena, "%s%s%s=%s", s, i ? "&" : "",
-                         form_escape(c->arena, q.items[i].key),
-                         form_escape(c->arena, q.items[i].value));
-    return s;
+        q.items[n++] = item;
+    }
+    if (!sorted)
+        qsort(q.items, n, sizeof *q.items, by_place);
+    if (marker && !marker_kept)
+        q.items[n++] = (struct query_item){"marker", marker, SIZE_MAX};
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        q.items[i].key = form_escape(c->arena, q.items[i].key);
+        q.items[i].value = form_escape(c->arena, q.items[i].value);
+        len += strlen(q.items[i].key) + strlen(q.items[i].value) + 2;
+    }
+    char *out = arena_alloc(c->arena, len + 1), *o = out;
+    for (size_t i = 0; i < n; i++)
+        o += sprintf(o, "%s%s=%s", i ? "&" : "", q.items[i].key, q.items[i].value);
+    *o = '\0';
+    return out;
 }
 
 struct only_ctx {

@@ -313,10 +313,33 @@ def test_paging_follows_the_sort(world):
     assert ids(r) == ["3", "2"]
     assert r.json()["flavors_links"][0]["href"] == (
         f"{world.base}/v2.1/flavors?limit=2&marker=2&sort_dir=desc&sort_key=memory_mb")
+    # Nova's _get_next_link: OrderedDict(sorted(params.items())), then the
+    # marker set, in its place if the request had one, else last
     r = get(world, "nova", "/flavors?sort_key=name&limit=1&is_public=none", who=world.admin)
     assert ids(r) == ["4"]
     assert r.json()["flavors_links"][0]["href"] == (
-        f"{world.base}/v2.1/flavors?is_public=none&limit=1&marker=4&sort_key=name")
+        f"{world.base}/v2.1/flavors?is_public=none&limit=1&sort_key=name&marker=4")
+
+
+def test_next_link_keeps_the_largest_value_of_a_repeated_name(world):
+    """sorted() orders a name's values too, and the dict keeps the last:
+    the largest, whatever order they came in."""
+    for query in ("b=2&limit=1&b=10&a=x&a=", "a=&a=x&b=10&b=2&limit=1"):
+        r = get(world, "nova", f"/flavors?{query}")
+        assert r.json()["flavors_links"][0]["href"] == (
+            f"{world.base}/v2.1/flavors?a=x&b=2&limit=1&marker=1")
+
+
+def test_next_link_of_a_long_query_is_whole(world):
+    """A query of thousands of names (as many as a request line holds) is
+    copied into the next link whole: once each name was looked for among
+    the names before it, and the link rebuilt for each, which took some
+    70 ms of an HTTP thread for a 13 KB query."""
+    names = [f"a{i:04d}" for i in range(2000)]
+    r = get(world, "nova", "/flavors?limit=1&" + "&".join(f"{n}=" for n in reversed(names)))
+    href = r.json()["flavors_links"][0]["href"]
+    assert href == (f"{world.base}/v2.1/flavors?" + "&".join(f"{n}=" for n in names)
+                    + "&limit=1&marker=1")
 
 
 @pytest.mark.parametrize("kind", PREFIX_KINDS)

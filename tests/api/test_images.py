@@ -354,6 +354,9 @@ def test_glance_paging(world, imgs):
     assert ids(r) == order[1:2]
     assert r.json()["first"] == "/v2/images?limit=1&sort_dir=desc"
     assert r.json()["next"] == f"/v2/images?limit=1&sort_dir=desc&marker={order[1]}"
+    # Glance's dict(params): a repeated name at its first place, with its last value
+    r = glance(world, f"/v2/images?limit=1&sort_dir=asc&marker={order[0]}&limit=2&sort_dir=desc")
+    assert r.json()["first"] == "/v2/images?limit=2&sort_dir=desc"
     # Glance: a page as long as the limit has a next link, even the last one
     r = glance(world, f"/v2/images?limit=1&marker={order[1]}")
     assert ids(r) == order[2:] and r.json()["next"].endswith(f"marker={order[2]}")
