@@ -150,6 +150,8 @@ bool metadata_count_ok(struct call *c, json_t *md);
  * string (any bytes: a query's). */
 char *py_repr(struct arena *ar, json_t *v);
 char *py_repr_str(struct arena *ar, const char *s);
+/* The strings' repr()s joined by ", " (n > 0), bounded as one. */
+char *py_repr_strs(struct arena *ar, const char *const *s, size_t n);
 
 /* ---- request bodies parsed, JSON written, queries (json.c) --------------- */
 

@@ -647,32 +647,46 @@ const char *query_with_marker(struct call *c, const char *marker, bool sorted)
 
 struct only_ctx {
     const char *const *allowed;
-    const char *bad;
+    const char **bad;           /* the unknown names (NULL: only count them) */
+    size_t n;
 };
 
-static bool allowed_key(void *cls, const char *key, const char *value)
+static bool unknown_key(void *cls, const char *key, const char *value)
 {
     (void)value;
     struct only_ctx *o = cls;
     for (const char *const *a = o->allowed; *a; a++)
         if (!strcmp(*a, key))
             return true;
-    o->bad = key;
-    return false;
+    if (o->bad)
+        o->bad[o->n] = key;
+    o->n++;
+    return true;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 bool query_only(struct call *c, const char *const *allowed)
 {
-    struct only_ctx o = {allowed, NULL};
-    c->req->each_query(c->req->http, allowed_key, &o);
-    if (o.bad) {
-        json_t *ks = json_string(o.bad);
-        const char *r = ks ? py_repr(c->arena, ks) : "''";
-        json_decref(ks);
-        reply_error(c, 400, "Additional properties are not allowed (%s was unexpected)", r);
-        return false;
-    }
-    return true;
+    struct only_ctx o = {allowed, NULL, 0};
+    c->req->each_query(c->req->http, unknown_key, &o);
+    if (!o.n)
+        return true;
+    /* jsonschema's additionalProperties: each name once, sorted */
+    o.bad = arena_alloc(c->arena, o.n * sizeof *o.bad);
+    o.n = 0;
+    c->req->each_query(c->req->http, unknown_key, &o);
+    qsort(o.bad, o.n, sizeof *o.bad, by_name);
+    size_t n = 0;
+    for (size_t i = 0; i < o.n; i++)
+        if (!n || strcmp(o.bad[n - 1], o.bad[i]) != 0)
+            o.bad[n++] = o.bad[i];
+    reply_error(c, 400, "Additional properties are not allowed (%s %s unexpected)",
+                py_repr_strs(c->arena, o.bad, n), n == 1 ? "was" : "were");
+    return false;
 }
 
 /* ---- renderers ------------------------------------------------------------ */

@@ -182,9 +182,18 @@ char *py_repr(struct arena *ar, json_t *v)
 
 char *py_repr_str(struct arena *ar, const char *s)
 {
+    return py_repr_strs(ar, &s, 1);
+}
+
+char *py_repr_strs(struct arena *ar, const char *const *s, size_t n)
+{
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    repr_str(ar, s, &buf, &len, &cap);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            put(ar, &buf, &len, &cap, ", ", 2);
+        repr_str(ar, s[i], &buf, &len, &cap);
+    }
     return bounded(buf, len);
 }
 

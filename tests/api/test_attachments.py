@@ -292,6 +292,10 @@ LIST_ROWS = [
     Row("unknown-query-2.75", s_attached,
         e(400, "Additional properties are not allowed ('foo' was unexpected)"),
         mv="2.75", query="?foo=1", kinds=NOVA_KINDS),
+    # jsonschema names every unknown parameter once, sorted
+    Row("unknown-queries-2.75", s_attached,
+        e(400, "Additional properties are not allowed ('a', 'b' were unexpected)"),
+        mv="2.75", query="?b=1&limit=1&a=2&b=3", kinds=NOVA_KINDS),
 ]
 
 
