@@ -255,10 +255,12 @@ static void expect_status(const char *answer, const char *status)
         fail_msg("expected %s, got: %.300s", status, answer);
 }
 
-/* A head too long for the arena's inline buffer, copied while every chunk
- * fails: a 503 in the dialect's shape, the daemon unharmed; then, with
- * memory again, the request's own answer. */
-static void test_http_head_runs_out_of_memory(void **state)
+/* The HTTP layer out of memory: a head too long for the arena's inline
+ * buffer copied while every chunk fails, the layer's own answers, a body
+ * whose buffer cannot grow. Each is a 503 in the dialect's shape (or the
+ * answer, where it fitted), the daemon unharmed; then, with memory again,
+ * the request's own answer. */
+static void test_http_layer_runs_out_of_memory(void **state)
 {
     struct api_world *w = *state;
     quiet_logs();
@@ -344,7 +346,7 @@ int main(void)
         cmocka_unit_test(test_writes_run_out_of_memory),
         cmocka_unit_test(test_write_job_runs_out_of_memory),
         cmocka_unit_test(test_glance_runs_out_of_memory),
-        cmocka_unit_test(test_http_head_runs_out_of_memory),
+        cmocka_unit_test(test_http_layer_runs_out_of_memory),
     };
     return cmocka_run_group_tests(tests, api_group_setup, api_group_teardown);
 }
