@@ -401,9 +401,10 @@ static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn
 {
     /* an exchange the URI callback could not make (out of memory) has not
      * seen the query, which MHD then parsed itself: a request with one is
-     * not answered without it */
+     * not answered without it. It is made here without a URI: url is the
+     * path MHD decoded, where a '?' (%3F) is the path's own. */
     bool late = !x;
-    if (late && !(x = exchange_on_uri(s, url, conn)))
+    if (late && !(x = exchange_on_uri(s, NULL, conn)))
         return NULL;
     if (late && MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
         x->out_of_memory = true;

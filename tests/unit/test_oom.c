@@ -191,11 +191,14 @@ static void test_write_job_runs_out_of_memory(void **state)
 /* ---- the HTTP layer --------------------------------------------------------- */
 
 static atomic_bool every_chunk_fails, every_realloc_fails;
+static atomic_int large_mallocs_to_fail;
 
 _Bool __real_oom_test_should_fail(void);
 _Bool __wrap_oom_test_should_fail(void);
 void *__real_realloc(void *p, size_t n);
 void *__wrap_realloc(void *p, size_t n);
+void *__real_malloc(size_t n);
+void *__wrap_malloc(size_t n);
 
 /* arena.c asks before each chunk it takes from the system */
 _Bool __wrap_oom_test_should_fail(void)
@@ -207,6 +210,16 @@ _Bool __wrap_oom_test_should_fail(void)
 void *__wrap_realloc(void *p, size_t n)
 {
     return atomic_load(&every_realloc_fails) ? NULL : __real_realloc(p, n);
+}
+
+/* a request's exchange (exchange.c) is the first malloc() over 4 KiB of
+ * a new server's first request */
+void *__wrap_malloc(size_t n)
+{
+    if (n > 4096 && atomic_load(&large_mallocs_to_fail) > 0 &&
+        atomic_fetch_sub(&large_mallocs_to_fail, 1) > 0)
+        return NULL;
+    return __real_malloc(n);
 }
 
 static int free_port(void)
@@ -249,6 +262,20 @@ static const char *get_head(struct api_world *w, const char *target, const char 
                         forwarded ? forwarded : "", forwarded ? "\r\n" : "");
 }
 
+static struct http_server *start_server(struct api_world *w, int *port)
+{
+    char listen[32], err[256];
+    *port = free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", *port);
+    struct http_options o = {.listen = listen, .threads = 1, .timeout = 10, .header_timeout = 10,
+                             .max_connections = 16, .max_per_ip = 16,
+                             .max_body = HTTP_MAX_BODY, .trusted_proxies = "127.0.0.1"};
+    struct http_server *s = http_start(&o, w->api, err, sizeof err);
+    if (!s)
+        fail_msg("http_start: %s", err);
+    return s;
+}
+
 static void expect_status(const char *answer, const char *status)
 {
     if (strncmp(answer, "HTTP/1.1 ", 9) != 0 || strncmp(answer + 9, status, 3) != 0)
@@ -264,14 +291,8 @@ static void test_http_layer_runs_out_of_memory(void **state)
 {
     struct api_world *w = *state;
     quiet_logs();
-    int port = free_port();
-    char listen[32], err[256];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    struct http_options o = {.listen = listen, .threads = 1, .timeout = 10, .header_timeout = 10,
-                             .max_connections = 16, .max_per_ip = 16,
-                             .max_body = HTTP_MAX_BODY, .trusted_proxies = "127.0.0.1"};
-    struct http_server *s = http_start(&o, w->api, err, sizeof err);
-    assert_non_null(s);
+    int port;
+    struct http_server *s = start_server(w, &port);
     char *long_id = arena_alloc(&w->ar, 5001);
     memset(long_id, 'x', 5000);
     static const struct {
@@ -339,6 +360,27 @@ static void test_http_layer_runs_out_of_memory(void **state)
     http_stop(s);
 }
 
+/* The URI callback cannot make the exchange: the access handler makes it
+ * then, from the path MHD decoded, which it must take whole: a '?' there
+ * (%3F) is the path's, not a query's. */
+static void test_exchange_made_late_keeps_the_path(void **state)
+{
+    struct api_world *w = *state;
+    quiet_logs();
+    int port;
+    struct http_server *s = start_server(w, &port);     /* its thread has no spare exchange */
+    static char buf[65536];
+    const char *head = get_head(w, "/v2.1/servers/a%3Fb", NULL);
+    atomic_store(&large_mallocs_to_fail, 1);
+    const char *a = exchange(port, head, buf, sizeof buf);
+    assert_int_equal(atomic_load(&large_mallocs_to_fail), 0);  /* it did fail */
+    atomic_store(&large_mallocs_to_fail, 0);
+    expect_status(a, "404");
+    if (!strstr(a, "Instance a?b could not be found."))
+        fail_msg("%s", a);
+    http_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_write_job_runs_out_of_memory),
         cmocka_unit_test(test_glance_runs_out_of_memory),
         cmocka_unit_test(test_http_layer_runs_out_of_memory),
+        cmocka_unit_test(test_exchange_made_late_keeps_the_path),
     };
     return cmocka_run_group_tests(tests, api_group_setup, api_group_teardown);
 }
