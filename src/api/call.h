@@ -226,7 +226,7 @@ struct paging {
     const char *marker;
 };
 bool query_paging(struct call *c, struct paging *p, bool with_marker);
-/* The query string of a next link (json.c: Nova's or Glance's form). */
+/* The query string of a next link (query.c: Nova's or Glance's form). */
 const char *query_with_marker(struct call *c, const char *marker, bool sorted);
 /* From 2.75 unknown query parameters are 400 on some lists. */
 bool query_only(struct call *c, const char *const *allowed);

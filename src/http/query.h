@@ -17,7 +17,7 @@
  * value, but for %00 (http_unescape()). A lookup by name takes the first
  * argument of that name, as libmicrohttpd's did and as Cinder's and
  * Glance's params.pop() does (Nova's req.GET gives the last: the API reads
- * Nova's parameters with query_last(), src/api/json.c), the name compared
+ * Nova's parameters with query_last(), src/api/query.c), the name compared
  * exactly, as webob compares it ("LIMIT" is not "limit";
  * MHD_lookup_connection_value() ignored ASCII case, and so did attachd's
  * lookups until 2026-12-05, while its checks of which arguments are

@@ -1,0 +1,296 @@
+/* query.c: a request's query parameters read as each dialect's service
+ * reads them (Nova's query schemas, Cinder's and Glance's pop()), and the
+ * query of a next link written as each writes it.
+ *
+ * The parse itself (which arguments a query has) is the HTTP layer's,
+ * src/http/query.c; this file sees the arguments through the request's
+ * query() and each_query().
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/call.h"
+
+bool parse_digits(const char *s, int64_t *out)
+{
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s))
+        return false;
+    *out = 0;
+    for (; *s && *out < DIGITS_MAX; s++)
+        *out = *out * 10 + (*s - '0');
+    if (*out > DIGITS_MAX || *s)
+        *out = DIGITS_MAX;
+    return true;
+}
+
+struct last_ctx {
+    const char *name, *value;
+};
+
+static bool last_value(void *cls, const char *key, const char *value)
+{
+    struct last_ctx *l = cls;
+    if (!strcmp(key, l->name))
+        l->value = value;
+    return true;
+}
+
+const char *query_last(struct call *c, const char *name)
+{
+    struct last_ctx l = {name, NULL};
+    c->req->each_query(c->req->http, last_value, &l);
+    return l.value;
+}
+
+struct bad_ctx {
+    const char *name;
+    bool (*ok)(const char *value, const void *arg);
+    const void *arg;
+    const char *bad;
+};
+
+static bool find_bad(void *cls, const char *key, const char *value)
+{
+    struct bad_ctx *b = cls;
+    if (strcmp(key, b->name) != 0 || b->ok(value, b->arg))
+        return true;
+    b->bad = value;
+    return false;
+}
+
+const char *query_first_bad(struct call *c, const char *name,
+                            bool (*ok)(const char *value, const void *arg), const void *arg)
+{
+    struct bad_ctx b = {name, ok, arg, NULL};
+    c->req->each_query(c->req->http, find_bad, &b);
+    return b.bad;
+}
+
+static bool digits(const char *value, const void *arg)
+{
+    (void)arg;
+    return *value && strspn(value, "0123456789") == strlen(value);
+}
+
+bool query_digits(struct call *c, const char *name)
+{
+    const char *bad = query_first_bad(c, name, digits, NULL);
+    if (!bad)
+        return true;
+    const char *why = *bad ? arena_printf(c->arena, "%s does not match '^[0-9]*$'",
+                                          py_repr_str(c->arena, bad))
+                           : "'' is too short";
+    reply_invalid_query(c, name, bad, why);
+    return false;
+}
+
+void reply_invalid_query(struct call *c, const char *name, const char *value, const char *why)
+{
+    reply_error(c, 400, "Invalid input for query parameters %s. Value: %s. %s", name, value,
+                why);
+}
+
+/* Cinder's paging (cinder/api/common.py): the first value of each, as its
+ * params.pop() takes it, and its own words for a bad one. */
+static bool cinder_number(struct call *c, const char *name, int64_t *v)
+{
+    const char *s = c->req->query(c->req->http, name);
+    if (!s)
+        return true;
+    if (parse_digits(s, v))
+        return true;
+    reply_error(c, 400, *s == '-' && parse_digits(s + 1, v) ? "%s param must be positive"
+                                                            : "%s param must be an integer",
+                name);
+    return false;
+}
+
+/* Nova's: every value passes the query schema's check (query_digits()),
+ * then the last counts. */
+static bool nova_number(struct call *c, const char *name, int64_t *v)
+{
+    if (!query_digits(c, name))
+        return false;
+    const char *s = query_last(c, name);
+    if (s)
+        parse_digits(s, v);
+    return true;
+}
+
+bool query_paging(struct call *c, struct paging *p, bool with_marker)
+{
+    bool (*number)(struct call *, const char *, int64_t *) = c->cinder ? cinder_number
+                                                                       : nova_number;
+    int64_t limit = -1, offset = 0;
+    p->limit = -1;
+    p->offset = 0;
+    p->marker = NULL;
+    if (!number(c, "limit", &limit) || (!with_marker && !number(c, "offset", &offset)))
+        return false;
+    if (limit >= 0)     /* Nova's limited(): on offset-paged lists 0 means "no limit" */
+        p->limit = limit > 1000 || (limit == 0 && !with_marker) ? 1000 : (int)limit;
+    p->offset = offset;
+    if (with_marker)
+        p->marker = c->cinder ? c->req->query(c->req->http, "marker") : query_last(c, "marker");
+    return true;
+}
+
+/* application/x-www-form-urlencoded, as Python's urlencode. */
+static char *form_escape(struct arena *ar, const char *s)
+{
+    char *out = arena_alloc(ar, strlen(s) * 3 + 1), *o = out;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+            *o++ = (char)ch;
+        else if (ch == ' ')
+            *o++ = '+';
+        else
+            o += sprintf(o, "%%%02X", ch);
+    }
+    *o = '\0';
+    return out;
+}
+
+struct query_item {
+    const char *key, *value;
+    size_t at;                  /* its place in the request */
+};
+
+struct query_copy {
+    struct query_item *items;
+    size_t n;
+};
+
+static bool count_param(void *cls, const char *key, const char *value)
+{
+    (void)key, (void)value;
+    ++*(size_t *)cls;
+    return true;
+}
+
+static bool copy_param(void *cls, const char *key, const char *value)
+{
+    struct query_copy *q = cls;
+    q->items[q->n] = (struct query_item){key, value, q->n};
+    q->n++;
+    return true;
+}
+
+static int cmp_at(size_t a, size_t b)
+{
+    return (a > b) - (a < b);
+}
+
+/* Python's sorted() of the (key, value) pairs */
+static int by_key_and_value(const void *a, const void *b)
+{
+    const struct query_item *x = a, *y = b;
+    int k = strcmp(x->key, y->key);
+    return k ? k : strcmp(x->value, y->value);
+}
+
+static int by_key_then_place(const void *a, const void *b)
+{
+    const struct query_item *x = a, *y = b;
+    int k = strcmp(x->key, y->key);
+    return k ? k : cmp_at(x->at, y->at);
+}
+
+static int by_place(const void *a, const void *b)
+{
+    return cmp_at(((const struct query_item *)a)->at, ((const struct query_item *)b)->at);
+}
+
+/* The request's query again, as Python's urlencode writes a dict of it,
+ * with the marker set (marker NULL: none). Nova's next links
+ * (common.py's _get_next_link) are OrderedDict(sorted(params.items())): by
+ * name, and of one name the largest value, the marker set in its place or
+ * else added last. Glance's (images.py) are dict(params) without the
+ * marker: the first place of each name, with its last value, and the
+ * marker added last. Sorting keeps a long query's cost n log n. */
+const char *query_with_marker(struct call *c, const char *marker, bool sorted)
+{
+    size_t most = 1;    /* room for a marker added */
+    c->req->each_query(c->req->http, count_param, &most);
+    struct query_copy q = {arena_alloc(c->arena, most * sizeof *q.items), 0};
+    c->req->each_query(c->req->http, copy_param, &q);
+    qsort(q.items, q.n, sizeof *q.items, sorted ? by_key_and_value : by_key_then_place);
+    size_t n = 0;
+    bool marker_kept = false;
+    for (size_t i = 0; i < q.n; i++) {
+        size_t last = i;
+        while (last + 1 < q.n && !strcmp(q.items[last + 1].key, q.items[i].key))
+            last++;
+        struct query_item item = {q.items[i].key, q.items[last].value, q.items[i].at};
+        i = last;
+        if (!strcmp(item.key, "marker")) {
+            if (!sorted)
+                continue;
+            item.value = marker ? marker : item.value;
+            marker_kept = true;
+        }
+        q.items[n++] = item;
+    }
+    if (!sorted)
+        qsort(q.items, n, sizeof *q.items, by_place);
+    if (marker && !marker_kept)
+        q.items[n++] = (struct query_item){"marker", marker, SIZE_MAX};
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        q.items[i].key = form_escape(c->arena, q.items[i].key);
+        q.items[i].value = form_escape(c->arena, q.items[i].value);
+        len += strlen(q.items[i].key) + strlen(q.items[i].value) + 2;
+    }
+    char *out = arena_alloc(c->arena, len + 1), *o = out;
+    for (size_t i = 0; i < n; i++)
+        o += sprintf(o, "%s%s=%s", i ? "&" : "", q.items[i].key, q.items[i].value);
+    *o = '\0';
+    return out;
+}
+
+struct only_ctx {
+    const char *const *allowed;
+    const char **bad;           /* the unknown names (NULL: only count them) */
+    size_t n;
+};
+
+static bool unknown_key(void *cls, const char *key, const char *value)
+{
+    (void)value;
+    struct only_ctx *o = cls;
+    for (const char *const *a = o->allowed; *a; a++)
+        if (!strcmp(*a, key))
+            return true;
+    if (o->bad)
+        o->bad[o->n] = key;
+    o->n++;
+    return true;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+bool query_only(struct call *c, const char *const *allowed)
+{
+    struct only_ctx o = {allowed, NULL, 0};
+    c->req->each_query(c->req->http, unknown_key, &o);
+    if (!o.n)
+        return true;
+    /* jsonschema's additionalProperties: each name once, sorted */
+    o.bad = arena_alloc(c->arena, o.n * sizeof *o.bad);
+    o.n = 0;
+    c->req->each_query(c->req->http, unknown_key, &o);
+    qsort(o.bad, o.n, sizeof *o.bad, by_name);
+    size_t n = 0;
+    for (size_t i = 0; i < o.n; i++)
+        if (!n || strcmp(o.bad[n - 1], o.bad[i]) != 0)
+            o.bad[n++] = o.bad[i];
+    reply_error(c, 400, "Additional properties are not allowed (%s %s unexpected)",
+                py_repr_strs(c->arena, o.bad, n), n == 1 ? "was" : "were");
+    return false;
+}
