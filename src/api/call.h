@@ -213,6 +213,9 @@ const char *query_first_bad(struct call *c, const char *name,
  * least one; else the 400 of the first that is not, in jsonschema's words.
  * False after the 400. */
 bool query_digits(struct call *c, const char *name);
+/* A number as Nova reads one: every value passes query_digits(), then the
+ * last counts (*v untouched when there is none). False after the 400. */
+bool nova_number(struct call *c, const char *name, int64_t *v);
 /* The 400 of a query parameter that fails Nova's query schema, as Nova
  * words it (why: jsonschema's message). */
 void reply_invalid_query(struct call *c, const char *name, const char *value, const char *why);

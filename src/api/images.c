@@ -45,14 +45,10 @@ static bool page_limit(struct call *c, int absent, int max, int *out)
  * then the last limit, at most 1000; absent: 1000. */
 static bool nova_limit(struct call *c, int *out)
 {
-    static const char *const integers[] = {"limit", "page_size", "offset"};
-    for (size_t i = 0; i < sizeof integers / sizeof *integers; i++)
-        if (!query_digits(c, integers[i]))
-            return false;
-    const char *s = query_last(c, "limit");
-    int64_t v = 1000;
-    if (s)
-        parse_digits(s, &v);
+    int64_t v = 1000, unused;
+    if (!nova_number(c, "limit", &v) || !nova_number(c, "page_size", &unused) ||
+        !nova_number(c, "offset", &unused))
+        return false;
     *out = v > 1000 ? 1000 : (int)v;
     return true;
 }

@@ -107,9 +107,7 @@ static bool cinder_number(struct call *c, const char *name, int64_t *v)
     return false;
 }
 
-/* Nova's: every value passes the query schema's check (query_digits()),
- * then the last counts. */
-static bool nova_number(struct call *c, const char *name, int64_t *v)
+bool nova_number(struct call *c, const char *name, int64_t *v)
 {
     if (!query_digits(c, name))
         return false;
