@@ -719,6 +719,7 @@ void api_http_error(struct request *req, struct response *res, int status)
     struct call *c = call_begin(NULL, req, res);
     prefix_dialect(c, req->path);
     struct oom_point p;
+    bool out_of_memory = false;     /* set only after the longjmp: no volatile */
     json_memory_use(c->arena);      /* as in a step: nothing to free if it runs out */
     oom_enter(&p);
     if (setjmp(p.jb) == 0) {
@@ -736,11 +737,14 @@ void api_http_error(struct request *req, struct response *res, int status)
         } else
             reply_error(c, status, "The request could not be handled.");
     } else {
-        answer_out_of_memory(c);
+        out_of_memory = true;
     }
     oom_leave(&p);
     json_memory_use(NULL);
-    add_common_headers(c);
+    if (out_of_memory)
+        api_http_out_of_memory(req, res, req->path);
+    else
+        add_common_headers(c);
 }
 
 void api_http_out_of_memory(struct request *req, struct response *res, const char *path)
