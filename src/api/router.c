@@ -42,9 +42,10 @@ struct api {
 #define MAX_SEGMENTS 16
 
 enum { HOSTWAY = 1, NOVA = 2, BOTH = 3, CINDER = 4, GLANCE = 8 };
+enum { PROXY = 16 };            /* Nova's proxy APIs, gone from 2.36 (proxy_available()) */
 
 struct route {
-    unsigned dialects;
+    unsigned dialects;          /* those it serves, and PROXY */
     const char *pattern;        /* segments; "*" matches an id */
     handler_fn get, post, put, del;
 };
@@ -60,17 +61,17 @@ static const struct route routes[] = {
     {BOTH, "servers/*/os-volume_attachments", attachments_list, attachments_create, NULL, NULL},
     {BOTH, "servers/*/os-volume_attachments/*", attachments_show, NULL, attachments_update,
      attachments_delete},
-    {NOVA, "os-volumes", volumes_list, volumes_create, NULL, NULL},
-    {NOVA, "os-volumes/detail", volumes_detail, NULL, NULL, NULL},
-    {NOVA, "os-volumes/*", volumes_show, NULL, NULL, volumes_delete},
+    {NOVA | PROXY, "os-volumes", volumes_list, volumes_create, NULL, NULL},
+    {NOVA | PROXY, "os-volumes/detail", volumes_detail, NULL, NULL, NULL},
+    {NOVA | PROXY, "os-volumes/*", volumes_show, NULL, NULL, volumes_delete},
     {BOTH, "flavors", flavors_list, NULL, NULL, NULL},
     {BOTH, "flavors/detail", flavors_detail, NULL, NULL, NULL},
     {BOTH, "flavors/*", flavors_show, NULL, NULL, NULL},
     {BOTH, "flavors/*/os-extra_specs", flavors_extra_specs, NULL, NULL, NULL},
     {BOTH, "flavors/*/os-extra_specs/*", flavors_extra_spec, NULL, NULL, NULL},
-    {BOTH, "images", images_list, NULL, NULL, NULL},
-    {BOTH, "images/detail", images_detail, NULL, NULL, NULL},
-    {BOTH, "images/*", images_show, NULL, NULL, NULL},
+    {BOTH | PROXY, "images", images_list, NULL, NULL, NULL},
+    {BOTH | PROXY, "images/detail", images_detail, NULL, NULL, NULL},
+    {BOTH | PROXY, "images/*", images_show, NULL, NULL, NULL},
     {GLANCE, "images", glance_images_list, NULL, NULL, NULL},
     {GLANCE, "images/*", glance_images_show, NULL, NULL, NULL},
     {BOTH, "limits", limits_show, NULL, NULL, NULL},
@@ -233,6 +234,9 @@ static void dispatch(struct call *c, char **seg, int n)
         api_add_header(c->res, "Allow", allow);
         return;
     }
+    /* a method outside its versions is 404 in Nova, before anything it does */
+    if ((found->dialects & PROXY) && !proxy_available(c))
+        return;
     h(c);
 }
 

@@ -103,7 +103,7 @@ static void list(struct call *c)
     struct core_error err;
     struct volume *v;
     int n;
-    if (!proxy_available(c) || !query_paging(c, &p, false))
+    if (!query_paging(c, &p, false))
         return;
     if (!core_volume_list(&c->core, NULL, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err))
         reply_core_error(c, &err);
@@ -125,8 +125,6 @@ void volumes_show(struct call *c)
 {
     struct volume v;
     struct core_error err;
-    if (!proxy_available(c))
-        return;
     json_t *o = core_volume_get(&c->core, c->param[0], &v, &err) ? render_volume(c, &v, &err)
                                                                    : NULL;
     if (!o) {
@@ -146,8 +144,7 @@ static void deleted(struct call *c)
 
 void volumes_delete(struct call *c)
 {
-    if (proxy_available(c))
-        core_volume_delete(call_op(c, deleted), c->param[0]);
+    core_volume_delete(call_op(c, deleted), c->param[0]);
 }
 
 #define MAX_SIZE_GB (1024 * 1024)
@@ -204,8 +201,6 @@ static void volume_created(struct call *c);
 
 void volumes_create(struct call *c)
 {
-    if (!proxy_available(c))
-        return;
     json_t *o = body_object(c, "volume", nova_fields, NULL);
     if (!o)
         return;
