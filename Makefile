@@ -27,7 +27,7 @@ OPS_DEBS   := python3-prometheus-client openssl man-db groff-base systemd \
 # the API suite on PostgreSQL, api-pg).
 PG_DEBS    := postgresql postgresql-client
 TEST_DEBS  := python3-pytest python3-requests python3-openstacksdk \
-              python3-novaclient python3-openstackclient python3-tempest python3-libcloud curl \
+              python3-novaclient python3-openstackclient python3-tempest python3-libcloud python3-webob curl \
               golang-go golang-github-gophercloud-gophercloud-dev ansible $(HV_DEBS) \
               $(OPS_DEBS) $(PG_DEBS)
 

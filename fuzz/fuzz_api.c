@@ -1223,7 +1223,7 @@ static bool one_request(const uint8_t *data, size_t size)
     snprintf(request_id, sizeof request_id, "req-%s", uuid);
     struct request req = {
         .arena = &ar, .method = methods[msel].m, .path = path, .body = body,
-        .body_len = body_len, .header = fake_header, .query = fake_query,
+        .body_len = body_len, .query_string = q, .header = fake_header, .query = fake_query,
         .each_query = fake_each_query, .http = &f,
         .client = (const struct sockaddr *)&W.client, .request_id = request_id,
         .suspend = fake_suspend, .resume = fake_resume, .api_state = slot,

@@ -32,11 +32,14 @@ struct request {
     struct arena *arena;
     enum method method;
     const char *path;               /* without the query string */
+    const char *query_string;       /* as sent, without its '?'; NULL: none */
     const char *body;
     size_t body_len;
-    /* Access to the HTTP layer's headers and query arguments; query gives
-     * the first value of that name (Nova's lists read the last: json.c's
-     * query_last()). */
+    /* Access to the HTTP layer's headers and query arguments. The
+     * arguments are libmicrohttpd's parse of query_string (src/http/query.h),
+     * which the Hostway dialect reads; query gives the first value of a
+     * name. The other dialects parse query_string as webob does
+     * (src/api/query.c). */
     const char *(*header)(void *http, const char *name);
     const char *(*query)(void *http, const char *name);
     /* Call fn for each query argument; stop and return false when it does. */

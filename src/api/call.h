@@ -45,6 +45,12 @@ struct call {
     const char *account_in_path;/* the account the path named, or NULL */
     const char *param[3];       /* ids from the path, in order */
     json_t *body;               /* the parsed request body, if any */
+    /* The query's arguments as webob parses them (query.c), for the
+     * dialects other than Hostway's; made by query_read(). */
+    struct query_arg *args;
+    size_t n_args;
+    bool args_read;
+    bool args_utf8;             /* each name and value, once decoded */
     /* /healthcheck and /metrics (ops.c) */
     int ops;                    /* OPS_HEALTHCHECK, OPS_METRICS, or 0 */
     struct call *health_next;   /* the checks waiting for one store probe */
@@ -200,9 +206,38 @@ char *jw_finish(struct jw *w, size_t *len);
 #define DIGITS_MAX 1000000000000000
 bool parse_digits(const char *s, int64_t *out);
 
+/* ---- query parameters (query.c) ------------------------------------------
+ *
+ * Nova, Cinder and Glance read a query with webob (webob/compat.py's
+ * parse_qsl_text): the arguments are separated by '&' or ';', and empty
+ * ones skipped; each is split at its first '=' (one without has the value
+ * ""); '+' is a space; '%' and the up to two characters after it, before
+ * the next '%', are a byte if Python's int(x, 16) reads them as one, else
+ * the '%' stays as it is ("%a" is a newline, "%-1" stays). A byte 0 stays
+ * as the characters that made it, as in src/http/query.h. The Hostway
+ * dialect reads libmicrohttpd's parse, the HTTP layer's. */
+struct query_arg {
+    const char *key, *value;
+};
+/* webob's parse of raw (NULL: no query) into *args, in the arena; the
+ * number of arguments. *utf8: every name and value is UTF-8 once decoded
+ * (else webob's req.GET raises UnicodeDecodeError). */
+size_t query_parse_webob(struct arena *ar, const char *raw, struct query_arg **args,
+                         bool *utf8);
+/* Nova's check before a GET's query schema (validation.query_schema): a
+ * query whose arguments are not UTF-8 is 400 "Query string is not UTF-8
+ * encoded". True in the other dialects; false after the 400. */
+bool query_decodes(struct call *c);
+/* Call fn for each argument, in order, as the dialect reads them; stop when
+ * it returns false. */
+void query_each(struct call *c, bool (*fn)(void *cls, const char *key, const char *value),
+                void *cls);
+/* The first value given for name, as Cinder's and Glance's params.pop()
+ * takes it (and the Hostway dialect); NULL when absent. In the Hostway
+ * dialect an argument without '=' has none. */
+const char *query_first(struct call *c, const char *name);
 /* A query parameter as Nova reads it, webob's req.GET[name]: the last
- * value given, "" for one without '=', NULL when absent. (Cinder and Glance
- * pop() theirs: the first, req->query().) */
+ * value given, "" for one without '=', NULL when absent. */
 const char *query_last(struct call *c, const char *name);
 /* The first value given for name that ok() refuses (a query schema's
  * check of each value), or NULL. */

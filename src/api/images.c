@@ -21,7 +21,7 @@
  * 400; absent: `absent`. */
 static bool page_limit(struct call *c, int absent, int max, int *out)
 {
-    const char *s = c->req->query(c->req->http, "limit");
+    const char *s = query_first(c, "limit");
     *out = absent;
     if (!s)
         return true;
@@ -119,7 +119,7 @@ static bool check_filter(void *cls, const char *key, const char *value)
 static bool matches(struct call *c, const struct image *img, bool glance)
 {
     struct filter_ctx f = {img, glance, true};
-    c->req->each_query(c->req->http, check_filter, &f);
+    query_each(c, check_filter, &f);
     return f.match;
 }
 
@@ -137,7 +137,7 @@ static json_t *page(struct call *c, bool glance, int limit,
         reply_core_error(c, &err);
         return NULL;
     }
-    const char *marker = glance ? c->req->query(c->req->http, "marker") : query_last(c, "marker");
+    const char *marker = glance ? query_first(c, "marker") : query_last(c, "marker");
     int from = total - 1;
     if (marker) {
         while (from >= 0 && strcmp(all[from].id, marker) != 0)

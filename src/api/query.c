@@ -1,10 +1,8 @@
 /* query.c: a request's query parameters read as each dialect's service
- * reads them (Nova's query schemas, Cinder's and Glance's pop()), and the
- * query of a next link written as each writes it.
+ * reads them (webob's parse, Nova's query schemas, Cinder's and Glance's
+ * pop()), and the query of a next link written as each writes it.
  *
- * The parse itself (which arguments a query has) is the HTTP layer's,
- * src/http/query.c; this file sees the arguments through the request's
- * query() and each_query().
+ * The Hostway dialect reads the HTTP layer's parse (src/http/query.h).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -12,6 +10,139 @@
 #include <string.h>
 
 #include "api/call.h"
+#include "util/utf8.h"
+
+/* ---- the arguments, as webob parses them -------------------------------- */
+
+static bool py_space(char ch)
+{
+    return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/* Python's int(x, 16) of the n (at most two) bytes at x: blanks around, a
+ * sign, hex digits. */
+static bool py_hex(const char *x, size_t n, int *v)
+{
+    size_t i = 0;
+    while (i < n && py_space(x[i]))
+        i++;
+    while (n > i && py_space(x[n - 1]))
+        n--;
+    int sign = 1;
+    if (i < n && (x[i] == '-' || x[i] == '+'))
+        sign = x[i++] == '-' ? -1 : 1;
+    if (i == n)
+        return false;
+    for (*v = 0; i < n; i++) {
+        if (!isxdigit((unsigned char)x[i]))
+            return false;
+        *v = *v * 16 + (isdigit((unsigned char)x[i]) ? x[i] - '0' : (x[i] | 0x20) - 'a' + 10);
+    }
+    *v *= sign;
+    return true;
+}
+
+/* webob's unquote() of the n bytes at s: each '%' with the up to two bytes
+ * after it, before the next '%', that py_hex() reads as 1 to 255 becomes
+ * that byte; else the '%' stays, and what follows is read as text. */
+static char *webob_unquote(struct arena *ar, const char *s, size_t n)
+{
+    char *out = arena_alloc(ar, n + 1), *o = out;
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+        while (s[i] == '%' && k < 2 && i + 1 + k < n && s[i + 1 + k] != '%')
+            k++;
+        int v;
+        if (s[i] == '%' && py_hex(s + i + 1, k, &v) && v > 0) {
+            *o++ = (char)v;
+            i += 1 + k;
+        } else {
+            *o++ = s[i++];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+size_t query_parse_webob(struct arena *ar, const char *raw, struct query_arg **args, bool *utf8)
+{
+    *args = NULL;
+    *utf8 = true;
+    if (!raw)
+        return 0;
+    char *q = arena_strdup(ar, raw);
+    size_t most = 1, n = 0;
+    for (char *p = q; *p; p++) {
+        if (*p == '+')
+            *p = ' ';
+        most += *p == '&' || *p == ';';
+    }
+    struct query_arg *a = arena_alloc(ar, most * sizeof *a);
+    for (char *arg = q;; arg++) {
+        size_t len = strcspn(arg, "&;");
+        if (len) {
+            const char *eq = memchr(arg, '=', len);
+            size_t key_len = eq ? (size_t)(eq - arg) : len;
+            a[n].key = webob_unquote(ar, arg, key_len);
+            a[n].value = eq ? webob_unquote(ar, eq + 1, len - key_len - 1) : "";
+            *utf8 = *utf8 && utf8_valid(a[n].key, strlen(a[n].key)) &&
+                    utf8_valid(a[n].value, strlen(a[n].value));
+            n++;
+        }
+        arg += len;
+        if (!*arg)
+            break;
+    }
+    *args = a;
+    return n;
+}
+
+/* The dialects webob serves read its parse, made once per call. */
+static bool webob_read(struct call *c, bool *utf8)
+{
+    if (c->dialect != DIALECT_NOVA)
+        return false;
+    if (!c->args_read) {
+        c->n_args = query_parse_webob(c->arena, c->req->query_string, &c->args, &c->args_utf8);
+        c->args_read = true;
+    }
+    if (utf8)
+        *utf8 = c->args_utf8;
+    return true;
+}
+
+bool query_decodes(struct call *c)
+{
+    bool utf8;
+    if (c->cinder || c->glance || !webob_read(c, &utf8) || utf8)
+        return true;
+    reply_error(c, 400, "Query string is not UTF-8 encoded");
+    return false;
+}
+
+void query_each(struct call *c, bool (*fn)(void *cls, const char *key, const char *value),
+                void *cls)
+{
+    if (!webob_read(c, NULL)) {
+        c->req->each_query(c->req->http, fn, cls);
+        return;
+    }
+    for (size_t i = 0; i < c->n_args; i++)
+        if (!fn(cls, c->args[i].key, c->args[i].value))
+            return;
+}
+
+const char *query_first(struct call *c, const char *name)
+{
+    if (!webob_read(c, NULL))
+        return c->req->query(c->req->http, name);
+    for (size_t i = 0; i < c->n_args; i++)
+        if (!strcmp(c->args[i].key, name))
+            return c->args[i].value;
+    return NULL;
+}
+
+/* ---- reading them -------------------------------------------------------- */
 
 bool parse_digits(const char *s, int64_t *out)
 {
@@ -40,7 +171,7 @@ static bool last_value(void *cls, const char *key, const char *value)
 const char *query_last(struct call *c, const char *name)
 {
     struct last_ctx l = {name, NULL};
-    c->req->each_query(c->req->http, last_value, &l);
+    query_each(c, last_value, &l);
     return l.value;
 }
 
@@ -64,7 +195,7 @@ const char *query_first_bad(struct call *c, const char *name,
                             bool (*ok)(const char *value, const void *arg), const void *arg)
 {
     struct bad_ctx b = {name, ok, arg, NULL};
-    c->req->each_query(c->req->http, find_bad, &b);
+    query_each(c, find_bad, &b);
     return b.bad;
 }
 
@@ -96,7 +227,7 @@ void reply_invalid_query(struct call *c, const char *name, const char *value, co
  * params.pop() takes it, and its own words for a bad one. */
 static bool cinder_number(struct call *c, const char *name, int64_t *v)
 {
-    const char *s = c->req->query(c->req->http, name);
+    const char *s = query_first(c, name);
     if (!s)
         return true;
     if (parse_digits(s, v))
@@ -131,7 +262,7 @@ bool query_paging(struct call *c, struct paging *p, bool with_marker)
         p->limit = limit > 1000 || (limit == 0 && !with_marker) ? 1000 : (int)limit;
     p->offset = offset;
     if (with_marker)
-        p->marker = c->cinder ? c->req->query(c->req->http, "marker") : query_last(c, "marker");
+        p->marker = c->cinder ? query_first(c, "marker") : query_last(c, "marker");
     return true;
 }
 
@@ -212,9 +343,9 @@ static int by_place(const void *a, const void *b)
 const char *query_with_marker(struct call *c, const char *marker, bool sorted)
 {
     size_t most = 1;    /* room for a marker added */
-    c->req->each_query(c->req->http, count_param, &most);
+    query_each(c, count_param, &most);
     struct query_copy q = {arena_alloc(c->arena, most * sizeof *q.items), 0};
-    c->req->each_query(c->req->http, copy_param, &q);
+    query_each(c, copy_param, &q);
     qsort(q.items, q.n, sizeof *q.items, sorted ? by_key_and_value : by_key_then_place);
     size_t n = 0;
     bool marker_kept = false;
@@ -276,13 +407,13 @@ static int by_name(const void *a, const void *b)
 bool query_only(struct call *c, const char *const *allowed)
 {
     struct only_ctx o = {allowed, NULL, 0};
-    c->req->each_query(c->req->http, unknown_key, &o);
+    query_each(c, unknown_key, &o);
     if (!o.n)
         return true;
     /* jsonschema's additionalProperties: each name once, sorted */
     o.bad = arena_alloc(c->arena, o.n * sizeof *o.bad);
     o.n = 0;
-    c->req->each_query(c->req->http, unknown_key, &o);
+    query_each(c, unknown_key, &o);
     qsort(o.bad, o.n, sizeof *o.bad, by_name);
     size_t n = 0;
     for (size_t i = 0; i < o.n; i++)

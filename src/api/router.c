@@ -188,6 +188,11 @@ static const char *request_base(struct call *c)
     return arena_concat(c->arena, req->scheme ? req->scheme : "http", "://", host, NULL);
 }
 
+static bool is_read(const struct call *c)
+{
+    return c->req->method == METHOD_GET || c->req->method == METHOD_HEAD;
+}
+
 static void dispatch(struct call *c, char **seg, int n)
 {
     unsigned dialect = c->glance   ? GLANCE
@@ -234,8 +239,9 @@ static void dispatch(struct call *c, char **seg, int n)
         api_add_header(c->res, "Allow", allow);
         return;
     }
-    /* a method outside its versions is 404 in Nova, before anything it does */
-    if ((found->dialects & PROXY) && !proxy_available(c))
+    /* Nova's order: a method outside its versions (404), then the query
+     * schema's decorator (400), then the method */
+    if (((found->dialects & PROXY) && !proxy_available(c)) || (is_read(c) && !query_decodes(c)))
         return;
     h(c);
 }
@@ -307,11 +313,6 @@ static void auth_done(struct auth_check *ck)
 }
 
 /* ---- steps 3 to 6 ------------------------------------------------------------------ */
-
-static bool is_read(const struct call *c)
-{
-    return c->req->method == METHOD_GET || c->req->method == METHOD_HEAD;
-}
 
 /* Step 3's verdict: true for good credentials, else the refusal is
  * answered. */
@@ -672,7 +673,8 @@ static void start(struct call *c)
     } else if (discovery && c->cinder) {
         versions_v3(c);
     } else if (discovery && c->dialect == DIALECT_NOVA) {
-        versions_v21(c);
+        if (query_decodes(c))
+            versions_v21(c);
     } else if (discovery) {
         versions_root(c);
     } else {

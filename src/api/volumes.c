@@ -293,7 +293,7 @@ static void cinder_list(struct call *c, bool detail)
     int n;
     if (!query_paging(c, &p, false))
         return;
-    const char *name = c->req->query(c->req->http, "name");
+    const char *name = query_first(c, "name");
     if (!core_volume_list(&c->core, name, p.offset, p.limit < 0 ? 1000 : p.limit, &v, &n, &err))
         reply_core_error(c, &err);
     else

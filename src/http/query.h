@@ -15,13 +15,13 @@
  * counts, but for a last one), each split at its first '='; one without
  * '=' has a NULL value; '+' becomes a space, then %XX is decoded in key and
  * value, but for %00 (http_unescape()). A lookup by name takes the first
- * argument of that name, as libmicrohttpd's did and as Cinder's and
- * Glance's params.pop() does (Nova's req.GET gives the last: the API reads
- * Nova's parameters with query_last(), src/api/query.c), the name compared
- * exactly, as webob compares it ("LIMIT" is not "limit";
- * MHD_lookup_connection_value() ignored ASCII case, and so did attachd's
- * lookups until 2026-12-05, while its checks of which arguments are
- * allowed compared exactly).
+ * argument of that name, as libmicrohttpd's did, the name compared
+ * exactly ("LIMIT" is not "limit"; MHD_lookup_connection_value() ignored
+ * ASCII case, and so did attachd's lookups until 2026-12-05, while its
+ * checks of which arguments are allowed compared exactly).
+ *
+ * The Hostway dialect reads this parse. The API parses the query again for
+ * the dialects that webob serves, as webob does (src/api/query.c).
  */
 #ifndef ATTACHD_HTTP_QUERY_H
 #define ATTACHD_HTTP_QUERY_H

@@ -171,6 +171,7 @@ struct fake {
     int n_headers;
     struct fake_kv query[FAKE_MAX];
     int n_query;
+    char query_string[512];             /* the same, as sent (req.query_string) */
     char request_id[48];
     struct request req;
     struct response res;
@@ -248,10 +249,16 @@ static inline void fake_header(struct fake *f, const char *name, const char *val
     f->headers[f->n_headers++] = (struct fake_kv){name, value};
 }
 
+/* name and value as sent: nothing is escaped. */
 static inline void fake_query(struct fake *f, const char *name, const char *value)
 {
     assert_true(f->n_query < FAKE_MAX);
     f->query[f->n_query++] = (struct fake_kv){name, value};
+    size_t len = strlen(f->query_string);
+    int n = snprintf(f->query_string + len, sizeof f->query_string - len, "%s%s=%s",
+                     len ? "&" : "", name, value);
+    assert_true(n > 0 && (size_t)n < sizeof f->query_string - len);
+    f->req.query_string = f->query_string;
 }
 
 /* Wait out the suspensions of a call that answered st, resuming it after

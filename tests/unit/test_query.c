@@ -5,7 +5,8 @@
  * parses must give the same arguments in the same order (a NULL value and
  * an empty one told apart) and the same lookups by exact name. Chosen
  * queries first, then random ones over the characters the parse treats
- * specially. */
+ * specially. Then the API's own parse for the dialects webob serves
+ * (test_query_webob). */
 #include "helpers.h"
 
 #include <arpa/inet.h>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/call.h"
 #include "http/query.h"
 
 /* What MHD made of one request: each argument as "key=value" or "key"
@@ -226,12 +228,61 @@ static void test_query_many(void **state)
     arena_release(&ar);
 }
 
+/* The API's parse for the dialects webob serves (src/api/call.h,
+ * query_parse_webob()): each expected result is what webob 1.8's
+ * Request.GET made of the query (python3-webob), but for a byte 0, which
+ * stays as its text. tests/api/test_query_webob.py checks random queries
+ * against webob itself. */
+static void test_query_webob(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw, *args;     /* args: "key=value\n" each; NULL: not UTF-8 */
+    } cases[] = {
+        {"", ""}, {"a", "a=\n"}, {"a=1;b=2", "a=1\nb=2\n"}, {"&&;;", ""}, {"=", "=\n"},
+        {"=x", "=x\n"}, {"a=b=c", "a=b=c\n"}, {"a&a=&a==", "a=\na=\na==\n"},
+        {"%", "%=\n"}, {"%%", "%%=\n"}, {"%%41", "%A=\n"}, {"x%4", "x\x04=\n"},
+        {"%4%1", "\x04\x01=\n"}, {"%+4", "\x04=\n"}, {"a+b=c+d", "a b=c d\n"},
+        {"%-1", "%-1=\n"}, {"%-0", "%-0=\n"}, {"%00", "%00=\n"}, {"%6g", "%6g=\n"},
+        {"%0x", "%0x=\n"}, {"%a%", "\n%=\n"}, {"%41%", "A%=\n"},
+        {"k%3D=v%26w%3Bz", "k==v&w;z\n"}, {"%C3%A9=%e2%82%ac", "\xc3\xa9=\xe2\x82\xac\n"},
+        {"x=%FF", NULL}, {"%C3=%A9", NULL}, {"%f0%9f%98%80", "\xf0\x9f\x98\x80=\n"},
+        {"a=%ED%A0%80", NULL}, {"%\t1", "\x01=\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct arena ar;
+        arena_init(&ar);
+        struct query_arg *args;
+        bool utf8;
+        size_t n = query_parse_webob(&ar, cases[i].raw, &args, &utf8);
+        assert_int_equal(utf8, cases[i].args != NULL);
+        if (utf8) {
+            char got[256] = "";
+            for (size_t k = 0; k < n; k++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s=%s\n", args[k].key,
+                         args[k].value);
+            if (strcmp(got, cases[i].args) != 0)
+                fail_msg("query \"%s\": got \"%s\", webob \"%s\"", cases[i].raw, got,
+                         cases[i].args);
+        }
+        arena_release(&ar);
+    }
+    struct arena ar;
+    arena_init(&ar);
+    struct query_arg *args;
+    bool utf8;
+    assert_int_equal(query_parse_webob(&ar, NULL, &args, &utf8), 0);
+    assert_true(utf8);
+    arena_release(&ar);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_chosen),
         cmocka_unit_test(test_query_random),
         cmocka_unit_test(test_query_many),
+        cmocka_unit_test(test_query_webob),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
