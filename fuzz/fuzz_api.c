@@ -1072,8 +1072,11 @@ static void drive(const struct exchange *x, struct request *req)
         int status = x->res->status;
         bool read = req->method == METHOD_GET || req->method == METHOD_HEAD;
         bool refused = status == 401 || status == 429 || status == 503;
+        /* version discovery, and its 400 for a query that is not UTF-8 */
+        bool not_utf8 = status == 400 && x->res->body &&
+                        memmem(x->res->body, x->res->body_len, "Query string is not UTF-8", 25);
         bool open = !strcmp(req->path, "/healthcheck") ||
-                    (read && (status == 200 || status == 300));     /* version discovery */
+                    (read && (status == 200 || status == 300 || not_utf8));
         if (st == API_DONE && !refused && !open)
             fail(x, "api_head answered %d: it checks credentials, and answers only the "
                     "paths that need none", status);
