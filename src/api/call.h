@@ -266,7 +266,9 @@ struct paging {
 bool query_paging(struct call *c, struct paging *p, bool with_marker);
 /* The query string of a next link (query.c: Nova's or Glance's form). */
 const char *query_with_marker(struct call *c, const char *marker, bool sorted);
-/* From 2.75 unknown query parameters are 400 on some lists. */
+/* From 2.75 unknown query parameters are 400 on some lists: every name not
+ * in allowed (NULL-terminated; a last '*' allows any name of that prefix,
+ * as a schema's patternProperties "^_" does). False after the 400. */
 bool query_only(struct call *c, const char *const *allowed);
 
 /* ---- renderers shared by handlers ---------------------------------------- */

@@ -390,9 +390,11 @@ static bool unknown_key(void *cls, const char *key, const char *value)
 {
     (void)value;
     struct only_ctx *o = cls;
-    for (const char *const *a = o->allowed; *a; a++)
-        if (!strcmp(*a, key))
+    for (const char *const *a = o->allowed; *a; a++) {
+        size_t len = strlen(*a);
+        if (len && (*a)[len - 1] == '*' ? !strncmp(*a, key, len - 1) : !strcmp(*a, key))
             return true;
+    }
     if (o->bad)
         o->bad[o->n] = key;
     o->n++;

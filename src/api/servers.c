@@ -159,13 +159,61 @@ static bool write_server(struct jw *w, struct call *c, const struct server *s, b
 
 /* ---- list ----------------------------------------------------------------- */
 
+/* The parameters of Nova's query schema for the list (index_query_v275,
+ * schemas/servers.py): from 2.75 any other is 400. attachd filters by name
+ * only (docs/api.md); Nova ignores most of the rest for a member too. */
+#define JOINED_TABLES "block_device_mapping", "services", "metadata", "system_metadata", \
+                      "info_cache", "security_groups", "pci_devices"
+static const char *const list_query[] = {
+    "user_id", "project_id", "tenant_id", "launch_index", "image_ref", "image", "kernel_id",
+    "ramdisk_id", "hostname", "key_name", "power_state", "vm_state", "task_state", "host",
+    "node", "flavor", "reservation_id", "launched_at", "terminated_at", "availability_zone",
+    "name", "display_name", "description", "display_description", "locked_by", "uuid",
+    "root_device_name", "config_drive", "access_ip_v4", "access_ip_v6", "auto_disk_config",
+    "progress", "sort_key", "sort_dir", "all_tenants", "soft_deleted", "deleted", "status",
+    "changes-since", "ip", "ip6", "created_at", JOINED_TABLES, "limit", "marker", "tags",
+    "tags-any", "not-tags", "not-tags-any", "changes-before", "locked",
+    "_*",                       /* patternProperties "^_" */
+    NULL,
+};
+
+/* For query_each(): stops at a joined table or a name starting with '_',
+ * kept in *(const char **)cls. */
+static bool refused_filter(void *cls, const char *key, const char *value)
+{
+    (void)value;
+    static const char *const joined[] = {JOINED_TABLES};
+    bool refused = *key == '_';
+    for (size_t i = 0; i < sizeof joined / sizeof *joined && !refused; i++)
+        refused = !strcmp(key, joined[i]);
+    if (refused)
+        *(const char **)cls = key;
+    return !refused;
+}
+
+/* Nova's _get_servers(): an admin's filters are all read, and a joined
+ * table or a name starting with '_' (the first in the query) is 400; a
+ * member's unknown filters are dropped unread. */
+static bool filters_allowed(struct call *c)
+{
+    const char *bad = NULL;
+    if (c->dialect != DIALECT_NOVA || !c->core.admin)
+        return true;
+    query_each(c, refused_filter, &bad);
+    if (!bad)
+        return true;
+    reply_error(c, 400, "Invalid filter field: %s.", bad);
+    return false;
+}
+
 static void list(struct call *c, bool detail)
 {
     struct paging p;
     struct core_error err;
     struct server *s;
     int n;
-    if (!query_paging(c, &p, true))
+    if (!query_paging(c, &p, true) || (c->version >= 75 && !query_only(c, list_query)) ||
+        !filters_allowed(c))
         return;
     /* Nova's name filter is a regular expression search; literal text
      * anywhere in the name is what clients' look-ups need */
