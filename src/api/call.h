@@ -45,8 +45,8 @@ struct call {
     const char *account_in_path;/* the account the path named, or NULL */
     const char *param[3];       /* ids from the path, in order */
     json_t *body;               /* the parsed request body, if any */
-    /* The query's arguments as webob parses them (query.c), for the
-     * dialects other than Hostway's; made by query_read(). */
+    /* The query's arguments as webob parses them, for the dialects other
+     * than Hostway's; made on first use (query.c). */
     struct query_arg *args;
     size_t n_args;
     bool args_read;
