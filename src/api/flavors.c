@@ -127,13 +127,9 @@ static bool parse_listing(struct call *c, struct listing *l)
     const char *key = query_last(c, "sort_key"), *dir = query_last(c, "sort_dir");
     if (c->version >= 75 && !query_only(c, allowed))
         return false;
-    if (limit) {
-        l->limit = 0;
-        for (const char *d = limit; *d && l->limit <= 1000; d++)
-            l->limit = l->limit * 10 + (*d - '0');
-        if (l->limit > 1000)
-            l->limit = 1000;    /* Nova's max_limit */
-    }
+    int64_t v;
+    if (limit && parse_digits(limit, &v))
+        l->limit = v > 1000 ? 1000 : (int)v;    /* Nova's max_limit */
     l->marker = query_last(c, "marker");
     if (key && *key)
         l->sort_key = key;      /* Nova: `or 'flavorid'` */
