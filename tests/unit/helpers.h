@@ -30,6 +30,7 @@
 #include "api/api.h"
 #include "auth/auth.h"
 #include "core/core.h"
+#include "http/query.h"
 #include "store/store.h"
 #include "util/arena.h"
 #include "util/id.h"
@@ -169,9 +170,9 @@ struct fake {
     int suspended, resumed;             /* calls of the API's hooks */
     struct fake_kv headers[FAKE_MAX];
     int n_headers;
-    struct fake_kv query[FAKE_MAX];
-    int n_query;
-    char query_string[512];             /* the same, as sent (req.query_string) */
+    char query_string[512];             /* as sent (req.query_string) */
+    struct http_query args;             /* parsed by the daemon's code, once asked for */
+    bool args_parsed;
     char request_id[48];
     struct request req;
     struct response res;
@@ -186,22 +187,27 @@ static inline const char *fake_header_cb(void *http, const char *name)
     return NULL;
 }
 
+/* The query's arguments as exchange.c hands them to the API. */
+static inline const struct http_query *fake_args(struct fake *f)
+{
+    if (!f->args_parsed)
+        http_query_parse(&f->args, &f->arena, f->req.query_string);
+    f->args_parsed = true;
+    return &f->args;
+}
+
 static inline const char *fake_query_cb(void *http, const char *name)
 {
-    struct fake *f = http;
-    for (int i = 0; i < f->n_query; i++)
-        if (!strcmp(f->query[i].name, name))
-            return f->query[i].value;
-    return NULL;
+    return http_query_get(fake_args(http), name);
 }
 
 static inline bool fake_each_query_cb(void *http,
                                       bool (*fn)(void *cls, const char *key, const char *value),
                                       void *cls)
 {
-    struct fake *f = http;
-    for (int i = 0; i < f->n_query; i++)
-        if (!fn(cls, f->query[i].name, f->query[i].value))
+    const struct http_query *q = fake_args(http);
+    for (size_t i = 0; i < q->n; i++)
+        if (!fn(cls, q->args[i].key, q->args[i].value ? q->args[i].value : ""))
             return false;
     return true;
 }
@@ -252,8 +258,6 @@ static inline void fake_header(struct fake *f, const char *name, const char *val
 /* name and value as sent: nothing is escaped. */
 static inline void fake_query(struct fake *f, const char *name, const char *value)
 {
-    assert_true(f->n_query < FAKE_MAX);
-    f->query[f->n_query++] = (struct fake_kv){name, value};
     size_t len = strlen(f->query_string);
     int n = snprintf(f->query_string + len, sizeof f->query_string - len, "%s%s=%s",
                      len ? "&" : "", name, value);
