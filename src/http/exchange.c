@@ -416,7 +416,8 @@ static struct exchange *begin(struct http_server *s, struct MHD_Connection *conn
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     x->req = (struct request){
         .arena = &x->arena, .method = parse_method(method), .path = copy(x, url, strlen(url)),
-        .query_string = x->query, .header = req_header, .query = get_query, .each_query = each_query, .http = x,
+        .query_string = x->query, .header = req_header, .query = get_query,
+        .each_query = each_query, .http = x,
         .client = peer ? peer->client_addr : NULL, .request_id = x->request_id,
         .suspend = suspend, .resume = resume, .api_state = x->api_slot,
     };
