@@ -239,6 +239,10 @@ const char *query_first(struct call *c, const char *name);
 /* A query parameter as Nova reads it, webob's req.GET[name]: the last
  * value given, "" for one without '=', NULL when absent. */
 const char *query_last(struct call *c, const char *name);
+/* Every value given for name, in order, as webob's req.GET.getall(name)
+ * (the Hostway dialect's argument without '=' as ""): their number, and
+ * the values in *values (the call's arena). */
+int query_all(struct call *c, const char *name, const char ***values);
 /* The first value given for name that ok() refuses (a query schema's
  * check of each value), or NULL. */
 const char *query_first_bad(struct call *c, const char *name,

@@ -175,6 +175,33 @@ const char *query_last(struct call *c, const char *name)
     return l.value;
 }
 
+struct all_ctx {
+    const char *name;
+    const char **values;        /* NULL: only count them */
+    int n;
+};
+
+static bool all_values(void *cls, const char *key, const char *value)
+{
+    struct all_ctx *a = cls;
+    if (strcmp(key, a->name) != 0)
+        return true;
+    if (a->values)
+        a->values[a->n] = value ? value : "";
+    a->n++;
+    return true;
+}
+
+int query_all(struct call *c, const char *name, const char ***values)
+{
+    struct all_ctx a = {name, NULL, 0};
+    query_each(c, all_values, &a);
+    *values = a.values = arena_alloc(c->arena, ((size_t)a.n + 1) * sizeof *a.values);
+    a.n = 0;
+    query_each(c, all_values, &a);
+    return a.n;
+}
+
 struct bad_ctx {
     const char *name;
     bool (*ok)(const char *value, const void *arg);

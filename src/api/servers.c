@@ -89,7 +89,7 @@ static bool write_server(struct jw *w, struct call *c, const struct server *s, b
     jw_object(w, show ? "server" : NULL);
     jw_string(w, "id", s->id);
     jw_string(w, "name", s->name);
-    jw_string(w, "status", core_server_status(s->vm_state));
+    jw_string(w, "status", core_server_status(s->vm_state, s->task_state));
     jw_string(w, "tenant_id", s->account_id);
     jw_string(w, "user_id", s->user_id);
     jw_json_text(w, "metadata", s->metadata);
@@ -206,22 +206,50 @@ static bool filters_allowed(struct call *c)
     return false;
 }
 
+/* Nova's filter by status (_get_servers()): every `status` given. One that
+ * is none of Nova's statuses lists nothing, and from 2.38 is 400 "Invalid
+ * status value"; only an admin may ask for DELETED alone. False when
+ * answered (*none: answer an empty list). */
+static bool status_allowed(struct call *c, struct server_filter *f, bool *none)
+{
+    const char **statuses;
+    int n = query_all(c, "status", &statuses);
+    *none = false;
+    if (!n)
+        return true;
+    if (!core_server_status_filter(c->arena, statuses, n, f)) {
+        if (c->version >= 38) {
+            reply_error(c, 400, "Invalid status value");
+            return false;
+        }
+        *none = true;
+        return true;
+    }
+    if (!c->core.admin && !strcmp(f->vm_states, ",deleted,")) {
+        reply_error(c, 403, "Only administrators may list deleted instances");
+        return false;
+    }
+    return true;
+}
+
 static void list(struct call *c, bool detail)
 {
     struct paging p;
     struct core_error err;
-    struct server *s;
-    int n;
+    struct server_filter filter = {0};
+    struct server *s = NULL;
+    int n = 0;
+    bool none;
     if (!query_paging(c, &p, true) || (c->version >= 75 && !query_only(c, list_query)) ||
-        !filters_allowed(c))
+        !filters_allowed(c) || !status_allowed(c, &filter, &none))
         return;
     /* Nova's name filter is a regular expression search; literal text
      * anywhere in the name is what clients' look-ups need */
-    const char *name = query_last(c, "name");
-    if (name && !*name)
-        name = NULL;
+    filter.name_contains = query_last(c, "name");
+    if (filter.name_contains && !*filter.name_contains)
+        filter.name_contains = NULL;
     int limit = p.limit < 0 ? 1000 : p.limit;
-    bool ok = core_server_list(&c->core, p.marker, name, limit, &s, &n, &err);
+    bool ok = none || core_server_list(&c->core, p.marker, &filter, limit, &s, &n, &err);
     struct jw w;
     jw_init(&w, c->arena, detail ? 4096 : 1024);
     jw_object(&w, NULL);
@@ -250,10 +278,9 @@ static void list(struct call *c, bool detail)
         jw_object(&w, NULL);
         jw_string(&w, "rel", "next");
         jw_string(&w, "href",
-                  arena_printf(c->arena, "%s%s/servers%s?limit=%d%s%s&marker=%s",
-                               c->base, c->prefix, detail ? "/detail" : "", limit,
-                               name ? "&name=" : "", name ? url_escape(c->arena, name) : "",
-                               url_escape(c->arena, s[n - 1].id)));
+                  arena_printf(c->arena, "%s%s/servers%s?%s", c->base, c->prefix,
+                               detail ? "/detail" : "",
+                               query_with_marker(c, s[n - 1].id, true)));
         jw_end_object(&w);
         jw_end_array(&w);
     }

@@ -462,7 +462,7 @@ static int list_servers(struct session *s, struct cli_table *t, const char *acco
         int count;
         attachments_text(s, srv[i].id, &count);
         const char *cells[] = {srv[i].id, srv[i].account_id, srv[i].name,
-                               core_server_status(srv[i].vm_state), srv[i].domain,
+                               core_server_status(srv[i].vm_state, srv[i].task_state), srv[i].domain,
                                cli_num(&s->ar, count), srv[i].created_at};
         cli_table_row(t, cells);
     }
@@ -514,7 +514,7 @@ static int server_show(struct cli *c, struct session *s)
         "locked", "flavor", "image", "domain", "fault", "attachments", "created_at",
         "updated_at", NULL};
     int count;
-    const char *cells[] = {v.id, v.account_id, v.name, core_server_status(v.vm_state),
+    const char *cells[] = {v.id, v.account_id, v.name, core_server_status(v.vm_state, v.task_state),
                            v.vm_state, v.task_state, cli_num(&s->ar, v.power_state),
                            v.locked ? "true" : "false", v.flavor_ref, v.image_ref, v.domain,
                            v.fault, attachments_text(s, v.id, &count), v.created_at,

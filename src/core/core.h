@@ -217,9 +217,9 @@ enum server_action {
 void core_server_create(struct core_op *op, const struct server_spec *spec, struct server *out);
 bool core_server_get(struct core_ctx *c, const char *id, struct server *out,
                      struct core_error *err);
-/* Newest first; `marker` and `name_contains` as in store_server_list (an
- * unknown marker is 400). */
-bool core_server_list(struct core_ctx *c, const char *marker, const char *name_contains,
+/* Newest first; `marker` and `filter` as in store_server_list (an unknown
+ * marker is 400). */
+bool core_server_list(struct core_ctx *c, const char *marker, const struct server_filter *filter,
                       int limit, struct server **out, int *n, struct core_error *err);
 void core_server_delete(struct core_op *op, const char *id);
 void core_server_action(struct core_op *op, const char *id, enum server_action action);
@@ -229,8 +229,13 @@ void core_server_action(struct core_op *op, const char *id, enum server_action a
  * the caller's op waits. No hypervisor: "". CORE_NOT_FOUND with Nova's
  * message for a console that is not logged to a file (a bound domain's). */
 void core_server_console(struct core_op *op, const char *id, int lines, const char **out);
-/* Nova's status for a vm_state ("ACTIVE", "SHUTOFF", ...). */
-const char *core_server_status(const char *vm_state);
+/* Nova's status for a vm_state and task_state ("ACTIVE", "REBOOT", ...). */
+const char *core_server_status(const char *vm_state, const char *task_state);
+/* Nova's filter by status (common.py's task_and_vm_state_from_status): the
+ * vm_states and task_states of f whose status is one of the n `statuses`,
+ * in any case. False if none is a status. */
+bool core_server_status_filter(struct arena *ar, const char *const *statuses, int n,
+                               struct server_filter *f);
 
 /* ---- volumes ------------------------------------------------------------ */
 

@@ -12,22 +12,101 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/log.h"
 
-const char *core_server_status(const char *vm_state)
+/* Nova's _STATE_MAP (nova/api/openstack/common.py): a server's status from
+ * its vm_state and task_state. A row without a task is the vm_state's
+ * default, its status under any task the table does not name. */
+static const struct state_status {
+    const char *vm, *task, *status;
+} state_map[] = {
+    {"active", NULL, "ACTIVE"},
+    {"active", "rebooting", "REBOOT"},
+    {"active", "reboot_pending", "REBOOT"},
+    {"active", "reboot_started", "REBOOT"},
+    {"active", "rebooting_hard", "HARD_REBOOT"},
+    {"active", "reboot_pending_hard", "HARD_REBOOT"},
+    {"active", "reboot_started_hard", "HARD_REBOOT"},
+    {"active", "updating_password", "PASSWORD"},
+    {"active", "rebuilding", "REBUILD"},
+    {"active", "rebuild_block_device_mapping", "REBUILD"},
+    {"active", "rebuild_spawning", "REBUILD"},
+    {"active", "migrating", "MIGRATING"},
+    {"active", "resize_prep", "RESIZE"},
+    {"active", "resize_migrating", "RESIZE"},
+    {"active", "resize_migrated", "RESIZE"},
+    {"active", "resize_finish", "RESIZE"},
+    {"building", NULL, "BUILD"},
+    {"stopped", NULL, "SHUTOFF"},
+    {"stopped", "resize_prep", "RESIZE"},
+    {"stopped", "resize_migrating", "RESIZE"},
+    {"stopped", "resize_migrated", "RESIZE"},
+    {"stopped", "resize_finish", "RESIZE"},
+    {"stopped", "rebuilding", "REBUILD"},
+    {"stopped", "rebuild_block_device_mapping", "REBUILD"},
+    {"stopped", "rebuild_spawning", "REBUILD"},
+    {"resized", NULL, "VERIFY_RESIZE"},
+    {"resized", "resize_reverting", "REVERT_RESIZE"},
+    {"paused", NULL, "PAUSED"},
+    {"paused", "migrating", "MIGRATING"},
+    {"suspended", NULL, "SUSPENDED"},
+    {"rescued", NULL, "RESCUE"},
+    {"error", NULL, "ERROR"},
+    {"error", "rebuilding", "REBUILD"},
+    {"error", "rebuild_block_device_mapping", "REBUILD"},
+    {"error", "rebuild_spawning", "REBUILD"},
+    {"deleted", NULL, "DELETED"},
+    {"soft-delete", NULL, "SOFT_DELETED"},
+    {"shelved", NULL, "SHELVED"},
+    {"shelved_offloaded", NULL, "SHELVED_OFFLOADED"},
+};
+#define N_STATES (sizeof state_map / sizeof state_map[0])
+
+const char *core_server_status(const char *vm_state, const char *task_state)
 {
-    static const struct { const char *vm, *status; } map[] = {
-        {"active", "ACTIVE"}, {"building", "BUILD"}, {"stopped", "SHUTOFF"},
-        {"paused", "PAUSED"}, {"suspended", "SUSPENDED"}, {"rescued", "RESCUE"},
-        {"resized", "VERIFY_RESIZE"}, {"error", "ERROR"}, {"soft-delete", "SOFT_DELETED"},
-        {"shelved", "SHELVED"}, {"shelved_offloaded", "SHELVED_OFFLOADED"},
-        {"deleted", "DELETED"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(map[i].vm, vm_state))
-            return map[i].status;
-    return "UNKNOWN";
+    const char *status = "UNKNOWN";
+    for (size_t i = 0; i < N_STATES; i++) {
+        const struct state_status *m = &state_map[i];
+        if (strcmp(m->vm, vm_state) != 0)
+            continue;
+        if (!m->task)
+            status = m->status;
+        else if (task_state && !strcmp(m->task, task_state))
+            return m->status;
+    }
+    return status;
+}
+
+/* Appends ",name" to a list of names between commas unless it holds it. */
+static void add_state(struct arena *ar, const char **list, const char *name)
+{
+    const char *had = *list ? *list : ",";
+    if (!strstr(had, arena_printf(ar, ",%s,", name)))
+        *list = arena_printf(ar, "%s%s,", had, name);
+}
+
+bool core_server_status_filter(struct arena *ar, const char *const *statuses, int n,
+                               struct server_filter *f)
+{
+    bool any_task = false;
+    f->vm_states = f->task_states = NULL;
+    for (size_t i = 0; i < N_STATES; i++) {
+        const struct state_status *m = &state_map[i];
+        for (int k = 0; k < n; k++) {
+            if (strcasecmp(statuses[k], m->status) != 0)
+                continue;
+            add_state(ar, &f->vm_states, m->vm);
+            if (m->task)
+                add_state(ar, &f->task_states, m->task);
+            else
+                any_task = true;
+        }
+    }
+    if (any_task)       /* Nova's 'default': any task_state */
+        f->task_states = NULL;
+    return f->vm_states != NULL;
 }
 
 /* ---- create --------------------------------------------------------------- */
@@ -207,15 +286,14 @@ bool core_server_get(struct core_ctx *c, const char *id, struct server *out,
     return r && core_find_server(c, r, id, out, err);
 }
 
-bool core_server_list(struct core_ctx *c, const char *marker, const char *name_contains,
+bool core_server_list(struct core_ctx *c, const char *marker, const struct server_filter *filter,
                       int limit, struct server **out, int *n, struct core_error *err)
 {
     struct store_conn *r = core_reader(c, err);
     if (!r)
         return false;
     const char *account = c->scope ? c->scope : c->account;
-    enum store_rc rc = store_server_list(r, c->arena, account, marker, name_contains, limit,
-                                         out, n);
+    enum store_rc rc = store_server_list(r, c->arena, account, marker, filter, limit, out, n);
     if (rc == STORE_NOTFOUND)
         return core_fail(err, CORE_BAD_REQUEST, "marker [%s] not found", marker);
     return rc == STORE_OK || core_store_failed(err, rc);

@@ -76,7 +76,10 @@ static const char *const own_sql[N_STMT] = {
                      "AND ($2::text IS NULL OR account_id = $2)",
     /* instr() is strpos() */
     [S_SERVER_LIST] = "SELECT " SERVER_COLS " FROM servers WHERE account_id = $1 AND seq < $2 "
-                      "AND ($4::text IS NULL OR strpos(name, $4) > 0) ORDER BY seq DESC"
+                      "AND ($4::text IS NULL OR strpos(name, $4) > 0) "
+                      "AND ($5::text IS NULL OR strpos($5, ',' || vm_state || ',') > 0) "
+                      "AND ($6::text IS NULL OR strpos($6, ',' || task_state || ',') > 0) "
+                      "ORDER BY seq DESC"
                       PG_LIMIT("$3"),
     [S_SERVER_UPDATE] = "UPDATE servers SET name = $4, vm_state = $5, task_state = $6, "
                         "power_state = $7, locked = $8, locked_by = $9, metadata = $14, "

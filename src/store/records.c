@@ -317,9 +317,12 @@ enum store_rc store_server_get(struct store_conn *c, struct arena *ar, const cha
 }
 
 enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const char *account,
-                                const char *marker, const char *name_contains, int limit,
-                                struct server **out, int *n)
+                                const char *marker, const struct server_filter *filter,
+                                int limit, struct server **out, int *n)
 {
+    static const struct server_filter any;
+    if (!filter)
+        filter = &any;
     int64_t before = INT64_MAX;
     if (marker) {
         struct store_stmt *st = stmt_get(c, S_SERVER_SEQ);
@@ -339,7 +342,9 @@ enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const ch
     stmt_bind_text(st, 1, account);
     stmt_bind_int64(st, 2, before);
     stmt_bind_int64(st, 3, limit);
-    stmt_bind_text(st, 4, name_contains);
+    stmt_bind_text(st, 4, filter->name_contains);
+    stmt_bind_text(st, 5, filter->vm_states);
+    stmt_bind_text(st, 6, filter->task_states);
     return stmt_collect(st, ar, sizeof **out, read_server, (void **)out, n);
 }
 

@@ -42,7 +42,10 @@ const char *const sqlite_sql[N_SQ_STMT] = {
                      "AND (?2 IS NULL OR account_id = ?2)",
     [S_SERVER_SEQ] = "SELECT seq FROM servers WHERE id = ?1 AND account_id = ?2",
     [S_SERVER_LIST] = "SELECT " SERVER_COLS " FROM servers WHERE account_id = ?1 AND seq < ?2 "
-                      "AND (?4 IS NULL OR instr(name, ?4) > 0) ORDER BY seq DESC LIMIT ?3",
+                      "AND (?4 IS NULL OR instr(name, ?4) > 0) "
+                      "AND (?5 IS NULL OR instr(?5, ',' || vm_state || ',') > 0) "
+                      "AND (?6 IS NULL OR instr(?6, ',' || task_state || ',') > 0) "
+                      "ORDER BY seq DESC LIMIT ?3",
     [S_SERVER_UPDATE] = "UPDATE servers SET name = ?4, vm_state = ?5, task_state = ?6, "
                         "power_state = ?7, locked = ?8, locked_by = ?9, metadata = ?14, "
                         "updated_at = ?16, launched_at = ?17, fault = ?19 WHERE id = ?1",

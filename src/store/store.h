@@ -193,15 +193,23 @@ enum store_rc store_user_set_pwhash(struct store_conn *w, const char *name, cons
 enum store_rc store_user_del(struct store_conn *w, const char *name);
 enum store_rc store_user_count(struct store_conn *c, int64_t *n);
 
+/* Which servers a list keeps; NULL in a field keeps any. `vm_states` and
+ * `task_states` are names between commas (",active,stopped,"), and a server
+ * without a task_state is not among any task_states. */
+struct server_filter {
+    const char *name_contains;  /* its name contains this text */
+    const char *vm_states, *task_states;
+};
+
 /* Servers. Lists are newest first; `marker` (optional) is the id of the last
  * record of the previous page: STORE_NOTFOUND if it is not in scope;
- * `name_contains` (optional) keeps the servers whose name contains it. */
+ * `filter` (optional) keeps only the servers it names. */
 enum store_rc store_server_add(struct store_conn *w, const struct server *srv);
 enum store_rc store_server_get(struct store_conn *c, struct arena *ar, const char *account,
                                const char *id, struct server *out);
 enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const char *account,
-                                const char *marker, const char *name_contains, int limit,
-                                struct server **out, int *n);
+                                const char *marker, const struct server_filter *filter,
+                                int limit, struct server **out, int *n);
 enum store_rc store_server_update(struct store_conn *w, const struct server *srv);
 /* The server a hypervisor domain is (STORE_NOTFOUND: none), and every
  * server that is a domain, oldest first. */

@@ -266,6 +266,110 @@ def test_admin_filters_on_joined_tables_are_400(world, fresh, query, bad):
     assert r.status_code == 200, r.text
 
 
+def _stopped_and_active(world, s, pfx, n=2):
+    """n active servers and one stopped one: (active ids, the stopped id)."""
+    active = [create_server(s, world.base, pfx, f"a{i}") for i in range(n)]
+    stopped = create_server(s, world.base, pfx, "stopped")
+    r = s.post(f"{world.base}{pfx}/servers/{stopped}/action", json={"os-stop": None})
+    assert r.status_code == 202, r.text
+    return active, stopped
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
+@pytest.mark.parametrize("tail", ["/servers", "/servers/detail"])
+def test_status_filter(world, fresh, kind, tail):
+    """Nova's filter by status (_get_servers(), common.py's
+    task_and_vm_state_from_status()): each `status` given, in any case,
+    names the servers in the states that show it; all of the account's
+    servers are searched, and the next link keeps the filter."""
+    acct, s = fresh
+    pfx = prefix(kind, acct)
+    active, stopped = _stopped_and_active(world, s, pfx, 3)
+    url = f"{world.base}{pfx}{tail}"
+
+    def ids(query):
+        r = s.get(f"{url}?{query}")
+        assert r.status_code == 200, (query, r.text)
+        return [x["id"] for x in r.json()["servers"]]
+
+    assert sorted(ids("status=ACTIVE")) == sorted(active)
+    assert ids("status=shutoff") == [stopped]
+    assert sorted(ids("status=SHUTOFF&status=Active")) == sorted(active + [stopped])
+    assert ids("status=PAUSED") == []
+    assert ids("status=REBOOT") == []           # a status of Nova's: nothing is rebooting
+    assert ids("status=SHUTOFF&name=a") == []
+    assert ids("status=ACTIVE&name=a1") == [active[1]]
+    # paging through the filtered list
+    r = s.get(f"{url}?status=ACTIVE&limit=2")
+    body = r.json()
+    assert len(body["servers"]) == 2, body
+    href = body["servers_links"][0]["href"]
+    assert href.endswith(f"{tail}?limit=2&status=ACTIVE&marker={body['servers'][-1]['id']}"), href
+    parts = urllib.parse.urlsplit(href)
+    rest = s.get(f"{world.base}{parts.path}?{parts.query}").json()
+    assert [x["id"] for x in rest["servers"]] == [active[0]], rest
+    assert "servers_links" not in rest
+
+
+@pytest.mark.parametrize("kind", ["hostway", "nova"])
+def test_next_link_is_the_query_as_nova_writes_it(world, fresh, kind):
+    """Nova's _get_next_link(): the request's parameters sorted by name
+    (the last value of each), the marker set in its place or else added
+    last; no limit when none was given."""
+    acct, s = fresh
+    pfx = prefix(kind, acct)
+    ids = [create_server(s, world.base, pfx, f"l{i}") for i in range(4)]
+    first = s.get(f"{world.base}{pfx}/servers").json()["servers"]
+    r = s.get(f"{world.base}{pfx}/servers?marker={first[0]['id']}&name=l&limit=1&limit=2"
+              "&zz=1&a=%2F")
+    body = r.json()
+    assert [x["id"] for x in body["servers"]] == [x["id"] for x in first[1:3]], body
+    href = body["servers_links"][0]["href"]
+    assert href.split("?", 1)[1] == f"a=%2F&limit=2&marker={first[2]['id']}&name=l&zz=1", href
+    assert len(ids) == 4
+
+
+@pytest.mark.parametrize("version,code", [(None, 200), ("2.37", 200), ("2.38", 400),
+                                          ("2.89", 400)])
+def test_unknown_status(world, fresh, version, code):
+    """A status that none of Nova's states shows (UNKNOWN included): an
+    empty list before 2.38, 400 "Invalid status value" from it; the Hostway
+    dialect reads it as 2.1 does."""
+    acct, s = fresh
+    _stopped_and_active(world, s, "/v2.1", 1)
+    for tail in ("/servers", "/servers/detail"):
+        for query in ("status=STOPPED", "status=UNKNOWN&status=", "status"):
+            r = s.get(f"{world.base}/v2.1{tail}?{query}", headers=mv(version))
+            if code == 200:
+                assert r.status_code == 200, r.text
+                assert r.json() == {"servers": []}, r.text
+            else:
+                assert_error("nova", r, 400, nova_message="Invalid status value")
+            # one status Nova knows among them is enough
+            r = s.get(f"{world.base}/v2.1{tail}?{query}&status=SHUTOFF", headers=mv(version))
+            assert len(r.json()["servers"]) == 1, r.text
+        r = s.get(f"{world.base}{tail}?status=STOPPED", headers=mv(version))
+        assert r.status_code == 200 and r.json() == {"servers": []}, r.text
+
+
+@pytest.mark.parametrize("kind", ["hostway", "nova"])
+def test_deleted_servers_are_listed_only_to_an_admin(world, fresh, kind):
+    """status=DELETED alone: a member's is 403, as in Nova's _get_servers();
+    an admin's lists the deleted servers, which attachd does not keep."""
+    acct, s = fresh
+    pfx = prefix(kind, acct)
+    _stopped_and_active(world, s, pfx, 1)
+    for tail in ("/servers", "/servers/detail"):
+        r = s.get(f"{world.base}{pfx}{tail}?status=deleted")
+        assert_error(dialect_of(kind), r, 403,
+                     nova_message="Only administrators may list deleted instances",
+                     text_contains="Only administrators may list deleted instances")
+        r = s.get(f"{world.base}{pfx}{tail}?status=DELETED&status=SHUTOFF")
+        assert len(r.json()["servers"]) == 1, r.text
+        r = world.admin.get(f"{world.base}{prefix(kind, world.ops)}{tail}?status=DELETED")
+        assert r.status_code == 200 and r.json() == {"servers": []}, r.text
+
+
 @pytest.mark.parametrize("kind", PREFIX_KINDS)
 def test_delete_is_204_and_gone(world, kind):
     pfx = prefix(kind, world.a)

@@ -1429,6 +1429,17 @@ def test_power_actions(worlds, workdir, timing):
             t0 = time.monotonic()
             r = w.req("POST", f"/servers/{server}/action", NOVA, json={"reboot": {"type": kind}})
             assert r.status_code == 202, r.text
+            # under way, the status is Nova's for the task (_STATE_MAP); a
+            # SOFT reboot of a guestless domain waits the 1 s timeout
+            body = w.server_body(server)
+            task = body["OS-EXT-STS:task_state"]
+            assert task in ({"SOFT": "rebooting"}.get(kind, "rebooting_hard"), None), body
+            assert body["status"] == {"rebooting": "REBOOT", "rebooting_hard": "HARD_REBOOT",
+                                      None: "ACTIVE"}[task], body
+            if kind == "SOFT":
+                assert task == "rebooting", body
+                r = w.req("GET", "/servers?status=REBOOT", NOVA)
+                assert [x["id"] for x in r.json()["servers"]] == [server], r.text
             wait_for(f"{kind} reboot: ACTIVE", lambda: w.server_body(server)["status"] == "ACTIVE"
                      and w.server_body(server)["OS-EXT-STS:task_state"] is None, 60)
             timing(f"reboot {kind} to ACTIVE", time.monotonic() - t0)

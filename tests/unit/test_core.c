@@ -868,7 +868,7 @@ static void test_actions_state_machine(void **state)
     OK(core_server_get(&f->a, "srv", &s, err));
     assert_string_equal(s.vm_state, "stopped");
     assert_int_equal(s.power_state, POWER_SHUTDOWN);
-    assert_string_equal(core_server_status(s.vm_state), "SHUTOFF");
+    assert_string_equal(core_server_status(s.vm_state, s.task_state), "SHUTOFF");
     FAILS(action(&f->a, "srv", ACTION_STOP, err), CORE_CONFLICT,
           "Cannot 'stop' instance srv while it is in vm_state stopped");
     FAILS(action(&f->a, "srv", ACTION_PAUSE, err), CORE_CONFLICT,
@@ -946,19 +946,83 @@ static void test_actions_admin_lock(void **state)
 static void test_server_status_map(void **state)
 {
     (void)state;
-    assert_string_equal(core_server_status("active"), "ACTIVE");
-    assert_string_equal(core_server_status("building"), "BUILD");
-    assert_string_equal(core_server_status("stopped"), "SHUTOFF");
-    assert_string_equal(core_server_status("paused"), "PAUSED");
-    assert_string_equal(core_server_status("suspended"), "SUSPENDED");
-    assert_string_equal(core_server_status("rescued"), "RESCUE");
-    assert_string_equal(core_server_status("resized"), "VERIFY_RESIZE");
-    assert_string_equal(core_server_status("error"), "ERROR");
-    assert_string_equal(core_server_status("soft-delete"), "SOFT_DELETED");
-    assert_string_equal(core_server_status("shelved"), "SHELVED");
-    assert_string_equal(core_server_status("shelved_offloaded"), "SHELVED_OFFLOADED");
-    assert_string_equal(core_server_status("deleted"), "DELETED");
-    assert_string_equal(core_server_status("weird"), "UNKNOWN");
+    /* Nova's _STATE_MAP: the vm_state's default under any other task */
+    static const char *const map[][3] = {
+        {"active", NULL, "ACTIVE"},
+        {"active", "powering-off", "ACTIVE"},
+        {"active", "rebooting", "REBOOT"},
+        {"active", "reboot_started", "REBOOT"},
+        {"active", "rebooting_hard", "HARD_REBOOT"},
+        {"active", "reboot_pending_hard", "HARD_REBOOT"},
+        {"active", "updating_password", "PASSWORD"},
+        {"active", "migrating", "MIGRATING"},
+        {"active", "resize_finish", "RESIZE"},
+        {"building", NULL, "BUILD"},
+        {"building", "spawning", "BUILD"},
+        {"stopped", NULL, "SHUTOFF"},
+        {"stopped", "rebooting_hard", "SHUTOFF"},
+        {"stopped", "rebuild_spawning", "REBUILD"},
+        {"paused", NULL, "PAUSED"},
+        {"paused", "migrating", "MIGRATING"},
+        {"suspended", "rebooting_hard", "SUSPENDED"},
+        {"rescued", NULL, "RESCUE"},
+        {"resized", NULL, "VERIFY_RESIZE"},
+        {"resized", "resize_reverting", "REVERT_RESIZE"},
+        {"error", NULL, "ERROR"},
+        {"error", "rebuilding", "REBUILD"},
+        {"soft-delete", NULL, "SOFT_DELETED"},
+        {"shelved", NULL, "SHELVED"},
+        {"shelved_offloaded", NULL, "SHELVED_OFFLOADED"},
+        {"deleted", "deleting", "DELETED"},
+        {"weird", NULL, "UNKNOWN"},
+        {"weird", "rebooting", "UNKNOWN"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        assert_string_equal(core_server_status(map[i][0], map[i][1]), map[i][2]);
+}
+
+/* Nova's task_and_vm_state_from_status(): the states whose status is
+ * asked for, in any case; a vm_state's default among them takes any task. */
+static void test_server_status_filter(void **state)
+{
+    (void)state;
+    struct arena ar;
+    arena_init(&ar);
+    static const struct {
+        const char *statuses[3];
+        const char *vm_states, *task_states;
+    } cases[] = {
+        {{"ACTIVE"}, ",active,", NULL},
+        {{"active"}, ",active,", NULL},
+        {{"REBOOT"}, ",active,", ",rebooting,reboot_pending,reboot_started,"},
+        {{"HARD_REBOOT", "reboot"}, ",active,",
+         ",rebooting,reboot_pending,reboot_started,rebooting_hard,reboot_pending_hard,"
+         "reboot_started_hard,"},
+        {{"MIGRATING"}, ",active,paused,", ",migrating,"},
+        {{"REBUILD", "SHUTOFF"}, ",active,stopped,error,", NULL},
+        {{"SHUTOFF", "PAUSED", "SHUTOFF"}, ",stopped,paused,", NULL},
+        {{"DELETED"}, ",deleted,", NULL},
+        {{"UNKNOWN", "nothing", "SHUTOFF"}, ",stopped,", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int n = 0;
+        while (n < 3 && cases[i].statuses[n])
+            n++;
+        struct server_filter f = {0};
+        assert_true(core_server_status_filter(&ar, cases[i].statuses, n, &f));
+        assert_string_equal(f.vm_states, cases[i].vm_states);
+        if (cases[i].task_states)
+            assert_string_equal(f.task_states, cases[i].task_states);
+        else
+            assert_null(f.task_states);
+    }
+    /* none of Nova's statuses, including the one it shows for no state */
+    static const char *const bad[] = {"UNKNOWN", "", "ACTIVE ", "STOPPED"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct server_filter f = {0};
+        assert_false(core_server_status_filter(&ar, &bad[i], 1, &f));
+    }
+    arena_release(&ar);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -999,6 +1063,7 @@ int main(void)
         T(test_actions_lock),
         T(test_actions_admin_lock),
         cmocka_unit_test(test_server_status_map),
+        cmocka_unit_test(test_server_status_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

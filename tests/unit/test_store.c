@@ -2036,12 +2036,13 @@ static void test_name_filters(void **state)
     }
     struct server *servers;
     int n;
-    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", NULL, "web", 10, &servers, &n),
+    struct server_filter web = {.name_contains = "web"}, percent = {.name_contains = "%"};
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", NULL, &web, 10, &servers, &n),
                      STORE_OK);
     assert_int_equal(n, 2);
     assert_string_equal(servers[0].id, "web-2");
     assert_string_equal(servers[1].id, "web-1");
-    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", NULL, "%", 10, &servers, &n),
+    assert_int_equal(store_server_list(f->r, &f->ar, "acct-a", NULL, &percent, 10, &servers, &n),
                      STORE_OK);
     assert_int_equal(n, 0);     /* literal text, not a LIKE pattern */
 

@@ -894,7 +894,9 @@ static void test_stop_destroys_after_the_timeout(void **state)
     int destroyed = f->fake->powered[DP_DESTROY];
     assert_true(CORE_RUN(&f->admin, &err, core_server_action, "s1", ACTION_REBOOT_SOFT));
     fake_sleep_ms(300);
-    assert_string_equal(get_server(f, "s1").task_state, "rebooting");
+    struct server rebooting = get_server(f, "s1");
+    assert_string_equal(rebooting.task_state, "rebooting");
+    assert_string_equal(core_server_status(rebooting.vm_state, rebooting.task_state), "REBOOT");
     assert_true(server_becomes(f, "s1", "active"));
     assert_int_equal(f->fake->powered[DP_DESTROY], destroyed + 1);
     assert_int_equal(fake_state(f, DOM_A), DOMAIN_RUNNING);
