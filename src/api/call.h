@@ -252,6 +252,9 @@ const char *query_first_bad(struct call *c, const char *name,
  * least one; else the 400 of the first that is not, in jsonschema's words.
  * False after the 400. */
 bool query_digits(struct call *c, const char *name);
+/* The same for a parameter of strings from a list (an enum of the schema):
+ * every value given is one of values (NULL-terminated). */
+bool query_enum(struct call *c, const char *name, const char *const *values);
 /* A number as Nova reads one: every value passes query_digits(), then the
  * last counts (*v untouched when there is none). False after the 400. */
 bool nova_number(struct call *c, const char *name, int64_t *v);

@@ -73,22 +73,6 @@ static const char *const sort_keys[] = {
 static const char *const sort_dirs[] = {"asc", "desc", NULL};
 
 /* jsonschema's enum, for query_first_bad() */
-static bool in_list(const char *s, const void *list)
-{
-    for (const char *const *l = list; *l; l++)
-        if (!strcmp(s, *l))
-            return true;
-    return false;
-}
-
-static const char *py_list(struct call *c, const char *const *list)
-{
-    const char *s = "[";
-    for (int i = 0; list[i]; i++)
-        s = arena_printf(c->arena, "%s%s'%s'", s, i ? ", " : "", list[i]);
-    return arena_printf(c->arena, "%s]", s);
-}
-
 struct listing {
     int limit;                  /* at most 1000 */
     const char *marker;
@@ -111,19 +95,8 @@ static bool parse_listing(struct call *c, struct listing *l)
     if (!query_digits(c, "limit"))
         return false;
     const char *limit = query_last(c, "limit");
-    static const struct { const char *name; const char *const *values; } enums[] = {
-        {"sort_key", sort_keys}, {"sort_dir", sort_dirs},
-    };
-    for (size_t i = 0; i < sizeof enums / sizeof *enums; i++) {
-        const char *bad = query_first_bad(c, enums[i].name, in_list, enums[i].values);
-        if (bad) {
-            reply_invalid_query(c, enums[i].name, bad,
-                                arena_printf(c->arena, "%s is not one of %s",
-                                             py_repr_str(c->arena, bad),
-                                             py_list(c, enums[i].values)));
-            return false;
-        }
-    }
+    if (!query_enum(c, "sort_key", sort_keys) || !query_enum(c, "sort_dir", sort_dirs))
+        return false;
     const char *key = query_last(c, "sort_key"), *dir = query_last(c, "sort_dir");
     if (c->version >= 75 && !query_only(c, allowed))
         return false;

@@ -244,6 +244,34 @@ bool query_digits(struct call *c, const char *name)
     return false;
 }
 
+static bool in_list(const char *value, const void *list)
+{
+    for (const char *const *l = list; *l; l++)
+        if (!strcmp(value, *l))
+            return true;
+    return false;
+}
+
+bool query_enum(struct call *c, const char *name, const char *const *values)
+{
+    const char *bad = query_first_bad(c, name, in_list, values);
+    if (!bad)
+        return true;
+    /* the list as Python's repr() shows it, whole: the values are names */
+    size_t len = 3;
+    for (const char *const *v = values; *v; v++)
+        len += strlen(*v) + 4;
+    char *list = arena_alloc(c->arena, len), *o = list;
+    *o++ = '[';
+    for (const char *const *v = values; *v; v++)
+        o += sprintf(o, "%s'%s'", v == values ? "" : ", ", *v);
+    strcpy(o, "]");
+    reply_invalid_query(c, name, bad,
+                        arena_printf(c->arena, "%s is not one of %s", py_repr_str(c->arena, bad),
+                                     list));
+    return false;
+}
+
 void reply_invalid_query(struct call *c, const char *name, const char *value, const char *why)
 {
     reply_error(c, 400, "Invalid input for query parameters %s. Value: %s. %s", name, value,

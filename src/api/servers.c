@@ -177,6 +177,43 @@ static const char *const list_query[] = {
     NULL,
 };
 
+/* Nova's sort keys for the list (VALID_SORT_KEYS and the keys it ignores,
+ * schemas/servers.py), which its query schema holds every sort_key to:
+ * before 2.73 in this order; from 2.73 'locked' first, and from 2.75 without
+ * the keys Nova ignores. Nova builds the lists of 2.73 on from Python sets,
+ * whose order changes from one Nova process to the next; attachd shows
+ * them in this one. It sorts by none of them (docs/api.md). */
+#define SORT_KEYS "access_ip_v4", "access_ip_v6", "auto_disk_config", "availability_zone", \
+                  "config_drive", "created_at", "display_description", "display_name", "host", \
+                  "hostname", "image_ref", "instance_type_id", "kernel_id", "key_name", \
+                  "launch_index", "launched_at", "locked_by", "node", "power_state", "progress", \
+                  "project_id", "ramdisk_id", "root_device_name", "task_state", "terminated_at", \
+                  "updated_at", "user_id", "uuid", "vm_state"
+#define IGNORED_BEFORE_LOCKED "architecture", "cell_name", "cleaned", \
+                              "default_ephemeral_device", "default_swap_device", "deleted", \
+                              "deleted_at", "disable_terminate", "ephemeral_gb", \
+                              "ephemeral_key_uuid", "id", "key_data", "launched_on"
+#define IGNORED_AFTER_LOCKED "memory_mb", "os_type", "reservation_id", "root_gb", \
+                             "shutdown_terminate", "user_data", "vcpus", "vm_mode"
+static const char *const sort_keys_v21[] = {
+    SORT_KEYS, IGNORED_BEFORE_LOCKED, "locked", IGNORED_AFTER_LOCKED, NULL,
+};
+static const char *const sort_keys_v273[] = {
+    "locked", SORT_KEYS, IGNORED_BEFORE_LOCKED, IGNORED_AFTER_LOCKED, NULL,
+};
+static const char *const sort_keys_v275[] = {"locked", SORT_KEYS, NULL};
+
+/* The sort keys given, as Nova's query schema checks them: before anything
+ * else it checks (the schema's properties come in this order). */
+static bool sort_keys_allowed(struct call *c)
+{
+    if (c->dialect != DIALECT_NOVA)
+        return true;
+    return query_enum(c, "sort_key", c->version >= 75   ? sort_keys_v275
+                                     : c->version >= 73 ? sort_keys_v273
+                                                        : sort_keys_v21);
+}
+
 /* For query_each(): stops at a joined table or a name starting with '_',
  * kept in *(const char **)cls. */
 static bool refused_filter(void *cls, const char *key, const char *value)
@@ -240,7 +277,8 @@ static void list(struct call *c, bool detail)
     struct server *s = NULL;
     int n = 0;
     bool none;
-    if (!query_paging(c, &p, true) || (c->version >= 75 && !query_only(c, list_query)) ||
+    if (!sort_keys_allowed(c) || !query_paging(c, &p, true) ||
+        (c->version >= 75 && !query_only(c, list_query)) ||
         !filters_allowed(c) || !status_allowed(c, &filter, &none))
         return;
     /* Nova's name filter is a regular expression search; literal text

@@ -1,5 +1,6 @@
 """Servers (docs/api.md, decision D9; issue 2 item 8) in both dialects: create,
 list with limit/marker, detail, show, delete, and Nova-like body validation."""
+import ast
 import urllib.parse
 
 import pytest
@@ -240,6 +241,58 @@ def test_unknown_parameters_are_400_from_2_75(world, fresh, tail):
     r = s.get(f"{url}?colour=red&limit=x", headers=mv("2.75"))
     assert_error("nova", r, 400, nova_message="Invalid input for query parameters limit. "
                  "Value: x. 'x' does not match '^[0-9]*$'")
+
+
+# Nova's schemas/servers.py: VALID_SORT_KEYS and SERVER_LIST_IGNORE_SORT_KEY
+SORT_KEYS = [
+    "access_ip_v4", "access_ip_v6", "auto_disk_config", "availability_zone", "config_drive",
+    "created_at", "display_description", "display_name", "host", "hostname", "image_ref",
+    "instance_type_id", "kernel_id", "key_name", "launch_index", "launched_at", "locked_by",
+    "node", "power_state", "progress", "project_id", "ramdisk_id", "root_device_name",
+    "task_state", "terminated_at", "updated_at", "user_id", "uuid", "vm_state"]
+IGNORED_SORT_KEYS = [
+    "architecture", "cell_name", "cleaned", "default_ephemeral_device", "default_swap_device",
+    "deleted", "deleted_at", "disable_terminate", "ephemeral_gb", "ephemeral_key_uuid", "id",
+    "key_data", "launched_on", "locked", "memory_mb", "os_type", "reservation_id", "root_gb",
+    "shutdown_terminate", "user_data", "vcpus", "vm_mode"]
+
+
+@pytest.mark.parametrize("tail", ["/servers", "/servers/detail"])
+def test_sort_keys_are_nova_s(world, fresh, tail):
+    """Nova's query schema holds every sort_key to its enum, before it
+    checks limit: VALID_SORT_KEYS and the keys it ignores before 2.73,
+    'locked' first from 2.73, the ignored keys refused from 2.75 (whose
+    lists Nova builds from sets: their order is not checked). attachd
+    sorts by none of them; the Hostway dialect does not check them."""
+    acct, s = fresh
+    create_server(s, world.base, "/v2.1", "sorted")
+    url = f"{world.base}/v2.1{tail}"
+
+    def refused(query, version):
+        r = s.get(f"{url}?{query}", headers=mv(version))
+        f = assert_error("nova", r, 400)
+        head, _, listed = f["message"].partition(" is not one of ")
+        return head, ast.literal_eval(listed)
+
+    head, listed = refused("sort_key=display_name&sort_key=name&limit=x&sort_key=nope", None)
+    assert head == "Invalid input for query parameters sort_key. Value: name. 'name'"
+    assert listed == SORT_KEYS + IGNORED_SORT_KEYS
+    head, listed = refused("sort_key=colour", "2.73")
+    assert listed[0] == "locked" and sorted(listed) == sorted(SORT_KEYS + IGNORED_SORT_KEYS)
+    assert len(listed) == len(set(listed))
+    head, listed = refused("sort_key=cell_name", "2.75")
+    assert head == ("Invalid input for query parameters sort_key. Value: cell_name. "
+                    "'cell_name'")
+    assert sorted(listed) == sorted(SORT_KEYS + ["locked"])
+    for version in (None, "2.72", "2.73", "2.75"):
+        r = s.get(f"{url}?sort_key=display_name&sort_key=locked_by&sort_dir=asc",
+                  headers=mv(version))
+        assert r.status_code == 200 and len(r.json()["servers"]) == 1, r.text
+    for version in (None, "2.74"):
+        r = s.get(f"{url}?sort_key=cell_name&sort_key=locked", headers=mv(version))
+        assert r.status_code == 200, r.text
+    r = s.get(f"{world.base}{tail}?sort_key=colour")
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("query,bad", [
