@@ -269,6 +269,25 @@ static bool status_allowed(struct call *c, struct server_filter *f, bool *none)
     return true;
 }
 
+/* The rest of Nova's filters that a member may use and attachd applies
+ * (_get_server_search_options(), compute/api.py's get_all()). Nova's name
+ * filter is a regular expression search; literal text anywhere in the name
+ * is what clients' look-ups need. The image and the flavor are by id. An
+ * unknown flavor, or an address (ip; ip6 from 2.5 or for an admin) lists
+ * nothing: no server of attachd's has an address. */
+static void other_filters(struct call *c, struct server_filter *f, bool *none)
+{
+    f->name_contains = query_last(c, "name");
+    if (f->name_contains && !*f->name_contains)
+        f->name_contains = NULL;
+    f->image_ref = query_last(c, "image");
+    f->flavor_ref = query_last(c, "flavor");
+    if (f->flavor_ref && !core_flavor(c->core.core, f->flavor_ref))
+        *none = true;
+    if (query_last(c, "ip") || ((c->version >= 5 || c->core.admin) && query_last(c, "ip6")))
+        *none = true;
+}
+
 static void list(struct call *c, bool detail)
 {
     struct paging p;
@@ -281,11 +300,7 @@ static void list(struct call *c, bool detail)
         (c->version >= 75 && !query_only(c, list_query)) ||
         !filters_allowed(c) || !status_allowed(c, &filter, &none))
         return;
-    /* Nova's name filter is a regular expression search; literal text
-     * anywhere in the name is what clients' look-ups need */
-    filter.name_contains = query_last(c, "name");
-    if (filter.name_contains && !*filter.name_contains)
-        filter.name_contains = NULL;
+    other_filters(c, &filter, &none);
     int limit = p.limit < 0 ? 1000 : p.limit;
     bool ok = none || core_server_list(&c->core, p.marker, &filter, limit, &s, &n, &err);
     struct jw w;

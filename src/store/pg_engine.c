@@ -79,6 +79,8 @@ static const char *const own_sql[N_STMT] = {
                       "AND ($4::text IS NULL OR strpos(name, $4) > 0) "
                       "AND ($5::text IS NULL OR strpos($5, ',' || vm_state || ',') > 0) "
                       "AND ($6::text IS NULL OR strpos($6, ',' || task_state || ',') > 0) "
+                      "AND ($7::text IS NULL OR image_ref = $7) "
+                      "AND ($8::text IS NULL OR flavor_ref = $8) "
                       "ORDER BY seq DESC"
                       PG_LIMIT("$3"),
     [S_SERVER_UPDATE] = "UPDATE servers SET name = $4, vm_state = $5, task_state = $6, "

@@ -45,6 +45,7 @@ const char *const sqlite_sql[N_SQ_STMT] = {
                       "AND (?4 IS NULL OR instr(name, ?4) > 0) "
                       "AND (?5 IS NULL OR instr(?5, ',' || vm_state || ',') > 0) "
                       "AND (?6 IS NULL OR instr(?6, ',' || task_state || ',') > 0) "
+                      "AND (?7 IS NULL OR image_ref = ?7) AND (?8 IS NULL OR flavor_ref = ?8) "
                       "ORDER BY seq DESC LIMIT ?3",
     [S_SERVER_UPDATE] = "UPDATE servers SET name = ?4, vm_state = ?5, task_state = ?6, "
                         "power_state = ?7, locked = ?8, locked_by = ?9, metadata = ?14, "

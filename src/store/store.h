@@ -199,6 +199,7 @@ enum store_rc store_user_count(struct store_conn *c, int64_t *n);
 struct server_filter {
     const char *name_contains;  /* its name contains this text */
     const char *vm_states, *task_states;
+    const char *image_ref, *flavor_ref;         /* exactly these */
 };
 
 /* Servers. Lists are newest first; `marker` (optional) is the id of the last
