@@ -158,6 +158,12 @@ char *py_repr(struct arena *ar, json_t *v);
 char *py_repr_str(struct arena *ar, const char *s);
 /* The strings' repr()s joined by ", " (n > 0), bounded as one. */
 char *py_repr_strs(struct arena *ar, const char *const *s, size_t n);
+/* oslo's bool_from_string(strict=True): 1 true, 0 false, -1 neither. */
+int py_bool(const char *s);
+/* The 400 of its -1 (Nova's InvalidInput of oslo's ValueError). */
+#define PY_BOOL_UNRECOGNIZED "Invalid input received: Unrecognized value '%s', acceptable " \
+                             "values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', " \
+                             "'t', 'true', 'y', 'yes'"
 
 /* ---- request bodies parsed, JSON written, queries (json.c) --------------- */
 

@@ -44,25 +44,6 @@ static bool py_int(const char *s, int64_t *out)
     return true;
 }
 
-/* oslo's bool_from_string(strict=True): 1 true, 0 false, -1 neither. */
-static int py_bool(const char *s)
-{
-    static const char *const yes[] = {"1", "t", "true", "on", "y", "yes"};
-    static const char *const no[] = {"0", "f", "false", "off", "n", "no"};
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        n--;
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (strlen(yes[i]) == n && !strncasecmp(s, yes[i], n))
-            return 1;
-        if (strlen(no[i]) == n && !strncasecmp(s, no[i], n))
-            return 0;
-    }
-    return -1;
-}
-
 /* Nova's VALID_SORT_KEYS, in its order (the 400's message lists them). */
 static const char *const sort_keys[] = {
     "created_at", "description", "disabled", "ephemeral_gb", "flavorid", "id", "is_public",

@@ -269,6 +269,34 @@ static bool status_allowed(struct call *c, struct server_filter *f, bool *none)
     return true;
 }
 
+/* Nova's all_tenants (common.py's is_all_tenants()): one of oslo's
+ * booleans, or empty for true, else 400. True is an admin's list of every
+ * account's servers, or of project_id's (tenant_id's) alone; a member's is
+ * 403. *account: whose servers (every account's when *every and NULL).
+ * The Hostway dialect has no such parameter. False when answered. */
+static bool accounts_listed(struct call *c, bool detail, bool *every, const char **account)
+{
+    const char *all = c->dialect == DIALECT_NOVA ? query_last(c, "all_tenants") : NULL;
+    int yes = all && *all ? py_bool(all) : all != NULL;
+    *every = false;
+    if (yes < 0) {
+        reply_error(c, 400, PY_BOOL_UNRECOGNIZED, all);
+        return false;
+    }
+    if (!yes)
+        return true;
+    if (!c->core.admin) {
+        reply_error(c, 403, "Policy doesn't allow os_compute_api:servers:%s:get_all_tenants to "
+                            "be performed.", detail ? "detail" : "index");
+        return false;
+    }
+    *every = true;
+    *account = query_last(c, "project_id");
+    if (!*account)
+        *account = query_last(c, "tenant_id");
+    return true;
+}
+
 /* The rest of Nova's filters that a member may use and attachd applies
  * (_get_server_search_options(), compute/api.py's get_all()). Nova's name
  * filter is a regular expression search; literal text anywhere in the name
@@ -295,14 +323,18 @@ static void list(struct call *c, bool detail)
     struct server_filter filter = {0};
     struct server *s = NULL;
     int n = 0;
-    bool none;
+    bool none, every;
+    const char *account = NULL;
     if (!sort_keys_allowed(c) || !query_paging(c, &p, true) ||
-        (c->version >= 75 && !query_only(c, list_query)) ||
-        !filters_allowed(c) || !status_allowed(c, &filter, &none))
+        (c->version >= 75 && !query_only(c, list_query)) || !filters_allowed(c) ||
+        !status_allowed(c, &filter, &none) || !accounts_listed(c, detail, &every, &account))
         return;
     other_filters(c, &filter, &none);
     int limit = p.limit < 0 ? 1000 : p.limit;
-    bool ok = none || core_server_list(&c->core, p.marker, &filter, limit, &s, &n, &err);
+    bool ok = none ||
+              (every ? core_server_list_all(&c->core, account, p.marker, &filter, limit, &s, &n,
+                                            &err)
+                     : core_server_list(&c->core, p.marker, &filter, limit, &s, &n, &err));
     struct jw w;
     jw_init(&w, c->arena, detail ? 4096 : 1024);
     jw_object(&w, NULL);

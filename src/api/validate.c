@@ -7,10 +7,12 @@
  * show, is here too. Parsing a body and writing JSON are json.c's; the
  * declarations are call.h's.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/call.h"
 #include "util/utf8.h"
@@ -178,6 +180,24 @@ char *py_repr(struct arena *ar, json_t *v)
     size_t len = 0, cap = 0;
     repr(ar, v, &buf, &len, &cap);
     return bounded(buf, len);
+}
+
+int py_bool(const char *s)
+{
+    static const char *const yes[] = {"1", "t", "true", "on", "y", "yes"};
+    static const char *const no[] = {"0", "f", "false", "off", "n", "no"};
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strlen(yes[i]) == n && !strncasecmp(s, yes[i], n))
+            return 1;
+        if (strlen(no[i]) == n && !strncasecmp(s, no[i], n))
+            return 0;
+    }
+    return -1;
 }
 
 char *py_repr_str(struct arena *ar, const char *s)

@@ -221,6 +221,11 @@ bool core_server_get(struct core_ctx *c, const char *id, struct server *out,
  * marker is 400). */
 bool core_server_list(struct core_ctx *c, const char *marker, const struct server_filter *filter,
                       int limit, struct server **out, int *n, struct core_error *err);
+/* The same across accounts, an admin's only (CORE_FORBIDDEN for others):
+ * every account's servers, or `account`'s if set. */
+bool core_server_list_all(struct core_ctx *c, const char *account, const char *marker,
+                          const struct server_filter *filter, int limit, struct server **out,
+                          int *n, struct core_error *err);
 void core_server_delete(struct core_op *op, const char *id);
 void core_server_action(struct core_op *op, const char *id, enum server_action action);
 /* Nova's os-getConsoleOutput: what the server's domain wrote on its serial

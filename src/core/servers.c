@@ -286,17 +286,32 @@ bool core_server_get(struct core_ctx *c, const char *id, struct server *out,
     return r && core_find_server(c, r, id, out, err);
 }
 
-bool core_server_list(struct core_ctx *c, const char *marker, const struct server_filter *filter,
-                      int limit, struct server **out, int *n, struct core_error *err)
+static bool list_servers(struct core_ctx *c, const char *account, const char *marker,
+                         const struct server_filter *filter, int limit, struct server **out,
+                         int *n, struct core_error *err)
 {
     struct store_conn *r = core_reader(c, err);
     if (!r)
         return false;
-    const char *account = c->scope ? c->scope : c->account;
     enum store_rc rc = store_server_list(r, c->arena, account, marker, filter, limit, out, n);
     if (rc == STORE_NOTFOUND)
         return core_fail(err, CORE_BAD_REQUEST, "marker [%s] not found", marker);
     return rc == STORE_OK || core_store_failed(err, rc);
+}
+
+bool core_server_list(struct core_ctx *c, const char *marker, const struct server_filter *filter,
+                      int limit, struct server **out, int *n, struct core_error *err)
+{
+    return list_servers(c, c->scope ? c->scope : c->account, marker, filter, limit, out, n, err);
+}
+
+bool core_server_list_all(struct core_ctx *c, const char *account, const char *marker,
+                          const struct server_filter *filter, int limit, struct server **out,
+                          int *n, struct core_error *err)
+{
+    if (!c->admin)
+        return core_fail(err, CORE_FORBIDDEN, "Only an admin may list every account's servers");
+    return list_servers(c, account, marker, filter, limit, out, n, err);
 }
 
 bool core_server_attachments(struct core_ctx *c, const char *server_id, struct attachment **out,

@@ -56,6 +56,15 @@
                         "::bigint END"
 #define PG_PAGE(limit, offset) PG_LIMIT(limit) " OFFSET greatest(" offset "::bigint, 0)"
 
+/* sqlite_sql.c's SERVER_LIST: instr() is strpos() */
+#define SERVER_LIST(accounts)                                                              \
+    "SELECT " SERVER_COLS " FROM servers WHERE " accounts " AND seq < $2 "                 \
+    "AND ($4::text IS NULL OR strpos(name, $4) > 0) "                                      \
+    "AND ($5::text IS NULL OR strpos($5, ',' || vm_state || ',') > 0) "                    \
+    "AND ($6::text IS NULL OR strpos($6, ',' || task_state || ',') > 0) "                  \
+    "AND ($7::text IS NULL OR image_ref = $7) AND ($8::text IS NULL OR flavor_ref = $8) "  \
+    "ORDER BY seq DESC" PG_LIMIT("$3")
+
 /* The texts that are not SQLite's translated. PostgreSQL must know the type
  * of every parameter when it prepares a statement: `$N IS NULL` alone does
  * not say it ($N::text does), and a parameter the text does not use at all
@@ -74,15 +83,8 @@ static const char *const own_sql[N_STMT] = {
                        "GROUP BY flavor_ref ORDER BY flavor_ref COLLATE \"C\"",
     [S_SERVER_GET] = "SELECT " SERVER_COLS " FROM servers WHERE id = $1 "
                      "AND ($2::text IS NULL OR account_id = $2)",
-    /* instr() is strpos() */
-    [S_SERVER_LIST] = "SELECT " SERVER_COLS " FROM servers WHERE account_id = $1 AND seq < $2 "
-                      "AND ($4::text IS NULL OR strpos(name, $4) > 0) "
-                      "AND ($5::text IS NULL OR strpos($5, ',' || vm_state || ',') > 0) "
-                      "AND ($6::text IS NULL OR strpos($6, ',' || task_state || ',') > 0) "
-                      "AND ($7::text IS NULL OR image_ref = $7) "
-                      "AND ($8::text IS NULL OR flavor_ref = $8) "
-                      "ORDER BY seq DESC"
-                      PG_LIMIT("$3"),
+    [S_SERVER_LIST] = SERVER_LIST("account_id = $1"),
+    [S_SERVER_LIST_ALL] = SERVER_LIST("$1::text IS NULL"),
     [S_SERVER_UPDATE] = "UPDATE servers SET name = $4, vm_state = $5, task_state = $6, "
                         "power_state = $7, locked = $8, locked_by = $9, metadata = $14, "
                         "updated_at = $16, launched_at = $17, fault = $19 WHERE id = $1 "

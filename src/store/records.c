@@ -336,7 +336,7 @@ enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const ch
         before = stmt_col_int64(st, 0);
         stmt_reset(st);
     }
-    struct store_stmt *st = stmt_get(c, S_SERVER_LIST);
+    struct store_stmt *st = stmt_get(c, account ? S_SERVER_LIST : S_SERVER_LIST_ALL);
     if (!st)
         return STORE_ERROR;
     stmt_bind_text(st, 1, account);

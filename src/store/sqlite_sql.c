@@ -4,6 +4,15 @@
  * they are portable (pg_engine.c). */
 #include "store/sqlite_int.h"
 
+/* A page of servers: of one account (?1) or of all, with store.h's filter */
+#define SERVER_LIST(accounts)                                                              \
+    "SELECT " SERVER_COLS " FROM servers WHERE " accounts " AND seq < ?2 "                 \
+    "AND (?4 IS NULL OR instr(name, ?4) > 0) "                                             \
+    "AND (?5 IS NULL OR instr(?5, ',' || vm_state || ',') > 0) "                           \
+    "AND (?6 IS NULL OR instr(?6, ',' || task_state || ',') > 0) "                         \
+    "AND (?7 IS NULL OR image_ref = ?7) AND (?8 IS NULL OR flavor_ref = ?8) "              \
+    "ORDER BY seq DESC LIMIT ?3"
+
 const char *const sqlite_sql[N_SQ_STMT] = {
     [S_BEGIN] = "BEGIN",
     [S_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
@@ -40,13 +49,10 @@ const char *const sqlite_sql[N_SQ_STMT] = {
                      "?18, ?19, ?20)",
     [S_SERVER_GET] = "SELECT " SERVER_COLS " FROM servers WHERE id = ?1 "
                      "AND (?2 IS NULL OR account_id = ?2)",
-    [S_SERVER_SEQ] = "SELECT seq FROM servers WHERE id = ?1 AND account_id = ?2",
-    [S_SERVER_LIST] = "SELECT " SERVER_COLS " FROM servers WHERE account_id = ?1 AND seq < ?2 "
-                      "AND (?4 IS NULL OR instr(name, ?4) > 0) "
-                      "AND (?5 IS NULL OR instr(?5, ',' || vm_state || ',') > 0) "
-                      "AND (?6 IS NULL OR instr(?6, ',' || task_state || ',') > 0) "
-                      "AND (?7 IS NULL OR image_ref = ?7) AND (?8 IS NULL OR flavor_ref = ?8) "
-                      "ORDER BY seq DESC LIMIT ?3",
+    [S_SERVER_SEQ] = "SELECT seq FROM servers WHERE id = ?1 "
+                     "AND account_id = coalesce(?2, account_id)",
+    [S_SERVER_LIST] = SERVER_LIST("account_id = ?1"),
+    [S_SERVER_LIST_ALL] = SERVER_LIST("?1 IS NULL"),    /* every account's: by seq alone */
     [S_SERVER_UPDATE] = "UPDATE servers SET name = ?4, vm_state = ?5, task_state = ?6, "
                         "power_state = ?7, locked = ?8, locked_by = ?9, metadata = ?14, "
                         "updated_at = ?16, launched_at = ?17, fault = ?19 WHERE id = ?1",

@@ -202,9 +202,10 @@ struct server_filter {
     const char *image_ref, *flavor_ref;         /* exactly these */
 };
 
-/* Servers. Lists are newest first; `marker` (optional) is the id of the last
- * record of the previous page: STORE_NOTFOUND if it is not in scope;
- * `filter` (optional) keeps only the servers it names. */
+/* Servers. Lists are newest first, of `account` (NULL: of every account);
+ * `marker` (optional) is the id of the last record of the previous page:
+ * STORE_NOTFOUND if it is not in scope; `filter` (optional) keeps only the
+ * servers it names. */
 enum store_rc store_server_add(struct store_conn *w, const struct server *srv);
 enum store_rc store_server_get(struct store_conn *c, struct arena *ar, const char *account,
                                const char *id, struct server *out);

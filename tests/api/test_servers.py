@@ -423,6 +423,61 @@ def test_image_flavor_and_address_filters(world, fresh, kind):
     assert_error(dialect_of(kind), r, 400)
 
 
+ACCEPTABLE = ("acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', "
+              "'true', 'y', 'yes'")
+
+
+@pytest.mark.parametrize("tail", ["/servers", "/servers/detail"])
+def test_all_tenants(world, fresh, tail):
+    """Nova's all_tenants (common.py's is_all_tenants()): an admin's list of
+    every account's servers, or of project_id's (tenant_id's) alone; empty
+    is true, a value that is no boolean is 400, and a member's true is the
+    policy's 403. The Hostway dialect has no such parameter."""
+    acct, s = fresh
+    other = world.d.add_account()
+    o_user, o_pw = world.d.add_user(other)
+    so = world.d.session(o_user, o_pw)
+    tag = unique("every")
+    mine = [create_server(s, world.base, "/v2.1", f"{tag}-m{i}") for i in range(2)]
+    theirs = [create_server(so, world.base, "/v2.1", f"{tag}-t{i}") for i in range(2)]
+    ops = create_server(world.admin, world.base, "/v2.1", f"{tag}-ops")
+    url = f"{world.base}/v2.1{tail}"
+
+    def ids(query, session=world.admin, url=url):
+        r = session.get(f"{url}?name={tag}&{query}")
+        assert r.status_code == 200, (query, r.text)
+        return [x["id"] for x in r.json()["servers"]]
+
+    every = [ops] + theirs[::-1] + mine[::-1]     # newest first
+    for query in ("all_tenants=1", "all_tenants", "all_tenants=", "all_tenants=%20Yes%20",
+                  "all_tenants=no&all_tenants=on"):
+        assert ids(query) == every, query
+    assert ids(f"all_tenants=1&project_id={other}") == theirs[::-1]
+    assert ids(f"all_tenants=true&tenant_id={acct}") == mine[::-1]
+    assert ids(f"all_tenants=0&project_id={other}") == [ops]   # only with all_tenants
+    assert ids("all_tenants=off") == [ops]
+    assert ids("all_tenants=1", url=f"{world.base}/v2.1/{acct}{tail}") == every
+    assert ids("all_tenants=1", url=f"{world.base}{tail}") == [ops]    # Hostway
+    # paged across accounts
+    r = world.admin.get(f"{url}?name={tag}&all_tenants=1&limit=3")
+    body = r.json()
+    assert [x["id"] for x in body["servers"]] == every[:3], body
+    parts = urllib.parse.urlsplit(body["servers_links"][0]["href"])
+    assert urllib.parse.parse_qs(parts.query)["all_tenants"] == ["1"], parts
+    r = world.admin.get(f"{world.base}{parts.path}?{parts.query}")
+    assert [x["id"] for x in r.json()["servers"]] == every[3:], r.text
+    for session in (world.admin, s):
+        r = session.get(f"{url}?all_tenants=maybe")
+        assert_error("nova", r, 400, nova_message="Invalid input received: Unrecognized value "
+                     f"'maybe', {ACCEPTABLE}")
+    policy = "index" if tail == "/servers" else "detail"
+    for query in ("all_tenants=1", "all_tenants"):
+        r = s.get(f"{url}?{query}")
+        assert_error("nova", r, 403, nova_message="Policy doesn't allow "
+                     f"os_compute_api:servers:{policy}:get_all_tenants to be performed.")
+    assert ids("all_tenants=0", session=s) == mine[::-1]
+
+
 @pytest.mark.parametrize("version,code", [(None, 200), ("2.37", 200), ("2.38", 400),
                                           ("2.89", 400)])
 def test_unknown_status(world, fresh, version, code):

@@ -1217,7 +1217,7 @@ static void server_list_where(struct side *d, const char *account, const char *m
     int n = 0;
     rd_begin(d);
     enum store_rc rc = store_server_list(d->c, &d->ar, account, marker, &f, limit, &list, &n);
-    say(d, "server_list(%s, %s, %s, %s, %s, %s, %s, %d) = %d, %d", account, str(marker),
+    say(d, "server_list(%s, %s, %s, %s, %s, %s, %s, %d) = %d, %d", str(account), str(marker),
         str(f.name_contains), str(f.vm_states), str(f.task_states), str(f.image_ref),
         str(f.flavor_ref), limit, rc, n);
     for (int i = 0; i < n; i++)
@@ -1545,6 +1545,12 @@ static void script(struct side *d)
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
         server_list_where(d, "acct-a", NULL, states[i], 100);
     server_list_where(d, "acct-a", "s-4", states[1], 1);
+    /* every account's (an admin's all_tenants) */
+    server_list(d, NULL, NULL, NULL, 100);
+    server_list(d, NULL, "s-b", NULL, 2);
+    server_list(d, NULL, "s-1", NULL, 100);
+    server_list(d, NULL, "s-x", NULL, 100);
+    server_list_where(d, NULL, NULL, states[6], 100);
     servers_bound(d);
     struct server upd = s[1];
     upd.name = "renamed";
@@ -1770,6 +1776,12 @@ static void test_records_match_sqlite(void **state)
         "(acct-a, (null), (null), (null), (null), img-2, 3, 100) = 0, 1\n  server id=s-5 ",
         "(acct-a, s-4, (null), ,active,stopped,, (null), (null), (null), 1) = 0, 1\n"
         "  server id=s-3 ",
+        "((null), (null), (null), (null), (null), (null), (null), 100) = 0, 6\n"
+        "  server id=s-b ",
+        "((null), s-b, (null), (null), (null), (null), (null), 2) = 0, 2\n  server id=s-5 ",
+        "((null), s-1, (null), (null), (null), (null), (null), 100) = 0, 0\n",
+        "((null), s-x, (null), (null), (null), (null), (null), 100) = 1, 0\n",
+        "((null), (null), web, ,active,paused,, (null), (null), (null), 100) = 0, 3\n",
     };
     for (size_t i = 0; i < sizeof by_state / sizeof by_state[0]; i++)
         if (!strstr(sq.out, by_state[i]))
