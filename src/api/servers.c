@@ -269,20 +269,29 @@ static bool status_allowed(struct call *c, struct server_filter *f, bool *none)
     return true;
 }
 
-/* Nova's all_tenants (common.py's is_all_tenants()): one of oslo's
- * booleans, or empty for true, else 400. True is an admin's list of every
- * account's servers, or of project_id's (tenant_id's) alone; a member's is
- * 403. *account: whose servers (every account's when *every and NULL).
- * The Hostway dialect has no such parameter. False when answered. */
-static bool accounts_listed(struct call *c, bool detail, bool *every, const char **account)
+/* Nova's all_tenants and locked (common.py's is_all_tenants() and
+ * is_locked()), in that order: each one of oslo's booleans (all_tenants
+ * also empty, for true), else 400; locked is a member's from 2.73 only.
+ * Then all_tenants is an admin's list of every account's servers, or of
+ * project_id's (tenant_id's) alone, and a member's is 403. *account: whose
+ * servers (every account's when *every and NULL). The Hostway dialect has
+ * neither. False when answered. */
+static bool accounts_and_lock(struct call *c, bool detail, struct server_filter *f, bool *every,
+                              const char **account)
 {
-    const char *all = c->dialect == DIALECT_NOVA ? query_last(c, "all_tenants") : NULL;
-    int yes = all && *all ? py_bool(all) : all != NULL;
     *every = false;
-    if (yes < 0) {
-        reply_error(c, 400, PY_BOOL_UNRECOGNIZED, all);
+    if (c->dialect != DIALECT_NOVA)
+        return true;
+    const char *all = query_last(c, "all_tenants");
+    const char *locked = c->version >= 73 || c->core.admin ? query_last(c, "locked") : NULL;
+    int yes = all && *all ? py_bool(all) : all != NULL;
+    int lock = locked ? py_bool(locked) : 0;
+    if (yes < 0 || lock < 0) {
+        reply_error(c, 400, PY_BOOL_UNRECOGNIZED, yes < 0 ? all : locked);
         return false;
     }
+    if (locked)
+        f->locked = lock ? 1 : -1;
     if (!yes)
         return true;
     if (!c->core.admin) {
@@ -327,7 +336,8 @@ static void list(struct call *c, bool detail)
     const char *account = NULL;
     if (!sort_keys_allowed(c) || !query_paging(c, &p, true) ||
         (c->version >= 75 && !query_only(c, list_query)) || !filters_allowed(c) ||
-        !status_allowed(c, &filter, &none) || !accounts_listed(c, detail, &every, &account))
+        !status_allowed(c, &filter, &none) ||
+        !accounts_and_lock(c, detail, &filter, &every, &account))
         return;
     other_filters(c, &filter, &none);
     int limit = p.limit < 0 ? 1000 : p.limit;

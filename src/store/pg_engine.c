@@ -63,6 +63,7 @@
     "AND ($5::text IS NULL OR strpos($5, ',' || vm_state || ',') > 0) "                    \
     "AND ($6::text IS NULL OR strpos($6, ',' || task_state || ',') > 0) "                  \
     "AND ($7::text IS NULL OR image_ref = $7) AND ($8::text IS NULL OR flavor_ref = $8) "  \
+    "AND ($9::int = 0 OR locked = CASE WHEN $9::int > 0 THEN 1 ELSE 0 END) "               \
     "ORDER BY seq DESC" PG_LIMIT("$3")
 
 /* The texts that are not SQLite's translated. PostgreSQL must know the type

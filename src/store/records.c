@@ -347,6 +347,7 @@ enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const ch
     stmt_bind_text(st, 6, filter->task_states);
     stmt_bind_text(st, 7, filter->image_ref);
     stmt_bind_text(st, 8, filter->flavor_ref);
+    stmt_bind_int64(st, 9, filter->locked);
     return stmt_collect(st, ar, sizeof **out, read_server, (void **)out, n);
 }
 

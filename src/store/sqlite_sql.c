@@ -11,7 +11,7 @@
     "AND (?5 IS NULL OR instr(?5, ',' || vm_state || ',') > 0) "                           \
     "AND (?6 IS NULL OR instr(?6, ',' || task_state || ',') > 0) "                         \
     "AND (?7 IS NULL OR image_ref = ?7) AND (?8 IS NULL OR flavor_ref = ?8) "              \
-    "ORDER BY seq DESC LIMIT ?3"
+    "AND (?9 = 0 OR locked = (?9 > 0)) ORDER BY seq DESC LIMIT ?3"
 
 const char *const sqlite_sql[N_SQ_STMT] = {
     [S_BEGIN] = "BEGIN",

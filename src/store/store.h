@@ -200,6 +200,7 @@ struct server_filter {
     const char *name_contains;  /* its name contains this text */
     const char *vm_states, *task_states;
     const char *image_ref, *flavor_ref;         /* exactly these */
+    int locked;                 /* 1 locked only, -1 unlocked only, 0 either */
 };
 
 /* Servers. Lists are newest first, of `account` (NULL: of every account);

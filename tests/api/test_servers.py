@@ -478,6 +478,43 @@ def test_all_tenants(world, fresh, tail):
     assert ids("all_tenants=0", session=s) == mine[::-1]
 
 
+def test_locked_filter(world, fresh):
+    """Nova's locked filter (common.py's is_locked()): one of oslo's
+    booleans, else 400, read after all_tenants and before its policy's 403;
+    a member's from 2.73 (before, it is dropped unread), an admin's at any
+    version."""
+    acct, s = fresh
+    url = f"{world.base}/v2.1/servers"
+    free = [create_server(s, world.base, "/v2.1", f"free{i}") for i in range(2)]
+    locked = create_server(s, world.base, "/v2.1", "locked")
+    r = s.post(f"{url}/{locked}/action", json={"lock": None})
+    assert r.status_code == 202, r.text
+
+    def ids(query, version="2.73", session=s):
+        r = session.get(f"{url}?{query}", headers=mv(version))
+        assert r.status_code == 200, (query, r.text)
+        return [x["id"] for x in r.json()["servers"]]
+
+    assert ids("locked=true") == [locked]
+    assert ids("locked=%20T") == [locked]
+    assert ids("locked=0") == free[::-1]
+    assert ids("locked=no&locked=1", version="2.89") == [locked]
+    assert ids("locked=maybe", version="2.72") == [locked] + free[::-1]
+    for query, bad in (("locked=maybe", "maybe"), ("locked=", ""),
+                       ("all_tenants=1&locked=x", "x"), ("all_tenants=y&locked=x", "x"),
+                       ("all_tenants=z&locked=x", "z")):
+        r = s.get(f"{url}?{query}", headers=mv("2.73"))
+        assert_error("nova", r, 400, nova_message="Invalid input received: Unrecognized value "
+                     f"'{bad}', {ACCEPTABLE}")
+    theirs = f"all_tenants=1&project_id={acct}"
+    assert ids(f"{theirs}&locked=1", version=None, session=world.admin) == [locked]
+    r = world.admin.get(f"{url}?locked=x")
+    assert_error("nova", r, 400, text_contains="Unrecognized value 'x'")
+    assert ids("locked=1", version=None) == [locked] + free[::-1]
+    r = s.get(f"{world.base}/servers?locked=1")       # the Hostway dialect has no such filter
+    assert len(r.json()["servers"]) == 3, r.text
+
+
 @pytest.mark.parametrize("version,code", [(None, 200), ("2.37", 200), ("2.38", 400),
                                           ("2.89", 400)])
 def test_unknown_status(world, fresh, version, code):

@@ -1217,9 +1217,9 @@ static void server_list_where(struct side *d, const char *account, const char *m
     int n = 0;
     rd_begin(d);
     enum store_rc rc = store_server_list(d->c, &d->ar, account, marker, &f, limit, &list, &n);
-    say(d, "server_list(%s, %s, %s, %s, %s, %s, %s, %d) = %d, %d", str(account), str(marker),
-        str(f.name_contains), str(f.vm_states), str(f.task_states), str(f.image_ref),
-        str(f.flavor_ref), limit, rc, n);
+    say(d, "server_list(%s, %s, %s, %s, %s, %s, %s, %d, %d) = %d, %d", str(account),
+        str(marker), str(f.name_contains), str(f.vm_states), str(f.task_states),
+        str(f.image_ref), str(f.flavor_ref), f.locked, limit, rc, n);
     for (int i = 0; i < n; i++)
         say_server(d, &list[i]);
     rd_end(d);
@@ -1500,6 +1500,8 @@ static void script(struct side *d)
     s[3].key_name = "key";
     s[3].metadata = "{\"a\": \"b\"}";
     s[3].launched_at = T1;
+    s[0].locked = true;
+    s[0].locked_by = "owner";
     s[1].vm_state = "stopped";
     s[2].task_state = "rebooting";
     s[4].vm_state = "paused";
@@ -1541,6 +1543,8 @@ static void script(struct side *d)
         {.flavor_ref = "2"},
         {.image_ref = ""},
         {.image_ref = "img-2", .flavor_ref = "3"},
+        {.locked = 1},
+        {.locked = -1, .flavor_ref = "1"},
     };
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
         server_list_where(d, "acct-a", NULL, states[i], 100);
@@ -1759,29 +1763,33 @@ static void test_records_match_sqlite(void **state)
     /* the script's answers are what store.h says (spot checks: the
      * comparison above shows the engines agree, not that they are right) */
     assert_non_null(strstr(sq.out, "account_add((null), (null), (null)) = 2\n"));
-    assert_non_null(strstr(sq.out, "server_list(acct-a, s-b, (null), (null), (null), (null), (null), 100) "
-                                   "= 1, 0\n"));
+    assert_non_null(strstr(sq.out, "server_list(acct-a, s-b, (null), (null), (null), (null), "
+                                   "(null), 0, 100) = 1, 0\n"));
     static const char *const by_state[] = {
-        "(acct-a, (null), (null), ,active,, (null), (null), (null), 100) = 0, 3\n",
-        "(acct-a, (null), (null), ,active,stopped,, (null), (null), (null), 100) = 0, 4\n",
-        "(acct-a, (null), (null), ,active,, ,rebooting,reboot_pending,, (null), (null), 100) "
-        "= 0, 1\n  server id=s-3 ",
-        "(acct-a, (null), (null), ,active,paused,, ,migrating,, (null), (null), 100) = 0, 1\n"
+        "(acct-a, (null), (null), ,active,, (null), (null), (null), 0, 100) = 0, 3\n",
+        "(acct-a, (null), (null), ,active,stopped,, (null), (null), (null), 0, 100) = 0, 4\n",
+        "(acct-a, (null), (null), ,active,, ,rebooting,reboot_pending,, (null), (null), 0, "
+        "100) = 0, 1\n  server id=s-3 ",
+        "(acct-a, (null), (null), ,active,paused,, ,migrating,, (null), (null), 0, 100) = 0, 1\n"
         "  server id=s-5 ",
-        "(acct-a, (null), (null), ,stop,, (null), (null), (null), 100) = 0, 0\n",
-        "(acct-a, (null), (null), ,stopped,, ,rebooting,, (null), (null), 100) = 0, 0\n",
-        "(acct-a, (null), web, ,active,paused,, (null), (null), (null), 100) = 0, 2\n",
-        "(acct-a, (null), (null), (null), (null), (null), 2, 100) = 0, 2\n  server id=s-4 ",
-        "(acct-a, (null), (null), (null), (null), , (null), 100) = 0, 1\n  server id=s-3 ",
-        "(acct-a, (null), (null), (null), (null), img-2, 3, 100) = 0, 1\n  server id=s-5 ",
-        "(acct-a, s-4, (null), ,active,stopped,, (null), (null), (null), 1) = 0, 1\n"
+        "(acct-a, (null), (null), ,stop,, (null), (null), (null), 0, 100) = 0, 0\n",
+        "(acct-a, (null), (null), ,stopped,, ,rebooting,, (null), (null), 0, 100) = 0, 0\n",
+        "(acct-a, (null), web, ,active,paused,, (null), (null), (null), 0, 100) = 0, 2\n",
+        "(acct-a, (null), (null), (null), (null), (null), 2, 0, 100) = 0, 2\n  server id=s-4 ",
+        "(acct-a, (null), (null), (null), (null), , (null), 0, 100) = 0, 1\n  server id=s-3 ",
+        "(acct-a, (null), (null), (null), (null), img-2, 3, 0, 100) = 0, 1\n  server id=s-5 ",
+        "(acct-a, s-4, (null), ,active,stopped,, (null), (null), (null), 0, 1) = 0, 1\n"
         "  server id=s-3 ",
-        "((null), (null), (null), (null), (null), (null), (null), 100) = 0, 6\n"
+        "((null), (null), (null), (null), (null), (null), (null), 0, 100) = 0, 6\n"
         "  server id=s-b ",
-        "((null), s-b, (null), (null), (null), (null), (null), 2) = 0, 2\n  server id=s-5 ",
-        "((null), s-1, (null), (null), (null), (null), (null), 100) = 0, 0\n",
-        "((null), s-x, (null), (null), (null), (null), (null), 100) = 1, 0\n",
-        "((null), (null), web, ,active,paused,, (null), (null), (null), 100) = 0, 3\n",
+        "((null), s-b, (null), (null), (null), (null), (null), 0, 2) = 0, 2\n  server id=s-5 ",
+        "((null), s-1, (null), (null), (null), (null), (null), 0, 100) = 0, 0\n",
+        "((null), s-x, (null), (null), (null), (null), (null), 0, 100) = 1, 0\n",
+        "((null), (null), web, ,active,paused,, (null), (null), (null), 0, 100) = 0, 3\n",
+        "(acct-a, (null), (null), (null), (null), (null), (null), 1, 100) = 0, 1\n"
+        "  server id=s-1 ",
+        "(acct-a, (null), (null), (null), (null), (null), 1, -1, 100) = 0, 1\n"
+        "  server id=s-3 ",
     };
     for (size_t i = 0; i < sizeof by_state / sizeof by_state[0]; i++)
         if (!strstr(sq.out, by_state[i]))
