@@ -26,6 +26,34 @@ def test_server_list(cloud, osc):
     assert [(r["ID"], r["Name"], r["Status"]) for r in rows] == [(sid, SERVER, "ACTIVE")]
 
 
+def test_server_list_filters(cloud, osc):
+    """`server list --status`, `--flavor` and `--all-projects` send Nova's
+    filters (status, flavor, all_tenants), and attachd applies them."""
+    up = cloud.server(name="up")
+    down = cloud.server(name="down")
+    r = cloud.http().post(f"{cloud.compute}/servers/{down}/action", json={"os-stop": None})
+    assert r.status_code == 202, r.text
+
+    def listed(*args):
+        return [(row["ID"], row["Status"]) for row in osc.json("server", "list", *args)]
+
+    assert listed("--status", "SHUTOFF") == [(down, "SHUTOFF")]
+    assert listed("--status", "ACTIVE") == [(up, "ACTIVE")]
+    flavor = cloud.http().get(f"{cloud.compute}/servers/{up}").json()["server"]["flavor"]["id"]
+    assert sorted(listed("--flavor", flavor)) == sorted([(up, "ACTIVE"), (down, "SHUTOFF")])
+    # an admin's every project: another account's server too; a member's
+    # --all-projects is Nova's 403
+    other = cloud.d.add_account("elsewhere")
+    theirs = cloud.d.add_server(other, name="theirs")
+    admin = ("--os-username", cloud.admin_user, "--os-password", cloud.admin_password)
+    rows = osc.json(*admin, "server", "list", "--all-projects")
+    assert {row["ID"] for row in rows} == {up, down, theirs}, rows
+    assert {row["ID"] for row in osc.json(*admin, "server", "list")} == {up, down}
+    p = osc.run("server", "list", "--all-projects", check=False)
+    assert p.returncode == 1 and "Policy doesn't allow os_compute_api:servers:detail:" \
+        "get_all_tenants to be performed. (HTTP 403)" in p.stderr, (p.stdout, p.stderr)
+
+
 @pytest.mark.parametrize("version", [None, "2.79", "2.89"], ids=lambda v: v or "default")
 def test_server_show(cloud, osc, version):
     sid = cloud.server(name=SERVER)
