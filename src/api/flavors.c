@@ -53,7 +53,6 @@ static const char *const sort_keys[] = {
 
 static const char *const sort_dirs[] = {"asc", "desc", NULL};
 
-/* jsonschema's enum, for query_first_bad() */
 struct listing {
     int limit;                  /* at most 1000 */
     const char *marker;

@@ -244,9 +244,9 @@ static bool filters_allowed(struct call *c)
 }
 
 /* Nova's filter by status (_get_servers()): every `status` given. One that
- * is none of Nova's statuses lists nothing, and from 2.38 is 400 "Invalid
- * status value"; only an admin may ask for DELETED alone. False when
- * answered (*none: answer an empty list). */
+ * is none of Nova's statuses lists nothing at once (no other filter is
+ * read), and from 2.38 is 400 "Invalid status value"; only an admin may ask
+ * for DELETED alone. False when answered (*none: answer an empty list). */
 static bool status_allowed(struct call *c, struct server_filter *f, bool *none)
 {
     const char **statuses;
@@ -332,12 +332,12 @@ static void list(struct call *c, bool detail)
     struct server_filter filter = {0};
     struct server *s = NULL;
     int n = 0;
-    bool none, every;
+    bool none, every = false;
     const char *account = NULL;
     if (!sort_keys_allowed(c) || !query_paging(c, &p, true) ||
         (c->version >= 75 && !query_only(c, list_query)) || !filters_allowed(c) ||
         !status_allowed(c, &filter, &none) ||
-        !accounts_and_lock(c, detail, &filter, &every, &account))
+        (!none && !accounts_and_lock(c, detail, &filter, &every, &account)))
         return;
     other_filters(c, &filter, &none);
     int limit = p.limit < 0 ? 1000 : p.limit;
