@@ -71,10 +71,13 @@ const char *core_server_status(const char *vm_state, const char *task_state)
         const struct state_status *m = &state_map[i];
         if (strcmp(m->vm, vm_state) != 0)
             continue;
-        if (!m->task)
+        if (!m->task) {         /* each vm_state's default comes first */
             status = m->status;
-        else if (task_state && !strcmp(m->task, task_state))
+            if (!task_state)
+                break;
+        } else if (task_state && !strcmp(m->task, task_state)) {
             return m->status;
+        }
     }
     return status;
 }
