@@ -164,6 +164,13 @@ int py_bool(const char *s);
 #define PY_BOOL_UNRECOGNIZED "Invalid input received: Unrecognized value '%s', acceptable " \
                              "values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', " \
                              "'t', 'true', 'y', 'yes'"
+/* oslo's parse_isotime() (the iso8601 library's parse_date(), isotime.c):
+ * true and the time in *us (microseconds since 1970, UTC; no zone given is
+ * UTC) when Python reads s as one, false when it raises ValueError. */
+bool py_isotime(const char *s, int64_t *us);
+/* A time (seconds since 1970, UTC) as "YYYY-MM-DDTHH:MM:SS", the stored
+ * times' first 19 characters; outside years 1 to 9999, the nearer end. */
+void isotime_text(int64_t sec, char out[20]);
 
 /* ---- request bodies parsed, JSON written, queries (json.c) --------------- */
 
@@ -261,6 +268,9 @@ bool query_digits(struct call *c, const char *name);
 /* The same for a parameter of strings from a list (an enum of the schema):
  * every value given is one of values (NULL-terminated). */
 bool query_enum(struct call *c, const char *name, const char *const *values);
+/* The same for a "date-time" (multi_params of a string of that format):
+ * every value given is one that py_isotime() reads. */
+bool query_isotime(struct call *c, const char *name);
 /* A number as Nova reads one: every value passes query_digits(), then the
  * last counts (*v untouched when there is none). False after the 400. */
 bool nova_number(struct call *c, const char *name, int64_t *v);

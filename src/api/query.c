@@ -244,6 +244,24 @@ bool query_digits(struct call *c, const char *name)
     return false;
 }
 
+static bool isotime(const char *value, const void *arg)
+{
+    (void)arg;
+    int64_t us;
+    return py_isotime(value, &us);
+}
+
+bool query_isotime(struct call *c, const char *name)
+{
+    const char *bad = query_first_bad(c, name, isotime, NULL);
+    if (!bad)
+        return true;
+    reply_invalid_query(c, name, bad,
+                        arena_printf(c->arena, "%s is not a 'date-time'",
+                                     py_repr_str(c->arena, bad)));
+    return false;
+}
+
 static bool in_list(const char *value, const void *list)
 {
     for (const char *const *l = list; *l; l++)

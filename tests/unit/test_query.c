@@ -6,10 +6,11 @@
  * an empty one told apart) and the same lookups by exact name. Chosen
  * queries first, then random ones over the characters the parse treats
  * specially. Then the API's own parse for the dialects webob serves
- * (test_query_webob). */
+ * (test_query_webob), and its reading of Nova's times (test_query_isotime). */
 #include "helpers.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -276,6 +277,67 @@ static void test_query_webob(void **state)
     arena_release(&ar);
 }
 
+/* Times as Nova's "date-time" reads them (src/api/isotime.c): each
+ * expected value is what the iso8601 library's parse_date() (1.0.2,
+ * python3-iso8601) made of the string, in microseconds since 1970 UTC, or
+ * its ParseError. tests/api/test_servers.py checks generated strings
+ * against the library itself. Then the text a list compares. */
+static void test_query_isotime(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        bool ok;
+        int64_t us;
+    } cases[] = {
+        {"2026", true, INT64_C(1767225600000000)}, {"2026-12", true, INT64_C(1796083200000000)},
+        {"2026-1", true, INT64_C(1767225600000000)}, {"202612", false, 0},
+        {"20261206", true, INT64_C(1796515200000000)},
+        {"2026-12-06", true, INT64_C(1796515200000000)},
+        {"2026-1-6", true, INT64_C(1767657600000000)},
+        {"2026-1205", true, INT64_C(1796428800000000)},
+        {"2026-12-06T10", true, INT64_C(1796551200000000)},
+        {"2026-12-06 10:20", true, INT64_C(1796552400000000)},
+        {"2026-12-06T1020", true, INT64_C(1796552400000000)},
+        {"2026-12-06T102030", true, INT64_C(1796552430000000)},
+        {"2026-12-06T105", true, INT64_C(1796551205000000)},
+        {"2026-12-06T10:20:30.5", true, INT64_C(1796552430500000)},
+        {"2026-12-06T10:20:30,1234567Z", true, INT64_C(1796552430123456)},
+        {"2026-12-06T10:20:30+01:00", true, INT64_C(1796548830000000)},
+        {"2026-12-06T10:20:30-0130", true, INT64_C(1796557830000000)},
+        {"2026-12-06T10+01", true, INT64_C(1796547600000000)},
+        {"2026-12-06T10+01:", true, INT64_C(1796547600000000)},
+        {"2026-12-06T10-23:99", false, 0}, {"2026-12-06T10+23:99", false, 0},
+        {"2026\n", true, INT64_C(1767225600000000)}, {"2026\n\n", false, 0},
+        {"2024-02-29", true, INT64_C(1709164800000000)}, {"2023-02-29", false, 0},
+        {"0000-01-01", false, 0},
+        {"0001-01-01T00:00:00+01:00", true, INT64_C(-62135600400000000)},
+        {"9999-12-31T23:59:59-23:59", true, INT64_C(253402387139000000)},
+        {"2026-13-01", false, 0}, {"2026-12-06T24", false, 0},
+        {"2026-12-06T23:59:60", false, 0}, {"2026-12-06T", false, 0},
+        {"2026-12-06T10:20:30.Z", false, 0}, {"", false, 0}, {"x2026", false, 0},
+        {"2026-", false, 0}, {"2026-12-06T10:20Zx", false, 0}, {"2026-12-06t10", false, 0}
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t us = 0;
+        bool ok = py_isotime(cases[i].text, &us);
+        if (ok != cases[i].ok || (ok && us != cases[i].us))
+            fail_msg("\"%s\": got %d %" PRId64 ", iso8601 %d %" PRId64, cases[i].text, ok,
+                     us, cases[i].ok, cases[i].us);
+    }
+    char text[20];
+    isotime_text(1796552430, text);
+    assert_string_equal(text, "2026-12-06T10:20:30");
+    isotime_text(-62135600400, text);           /* before year 1: year 1 */
+    assert_string_equal(text, "0001-01-01T00:00:00");
+    isotime_text(253402387139, text);           /* after 9999: its last second */
+    assert_string_equal(text, "9999-12-31T23:59:59");
+    isotime_text(-1, text);
+    assert_string_equal(text, "1969-12-31T23:59:59");
+    isotime_text(951782400, text);              /* a leap day */
+    assert_string_equal(text, "2000-02-29T00:00:00");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_query_random),
         cmocka_unit_test(test_query_many),
         cmocka_unit_test(test_query_webob),
+        cmocka_unit_test(test_query_isotime),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
