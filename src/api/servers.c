@@ -160,8 +160,8 @@ static bool write_server(struct jw *w, struct call *c, const struct server *s, b
 /* ---- list ----------------------------------------------------------------- */
 
 /* The parameters of Nova's query schema for the list (index_query_v275,
- * schemas/servers.py): from 2.75 any other is 400. attachd filters by name
- * only (docs/api.md); Nova ignores most of the rest for a member too. */
+ * schemas/servers.py): from 2.75 any other is 400. The filters attachd
+ * applies are docs/api.md's; Nova ignores most of the rest for a member. */
 #define JOINED_TABLES "block_device_mapping", "services", "metadata", "system_metadata", \
                       "info_cache", "security_groups", "pci_devices"
 static const char *const list_query[] = {
@@ -245,27 +245,84 @@ static bool filters_allowed(struct call *c)
 
 /* Nova's filter by status (_get_servers()): every `status` given. One that
  * is none of Nova's statuses lists nothing at once (no other filter is
- * read), and from 2.38 is 400 "Invalid status value"; only an admin may ask
- * for DELETED alone. False when answered (*none: answer an empty list). */
+ * read), and from 2.38 is 400 "Invalid status value". False when answered
+ * (*none: answer an empty list). */
 static bool status_allowed(struct call *c, struct server_filter *f, bool *none)
 {
     const char **statuses;
     int n = query_all(c, "status", &statuses);
     *none = false;
-    if (!n)
+    if (!n || core_server_status_filter(c->arena, statuses, n, f))
         return true;
-    if (!core_server_status_filter(c->arena, statuses, n, f)) {
-        if (c->version >= 38) {
-            reply_error(c, 400, "Invalid status value");
-            return false;
-        }
-        *none = true;
-        return true;
+    if (c->version >= 38) {
+        reply_error(c, 400, "Invalid status value");
+        return false;
     }
-    if (!c->core.admin && !strcmp(f->vm_states, ",deleted,")) {
+    *none = true;
+    return true;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b < 0);
+}
+
+/* Nova's changes-since and changes-before (_get_servers()), the last of
+ * each: the query schema has checked every value of changes-since, and of
+ * changes-before from 2.66. A member's changes-before before 2.66 is
+ * dropped; an admin's is read then, and one that is no time is 400
+ * "Invalid filter field". A before earlier than the since is 400. The
+ * servers kept are those whose updated_at, to the second that the API
+ * shows, is at or after the since and at or before the before; attachd
+ * keeps no deleted servers, which Nova's list would show with either.
+ * The Hostway dialect has neither. False when answered. */
+static bool changes_allowed(struct call *c, struct server_filter *f)
+{
+    if (c->dialect != DIALECT_NOVA)
+        return true;
+    const char *since = query_last(c, "changes-since");
+    const char *before = c->version >= 66 || c->core.admin ? query_last(c, "changes-before")
+                                                           : NULL;
+    int64_t since_us = INT64_MIN, before_us = INT64_MAX;
+    if (since)
+        py_isotime(since, &since_us);
+    if (before && !py_isotime(before, &before_us)) {
+        reply_error(c, 400, "Invalid filter field: changes-before.");
+        return false;
+    }
+    if (before_us < since_us) {
+        reply_error(c, 400, "The value of changes-since must be less than or equal to "
+                            "changes-before.");
+        return false;
+    }
+    if (since) {
+        char *text = arena_alloc(c->arena, 20);
+        isotime_text(-floor_div(-since_us, 1000000), text);     /* rounded up */
+        f->changed_since = text;
+    }
+    if (before) {
+        char *text = arena_alloc(c->arena, 20);
+        isotime_text(floor_div(before_us, 1000000), text);
+        f->changed_before = text;
+    }
+    return true;
+}
+
+/* Nova's deleted servers (_get_servers()): status DELETED alone is a
+ * member's 403; an admin's deleted=BOOL (oslo's bool_from_string(), false
+ * when it is none) asks for the deleted servers only, and attachd keeps
+ * none. False when answered. */
+static bool deleted_allowed(struct call *c, const struct server_filter *f, bool *none)
+{
+    bool deleted_only = f->vm_states && !strcmp(f->vm_states, ",deleted,");
+    if (deleted_only && !c->core.admin) {
         reply_error(c, 403, "Only administrators may list deleted instances");
         return false;
     }
+    const char *deleted = c->dialect == DIALECT_NOVA && c->core.admin ? query_last(c, "deleted")
+                                                                      : NULL;
+    if (deleted && py_bool(deleted) == 1)
+        *none = true;
     return true;
 }
 
@@ -306,23 +363,55 @@ static bool accounts_and_lock(struct call *c, bool detail, struct server_filter 
     return true;
 }
 
-/* The rest of Nova's filters that a member may use and attachd applies
- * (_get_server_search_options(), compute/api.py's get_all()). Nova's name
- * filter is a regular expression search; literal text anywhere in the name
- * is what clients' look-ups need. The image and the flavor are by id. An
- * unknown flavor, or an address (ip; ip6 from 2.5 or for an admin) lists
- * nothing: no server of attachd's has an address. */
+/* A filter of Nova's regular expressions (name, key_name, ...), as
+ * attachd applies it: literal text anywhere in the value, which is what
+ * clients' look-ups need; an empty one keeps every server. */
+static const char *contains(struct call *c, const char *name)
+{
+    const char *text = query_last(c, name);
+    return text && *text ? text : NULL;
+}
+
+/* One of Nova's exact filters on a state, as store.h's list between
+ * commas; a value with a comma in it is no state (*none). */
+static const char *exactly(struct call *c, const char *name, bool *none)
+{
+    const char *value = query_last(c, name);
+    if (!value)
+        return NULL;
+    if (strchr(value, ','))
+        *none = true;
+    return arena_printf(c->arena, ",%s,", value);
+}
+
+/* The rest of Nova's filters that attachd applies (_get_server_search_options(),
+ * compute/api.py's get_all(), the DB's exact and regular-expression
+ * filters). The image and the flavor are by id. An unknown flavor, or an
+ * address (ip; ip6 from 2.5 or for an admin) lists nothing: no server of
+ * attachd's has an address. An admin's filters, and a member's from 2.83,
+ * also keep the servers of a user_id, a vm_state and a task_state (exactly;
+ * a status given sets the vm_state, and the task_state unless it names no
+ * task), and those whose key_name, availability_zone or power_state (its
+ * number) contain the text given. */
 static void other_filters(struct call *c, struct server_filter *f, bool *none)
 {
-    f->name_contains = query_last(c, "name");
-    if (f->name_contains && !*f->name_contains)
-        f->name_contains = NULL;
+    f->name_contains = contains(c, "name");
     f->image_ref = query_last(c, "image");
     f->flavor_ref = query_last(c, "flavor");
     if (f->flavor_ref && !core_flavor(c->core.core, f->flavor_ref))
         *none = true;
     if (query_last(c, "ip") || ((c->version >= 5 || c->core.admin) && query_last(c, "ip6")))
         *none = true;
+    if (c->dialect != DIALECT_NOVA || (!c->core.admin && c->version < 83))
+        return;
+    f->user_id = query_last(c, "user_id");
+    if (!f->vm_states)
+        f->vm_states = exactly(c, "vm_state", none);
+    if (!f->task_states)
+        f->task_states = exactly(c, "task_state", none);
+    f->key_name_contains = contains(c, "key_name");
+    f->zone_contains = contains(c, "availability_zone");
+    f->power_state_contains = contains(c, "power_state");
 }
 
 static void list(struct call *c, bool detail)
@@ -334,10 +423,14 @@ static void list(struct call *c, bool detail)
     int n = 0;
     bool none, every = false;
     const char *account = NULL;
-    if (!sort_keys_allowed(c) || !query_paging(c, &p, true) ||
+    bool nova = c->dialect == DIALECT_NOVA;
+    if (!sort_keys_allowed(c) || (nova && !query_isotime(c, "changes-since")) ||
+        !query_paging(c, &p, true) ||
+        (nova && c->version >= 66 && !query_isotime(c, "changes-before")) ||
         (c->version >= 75 && !query_only(c, list_query)) || !filters_allowed(c) ||
         !status_allowed(c, &filter, &none) ||
-        (!none && !accounts_and_lock(c, detail, &filter, &every, &account)))
+        (!none && (!changes_allowed(c, &filter) || !deleted_allowed(c, &filter, &none) ||
+                   !accounts_and_lock(c, detail, &filter, &every, &account))))
         return;
     other_filters(c, &filter, &none);
     int limit = p.limit < 0 ? 1000 : p.limit;

@@ -64,6 +64,12 @@
     "AND ($6::text IS NULL OR strpos($6, ',' || task_state || ',') > 0) "                  \
     "AND ($7::text IS NULL OR image_ref = $7) AND ($8::text IS NULL OR flavor_ref = $8) "  \
     "AND ($9::int = 0 OR locked = CASE WHEN $9::int > 0 THEN 1 ELSE 0 END) "               \
+    "AND ($10::text IS NULL OR user_id = $10) "                                            \
+    "AND ($11::text IS NULL OR strpos(key_name, $11) > 0) "                                \
+    "AND ($12::text IS NULL OR strpos(availability_zone, $12) > 0) "                       \
+    "AND ($13::text IS NULL OR strpos(power_state::text, $13) > 0) "                       \
+    "AND ($14::text IS NULL OR substr(updated_at, 1, 19) >= $14) "                         \
+    "AND ($15::text IS NULL OR substr(updated_at, 1, 19) <= $15) "                         \
     "ORDER BY seq DESC" PG_LIMIT("$3")
 
 /* The texts that are not SQLite's translated. PostgreSQL must know the type

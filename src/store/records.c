@@ -348,6 +348,12 @@ enum store_rc store_server_list(struct store_conn *c, struct arena *ar, const ch
     stmt_bind_text(st, 7, filter->image_ref);
     stmt_bind_text(st, 8, filter->flavor_ref);
     stmt_bind_int64(st, 9, filter->locked);
+    stmt_bind_text(st, 10, filter->user_id);
+    stmt_bind_text(st, 11, filter->key_name_contains);
+    stmt_bind_text(st, 12, filter->zone_contains);
+    stmt_bind_text(st, 13, filter->power_state_contains);
+    stmt_bind_text(st, 14, filter->changed_since);
+    stmt_bind_text(st, 15, filter->changed_before);
     return stmt_collect(st, ar, sizeof **out, read_server, (void **)out, n);
 }
 

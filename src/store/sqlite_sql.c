@@ -11,7 +11,12 @@
     "AND (?5 IS NULL OR instr(?5, ',' || vm_state || ',') > 0) "                           \
     "AND (?6 IS NULL OR instr(?6, ',' || task_state || ',') > 0) "                         \
     "AND (?7 IS NULL OR image_ref = ?7) AND (?8 IS NULL OR flavor_ref = ?8) "              \
-    "AND (?9 = 0 OR locked = (?9 > 0)) ORDER BY seq DESC LIMIT ?3"
+    "AND (?9 = 0 OR locked = (?9 > 0)) AND (?10 IS NULL OR user_id = ?10) "                \
+    "AND (?11 IS NULL OR instr(key_name, ?11) > 0) "                                       \
+    "AND (?12 IS NULL OR instr(availability_zone, ?12) > 0) "                              \
+    "AND (?13 IS NULL OR instr(CAST(power_state AS TEXT), ?13) > 0) "                      \
+    "AND (?14 IS NULL OR substr(updated_at, 1, 19) >= ?14) "                               \
+    "AND (?15 IS NULL OR substr(updated_at, 1, 19) <= ?15) ORDER BY seq DESC LIMIT ?3"
 
 const char *const sqlite_sql[N_SQ_STMT] = {
     [S_BEGIN] = "BEGIN",

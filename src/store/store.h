@@ -201,6 +201,12 @@ struct server_filter {
     const char *vm_states, *task_states;
     const char *image_ref, *flavor_ref;         /* exactly these */
     int locked;                 /* 1 locked only, -1 unlocked only, 0 either */
+    const char *user_id;        /* exactly this */
+    /* the key's name, the zone, the power state's number contain this text */
+    const char *key_name_contains, *zone_contains, *power_state_contains;
+    /* updated_at's first 19 characters ("YYYY-MM-DDTHH:MM:SS", to the
+     * second, as the API shows it) at or after, at or before this */
+    const char *changed_since, *changed_before;
 };
 
 /* Servers. Lists are newest first, of `account` (NULL: of every account);

@@ -1,6 +1,8 @@
 """Servers (docs/api.md, decision D9; issue 2 item 8) in both dialects: create,
 list with limit/marker, detail, show, delete, and Nova-like body validation."""
 import ast
+import datetime
+import random
 import urllib.parse
 
 import pytest
@@ -513,6 +515,165 @@ def test_locked_filter(world, fresh):
     assert ids("locked=1", version=None) == [locked] + free[::-1]
     r = s.get(f"{world.base}/servers?locked=1")       # the Hostway dialect has no such filter
     assert len(r.json()["servers"]) == 3, r.text
+
+
+def _shifted(iso_z, seconds):
+    """A server's "updated" (YYYY-MM-DDTHH:MM:SSZ) moved by seconds, same form."""
+    t = datetime.datetime.strptime(iso_z, "%Y-%m-%dT%H:%M:%SZ")
+    return (t + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("tail", ["/servers", "/servers/detail"])
+def test_changes_since_and_before(world, fresh, tail):
+    """Nova's changes-since and changes-before (_get_servers()): the servers
+    whose updated_at, to the second the API shows, is at or after the one
+    and at or before the other; any of iso8601's forms and zones; the
+    schema checks every value (changes-before from 2.66), and a before
+    earlier than the since is 400."""
+    acct, s = fresh
+    url = f"{world.base}/v2.1{tail}"
+    old, new = (create_server(s, world.base, "/v2.1", n) for n in ("old", "new"))
+    t_old, t_new = (get_server(s, world.base, "/v2.1", i)["updated"] for i in (old, new))
+    later, earlier = _shifted(t_new, 1), _shifted(t_old, -1)
+
+    def get(query, version="2.66", session=s, url=url):
+        return session.get(f"{url}?{urllib.parse.quote(query, safe='=&')}", headers=mv(version))
+
+    def ids(query, **kw):
+        r = get(query, **kw)
+        assert r.status_code == 200, (query, r.text)
+        return [x["id"] for x in r.json()["servers"]]
+
+    both = [new, old]
+    assert ids(f"changes-since={t_old}") == both
+    assert ids(f"changes-since={later}") == []
+    assert ids(f"changes-before={t_new}") == both
+    assert ids(f"changes-before={earlier}") == []
+    assert ids(f"changes-since={t_old}&changes-before={t_new}") == both
+    # a fraction: the since rounds up to the next second, the before down
+    assert ids(f"changes-since={t_new[:-1]}.000001Z") == []
+    assert ids(f"changes-before={earlier[:-1]},999999") == []
+    assert old in ids(f"changes-before={t_old[:-1]}.999999")
+    # the same instant in other zones and forms; none given is UTC
+    plus_one = _shifted(t_new, 3600)[:-1] + "+01:00"
+    minus_half = _shifted(t_new, -1800)[:-1].replace("-", "").replace(":", "") + "-0030"
+    for since in (plus_one, minus_half, t_new[:-1], t_new[:-1].replace("T", " ")):
+        assert new in ids(f"changes-since={since}"), since
+    assert ids(f"changes-since={later[:-1]}+00") == []
+    assert ids("changes-since=2000") == both
+    assert ids("changes-since=9999-12-31T23:59:59-23:59") == []
+    assert ids("changes-before=0001-01-01T00:00:00+23:59") == []
+    # every value is checked, the last one counts
+    assert ids(f"changes-since=2000&changes-since={later}") == []
+    for query, name, bad in (
+            ("changes-since=yesterday", "changes-since", "yesterday"),
+            ("changes-since=", "changes-since", ""),
+            (f"changes-since=2023-02-29&changes-since={t_old}", "changes-since", "2023-02-29"),
+            ("changes-since=2026-12-06T24:00", "changes-since", "2026-12-06T24:00"),
+            ("changes-since=202612", "changes-since", "202612"),
+            ("changes-before=2026-12-06T10:00+24:00", "changes-before",
+             "2026-12-06T10:00+24:00"),
+            ("limit=x&changes-since=2026-13-01", "changes-since", "2026-13-01")):
+        assert_error("nova", get(query), 400, nova_message=f"Invalid input for query "
+                     f"parameters {name}. Value: {bad}. '{bad}' is not a 'date-time'")
+    # in the schema's order: sort_key, changes-since, limit, changes-before
+    for query, first in (("changes-since=x&sort_key=colour", "sort_key"),
+                         ("changes-before=x&limit=x", "limit")):
+        assert_error("nova", get(query), 400, text_contains=f"query parameters {first}.")
+    for query in (f"changes-since={later}&changes-before={t_new}",
+                  f"changes-since={later}&changes-before={t_new}&status=DELETED"):  # not 403
+        assert_error("nova", get(query), 400, nova_message="The value of changes-since must "
+                     "be less than or equal to changes-before.")
+    # before 2.66 a member's changes-before is dropped unread; an admin's is read
+    assert ids("changes-before=no", version="2.65") == both
+    assert ids(f"changes-before={earlier}", version="2.65") == both
+    theirs = f"all_tenants=1&project_id={acct}"
+    assert ids(f"{theirs}&changes-before={earlier}", version=None, session=world.admin) == []
+    assert_error("nova", get(f"{theirs}&changes-before=no", version=None, session=world.admin),
+                 400, nova_message="Invalid filter field: changes-before.")
+    # the Hostway dialect has neither
+    r = get(f"changes-since=yesterday&changes-before={earlier}", url=f"{world.base}{tail}")
+    assert r.status_code == 200 and len(r.json()["servers"]) == 2, r.text
+
+
+@pytest.mark.parametrize("tail", ["/servers", "/servers/detail"])
+def test_filters_of_2_83(world, fresh, tail):
+    """An admin's filters, and a member's from 2.83 (Nova's
+    _get_server_search_options()): user_id, vm_state and task_state exactly
+    (a status given sets the vm_state), key_name, availability_zone and
+    power_state as attachd reads Nova's regular expressions, the text
+    anywhere. Before 2.83 a member's are dropped unread."""
+    acct, s = fresh
+    url = f"{world.base}/v2.1{tail}"
+    (a0, a1), stopped = _stopped_and_active(world, s, "/v2.1", 2)
+    me = get_server(s, world.base, "/v2.1", a0)["user_id"]
+
+    def ids(query, version="2.83", session=s):
+        r = session.get(f"{url}?{query}", headers=mv(version))
+        assert r.status_code == 200, (query, r.text)
+        return [x["id"] for x in r.json()["servers"]]
+
+    every, active = [stopped, a1, a0], [a1, a0]
+    for query, expect in (
+            (f"user_id={me}", every), ("user_id=someone-else", []), ("user_id=", []),
+            ("vm_state=stopped", [stopped]), ("vm_state=active", active),
+            ("vm_state=ACTIVE", []), ("vm_state=active,stopped", []),
+            ("vm_state=stopped&vm_state=active", active),       # the last value
+            ("task_state=powering-off", []),
+            ("key_name=k", []), ("key_name=", every),
+            ("availability_zone=nov", every), ("availability_zone=zone-b", []),
+            ("power_state=4", [stopped]), ("power_state=1", active),
+            ("power_state=1&vm_state=stopped", []),
+            (f"user_id={me}&vm_state=active&availability_zone=nova", active)):
+        assert ids(query) == expect, query
+        assert ids(query, version="2.82") == every, query
+    # a status sets the vm_state, and the task_state unless it names no task
+    assert ids("vm_state=active&status=SHUTOFF") == [stopped]
+    assert ids("task_state=powering-off&status=ACTIVE") == []
+    assert ids("task_state=powering-off&status=ACTIVE", version="2.82") == active
+    theirs = f"all_tenants=1&project_id={acct}"
+    assert ids(f"{theirs}&power_state=4", version=None, session=world.admin) == [stopped]
+    assert ids(f"{theirs}&vm_state=active", version=None, session=world.admin) == active
+    assert ids(f"{theirs}&user_id=x", version=None, session=world.admin) == []
+    # an admin's deleted=true lists the deleted servers only: attachd keeps none
+    assert ids(f"{theirs}&deleted=true", version=None, session=world.admin) == []
+    assert ids(f"{theirs}&deleted=maybe", version=None, session=world.admin) == every
+    assert ids("deleted=true") == every             # a member's is dropped
+    r = s.get(f"{world.base}{tail}?vm_state=stopped&power_state=4")    # Hostway: neither
+    assert len(r.json()["servers"]) == 3, r.text
+
+
+def test_changes_since_reads_times_as_iso8601_does(world, fresh):
+    """Every string that the iso8601 library (oslo's parse_isotime(), which
+    Nova's "date-time" is) reads passes, and every other is 400: the
+    library's regular expression, backtracking included, and datetime's
+    ranges. Compared on generated strings, the library itself the oracle."""
+    iso8601 = pytest.importorskip("iso8601")
+    acct, s = fresh
+    url = f"{world.base}/v2.1/servers"
+    rnd = random.Random(8601)
+    digits = lambda n: "".join(rnd.choice("0123456789") for _ in range(n))  # noqa: E731
+    parts = [lambda: "-" + digits(rnd.randint(0, 3)), lambda: digits(2), lambda: digits(1),
+             lambda: rnd.choice(" T") + digits(2), lambda: ":" + digits(2),
+             lambda: rnd.choice(".,") + digits(rnd.randint(0, 8)), lambda: "Z",
+             lambda: rnd.choice("+-") + digits(2), lambda: ":", lambda: "\n", lambda: "x"]
+    cases = ["2026-12-06T10:20:30.5+01:00", "2026-12-06T102030", "2026-12-06T105",
+             "2026-1205", "2026\n", "2026\n\n", "0000-01-01", "2024-02-29", "2023-02-29",
+             "2026-12-06T10-23:99", "2026-12-06T10+23:99"]
+    cases += ["".join([rnd.choice(["2026", "2000", "0000", "1999"])] +
+                      [rnd.choice(parts)() for _ in range(rnd.randint(0, 7))])
+              for _ in range(600)]
+    accepted = 0
+    for case in cases:
+        try:
+            iso8601.parse_date(case)
+            ok = True
+        except iso8601.ParseError:
+            ok = False
+        accepted += ok
+        r = s.get(url, params={"changes-since": case})
+        assert r.status_code == (200 if ok else 400), (case, r.text)
+    assert 40 < accepted < len(cases) - 40, accepted     # both kinds were asked
 
 
 @pytest.mark.parametrize("version,code", [(None, 200), ("2.37", 200), ("2.38", 400),

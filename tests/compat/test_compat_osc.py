@@ -27,8 +27,9 @@ def test_server_list(cloud, osc):
 
 
 def test_server_list_filters(cloud, osc):
-    """`server list --status`, `--flavor` and `--all-projects` send Nova's
-    filters (status, flavor, all_tenants), and attachd applies them."""
+    """`server list --status`, `--flavor`, `--vm-state`, `--power-state`,
+    `--changes-since` and `--all-projects` send Nova's filters, and attachd
+    applies them."""
     up = cloud.server(name="up")
     down = cloud.server(name="down")
     r = cloud.http().post(f"{cloud.compute}/servers/{down}/action", json={"os-stop": None})
@@ -39,6 +40,13 @@ def test_server_list_filters(cloud, osc):
 
     assert listed("--status", "SHUTOFF") == [(down, "SHUTOFF")]
     assert listed("--status", "ACTIVE") == [(up, "ACTIVE")]
+    # --vm-state and --power-state are a member's from 2.83, --changes-since always
+    v283 = ("--os-compute-api-version", "2.83")
+    assert listed(*v283, "--vm-state", "stopped") == [(down, "SHUTOFF")]
+    assert listed(*v283, "--power-state", "running") == [(up, "ACTIVE")]
+    assert sorted(listed("--changes-since", "2000-01-01T00:00:00Z")) == \
+        sorted([(up, "ACTIVE"), (down, "SHUTOFF")])
+    assert listed("--changes-since", "9999-01-01T00:00:00Z") == []
     flavor = cloud.http().get(f"{cloud.compute}/servers/{up}").json()["server"]["flavor"]["id"]
     assert sorted(listed("--flavor", flavor)) == sorted([(up, "ACTIVE"), (down, "SHUTOFF")])
     # an admin's every project: another account's server too; a member's

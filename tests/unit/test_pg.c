@@ -1217,6 +1217,11 @@ static void server_list_where(struct side *d, const char *account, const char *m
     int n = 0;
     rd_begin(d);
     enum store_rc rc = store_server_list(d->c, &d->ar, account, marker, &f, limit, &list, &n);
+    if (f.user_id || f.key_name_contains || f.zone_contains || f.power_state_contains ||
+        f.changed_since || f.changed_before)
+        say(d, "server_list where %s %s %s %s %s %s", str(f.user_id),
+            str(f.key_name_contains), str(f.zone_contains), str(f.power_state_contains),
+            str(f.changed_since), str(f.changed_before));
     say(d, "server_list(%s, %s, %s, %s, %s, %s, %s, %d, %d) = %d, %d", str(account),
         str(marker), str(f.name_contains), str(f.vm_states), str(f.task_states),
         str(f.image_ref), str(f.flavor_ref), f.locked, limit, rc, n);
@@ -1506,6 +1511,10 @@ static void script(struct side *d)
     s[2].task_state = "rebooting";
     s[4].vm_state = "paused";
     s[4].task_state = "migrating";
+    s[4].power_state = POWER_PAUSED;
+    s[1].user_id = "bob";
+    s[2].availability_zone = "zone-b";
+    s[3].updated_at = T1;
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         W(d, W_SERVER, &s[i], s[i].id, NULL, NULL);
     struct server dup_id = srv("s-1", "acct-a", "again", "1", "img-1", NULL);
@@ -1545,6 +1554,19 @@ static void script(struct side *d)
         {.image_ref = "img-2", .flavor_ref = "3"},
         {.locked = 1},
         {.locked = -1, .flavor_ref = "1"},
+        {.user_id = "bob"},
+        {.user_id = "alice", .vm_states = ",active,"},
+        {.key_name_contains = "ke"},
+        {.key_name_contains = "nokey"},
+        {.zone_contains = "zone"},
+        {.zone_contains = "no", .locked = -1},
+        {.power_state_contains = "3"},
+        {.power_state_contains = "1", .user_id = "alice"},
+        {.changed_since = "2000-01-01T00:00:01"},
+        {.changed_since = "2000-01-02T00:00:00"},
+        {.changed_before = "2000-01-01T23:59:59"},
+        {.changed_before = "2000-01-02T00:00:00", .changed_since = "2000-01-01T00:00:00"},
+        {.changed_since = "2000-01-02T00:00:01"},
     };
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
         server_list_where(d, "acct-a", NULL, states[i], 100);
@@ -1794,6 +1816,32 @@ static void test_records_match_sqlite(void **state)
     for (size_t i = 0; i < sizeof by_state / sizeof by_state[0]; i++)
         if (!strstr(sq.out, by_state[i]))
             fail_msg("no server_list%s", by_state[i]);
+#define WHERE_ANY "server_list(acct-a, (null), (null), (null), (null), (null), (null), 0, 100)"
+    static const char *const by_more[] = {
+        "bob (null) (null) (null) (null) (null)\n" WHERE_ANY " = 0, 1\n  server id=s-2 ",
+        "alice (null) (null) (null) (null) (null)\nserver_list(acct-a, (null), (null), "
+        ",active,, (null), (null), (null), 0, 100) = 0, 3\n  server id=s-4 ",
+        "(null) ke (null) (null) (null) (null)\n" WHERE_ANY " = 0, 1\n  server id=s-4 ",
+        "(null) nokey (null) (null) (null) (null)\n" WHERE_ANY " = 0, 0\n",
+        "(null) (null) zone (null) (null) (null)\n" WHERE_ANY " = 0, 1\n  server id=s-3 ",
+        "(null) (null) no (null) (null) (null)\nserver_list(acct-a, (null), (null), (null), "
+        "(null), (null), (null), -1, 100) = 0, 3\n  server id=s-5 ",
+        "(null) (null) (null) 3 (null) (null)\n" WHERE_ANY " = 0, 1\n  server id=s-5 ",
+        "alice (null) (null) 1 (null) (null)\n" WHERE_ANY " = 0, 3\n  server id=s-4 ",
+        "(null) (null) (null) (null) 2000-01-01T00:00:01 (null)\n" WHERE_ANY " = 0, 1\n"
+        "  server id=s-4 ",
+        "(null) (null) (null) (null) 2000-01-02T00:00:00 (null)\n" WHERE_ANY " = 0, 1\n"
+        "  server id=s-4 ",
+        "(null) (null) (null) (null) (null) 2000-01-01T23:59:59\n" WHERE_ANY " = 0, 4\n"
+        "  server id=s-5 ",
+        "(null) (null) (null) (null) 2000-01-01T00:00:00 2000-01-02T00:00:00\n" WHERE_ANY
+        " = 0, 5\n",
+        "(null) (null) (null) (null) 2000-01-02T00:00:01 (null)\n" WHERE_ANY " = 0, 0\n",
+    };
+#undef WHERE_ANY
+    for (size_t i = 0; i < sizeof by_more / sizeof by_more[0]; i++)
+        if (!strstr(sq.out, by_more[i]))
+            fail_msg("no server_list where %s", by_more[i]);
     assert_non_null(strstr(sq.out, "server_get(acct-b, s-4) = 1\n"));
     assert_non_null(strstr(sq.out, "attachment_parts(acct-b, s-1, v-1) = 0, found 4\n"));
     assert_non_null(strstr(sq.out, "attachment_parts(acct-a, s-x, v-x) = 0, found 0\n"));
