@@ -261,8 +261,9 @@ int query_all(struct call *c, const char *name, const char ***values);
 const char *query_first_bad(struct call *c, const char *name,
                             bool (*ok)(const char *value, const void *arg), const void *arg);
 /* Nova's query schema for a parameter of non-negative integers
- * (multi_params(non_negative_integer)): every value given is digits, at
- * least one; else the 400 of the first that is not, in jsonschema's words.
+ * (multi_params(non_negative_integer)): every value given is digits (and
+ * perhaps a last "\n", which the pattern's `$` lets by), at least one
+ * character; else the 400 of the first that is not, in jsonschema's words.
  * False after the 400. */
 bool query_digits(struct call *c, const char *name);
 /* The same for a parameter of strings from a list (an enum of the schema):
@@ -272,7 +273,8 @@ bool query_enum(struct call *c, const char *name, const char *const *values);
  * every value given is one that py_isotime() reads. */
 bool query_isotime(struct call *c, const char *name);
 /* A number as Nova reads one: every value passes query_digits(), then the
- * last counts (*v untouched when there is none). False after the 400. */
+ * last counts (*v untouched when there is none) as Python's int() reads
+ * it: "\n" alone is 400 "... must be an integer". False after the 400. */
 bool nova_number(struct call *c, const char *name, int64_t *v);
 /* The 400 of a query parameter that fails Nova's query schema, as Nova
  * words it (why: jsonschema's message). */

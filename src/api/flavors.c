@@ -72,17 +72,13 @@ static bool parse_listing(struct call *c, struct listing *l)
     static const char *const allowed[] = {"limit", "marker", "is_public", "minRam", "minDisk",
                                           "sort_key", "sort_dir", NULL};
     *l = (struct listing){.limit = 1000, .is_public = 1, .sort_key = "flavorid"};
-    if (!query_digits(c, "limit"))
-        return false;
-    const char *limit = query_last(c, "limit");
-    if (!query_enum(c, "sort_key", sort_keys) || !query_enum(c, "sort_dir", sort_dirs))
+    int64_t v = 1000;
+    if (!query_digits(c, "limit") || !query_enum(c, "sort_key", sort_keys) ||
+        !query_enum(c, "sort_dir", sort_dirs) || (c->version >= 75 && !query_only(c, allowed)) ||
+        !nova_number(c, "limit", &v))
         return false;
     const char *key = query_last(c, "sort_key"), *dir = query_last(c, "sort_dir");
-    if (c->version >= 75 && !query_only(c, allowed))
-        return false;
-    int64_t v;
-    if (limit && parse_digits(limit, &v))
-        l->limit = v > 1000 ? 1000 : (int)v;    /* Nova's max_limit */
+    l->limit = v > 1000 ? 1000 : (int)v;        /* Nova's max_limit */
     l->marker = query_last(c, "marker");
     if (key && *key)
         l->sort_key = key;      /* Nova: `or 'flavorid'` */

@@ -42,12 +42,14 @@ static bool page_limit(struct call *c, int absent, int max, int *out)
 }
 
 /* Nova's (images.py): its query schema's integers checked, every value;
- * then the last limit, at most 1000; absent: 1000. */
+ * then get_pagination_params() reads each as an int; the last limit, at
+ * most 1000; absent: 1000. */
 static bool nova_limit(struct call *c, int *out)
 {
     int64_t v = 1000, unused;
-    if (!nova_number(c, "limit", &v) || !nova_number(c, "page_size", &unused) ||
-        !nova_number(c, "offset", &unused))
+    if (!query_digits(c, "limit") || !query_digits(c, "page_size") ||
+        !query_digits(c, "offset") || !nova_number(c, "limit", &v) ||
+        !nova_number(c, "page_size", &unused) || !nova_number(c, "offset", &unused))
         return false;
     *out = v > 1000 ? 1000 : (int)v;
     return true;

@@ -226,10 +226,13 @@ const char *query_first_bad(struct call *c, const char *name,
     return b.bad;
 }
 
+/* '^[0-9]*$' as jsonschema searches with it: digits, and a last "\n" that
+ * Python's `$` allows before the end; minLength 1. */
 static bool digits(const char *value, const void *arg)
 {
     (void)arg;
-    return *value && strspn(value, "0123456789") == strlen(value);
+    size_t n = strspn(value, "0123456789");
+    return *value && (!value[n] || (value[n] == '\n' && !value[n + 1]));
 }
 
 bool query_digits(struct call *c, const char *name)
@@ -316,8 +319,16 @@ bool nova_number(struct call *c, const char *name, int64_t *v)
     if (!query_digits(c, name))
         return false;
     const char *s = query_last(c, name);
-    if (s)
-        parse_digits(s, v);
+    if (!s)
+        return true;
+    /* then Nova's validate_integer(): Python's int(), which skips the "\n"
+     * and finds no number in it alone */
+    size_t n = strcspn(s, "\n");
+    if (n == 0) {
+        reply_error(c, 400, "Invalid input received: %s must be an integer", name);
+        return false;
+    }
+    parse_digits(arena_strndup(c->arena, s, n), v);
     return true;
 }
 
@@ -329,6 +340,8 @@ bool query_paging(struct call *c, struct paging *p, bool with_marker)
     p->limit = -1;
     p->offset = 0;
     p->marker = NULL;
+    if (!c->cinder && (!query_digits(c, "limit") || (!with_marker && !query_digits(c, "offset"))))
+        return false;       /* Nova's schema checks both before it reads either */
     if (!number(c, "limit", &limit) || (!with_marker && !number(c, "offset", &offset)))
         return false;
     if (limit >= 0)     /* Nova's limited(): on offset-paged lists 0 means "no limit" */

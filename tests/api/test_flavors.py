@@ -362,6 +362,19 @@ def test_invalid_limit_is_400(world, value, message):
     assert_error("hostway", get(world, "hostway", f"/flavors/detail?limit={value}"), 400)
 
 
+def test_a_limit_with_a_last_newline(world):
+    """Nova's pattern '^[0-9]*$' lets a last newline by (Python's `$`),
+    and Python's int() then reads the number before it: a newline alone
+    is 400 from get_limit_and_marker(), after the rest of the schema."""
+    assert ids(get(world, "nova", "/flavors?limit=1%0A")) == ["1"]
+    for query in ("limit=%0A", "limit=%0A&sort_dir=asc"):
+        assert_nova_error(get(world, "nova", f"/flavors?{query}"), 400, "badRequest",
+                          "Invalid input received: limit must be an integer")
+    r = get(world, "nova", "/flavors?limit=%0A&sort_dir=up")
+    assert_nova_error(r, 400, "badRequest", "Invalid input for query parameters sort_dir. "
+                      "Value: up. 'up' is not one of ['asc', 'desc']")
+
+
 def test_every_limit_is_checked_and_the_last_counts(world):
     r = get(world, "nova", "/flavors?limit=x&limit=2")
     assert_nova_error(r, 400, "badRequest", "Invalid input for query parameters limit. "

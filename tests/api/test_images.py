@@ -237,6 +237,10 @@ def test_nova_bad_paging_is_400(world, imgs, kind):
                                                            "'y' does not match '^[0-9]*$'")),
                            ("offset=-1", schema("offset", "-1",
                                                 "'-1' does not match '^[0-9]*$'")),
+                           ("limit=%0A", "Invalid input received: limit must be an integer"),
+                           ("limit=%0A&offset=x", schema("offset", "x",
+                                                         "'x' does not match '^[0-9]*$'")),
+                           ("offset=%0A", "Invalid input received: offset must be an integer"),
                            ("marker=nope", "marker [nope] not found"),
                            ("marker=&marker=nope", "marker [nope] not found"),
                            ("marker=", "marker [] not found")]:

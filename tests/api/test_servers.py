@@ -187,6 +187,15 @@ def test_pagination_parameters_as_nova_reads_them(world, fresh, kind):
     assert [x["id"] for x in r.json()["servers"]] == [x["id"] for x in listed[1:]]
     r = s.get(f"{world.base}{pfx}/servers?name=nothing&name=paged1")
     assert [x["name"] for x in r.json()["servers"]] == ["paged1"]
+    # the schema's '^[0-9]*$' lets a last newline by (Python's `$`), and
+    # Python's int() reads the number before it; a newline alone is no number
+    assert len(s.get(f"{world.base}{pfx}/servers?limit=2%0A").json()["servers"]) == 2
+    r = s.get(f"{world.base}{pfx}/servers?limit=%0A")
+    assert_error(dialect_of(kind), r, 400,
+                 nova_message="Invalid input received: limit must be an integer")
+    r = s.get(f"{world.base}{pfx}/servers?limit=1%0A%0A")
+    assert_error(dialect_of(kind), r, 400, nova_message="Invalid input for query parameters "
+                 "limit. Value: 1\n\n. '1\\n\\n' does not match '^[0-9]*$'")
 
 
 def test_limit_larger_than_count(world, fresh):
