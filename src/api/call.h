@@ -168,6 +168,9 @@ int py_bool(const char *s);
  * true and the time in *us (microseconds since 1970, UTC; no zone given is
  * UTC) when Python reads s as one, false when it raises ValueError. */
 bool py_isotime(const char *s, int64_t *us);
+/* The "regex" of Nova's query schemas (pyregex.c): text that is not empty
+ * and that Python's re.compile() takes without raising re.error. */
+bool py_regex(const char *text);
 /* A time (seconds since 1970, UTC) as "YYYY-MM-DDTHH:MM:SS", the stored
  * times' first 19 characters; outside years 1 to 9999, the nearer end. */
 void isotime_text(int64_t sec, char out[20]);
@@ -272,6 +275,8 @@ bool query_enum(struct call *c, const char *name, const char *const *values);
 /* The same for a "date-time" (multi_params of a string of that format):
  * every value given is one that py_isotime() reads. */
 bool query_isotime(struct call *c, const char *name);
+/* The same for a "regex": every value given is one that py_regex() takes. */
+bool query_regex(struct call *c, const char *name);
 /* A number as Nova reads one: every value passes query_digits(), then the
  * last counts (*v untouched when there is none) as Python's int() reads
  * it: "\n" alone is 400 "... must be an integer". False after the 400. */

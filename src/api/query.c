@@ -265,6 +265,22 @@ bool query_isotime(struct call *c, const char *name)
     return false;
 }
 
+static bool regex(const char *value, const void *arg)
+{
+    (void)arg;
+    return py_regex(value);
+}
+
+bool query_regex(struct call *c, const char *name)
+{
+    const char *bad = query_first_bad(c, name, regex, NULL);
+    if (!bad)
+        return true;
+    reply_invalid_query(c, name, bad,
+                        arena_printf(c->arena, "%s is not a 'regex'", py_repr_str(c->arena, bad)));
+    return false;
+}
+
 static bool in_list(const char *value, const void *list)
 {
     for (const char *const *l = list; *l; l++)

@@ -203,15 +203,60 @@ static const char *const sort_keys_v273[] = {
 };
 static const char *const sort_keys_v275[] = {"locked", SORT_KEYS, NULL};
 
-/* The sort keys given, as Nova's query schema checks them: before anything
- * else it checks (the schema's properties come in this order). */
-static bool sort_keys_allowed(struct call *c)
+/* Nova's query schema for the list (index_query and its versions,
+ * schemas/servers.py): the parameters it checks, in its order, for
+ * jsonschema reports the first that fails; each from a version on. The
+ * rest of its parameters are strings of any kind. */
+enum check { REGEX, SORT_KEY, TIME, DIGITS };
+static const struct {
+    const char *name;
+    enum check check;
+    int since;
+} list_schema[] = {
+    {"kernel_id", REGEX, 0}, {"ramdisk_id", REGEX, 0}, {"hostname", REGEX, 0},
+    {"key_name", REGEX, 0}, {"power_state", REGEX, 0}, {"node", REGEX, 0},
+    {"flavor", REGEX, 0}, {"reservation_id", REGEX, 0}, {"launched_at", REGEX, 0},
+    {"terminated_at", REGEX, 0}, {"availability_zone", REGEX, 0}, {"name", REGEX, 0},
+    {"display_name", REGEX, 0}, {"description", REGEX, 0}, {"display_description", REGEX, 0},
+    {"locked_by", REGEX, 0}, {"root_device_name", REGEX, 0}, {"config_drive", REGEX, 0},
+    {"access_ip_v4", REGEX, 0}, {"access_ip_v6", REGEX, 0}, {"auto_disk_config", REGEX, 0},
+    {"progress", REGEX, 0}, {"sort_key", SORT_KEY, 0}, {"changes-since", TIME, 0},
+    {"ip", REGEX, 0}, {"ip6", REGEX, 0}, {"created_at", REGEX, 0}, {"limit", DIGITS, 0},
+    {"tags", REGEX, 26}, {"tags-any", REGEX, 26}, {"not-tags", REGEX, 26},
+    {"not-tags-any", REGEX, 26}, {"changes-before", TIME, 66},
+};
+
+/* The query as that schema checks it, and from 2.75 nothing else; the
+ * Hostway dialect's checks the limit alone. False after the 400. */
+static bool list_query_valid(struct call *c)
 {
     if (c->dialect != DIALECT_NOVA)
-        return true;
-    return query_enum(c, "sort_key", c->version >= 75   ? sort_keys_v275
+        return query_digits(c, "limit");
+    for (size_t i = 0; i < sizeof list_schema / sizeof *list_schema; i++) {
+        const char *name = list_schema[i].name;
+        if (c->version < list_schema[i].since)
+            continue;
+        bool ok = true;
+        switch (list_schema[i].check) {
+        case REGEX:
+            ok = query_regex(c, name);
+            break;
+        case SORT_KEY:
+            ok = query_enum(c, name, c->version >= 75   ? sort_keys_v275
                                      : c->version >= 73 ? sort_keys_v273
                                                         : sort_keys_v21);
+            break;
+        case TIME:
+            ok = query_isotime(c, name);
+            break;
+        case DIGITS:
+            ok = query_digits(c, name);
+            break;
+        }
+        if (!ok)
+            return false;
+    }
+    return c->version < 75 || query_only(c, list_query);
 }
 
 /* For query_each(): stops at a joined table or a name starting with '_',
@@ -416,21 +461,18 @@ static void other_filters(struct call *c, struct server_filter *f, bool *none)
 
 static void list(struct call *c, bool detail)
 {
-    struct paging p;
+    struct paging p = {.limit = -1};
     struct core_error err;
     struct server_filter filter = {0};
     struct server *s = NULL;
     int n = 0;
     bool none, every = false;
     const char *account = NULL;
-    bool nova = c->dialect == DIALECT_NOVA;
-    if (!sort_keys_allowed(c) || (nova && !query_isotime(c, "changes-since")) ||
-        !query_paging(c, &p, true) ||
-        (nova && c->version >= 66 && !query_isotime(c, "changes-before")) ||
-        (c->version >= 75 && !query_only(c, list_query)) || !filters_allowed(c) ||
-        !status_allowed(c, &filter, &none) ||
+    /* in Nova's order (_get_servers()): the limit is read last */
+    if (!list_query_valid(c) || !filters_allowed(c) || !status_allowed(c, &filter, &none) ||
         (!none && (!changes_allowed(c, &filter) || !deleted_allowed(c, &filter, &none) ||
-                   !accounts_and_lock(c, detail, &filter, &every, &account))))
+                   !accounts_and_lock(c, detail, &filter, &every, &account) ||
+                   !query_paging(c, &p, true))))
         return;
     other_filters(c, &filter, &none);
     int limit = p.limit < 0 ? 1000 : p.limit;

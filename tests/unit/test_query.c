@@ -6,7 +6,8 @@
  * an empty one told apart) and the same lookups by exact name. Chosen
  * queries first, then random ones over the characters the parse treats
  * specially. Then the API's own parse for the dialects webob serves
- * (test_query_webob), and its reading of Nova's times (test_query_isotime). */
+ * (test_query_webob), and its reading of Nova's times and regular
+ * expressions (test_query_isotime, test_query_regex). */
 #include "helpers.h"
 
 #include <arpa/inet.h>
@@ -338,6 +339,55 @@ static void test_query_isotime(void **state)
     assert_string_equal(text, "2000-02-29T00:00:00");
 }
 
+/* Patterns as Nova's "regex" format takes them (src/api/pyregex.c): each
+ * expected answer is whether Python 3.11's re.compile() took the pattern
+ * (raising nothing) and it is not empty. tests/api/test_servers.py checks
+ * generated patterns against Python itself. Then the bound on nesting. */
+static void test_query_regex(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pattern;
+        bool ok;
+    } cases[] = {
+        {"a", true}, {"", false}, {"(", false}, {")", false}, {"a**", false}, {"a*?", true},
+        {"a*+", true}, {"^*", false}, {"\\b+", false}, {"(?:a*)*", true}, {"a{2}{3}", false},
+        {"a{3,2}", false}, {"a{,}", true}, {"{", true}, {"a{}", true}, {"x{4294967295}", false},
+        {"x{4294967294}", true}, {"[", false}, {"[]", false}, {"[]]", true}, {"[^]]", true},
+        {"[a-]", true}, {"[z-a]", false}, {"[\\d-z]", false}, {"[\\B]", false}, {"[\\b]", true},
+        {"[\\777]", false}, {"[\\9]", false}, {"\\q", false}, {"\\-", true}, {"\\", false},
+        {"a\\\\", true}, {"a\\\\\\", false}, {"\\x4", false}, {"\\x41", true},
+        {"\\u00e9", true}, {"\\U0010ffff", true}, {"\\U00110000", false}, {"\\0", true},
+        {"\\07", true}, {"\\377", true}, {"\\400", false}, {"\\1", false}, {"(a)\\1", true},
+        {"(a\\1)", false}, {"(a)\\2", false}, {"(?P<n>a)(?P=n)", true},
+        {"(?P<n>a)(?P<n>b)", false}, {"(?P<1>a)", false}, {"(?P<é>a)", true}, {"(?P=n)", false},
+        {"(?#c)", true}, {"(?#c", false}, {"(?=a)", true}, {"(?<=a|bc)", false},
+        {"(?<=a|b)", true}, {"(?<=(a)\\1)", false}, {"(a)(?<=\\1)", true},
+        {"(?<=a{1,2})", false}, {"(?<=x{2147483647})", true}, {"(?<=x{2147483648})", false},
+        {"(?(1)a|b)", false}, {"(a)(?(1)a|b|c)", false}, {"(?(1)a)(b)", true},
+        {"(?(2)a)(b)", false}, {"(?(0)a)", false}, {"(?(n)a)", false},
+        {"(?P<n>x)(?(n)a)", true}, {"(?( 1)a)(b)", true}, {"(?(+1)a)(b)", true},
+        {"(?(-1)a)(b)", false}, {"(?(1_0)a)()()()()()()()()()()", true}, {"(?>a)", true},
+        {"(?i)a", true}, {"a(?i)", false}, {"(?i)(?x)a", true}, {"a|(?i)b", false},
+        {"(?x) a * # c", true}, {"(?x)a#b\n*", true}, {"(?a)(?u)", false}, {"(?au:a)", false},
+        {"(?L)", false}, {"(?t)a", true}, {"(?t)a*", false}, {"(?t:a)", false},
+        {"(?-t:a)", false}, {"(?i-i:a)", false}, {"(?a-i:a)", true}, {"(?-a:a)", false},
+        {"(?-:a)", false}, {"(?i", false}, {"(?", false}, {"(?P", false}, {"(?Px)", false},
+        {"(?<x)", false}, {"(?z)", false}, {"é+", true}, {"\\N{EM DASH}", true}, {"\\N", false}
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (py_regex(cases[i].pattern) != cases[i].ok)
+            fail_msg("\"%s\": Python's re.compile() %s it", cases[i].pattern,
+                     cases[i].ok ? "takes" : "refuses");
+    char deep[2 * 201 + 1];
+    for (int depth = 200; depth <= 201; depth++) {
+        memset(deep, '(', depth);
+        memset(deep + depth, ')', depth);
+        deep[2 * depth] = '\0';
+        assert_int_equal(py_regex(deep), depth == 200);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_query_many),
         cmocka_unit_test(test_query_webob),
         cmocka_unit_test(test_query_isotime),
+        cmocka_unit_test(test_query_regex),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
