@@ -371,13 +371,32 @@ static bool deleted_allowed(struct call *c, const struct server_filter *f, bool 
     return true;
 }
 
+/* For query_each(): where project_id and tenant_id first stand. */
+struct first_at {
+    int at, project, tenant;    /* -1: not given */
+};
+
+static bool first_at(void *cls, const char *key, const char *value)
+{
+    (void)value;
+    struct first_at *f = cls;
+    if (f->project < 0 && !strcmp(key, "project_id"))
+        f->project = f->at;
+    if (f->tenant < 0 && !strcmp(key, "tenant_id"))
+        f->tenant = f->at;
+    f->at++;
+    return true;
+}
+
 /* Nova's all_tenants and locked (common.py's is_all_tenants() and
  * is_locked()), in that order: each one of oslo's booleans (all_tenants
  * also empty, for true), else 400; locked is a member's from 2.73 only.
  * Then all_tenants is an admin's list of every account's servers, or of
- * project_id's (tenant_id's) alone, and a member's is 403. *account: whose
- * servers (every account's when *every and NULL). The Hostway dialect has
- * neither. False when answered. */
+ * project_id's (tenant_id's) alone, and a member's is 403. With both,
+ * compute/api.py's get_all() copies its filters in the order their names
+ * first stand in the query, tenant_id onto project_id, so the one named
+ * later counts. *account: whose servers (every account's when *every and
+ * NULL). The Hostway dialect has neither. False when answered. */
 static bool accounts_and_lock(struct call *c, bool detail, struct server_filter *f, bool *every,
                               const char **account)
 {
@@ -401,10 +420,10 @@ static bool accounts_and_lock(struct call *c, bool detail, struct server_filter 
                             "be performed.", detail ? "detail" : "index");
         return false;
     }
+    struct first_at names = {0, -1, -1};
+    query_each(c, first_at, &names);
     *every = true;
-    *account = query_last(c, "project_id");
-    if (!*account)
-        *account = query_last(c, "tenant_id");
+    *account = query_last(c, names.tenant > names.project ? "tenant_id" : "project_id");
     return true;
 }
 

@@ -472,6 +472,12 @@ def test_all_tenants(world, fresh, tail):
         assert ids(query) == every, query
     assert ids(f"all_tenants=1&project_id={other}") == theirs[::-1]
     assert ids(f"all_tenants=true&tenant_id={acct}") == mine[::-1]
+    # both: the one whose name first stands later (get_all() copies them in
+    # that order, tenant_id onto project_id)
+    assert ids(f"all_tenants=1&project_id={other}&tenant_id={acct}") == mine[::-1]
+    assert ids(f"all_tenants=1&tenant_id={other}&project_id={acct}") == mine[::-1]
+    assert ids(f"all_tenants=1&tenant_id={acct}&project_id={other}&tenant_id=x") == \
+        theirs[::-1]
     assert ids(f"all_tenants=0&project_id={other}") == [ops]   # only with all_tenants
     assert ids("all_tenants=off") == [ops]
     assert ids("all_tenants=1", url=f"{world.base}/v2.1/{acct}{tail}") == every
