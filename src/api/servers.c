@@ -478,6 +478,126 @@ static void other_filters(struct call *c, struct server_filter *f, bool *none)
     f->power_state_contains = contains(c, "power_state");
 }
 
+/* Whether the n bytes at s are one of Python's whitespace characters
+ * (str.isspace(): ASCII's, U+001C-U+001F, U+0085, U+00A0, U+1680,
+ * U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000). */
+static bool py_space(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (n == 1)
+        return *u == ' ' || (*u >= '\t' && *u <= '\r') || (*u >= 0x1c && *u <= 0x1f);
+    if (n == 2)
+        return u[0] == 0xc2 && (u[1] == 0x85 || u[1] == 0xa0);
+    if (n != 3)
+        return false;
+    uint32_t cp = (uint32_t)(u[0] & 0x0f) << 12 | (uint32_t)(u[1] & 0x3f) << 6 | (u[2] & 0x3f);
+    return (u[0] & 0xf0) == 0xe0 && (u[1] & 0xc0) == 0x80 && (u[2] & 0xc0) == 0x80 &&
+           (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+            cp == 0x202f || cp == 0x205f || cp == 0x3000);
+}
+
+/* Python's str.strip() of UTF-8 text (the call's arena). */
+static const char *py_strip(struct call *c, const char *text)
+{
+    size_t at = 0, end = strlen(text);
+    for (size_t n = 1; n <= 3 && at < end;)
+        if (end - at >= n && py_space(text + at, n)) {
+            at += n;
+            n = 1;
+        } else {
+            n++;
+        }
+    for (size_t n = 1; n <= 3 && at < end;)
+        if (end - at >= n && py_space(text + end - n, n)) {
+            end -= n;
+            n = 1;
+        } else {
+            n++;
+        }
+    return arena_strndup(c->arena, text + at, end - at);
+}
+
+static bool listed(const char *const *list, const char *name)
+{
+    for (; *list; list++)
+        if (!strcmp(*list, name))
+            return true;
+    return false;
+}
+
+/* Takes out the i-th of n names. */
+static void take_out(const char **names, int *n, int i)
+{
+    memmove(names + i, names + i + 1, (size_t)(*n - i - 1) * sizeof *names);
+    (*n)--;
+}
+
+/* Nova's sort parameters past its schema: common.py's get_sort_params()
+ * (every sort_key and sort_dir, stripped; created_at and desc when none),
+ * _get_servers()'s remove_invalid_sort_keys() (before 2.75 a key that Nova
+ * ignores goes, with the direction at its place; a member's host or node
+ * is 403), then db/utils.py's process_sort_params(), which the API runs in
+ * BuildRequestList.get_by_filters() unless the list is known empty by
+ * then (`empty`: an unknown flavor, an address, a limit of 0, the deleted
+ * servers only): each direction asc or desc, and no more directions than
+ * keys, else 400. attachd sorts by none of them. False after the answer. */
+static bool sort_allowed(struct call *c, bool empty)
+{
+    static const char *const ignored_v21[] = {IGNORED_BEFORE_LOCKED, "locked",
+                                              IGNORED_AFTER_LOCKED, NULL};
+    static const char *const ignored_v273[] = {IGNORED_BEFORE_LOCKED, IGNORED_AFTER_LOCKED,
+                                               NULL};
+    if (c->dialect != DIALECT_NOVA)
+        return true;
+    const char **given, **keys, **dirs;
+    int nkeys = query_all(c, "sort_key", &given);
+    keys = arena_alloc(c->arena, (size_t)(nkeys + 1) * sizeof *keys);
+    memcpy(keys, given, (size_t)nkeys * sizeof *keys);
+    if (!nkeys)
+        keys[nkeys++] = "created_at";
+    int ndirs = query_all(c, "sort_dir", &given);
+    dirs = arena_alloc(c->arena, (size_t)(ndirs + 1) * sizeof *dirs);
+    for (int i = 0; i < ndirs; i++)
+        dirs[i] = py_strip(c, given[i]);
+    if (!ndirs)
+        dirs[ndirs++] = "desc";
+    /* the keys as given (the schema's enum has let only its own names by) */
+    const char *const *ignored = c->version >= 75   ? (const char *const[]){NULL}
+                                 : c->version >= 73 ? ignored_v273
+                                                    : ignored_v21;
+    int n = nkeys;
+    const char **as_given = arena_alloc(c->arena, (size_t)n * sizeof *as_given);
+    memcpy(as_given, keys, (size_t)n * sizeof *as_given);
+    for (int k = 0; k < n; k++) {
+        if (listed(ignored, as_given[k])) {
+            int at = 0;         /* Python's list.index(): the first */
+            while (strcmp(keys[at], as_given[k]) != 0)
+                at++;
+            if (ndirs > at)
+                take_out(dirs, &ndirs, at);
+            take_out(keys, &nkeys, at);
+        } else if (!c->core.admin && (!strcmp(as_given[k], "host") ||
+                                      !strcmp(as_given[k], "node"))) {
+            reply_error(c, 403, "Only administrators can sort servers by %s", as_given[k]);
+            return false;
+        }
+    }
+    if (empty || !ndirs)
+        return true;
+    for (int i = 0; i < ndirs; i++) {
+        if (strcmp(dirs[i], "asc") != 0 && strcmp(dirs[i], "desc") != 0) {
+            reply_error(c, 400, "Invalid input received: Unknown sort direction, must be "
+                                "'desc' or 'asc'");
+            return false;
+        }
+    }
+    if (ndirs > nkeys) {
+        reply_error(c, 400, "Invalid input received: Sort direction size exceeds sort key size");
+        return false;
+    }
+    return true;
+}
+
 static void list(struct call *c, bool detail)
 {
     struct paging p = {.limit = -1};
@@ -493,7 +613,11 @@ static void list(struct call *c, bool detail)
                    !accounts_and_lock(c, detail, &filter, &every, &account) ||
                    !query_paging(c, &p, true))))
         return;
+    bool early = none;          /* Nova has answered before it reads the rest */
     other_filters(c, &filter, &none);
+    bool deleted_only = filter.vm_states && !strcmp(filter.vm_states, ",deleted,");
+    if (!early && !sort_allowed(c, none || p.limit == 0 || deleted_only))
+        return;
     int limit = p.limit < 0 ? 1000 : p.limit;
     bool ok = none ||
               (every ? core_server_list_all(&c->core, account, p.marker, &filter, limit, &s, &n,

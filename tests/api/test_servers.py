@@ -308,6 +308,57 @@ def test_sort_keys_are_nova_s(world, fresh, tail):
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize("tail", ["/servers", "/servers/detail"])
+def test_sort_dirs_are_nova_s(world, fresh, tail):
+    """Nova's sort directions past its schema (get_sort_params(),
+    remove_invalid_sort_keys(), process_sort_params()): each stripped, asc
+    or desc, no more of them than keys (created_at when none is given), a
+    key Nova ignores taking the direction at its place away; a member's
+    host or node is 403; none is read when the list is known empty first."""
+    acct, s = fresh
+    mine = create_server(s, world.base, "/v2.1", "sorted")
+    url = f"{world.base}/v2.1{tail}"
+
+    def get(query, version=None, session=s):
+        return session.get(f"{url}?{query}", headers=mv(version))
+
+    def listed(query, version=None, session=s):
+        r = get(query, version, session)
+        assert r.status_code == 200, (query, r.text)
+        return [x["id"] for x in r.json()["servers"]]
+
+    unknown = "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'"
+    exceeds = "Invalid input received: Sort direction size exceeds sort key size"
+    for query, message in (("sort_dir=up", unknown), ("sort_dir=ASC", unknown),
+                           ("sort_dir=asc&sort_dir=desc", exceeds),
+                           ("sort_key=display_name&sort_dir=asc&sort_dir=desc&sort_dir=up",
+                            unknown),
+                           ("sort_key=id&sort_dir=asc&sort_dir=desc", exceeds),
+                           ("sort_key=display_name&sort_dir=asc&sort_dir=desc", exceeds)):
+        assert_error("nova", get(query), 400, nova_message=message)
+    for query in ("sort_dir=%20asc%0A", "sort_dir=desc%E3%80%80", "sort_key=id&sort_dir=up",
+                  "sort_key=display_name&sort_key=created_at&sort_dir=asc&sort_dir=desc",
+                  "sort_key=id&sort_key=uuid&sort_dir=up&sort_dir=asc"):
+        assert listed(query) == [mine], query
+    # 'locked' is a key Nova ignores before 2.73, and sorts by from it
+    assert listed("sort_key=locked&sort_dir=up", "2.72") == [mine]
+    assert_error("nova", get("sort_key=locked&sort_dir=up", "2.73"), 400, nova_message=unknown)
+    # a list known empty first reads no direction
+    for query in ("flavor=nope&sort_dir=up", "limit=0&sort_dir=up", "ip=10.0.0.9&sort_dir=up",
+                  "status=STOPPED&sort_dir=up"):
+        assert listed(query, "2.37") == [], query
+    # host and node are an admin's
+    for key in ("host", "node"):
+        assert_error("nova", get(f"sort_key={key}&sort_dir=up"), 403,
+                     nova_message=f"Only administrators can sort servers by {key}")
+    assert_error("nova", get("limit=%0A&sort_key=host"), 400, text_contains="limit")
+    theirs = f"all_tenants=1&project_id={acct}"
+    assert listed(f"{theirs}&sort_key=host&sort_dir=asc", session=world.admin) == [mine]
+    assert_error("nova", get(f"{theirs}&sort_key=node&sort_dir=up", session=world.admin), 400,
+                 nova_message=unknown)
+    assert s.get(f"{world.base}{tail}?sort_dir=up").status_code == 200     # Hostway
+
+
 @pytest.mark.parametrize("query,bad", [
     ("metadata=x", "metadata"),
     ("status=ACTIVE&_secret=1&metadata=x", "_secret"),
