@@ -160,6 +160,9 @@ char *py_repr_str(struct arena *ar, const char *s);
 char *py_repr_strs(struct arena *ar, const char *const *s, size_t n);
 /* oslo's bool_from_string(strict=True): 1 true, 0 false, -1 neither. */
 int py_bool(const char *s);
+/* Python's str.strip() of UTF-8 text: its whitespace (str.isspace())
+ * taken from both ends (the copy is ar's). */
+const char *py_strip(struct arena *ar, const char *text);
 /* The 400 of its -1 (Nova's InvalidInput of oslo's ValueError). */
 #define PY_BOOL_UNRECOGNIZED "Invalid input received: Unrecognized value '%s', acceptable " \
                              "values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', " \
@@ -311,6 +314,13 @@ bool query_only(struct call *c, const char *const *allowed);
  * text (metadata) and text that JSON may escape six-fold. */
 size_t answer_estimate(size_t fixed, const char *json_text, const char *text);
 json_t *render_links(struct call *c, const char *collection, const char *id);
+/* A server (servers.c), as an element of w's array or its "server"
+ * (`show`: the body of GET /servers/{id}, which alone carries
+ * server_groups). False (and err set) if its volumes cannot be read. The
+ * summary: id, name and links. */
+bool jw_server(struct jw *w, struct call *c, const struct server *s, bool show,
+               struct core_error *err);
+void jw_server_summary(struct jw *w, struct call *c, const struct server *s);
 /* render_links's and render_time's values, written (render_time's NULL:
  * null). */
 void jw_links(struct jw *w, struct call *c, const char *key, const char *collection,

@@ -200,6 +200,44 @@ int py_bool(const char *s)
     return -1;
 }
 
+/* Whether the n bytes at s are one of Python's whitespace characters
+ * (str.isspace(): ASCII's, U+001C-U+001F, U+0085, U+00A0, U+1680,
+ * U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000). */
+static bool py_space(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (n == 1)
+        return *u == ' ' || (*u >= '\t' && *u <= '\r') || (*u >= 0x1c && *u <= 0x1f);
+    if (n == 2)
+        return u[0] == 0xc2 && (u[1] == 0x85 || u[1] == 0xa0);
+    if (n != 3)
+        return false;
+    uint32_t cp = (uint32_t)(u[0] & 0x0f) << 12 | (uint32_t)(u[1] & 0x3f) << 6 | (u[2] & 0x3f);
+    return (u[0] & 0xf0) == 0xe0 && (u[1] & 0xc0) == 0x80 && (u[2] & 0xc0) == 0x80 &&
+           (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+            cp == 0x202f || cp == 0x205f || cp == 0x3000);
+}
+
+const char *py_strip(struct arena *ar, const char *text)
+{
+    size_t at = 0, end = strlen(text);
+    for (size_t n = 1; n <= 3 && at < end;)
+        if (end - at >= n && py_space(text + at, n)) {
+            at += n;
+            n = 1;
+        } else {
+            n++;
+        }
+    for (size_t n = 1; n <= 3 && at < end;)
+        if (end - at >= n && py_space(text + end - n, n)) {
+            end -= n;
+            n = 1;
+        } else {
+            n++;
+        }
+    return arena_strndup(ar, text + at, end - at);
+}
+
 char *py_repr_str(struct arena *ar, const char *s)
 {
     return py_repr_strs(ar, &s, 1);
