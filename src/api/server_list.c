@@ -411,6 +411,15 @@ static bool sort_allowed(struct call *c, bool empty)
     return true;
 }
 
+/* Nova's tag filters (a member's from 2.26, an admin's at any version): no
+ * server of attachd's has a tag, so tags or tags-any lists nothing, while
+ * not-tags and not-tags-any keep every server. */
+static bool asks_for_tags(struct call *c)
+{
+    return c->dialect == DIALECT_NOVA && (c->version >= 26 || c->core.admin) &&
+           (query_last(c, "tags") || query_last(c, "tags-any"));
+}
+
 static void list(struct call *c, bool detail)
 {
     struct paging p = {.limit = -1};
@@ -431,6 +440,7 @@ static void list(struct call *c, bool detail)
     bool deleted_only = filter.vm_states && !strcmp(filter.vm_states, ",deleted,");
     if (!early && !sort_allowed(c, none || p.limit == 0 || deleted_only))
         return;
+    none = none || asks_for_tags(c);
     int limit = p.limit < 0 ? 1000 : p.limit;
     bool ok = none ||
               (every ? core_server_list_all(&c->core, account, p.marker, &filter, limit, &s, &n,

@@ -785,6 +785,31 @@ def test_regex_format_is_python_s(world, fresh):
     assert 40 < taken < len(cases) - 40, taken     # both kinds were asked
 
 
+def test_tag_filters(world, fresh):
+    """Nova's tag filters (a member's from 2.26, an admin's at any version):
+    no server of attachd's has a tag, so tags and tags-any list nothing and
+    not-tags and not-tags-any keep every server; the sort directions are
+    still read (Nova filters after it has checked them)."""
+    acct, s = fresh
+    mine = [create_server(s, world.base, "/v2.1", f"t{i}") for i in range(2)][::-1]
+    url = f"{world.base}/v2.1/servers"
+
+    def ids(query, version="2.26", session=s):
+        r = session.get(f"{url}?{query}", headers=mv(version))
+        assert r.status_code == 200, (query, r.text)
+        return [x["id"] for x in r.json()["servers"]]
+
+    for query, expect in (("tags=a", []), ("tags=a,b", []), ("tags-any=a", []),
+                          ("not-tags=a", mine), ("not-tags-any=a,b", mine),
+                          ("tags=a&not-tags=b", [])):
+        assert ids(query) == expect, query
+        assert ids(query, version="2.25") == mine, query    # a member's: dropped
+    theirs = f"all_tenants=1&project_id={acct}"
+    assert ids(f"{theirs}&tags-any=a", version=None, session=world.admin) == []
+    r = s.get(f"{url}?tags=a&sort_dir=up", headers=mv("2.26"))
+    assert_error("nova", r, 400, text_contains="Unknown sort direction")
+
+
 def test_changes_since_reads_times_as_iso8601_does(world, fresh):
     """Every string that the iso8601 library (oslo's parse_isotime(), which
     Nova's "date-time" is) reads passes, and every other is 400: the
