@@ -53,8 +53,10 @@ void attachments_list(struct call *c)
     struct core_error err;
     struct attachment *at;
     int n;
-    /* as jsonschema checks Nova's: the parameters', then unknown ones */
-    if (!query_paging(c, &p, false) || (c->version >= 75 && !query_only(c, allowed)))
+    /* as jsonschema checks Nova's: the parameters', then unknown ones;
+     * then limited() reads the numbers */
+    if (!query_digits(c, "limit") || !query_digits(c, "offset") ||
+        (c->version >= 75 && !query_only(c, allowed)) || !query_paging(c, &p, false))
         return;
     if (!core_attachment_list(&c->core, c->param[0], p.offset, p.limit < 0 ? 1000 : p.limit,
                               &at, &n, &err)) {

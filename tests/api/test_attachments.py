@@ -287,6 +287,15 @@ LIST_ROWS = [
     Row("limit-then-offset", s_attached, e_not_digits("limit", "y"), query="?offset=x&limit=y"),
     Row("limit-before-unknown-2.75", s_attached, e_not_digits("limit", "x"),
         mv="2.75", query="?foo=1&limit=x", kinds=NOVA_KINDS),
+    # a last newline passes the schema's '^[0-9]*$'; Python's int() then
+    # finds no number in a newline alone, after every schema check
+    Row("limit-newline", s_attached, e(400, "Invalid input received: limit must be an integer"),
+        query="?limit=%0A"),
+    Row("offset-newline", s_attached,
+        e(400, "Invalid input received: offset must be an integer"), query="?offset=%0A"),
+    Row("newline-after-unknown-2.75", s_attached,
+        e(400, "Additional properties are not allowed ('foo' was unexpected)"),
+        mv="2.75", query="?limit=%0A&foo=1", kinds=NOVA_KINDS),
     # unknown query parameters: 400 from 2.75 (Nova dialect only: Hostway has
     # no microversions and ignores them, see test_list_unknown_query_ignored).
     Row("unknown-query-2.75", s_attached,
