@@ -107,6 +107,12 @@ static bool is_letter(uint32_t ch)
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
 }
 
+/* ch is one of the ASCII characters of set. */
+static bool one_of(const char *set, uint32_t ch)
+{
+    return ch && ch < 128 && strchr(set, (int)ch);
+}
+
 /* getwhile(n, charset): up to n single characters that pass ok(). */
 static size_t take_while(struct rx *r, size_t n, bool (*ok)(uint32_t))
 {
@@ -248,9 +254,9 @@ static bool class_escape(struct rx *r, uint32_t ch, bool *literal, uint32_t *val
     static const char categories[] = "dDsSwW";
     *literal = true;
     *value = ch;
-    if (ch && strchr(plain, (int)ch))
+    if (one_of(plain, ch))
         return true;
-    if (ch && strchr(categories, (int)ch)) {
+    if (one_of(categories, ch)) {
         *literal = false;
         return true;
     }
@@ -276,12 +282,12 @@ static bool escape(struct rx *r, uint32_t ch, struct width *w, enum kind *kind)
     static const char categories[] = "dDsSwW", anchors[] = "AbBZ", plain[] = "afnrtv\\";
     *w = (struct width){1, 1};
     *kind = K_OTHER;
-    if (ch && strchr(anchors, (int)ch)) {
+    if (one_of(anchors, ch)) {
         *w = (struct width){0, 0};
         *kind = K_AT;
         return true;
     }
-    if (ch && (strchr(categories, (int)ch) || strchr(plain, (int)ch)))
+    if (one_of(categories, ch) || one_of(plain, ch))
         return true;
     bool handled;
     uint32_t value;
@@ -362,11 +368,6 @@ static uint64_t count(const struct rx *r, size_t at, size_t len)
     return v < MAXREPEAT ? v : MAXREPEAT;
 }
 
-static bool digit(uint32_t ch)
-{
-    return is_digit(ch);
-}
-
 /* A repeat after '{' (Python seeks back and takes '{' as a character when
  * what follows is not "m}", "m,n}", ",n}" or ",}"). *is_repeat: it was
  * one, of min..max. */
@@ -376,10 +377,10 @@ static bool braces(struct rx *r, bool *is_repeat, uint64_t *min, uint64_t *max)
     *is_repeat = false;
     if (next_is(r, '}'))
         return true;
-    size_t lo_at = r->i, lo_len = take_while(r, SIZE_MAX, digit), hi_at, hi_len;
+    size_t lo_at = r->i, lo_len = take_while(r, SIZE_MAX, is_digit), hi_at, hi_len;
     if (match(r, ',')) {
         hi_at = r->i;
-        hi_len = take_while(r, SIZE_MAX, digit);
+        hi_len = take_while(r, SIZE_MAX, is_digit);
     } else {
         hi_at = lo_at;
         hi_len = lo_len;
@@ -403,8 +404,7 @@ static bool flags(struct rx *r, uint32_t ch, bool *global, int *add, int *del)
     static const char names[] = "iLmsxatu";
     static const int values[] = {F_IGNORECASE, F_LOCALE, F_MULTILINE, F_DOTALL,
                                  F_VERBOSE,    F_ASCII,  F_TEMPLATE,  F_UNICODE};
-#define FLAG_OF(ch) ((ch) && (ch) < 128 && strchr(names, (int)(ch)) ? \
-                     values[strchr(names, (int)(ch)) - names] : 0)
+#define FLAG_OF(ch) (one_of(names, ch) ? values[strchr(names, (int)(ch)) - names] : 0)
     *add = *del = 0;
     *global = false;
     if (ch != '-') {
@@ -578,7 +578,7 @@ static bool group(struct rx *r, bool *verbose, bool first, bool empty, struct wi
             return (match(r, '=') || match(r, '!')) && assertion(r, *verbose, true);
         } else if (ch == '(') {
             return conditional(r, *verbose, w);
-        } else if ((ch && ch < 128 && strchr("iLmsxatu", (int)ch)) || ch == '-') {
+        } else if (one_of("iLmsxatu", ch) || ch == '-') {
             bool global;
             if (!flags(r, ch, &global, &add, &del))
                 return false;

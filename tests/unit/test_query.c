@@ -373,7 +373,9 @@ static void test_query_regex(void **state)
         {"(?L)", false}, {"(?t)a", true}, {"(?t)a*", false}, {"(?t:a)", false},
         {"(?-t:a)", false}, {"(?i-i:a)", false}, {"(?a-i:a)", true}, {"(?-a:a)", false},
         {"(?-:a)", false}, {"(?i", false}, {"(?", false}, {"(?P", false}, {"(?Px)", false},
-        {"(?<x)", false}, {"(?z)", false}, {"é+", true}, {"\\N{EM DASH}", true}, {"\\N", false}
+        {"(?<x)", false}, {"(?z)", false}, {"é+", true}, {"\\N{EM DASH}", true}, {"\\N", false},
+        /* an escaped letter beyond ASCII is that letter */
+        {"\\\xc5\x81*", true}, {"[\\\xc5\xa4-z]", false}, {"\\\xc5\xa1x", true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (py_regex(cases[i].pattern) != cases[i].ok)
