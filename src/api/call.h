@@ -172,8 +172,10 @@ const char *py_strip(struct arena *ar, const char *text);
  * UTC) when Python reads s as one, false when it raises ValueError. */
 bool py_isotime(const char *s, int64_t *us);
 /* The "regex" of Nova's query schemas (pyregex.c): text that is not empty
- * and that Python's re.compile() takes without raising re.error. */
-bool py_regex(const char *text);
+ * and that Python's re.compile() takes without raising re.error (its
+ * working memory, 4 bytes a character and some 50 a parenthesis, is
+ * ar's). */
+bool py_regex(struct arena *ar, const char *text);
 /* A time (seconds since 1970, UTC) as "YYYY-MM-DDTHH:MM:SS", the stored
  * times' first 19 characters; outside years 1 to 9999, the nearer end. */
 void isotime_text(int64_t sec, char out[20]);

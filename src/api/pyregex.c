@@ -25,7 +25,6 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "api/call.h"
@@ -731,44 +730,34 @@ static size_t decode(const char *text, uint32_t *c)
     return n;
 }
 
-bool py_regex(const char *text)
+bool py_regex(struct arena *ar, const char *text)
 {
     size_t bytes = strlen(text), most = 2;     /* groups: 1 + one a '(' at most */
     if (!bytes)
         return false;           /* Nova's check: nothing to match on */
     for (const char *p = text; (p = strchr(p, '(')); p++)
         most++;
-    uint32_t *c = malloc((bytes + 1) * sizeof *c);
-    struct width *gwidth = malloc(most * sizeof *gwidth);
-    bool *closed = malloc(most * sizeof *closed);
-    size_t *name_at = malloc(most * sizeof *name_at);
-    size_t *name_len = malloc(most * sizeof *name_len);
     size_t nslots = 4;          /* a power of two, at least twice the groups */
     while (nslots < 2 * most)
         nslots *= 2;
-    size_t *slots = calloc(nslots, sizeof *slots);
-    bool ok = false;
-    if (c && gwidth && closed && name_at && name_len && slots) {
-        size_t n = decode(text, c);
-        size_t trailing = 0;    /* a last lone '\\' is a bad escape */
-        while (trailing < n && c[n - 1 - trailing] == '\\')
-            trailing++;
-        struct rx r = {.c = c, .n = n, .groups = 1, .gwidth = gwidth, .closed = closed,
-                       .name_at = name_at, .name_len = name_len, .slots = slots,
-                       .mask = nslots - 1,
-                       .depth = -1};    /* the pattern's own sequence is 0 deep */
-        struct width w;
-        /* then parse()'s checks, fix_flags()'s, and the compiler's: it
-         * repeats nothing under the TEMPLATE flag */
-        ok = trailing % 2 == 0 && parse_sub(&r, false, false, &w) && at_end(&r) &&
-             r.max_condgroup < r.groups && !((r.flags & F_ASCII) && (r.flags & F_UNICODE)) &&
-             !((r.flags & F_TEMPLATE) && r.repeats);
-    }
-    free(c);
-    free(gwidth);
-    free(closed);
-    free(name_at);
-    free(name_len);
-    free(slots);
-    return ok;
+    uint32_t *c = arena_alloc(ar, (bytes + 1) * sizeof *c);
+    size_t n = decode(text, c);
+    size_t trailing = 0;        /* a last lone '\\' is a bad escape */
+    while (trailing < n && c[n - 1 - trailing] == '\\')
+        trailing++;
+    struct rx r = {
+        .c = c, .n = n, .groups = 1,
+        .gwidth = arena_alloc(ar, most * sizeof *r.gwidth),
+        .closed = arena_alloc(ar, most * sizeof *r.closed),
+        .name_at = arena_alloc(ar, most * sizeof *r.name_at),
+        .name_len = arena_alloc(ar, most * sizeof *r.name_len),
+        .slots = arena_alloc(ar, nslots * sizeof *r.slots), .mask = nslots - 1,
+        .depth = -1,            /* the pattern's own sequence is 0 deep */
+    };
+    struct width w;
+    /* then parse()'s checks, fix_flags()'s, and the compiler's: it repeats
+     * nothing under the TEMPLATE flag */
+    return trailing % 2 == 0 && parse_sub(&r, false, false, &w) && at_end(&r) &&
+           r.max_condgroup < r.groups && !((r.flags & F_ASCII) && (r.flags & F_UNICODE)) &&
+           !((r.flags & F_TEMPLATE) && r.repeats);
 }

@@ -265,15 +265,14 @@ bool query_isotime(struct call *c, const char *name)
     return false;
 }
 
-static bool regex(const char *value, const void *arg)
+static bool regex(const char *value, const void *arena)
 {
-    (void)arg;
-    return py_regex(value);
+    return py_regex((struct arena *)arena, value);
 }
 
 bool query_regex(struct call *c, const char *name)
 {
-    const char *bad = query_first_bad(c, name, regex, NULL);
+    const char *bad = query_first_bad(c, name, regex, c->arena);
     if (!bad)
         return true;
     reply_invalid_query(c, name, bad,

@@ -377,8 +377,10 @@ static void test_query_regex(void **state)
         /* an escaped letter beyond ASCII is that letter */
         {"\\\xc5\x81*", true}, {"[\\\xc5\xa4-z]", false}, {"\\\xc5\xa1x", true},
     };
+    struct arena ar;
+    arena_init(&ar);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (py_regex(cases[i].pattern) != cases[i].ok)
+        if (py_regex(&ar, cases[i].pattern) != cases[i].ok)
             fail_msg("\"%s\": Python's re.compile() %s it", cases[i].pattern,
                      cases[i].ok ? "takes" : "refuses");
     char deep[2 * 201 + 1];
@@ -386,8 +388,9 @@ static void test_query_regex(void **state)
         memset(deep, '(', depth);
         memset(deep + depth, ')', depth);
         deep[2 * depth] = '\0';
-        assert_int_equal(py_regex(deep), depth == 200);
+        assert_int_equal(py_regex(&ar, deep), depth == 200);
     }
+    arena_release(&ar);
 }
 
 int main(void)
